@@ -1,0 +1,113 @@
+// Command blastbeat runs the BlastBeat proxy: HTTP/1.1 clients in front,
+// ZeroMQ backend nodes behind. Usage: blastbeat [flags] FILE.ini
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/blastbeat/blastbeat/config"
+	"github.com/blastbeat/blastbeat/server"
+)
+
+const version = "0.1.0"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("blastbeat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	check := fs.Bool("t", false, "check the configuration file and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `FILE` until exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: blastbeat [flags] FILE.ini\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stderr, "blastbeat %s\n", version)
+		return 0
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	cfg, err := config.Load(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "blastbeat: %v\n", err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stderr, "blastbeat: %s: configuration ok\n", cfg.File)
+		return 0
+	}
+	log := newLogger(cfg, stderr)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Error("cpuprofile", "err", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Error("cpuprofile", "err", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	srv, err := server.New(serverOptions(cfg, log))
+	if err != nil {
+		log.Error("config", "file", cfg.File, "err", err)
+		return 1
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	if err := dropPrivileges(cfg.UID, cfg.GID); err != nil {
+		log.Error("privileges", "err", err)
+		_ = srv.Shutdown(context.Background())
+		return 1
+	}
+	log.Info("blastbeat started", "version", version, "bind", cfg.Binds, "zmq", cfg.ZMQ)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			log.Warn("SIGHUP: reload is not supported yet; configuration unchanged")
+			continue
+		}
+		log.Info("stopping", "signal", sig.String())
+		break
+	}
+	signal.Stop(sigs)
+	if err := srv.Shutdown(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("shutdown", "err", err)
+	}
+	log.Info("blastbeat stopped", "stats", fmt.Sprintf("%+v", srv.Stats()))
+	return 0
+}
+
+func newLogger(cfg *config.Options, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

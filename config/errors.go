@@ -1,0 +1,85 @@
+package config
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors. Every *Error returned by Load and Parse wraps one of
+// them (or, for an unreadable file, the error from the file system), so
+// callers can tell the kinds apart with errors.Is.
+var (
+	// ErrSyntax is a line that is neither a comment, a [section] header
+	// nor a "key = value" pair, or uses ini syntax this package rejects
+	// (quoted keys, multi-line values).
+	ErrSyntax = errors.New("syntax error")
+	// ErrUnknownSection is a section other than [blastbeat] and
+	// [blastbeat:NAME].
+	ErrUnknownSection = errors.New("unknown section")
+	// ErrUnknownKey is a key the section does not define.
+	ErrUnknownKey = errors.New("unknown key")
+	// ErrRepeated is a non-repeatable key set twice in one section.
+	ErrRepeated = errors.New("key repeated")
+	// ErrDuplicate is a section, or a virtual host name, defined twice.
+	ErrDuplicate = errors.New("duplicate section")
+	// ErrBadValue is a value that does not parse or is out of range.
+	ErrBadValue = errors.New("bad value")
+	// ErrMissing is a required section or key that is absent.
+	ErrMissing = errors.New("missing")
+)
+
+// Error is a configuration error. Its message has the form
+// "FILE:LINE: [SECTION] KEY: MSG", leaving out the parts that are empty.
+type Error struct {
+	// File is the name of the configuration file.
+	File string
+	// Line is the 1-based line the error refers to, or 0 for the whole
+	// file.
+	Line int
+	// Section is the section name without brackets, if any.
+	Section string
+	// Key is the key, if any.
+	Key string
+	// Msg describes the problem.
+	Msg string
+
+	err error // the sentinel or underlying error, for Unwrap
+}
+
+// Error returns "FILE:LINE: [SECTION] KEY: MSG" without its empty parts.
+func (e *Error) Error() string {
+	var b strings.Builder
+	switch {
+	case e.File != "" && e.Line > 0:
+		b.WriteString(e.File + ":" + strconv.Itoa(e.Line) + ": ")
+	case e.File != "":
+		b.WriteString(e.File + ": ")
+	case e.Line > 0:
+		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
+	}
+	if e.Section != "" {
+		b.WriteString("[" + e.Section + "] ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	if e.Msg == "" {
+		b.WriteString("invalid configuration")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap returns the sentinel (or file system error) e wraps, if any.
+func (e *Error) Unwrap() error { return e.err }
+
+// newError builds an *Error of the given kind whose message is the kind's
+// text followed by detail, if any.
+func newError(kind error, file string, line int, section, key, detail string) *Error {
+	msg := kind.Error()
+	if detail != "" {
+		msg += ": " + detail
+	}
+	return &Error{File: file, Line: line, Section: section, Key: key, Msg: msg, err: kind}
+}

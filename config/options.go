@@ -1,0 +1,145 @@
+package config
+
+import "time"
+
+// Bind is one listen address with where it was configured.
+type Bind struct {
+	// Addr is host:port, e.g. "0.0.0.0:8080" or "[::1]:8080". A bare IPv6
+	// address with a port ("fe80::1%eth0:8080", split at the last colon)
+	// is normalised to its bracketed form "[fe80::1%eth0]:8080".
+	Addr string
+	// Line is the line of the file the address was read from.
+	Line int
+}
+
+// VHost is one [blastbeat:HOST[:PORT]] section.
+type VHost struct {
+	// Name is the lower-cased "host" or "host:port", or "*" for the
+	// catch-all virtual host.
+	Name string
+	// Nodes are the ZeroMQ identities of the backends serving this
+	// virtual host (key node, repeatable, at least one; duplicates are
+	// dropped).
+	Nodes []string
+	// Binds are extra plain listeners for this virtual host (key bind,
+	// repeatable). An address may also appear in Options.Binds or in
+	// another virtual host; the listener is then shared.
+	Binds []Bind
+	// BindSSL are extra TLS listeners for this virtual host (key
+	// bind-ssl, repeatable).
+	BindSSL []Bind
+	// Certificate is the TLS certificate file (key certificate).
+	Certificate string
+	// Key is the TLS private key file (key key).
+	Key string
+	// Format is how request headers are sent to the backends: "uwsgi"
+	// (the default) or "headers".
+	Format string
+	// WebSocketProtocols are the accepted WebSocket subprotocols (key
+	// websocket-protocols, a comma separated list).
+	WebSocketProtocols []string
+	// Timeout bounds the wait for a backend's response head; 0 inherits
+	// Options.Timeout.
+	Timeout time.Duration
+	// MaxBody is the largest request body accepted in bytes; 0 inherits
+	// Options.MaxBody.
+	MaxBody int64
+	// Line is the line of the section header.
+	Line int
+}
+
+// Options is the whole configuration. The comment of each field names its
+// key in the [blastbeat] section and its default.
+type Options struct {
+	// File is the name the options were loaded from.
+	File string
+	// Binds are the plain listeners shared by all virtual hosts (bind,
+	// repeatable).
+	Binds []Bind
+	// ZMQ are the ZeroMQ router endpoints (zmq, repeatable), each
+	// starting with tcp://, ipc:// or inproc://.
+	ZMQ []string
+	// PingFreq is how often backends are pinged (ping-freq, default 3s).
+	PingFreq time.Duration
+	// MaxHops bounds the hops of a request (max-hops, default 10).
+	MaxHops int
+	// Timeout bounds the wait for a backend's response head (timeout,
+	// default 60s).
+	Timeout time.Duration
+	// UID is the user to run as, a name or a number (uid, default none).
+	UID string
+	// GID is the group to run as, a name or a number (gid, default none).
+	GID string
+	// Daemon is accepted for compatibility (daemon); the caller warns.
+	Daemon bool
+	// Certificate is the default TLS certificate file (certificate).
+	Certificate string
+	// Key is the default TLS private key file (key).
+	Key string
+	// MaxConnections bounds the open client connections
+	// (max-connections, default 100000).
+	MaxConnections int
+	// MaxHeaderSize bounds a request head in bytes (max-header-size,
+	// default 16384, 256 to 65535).
+	MaxHeaderSize int
+	// MaxURI bounds the request URI in bytes (max-uri, default 8192, at
+	// most MaxHeaderSize).
+	MaxURI int
+	// MaxBody bounds a request body in bytes (max-body, default 1 GiB).
+	MaxBody int64
+	// MaxWebSocketMessage bounds a WebSocket message in bytes
+	// (max-websocket-message, default 1 MiB).
+	MaxWebSocketMessage int
+	// MaxPendingOutput bounds the bytes queued for one client
+	// (max-pending-output, default 4 MiB).
+	MaxPendingOutput int
+	// RetryBuffer is how many bytes of a request body are kept to retry it
+	// on another node (retry-buffer, default 1 MiB).
+	RetryBuffer int
+	// HeaderTimeout bounds the reading of a request head
+	// (header-timeout, default 10s).
+	HeaderTimeout time.Duration
+	// IdleTimeout closes idle client connections (idle-timeout, default
+	// 120s, 0 for none).
+	IdleTimeout time.Duration
+	// ShutdownGrace is how long shutdown waits for requests in flight
+	// (shutdown-grace, default 10s).
+	ShutdownGrace time.Duration
+	// Workers is the number of event loops (workers, default 0: one per
+	// CPU).
+	Workers int
+	// RingSize is the capacity in messages of the ring from the event
+	// loops to ZeroMQ (ring-size, default 65536, a power of two of at
+	// least 1024).
+	RingSize int
+	// LogFormat is "text" (the default) or "json" (log-format).
+	LogFormat string
+	// LogLevel is "debug", "info" (the default), "warn" or "error"
+	// (log-level).
+	LogLevel string
+	// VHosts are the virtual hosts in file order.
+	VHosts []VHost
+}
+
+// Defaults returns Options with every default filled in and no binds,
+// endpoints or virtual hosts.
+func Defaults() Options {
+	return Options{
+		PingFreq:            3 * time.Second,
+		MaxHops:             10,
+		Timeout:             60 * time.Second,
+		MaxConnections:      100000,
+		MaxHeaderSize:       16384,
+		MaxURI:              8192,
+		MaxBody:             1 << 30,
+		MaxWebSocketMessage: 1 << 20,
+		MaxPendingOutput:    4 << 20,
+		RetryBuffer:         1 << 20,
+		HeaderTimeout:       10 * time.Second,
+		IdleTimeout:         120 * time.Second,
+		ShutdownGrace:       10 * time.Second,
+		RingSize:            65536,
+		LogFormat:           "text",
+		LogLevel:            "info",
+	}
+}

@@ -1,0 +1,76 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxRingSize bounds ring-size (16M messages).
+const maxRingSize = 1 << 24
+
+// validate checks what needs the whole file: required sections and keys,
+// ranges, and relations between fields. Errors point at the key's line
+// when it was set, else at its section's header.
+func (p *parser) validate() error {
+	o := &p.opts
+	if p.mainLine == 0 {
+		return p.errorAt(0, "", "", ErrMissing, "no [blastbeat] section")
+	}
+	if len(o.ZMQ) == 0 {
+		return p.errorAt(p.mainLine, mainSection, "zmq", ErrMissing, "at least one zmq endpoint is required")
+	}
+	if len(o.VHosts) == 0 {
+		return p.errorAt(0, "", "", ErrMissing, "at least one [blastbeat:HOST] section is required")
+	}
+	binds := len(o.Binds)
+	for _, v := range o.VHosts {
+		binds += len(v.Binds) + len(v.BindSSL)
+	}
+	if binds == 0 {
+		return p.errorAt(p.mainLine, mainSection, "bind", ErrMissing, "at least one bind is required (in [blastbeat] or a virtual host)")
+	}
+	uriKey := "max-uri"
+	if p.first[p.mainRaw+"\x00"+uriKey] == 0 {
+		uriKey = "max-header-size" // max-uri kept its default
+	}
+	checks := []struct {
+		key string
+		ok  bool
+		msg string
+	}{
+		{"ping-freq", o.PingFreq > 0, "must be greater than 0"},
+		{"timeout", o.Timeout > 0, "must be greater than 0"},
+		{"max-hops", o.MaxHops >= 0, "must not be negative"},
+		{"max-connections", o.MaxConnections > 0, "must be greater than 0"},
+		{"max-header-size", 256 <= o.MaxHeaderSize && o.MaxHeaderSize <= 65535, "must be between 256 and 65535"},
+		{"max-uri", o.MaxURI > 0, "must be greater than 0"},
+		{uriKey, o.MaxURI <= o.MaxHeaderSize, fmt.Sprintf("max-uri (%d) must not exceed max-header-size (%d)", o.MaxURI, o.MaxHeaderSize)},
+		{"max-body", o.MaxBody > 0, "must be greater than 0"},
+		{"max-websocket-message", o.MaxWebSocketMessage > 0, "must be greater than 0"},
+		{"max-pending-output", o.MaxPendingOutput > 0, "must be greater than 0"},
+		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
+		{"workers", o.Workers >= 0, "must not be negative"},
+		{"ring-size", o.RingSize >= 1024 && o.RingSize <= maxRingSize && o.RingSize&(o.RingSize-1) == 0,
+			fmt.Sprintf("must be a power of two from 1024 to %d", maxRingSize)},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return p.errorAt(p.lineOf(p.mainRaw, p.mainLine, c.key), mainSection, c.key, ErrBadValue, c.msg)
+		}
+	}
+	for i, v := range o.VHosts {
+		if len(v.Nodes) == 0 {
+			return p.errorAt(v.Line, strings.TrimSpace(p.vhostRaw[i]), "node", ErrMissing, "at least one node is required")
+		}
+	}
+	return nil
+}
+
+// lineOf returns the line key was first set on in section (as go-ini names
+// it), or header if it was not set.
+func (p *parser) lineOf(section string, header int, key string) int {
+	if l := p.first[section+"\x00"+key]; l > 0 {
+		return l
+	}
+	return header
+}

@@ -1,0 +1,188 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the blastbeat binary built by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bb-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "blastbeat")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, "../cmd/blastbeat")
+	cmd := exec.Command("go", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building blastbeat:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proxy is a running blastbeat process.
+type proxy struct {
+	Addr string // host:port of the HTTP listener
+	ZMQ  string // the ROUTER endpoint nodes connect to
+	cmd  *exec.Cmd
+	log  *logBuffer
+}
+
+// URL returns an http URL on the proxy.
+func (p *proxy) URL(path string) string { return "http://" + p.Addr + path }
+
+// Log returns what the proxy wrote to stderr so far.
+func (p *proxy) Log() string { return p.log.String() }
+
+// Pid is the process id.
+func (p *proxy) Pid() int { return p.cmd.Process.Pid }
+
+// startProxy writes a config with the given [blastbeat] extra lines and
+// vhost sections and starts blastbeat on it. The proxy is stopped with
+// SIGTERM at cleanup, and must exit 0.
+func startProxy(t testing.TB, extra, vhosts string) *proxy {
+	t.Helper()
+	p := &proxy{
+		Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		ZMQ:  fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
+		log:  &logBuffer{},
+	}
+	cfg := fmt.Sprintf("[blastbeat]\nbind = %s\nzmq = %s\nping-freq = 1\n%s\n\n%s\n", p.Addr, p.ZMQ, extra, vhosts)
+	file := filepath.Join(t.TempDir(), "blastbeat.ini")
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(binary, file)
+	p.cmd.Stderr = p.log
+	p.cmd.Stdout = p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("blastbeat exited with %v; log:\n%s", err, p.Log())
+			}
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			t.Errorf("blastbeat did not stop on SIGTERM; log:\n%s", p.Log())
+		}
+		t.Logf("proxy log:\n%s", p.Log())
+		if strings.Contains(p.Log(), "DATA RACE") || strings.Contains(p.Log(), "panic:") {
+			t.Errorf("blastbeat log shows a race or panic:\n%s", p.Log())
+		}
+	})
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("blastbeat exited: %v\n%s", err, p.Log())
+		default:
+		}
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		return nil
+	})
+	return p
+}
+
+// checkFor calls fn every interval until it returns nil, failing the test
+// with fn's last error after total.
+func checkFor(t testing.TB, total, every time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v: %v", total, err)
+		}
+		time.Sleep(every)
+	}
+}
+
+// waitRoutable waits until a GET of path through p is not 503, i.e. a
+// node of its vhost is known alive.
+func waitRoutable(t testing.TB, p *proxy, host, path string) {
+	t.Helper()
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		req, _ := http.NewRequest("GET", p.URL(path), nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 503 {
+			return fmt.Errorf("still 503")
+		}
+		return nil
+	})
+}
+
+// rawExchange writes req on a new connection and reads until the server
+// closes it or timeout passes, returning what was read.
+func rawExchange(t testing.TB, addr, req string, timeout time.Duration) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	r := bufio.NewReader(c)
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			return sb.String()
+		}
+	}
+}

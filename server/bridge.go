@@ -1,0 +1,106 @@
+package server
+
+import (
+	"time"
+
+	"github.com/blastbeat/blastbeat/session"
+	"github.com/blastbeat/blastbeat/zmqbridge"
+)
+
+// bridgeHandler is the Server seen by the bridge goroutine.
+type bridgeHandler Server
+
+func parseReplyType(t []byte) replyType {
+	switch string(t) {
+	case "headers":
+		return rHeaders
+	case "uwsgi":
+		return rUwsgi
+	case "body":
+		return rBody
+	case "chunk":
+		return rChunk
+	case "end":
+		return rEnd
+	case "websocket":
+		return rWebSocket
+	case "websocket-binary":
+		return rWebSocketBinary
+	case "retry":
+		return rRetry
+	}
+	return 0
+}
+
+// Deliver routes a node's message to the loop that owns its sid.
+func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
+	s := (*Server)(h)
+	n := s.nodes.Lookup(identity)
+	if n == nil {
+		s.stats.UnknownNode.Add(1)
+		return
+	}
+	n.Seen(time.Now().UnixNano())
+	if string(typ) == "pong" {
+		return
+	}
+	t := parseReplyType(typ)
+	id, ok := session.ParseSID(sid)
+	if t == 0 || !ok || id.Loop() >= len(s.loops) {
+		s.stats.BadMessage.Add(1)
+		return
+	}
+	l := s.loops[id.Loop()]
+	if l.post(reply{typ: t, node: n, sid: id, body: body}) {
+		l.pendingWake = true
+	}
+}
+
+// Flush wakes every loop that got replies in this batch.
+func (h *bridgeHandler) Flush() {
+	for _, l := range h.loops {
+		if l.pendingWake {
+			l.pendingWake = false
+			l.wake()
+		}
+	}
+}
+
+// Undeliverable fails the session of a message that could not be sent.
+func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
+	s := (*Server)(h)
+	id := session.SID(m.SID)
+	if m.SID == [16]byte{} || id.Loop() >= len(s.loops) {
+		return // a ping
+	}
+	nodes := s.nodes.Nodes()
+	if m.Node < 0 || m.Node >= len(nodes) {
+		return
+	}
+	l := s.loops[id.Loop()]
+	if l.post(reply{typ: rUndeliverable, node: nodes[m.Node], sid: id}) {
+		l.wake()
+	}
+}
+
+// Unreachable marks a node dead at once.
+func (h *bridgeHandler) Unreachable(node int) {
+	if nodes := h.nodes.Nodes(); node >= 0 && node < len(nodes) {
+		nodes[node].MarkDead()
+	}
+}
+
+// Paused stops reading from nodes while clients lag behind their output.
+func (h *bridgeHandler) Paused() bool {
+	s := (*Server)(h)
+	if s.stalled.Load() == 0 {
+		return false
+	}
+	now := time.Now().UnixNano()
+	for _, l := range s.loops {
+		if l.recheckDue(now) {
+			l.execute(func() { l.recheckStalled(time.Now().UnixNano()); l.flush() })
+		}
+	}
+	return true
+}

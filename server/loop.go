@@ -1,0 +1,233 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/blastbeat/blastbeat/protocol"
+	"github.com/blastbeat/blastbeat/session"
+)
+
+// replyType is a backend→proxy message type.
+type replyType uint8
+
+const (
+	rHeaders replyType = iota + 1
+	rUwsgi
+	rBody
+	rChunk
+	rEnd
+	rWebSocket
+	rWebSocketBinary
+	rRetry
+	rUndeliverable // synthetic: the bridge could not send to the node
+)
+
+// reply is one message for a session of a loop.
+type reply struct {
+	typ  replyType
+	node *session.Node
+	sid  session.SID
+	body []byte
+}
+
+// loop is BlastBeat's state beside one gnet event loop.
+type loop struct {
+	// Immutable.
+	s   *Server
+	idx int
+
+	el       atomic.Pointer[gnet.EventLoop] // set when the loop's first conn opens
+	nStalled atomic.Int32                   // conns of this loop over the output mark
+
+	// Owned by the bridge goroutine.
+	pendingWake bool  // replies posted in this batch
+	lastRecheck int64 // when the bridge last asked for recheckStalled
+
+	// Shared with the bridge goroutine, guarded by mu (a leaf lock).
+	mu        sync.Mutex
+	inbox     []reply
+	scheduled bool // a drain runnable is queued
+
+	// Owned by the loop goroutine.
+	table   *session.Table[*conn]
+	spare   []reply // the drained inbox, reused
+	dirty   []*conn // conns with output queued in this drain
+	resume  []*conn // conns with pipelined requests to parse after flush
+	parsers []*protocol.RequestParser
+	stalled []*conn
+	drainFn gnet.RunnableFunc
+}
+
+func newLoop(s *Server, idx, limit int) *loop {
+	l := &loop{s: s, idx: idx, table: session.NewTable[*conn](idx, limit)}
+	l.drainFn = func(context.Context) error { l.drain(); return nil }
+	return l
+}
+
+func (l *loop) setEventLoop(el gnet.EventLoop) { l.el.Store(&el) }
+
+// execute runs fn on the loop. Safe from any goroutine.
+func (l *loop) execute(fn func()) {
+	if el := l.el.Load(); el != nil {
+		_ = (*el).Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			fn()
+			return nil
+		}))
+	}
+}
+
+// post queues r for the loop; called by the bridge goroutine. It reports
+// whether the loop must be woken (its inbox was empty).
+func (l *loop) post(r reply) bool {
+	l.mu.Lock()
+	l.inbox = append(l.inbox, r)
+	wake := !l.scheduled
+	l.scheduled = true
+	l.mu.Unlock()
+	return wake
+}
+
+// wake schedules a drain; called by the bridge goroutine after post.
+func (l *loop) wake() {
+	el := l.el.Load()
+	if el == nil {
+		return
+	}
+	if err := (*el).Execute(context.Background(), l.drainFn); err != nil {
+		// Engine shutting down: the sessions are closing anyway.
+		l.mu.Lock()
+		l.inbox, l.scheduled = l.inbox[:0], false
+		l.mu.Unlock()
+	}
+}
+
+// drain applies every queued reply, then flushes each touched connection
+// with one write.
+func (l *loop) drain() {
+	l.mu.Lock()
+	batch := l.inbox
+	l.inbox, l.spare = l.spare[:0], nil
+	l.scheduled = false
+	l.mu.Unlock()
+	for i := range batch {
+		r := &batch[i]
+		if c, ok := l.table.Get(&r.sid); ok {
+			c.apply(r)
+		} else {
+			l.s.stats.Stale.Add(1)
+		}
+		batch[i] = reply{}
+	}
+	l.spare = batch[:0]
+	l.flush()
+}
+
+// markDirty queues c for the flush at the end of this loop turn.
+func (l *loop) markDirty(c *conn) {
+	if !c.dirty {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+// flush writes every dirty connection's queued output.
+func (l *loop) flush() {
+	for i, c := range l.dirty {
+		l.dirty[i] = nil
+		c.dirty = false
+		c.flush()
+	}
+	l.dirty = l.dirty[:0]
+	for k := len(l.resume); k > 0; k = len(l.resume) {
+		c := l.resume[k-1]
+		l.resume[k-1] = nil
+		l.resume = l.resume[:k-1]
+		if !c.closed {
+			c.onTraffic()
+		}
+	}
+}
+
+// parser lends a request parser; parsers are kept only by connections in
+// the middle of a request, so idle connections hold none.
+func (l *loop) parser() *protocol.RequestParser {
+	if k := len(l.parsers); k > 0 {
+		p := l.parsers[k-1]
+		l.parsers = l.parsers[:k-1]
+		return p
+	}
+	return protocol.NewRequestParser(l.s.opts.Limits)
+}
+
+// maxSpareParsers bounds the parsers a loop keeps for reuse.
+const maxSpareParsers = 1024
+
+func (l *loop) releaseParser(p *protocol.RequestParser) {
+	if len(l.parsers) < maxSpareParsers {
+		p.Init(l.s.opts.Limits)
+		l.parsers = append(l.parsers, p)
+	}
+}
+
+// sweep enforces the timeouts of every connection of the loop.
+func (l *loop) sweep() {
+	now := time.Now().UnixNano()
+	l.table.Range(func(_ *session.SID, c *conn) bool {
+		c.checkTimeouts(now)
+		return true
+	})
+	l.recheckStalled(now)
+	l.flush()
+}
+
+// closeIdle closes every connection not in the middle of a request; used
+// when the server drains.
+func (l *loop) closeIdle() {
+	l.table.Range(func(_ *session.SID, c *conn) bool {
+		if c.idle() {
+			c.closeNow()
+		}
+		return true
+	})
+}
+
+// recheckDue reports whether the bridge should ask the loop to recheck
+// its stalled connections; called by the bridge goroutine.
+func (l *loop) recheckDue(now int64) bool {
+	if l.nStalled.Load() == 0 || now-l.lastRecheck < int64(time.Millisecond) {
+		return false
+	}
+	l.lastRecheck = now
+	return true
+}
+
+// recheckStalled resumes connections whose clients have read enough of
+// their output and closes those stalled past the idle timeout.
+func (l *loop) recheckStalled(now int64) {
+	keep := l.stalled[:0]
+	for _, c := range l.stalled {
+		switch {
+		case c.closed:
+			c.unstall()
+			continue
+		case c.gc.OutboundBuffered() <= l.s.opts.MaxPendingOutput/2:
+			c.unstall()
+			continue
+		case now-c.stalledAt > int64(l.s.stallLimit()):
+			l.s.stats.SlowClients.Add(1)
+			c.unstall()
+			c.closeNow()
+			continue
+		}
+		keep = append(keep, c)
+	}
+	for i := len(keep); i < len(l.stalled); i++ {
+		l.stalled[i] = nil
+	}
+	l.stalled = keep
+}

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/blastbeat/blastbeat/protocol"
+)
+
+// Options configure a Server. They are values: the caller builds them
+// (cmd/blastbeat from the .ini file) and the server never changes them.
+type Options struct {
+	Binds []string // listen addresses, host:port
+	ZMQ   []string // ROUTER endpoints
+
+	PingFreq      time.Duration // node ping period
+	Timeout       time.Duration // response head deadline (504)
+	HeaderTimeout time.Duration // request head deadline (408)
+	IdleTimeout   time.Duration // keep-alive idle close; 0: never
+	ShutdownGrace time.Duration // how long SIGTERM waits for responses
+
+	MaxHops          int // retries per request before 502
+	MaxConnections   int // open client connections (more are refused)
+	Limits           protocol.Limits
+	MaxPendingOutput int // per-connection output buffered before reading from nodes pauses
+	RetryBuffer      int // request body bytes kept for retry/failover
+	Workers          int // event loops; 0: one per CPU
+	RingSize         int // loops→bridge ring slots
+	ZMQHWM           int // libzmq high-water mark, messages per node and direction
+
+	VHosts []VHost
+	Logger *slog.Logger
+}
+
+// VHost configures one virtual host.
+type VHost struct {
+	Name    string   // lower-case host, host:port or "*"
+	Nodes   []string // node identities
+	Format  string   // "uwsgi" (default) or "headers"
+	Timeout time.Duration
+	MaxBody int64
+}
+
+// Defaults of the limits not set in Options.
+const (
+	DefaultPingFreq         = 3 * time.Second
+	DefaultTimeout          = 60 * time.Second
+	DefaultHeaderTimeout    = 10 * time.Second
+	DefaultShutdownGrace    = 10 * time.Second
+	DefaultMaxHops          = 10
+	DefaultMaxConnections   = 100000
+	DefaultMaxPendingOutput = 4 << 20
+	DefaultRetryBuffer      = 1 << 20
+	// DefaultZMQHWM keeps libzmq's per-node queues (and so the proxy's RSS
+	// while a slow client pauses reading from nodes) to a few MB.
+	DefaultZMQHWM = 256
+	// ringWait is how long a loop blocks on a full ring before it fails
+	// the session with 503.
+	ringWait = 2 * time.Second
+	// sweepEvery is the resolution of every timeout.
+	sweepEvery = 250 * time.Millisecond
+	// maxPipelined bounds the bytes a client may send ahead while its
+	// previous response is still in flight.
+	maxPipelined = 1 << 20
+)
+
+func (o *Options) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.PingFreq, DefaultPingFreq)
+	def(&o.Timeout, DefaultTimeout)
+	def(&o.HeaderTimeout, DefaultHeaderTimeout)
+	def(&o.ShutdownGrace, DefaultShutdownGrace)
+	if o.MaxHops <= 0 {
+		o.MaxHops = DefaultMaxHops
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxPendingOutput <= 0 {
+		o.MaxPendingOutput = DefaultMaxPendingOutput
+	}
+	if o.RetryBuffer <= 0 {
+		o.RetryBuffer = DefaultRetryBuffer
+	}
+	if o.ZMQHWM <= 0 {
+		o.ZMQHWM = DefaultZMQHWM
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}

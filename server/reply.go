@@ -1,0 +1,193 @@
+package server
+
+import (
+	"github.com/blastbeat/blastbeat/protocol"
+)
+
+// apply executes one backend message on the session. Runs on the loop.
+func (c *conn) apply(r *reply) {
+	s := c.srv()
+	if c.closed {
+		return
+	}
+	if r.typ == rUndeliverable {
+		if r.node == c.node && c.phase != phIdle {
+			c.nodeFailed()
+		}
+		return
+	}
+	// Authorization: only the node bound to the sid may touch it.
+	if r.node != c.node {
+		s.stats.Unauthorized.Add(1)
+		return
+	}
+	switch r.typ {
+	case rHeaders:
+		c.onResponseHead(r.body)
+	case rUwsgi:
+		head, err := protocol.UwsgiResponseToHead(nil, r.body)
+		if err != nil {
+			c.badResponse()
+			return
+		}
+		c.onResponseHead(head)
+	case rBody:
+		c.onResponseBody(r.body)
+	case rChunk:
+		c.onResponseChunk(r.body)
+	case rEnd:
+		c.onResponseEnd()
+	case rRetry:
+		c.onRetry()
+	default:
+		// WebSocket replies to an HTTP session are not valid here.
+		s.stats.Unexpected.Add(1)
+	}
+}
+
+func (c *conn) onResponseHead(raw []byte) {
+	s := c.srv()
+	if c.phase != phAwaitHead {
+		s.stats.Unexpected.Add(1)
+		return
+	}
+	h, n, err := protocol.ParseResponseHead(raw)
+	if err != nil || h.Upgrade {
+		c.badResponse()
+		return
+	}
+	client10 := c.minor == 0
+	c.dechunk = false
+	switch {
+	case h.NoBody(c.headReq):
+		c.mode = modeNone
+	case h.ContentLength >= 0:
+		c.mode, c.remaining = modeLength, h.ContentLength
+	case h.Chunked && !client10:
+		c.mode = modeChunked
+	default:
+		c.mode = modeClose
+		c.dechunk = h.Chunked
+	}
+	if !c.keepAlive || h.Close || c.mode == modeClose || s.draining.Load() {
+		c.closeAfter = true
+	}
+	out := protocol.RewriteResponseHead(make([]byte, 0, n+32), raw[:n], c.dechunk, c.closeAfter, client10 && !c.closeAfter)
+	c.queue(out)
+	c.retry, c.retryBytes, c.retryLost = nil, 0, false
+	c.phase = phStreaming
+	if c.mode == modeNone {
+		c.responseDone()
+		return
+	}
+	if rest := raw[n:]; len(rest) > 0 {
+		c.onResponseBody(rest)
+	}
+}
+
+func (c *conn) onResponseBody(b []byte) {
+	if c.phase != phStreaming {
+		c.srv().stats.Unexpected.Add(1)
+		return
+	}
+	switch c.mode {
+	case modeLength:
+		if int64(len(b)) > c.remaining {
+			c.srv().stats.Unexpected.Add(1) // excess bytes are dropped
+			b = b[:c.remaining]
+		}
+		c.remaining -= int64(len(b))
+		c.queue(b)
+		if c.remaining == 0 {
+			c.responseDone()
+		}
+	case modeChunked:
+		// body pieces of a chunked response go out as chunks too, so the
+		// client's framing stays valid.
+		if len(b) > 0 {
+			c.queue(protocol.AppendChunkHeader(nil, len(b)))
+			c.queue(b)
+			c.queue(crlf[:])
+		}
+	default:
+		c.queue(b)
+	}
+}
+
+var crlf = [2]byte{'\r', '\n'}
+
+func (c *conn) onResponseChunk(b []byte) {
+	if c.phase != phStreaming {
+		c.srv().stats.Unexpected.Add(1)
+		return
+	}
+	switch c.mode {
+	case modeChunked:
+		if len(b) == 0 {
+			c.queue([]byte("0\r\n\r\n"))
+			c.responseDone()
+			return
+		}
+		c.queue(protocol.AppendChunkHeader(nil, len(b)))
+		c.queue(b)
+		c.queue(crlf[:])
+	case modeLength:
+		if len(b) == 0 {
+			return
+		}
+		c.onResponseBody(b)
+	default:
+		if len(b) == 0 {
+			c.responseDone()
+			return
+		}
+		c.queue(b)
+	}
+}
+
+// onResponseEnd: flush, then close the connection (PROTOCOL.md `end`).
+func (c *conn) onResponseEnd() {
+	if c.phase == phAwaitHead {
+		c.reading = false
+		c.fail(502, "backend ended the session without a response")
+		return
+	}
+	c.closeAfter = true
+	c.endRequest()
+}
+
+func (c *conn) onRetry() {
+	s := c.srv()
+	if c.phase != phAwaitHead {
+		s.stats.Unexpected.Add(1)
+		return
+	}
+	if !c.resend() {
+		c.reading = false
+		c.fail(502, "no backend node could serve the request")
+	}
+}
+
+func (c *conn) badResponse() {
+	c.srv().stats.BadResponse.Add(1)
+	if c.phase == phStreaming {
+		c.closeAfter = true
+		c.closeNow()
+		return
+	}
+	c.sendEnd()
+	c.reading = false
+	c.fail(502, "malformed response from backend")
+}
+
+// responseDone ends the current response; the next pipelined request may
+// start.
+func (c *conn) responseDone() {
+	c.endRequest()
+	if c.closeAfter {
+		return
+	}
+	if c.gc.InboundBuffered() > 0 && !c.reading {
+		c.l.resume = append(c.l.resume, c)
+	}
+}

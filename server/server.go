@@ -1,0 +1,224 @@
+// Package server runs BlastBeat's client side: gnet event loops that own
+// the client connections and their sessions, parse requests, and apply
+// the nodes' replies, and the glue to the ZeroMQ bridge.
+//
+// Concurrency: every conn and loop field marked "owned by the loop" is
+// touched only on that loop's goroutine (gnet callbacks and runnables
+// given to EventLoop.Execute). The bridge goroutine reaches a loop only
+// through its inbox (a mutex-guarded slice; the inbox mutex is a leaf
+// lock, nothing is locked while holding it) and EventLoop.Execute.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/blastbeat/blastbeat/session"
+	"github.com/blastbeat/blastbeat/zmqbridge"
+)
+
+// Server is one running proxy.
+type Server struct {
+	// Immutable after New.
+	opts   Options
+	router *session.Router
+	nodes  *session.Registry
+	loops  []*loop
+
+	// Set once in Start/OnBoot.
+	bridge *zmqbridge.Bridge
+	eng    gnet.Engine
+	booted chan struct{}
+	ran    chan error
+
+	loopMu   sync.Mutex // guards loopByEL writes; leaf lock
+	loopByEL sync.Map   // gnet.EventLoop → *loop
+
+	// Shared (atomic).
+	draining atomic.Bool
+	stalled  atomic.Int64 // connections whose output is over the high-water mark
+	conns    atomic.Int64
+	stats    Stats
+	done     chan struct{}
+}
+
+// New checks opts and builds the server; Start runs it.
+func New(opts Options) (*Server, error) {
+	opts.setDefaults()
+	if len(opts.Binds) == 0 {
+		return nil, errors.New("server: no bind address")
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	if workers > session.MaxLoops {
+		workers = session.MaxLoops
+	}
+	opts.Workers = workers
+
+	var names []string
+	for _, v := range opts.VHosts {
+		names = append(names, v.Nodes...)
+	}
+	nodes := session.NewRegistry(names, 3*opts.PingFreq)
+	var vhosts []*session.VHost
+	for _, v := range opts.VHosts {
+		vh := &session.VHost{Name: strings.ToLower(v.Name), Timeout: v.Timeout, MaxBody: v.MaxBody}
+		if vh.Timeout <= 0 {
+			vh.Timeout = opts.Timeout
+		}
+		if vh.MaxBody <= 0 {
+			vh.MaxBody = opts.Limits.MaxBodyBytes
+		}
+		switch v.Format {
+		case "", "uwsgi":
+		case "headers":
+			vh.Format = session.FormatHeaders
+		default:
+			return nil, fmt.Errorf("server: vhost %s: unknown format %q", v.Name, v.Format)
+		}
+		for _, n := range v.Nodes {
+			vh.Nodes = append(vh.Nodes, nodes.Lookup([]byte(n)))
+		}
+		vhosts = append(vhosts, vh)
+	}
+	s := &Server{
+		opts:   opts,
+		router: session.NewRouter(vhosts, nodes),
+		nodes:  nodes,
+		booted: make(chan struct{}),
+		ran:    make(chan error, 1),
+		done:   make(chan struct{}),
+	}
+	perLoop := opts.MaxConnections/workers + 1
+	for i := 0; i < workers; i++ {
+		s.loops = append(s.loops, newLoop(s, i, perLoop))
+	}
+	return s, nil
+}
+
+// Start binds the ZeroMQ endpoints and the listeners and starts serving.
+// It returns once both are bound, or the first error.
+func (s *Server) Start() error {
+	ids := make([]string, len(s.nodes.Nodes()))
+	for i, n := range s.nodes.Nodes() {
+		ids[i] = n.Name
+	}
+	b, err := zmqbridge.Start(zmqbridge.Config{
+		Endpoints:  s.opts.ZMQ,
+		Identities: ids,
+		PingFreq:   s.opts.PingFreq,
+		RingSize:   s.opts.RingSize,
+		HWM:        s.opts.ZMQHWM,
+		Logger:     s.opts.Logger,
+	}, (*bridgeHandler)(s))
+	if err != nil {
+		return err
+	}
+	s.bridge = b
+	addrs := make([]string, len(s.opts.Binds))
+	for i, a := range s.opts.Binds {
+		addrs[i] = "tcp://" + a
+	}
+	go func() {
+		s.ran <- gnet.Rotate((*handler)(s), addrs,
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(s.opts.Workers),
+			gnet.WithReuseAddr(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(gnetLogger{s.opts.Logger}),
+		)
+	}()
+	select {
+	case <-s.booted:
+	case err := <-s.ran:
+		b.Stop()
+		if err == nil {
+			err = errors.New("server: engine stopped at start")
+		}
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	go s.ticker()
+	return nil
+}
+
+// Shutdown stops accepting work, lets in-flight responses finish for up
+// to the grace period (or until ctx ends), sends `end` for every open
+// session, and stops the engine and the bridge.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	grace, cancel := context.WithTimeout(ctx, s.opts.ShutdownGrace)
+	defer cancel()
+	for _, l := range s.loops {
+		l.execute(l.closeIdle)
+	}
+	for s.conns.Load() > 0 && grace.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(s.done)
+	err := s.eng.Stop(context.Background()) // OnClose sends `end` for the rest
+	<-s.ran
+	s.bridge.Stop()
+	return err
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() StatsSnapshot { return s.stats.snapshot(s.bridge) }
+
+// ticker drives every loop's sweep (timeouts) until the server stops.
+func (s *Server) ticker() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			for _, l := range s.loops {
+				l.execute(l.sweep)
+			}
+		}
+	}
+}
+
+// loopOf returns the loop state of a gnet event loop, assigning the next
+// free index the first time a loop is seen. Runs on that loop.
+func (s *Server) loopOf(el gnet.EventLoop) *loop {
+	if l, ok := s.loopByEL.Load(el); ok {
+		return l.(*loop)
+	}
+	s.loopMu.Lock()
+	defer s.loopMu.Unlock()
+	if l, ok := s.loopByEL.Load(el); ok {
+		return l.(*loop)
+	}
+	n := 0
+	s.loopByEL.Range(func(_, _ any) bool { n++; return true })
+	if n >= len(s.loops) {
+		// More gnet loops than configured: cannot happen with
+		// WithNumEventLoop, but never index out of range.
+		n = len(s.loops) - 1
+	}
+	l := s.loops[n]
+	l.setEventLoop(el)
+	s.loopByEL.Store(el, l)
+	return l
+}
+
+// stallLimit is how long a client may leave its output unread before it
+// is closed as a slow reader.
+func (s *Server) stallLimit() time.Duration {
+	if s.opts.IdleTimeout > 0 {
+		return s.opts.IdleTimeout
+	}
+	return DefaultTimeout
+}

@@ -1,0 +1,68 @@
+package session
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Node is one backend node, known by its ZeroMQ identity.
+type Node struct {
+	// Immutable.
+	Name  string
+	Index int // position in the Registry
+
+	// Shared (atomic): written by the bridge and the event loops.
+	lastSeen atomic.Int64 // unix nanoseconds of the last message; 0: never
+	sessions atomic.Int64 // open sessions bound to this node
+}
+
+// Seen records that the node spoke at now (unix nanoseconds).
+func (n *Node) Seen(now int64) { n.lastSeen.Store(now) }
+
+// MarkDead makes the node dead until it speaks again (e.g. the ROUTER
+// found its identity unroutable).
+func (n *Node) MarkDead() { n.lastSeen.Store(0) }
+
+// Alive reports whether the node spoke within deadAfter of now.
+func (n *Node) Alive(now int64, deadAfter time.Duration) bool {
+	ls := n.lastSeen.Load()
+	return ls != 0 && now-ls < int64(deadAfter)
+}
+
+// Sessions returns the number of sessions bound to the node.
+func (n *Node) Sessions() int64 { return n.sessions.Load() }
+
+// Bind counts one more session on the node; Unbind one fewer.
+func (n *Node) Bind()   { n.sessions.Add(1) }
+func (n *Node) Unbind() { n.sessions.Add(-1) }
+
+// Registry is the immutable set of nodes named by the configuration.
+type Registry struct {
+	nodes     []*Node
+	byName    map[string]*Node
+	deadAfter time.Duration
+}
+
+// NewRegistry makes a registry of the given names (duplicates collapse).
+// A node is dead when it has sent nothing for deadAfter.
+func NewRegistry(names []string, deadAfter time.Duration) *Registry {
+	r := &Registry{byName: make(map[string]*Node), deadAfter: deadAfter}
+	for _, name := range names {
+		if _, dup := r.byName[name]; dup {
+			continue
+		}
+		n := &Node{Name: name, Index: len(r.nodes)}
+		r.nodes = append(r.nodes, n)
+		r.byName[name] = n
+	}
+	return r
+}
+
+// Lookup finds a node by identity without allocating.
+func (r *Registry) Lookup(identity []byte) *Node { return r.byName[string(identity)] }
+
+// Nodes returns every node, in index order. The slice must not be changed.
+func (r *Registry) Nodes() []*Node { return r.nodes }
+
+// DeadAfter is how long a silent node stays alive.
+func (r *Registry) DeadAfter() time.Duration { return r.deadAfter }

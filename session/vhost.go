@@ -1,0 +1,125 @@
+package session
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Format is how a request head reaches the node.
+type Format uint8
+
+const (
+	FormatUwsgi   Format = iota // a uwsgi packet (the default)
+	FormatHeaders               // the raw request head
+)
+
+// VHost is a virtual host: the nodes that serve a set of Host names.
+type VHost struct {
+	// Immutable.
+	Name    string
+	Nodes   []*Node
+	Format  Format
+	Timeout time.Duration // response head deadline
+	MaxBody int64         // 0: no limit
+
+	rr atomic.Uint32 // round-robin start for ties
+}
+
+// Allows reports whether n serves this virtual host (the authorization
+// rule: a node only touches sessions of vhosts that list it).
+func (v *VHost) Allows(n *Node) bool {
+	for _, m := range v.Nodes {
+		if m == n {
+			return true
+		}
+	}
+	return false
+}
+
+// Pick returns the live node with the fewest open sessions, breaking ties
+// round robin, or nil when no node is alive. except, when not nil, is
+// skipped if another live node exists (used by retry).
+func (v *VHost) Pick(now int64, deadAfter time.Duration, except *Node) *Node {
+	k := len(v.Nodes)
+	if k == 0 {
+		return nil
+	}
+	start := int(v.rr.Add(1))
+	var best *Node
+	var bestN int64
+	for i := 0; i < k; i++ {
+		n := v.Nodes[(start+i)%k]
+		if n == except || !n.Alive(now, deadAfter) {
+			continue
+		}
+		if s := n.Sessions(); best == nil || s < bestN {
+			best, bestN = n, s
+		}
+	}
+	return best
+}
+
+// Router maps Host header values to virtual hosts. It is immutable and
+// safe for concurrent use.
+type Router struct {
+	exact    map[string]*VHost
+	catchAll *VHost
+	nodes    *Registry
+}
+
+// NewRouter builds a router; a vhost named "*" is the catch-all. Names
+// must already be lower case.
+func NewRouter(vhosts []*VHost, nodes *Registry) *Router {
+	r := &Router{exact: make(map[string]*VHost, len(vhosts)), nodes: nodes}
+	for _, v := range vhosts {
+		if v.Name == "*" {
+			r.catchAll = v
+			continue
+		}
+		r.exact[v.Name] = v
+	}
+	return r
+}
+
+// Nodes returns the node registry.
+func (r *Router) Nodes() *Registry { return r.nodes }
+
+// maxHostBytes bounds the Host values looked up (longer ones miss).
+const maxHostBytes = 255 + 6
+
+// Match finds the vhost of a Host value: with its port, then without,
+// case-insensitively, then the catch-all. It returns nil for no match.
+func (r *Router) Match(host []byte) *VHost {
+	var buf [maxHostBytes]byte
+	if len(host) <= len(buf) {
+		b := buf[:len(host)]
+		for i, c := range host {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b[i] = c
+		}
+		if v, ok := r.exact[string(b)]; ok {
+			return v
+		}
+		if i := hostPortColon(b); i >= 0 {
+			if v, ok := r.exact[string(b[:i])]; ok {
+				return v
+			}
+		}
+	}
+	return r.catchAll
+}
+
+// hostPortColon returns the index of the colon before a port, or -1.
+func hostPortColon(h []byte) int {
+	for i := len(h) - 1; i >= 0; i-- {
+		switch h[i] {
+		case ':':
+			return i
+		case ']':
+			return -1
+		}
+	}
+	return -1
+}
