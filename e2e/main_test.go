@@ -69,9 +69,10 @@ func (p *proxy) Log() string { return p.log.String() }
 func (p *proxy) Pid() int { return p.cmd.Process.Pid }
 
 // startProxy writes a config with the given [blastbeat] extra lines and
-// vhost sections and starts blastbeat on it. The proxy is stopped with
-// SIGTERM at cleanup, and must exit 0.
-func startProxy(t testing.TB, extra, vhosts string) *proxy {
+// vhost sections and starts blastbeat on it, with flags before the file.
+// The proxy is stopped with SIGTERM at cleanup, and must exit 0 without a
+// race report or panic in its log.
+func startProxy(t testing.TB, extra, vhosts string, flags ...string) *proxy {
 	t.Helper()
 	p := &proxy{
 		Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
@@ -83,7 +84,7 @@ func startProxy(t testing.TB, extra, vhosts string) *proxy {
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(binary, file)
+	p.cmd = exec.Command(binary, append(flags, file)...)
 	p.cmd.Stderr = p.log
 	p.cmd.Stdout = p.log
 	if err := p.cmd.Start(); err != nil {
@@ -102,7 +103,9 @@ func startProxy(t testing.TB, extra, vhosts string) *proxy {
 			_ = p.cmd.Process.Kill()
 			t.Errorf("blastbeat did not stop on SIGTERM; log:\n%s", p.Log())
 		}
-		t.Logf("proxy log:\n%s", p.Log())
+		if testing.Verbose() {
+			t.Logf("proxy log:\n%s", p.Log())
+		}
 		if strings.Contains(p.Log(), "DATA RACE") || strings.Contains(p.Log(), "panic:") {
 			t.Errorf("blastbeat log shows a race or panic:\n%s", p.Log())
 		}

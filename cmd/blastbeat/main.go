@@ -30,6 +30,7 @@ func run(args []string, stderr io.Writer) int {
 	check := fs.Bool("t", false, "check the configuration file and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `FILE` until exit")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on `ADDR` (e.g. 127.0.0.1:6060); off by default")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: blastbeat [flags] FILE.ini\n")
 		fs.PrintDefaults()
@@ -67,6 +68,12 @@ func run(args []string, stderr io.Writer) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, log); err != nil {
+			log.Error("pprof", "err", err)
+			return 1
+		}
 	}
 	srv, err := server.New(serverOptions(cfg, log))
 	if err != nil {
