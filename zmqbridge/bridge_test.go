@@ -1,0 +1,136 @@
+package zmqbridge
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+type delivered struct{ id, sid, typ, body string }
+
+// recorder is a Handler that records what the bridge hands it.
+type recorder struct {
+	msgs        chan delivered
+	mu          sync.Mutex
+	unreachable map[int]int
+	undeliv     int
+}
+
+func newRecorder() *recorder {
+	return &recorder{msgs: make(chan delivered, 1024), unreachable: map[int]int{}}
+}
+
+func (r *recorder) Deliver(id, sid, typ, body []byte) {
+	r.msgs <- delivered{string(id), string(sid), string(typ), string(body)}
+}
+func (r *recorder) Flush() {}
+func (r *recorder) Undeliverable(*Msg, error) {
+	r.mu.Lock()
+	r.undeliv++
+	r.mu.Unlock()
+}
+func (r *recorder) Unreachable(n int) {
+	r.mu.Lock()
+	r.unreachable[n]++
+	r.mu.Unlock()
+}
+func (r *recorder) Paused() bool { return false }
+
+func freeEndpoint(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprintf("tcp://%s", l.Addr())
+}
+
+func TestBridgeRoundTrip(t *testing.T) {
+	ep := freeEndpoint(t)
+	rec := newRecorder()
+	b, err := Start(Config{Endpoints: []string{ep}, Identities: []string{"n0", "n1"}, PingFreq: 50 * time.Millisecond}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+
+	dealer, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dealer.Close()
+	dealer.SetIdentity("n1")
+	dealer.SetLinger(0)
+	dealer.SetRcvtimeo(5 * time.Second)
+	if err := dealer.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	// The bridge pings every node; n1 gets its ping once connected.
+	msg, err := dealer.RecvMessage(0)
+	if err != nil || len(msg) != 3 || msg[0] != "" || msg[1] != "ping" {
+		t.Fatalf("first message %q, %v; want an empty-sid ping", msg, err)
+	}
+	if _, err := dealer.SendMessage("", "pong", ""); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-rec.msgs; d != (delivered{"n1", "", "pong", ""}) {
+		t.Fatalf("delivered %+v", d)
+	}
+	var sid [16]byte
+	sid[0] = 7
+	if !b.Send(&Msg{Node: 1, SID: sid, Type: "uwsgi", Body: []byte("head")}, time.Second) {
+		t.Fatal("Send refused")
+	}
+	for {
+		msg, err = dealer.RecvMessage(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg[1] != "ping" {
+			break
+		}
+	}
+	if len(msg) != 3 || msg[0] != string(sid[:]) || msg[1] != "uwsgi" || msg[2] != "head" {
+		t.Fatalf("node got %q", msg)
+	}
+	// A 2-frame message is dropped and counted, never delivered.
+	dealer.SendMessage("x", "y")
+	dealer.SendMessage(string(sid[:]), "body", "ok")
+	for d := range rec.msgs {
+		if d.typ == "pong" {
+			continue
+		}
+		if d != (delivered{"n1", string(sid[:]), "body", "ok"}) {
+			t.Fatalf("delivered %+v", d)
+		}
+		break
+	}
+	if s := b.Stats(); s.DroppedFrames != 1 {
+		t.Fatalf("DroppedFrames = %d, want 1", s.DroppedFrames)
+	}
+	// n0 never connected: a send to it is undeliverable at once.
+	b.Send(&Msg{Node: 0, SID: sid, Type: "body"}, time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec.mu.Lock()
+		u, ur := rec.undeliv, rec.unreachable[0]
+		rec.mu.Unlock()
+		if u == 1 && ur > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("undeliverable %d, unreachable %d", u, ur)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestStartFailsOnBadEndpoint(t *testing.T) {
+	if _, err := Start(Config{Endpoints: []string{"bogus://x"}}, newRecorder()); err == nil {
+		t.Fatal("Start accepted a bad endpoint")
+	}
+}
