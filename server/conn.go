@@ -59,7 +59,8 @@ type conn struct {
 	retryLost  bool // the body outgrew the retry buffer
 
 	remaining  int64 // modeLength: body bytes still due
-	deadline   int64 // unix ns: head deadline (request or response)
+	headBy     int64 // unix ns: the request head must be complete by then (408)
+	answerBy   int64 // unix ns: the response head must arrive by then (504)
 	lastActive int64
 	stalledAt  int64
 
@@ -167,7 +168,7 @@ func (c *conn) onTraffic() gnet.Action {
 		}
 		if c.parser == nil {
 			c.parser = c.l.parser()
-			c.deadline = c.lastActive + int64(c.srv().opts.HeaderTimeout)
+			c.headBy = c.lastActive + int64(c.srv().opts.HeaderTimeout)
 		}
 		n, ev, data, err := c.parser.Feed(buf)
 		if err != nil {
@@ -278,7 +279,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.retryBytes = 0
 	c.retryLost = false
 	c.phase = phAwaitHead
-	c.deadline = time.Now().UnixNano() + int64(vh.Timeout)
+	c.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
 	if !c.send(typ, msg) {
 		c.reading = false
 		c.fail(503, "backend queue full")
@@ -374,7 +375,7 @@ func (c *conn) onEnd() {
 	}
 	c.parser = nil
 	c.l.releaseParser(p)
-	c.deadline = 0
+	c.headBy = 0
 }
 
 // hostOfAbsolute returns the authority of an absolute-form target.
@@ -398,14 +399,14 @@ func (c *conn) checkTimeouts(now int64) {
 	s := c.srv()
 	switch {
 	case c.closed:
-	case c.phase == phAwaitHead && now > c.deadline:
+	case c.phase == phAwaitHead && now > c.answerBy:
 		s.stats.Timeouts.Add(1)
 		c.sendEnd()
 		c.reading = false
 		c.fail(504, "backend did not answer in time")
 	case c.phase != phIdle && c.node != nil && !c.node.Alive(now, s.nodes.DeadAfter()):
 		c.nodeFailed()
-	case c.phase == phIdle && c.parser != nil && !c.parser.Idle() && c.deadline > 0 && now > c.deadline:
+	case c.phase == phIdle && c.parser != nil && c.parser.InHead() && c.headBy > 0 && now > c.headBy:
 		c.fail(408, "request head not received in time")
 	case c.idle() && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout):
 		c.closeNow()
@@ -455,6 +456,6 @@ func (c *conn) resend() bool {
 			return false
 		}
 	}
-	c.deadline = time.Now().UnixNano() + int64(c.vhost.Timeout)
+	c.answerBy = time.Now().UnixNano() + int64(c.vhost.Timeout)
 	return true
 }
