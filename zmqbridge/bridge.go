@@ -10,6 +10,8 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 	"golang.org/x/sys/unix"
+
+	"github.com/blastbeat/blastbeat/internal/zmqio"
 )
 
 // Defaults of Config's limits.
@@ -86,12 +88,12 @@ type Bridge struct {
 
 	// Owned by the bridge goroutine.
 	sock     *zmq.Socket
+	io       *zmqio.Batcher
 	ids      [][]byte
-	types    map[string][]byte
 	nextPing []time.Time
-	pending  Msg // a message held back by the high-water mark
-	held     bool
-	heldAt   time.Time
+	batch    []Msg     // messages of the send batch in flight
+	carry    []Msg     // taken from the ring, not sent yet (held by the HWM)
+	heldAt   time.Time // when carry[0] first met the high-water mark
 }
 
 // ErrStopped is returned by Send after Stop.
@@ -188,6 +190,9 @@ func (b *Bridge) open() (int, error) {
 			return -1, fmt.Errorf("zmqbridge: bind %s: %w", ep, err)
 		}
 	}
+	if b.io, err = zmqio.New(sock, 4); err != nil {
+		return -1, err
+	}
 	return sock.GetFd()
 }
 
@@ -221,9 +226,9 @@ func (b *Bridge) run(ready chan<- error) {
 	for i, id := range b.cfg.Identities {
 		b.ids[i] = []byte(id)
 	}
-	b.types = make(map[string][]byte)
 	ready <- nil
 
+	defer b.io.Close()
 	events := make([]unix.EpollEvent, 4)
 	var drain [8]byte
 	for {
@@ -235,24 +240,25 @@ func (b *Bridge) run(ready chan<- error) {
 		if paused {
 			wait = time.Millisecond
 		}
-		if b.stopping.Load() && b.ring.Empty() && !b.held {
+		if b.stopping.Load() && b.ring.Empty() && len(b.carry) == 0 {
 			return
 		}
 		if worked {
 			continue
 		}
-		if b.held {
+		if len(b.carry) > 0 {
 			if now.Sub(b.heldAt) > b.cfg.SendTimeout {
 				b.stats.hwm.Add(1)
-				m := b.pending
-				b.pending, b.held = Msg{}, false
+				m := b.carry[0]
+				b.carry = b.carry[1:]
+				b.heldAt = now
 				b.h.Undeliverable(&m, zmq.Errno(unix.EAGAIN))
 				continue
 			}
 			wait = time.Millisecond
 		}
 		b.sleeping.Store(true)
-		if !b.ring.Empty() && !b.held || !paused && b.readable() || b.stopping.Load() {
+		if !b.ring.Empty() && len(b.carry) == 0 || !paused && b.readable() || b.stopping.Load() {
 			b.sleeping.Store(false)
 			continue
 		}
@@ -267,101 +273,99 @@ func (b *Bridge) run(ready chan<- error) {
 }
 
 // readable re-reads ZMQ_EVENTS, as ZMQ_FD's edge trigger requires.
-func (b *Bridge) readable() bool {
-	ev, err := b.sock.GetEvents()
-	return err == nil && ev&zmq.POLLIN != 0
-}
+func (b *Bridge) readable() bool { return b.io.Events().Readable() }
 
+// recvBatch hands every waiting message to the handler, in batches of one
+// cgo call each.
 func (b *Bridge) recvBatch() bool {
-	n := 0
-	for ; n < batch && b.readable(); n++ {
-		msg, err := b.sock.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil {
+	total := 0
+	for total < 4*zmqio.MaxMessages {
+		n, dropped, ev := b.io.Recv(zmqio.MaxMessages, func(f [][]byte) {
+			b.h.Deliver(f[0], f[1], f[2], f[3])
+		})
+		b.stats.received.Add(uint64(n))
+		b.stats.dropped.Add(uint64(dropped))
+		total += n + dropped
+		if n+dropped == 0 || !ev.Readable() {
 			break
 		}
-		if len(msg) != 4 {
-			b.stats.dropped.Add(1)
-			continue
-		}
-		b.stats.received.Add(1)
-		b.h.Deliver(msg[0], msg[1], msg[2], msg[3])
 	}
-	if n > 0 {
+	if total > 0 {
 		b.h.Flush()
 	}
-	return n > 0
+	return total > 0
 }
 
+// maxSendBytes bounds one send batch's copy buffer.
+const maxSendBytes = 256 << 10
+
+// sendBatch sends what the ring holds, in order, one cgo call per batch.
+// A message at its node's high-water mark stays first in carry, with
+// everything after it, until it can go or SendTimeout passes.
 func (b *Bridge) sendBatch() bool {
 	worked := false
-	if b.held {
-		switch err := b.send(&b.pending); {
-		case err == nil:
-			b.pending, b.held = Msg{}, false
+	for {
+		b.batch = append(b.batch[:0], b.carry...)
+		carried := len(b.carry)
+		var m Msg
+		bytes := 0
+		for len(b.batch) < zmqio.MaxMessages && bytes < maxSendBytes && b.ring.Pop(&m) {
+			b.batch = append(b.batch, m)
+			bytes += len(m.Body)
+		}
+		if len(b.batch) == 0 {
+			return worked
+		}
+		for i := range b.batch {
+			m := &b.batch[i]
+			if m.Node < 0 || m.Node >= len(b.ids) {
+				m.Node = 0 // never happens: the server only uses its own indexes
+			}
+			sid := m.SID[:]
+			if m.SID == [16]byte{} {
+				sid = nil
+			}
+			b.io.AddTyped(b.ids[m.Node], sid, m.Type, m.Body)
+		}
+		sent, _, err := b.io.Send()
+		b.stats.sent.Add(uint64(sent))
+		if sent > 0 {
 			worked = true
-		case isAgain(err):
-			return false
-		default:
-			m := b.pending
-			b.pending, b.held = Msg{}, false
-			b.h.Undeliverable(&m, err)
 		}
-	}
-	var m Msg
-	for i := 0; i < batch && b.ring.Pop(&m); i++ {
-		worked = true
-		switch err := b.send(&m); {
-		case err == nil:
-		case isAgain(err):
-			b.pending, b.held, b.heldAt = m, true, time.Now()
-			return true
-		default:
-			b.h.Undeliverable(&m, err)
+		rest := b.batch[sent:]
+		if err == nil {
+			b.carry = b.carry[:0]
+			clear(b.batch)
+			if len(b.batch) < zmqio.MaxMessages && bytes < maxSendBytes {
+				return true
+			}
+			continue
 		}
-	}
-	return worked
-}
-
-func isAgain(err error) bool { return zmq.AsErrno(err) == zmq.Errno(unix.EAGAIN) }
-
-func (b *Bridge) typeFrame(t string) []byte {
-	f, ok := b.types[t]
-	if !ok {
-		f = []byte(t)
-		b.types[t] = f
-	}
-	return f
-}
-
-// send writes one message; EHOSTUNREACH and EAGAIN come from the first
-// frame, so a message is sent whole or not at all.
-func (b *Bridge) send(m *Msg) error {
-	if m.Node < 0 || m.Node >= len(b.ids) {
-		return fmt.Errorf("zmqbridge: no node %d", m.Node)
-	}
-	if _, err := b.sock.SendBytes(b.ids[m.Node], zmq.SNDMORE|zmq.DONTWAIT); err != nil {
-		if zmq.AsErrno(err) == zmq.Errno(unix.EHOSTUNREACH) {
+		var se *zmqio.SendError
+		errors.As(err, &se)
+		if se != nil && se.Errno == unix.EAGAIN {
+			if sent > 0 || carried == 0 {
+				b.heldAt = time.Now()
+			}
+			b.carry = append(b.carry[:0], rest...)
+			clear(b.batch)
+			return worked
+		}
+		failed := rest[0]
+		if se != nil && se.Errno == unix.EHOSTUNREACH {
 			b.stats.unroutable.Add(1)
-			b.h.Unreachable(m.Node)
+			b.h.Unreachable(failed.Node)
 		}
-		return err
+		b.h.Undeliverable(&failed, err)
+		b.carry = append(b.carry[:0], rest[1:]...)
+		clear(b.batch)
+		worked = true
 	}
-	sid := m.SID[:]
-	if m.SID == [16]byte{} {
-		sid = nil
-	}
-	_, err1 := b.sock.SendBytes(sid, zmq.SNDMORE)
-	_, err2 := b.sock.SendBytes(b.typeFrame(m.Type), zmq.SNDMORE)
-	_, err3 := b.sock.SendBytes(m.Body, 0)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return err
-	}
-	b.stats.sent.Add(1)
-	return nil
 }
 
 // ping sends `ping` to every node whose time has come and returns how long
-// until the next one is due.
+// until the next one is due. A node that is not connected is pinged every
+// fastPing, so that it is found as soon as it connects.
 func (b *Bridge) ping(now time.Time) time.Duration {
 	next := b.cfg.PingFreq
 	for i := range b.ids {
@@ -370,9 +374,13 @@ func (b *Bridge) ping(now time.Time) time.Duration {
 			continue
 		}
 		period := b.cfg.PingFreq
-		m := Msg{Node: i, Type: "ping"}
-		if err := b.send(&m); err != nil {
+		b.io.AddTyped(b.ids[i], nil, "ping", nil)
+		if _, _, err := b.io.Send(); err != nil {
 			period = fastPing
+			var se *zmqio.SendError
+			if errors.As(err, &se) && se.Errno == unix.EHOSTUNREACH {
+				b.h.Unreachable(i)
+			}
 		}
 		b.stats.pings.Add(1)
 		b.nextPing[i] = now.Add(period)

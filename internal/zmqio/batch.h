@@ -1,0 +1,109 @@
+// Batched libzmq I/O for BlastBeat: one cgo call moves a whole batch of
+// 4-frame ROUTER messages ([identity, sid, type, body]) or 3-frame DEALER
+// messages, instead of several calls per frame.
+#include <zmq.h>
+#include <string.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define BB_MAXFRAMES 4
+#define BB_MAXMSGS 256
+
+typedef struct {
+	zmq_msg_t frames[BB_MAXMSGS * BB_MAXFRAMES];
+	zmq_msg_t scratch;
+} bb_batch;
+
+static bb_batch *bb_batch_new(void) { return (bb_batch *)calloc(1, sizeof(bb_batch)); }
+static void bb_batch_free(bb_batch *b) { free(b); }
+
+// bb_recv receives, without blocking, up to maxmsgs messages of exactly
+// nframes frames (others are dropped and counted in *dropped) or until
+// maxbytes are held. Frame sizes go to sizes[]. It returns the number of
+// messages held (their frames stay in b until bb_copy), and *events gets
+// ZMQ_EVENTS afterwards.
+static int bb_recv(void *sock, bb_batch *b, int nframes, int maxmsgs, size_t maxbytes,
+		size_t *sizes, int *dropped, int *events) {
+	int nm = 0;
+	size_t bytes = 0;
+	*dropped = 0;
+	while (nm < maxmsgs && bytes < maxbytes) {
+		int count = 0, more = 1, flags = ZMQ_DONTWAIT;
+		int base = nm * nframes;
+		while (more) {
+			zmq_msg_t *m = count < nframes ? &b->frames[base + count] : &b->scratch;
+			zmq_msg_init(m);
+			if (zmq_msg_recv(m, sock, flags) < 0) {
+				zmq_msg_close(m);
+				if (count == 0) goto done; // EAGAIN (or EINTR): nothing more now
+				break;                      // cannot happen mid-message
+			}
+			more = zmq_msg_more(m);
+			if (count >= nframes) zmq_msg_close(m);
+			count++;
+		}
+		if (count != nframes) {
+			for (int i = 0; i < count && i < nframes; i++) zmq_msg_close(&b->frames[base + i]);
+			(*dropped)++;
+			continue;
+		}
+		for (int i = 0; i < nframes; i++) {
+			sizes[base + i] = zmq_msg_size(&b->frames[base + i]);
+			bytes += sizes[base + i];
+		}
+		nm++;
+	}
+done:;
+	size_t len = sizeof(int);
+	if (zmq_getsockopt(sock, ZMQ_EVENTS, events, &len) < 0) *events = 0;
+	return nm;
+}
+
+// bb_copy copies the n frames held in b back to back into dst, and
+// releases them.
+static void bb_copy(bb_batch *b, int n, char *dst) {
+	for (int i = 0; i < n; i++) {
+		size_t sz = zmq_msg_size(&b->frames[i]);
+		if (sz) memcpy(dst, zmq_msg_data(&b->frames[i]), sz);
+		dst += sz;
+		zmq_msg_close(&b->frames[i]);
+	}
+}
+
+// bb_send sends nmsgs messages of nframes frames each, whose bytes lie back
+// to back in buf with their lengths in lens[]. Every frame is sent with
+// ZMQ_DONTWAIT; only the first frame of a message can fail (ROUTER
+// mandatory routing and the high-water mark are checked there). It
+// returns how many messages were sent; on a failure *err gets errno and
+// *failed_frames whether the failure was past the first frame. *events
+// gets ZMQ_EVENTS afterwards.
+static int bb_send(void *sock, const char *buf, const uint32_t *lens, int nframes, int nmsgs,
+		int *err, int *events) {
+	int i;
+	*err = 0;
+	for (i = 0; i < nmsgs; i++) {
+		for (int f = 0; f < nframes; f++) {
+			uint32_t l = lens[i * nframes + f];
+			int flags = ZMQ_DONTWAIT | (f < nframes - 1 ? ZMQ_SNDMORE : 0);
+			if (zmq_send(sock, buf, l, flags) < 0) {
+				*err = errno;
+				if (f > 0) *err = -errno; // mid-message: should not happen
+				goto out;
+			}
+			buf += l;
+		}
+	}
+out:;
+	size_t len = sizeof(int);
+	if (zmq_getsockopt(sock, ZMQ_EVENTS, events, &len) < 0) *events = 0;
+	return i;
+}
+
+// bb_events returns ZMQ_EVENTS.
+static int bb_events(void *sock) {
+	int ev = 0;
+	size_t len = sizeof(int);
+	if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) < 0) return 0;
+	return ev;
+}

@@ -1,0 +1,182 @@
+// Package zmqio moves batches of multipart ZeroMQ messages across cgo in
+// one call each way, on a socket opened with github.com/pebbe/zmq4
+// (which crosses cgo several times per frame). The socket's owner
+// goroutine is the only one that may use a Batcher of it.
+package zmqio
+
+/*
+#cgo pkg-config: libzmq
+#include "batch.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"reflect"
+	"syscall"
+	"unsafe"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// MaxMessages is the most messages one Recv returns.
+const MaxMessages = C.BB_MAXMSGS
+
+// Limits of one batch.
+const (
+	maxFrames = C.BB_MAXFRAMES
+	// maxRecvBytes stops a receive batch once it holds this much, so one
+	// batch's single allocation stays modest.
+	maxRecvBytes = 1 << 20
+)
+
+// Batcher batches I/O on one socket of Frames frames per message.
+type Batcher struct {
+	sock   unsafe.Pointer // the libzmq socket behind the pebbe socket
+	frames int
+	b      *C.bb_batch
+	sizes  [C.BB_MAXMSGS * C.BB_MAXFRAMES]C.size_t
+	// send side
+	lens []C.uint32_t
+	buf  []byte
+	n    int
+}
+
+// socketHandle returns libzmq's socket pointer inside a pebbe socket.
+// pebbe/zmq4 keeps it unexported; the version is pinned in go.mod and
+// TestHandle checks the field is still there.
+func socketHandle(s *zmq.Socket) unsafe.Pointer {
+	f := reflect.ValueOf(s).Elem().FieldByName("soc")
+	if !f.IsValid() || f.Kind() != reflect.UnsafePointer {
+		return nil
+	}
+	return f.UnsafePointer()
+}
+
+// ErrNoHandle means the pebbe socket's layout changed.
+var ErrNoHandle = errors.New("zmqio: cannot reach the libzmq socket of a pebbe/zmq4 socket")
+
+// New returns a Batcher for messages of frames frames (1..4) on s.
+func New(s *zmq.Socket, frames int) (*Batcher, error) {
+	h := socketHandle(s)
+	if h == nil {
+		return nil, ErrNoHandle
+	}
+	if frames < 1 || frames > maxFrames {
+		return nil, errors.New("zmqio: frames must be 1..4")
+	}
+	return &Batcher{sock: h, frames: frames, b: C.bb_batch_new()}, nil
+}
+
+// Close frees the batch memory (not the socket).
+func (b *Batcher) Close() {
+	if b.b != nil {
+		C.bb_batch_free(b.b)
+		b.b = nil
+	}
+}
+
+// Events are ZMQ_EVENTS bits.
+type Events int
+
+// Readable and Writable test ZMQ_POLLIN and ZMQ_POLLOUT.
+func (e Events) Readable() bool { return e&C.ZMQ_POLLIN != 0 }
+func (e Events) Writable() bool { return e&C.ZMQ_POLLOUT != 0 }
+
+// Events reads ZMQ_EVENTS (which also lets libzmq process its commands,
+// as the edge-triggered ZMQ_FD requires).
+func (b *Batcher) Events() Events { return Events(C.bb_events(b.sock)) }
+
+// Recv receives up to max whole messages without blocking and calls fn
+// for each with its frames. The frames of one batch share one fresh
+// allocation, owned by fn's callee. It returns the number of messages,
+// messages dropped for a wrong frame count, and ZMQ_EVENTS after.
+func (b *Batcher) Recv(max int, fn func(frames [][]byte)) (n, dropped int, ev Events) {
+	if max > MaxMessages {
+		max = MaxMessages
+	}
+	var cd, cev C.int
+	cn := C.bb_recv(b.sock, b.b, C.int(b.frames), C.int(max), maxRecvBytes, &b.sizes[0], &cd, &cev)
+	n, dropped, ev = int(cn), int(cd), Events(cev)
+	if n == 0 {
+		return n, dropped, ev
+	}
+	nf := n * b.frames
+	total := 0
+	for i := 0; i < nf; i++ {
+		total += int(b.sizes[i])
+	}
+	buf := make([]byte, total+1) // +1: never a zero-length base pointer
+	C.bb_copy(b.b, C.int(nf), (*C.char)(unsafe.Pointer(&buf[0])))
+	var frames [maxFrames][]byte
+	off := 0
+	for m := 0; m < n; m++ {
+		for f := 0; f < b.frames; f++ {
+			sz := int(b.sizes[m*b.frames+f])
+			frames[f] = buf[off : off+sz : off+sz]
+			off += sz
+		}
+		fn(frames[:b.frames])
+	}
+	return n, dropped, ev
+}
+
+// Add appends one message to the send batch; the frames are copied.
+func (b *Batcher) Add(frames ...[]byte) {
+	for _, f := range frames {
+		b.lens = append(b.lens, C.uint32_t(len(f)))
+		b.buf = append(b.buf, f...)
+	}
+	b.n++
+}
+
+// Pending returns the messages and bytes added since the last Send.
+func (b *Batcher) Pending() (msgs, bytes int) { return b.n, len(b.buf) }
+
+// SendError is a send failure: Errno is the cause (EAGAIN: high-water
+// mark; EHOSTUNREACH: unknown identity under ROUTER_MANDATORY); Index is
+// the message of the batch that failed.
+type SendError struct {
+	Errno syscall.Errno
+	Index int
+}
+
+func (e *SendError) Error() string { return "zmqio: send: " + e.Errno.Error() }
+
+// Send sends the batch without blocking. It returns how many messages
+// went out, ZMQ_EVENTS after, and a *SendError when a message failed; the
+// messages from the failed one on are dropped from the batch.
+func (b *Batcher) Send() (sent int, ev Events, err error) {
+	if b.n == 0 {
+		return 0, b.Events(), nil
+	}
+	if len(b.buf) == 0 {
+		b.buf = append(b.buf, 0)
+	}
+	var cerr, cev C.int
+	cs := C.bb_send(b.sock, (*C.char)(unsafe.Pointer(&b.buf[0])), &b.lens[0], C.int(b.frames), C.int(b.n), &cerr, &cev)
+	sent, ev = int(cs), Events(cev)
+	if cerr != 0 {
+		e := cerr
+		if e < 0 {
+			e = -e
+		}
+		err = &SendError{Errno: syscall.Errno(e), Index: sent}
+	}
+	b.lens, b.buf, b.n = b.lens[:0], b.buf[:0], 0
+	if cap(b.buf) > 4<<20 {
+		b.buf = nil // do not keep a huge buffer after a burst of big bodies
+	}
+	return sent, ev, err
+}
+
+// AddTyped appends one 4-frame message whose third frame is a string,
+// without converting it.
+func (b *Batcher) AddTyped(id, sid []byte, typ string, body []byte) {
+	b.lens = append(b.lens, C.uint32_t(len(id)), C.uint32_t(len(sid)), C.uint32_t(len(typ)), C.uint32_t(len(body)))
+	b.buf = append(b.buf, id...)
+	b.buf = append(b.buf, sid...)
+	b.buf = append(b.buf, typ...)
+	b.buf = append(b.buf, body...)
+	b.n++
+}
