@@ -218,7 +218,7 @@ func (l *loop) recheckStalled(now int64) {
 		case c.gc.OutboundBuffered() <= l.s.opts.MaxPendingOutput/2:
 			c.unstall()
 			continue
-		case now-c.stalledAt > int64(l.s.stallLimit()):
+		case now-c.stalledAt > int64(l.s.opts.StallTimeout):
 			l.s.stats.SlowClients.Add(1)
 			c.unstall()
 			c.closeNow()

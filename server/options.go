@@ -22,11 +22,12 @@ type Options struct {
 	MaxHops          int // retries per request before 502
 	MaxConnections   int // open client connections (more are refused)
 	Limits           protocol.Limits
-	MaxPendingOutput int // per-connection output buffered before reading from nodes pauses
-	RetryBuffer      int // request body bytes kept for retry/failover
-	Workers          int // event loops; 0: one per CPU
-	RingSize         int // loops→bridge ring slots
-	ZMQHWM           int // libzmq high-water mark, messages per node and direction
+	MaxPendingOutput int           // per-connection output buffered before reading from nodes pauses
+	StallTimeout     time.Duration // how long one lagging client may pause reading from nodes
+	RetryBuffer      int           // request body bytes kept for retry/failover
+	Workers          int           // event loops; 0: one per CPU
+	RingSize         int           // loops→bridge ring slots
+	ZMQHWM           int           // libzmq high-water mark, messages per node and direction
 
 	VHosts []VHost
 	Logger *slog.Logger
@@ -51,6 +52,12 @@ const (
 	DefaultMaxConnections   = 100000
 	DefaultMaxPendingOutput = 4 << 20
 	DefaultRetryBuffer      = 1 << 20
+	// DefaultStallTimeout bounds how long one client that does not read
+	// its output may hold up every node's replies (ZeroMQ has no
+	// per-session flow control, so the proxy pauses reading from nodes
+	// while a client's output is over MaxPendingOutput); after it the
+	// client is closed as a slow reader.
+	DefaultStallTimeout = 2 * time.Second
 	// DefaultZMQHWM keeps libzmq's per-node queues (and so the proxy's RSS
 	// while a slow client pauses reading from nodes) to a few MB.
 	DefaultZMQHWM = 256
@@ -83,6 +90,7 @@ func (o *Options) setDefaults() {
 	if o.MaxPendingOutput <= 0 {
 		o.MaxPendingOutput = DefaultMaxPendingOutput
 	}
+	def(&o.StallTimeout, DefaultStallTimeout)
 	if o.RetryBuffer <= 0 {
 		o.RetryBuffer = DefaultRetryBuffer
 	}

@@ -213,12 +213,3 @@ func (s *Server) loopOf(el gnet.EventLoop) *loop {
 	s.loopByEL.Store(el, l)
 	return l
 }
-
-// stallLimit is how long a client may leave its output unread before it
-// is closed as a slow reader.
-func (s *Server) stallLimit() time.Duration {
-	if s.opts.IdleTimeout > 0 {
-		return s.opts.IdleTimeout
-	}
-	return DefaultTimeout
-}
