@@ -1,9 +1,9 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"strconv"
-	"strings"
 )
 
 // Sentinel errors. Every *Error returned by Load and Parse wraps one of
@@ -49,26 +49,22 @@ type Error struct {
 
 // Error returns "FILE:LINE: [SECTION] KEY: MSG" without its empty parts.
 func (e *Error) Error() string {
-	var b strings.Builder
+	var s string
 	switch {
 	case e.File != "" && e.Line > 0:
-		b.WriteString(e.File + ":" + strconv.Itoa(e.Line) + ": ")
+		s = e.File + ":" + strconv.Itoa(e.Line) + ": "
 	case e.File != "":
-		b.WriteString(e.File + ": ")
+		s = e.File + ": "
 	case e.Line > 0:
-		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
+		s = "line " + strconv.Itoa(e.Line) + ": "
 	}
 	if e.Section != "" {
-		b.WriteString("[" + e.Section + "] ")
+		s += "[" + e.Section + "] "
 	}
 	if e.Key != "" {
-		b.WriteString(e.Key + ": ")
+		s += e.Key + ": "
 	}
-	if e.Msg == "" {
-		b.WriteString("invalid configuration")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
+	return s + cmp.Or(e.Msg, "invalid configuration")
 }
 
 // Unwrap returns the sentinel (or file system error) e wraps, if any.

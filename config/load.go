@@ -20,12 +20,11 @@ const mainSection = "blastbeat"
 func Load(path string) (*Options, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		msg := err.Error()
 		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			msg = pe.Err.Error()
+		if errors.As(err, &pe) { // the path is already in the message
+			return nil, &Error{File: path, Msg: pe.Op + ": " + pe.Err.Error(), err: err}
 		}
-		return nil, &Error{File: path, Msg: "cannot read file: " + msg, err: err}
+		return nil, &Error{File: path, Msg: err.Error(), err: err}
 	}
 	return Parse(path, data)
 }
@@ -48,21 +47,19 @@ func Parse(name string, data []byte) (*Options, error) {
 	if err != nil {
 		return nil, newError(ErrSyntax, name, 0, "", "", err.Error())
 	}
-	p := &parser{
-		file:   name,
-		ini:    f,
-		opts:   Defaults(),
-		counts: map[string]int{},
-		seen:   map[string]int{},
-		first:  map[string]int{},
-		values: map[string][]string{},
-		hosts:  map[string]int{},
-		vhost:  -1,
-	}
+	p := &parser{opts: Defaults(), state: map[string]*keyState{}}
 	p.opts.File = name
 	for _, e := range entries {
-		if !e.header && !e.empty {
-			p.counts[e.section+"\x00"+e.key]++
+		if e.header {
+			continue
+		}
+		st := p.state[e.id()]
+		if st == nil {
+			st = &keyState{vals: values(f, e.section, e.key)}
+			p.state[e.id()] = st
+		}
+		if !e.empty {
+			st.count++
 		}
 	}
 	for _, e := range entries {
@@ -81,29 +78,51 @@ func Parse(name string, data []byte) (*Options, error) {
 	return &p.opts, nil
 }
 
+// values returns go-ini's non-empty values of key in section, in file
+// order. It walks Keys rather than calling Key, which would fall back to
+// a parent section.
+func values(f *ini.File, section, key string) []string {
+	if sec, err := f.GetSection(section); err == nil {
+		for _, k := range sec.Keys() {
+			if k.Name() == key {
+				return k.ValueWithShadows()
+			}
+		}
+	}
+	return nil
+}
+
+// keyState follows one key of one section through the file.
+type keyState struct {
+	count int      // occurrences with a non-empty value, as scan saw them
+	seen  int      // occurrences applied so far
+	first int      // line of the first occurrence
+	vals  []string // go-ini's non-empty values, in file order
+}
+
 // parser walks the scanned entries and fills opts with go-ini's values.
 type parser struct {
-	file string
-	ini  *ini.File
-	opts Options
-
-	counts map[string]int      // non-empty values per section\x00key
-	seen   map[string]int      // occurrences so far per section\x00key
-	first  map[string]int      // line of the first occurrence per section\x00key
-	values map[string][]string // go-ini's values per section\x00key
-
-	name     string         // current section, trimmed, for messages
-	vhost    int            // index of the current VHost, or -1 for [blastbeat]
-	mainRaw  string         // the [blastbeat] section as go-ini names it
-	mainLine int            // line of the [blastbeat] header, 0 if absent
-	hosts    map[string]int // VHost.Name to its header line
-	vhostRaw []string       // go-ini name of each VHost's section
-	line     int            // line of the entry being applied
+	opts     Options
+	state    map[string]*keyState          // by entry.id
+	name     string                        // current section, trimmed, for messages
+	keys     map[string]func(string) error // setters of the current section's keys
+	mainRaw  string                        // the [blastbeat] section as go-ini names it
+	mainLine int                           // line of the [blastbeat] header, 0 if absent
+	line     int                           // line of the entry being applied
 }
 
 // errorAt builds an *Error for this file.
 func (p *parser) errorAt(line int, section, key string, kind error, detail string) *Error {
-	return newError(kind, p.file, line, section, key, detail)
+	return newError(kind, p.opts.File, line, section, key, detail)
+}
+
+// firstLine returns the line key was first set on in section (as go-ini
+// names it), or 0.
+func (p *parser) firstLine(section, key string) int {
+	if st := p.state[section+"\x00"+key]; st != nil && st.seen > 0 {
+		return st.first
+	}
+	return 0
 }
 
 // section starts a [blastbeat] or [blastbeat:NAME] section.
@@ -114,19 +133,19 @@ func (p *parser) section(e entry) error {
 		if p.mainLine > 0 {
 			return p.errorAt(e.line, p.name, "", ErrDuplicate, fmt.Sprintf("first defined at line %d", p.mainLine))
 		}
-		p.mainRaw, p.mainLine, p.vhost = e.section, e.line, -1
+		p.mainRaw, p.mainLine, p.keys = e.section, e.line, p.mainKeys()
 	case isVHost:
 		host, err := parseVHostName(rest)
 		if err != nil {
 			return p.errorAt(e.line, p.name, "", ErrBadValue, err.Error())
 		}
-		if l, ok := p.hosts[host]; ok {
-			return p.errorAt(e.line, p.name, "", ErrDuplicate, fmt.Sprintf("virtual host %q first defined at line %d", host, l))
+		for _, v := range p.opts.VHosts {
+			if v.Name == host {
+				return p.errorAt(e.line, p.name, "", ErrDuplicate, fmt.Sprintf("virtual host %q first defined at line %d", host, v.Line))
+			}
 		}
-		p.hosts[host] = e.line
 		p.opts.VHosts = append(p.opts.VHosts, VHost{Name: host, Format: "uwsgi", Line: e.line})
-		p.vhostRaw = append(p.vhostRaw, e.section)
-		p.vhost = len(p.opts.VHosts) - 1
+		p.keys = p.vhostKeys(&p.opts.VHosts[len(p.opts.VHosts)-1])
 	default:
 		return p.errorAt(e.line, p.name, "", ErrUnknownSection, "expected [blastbeat] or [blastbeat:HOST[:PORT]]")
 	}
@@ -138,55 +157,27 @@ func (p *parser) key(e entry) error {
 	if e.section == "" {
 		return p.errorAt(e.line, "", e.key, ErrSyntax, "key outside of any section")
 	}
-	var set func(string) error
-	if p.vhost < 0 {
-		set = p.mainKey(e.key)
-	} else {
-		set = p.vhostKey(&p.opts.VHosts[p.vhost], e.key)
-	}
-	if set == nil {
+	set, ok := p.keys[e.key]
+	if !ok {
 		return p.errorAt(e.line, p.name, e.key, ErrUnknownKey, "")
 	}
-	id := e.section + "\x00" + e.key
-	n := p.seen[id]
-	p.seen[id]++
-	if n == 0 {
-		p.first[id] = e.line
+	st := p.state[e.id()]
+	if st.seen++; st.seen == 1 {
+		st.first = e.line
 	} else if !repeatable(e.key) {
-		return p.errorAt(e.line, p.name, e.key, ErrRepeated, fmt.Sprintf("first set at line %d", p.first[id]))
+		return p.errorAt(e.line, p.name, e.key, ErrRepeated, fmt.Sprintf("first set at line %d", st.first))
 	}
 	if e.empty {
 		return p.errorAt(e.line, p.name, e.key, ErrBadValue, "empty value")
 	}
-	vals, ok := p.values[id]
-	if !ok {
-		vals = p.lookup(e.section, e.key)
-		p.values[id] = vals
-	}
 	// Every earlier occurrence had a value (or we would have stopped), so
-	// this is the nth value, provided go-ini and scan agree on the count.
-	if len(vals) != p.counts[id] || n >= len(vals) {
+	// this is value number seen, provided go-ini and scan agree.
+	if len(st.vals) != st.count || st.seen > len(st.vals) {
 		return p.errorAt(e.line, p.name, e.key, ErrSyntax, "value could not be read")
 	}
 	p.line = e.line
-	if err := set(vals[n]); err != nil {
+	if err := set(st.vals[st.seen-1]); err != nil {
 		return p.errorAt(e.line, p.name, e.key, ErrBadValue, err.Error())
-	}
-	return nil
-}
-
-// lookup returns go-ini's non-empty values of key in section, in file
-// order. It walks Keys rather than calling Key, which would fall back to
-// a parent section.
-func (p *parser) lookup(section, key string) []string {
-	sec, err := p.ini.GetSection(section)
-	if err != nil {
-		return nil
-	}
-	for _, k := range sec.Keys() {
-		if k.Name() == key {
-			return k.ValueWithShadows()
-		}
 	}
 	return nil
 }
@@ -211,109 +202,67 @@ func set[T any](dst *T, parse func(string) (T, error)) func(string) error {
 	}
 }
 
-// addBind returns a setter appending a Bind at the current line to dst.
-func (p *parser) addBind(dst *[]Bind) func(string) error {
+// add returns a setter appending parse's result to dst; with unique set,
+// a value already there is dropped.
+func add[T comparable](dst *[]T, unique bool, parse func(string) (T, error)) func(string) error {
 	return func(s string) error {
-		addr, err := parseBind(s)
-		if err == nil {
-			*dst = append(*dst, Bind{Addr: addr, Line: p.line})
+		v, err := parse(s)
+		if err == nil && !(unique && slices.Contains(*dst, v)) {
+			*dst = append(*dst, v)
 		}
 		return err
 	}
 }
 
-// mainKey returns the setter for key in [blastbeat], or nil if unknown.
-func (p *parser) mainKey(key string) func(string) error {
-	o := &p.opts
-	switch key {
-	case "bind":
-		return p.addBind(&o.Binds)
-	case "zmq":
-		return func(s string) error {
-			ep, err := parseEndpoint(s)
-			if err == nil {
-				o.ZMQ = append(o.ZMQ, ep)
-			}
-			return err
-		}
-	case "ping-freq":
-		return set(&o.PingFreq, parseDuration)
-	case "max-hops":
-		return set(&o.MaxHops, parseInt)
-	case "timeout":
-		return set(&o.Timeout, parseDuration)
-	case "uid":
-		return set(&o.UID, parseString)
-	case "gid":
-		return set(&o.GID, parseString)
-	case "daemon":
-		return set(&o.Daemon, parseBool)
-	case "certificate":
-		return set(&o.Certificate, parseString)
-	case "key":
-		return set(&o.Key, parseString)
-	case "max-connections":
-		return set(&o.MaxConnections, parseInt)
-	case "max-header-size":
-		return set(&o.MaxHeaderSize, parseSizeInt)
-	case "max-uri":
-		return set(&o.MaxURI, parseSizeInt)
-	case "max-body":
-		return set(&o.MaxBody, parseSize)
-	case "max-websocket-message":
-		return set(&o.MaxWebSocketMessage, parseSizeInt)
-	case "max-pending-output":
-		return set(&o.MaxPendingOutput, parseSizeInt)
-	case "retry-buffer":
-		return set(&o.RetryBuffer, parseSizeInt)
-	case "header-timeout":
-		return set(&o.HeaderTimeout, parseDuration)
-	case "idle-timeout":
-		return set(&o.IdleTimeout, parseDuration)
-	case "shutdown-grace":
-		return set(&o.ShutdownGrace, parseDuration)
-	case "workers":
-		return set(&o.Workers, parseInt)
-	case "ring-size":
-		return set(&o.RingSize, parseInt)
-	case "log-format":
-		return set(&o.LogFormat, oneOf("text", "json"))
-	case "log-level":
-		return set(&o.LogLevel, oneOf("debug", "info", "warn", "error"))
-	}
-	return nil
+// bind parses a listen address read on the current line.
+func (p *parser) bind(s string) (Bind, error) {
+	addr, err := parseBind(s)
+	return Bind{Addr: addr, Line: p.line}, err
 }
 
-// vhostKey returns the setter for key in a virtual host section, or nil
-// if unknown.
-func (p *parser) vhostKey(v *VHost, key string) func(string) error {
-	switch key {
-	case "node":
-		return func(s string) error {
-			if err := checkNode(s); err != nil {
-				return err
-			}
-			if !slices.Contains(v.Nodes, s) {
-				v.Nodes = append(v.Nodes, s)
-			}
-			return nil
-		}
-	case "bind":
-		return p.addBind(&v.Binds)
-	case "bind-ssl":
-		return p.addBind(&v.BindSSL)
-	case "certificate":
-		return set(&v.Certificate, parseString)
-	case "key":
-		return set(&v.Key, parseString)
-	case "format":
-		return set(&v.Format, oneOf("uwsgi", "headers"))
-	case "websocket-protocols":
-		return set(&v.WebSocketProtocols, parseTokenList)
-	case "timeout":
-		return set(&v.Timeout, parseDuration)
-	case "max-body":
-		return set(&v.MaxBody, parseSize)
+// mainKeys returns the setters of the [blastbeat] keys.
+func (p *parser) mainKeys() map[string]func(string) error {
+	o := &p.opts
+	return map[string]func(string) error{
+		"bind":                  add(&o.Binds, false, p.bind),
+		"zmq":                   add(&o.ZMQ, true, parseEndpoint),
+		"ping-freq":             set(&o.PingFreq, parseDuration),
+		"max-hops":              set(&o.MaxHops, parseInt),
+		"timeout":               set(&o.Timeout, parseDuration),
+		"uid":                   set(&o.UID, parseString),
+		"gid":                   set(&o.GID, parseString),
+		"daemon":                set(&o.Daemon, parseBool),
+		"certificate":           set(&o.Certificate, parseString),
+		"key":                   set(&o.Key, parseString),
+		"max-connections":       set(&o.MaxConnections, parseInt),
+		"max-header-size":       set(&o.MaxHeaderSize, parseSizeInt),
+		"max-uri":               set(&o.MaxURI, parseSizeInt),
+		"max-body":              set(&o.MaxBody, parseSize),
+		"max-websocket-message": set(&o.MaxWebSocketMessage, parseSizeInt),
+		"max-pending-output":    set(&o.MaxPendingOutput, parseSizeInt),
+		"retry-buffer":          set(&o.RetryBuffer, parseSizeInt),
+		"header-timeout":        set(&o.HeaderTimeout, parseDuration),
+		"idle-timeout":          set(&o.IdleTimeout, parseDuration),
+		"shutdown-grace":        set(&o.ShutdownGrace, parseDuration),
+		"workers":               set(&o.Workers, parseInt),
+		"ring-size":             set(&o.RingSize, parseInt),
+		"log-format":            set(&o.LogFormat, oneOf("text", "json")),
+		"log-level":             set(&o.LogLevel, oneOf("debug", "info", "warn", "error")),
 	}
-	return nil
+}
+
+// vhostKeys returns the setters of the keys of virtual host v. They are
+// only valid until the next VHost is appended.
+func (p *parser) vhostKeys(v *VHost) map[string]func(string) error {
+	return map[string]func(string) error{
+		"node":                add(&v.Nodes, true, parseNode),
+		"bind":                add(&v.Binds, false, p.bind),
+		"bind-ssl":            add(&v.BindSSL, false, p.bind),
+		"certificate":         set(&v.Certificate, parseString),
+		"key":                 set(&v.Key, parseString),
+		"format":              set(&v.Format, oneOf("uwsgi", "headers")),
+		"websocket-protocols": set(&v.WebSocketProtocols, parseTokenList),
+		"timeout":             set(&v.Timeout, parseDuration),
+		"max-body":            set(&v.MaxBody, parseSize),
+	}
 }

@@ -17,6 +17,9 @@ type entry struct {
 	empty   bool   // the value is empty once comments and quotes are gone
 }
 
+// id names the key of a key entry within its section.
+func (e entry) id() string { return e.section + "\x00" + e.key }
+
 // scan splits data into entries, following the rules go-ini applies with
 // the options Parse gives it, and rejects what that mapping cannot follow
 // (quoted key names, multi-line values). Errors carry no file name.

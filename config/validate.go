@@ -1,9 +1,6 @@
 package config
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // maxRingSize bounds ring-size (16M messages).
 const maxRingSize = 1 << 24
@@ -30,7 +27,7 @@ func (p *parser) validate() error {
 		return p.errorAt(p.mainLine, mainSection, "bind", ErrMissing, "at least one bind is required (in [blastbeat] or a virtual host)")
 	}
 	uriKey := "max-uri"
-	if p.first[p.mainRaw+"\x00"+uriKey] == 0 {
+	if p.firstLine(p.mainRaw, uriKey) == 0 {
 		uriKey = "max-header-size" // max-uri kept its default
 	}
 	checks := []struct {
@@ -55,22 +52,17 @@ func (p *parser) validate() error {
 	}
 	for _, c := range checks {
 		if !c.ok {
-			return p.errorAt(p.lineOf(p.mainRaw, p.mainLine, c.key), mainSection, c.key, ErrBadValue, c.msg)
+			line := p.firstLine(p.mainRaw, c.key)
+			if line == 0 {
+				line = p.mainLine
+			}
+			return p.errorAt(line, mainSection, c.key, ErrBadValue, c.msg)
 		}
 	}
-	for i, v := range o.VHosts {
+	for _, v := range o.VHosts {
 		if len(v.Nodes) == 0 {
-			return p.errorAt(v.Line, strings.TrimSpace(p.vhostRaw[i]), "node", ErrMissing, "at least one node is required")
+			return p.errorAt(v.Line, mainSection+":"+v.Name, "node", ErrMissing, "at least one node is required")
 		}
 	}
 	return nil
-}
-
-// lineOf returns the line key was first set on in section (as go-ini names
-// it), or header if it was not set.
-func (p *parser) lineOf(section string, header int, key string) int {
-	if l := p.first[section+"\x00"+key]; l > 0 {
-		return l
-	}
-	return header
 }

@@ -43,23 +43,14 @@ func parseBool(s string) (bool, error) {
 // Negative durations are rejected.
 func parseDuration(s string) (time.Duration, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		ns := math.Round(f * float64(time.Second))
-		switch {
-		case math.IsNaN(f) || math.IsInf(f, 0):
-			return 0, fmt.Errorf("%q is not a duration", s)
-		case f < 0:
-			return 0, fmt.Errorf("%q is negative", s)
-		case ns >= math.MaxInt64:
-			return 0, fmt.Errorf("%q is too large", s)
+		if f >= 0 && f < math.MaxInt64/float64(time.Second) { // false for NaN
+			return time.Duration(math.Round(f * float64(time.Second))), nil
 		}
-		return time.Duration(ns), nil
+		return 0, fmt.Errorf("%q is negative or too large", s)
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil {
+	if err != nil || d < 0 {
 		return 0, fmt.Errorf(`%q is not a duration (seconds such as "3" or "0.5", or "500ms")`, s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative", s)
 	}
 	return d, nil
 }
@@ -68,27 +59,14 @@ func parseDuration(s string) (time.Duration, error) {
 // (1024-based, either case).
 func parseSize(s string) (int64, error) {
 	num, shift := s, 0
-	if s != "" {
-		switch s[len(s)-1] {
-		case 'k', 'K':
-			shift = 10
-		case 'm', 'M':
-			shift = 20
-		case 'g', 'G':
-			shift = 30
-		}
-	}
-	if shift > 0 {
-		num = s[:len(s)-1]
+	if i := strings.IndexAny(s, "kKmMgG"); i >= 0 && i == len(s)-1 {
+		num, shift = s[:i], 10*(1+strings.IndexByte("kmg", s[i]|0x20))
 	}
 	n, err := strconv.ParseUint(num, 10, 63)
-	if err != nil {
-		if errors.Is(err, strconv.ErrRange) {
-			return 0, fmt.Errorf("%q is too large", s)
-		}
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return 0, fmt.Errorf("%q is not a size (bytes, optionally with a k, m or g suffix)", s)
 	}
-	if n > math.MaxInt64>>shift {
+	if err != nil || n > math.MaxInt64>>shift {
 		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return int64(n) << shift, nil
@@ -114,16 +92,15 @@ func oneOf(allowed ...string) func(string) (string, error) {
 	}
 }
 
-// parseTokenList parses a comma separated list of HTTP tokens, dropping
-// empty items.
+// parseTokenList parses a comma separated list of HTTP tokens (RFC 9110,
+// section 5.6.2), dropping empty items.
 func parseTokenList(s string) ([]string, error) {
 	var out []string
 	for item := range strings.SplitSeq(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
+		if item = strings.TrimSpace(item); item == "" {
 			continue
 		}
-		if !isToken(item) {
+		if strings.ContainsFunc(item, func(r rune) bool { return !isAlnum(r) && !strings.ContainsRune("!#$%&'*+-.^_`|~", r) }) {
 			return nil, fmt.Errorf("%q is not a valid token", item)
 		}
 		out = append(out, item)
@@ -134,38 +111,20 @@ func parseTokenList(s string) ([]string, error) {
 	return out, nil
 }
 
-// isToken reports whether s is an HTTP token (RFC 9110, section 5.6.2).
-func isToken(s string) bool {
-	for _, c := range []byte(s) {
-		if !isAlnum(c) && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// isAlnum reports whether c is an ASCII letter or digit.
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+// isAlnum reports whether r is an ASCII letter or digit.
+func isAlnum(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
 }
 
 // isHostname reports whether s is a plausible DNS name or IPv4 address:
 // dot separated, non-empty labels of letters, digits, '-' and '_'.
 func isHostname(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
 	for label := range strings.SplitSeq(s, ".") {
-		if label == "" {
+		if label == "" || strings.ContainsFunc(label, func(r rune) bool { return !isAlnum(r) && r != '-' && r != '_' }) {
 			return false
 		}
-		for _, c := range []byte(label) {
-			if !isAlnum(c) && c != '-' && c != '_' {
-				return false
-			}
-		}
 	}
-	return true
+	return len(s) <= 253
 }
 
 // validPort reports whether s is a decimal port from 1 to 65535.
@@ -175,30 +134,23 @@ func validPort(s string) bool {
 }
 
 // parseBind checks a listen address and returns it as host:port. Besides
-// "host:port" and "[ipv6]:port" it accepts a bare IPv6 address followed by
-// ":port" (split at the last colon), which it brackets.
+// "host:port" and "[ipv6]:port" it accepts, as the original did, a bare
+// IPv6 address followed by ":port" (split at the last colon), which it
+// brackets.
 func parseBind(s string) (string, error) {
-	var host, port string
-	if strings.HasPrefix(s, "[") {
-		h, p, err := net.SplitHostPort(s)
-		if err != nil {
-			return "", fmt.Errorf("%q is not [address]:port", s)
-		}
-		if a, err := netip.ParseAddr(h); err != nil || !a.Is6() {
-			return "", fmt.Errorf("%q: %q is not an IPv6 address", s, h)
-		}
-		host, port = h, p
-	} else {
-		i := strings.LastIndexByte(s, ':')
-		if i < 0 {
-			return "", fmt.Errorf("%q is not address:port", s)
-		}
-		host, port = s[:i], s[i+1:]
-		if _, err := netip.ParseAddr(host); err != nil && host != "" && !isHostname(host) {
-			return "", fmt.Errorf("%q: %q is not an address or host name", s, host)
-		}
+	bracketed := strings.HasPrefix(s, "[")
+	host, port, err := net.SplitHostPort(s)
+	if i := strings.LastIndexByte(s, ':'); err != nil && !bracketed && i >= 0 {
+		host, port, err = s[:i], s[i+1:], nil
 	}
-	if !validPort(port) {
+	if err != nil {
+		return "", fmt.Errorf("%q is not address:port", s)
+	}
+	a, aerr := netip.ParseAddr(host)
+	switch {
+	case bracketed && (aerr != nil || !a.Is6()), !bracketed && aerr != nil && host != "" && !isHostname(host):
+		return "", fmt.Errorf("%q: %q is not an address or host name", s, host)
+	case !validPort(port):
 		return "", fmt.Errorf("%q: %q is not a port (1-65535)", s, port)
 	}
 	n, _ := strconv.Atoi(port)
@@ -208,23 +160,19 @@ func parseBind(s string) (string, error) {
 // parseEndpoint checks a ZeroMQ endpoint: tcp://HOST:PORT (PORT may be
 // "*"), ipc://PATH or inproc://NAME.
 func parseEndpoint(s string) (string, error) {
-	for _, scheme := range []string{"tcp://", "ipc://", "inproc://"} {
-		rest, ok := strings.CutPrefix(s, scheme)
-		if !ok {
-			continue
-		}
-		if rest == "" || strings.ContainsFunc(rest, unicode.IsSpace) {
-			return "", fmt.Errorf("%q has an empty or malformed address", s)
-		}
-		if scheme == "tcp://" {
-			i := strings.LastIndexByte(rest, ':')
-			if i <= 0 || (rest[i+1:] != "*" && !validPort(rest[i+1:])) {
-				return "", fmt.Errorf("%q is not tcp://HOST:PORT", s)
-			}
-		}
-		return s, nil
+	scheme, addr, _ := strings.Cut(s, "://")
+	ok := addr != "" && !strings.ContainsFunc(addr, unicode.IsSpace)
+	switch i := strings.LastIndexByte(addr, ':'); scheme {
+	case "tcp":
+		ok = ok && i > 0 && (addr[i+1:] == "*" || validPort(addr[i+1:]))
+	case "ipc", "inproc":
+	default:
+		ok = false
 	}
-	return "", fmt.Errorf("%q does not start with tcp://, ipc:// or inproc://", s)
+	if !ok {
+		return "", fmt.Errorf("%q is not tcp://HOST:PORT, ipc://PATH or inproc://NAME", s)
+	}
+	return s, nil
 }
 
 // parseVHostName checks the NAME of a [blastbeat:NAME] section and
@@ -232,39 +180,26 @@ func parseEndpoint(s string) (string, error) {
 // "[ipv6]:port".
 func parseVHostName(s string) (string, error) {
 	name := strings.ToLower(strings.TrimSpace(s))
-	if name == "*" {
-		return name, nil
-	}
-	host, port, hasPort := name, "", false
-	if strings.HasPrefix(name, "[") {
-		end := strings.IndexByte(name, ']')
-		if end < 0 {
-			return "", fmt.Errorf("virtual host %q: missing ']'", s)
-		}
-		if a, err := netip.ParseAddr(name[1:end]); err != nil || !a.Is6() || a.Zone() != "" {
-			return "", fmt.Errorf("virtual host %q: not an IPv6 address", s)
-		}
-		rest := name[end+1:]
-		port, hasPort = strings.CutPrefix(rest, ":")
-		if rest != "" && !hasPort {
-			return "", fmt.Errorf("virtual host %q: unexpected %q", s, rest)
-		}
-	} else {
-		host, port, hasPort = strings.Cut(name, ":")
-		if !isHostname(host) {
-			return "", fmt.Errorf("virtual host %q: %q is not a host name", s, host)
+	host, port, err := net.SplitHostPort(name)
+	if err != nil { // no port, or malformed
+		host, port = name, "80"
+		if len(name) > 2 && name[0] == '[' && name[len(name)-1] == ']' {
+			host = name[1 : len(name)-1]
 		}
 	}
-	if hasPort && !validPort(port) {
-		return "", fmt.Errorf("virtual host %q: %q is not a port (1-65535)", s, port)
+	a, aerr := netip.ParseAddr(host)
+	bracketed := strings.HasPrefix(name, "[")
+	ipv6 := bracketed && aerr == nil && a.Is6() && a.Zone() == ""
+	if name != "*" && (!validPort(port) || !ipv6 && (bracketed || !isHostname(host))) {
+		return "", fmt.Errorf("virtual host %q is not HOST, HOST:PORT, [IPV6], [IPV6]:PORT or *", s)
 	}
 	return name, nil
 }
 
-// checkNode checks a backend node identity: 1 to 255 bytes.
-func checkNode(s string) error {
+// parseNode checks a backend node identity: 1 to 255 bytes.
+func parseNode(s string) (string, error) {
 	if s == "" || len(s) > maxNodeLen {
-		return fmt.Errorf("node name must be 1 to %d bytes, got %d", maxNodeLen, len(s))
+		return "", fmt.Errorf("node name must be 1 to %d bytes, got %d", maxNodeLen, len(s))
 	}
-	return nil
+	return s, nil
 }

@@ -1,0 +1,527 @@
+package config_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blastbeat/blastbeat/config"
+)
+
+// Example configurations of the original project, verbatim.
+const (
+	readmeBasic = `[blastbeat]
+bind = 0.0.0.0:8080
+zmq = tcp://0.0.0.0:5000
+
+[blastbeat:localhost:8000]
+node = foobar1
+`
+	readmeVHostBind = `[blastbeat]
+bind = 0.0.0.0:8080
+zmq = tcp://0.0.0.0:5000
+
+[blastbeat:localhost:8000]
+node = foobar1
+
+[blastbeat:secure.local]
+node = foobar2
+bind = 0.0.0.0:8181
+`
+	readmeSSL = `[blastbeat]
+bind = 0.0.0.0:8080
+zmq = tcp://0.0.0.0:5000
+
+[blastbeat:localhost:8000]
+node = foobar1
+
+[blastbeat:secure.local]
+node = foobar2
+bind-ssl = 0.0.0.0:443
+certificate = foo.pem
+key = foo.key
+`
+	// examples/sharedcanvas/sharedcanvas.ini
+	sharedCanvas = `[blastbeat]
+zmq = tcp://0.0.0.0:5000
+bind = 0.0.0.0:9090
+
+[blastbeat:localhost:9090]
+node = sharedcanvas
+`
+	// blastbeat.ini as shipped before the sessions/alias/cache keys.
+	shippedIni = `[blastbeat]
+bind = 0.0.0.0:8080
+;bind = 192.168.173.5:8081
+bind = 0.0.0.0:8082
+bind = 0.0.0.0:8083
+bind = fe80::a00:27ff:fe13:11ac%eth0:8085
+
+zmq = tcp://192.168.173.5:5000
+
+ping-freq = 3
+uid = www-data
+gid = 1000
+max-hops = 17
+
+daemon = 1
+
+[blastbeat:quantal64.local:8443]
+bind-ssl = 192.168.173.5:8443
+certificate = quantal.crt
+key = quantal.key
+node = FOOBAR1
+
+[blastbeat:quantal64.local:8080]
+node = FOOBAR1
+
+[blastbeat:192.168.173.5:8081]
+certificate = quantal.crt
+key = quantal.key
+node = FOOBAR1
+bind-ssl = 192.168.173.5:8081
+;bind = 0.0.0.0:8084
+
+[blastbeat:localhost]
+node = FOOBAR1
+`
+)
+
+// want returns the defaults for file "test.ini" changed by mod.
+func want(mod func(o *config.Options)) config.Options {
+	o := config.Defaults()
+	o.File = "test.ini"
+	mod(&o)
+	return o
+}
+
+// vhost returns a VHost with the default format.
+func vhost(name string, line int, nodes ...string) config.VHost {
+	return config.VHost{Name: name, Nodes: nodes, Format: "uwsgi", Line: line}
+}
+
+func TestParseExamples(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want config.Options
+	}{
+		{
+			name: "readme basic",
+			src:  readmeBasic,
+			want: want(func(o *config.Options) {
+				o.Binds = []config.Bind{{Addr: "0.0.0.0:8080", Line: 2}}
+				o.ZMQ = []string{"tcp://0.0.0.0:5000"}
+				o.VHosts = []config.VHost{vhost("localhost:8000", 5, "foobar1")}
+			}),
+		},
+		{
+			name: "readme vhost bind",
+			src:  readmeVHostBind,
+			want: want(func(o *config.Options) {
+				o.Binds = []config.Bind{{Addr: "0.0.0.0:8080", Line: 2}}
+				o.ZMQ = []string{"tcp://0.0.0.0:5000"}
+				secure := vhost("secure.local", 8, "foobar2")
+				secure.Binds = []config.Bind{{Addr: "0.0.0.0:8181", Line: 10}}
+				o.VHosts = []config.VHost{vhost("localhost:8000", 5, "foobar1"), secure}
+			}),
+		},
+		{
+			name: "readme ssl",
+			src:  readmeSSL,
+			want: want(func(o *config.Options) {
+				o.Binds = []config.Bind{{Addr: "0.0.0.0:8080", Line: 2}}
+				o.ZMQ = []string{"tcp://0.0.0.0:5000"}
+				secure := vhost("secure.local", 8, "foobar2")
+				secure.BindSSL = []config.Bind{{Addr: "0.0.0.0:443", Line: 10}}
+				secure.Certificate, secure.Key = "foo.pem", "foo.key"
+				o.VHosts = []config.VHost{vhost("localhost:8000", 5, "foobar1"), secure}
+			}),
+		},
+		{
+			name: "sharedcanvas",
+			src:  sharedCanvas,
+			want: want(func(o *config.Options) {
+				o.Binds = []config.Bind{{Addr: "0.0.0.0:9090", Line: 3}}
+				o.ZMQ = []string{"tcp://0.0.0.0:5000"}
+				o.VHosts = []config.VHost{vhost("localhost:9090", 5, "sharedcanvas")}
+			}),
+		},
+		{
+			name: "shipped blastbeat.ini",
+			src:  shippedIni,
+			want: want(func(o *config.Options) {
+				o.Binds = []config.Bind{
+					{Addr: "0.0.0.0:8080", Line: 2},
+					{Addr: "0.0.0.0:8082", Line: 4},
+					{Addr: "0.0.0.0:8083", Line: 5},
+					{Addr: "[fe80::a00:27ff:fe13:11ac%eth0]:8085", Line: 6},
+				}
+				o.ZMQ = []string{"tcp://192.168.173.5:5000"}
+				o.PingFreq = 3 * time.Second
+				o.UID, o.GID = "www-data", "1000"
+				o.MaxHops = 17
+				o.Daemon = true
+				q8443 := vhost("quantal64.local:8443", 17, "FOOBAR1")
+				q8443.BindSSL = []config.Bind{{Addr: "192.168.173.5:8443", Line: 18}}
+				q8443.Certificate, q8443.Key = "quantal.crt", "quantal.key"
+				ip := vhost("192.168.173.5:8081", 26, "FOOBAR1")
+				ip.Certificate, ip.Key = "quantal.crt", "quantal.key"
+				ip.BindSSL = []config.Bind{{Addr: "192.168.173.5:8081", Line: 30}}
+				o.VHosts = []config.VHost{
+					q8443,
+					vhost("quantal64.local:8080", 23, "FOOBAR1"),
+					ip,
+					vhost("localhost", 33, "FOOBAR1"),
+				}
+			}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Parse("test.ini", []byte(tt.src))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("Parse:\n got %+v\nwant %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	wantDefaults := config.Options{
+		PingFreq:            3 * time.Second,
+		MaxHops:             10,
+		Timeout:             60 * time.Second,
+		MaxConnections:      100000,
+		MaxHeaderSize:       16384,
+		MaxURI:              8192,
+		MaxBody:             1 << 30,
+		MaxWebSocketMessage: 1 << 20,
+		MaxPendingOutput:    4 << 20,
+		RetryBuffer:         1 << 20,
+		HeaderTimeout:       10 * time.Second,
+		IdleTimeout:         120 * time.Second,
+		ShutdownGrace:       10 * time.Second,
+		Workers:             0,
+		RingSize:            65536,
+		LogFormat:           "text",
+		LogLevel:            "info",
+	}
+	if got := config.Defaults(); !reflect.DeepEqual(got, wantDefaults) {
+		t.Errorf("Defaults:\n got %+v\nwant %+v", got, wantDefaults)
+	}
+}
+
+func TestParseEveryKey(t *testing.T) {
+	const src = `# every key, none at its default
+[blastbeat]
+bind = 127.0.0.1:8080
+bind = [::1]:8080
+zmq = tcp://*:5000
+zmq = ipc:///run/bb.sock
+zmq = inproc://bb
+ping-freq = 0.5
+max-hops = 0
+timeout = 90s
+uid = 33
+gid = www-data
+daemon = yes
+certificate = /etc/bb/cert.pem
+key = /etc/bb/key.pem
+max-connections = 5000
+max-header-size = 32k
+max-uri = 4096
+max-body = 2g
+max-websocket-message = 64K
+max-pending-output = 8m
+retry-buffer = 0
+header-timeout = 2.5
+idle-timeout = 0
+shutdown-grace = 1m
+workers = 4
+ring-size = 1024
+log-format = JSON
+log-level = debug
+
+[blastbeat:Example.COM:8443]
+node = n1
+node = n2
+node = n1
+bind = 0.0.0.0:8081
+bind-ssl = 0.0.0.0:8443
+bind-ssl = [::]:8443
+certificate = ex.pem
+key = ex.key
+format = headers
+websocket-protocols = chat, superchat,,v2.bb
+timeout = 250ms
+max-body = 10M
+
+[blastbeat:*]
+node = fallback
+`
+	wantOpts := config.Options{
+		File:                "test.ini",
+		Binds:               []config.Bind{{Addr: "127.0.0.1:8080", Line: 3}, {Addr: "[::1]:8080", Line: 4}},
+		ZMQ:                 []string{"tcp://*:5000", "ipc:///run/bb.sock", "inproc://bb"},
+		PingFreq:            500 * time.Millisecond,
+		MaxHops:             0,
+		Timeout:             90 * time.Second,
+		UID:                 "33",
+		GID:                 "www-data",
+		Daemon:              true,
+		Certificate:         "/etc/bb/cert.pem",
+		Key:                 "/etc/bb/key.pem",
+		MaxConnections:      5000,
+		MaxHeaderSize:       32 << 10,
+		MaxURI:              4096,
+		MaxBody:             2 << 30,
+		MaxWebSocketMessage: 64 << 10,
+		MaxPendingOutput:    8 << 20,
+		RetryBuffer:         0,
+		HeaderTimeout:       2500 * time.Millisecond,
+		IdleTimeout:         0,
+		ShutdownGrace:       time.Minute,
+		Workers:             4,
+		RingSize:            1024,
+		LogFormat:           "json",
+		LogLevel:            "debug",
+		VHosts: []config.VHost{
+			{
+				Name:               "example.com:8443",
+				Nodes:              []string{"n1", "n2"},
+				Binds:              []config.Bind{{Addr: "0.0.0.0:8081", Line: 35}},
+				BindSSL:            []config.Bind{{Addr: "0.0.0.0:8443", Line: 36}, {Addr: "[::]:8443", Line: 37}},
+				Certificate:        "ex.pem",
+				Key:                "ex.key",
+				Format:             "headers",
+				WebSocketProtocols: []string{"chat", "superchat", "v2.bb"},
+				Timeout:            250 * time.Millisecond,
+				MaxBody:            10 << 20,
+				Line:               31,
+			},
+			vhost("*", 45, "fallback"),
+		},
+	}
+	got, err := config.Parse("test.ini", []byte(src))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if !reflect.DeepEqual(*got, wantOpts) {
+		t.Errorf("Parse:\n got %+v\nwant %+v", *got, wantOpts)
+	}
+}
+
+// TestParseLayout checks line numbers and values through comments, blank
+// lines, CRLF line ends, inline comments, quotes and repeated values.
+func TestParseLayout(t *testing.T) {
+	tests := []struct {
+		name      string
+		src       string
+		wantBinds []config.Bind
+		wantNodes []string
+	}{
+		{
+			name: "comments and blank lines",
+			src: "; head\n# more\n\n[blastbeat] ; main\n  bind = 0.0.0.0:1 ; first\n\n#bind = 0.0.0.0:9\n" +
+				"bind=0.0.0.0:2\nzmq = inproc://x\n[blastbeat:a]\nnode = x # the node\n",
+			wantBinds: []config.Bind{{Addr: "0.0.0.0:1", Line: 5}, {Addr: "0.0.0.0:2", Line: 8}},
+			wantNodes: []string{"x"},
+		},
+		{
+			name:      "crlf and bom",
+			src:       "\xEF\xBB\xBF[blastbeat]\r\nbind = 0.0.0.0:1\r\n\r\nbind = 0.0.0.0:2\r\nzmq = inproc://x\r\n[blastbeat:a]\r\nnode = x",
+			wantBinds: []config.Bind{{Addr: "0.0.0.0:1", Line: 2}, {Addr: "0.0.0.0:2", Line: 4}},
+			wantNodes: []string{"x"},
+		},
+		{
+			name:      "identical repeated values keep their lines",
+			src:       "[blastbeat]\nbind = 0.0.0.0:1\nzmq = inproc://x\nbind = 0.0.0.0:1\n[blastbeat:a]\nnode = \"quoted\"\n",
+			wantBinds: []config.Bind{{Addr: "0.0.0.0:1", Line: 2}, {Addr: "0.0.0.0:1", Line: 4}},
+			wantNodes: []string{"quoted"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Parse("test.ini", []byte(tt.src))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !reflect.DeepEqual(got.Binds, tt.wantBinds) {
+				t.Errorf("Binds = %+v, want %+v", got.Binds, tt.wantBinds)
+			}
+			if !reflect.DeepEqual(got.VHosts[0].Nodes, tt.wantNodes) {
+				t.Errorf("Nodes = %q, want %q", got.VHosts[0].Nodes, tt.wantNodes)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const head = "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n" // lines 1-3
+	const tail = "[blastbeat:localhost]\nnode = foo\n"
+	tests := []struct {
+		name    string
+		src     string
+		line    int
+		section string
+		key     string
+		kind    error
+		msg     string // substring of the message
+	}{
+		{name: "unknown key", src: head + "sessions = 100\n" + tail, line: 4, section: "blastbeat", key: "sessions", kind: config.ErrUnknownKey},
+		{name: "unknown vhost key", src: head + tail + "alias = x:80\n", line: 6, section: "blastbeat:localhost", key: "alias", kind: config.ErrUnknownKey},
+		{name: "main-only key in vhost", src: head + tail + "zmq = inproc://x\n", line: 6, section: "blastbeat:localhost", key: "zmq", kind: config.ErrUnknownKey},
+		{name: "keys are case sensitive", src: head + "Bind = 0.0.0.0:1\n" + tail, line: 4, key: "Bind", kind: config.ErrUnknownKey},
+		{name: "unknown section", src: head + "\n[uwsgi]\nfoo = 1\n" + tail, line: 5, section: "uwsgi", kind: config.ErrUnknownSection},
+		{name: "default section", src: head + "[DEFAULT]\n" + tail, line: 4, section: "DEFAULT", kind: config.ErrUnknownSection},
+		{name: "empty vhost name", src: head + "[blastbeat:]\nnode = x\n", line: 4, section: "blastbeat:", kind: config.ErrBadValue, msg: "virtual host"},
+		{name: "bad vhost name", src: head + "[blastbeat:bad host]\nnode = x\n", line: 4, kind: config.ErrBadValue, msg: "bad host"},
+		{name: "bad vhost port", src: head + "[blastbeat:host:http]\nnode = x\n", line: 4, kind: config.ErrBadValue, msg: `"host:http"`},
+		{name: "duplicate vhost", src: head + tail + "[blastbeat:LocalHost]\nnode = y\n", line: 6, section: "blastbeat:LocalHost", kind: config.ErrDuplicate, msg: "line 4"},
+		{name: "duplicate main section", src: head + tail + "[blastbeat]\n", line: 6, section: "blastbeat", kind: config.ErrDuplicate, msg: "line 1"},
+		{name: "repeated key", src: head + "ping-freq = 1\n\nping-freq = 2\n" + tail, line: 6, key: "ping-freq", kind: config.ErrRepeated, msg: "line 4"},
+		{name: "repeated vhost key", src: head + tail + "format = uwsgi\nformat = headers\n", line: 7, key: "format", kind: config.ErrRepeated},
+		{name: "empty value", src: head + "bind =\n" + tail, line: 4, key: "bind", kind: config.ErrBadValue, msg: "empty"},
+		{name: "empty quoted value", src: head + "uid = \"\"\n" + tail, line: 4, key: "uid", kind: config.ErrBadValue, msg: "empty"},
+		{name: "not a duration", src: head + "ping-freq = soon\n" + tail, line: 4, key: "ping-freq", kind: config.ErrBadValue, msg: `"soon"`},
+		{name: "negative duration", src: head + "timeout = -1\n" + tail, line: 4, key: "timeout", kind: config.ErrBadValue, msg: "negative"},
+		{name: "not an integer", src: head + "max-hops = many\n" + tail, line: 4, key: "max-hops", kind: config.ErrBadValue},
+		{name: "not a size", src: head + "max-body = 1t\n" + tail, line: 4, key: "max-body", kind: config.ErrBadValue},
+		{name: "size overflow", src: head + "max-body = 9999999999999g\n" + tail, line: 4, key: "max-body", kind: config.ErrBadValue, msg: "too large"},
+		{name: "not a boolean", src: head + "daemon = maybe\n" + tail, line: 4, key: "daemon", kind: config.ErrBadValue},
+		{name: "bad log level", src: head + "log-level = verbose\n" + tail, line: 4, key: "log-level", kind: config.ErrBadValue},
+		{name: "bad log format", src: head + "log-format = xml\n" + tail, line: 4, key: "log-format", kind: config.ErrBadValue},
+		{name: "bad format", src: head + tail + "format = json\n", line: 6, key: "format", kind: config.ErrBadValue},
+		{name: "bad websocket protocol", src: head + tail + "websocket-protocols = chat, super chat\n", line: 6, key: "websocket-protocols", kind: config.ErrBadValue},
+		{name: "bind without port", src: head + "bind = 0.0.0.0\n" + tail, line: 4, key: "bind", kind: config.ErrBadValue},
+		{name: "bind port zero", src: head + "bind = 0.0.0.0:0\n" + tail, line: 4, key: "bind", kind: config.ErrBadValue, msg: "port"},
+		{name: "bind port too big", src: head + "bind = 0.0.0.0:65536\n" + tail, line: 4, key: "bind", kind: config.ErrBadValue, msg: "port"},
+		{name: "bind bad host", src: head + "bind = no/such:80\n" + tail, line: 4, key: "bind", kind: config.ErrBadValue},
+		{name: "bind bad brackets", src: head + "bind = [::1]8080\n" + tail, line: 4, key: "bind", kind: config.ErrBadValue},
+		{name: "vhost bind-ssl bad", src: head + tail + "bind-ssl = :443x\n", line: 6, key: "bind-ssl", kind: config.ErrBadValue},
+		{name: "bad endpoint scheme", src: head + "zmq = http://0.0.0.0:5000\n" + tail, line: 4, key: "zmq", kind: config.ErrBadValue, msg: "tcp://"},
+		{name: "tcp endpoint without port", src: head + "zmq = tcp://0.0.0.0\n" + tail, line: 4, key: "zmq", kind: config.ErrBadValue},
+		{name: "empty ipc endpoint", src: head + "zmq = ipc://\n" + tail, line: 4, key: "zmq", kind: config.ErrBadValue},
+		{name: "node too long", src: head + tail + "node = " + strings.Repeat("n", 256) + "\n", line: 6, key: "node", kind: config.ErrBadValue, msg: "255"},
+		{name: "missing bind", src: "[blastbeat]\nzmq = tcp://0.0.0.0:5000\n" + tail, line: 1, section: "blastbeat", key: "bind", kind: config.ErrMissing},
+		{name: "missing zmq", src: "\n[blastbeat]\nbind = 0.0.0.0:80\n" + tail, line: 2, section: "blastbeat", key: "zmq", kind: config.ErrMissing},
+		{name: "missing vhost", src: head, kind: config.ErrMissing, msg: "[blastbeat:HOST]"},
+		{name: "missing main section", src: tail, kind: config.ErrMissing, msg: "[blastbeat]"},
+		{name: "missing node", src: head + "[blastbeat:a]\nbind = 0.0.0.0:81\n", line: 4, section: "blastbeat:a", key: "node", kind: config.ErrMissing},
+		{name: "ping-freq zero", src: head + "ping-freq = 0\n" + tail, line: 4, key: "ping-freq", kind: config.ErrBadValue},
+		{name: "timeout zero", src: head + "timeout = 0s\n" + tail, line: 4, key: "timeout", kind: config.ErrBadValue},
+		{name: "max-hops negative", src: head + "max-hops = -1\n" + tail, line: 4, key: "max-hops", kind: config.ErrBadValue},
+		{name: "max-header-size too small", src: head + "max-uri = 100\nmax-header-size = 255\n" + tail, line: 5, key: "max-header-size", kind: config.ErrBadValue, msg: "256"},
+		{name: "max-uri above max-header-size", src: head + "max-uri = 8k\nmax-header-size = 4k\n" + tail, line: 4, key: "max-uri", kind: config.ErrBadValue, msg: "max-header-size"},
+		{name: "max-header-size below default max-uri", src: head + "max-header-size = 4k\n" + tail, line: 4, key: "max-header-size", kind: config.ErrBadValue, msg: "max-uri"},
+		{name: "ring-size not a power of two", src: head + "ring-size = 3000\n" + tail, line: 4, key: "ring-size", kind: config.ErrBadValue, msg: "power of two"},
+		{name: "ring-size too small", src: head + "ring-size = 512\n" + tail, line: 4, key: "ring-size", kind: config.ErrBadValue},
+		{name: "line without equals", src: head + "bind 0.0.0.0:80\n" + tail, line: 4, kind: config.ErrSyntax},
+		{name: "colon is not a delimiter", src: head + "uid: www\n" + tail, line: 4, kind: config.ErrSyntax},
+		{name: "unclosed section", src: head + "[blastbeat:x\n", line: 4, kind: config.ErrSyntax},
+		{name: "key outside section", src: "bind = 0.0.0.0:1\n" + head + tail, line: 1, key: "bind", kind: config.ErrSyntax},
+		{name: "multi-line value", src: head + "uid = \"\"\"www\ndata\"\"\"\n" + tail, line: 4, key: "uid", kind: config.ErrSyntax},
+		{name: "quoted key", src: head + "\"uid\" = www\n" + tail, line: 4, kind: config.ErrSyntax},
+		{name: "missing key name", src: head + " = www\n" + tail, line: 4, kind: config.ErrSyntax},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, err := config.Parse("bad.ini", []byte(tt.src))
+			if err == nil {
+				t.Fatalf("Parse succeeded: %+v", opts)
+			}
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T %v is not a *config.Error", err, err)
+			}
+			if !errors.Is(err, tt.kind) {
+				t.Errorf("error %q is not %v", err, tt.kind)
+			}
+			if ce.File != "bad.ini" || ce.Line != tt.line || ce.Key != tt.key {
+				t.Errorf("error at %s:%d key %q, want bad.ini:%d key %q (%v)", ce.File, ce.Line, ce.Key, tt.line, tt.key, err)
+			}
+			if tt.section != "" && ce.Section != tt.section {
+				t.Errorf("Section = %q, want %q", ce.Section, tt.section)
+			}
+			msg := err.Error()
+			wantPrefix := "bad.ini: "
+			if tt.line > 0 {
+				wantPrefix = "bad.ini:" + strconv.Itoa(tt.line) + ": "
+			}
+			for _, sub := range []string{wantPrefix, tt.key, tt.msg} {
+				if !strings.Contains(msg, sub) {
+					t.Errorf("message %q does not contain %q", msg, sub)
+				}
+			}
+		})
+	}
+}
+
+func TestParseVHostBindsSatisfyBind(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+	}{
+		{name: "bind", src: "[blastbeat]\nzmq = inproc://x\n[blastbeat:a]\nnode = n\nbind = 0.0.0.0:80\n"},
+		{name: "bind-ssl", src: "[blastbeat]\nzmq = inproc://x\n[blastbeat:a]\nnode = n\nbind-ssl = 0.0.0.0:443\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := config.Parse("test.ini", []byte(tt.src)); err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "blastbeat.ini")
+	if err := os.WriteFile(good, []byte(readmeBasic), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.ini")
+	if err := os.WriteFile(bad, []byte(readmeBasic+"bogus = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		path    string
+		wantErr error
+		wantMsg string
+	}{
+		{name: "ok", path: good},
+		{name: "bad key", path: bad, wantErr: config.ErrUnknownKey, wantMsg: bad + ":7: [blastbeat:localhost:8000] bogus: unknown key"},
+		{name: "missing file", path: filepath.Join(dir, "nope.ini"), wantErr: fs.ErrNotExist, wantMsg: filepath.Join(dir, "nope.ini") + ": "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, err := config.Load(tt.path)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				if opts.File != tt.path {
+					t.Errorf("File = %q, want %q", opts.File, tt.path)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Load error %v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("message %q does not contain %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
