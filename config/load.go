@@ -185,7 +185,7 @@ func (p *parser) key(e entry) error {
 // repeatable reports whether key accumulates instead of being set once.
 func repeatable(key string) bool {
 	switch key {
-	case "bind", "bind-ssl", "zmq", "node":
+	case "bind", "bind-ssl", "zmq", "node", "alias":
 		return true
 	}
 	return false
@@ -211,6 +211,14 @@ func add[T comparable](dst *[]T, unique bool, parse func(string) (T, error)) fun
 			*dst = append(*dst, v)
 		}
 		return err
+	}
+}
+
+// ignore returns a setter that records an obsolete key of the original.
+func (p *parser) ignore(key string) func(string) error {
+	return func(string) error {
+		p.opts.Ignored = append(p.opts.Ignored, Ignored{Section: p.name, Key: key, Line: p.line})
+		return nil
 	}
 }
 
@@ -248,6 +256,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"ring-size":             set(&o.RingSize, parseInt),
 		"log-format":            set(&o.LogFormat, oneOf("text", "json")),
 		"log-level":             set(&o.LogLevel, oneOf("debug", "info", "warn", "error")),
+		"stall-timeout":         set(&o.StallTimeout, parseDuration),
+		"sessions":              p.ignore("sessions"),
 	}
 }
 
@@ -264,5 +274,8 @@ func (p *parser) vhostKeys(v *VHost) map[string]func(string) error {
 		"websocket-protocols": set(&v.WebSocketProtocols, parseTokenList),
 		"timeout":             set(&v.Timeout, parseDuration),
 		"max-body":            set(&v.MaxBody, parseSize),
+		"alias":               add(&v.Aliases, true, parseVHostName),
+		"sessions":            p.ignore("sessions"),
+		"cache":               p.ignore("cache"),
 	}
 }

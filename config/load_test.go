@@ -215,6 +215,7 @@ func TestDefaults(t *testing.T) {
 		RingSize:            65536,
 		LogFormat:           "text",
 		LogLevel:            "info",
+		StallTimeout:        2 * time.Second,
 	}
 	if got := config.Defaults(); !reflect.DeepEqual(got, wantDefaults) {
 		t.Errorf("Defaults:\n got %+v\nwant %+v", got, wantDefaults)
@@ -295,6 +296,7 @@ node = fallback
 		RingSize:            1024,
 		LogFormat:           "json",
 		LogLevel:            "debug",
+		StallTimeout:        2 * time.Second,
 		VHosts: []config.VHost{
 			{
 				Name:               "example.com:8443",
@@ -378,8 +380,9 @@ func TestParseErrors(t *testing.T) {
 		kind    error
 		msg     string // substring of the message
 	}{
-		{name: "unknown key", src: head + "sessions = 100\n" + tail, line: 4, section: "blastbeat", key: "sessions", kind: config.ErrUnknownKey},
-		{name: "unknown vhost key", src: head + tail + "alias = x:80\n", line: 6, section: "blastbeat:localhost", key: "alias", kind: config.ErrUnknownKey},
+		{name: "unknown key", src: head + "sesions = 100\n" + tail, line: 4, section: "blastbeat", key: "sesions", kind: config.ErrUnknownKey},
+		{name: "unknown vhost key", src: head + tail + "aliases = x:80\n", line: 6, section: "blastbeat:localhost", key: "aliases", kind: config.ErrUnknownKey},
+		{name: "bad alias", src: head + tail + "alias = bad host\n", line: 6, section: "blastbeat:localhost", key: "alias", kind: config.ErrBadValue},
 		{name: "main-only key in vhost", src: head + tail + "zmq = inproc://x\n", line: 6, section: "blastbeat:localhost", key: "zmq", kind: config.ErrUnknownKey},
 		{name: "keys are case sensitive", src: head + "Bind = 0.0.0.0:1\n" + tail, line: 4, key: "Bind", kind: config.ErrUnknownKey},
 		{name: "unknown section", src: head + "\n[uwsgi]\nfoo = 1\n" + tail, line: 5, section: "uwsgi", kind: config.ErrUnknownSection},
@@ -523,5 +526,32 @@ func TestLoad(t *testing.T) {
 				t.Errorf("message %q does not contain %q", err, tt.wantMsg)
 			}
 		})
+	}
+}
+
+// TestOriginalLaterKeys loads the keys the original added late: alias
+// (kept), sessions and cache (accepted, reported as ignored).
+func TestOriginalLaterKeys(t *testing.T) {
+	src := "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\nsessions = 1000\n\n" +
+		"[blastbeat:localhost:8080]\nnode = foobar1\nalias = example.com\nalias = WWW.example.com:8080\nsessions = 100\ncache = 17\n"
+	o, err := config.Parse("later.ini", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.VHosts[0].Aliases; len(got) != 2 || got[0] != "example.com" || got[1] != "www.example.com:8080" {
+		t.Fatalf("Aliases = %q", got)
+	}
+	want := []config.Ignored{
+		{Section: "blastbeat", Key: "sessions", Line: 4},
+		{Section: "blastbeat:localhost:8080", Key: "sessions", Line: 10},
+		{Section: "blastbeat:localhost:8080", Key: "cache", Line: 11},
+	}
+	if len(o.Ignored) != len(want) {
+		t.Fatalf("Ignored = %+v", o.Ignored)
+	}
+	for i := range want {
+		if o.Ignored[i] != want[i] {
+			t.Fatalf("Ignored[%d] = %+v, want %+v", i, o.Ignored[i], want[i])
+		}
 	}
 }

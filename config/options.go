@@ -44,8 +44,18 @@ type VHost struct {
 	// MaxBody is the largest request body accepted in bytes; 0 inherits
 	// Options.MaxBody.
 	MaxBody int64
+	// Aliases are more Host names served by this virtual host (alias,
+	// repeatable, as in the original).
+	Aliases []string
 	// Line is the line of the section header.
 	Line int
+}
+
+// Ignored is a key of the original project that this version accepts
+// and ignores; the caller warns about it.
+type Ignored struct {
+	Section, Key string
+	Line         int
 }
 
 // Options is the whole configuration. The comment of each field names its
@@ -117,6 +127,11 @@ type Options struct {
 	// LogLevel is "debug", "info" (the default), "warn" or "error"
 	// (log-level).
 	LogLevel string
+	// StallTimeout bounds how long one client that does not read its
+	// output may pause reading from nodes (stall-timeout, default 2s).
+	StallTimeout time.Duration
+	// Ignored lists the original's obsolete keys found (sessions, cache).
+	Ignored []Ignored
 	// VHosts are the virtual hosts in file order.
 	VHosts []VHost
 }
@@ -141,5 +156,6 @@ func Defaults() Options {
 		RingSize:            65536,
 		LogFormat:           "text",
 		LogLevel:            "info",
+		StallTimeout:        2 * time.Second,
 	}
 }

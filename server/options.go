@@ -36,6 +36,7 @@ type Options struct {
 // VHost configures one virtual host.
 type VHost struct {
 	Name    string   // lower-case host, host:port or "*"
+	Aliases []string // more lower-case Host names
 	Nodes   []string // node identities
 	Format  string   // "uwsgi" (default) or "headers"
 	Timeout time.Duration

@@ -72,7 +72,7 @@ func New(opts Options) (*Server, error) {
 	nodes := session.NewRegistry(names, 3*opts.PingFreq)
 	var vhosts []*session.VHost
 	for _, v := range opts.VHosts {
-		vh := &session.VHost{Name: strings.ToLower(v.Name), Timeout: v.Timeout, MaxBody: v.MaxBody}
+		vh := &session.VHost{Name: strings.ToLower(v.Name), Aliases: v.Aliases, Timeout: v.Timeout, MaxBody: v.MaxBody}
 		if vh.Timeout <= 0 {
 			vh.Timeout = opts.Timeout
 		}

@@ -17,6 +17,7 @@ const (
 type VHost struct {
 	// Immutable.
 	Name    string
+	Aliases []string // more lower-case Host names
 	Nodes   []*Node
 	Format  Format
 	Timeout time.Duration // response head deadline
@@ -77,6 +78,11 @@ func NewRouter(vhosts []*VHost, nodes *Registry) *Router {
 			continue
 		}
 		r.exact[v.Name] = v
+		for _, a := range v.Aliases {
+			if _, taken := r.exact[a]; !taken {
+				r.exact[a] = v
+			}
+		}
 	}
 	return r
 }

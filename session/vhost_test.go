@@ -74,3 +74,16 @@ func TestPickFewestSessionsRoundRobinTies(t *testing.T) {
 		t.Fatal("except not honoured")
 	}
 }
+
+func TestRouterAliases(t *testing.T) {
+	reg := NewRegistry([]string{"n1"}, time.Second)
+	a := &VHost{Name: "a.test", Aliases: []string{"www.a.test", "b.test"}}
+	b := &VHost{Name: "b.test"}
+	r := NewRouter([]*VHost{a, b}, reg)
+	if r.Match([]byte("WWW.a.test:80")) != a {
+		t.Fatal("alias not matched")
+	}
+	if r.Match([]byte("b.test")) != b {
+		t.Fatal("an alias took another vhost's own name")
+	}
+}

@@ -26,10 +26,14 @@ func serverOptions(cfg *config.Options, log *slog.Logger) server.Options {
 			MaxBodyBytes: cfg.MaxBody,
 		},
 		MaxPendingOutput: cfg.MaxPendingOutput,
+		StallTimeout:     cfg.StallTimeout,
 		RetryBuffer:      cfg.RetryBuffer,
 		Workers:          cfg.Workers,
 		RingSize:         cfg.RingSize,
 		Logger:           log,
+	}
+	for _, k := range cfg.Ignored {
+		log.Warn("obsolete key of the original BlastBeat accepted and ignored", "file", cfg.File, "line", k.Line, "section", k.Section, "key", k.Key)
 	}
 	if cfg.Daemon {
 		log.Warn("daemon = true is accepted but ignored: blastbeat stays in the foreground; use a supervisor")
@@ -52,7 +56,7 @@ func serverOptions(cfg *config.Options, log *slog.Logger) server.Options {
 			log.Warn("HTTPS is not supported yet; listener not started", "vhost", v.Name, "bind-ssl", b.Addr, "line", b.Line)
 		}
 		o.VHosts = append(o.VHosts, server.VHost{
-			Name: v.Name, Nodes: v.Nodes, Format: v.Format,
+			Name: v.Name, Aliases: v.Aliases, Nodes: v.Nodes, Format: v.Format,
 			Timeout: v.Timeout, MaxBody: v.MaxBody,
 		})
 	}
