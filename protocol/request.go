@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 )
 
@@ -622,22 +623,43 @@ func absoluteAuthority(uri []byte) ([]byte, bool) {
 	return rest, true
 }
 
-// validAuthority accepts host [":" port] (RFC 3986 §3.2) without userinfo
-// or percent-encoding: a reg-name or IP literal, then a numeric port.
+// validAuthority accepts host [":" port] (RFC 3986 §3.2.2-3): an IPv6
+// literal in brackets, or a reg-name / IPv4 address without userinfo or
+// percent-encoding, then an optional numeric port.
 func validAuthority(a []byte) bool {
-	host, port := SplitHostPort(a)
-	if len(host) == 0 {
-		return false
-	}
-	for _, c := range host {
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || isDigit(c)
-		if !alnum && strings.IndexByte("-._~!$&'()*+;=:[]", c) < 0 {
+	host, rest := a, []byte(nil)
+	if len(a) > 0 && a[0] == '[' {
+		end := bytes.IndexByte(a, ']')
+		if end < 0 {
 			return false
 		}
-	}
-	for _, c := range port {
-		if !isDigit(c) {
+		ip, err := netip.ParseAddr(string(a[1:end]))
+		if err != nil || !ip.Is6() || ip.Zone() != "" {
 			return false
+		}
+		rest = a[end+1:]
+	} else {
+		if c := bytes.IndexByte(a, ':'); c >= 0 {
+			host, rest = a[:c], a[c:]
+		}
+		if len(host) == 0 {
+			return false
+		}
+		for _, c := range host {
+			alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || isDigit(c)
+			if !alnum && strings.IndexByte("-._~!$&'()*+;=", c) < 0 {
+				return false
+			}
+		}
+	}
+	if len(rest) > 0 {
+		if rest[0] != ':' {
+			return false
+		}
+		for _, c := range rest[1:] {
+			if !isDigit(c) {
+				return false
+			}
 		}
 	}
 	return true

@@ -85,8 +85,11 @@ func nextLine(b []byte) (line, rest []byte) {
 // the head, the length of the head in raw (up to and including the empty
 // line; later bytes are body), and ErrBadResponse when it is malformed:
 // no status line, a status outside 100..599, a bad field, both
-// Content-Length and Transfer-Encoding, an unknown transfer coding, or no
-// terminating empty line. Lines may end in CRLF or, leniently, LF.
+// Content-Length and Transfer-Encoding, an unknown transfer coding, a
+// Content-Length list or two differing Content-Length fields, or no
+// terminating empty line within maxResponseHeadBytes. Leniently, lines may
+// end in LF, and a frame that ends right after a field's line end is a
+// whole head.
 func ParseResponseHead(raw []byte) (ResponseHead, int, error) {
 	h := ResponseHead{ContentLength: -1}
 	truncated := len(raw) > maxResponseHeadBytes
@@ -184,6 +187,9 @@ func validFieldValue(v []byte) bool {
 
 // UwsgiResponseToHead converts a backend's `uwsgi` response (var Status,
 // then one var per header field) into a raw HTTP/1.1 head appended to dst.
+// A var that would not stay one line (a value with a control byte other
+// than HTAB, a name that is not a token) is refused with ErrBadResponse;
+// the status and framing are checked by ParseResponseHead on the result.
 func UwsgiResponseToHead(dst, pkt []byte) ([]byte, error) {
 	start := len(dst)
 	status := false

@@ -133,7 +133,8 @@ func AppendEnviron(dst []byte, r *Request, ci *ConnInfo) ([]byte, error) {
 		}
 	}
 	for i, h := range r.Headers {
-		if equalFold(h.Name, "content-type") || equalFold(h.Name, "content-length") {
+		if equalFold(h.Name, "content-type") || equalFold(h.Name, "content-length") ||
+			!environSafe(h.Name) {
 			continue
 		}
 		sep := ", "
@@ -143,6 +144,23 @@ func AppendEnviron(dst []byte, r *Request, ci *ConnInfo) ([]byte, error) {
 		dst = appendJoined(dst, "", r.Headers, i, sep)
 	}
 	return FinishUwsgi(dst, start)
+}
+
+// environSafe reports whether a header field may become an HTTP_* var.
+// Names with '_' would collide with their '-' spelling (X_Forwarded_For
+// spoofing X-Forwarded-For, as nginx's underscores_in_headers guards),
+// and Proxy would become HTTP_PROXY, which CGI-style apps read as their
+// outgoing proxy ("httpoxy"). Both are dropped.
+func environSafe(name []byte) bool {
+	if equalFold(name, "proxy") {
+		return false
+	}
+	for _, c := range name {
+		if c == '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // firstOf reports whether hs[i] is the first field with its name.

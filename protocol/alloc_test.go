@@ -1,0 +1,63 @@
+//go:build !race
+
+package protocol_test
+
+import (
+	"testing"
+
+	"github.com/blastbeat/blastbeat/protocol"
+)
+
+// TestRequestParseAllocs enforces the zero-allocation hot path: a reused
+// parser parses a request (head, body, end) without allocating once its
+// header table has grown. (Built without -race: the race detector
+// allocates.)
+func TestRequestParseAllocs(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		in   string
+	}{
+		{name: "browser GET", in: browserGET},
+		{name: "POST with Content-Length", in: simplePOST},
+		{name: "chunked POST with trailers", in: chunkedPOST},
+		{name: "pipelined", in: simpleGET + simplePOST + simpleGET},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := []byte(tt.in)
+			p := protocol.NewRequestParser(protocol.Limits{})
+			parse := func() {
+				buf := in
+				for len(buf) > 0 {
+					n, ev, _, err := p.Feed(buf)
+					if err != nil || (ev == protocol.EvNeedMore && n == 0) {
+						t.Fatalf("ev=%d err=%v", ev, err)
+					}
+					buf = buf[n:]
+				}
+				if _, ev, _, _ := p.Feed(buf); ev != protocol.EvEnd && ev != protocol.EvNeedMore {
+					t.Fatalf("last ev=%d", ev)
+				}
+			}
+			parse() // grows the header table once
+			if allocs := testing.AllocsPerRun(100, parse); allocs != 0 {
+				t.Fatalf("%v allocations per request", allocs)
+			}
+		})
+	}
+}
+
+// TestAppendEnvironAllocs keeps the environ encoder allocation-free when
+// dst has room.
+func TestAppendEnvironAllocs(t *testing.T) {
+	r := parseHead(t, "POST /a%20b?c HTTP/1.1\r\nHost: h:1\r\nContent-Length: 12345\r\nContent-Type: t\r\nCookie: a\r\nCookie: b\r\n\r\n")
+	dst := make([]byte, 0, 4096)
+	allocs := testing.AllocsPerRun(100, func() {
+		var err error
+		if dst, err = protocol.AppendEnviron(dst[:0], r, plainConn); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per environ", allocs)
+	}
+}
