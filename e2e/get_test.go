@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"testing"
+	"time"
 )
 
 const catchAll = "[blastbeat:*]\nnode = n1\n"
@@ -18,6 +21,34 @@ func TestGetThroughNode(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "Hello, World!" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestSilentNewConnectionSurvivesSweep: a connection that has sent nothing
+// yet is not idle-timed-out by the first sweep (it once was: its idle clock
+// started at zero).
+func TestSilentNewConnectionSurvivesSweep(t *testing.T) {
+	p := startProxy(t, "", catchAll)
+	startGoNode(t, p.ZMQ, "n1", helloHandler)
+	waitRoutable(t, p, "", "/")
+	c, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Several sweeps (every 250 ms) pass before the request is sent.
+	time.Sleep(700 * time.Millisecond)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("connection closed before its first request: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || string(body) != "Hello, World!" {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
