@@ -1,0 +1,580 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// baseline is the system every ratio is taken against.
+const baseline = "nginx-proxy"
+
+// results is everything one harness run produced; results.json is it.
+type results struct {
+	Started      time.Time     `json:"started"`
+	Finished     time.Time     `json:"finished"`
+	Quick        bool          `json:"quick"`
+	StoppedEarly string        `json:"stopped_early,omitempty"`
+	Machine      machine       `json:"machine"`
+	Config       runConfig     `json:"config"`
+	Summaries    []summary     `json:"summaries"`
+	Runs         []measurement `json:"runs"`
+}
+
+type runConfig struct {
+	Rounds      int      `json:"rounds"`
+	DurationS   float64  `json:"duration_s"`
+	WarmupS     float64  `json:"warmup_s"`
+	WSConns     int      `json:"ws_conns"`
+	IdleConns   int      `json:"ws_idle_conns"`
+	IdleCap     int      `json:"ws_idle_cap"`
+	Systems     []string `json:"systems"`
+	Scenarios   []string `json:"scenarios"`
+	BlastBeatIn []string `json:"blastbeat_set,omitempty"`
+}
+
+// summary is one cell of the table: the medians over a scenario ×
+// system's rounds.
+type summary struct {
+	Scenario string  `json:"scenario"`
+	System   string  `json:"system"`
+	Unit     string  `json:"unit"`
+	NA       string  `json:"na,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	Runs     int     `json:"runs"`
+	OK       int     `json:"ok"`
+	Value    float64 `json:"value"`
+	Min      float64 `json:"min"`
+	Max      float64 `json:"max"`
+	P50Ms    float64 `json:"p50_ms,omitempty"`
+	P99Ms    float64 `json:"p99_ms,omitempty"`
+	// Ratio is the advantage over nginx proxy_pass: value/baseline for
+	// rates, baseline/value for memory per connection; > 1 is better. 0
+	// when either side has no number.
+	Ratio         float64  `json:"ratio_vs_nginx_proxy,omitempty"`
+	ProxyCPUPct   float64  `json:"proxy_cpu_pct,omitempty"`
+	BackendCPUPct float64  `json:"backend_cpu_pct,omitempty"`
+	OtherCPUPct   float64  `json:"other_cpu_pct,omitempty"`
+	ProxyCPUus    float64  `json:"proxy_cpu_us_per_op,omitempty"`
+	BackendCPUus  float64  `json:"backend_cpu_us_per_op,omitempty"`
+	BackendBPC    float64  `json:"backend_bytes_per_conn,omitempty"`
+	Conns         int      `json:"conns,omitempty"`
+	ProjConns     int      `json:"projected_conns,omitempty"`
+	ProjProxyMiB  float64  `json:"projected_proxy_rss_mib,omitempty"`
+	Warnings      []string `json:"warnings,omitempty"`
+}
+
+// lowerIsBetter says whether a unit measures a cost.
+func lowerIsBetter(unit string) bool { return unit == "B/conn" }
+
+// finish fills the config and the summaries.
+func (r *results) finish(e *env) {
+	r.Finished = time.Now()
+	r.Quick = e.opts.quick
+	r.Config = runConfig{
+		Rounds: e.opts.rounds, DurationS: e.opts.dur.Seconds(), WarmupS: e.opts.warmup.Seconds(),
+		WSConns: e.opts.wsConns, IdleConns: e.opts.idleConns, IdleCap: e.idleCap(),
+		Systems: e.opts.systems, Scenarios: e.opts.scenarios, BlastBeatIn: e.opts.bbSet,
+	}
+	r.Summaries = summarize(r.Runs, e.opts.scenarios, e.opts.systems)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// summarize takes the median of every scenario × system over its good
+// runs (no n/a, no error) and the ratio to the baseline's median.
+func summarize(runs []measurement, scenarios, systems []string) []summary {
+	var out []summary
+	for _, sc := range scenarios {
+		row := make([]summary, 0, len(systems))
+		for _, sys := range systems {
+			s := summary{Scenario: sc, System: sys}
+			var val, p50, p99, pc, bc, oc, pus, bus, bbpc, projMiB []float64
+			for _, m := range runs {
+				if m.Scenario != sc || m.System != sys {
+					continue
+				}
+				s.Runs++
+				s.Unit = m.Unit
+				switch {
+				case m.NA != "":
+					if s.NA == "" {
+						s.NA = m.NA
+					}
+					continue
+				case m.Error != "":
+					if s.Error == "" {
+						s.Error = m.Error
+					}
+					continue
+				}
+				s.OK++
+				val = append(val, m.Value)
+				p50 = append(p50, m.P50Ms)
+				p99 = append(p99, m.P99Ms)
+				pc = append(pc, m.ProxyCPUPct)
+				bc = append(bc, m.BackendCPUPct)
+				oc = append(oc, m.OtherCPUPct)
+				pus = append(pus, m.ProxyCPUus)
+				bus = append(bus, m.BackendCPUus)
+				bbpc = append(bbpc, m.BackendBytesPerCon)
+				projMiB = append(projMiB, m.ProjectedProxyMiB)
+				s.Conns = max(s.Conns, m.Conns)
+				s.ProjConns = max(s.ProjConns, m.ProjectedConns)
+				if m.Warning != "" && !slices.Contains(s.Warnings, m.Warning) {
+					s.Warnings = append(s.Warnings, m.Warning)
+				}
+			}
+			if s.OK > 0 {
+				// Some rounds worked: the cell has a number; the failures
+				// become a warning.
+				if s.Error != "" {
+					s.Warnings = append(s.Warnings, fmt.Sprintf("%d of %d runs failed: %s", s.Runs-s.OK, s.Runs, s.Error))
+				}
+				s.NA, s.Error = "", ""
+				s.Value, s.Min, s.Max = median(val), slices.Min(val), slices.Max(val)
+				s.P50Ms, s.P99Ms = median(p50), median(p99)
+				s.ProxyCPUPct, s.BackendCPUPct, s.OtherCPUPct = median(pc), median(bc), median(oc)
+				s.ProxyCPUus, s.BackendCPUus = median(pus), median(bus)
+				s.BackendBPC = median(bbpc)
+				s.ProjProxyMiB = median(projMiB)
+			} else if s.Error != "" {
+				s.NA = ""
+			}
+			row = append(row, s)
+		}
+		var base *summary
+		for i := range row {
+			if row[i].System == baseline && row[i].OK > 0 && row[i].Value > 0 {
+				base = &row[i]
+			}
+		}
+		for i := range row {
+			s := &row[i]
+			if base == nil || s.OK == 0 || s.Value <= 0 {
+				continue
+			}
+			if lowerIsBetter(s.Unit) {
+				s.Ratio = base.Value / s.Value
+			} else {
+				s.Ratio = s.Value / base.Value
+			}
+		}
+		out = append(out, row...)
+	}
+	return out
+}
+
+// brief is the one-line progress report of a run.
+func (m measurement) brief() string {
+	if m.NA != "" {
+		return "n/a: " + m.NA
+	}
+	s := ""
+	if m.Error != "" {
+		s = "ERROR: " + m.Error
+		if m.Value <= 0 {
+			return s
+		}
+		s += " — measured anyway: "
+	}
+	s += formatValue(m.Value, m.Unit)
+	if m.Unit == "B/conn" {
+		s += fmt.Sprintf(" over %d conns (backend %s)", m.Conns, formatValue(m.BackendBytesPerCon, m.Unit))
+	} else {
+		s += fmt.Sprintf("  p50 %s p99 %s  cpu proxy %.0f%% backend %.0f%% loadgen %.0f%% other %.0f%%",
+			formatMs(m.P50Ms), formatMs(m.P99Ms), m.ProxyCPUPct, m.BackendCPUPct, m.LoadCPUPct, m.OtherCPUPct)
+	}
+	if m.Warning != "" && m.Error == "" {
+		s += "  ⚠ " + m.Warning
+	}
+	if m.OtherCPUPct > busyOtherPct {
+		s += "  ⚠ busy box"
+	}
+	return s
+}
+
+// busyRuns counts the runs during which other processes used more than
+// busyOtherPct of a core, and the worst share seen.
+func (r *results) busyRuns() (n, of int, worst float64) {
+	for _, m := range r.Runs {
+		if m.WallSec == 0 {
+			continue
+		}
+		of++
+		if m.OtherCPUPct > busyOtherPct {
+			n++
+		}
+		worst = math.Max(worst, m.OtherCPUPct)
+	}
+	return n, of, worst
+}
+
+// formatValue renders a value with its unit: 31,204 req/s; 3.2 KiB/conn.
+func formatValue(v float64, unit string) string {
+	if unit == "B/conn" {
+		return formatBytes(v) + "/conn"
+	}
+	return thousands(v) + " " + unit
+}
+
+func formatBytes(b float64) string {
+	switch a := math.Abs(b); {
+	case a >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", b/(1<<20))
+	case a >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", b/(1<<10))
+	default:
+		return fmt.Sprintf("%.0f B", b)
+	}
+}
+
+func thousands(v float64) string {
+	n := int64(math.Round(v))
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func formatMs(ms float64) string {
+	switch {
+	case ms <= 0:
+		return "–"
+	case ms < 1:
+		return fmt.Sprintf("%.0f µs", ms*1000)
+	case ms < 100:
+		return fmt.Sprintf("%.2f ms", ms)
+	default:
+		return fmt.Sprintf("%.0f ms", ms)
+	}
+}
+
+// footnotes numbers distinct n/a and error reasons.
+type footnotes struct {
+	notes []string
+}
+
+func (f *footnotes) ref(note string) string {
+	i := slices.Index(f.notes, note)
+	if i < 0 {
+		f.notes = append(f.notes, note)
+		i = len(f.notes) - 1
+	}
+	return fmt.Sprintf("[%d]", i+1)
+}
+
+func findSummary(ss []summary, sc, sys string) *summary {
+	for i := range ss {
+		if ss[i].Scenario == sc && ss[i].System == sys {
+			return &ss[i]
+		}
+	}
+	return nil
+}
+
+// markdown renders RESULTS.md.
+func (r *results) markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("# BlastBeat benchmark results")
+	w("")
+	if r.Quick {
+		w("> **Quick smoke run** (`-quick`): one short round. These numbers check that the harness works; they are not results.")
+		w("")
+	}
+	if r.StoppedEarly != "" {
+		w("> **Stopped early:** %s. The table holds the runs that finished.", r.StoppedEarly)
+		w("")
+	}
+	if n, of, worst := r.busyRuns(); n > 0 {
+		w("> **The machine was not idle:** in %d of %d measured runs, processes outside the bench used more than %d%% of a core (up to %.0f%%). Those numbers are low and noisy; see the \"other\" column under All runs, and rerun on a quiet machine (`-quiet-wait`).", n, of, busyOtherPct, worst)
+		w("")
+	}
+	m := r.Machine
+	w("- **Date:** %s (%.0f min)", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Finished.Sub(r.Started).Minutes())
+	w("- **Machine:** %d cores (%s), %.1f GiB RAM, %s, open files per process ≤ %d", m.Cores, m.CPU, m.MemGiB, m.Kernel, m.NoFile)
+	w("- **Software:** %s · nginx %s · wrk %s · libzmq %s · mongrel2 %s", m.Go, orDash(m.Nginx), orDash(m.Wrk), orDash(m.Libzmq), orDash(m.Mongrel2))
+	c := r.Config
+	w("- **Method:** %d round(s); each round runs every scenario on every system in turn (A B A B …), each run on a freshly started system, %.0f s measured after a %.0f s warm-up; the table shows medians. Load generators (wrk, bench/wsload) run on the same cores as the systems.", c.Rounds, c.DurationS, c.WarmupS)
+	w("- **Ratio:** advantage over nginx proxy_pass: this system's rate ÷ nginx proxy_pass's, or, for memory, nginx's bytes per connection ÷ this system's. **> 1 is better.**")
+	w("")
+
+	var fn footnotes
+	w("## Results")
+	w("")
+	head := "| scenario |"
+	sep := "|---|"
+	for _, sys := range c.Systems {
+		head += " " + systemByName(sys).label + " |"
+		sep += "---|"
+	}
+	w("%s", head)
+	w("%s", sep)
+	for _, sc := range c.Scenarios {
+		row := "| " + scenarioTitle(sc, c) + " |"
+		for _, sys := range c.Systems {
+			row += " " + cell(findSummary(r.Summaries, sc, sys), &fn, sys) + " |"
+		}
+		w("%s", row)
+	}
+	w("")
+	if len(fn.notes) > 0 {
+		for i, n := range fn.notes {
+			w("%d. %s", i+1, n)
+		}
+		w("")
+	}
+
+	w("## CPU")
+	w("")
+	w("Share of one core over the measured window (200%% = both cores), and CPU time per request or message.")
+	w("")
+	w("| scenario | system | proxy | proxy CPU | proxy µs/op | backend | backend CPU | backend µs/op |")
+	w("|---|---|---|---|---|---|---|---|")
+	for _, sc := range c.Scenarios {
+		for _, sys := range c.Systems {
+			s := findSummary(r.Summaries, sc, sys)
+			if s == nil || s.OK == 0 || lowerIsBetter(s.Unit) {
+				continue
+			}
+			d := systemByName(sys)
+			be, bcpu, bus := "–", "–", "–"
+			if d.backend != "" {
+				be, bcpu, bus = d.backend, fmt.Sprintf("%.0f%%", s.BackendCPUPct), fmt.Sprintf("%.1f", s.BackendCPUus)
+			}
+			w("| %s | %s | %s | %.0f%% | %.1f | %s | %s | %s |", sc, sys, d.proxy, s.ProxyCPUPct, s.ProxyCPUus, be, bcpu, bus)
+		}
+	}
+	w("")
+
+	if slices.Contains(c.Scenarios, "ws-idle") {
+		w("## Idle WebSockets")
+		w("")
+		w("RSS (VmRSS) of the proxy's processes after the connections opened, minus before, divided by the connections; the backend's the same way. Asked for %s connections; this machine holds at most %s through a proxy (open-file limit).", thousands(float64(c.IdleConns)), thousands(float64(c.IdleCap)))
+		w("")
+		w("| system | conns measured | proxy per conn | backend per conn | projection |")
+		w("|---|---|---|---|---|")
+		for _, sys := range c.Systems {
+			s := findSummary(r.Summaries, "ws-idle", sys)
+			if s == nil || s.OK == 0 {
+				continue
+			}
+			proj := "–"
+			if s.ProjConns > 0 {
+				proj = fmt.Sprintf("**projected**: %.0f MiB proxy RSS at %s conns", s.ProjProxyMiB, thousands(float64(s.ProjConns)))
+			}
+			w("| %s | %s | %s | %s | %s |", sys, thousands(float64(s.Conns)), formatBytes(s.Value), formatBytes(s.BackendBPC), proj)
+		}
+		w("")
+	}
+
+	w("## Notes")
+	w("")
+	w("- nginx return 200 serves `/stream` as a static 16 KiB file (Content-Length, not chunked) and answers `/post` without a backend: it is the ceiling, not a proxy.")
+	w("- nginx is configured for the bench: `worker_processes %d`, `access_log off`, upstream `keepalive 64`, `keepalive_requests 1000000` on both sides, `client_body_buffer_size 128k` (the 64 KiB POST stays in memory; nginx still buffers the whole body before proxying it).", m.Cores)
+	w("- Mongrel2 gets the whole request body in one message (`limits.content_length` 1 MiB) and writes an access log (it has no switch to turn it off). Its handler sends `/stream` as one message: Mongrel2 1.12 drops the connection when a chunked response arrives in several.")
+	w("- CPU is read from /proc/PID/stat (utime+stime) of the proxy's processes (nginx: master and workers) and of the backend, at the start and end of the measured window; \"other\" is what the rest of the machine used meanwhile (/proc/stat).")
+	w("- Errors: a run with over 1%% failed requests (non-2xx, socket errors, broken WebSockets) is an error and stays out of the medians; fewer give a ⚠.")
+	w("- p99 is wrk's `--latency` 99th percentile, or bench/wsload's log-bucket histogram (±3%%) for WebSocket echo.")
+	w("")
+
+	w("## All runs")
+	w("")
+	w("CPU columns: share of one core over the measured window for the proxy, the backend, the load generator, and everything else on the machine (\"other\": another tenant, which makes the run unreliable).")
+	w("")
+	w("| round | scenario | system | result | p99 | proxy | backend | loadgen | other | note |")
+	w("|---|---|---|---|---|---|---|---|---|---|")
+	pct := func(v float64) string { return fmt.Sprintf("%.0f%%", v) }
+	for _, m := range r.Runs {
+		note := m.Warning
+		res, p99, pc, bc, lc, oc := "–", "–", "–", "–", "–", "–"
+		if m.NA != "" {
+			res, note = "n/a", m.NA
+		} else {
+			if m.Value > 0 {
+				res = formatValue(m.Value, m.Unit)
+			}
+			if m.WallSec > 0 {
+				p99 = formatMs(m.P99Ms)
+				pc, bc, lc, oc = pct(m.ProxyCPUPct), pct(m.BackendCPUPct), pct(m.LoadCPUPct), pct(m.OtherCPUPct)
+			}
+			if m.Error != "" {
+				res, note = "**error** "+res, m.Error
+			}
+		}
+		w("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", m.Round, m.Scenario, m.System, res, p99, pc, bc, lc, oc, mdEscape(note))
+	}
+	return b.String()
+}
+
+func scenarioTitle(id string, c runConfig) string {
+	sc := scenarioByID(id)
+	switch id {
+	case "ws-echo":
+		return fmt.Sprintf("WebSocket echo, %s conns", thousands(float64(c.WSConns)))
+	case "ws-idle":
+		return fmt.Sprintf("Idle WebSockets (%s asked): proxy RSS per conn", thousands(float64(c.IdleConns)))
+	}
+	return sc.title
+}
+
+// cell renders one table cell.
+func cell(s *summary, fn *footnotes, sys string) string {
+	switch {
+	case s == nil:
+		return "–"
+	case scenarioByID(s.Scenario).kind == kindPlaceholder:
+		return "n/a (" + s.NA + ")"
+	case s.NA != "":
+		return "n/a " + fn.ref(sys+": "+mdEscape(s.NA))
+	case s.OK == 0:
+		return "error " + fn.ref(sys+": "+mdEscape(s.Error))
+	}
+	parts := []string{formatValue(s.Value, s.Unit)}
+	if lowerIsBetter(s.Unit) {
+		parts = append(parts, "backend "+formatBytes(s.BackendBPC)+"/conn")
+	} else {
+		parts = append(parts, "p99 "+formatMs(s.P99Ms))
+	}
+	if s.Ratio > 0 {
+		parts = append(parts, fmt.Sprintf("**×%.2f**", s.Ratio))
+	}
+	if s.System == "blastbeat" && !lowerIsBetter(s.Unit) {
+		parts = append(parts, fmt.Sprintf("CPU proxy %.0f%% · node %.0f%%", s.ProxyCPUPct, s.BackendCPUPct))
+	}
+	if s.OtherCPUPct > busyOtherPct {
+		parts = append(parts, fmt.Sprintf("⚠ busy box (other %.0f%%)", s.OtherCPUPct))
+	}
+	if len(s.Warnings) > 0 {
+		parts = append(parts, "⚠ "+fn.ref(sys+": "+mdEscape(strings.Join(s.Warnings, "; "))))
+	}
+	return strings.Join(parts, "<br>")
+}
+
+func mdEscape(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	s = strings.ReplaceAll(s, "\n", " ")
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+// chart builds the SVG chart's data: one group per scenario with a
+// ratio, one bar per system.
+func (r *results) chart() (series []string, groups []chartGroup) {
+	for _, sys := range r.Config.Systems {
+		series = append(series, systemByName(sys).label)
+	}
+	for _, sc := range r.Config.Scenarios {
+		g := chartGroup{label: sc}
+		has := false
+		for _, sys := range r.Config.Systems {
+			s := findSummary(r.Summaries, sc, sys)
+			bar := chartBar{}
+			if s != nil && s.Ratio > 0 {
+				bar.value, bar.ok = s.Ratio, true
+				has = true
+			}
+			g.bars = append(g.bars, bar)
+		}
+		if has {
+			groups = append(groups, g)
+		}
+	}
+	return series, groups
+}
+
+// rebuildReport reads a results.json and writes the report again from its
+// runs (the summaries are recomputed).
+func rebuildReport(o options) error {
+	b, err := os.ReadFile(o.reportFrom)
+	if err != nil {
+		return err
+	}
+	var r results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", o.reportFrom, err)
+	}
+	for _, id := range r.Config.Scenarios {
+		if !slices.ContainsFunc(allScenarios, func(s scenario) bool { return s.id == id }) {
+			return fmt.Errorf("%s: unknown scenario %q", o.reportFrom, id)
+		}
+	}
+	for _, name := range r.Config.Systems {
+		if !slices.ContainsFunc(allSystems, func(s system) bool { return s.name == name }) {
+			return fmt.Errorf("%s: unknown system %q", o.reportFrom, name)
+		}
+	}
+	r.Summaries = summarize(r.Runs, r.Config.Scenarios, r.Config.Systems)
+	return writeResults(o.out, &r)
+}
+
+// writeResults writes RESULTS.md, results.json and results.svg into -out
+// and prints the Markdown.
+func (e *env) writeResults(r *results) error {
+	return writeResults(e.opts.out, r)
+}
+
+func writeResults(out string, r *results) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	md := r.markdown()
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	series, groups := r.chart()
+	title := "Throughput (memory for ws-idle) relative to nginx proxy_pass — higher is better"
+	svg := renderSVG(title, series, groups)
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"RESULTS.md", []byte(md)},
+		{"results.json", append(js, '\n')},
+		{"results.svg", []byte(svg)},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(out, f.name), f.data, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Println()
+	fmt.Print(md)
+	fmt.Printf("\nharness: wrote %s, %s, %s\n", filepath.Join(out, "RESULTS.md"), filepath.Join(out, "results.json"), filepath.Join(out, "results.svg"))
+	return nil
+}

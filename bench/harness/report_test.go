@@ -1,0 +1,143 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{in: nil, want: 0},
+		{in: []float64{3}, want: 3},
+		{in: []float64{5, 1, 3}, want: 3},
+		{in: []float64{4, 1, 3, 2}, want: 2.5},
+	}
+	for _, tt := range tests {
+		if got := median(tt.in); got != tt.want {
+			t.Errorf(
+				"median(%v) = %v, want %v",
+				tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	runs := []measurement{
+		{Round: 1, Scenario: "get-c64", System: "blastbeat", Unit: "req/s", Value: 30000, P99Ms: 3},
+		{Round: 1, Scenario: "get-c64", System: "nginx-proxy", Unit: "req/s", Value: 20000, P99Ms: 5},
+		{Round: 2, Scenario: "get-c64", System: "blastbeat", Unit: "req/s", Value: 36000, P99Ms: 2},
+		{Round: 2, Scenario: "get-c64", System: "nginx-proxy", Unit: "req/s", Value: 24000, P99Ms: 4},
+		{Round: 3, Scenario: "get-c64", System: "blastbeat", Unit: "req/s", Error: "boom"},
+		{Round: 3, Scenario: "get-c64", System: "nginx-proxy", Unit: "req/s", Value: 22000, P99Ms: 6},
+		{Round: 1, Scenario: "ws-idle", System: "blastbeat", Unit: "B/conn", Value: 2048, Conns: 100},
+		{Round: 1, Scenario: "ws-idle", System: "nginx-proxy", Unit: "B/conn", Value: 8192, Conns: 100},
+		{Round: 1, Scenario: "ws-idle", System: "nginx-direct", Unit: "B/conn", NA: "no echo"},
+		{Round: 1, Scenario: "get-c64", System: "nginx-direct", Unit: "req/s", Error: "crashed"},
+	}
+	ss := summarize(runs, []string{"get-c64", "ws-idle"}, []string{"blastbeat", "nginx-proxy", "nginx-direct"})
+	bb := findSummary(ss, "get-c64", "blastbeat")
+	if bb == nil || bb.OK != 2 || bb.Runs != 3 || bb.Value != 33000 || bb.P99Ms != 2.5 {
+		t.Fatalf(
+			"blastbeat get-c64: %+v",
+			bb)
+	}
+	if math.Abs(bb.Ratio-33000.0/22000) > 1e-9 {
+		t.Errorf(
+			"ratio %v, want %v",
+			bb.Ratio, 33000.0/22000)
+	}
+	if len(bb.Warnings) != 1 || !strings.Contains(bb.Warnings[0], "1 of 3 runs failed: boom") {
+		t.Errorf(
+			"warnings %q",
+			bb.Warnings)
+	}
+	if ng := findSummary(ss, "get-c64", "nginx-proxy"); ng.Ratio != 1 || ng.Min != 20000 || ng.Max != 24000 {
+		t.Errorf(
+			"baseline: %+v",
+			ng)
+	}
+	if d := findSummary(ss, "get-c64", "nginx-direct"); d.Error != "crashed" || d.Ratio != 0 {
+		t.Errorf(
+			"failed cell: %+v",
+			d)
+	}
+	// Memory: lower is better, so the ratio is baseline / value.
+	if idle := findSummary(ss, "ws-idle", "blastbeat"); idle.Ratio != 4 {
+		t.Errorf(
+			"ws-idle ratio %v, want 4",
+			idle.Ratio)
+	}
+	if na := findSummary(ss, "ws-idle", "nginx-direct"); na.NA != "no echo" || na.OK != 0 {
+		t.Errorf(
+			"n/a cell: %+v",
+			na)
+	}
+}
+
+func TestSummarizeNoBaseline(t *testing.T) {
+	runs := []measurement{{Round: 1, Scenario: "get-c1", System: "blastbeat", Unit: "req/s", Value: 9000}}
+	ss := summarize(runs, []string{"get-c1"}, []string{"blastbeat"})
+	if ss[0].Ratio != 0 || ss[0].Value != 9000 {
+		t.Fatalf(
+			"no baseline: %+v",
+			ss[0])
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	tests := []struct {
+		got, want string
+	}{
+		{got: thousands(1234567.4), want: "1,234,567"},
+		{got: thousands(999), want: "999"},
+		{got: thousands(-1000), want: "-1,000"},
+		{got: formatValue(31204.6, "req/s"), want: "31,205 req/s"},
+		{got: formatValue(3277, "B/conn"), want: "3.2 KiB/conn"},
+		{got: formatBytes(512), want: "512 B"},
+		{got: formatMs(0.412), want: "412 µs"},
+		{got: formatMs(3.214), want: "3.21 ms"},
+		{got: formatMs(0), want: "–"},
+		{got: mdEscape("a|b\nc"), want: `a\|b c`},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf(
+				"got %q, want %q",
+				tt.got, tt.want)
+		}
+	}
+}
+
+func TestMarkdownAndChart(t *testing.T) {
+	r := &results{
+		Config: runConfig{Rounds: 1, DurationS: 2, WarmupS: 1, WSConns: 1000, IdleConns: 10000, IdleCap: 15000,
+			Systems: []string{"blastbeat", "nginx-proxy"}, Scenarios: []string{"get-c64", "tls"}},
+		Runs: []measurement{
+			{Round: 1, Scenario: "get-c64", System: "blastbeat", Unit: "req/s", NA: "bin/blastbeat missing"},
+			{Round: 1, Scenario: "get-c64", System: "nginx-proxy", Unit: "req/s", Value: 20000, P99Ms: 5},
+			{Round: 1, Scenario: "tls", System: "blastbeat", Unit: "req/s", NA: "HTTPS not yet implemented"},
+			{Round: 1, Scenario: "tls", System: "nginx-proxy", Unit: "req/s", NA: "HTTPS not yet implemented"},
+		},
+		Quick: true,
+	}
+	r.Summaries = summarize(r.Runs, r.Config.Scenarios, r.Config.Systems)
+	md := r.markdown()
+	for _, want := range []string{"Quick smoke run", "| GET / keep-alive, 64 conns | n/a [1] | 20,000 req/s<br>p99 5.00 ms<br>**×1.00** |",
+		"1. blastbeat: bin/blastbeat missing", "| HTTPS GET / keep-alive, 64 conns | n/a (HTTPS not yet implemented) | n/a (HTTPS not yet implemented) |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf(
+				"RESULTS.md lacks %q:\n%s",
+				want, md)
+		}
+	}
+	series, groups := r.chart()
+	if len(series) != 2 || len(groups) != 1 || groups[0].bars[0].ok || !groups[0].bars[1].ok {
+		t.Fatalf(
+			"chart data: %v %+v",
+			series, groups)
+	}
+}

@@ -1,0 +1,456 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// system is one server setup under test. Each run starts a fresh instance
+// from configs written into the run's own directory and stops it after.
+type system struct {
+	name    string // flag value, JSON key
+	label   string // table heading
+	proxy   string // what "proxy CPU" measures
+	backend string // what "backend CPU" measures ("" = none)
+	// missing returns why the system cannot run on this machine ("" = it can).
+	missing func(e *env) string
+	// skip returns why a scenario does not apply ("" = it does).
+	skip  func(sc scenario) string
+	start func(ctx context.Context, e *env, dir string, profile string) (*instance, error)
+}
+
+// instance is one started system.
+type instance struct {
+	httpURL     string // http://127.0.0.1:PORT
+	wsURL       string // ws://127.0.0.1:PORT/ws
+	proxyPIDs   []int  // counted as the proxy (nginx: master and workers)
+	backendPIDs []int  // counted as the backend
+	procs       []*proc
+	grace       time.Duration // SIGTERM → SIGKILL
+}
+
+// stop stops the processes in start order (proxy first, then backend)
+// and kills any adopted worker left behind.
+func (in *instance) stop(e *env) {
+	for _, p := range in.procs {
+		p.stop(in.grace)
+	}
+	e.reg.reap()
+}
+
+var allSystems = []system{
+	{
+		name:    "blastbeat",
+		label:   "BlastBeat + Go node",
+		proxy:   "blastbeat",
+		backend: "node",
+		missing: func(e *env) string {
+			if _, err := os.Stat(e.blastbeat); err != nil {
+				return fmt.Sprintf("%s missing (run `make build`)", e.rel(e.blastbeat))
+			}
+			return ""
+		},
+		skip:  func(scenario) string { return "" },
+		start: startBlastBeat,
+	},
+	{
+		name:    "nginx-proxy",
+		label:   "nginx proxy_pass → Go net/http",
+		proxy:   "nginx",
+		backend: "hello",
+		missing: nginxMissing,
+		skip:    func(scenario) string { return "" },
+		start: func(ctx context.Context, e *env, dir, _ string) (*instance, error) {
+			return startNginx(ctx, e, dir, true)
+		},
+	},
+	{
+		name:    "nginx-direct",
+		label:   "nginx return 200 (ceiling)",
+		proxy:   "nginx",
+		missing: nginxMissing,
+		skip: func(sc scenario) string {
+			if sc.kind == kindWSEcho || sc.kind == kindWSIdle {
+				return "nginx alone has no WebSocket echo"
+			}
+			return ""
+		},
+		start: func(ctx context.Context, e *env, dir, _ string) (*instance, error) {
+			return startNginx(ctx, e, dir, false)
+		},
+	},
+	{
+		name:    "mongrel2",
+		label:   "Mongrel2 + Go handler",
+		proxy:   "mongrel2",
+		backend: "handler",
+		missing: func(e *env) string {
+			for _, b := range []string{"mongrel2", "m2sh"} {
+				if _, err := exec.LookPath(b); err != nil {
+					return b + " not installed (apt-get install -y mongrel2-core)"
+				}
+			}
+			return ""
+		},
+		skip:  func(scenario) string { return "" },
+		start: startMongrel2,
+	},
+}
+
+func nginxMissing(e *env) string {
+	if _, err := os.Stat(e.nginx); err != nil {
+		return e.nginx + " not installed (apt-get install -y nginx-light)"
+	}
+	return ""
+}
+
+// waitReady polls GET url until it answers 200, a watched process exits,
+// or timeout passes.
+func waitReady(ctx context.Context, url string, timeout time.Duration, watch ...*proc) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	last := "no answer"
+	for {
+		for _, p := range watch {
+			if p.exited() {
+				return fmt.Errorf("%s exited (%v): %s", p.name, p.err, strings.TrimSpace(p.logTail(600)))
+			}
+		}
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s: %s", url, timeout, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// blastbeatINI is the bench's BlastBeat config; extra lines go to the
+// [blastbeat] section.
+func blastbeatINI(port, zmqPort int, extra []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[blastbeat]\nbind = 127.0.0.1:%d\nzmq = tcp://127.0.0.1:%d\nping-freq = 3\n", port, zmqPort)
+	for _, l := range extra {
+		b.WriteString(l + "\n")
+	}
+	b.WriteString("\n[blastbeat:*]\nnode = bench\n")
+	return b.String()
+}
+
+func startBlastBeat(ctx context.Context, e *env, dir, profile string) (*instance, error) {
+	port, err := e.freePort()
+	if err != nil {
+		return nil, err
+	}
+	zport, err := e.freePort()
+	if err != nil {
+		return nil, err
+	}
+	ini := filepath.Join(dir, "blastbeat.ini")
+	if err := os.WriteFile(ini, []byte(blastbeatINI(port, zport, e.opts.bbSet)), 0o644); err != nil {
+		return nil, err
+	}
+	argv := []string{e.blastbeat}
+	if profile != "" {
+		argv = append(argv, "-cpuprofile", profile)
+	}
+	argv = append(argv, ini)
+	bb, err := e.reg.start(procSpec{name: "blastbeat", argv: argv, dir: dir, logDir: dir})
+	if err != nil {
+		return nil, err
+	}
+	in := &instance{
+		httpURL: fmt.Sprintf("http://127.0.0.1:%d", port),
+		wsURL:   fmt.Sprintf("ws://127.0.0.1:%d/ws", port),
+		procs:   []*proc{bb},
+		grace:   10 * time.Second, // it writes the CPU profile on the way out
+	}
+	node, err := e.reg.start(procSpec{name: "node", argv: []string{e.bins.node, "-zmq", fmt.Sprintf("tcp://127.0.0.1:%d", zport), "-name", "bench"}, logDir: dir})
+	if err != nil {
+		in.stop(e)
+		return nil, err
+	}
+	in.procs = append(in.procs, node)
+	in.proxyPIDs = []int{bb.pid()}
+	in.backendPIDs = []int{node.pid()}
+	if err := waitReady(ctx, in.httpURL+"/", 15*time.Second, bb, node); err != nil {
+		in.stop(e)
+		return nil, err
+	}
+	return in, nil
+}
+
+// nginxConfig is what nginxConf needs.
+type nginxConfig struct {
+	dir          string // prefix: pid, logs, temp paths
+	port         int
+	upstreamPort int // 0: answer directly (return 200)
+	workers      int
+	nofile       int    // worker_rlimit_nofile
+	user         string // "" when not running as root
+	tempModules  []string
+}
+
+// nginxConf renders the bench's nginx.conf: proxy_pass to the hello server
+// with upstream keep-alive, or `return 200` directly. Access logs are off
+// and the per-connection request cap is lifted on both sides, so nginx is
+// not penalised by defaults a benchmark would trip over.
+func nginxConf(c nginxConfig) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	if c.user != "" {
+		w("user %s;", c.user)
+	}
+	w("worker_processes %d;", c.workers)
+	w("worker_rlimit_nofile %d;", c.nofile)
+	w("pid %s/nginx.pid;", c.dir)
+	w("error_log %s/error.log warn;", c.dir)
+	w("events {\n    worker_connections %d;\n}", c.nofile-100)
+	w("http {")
+	w("    access_log off;")
+	w("    default_type text/plain;")
+	w("    keepalive_requests 1000000;")
+	w("    keepalive_timeout 75s;")
+	w("    client_body_buffer_size 128k;")
+	w("    client_body_temp_path %s/client_body;", c.dir)
+	w("    proxy_temp_path %s/proxy_temp;", c.dir)
+	for _, m := range c.tempModules {
+		w("    %s_temp_path %s/%s_temp;", m, c.dir, m)
+	}
+	if c.upstreamPort != 0 {
+		w("    upstream hello {\n        server 127.0.0.1:%d;\n        keepalive 64;\n        keepalive_requests 1000000;\n    }", c.upstreamPort)
+	}
+	w("    server {")
+	w("        listen 127.0.0.1:%d backlog=4096;", c.port)
+	if c.upstreamPort != 0 {
+		w("        location / {")
+		w("            proxy_pass http://hello;")
+		w("            proxy_http_version 1.1;")
+		w("            proxy_set_header Connection \"\";")
+		w("        }")
+		w("        location = /ws {")
+		w("            proxy_pass http://hello;")
+		w("            proxy_http_version 1.1;")
+		w("            proxy_set_header Upgrade $http_upgrade;")
+		w("            proxy_set_header Connection \"upgrade\";")
+		w("            proxy_read_timeout 1h;")
+		w("            proxy_send_timeout 1h;")
+		w("        }")
+	} else {
+		w("        location = / {\n            return 200 \"Hello, World!\";\n        }")
+		w("        location = /post {\n            return 200 \"Hello, World!\";\n        }")
+		w("        location = /stream {\n            root %s/www;\n        }", c.dir)
+	}
+	w("    }")
+	w("}")
+	return b.String()
+}
+
+func startNginx(ctx context.Context, e *env, dir string, proxy bool) (*instance, error) {
+	port, err := e.freePort()
+	if err != nil {
+		return nil, err
+	}
+	in := &instance{grace: 5 * time.Second}
+	var hello *proc
+	c := nginxConfig{dir: dir, port: port, workers: e.cores, nofile: e.nofile, user: e.nginxUser, tempModules: e.nginxTempModules}
+	if proxy {
+		hport, err := e.freePort()
+		if err != nil {
+			return nil, err
+		}
+		hello, err = e.reg.start(procSpec{name: "hello", argv: []string{e.bins.hello, "-addr", fmt.Sprintf("127.0.0.1:%d", hport)}, logDir: dir})
+		if err != nil {
+			return nil, err
+		}
+		if err := waitReady(ctx, fmt.Sprintf("http://127.0.0.1:%d/", hport), 10*time.Second, hello); err != nil {
+			hello.stop(time.Second)
+			return nil, err
+		}
+		c.upstreamPort = hport
+		in.backendPIDs = []int{hello.pid()}
+	} else {
+		www := filepath.Join(dir, "www")
+		if err := os.MkdirAll(www, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(www, "stream"), streamBody, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxConf(c)), 0o644); err != nil {
+		return nil, err
+	}
+	ng, err := e.reg.start(procSpec{name: "nginx", argv: []string{e.nginx, "-c", conf, "-p", dir, "-g", "daemon off;"}, logDir: dir})
+	if err != nil {
+		if hello != nil {
+			hello.stop(time.Second)
+		}
+		return nil, err
+	}
+	in.procs = []*proc{ng}
+	if hello != nil {
+		in.procs = append(in.procs, hello)
+	}
+	in.httpURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	in.wsURL = fmt.Sprintf("ws://127.0.0.1:%d/ws", port)
+	if err := waitReady(ctx, in.httpURL+"/", 10*time.Second, ng); err != nil {
+		in.stop(e)
+		return nil, err
+	}
+	// The workers do the work; record them so CPU and RSS count them and
+	// so none outlives its master.
+	workers := childrenOf(ng.pid())
+	for _, pid := range workers {
+		e.reg.adopt(pid, "nginx")
+	}
+	if len(workers) != e.cores {
+		in.stop(e)
+		return nil, fmt.Errorf("nginx started %d workers, want %d", len(workers), e.cores)
+	}
+	in.proxyPIDs = append([]int{ng.pid()}, workers...)
+	return in, nil
+}
+
+// nginxUser picks the user nginx workers run as when the harness is root:
+// www-data (Debian's) or nobody.
+func nginxUser() string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	for _, ug := range [][2]string{{"www-data", "www-data"}, {"nobody", "nogroup"}} {
+		if _, err := user.Lookup(ug[0]); err != nil {
+			continue
+		}
+		if _, err := user.LookupGroup(ug[1]); err != nil {
+			continue
+		}
+		return ug[0] + " " + ug[1]
+	}
+	return "root"
+}
+
+// nginxTempModules lists the modules built into this nginx that need a
+// temp path (so none defaults to /var/lib/nginx).
+func nginxTempModules(nginx string) []string {
+	out, _ := exec.Command(nginx, "-V").CombinedOutput()
+	var mods []string
+	for _, m := range []string{"fastcgi", "uwsgi", "scgi"} {
+		if !strings.Contains(string(out), "--without-http_"+m+"_module") {
+			mods = append(mods, m)
+		}
+	}
+	return mods
+}
+
+// mongrel2Conf renders the m2sh config: one handler for every path, the
+// tnetstring protocol, no daemonizing, and a content_length limit that
+// lets the 64 KiB POST through in one request message.
+func mongrel2Conf(port, sendPort, recvPort int) string {
+	return fmt.Sprintf(`bench = Handler(send_spec='tcp://127.0.0.1:%d',
+                send_ident='a5d7d1a4-7d2b-4d8a-9f7f-3f5c8b1e0c11',
+                recv_spec='tcp://127.0.0.1:%d', recv_ident='',
+                protocol='tnetstring')
+
+main = Server(
+    uuid="f400bf85-4538-4f7a-8908-67e313d515c2",
+    access_log="/logs/access.log",
+    error_log="/logs/error.log",
+    chroot="./",
+    default_host="localhost",
+    name="main",
+    pid_file="/run/mongrel2.pid",
+    port=%d,
+    bind_addr="127.0.0.1",
+    hosts = [
+        Host(name="localhost", matching="(.*)", routes={'/': bench})
+    ]
+)
+
+settings = {"zeromq.threads": 1, "server.daemonize": 0, "limits.content_length": 1048576}
+
+servers = [main]
+`, sendPort, recvPort, port)
+}
+
+const mongrel2UUID = "f400bf85-4538-4f7a-8908-67e313d515c2"
+
+func startMongrel2(ctx context.Context, e *env, dir, _ string) (*instance, error) {
+	var ports [3]int
+	for i := range ports {
+		p, err := e.freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	port, sendPort, recvPort := ports[0], ports[1], ports[2]
+	for _, d := range []string{"run", "logs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mongrel2.conf"), []byte(mongrel2Conf(port, sendPort, recvPort)), 0o644); err != nil {
+		return nil, err
+	}
+	load := exec.CommandContext(ctx, "m2sh", "load", "-config", "mongrel2.conf", "-db", "config.sqlite")
+	load.Dir = dir
+	if out, err := load.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("m2sh load: %v: %s", err, tail(string(out), 400))
+	}
+	handler, err := e.reg.start(procSpec{name: "handler", argv: []string{e.bins.m2handler,
+		"-pull", fmt.Sprintf("tcp://127.0.0.1:%d", sendPort),
+		"-pub", fmt.Sprintf("tcp://127.0.0.1:%d", recvPort)}, logDir: dir})
+	if err != nil {
+		return nil, err
+	}
+	m2, err := e.reg.start(procSpec{name: "mongrel2", argv: []string{"mongrel2", "config.sqlite", mongrel2UUID},
+		dir: dir, logDir: dir, env: []string{"LOGNAME=root"}})
+	if err != nil {
+		handler.stop(time.Second)
+		return nil, err
+	}
+	in := &instance{
+		httpURL:     fmt.Sprintf("http://127.0.0.1:%d", port),
+		wsURL:       fmt.Sprintf("ws://127.0.0.1:%d/ws", port),
+		proxyPIDs:   []int{m2.pid()},
+		backendPIDs: []int{handler.pid()},
+		procs:       []*proc{m2, handler},
+		grace:       3 * time.Second,
+	}
+	if err := waitReady(ctx, in.httpURL+"/", 10*time.Second, m2, handler); err != nil {
+		in.stop(e)
+		return nil, err
+	}
+	return in, nil
+}
+
+// nofileLimit returns the hard RLIMIT_NOFILE children can rise to.
+func nofileLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Max > 1<<20 {
+		return 1 << 20
+	}
+	return int(rl.Max)
+}
