@@ -17,6 +17,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/blastbeat/blastbeat/internal/zmqio"
 )
 
 func main() {
@@ -41,10 +43,18 @@ func main() {
 	must(sock.SetRcvhwm(*hwm))
 	must(sock.Connect(*endpoint))
 
+	// Messages cross cgo in batches (internal/zmqio), one call per batch
+	// each way, so the node costs as little CPU as the proxy's bridge.
+	io, err := zmqio.New(sock, 3)
+	if err != nil {
+		fatal(err)
+	}
 	n := newNode(func(sid []byte, typ string, body []byte) error {
-		_, err := sock.SendMessage(sid, typ, body)
-		return err
+		io.AddMessage(sid, typ, body)
+		return nil
 	})
+	poller := zmq.NewPoller()
+	poller.Add(sock, zmq.POLLIN)
 
 	start := time.Now()
 	sigs := make(chan os.Signal, 1)
@@ -56,12 +66,28 @@ func main() {
 	}()
 
 	for {
-		msg, err := sock.RecvMessageBytes(0)
-		if err != nil {
-			fatal(err)
+		got, dropped, ev := io.Recv(zmqio.MaxMessages, func(f [][]byte) { _ = n.handle(f) })
+		n.stats.dropped.Add(uint64(dropped))
+		flush(io, &n.stats)
+		if got+dropped == 0 && !ev.Readable() {
+			if _, err := poller.Poll(-1); err != nil && zmq.AsErrno(err) != zmq.Errno(syscall.EINTR) {
+				fatal(err)
+			}
 		}
-		if err := n.handle(msg); err != nil {
+	}
+}
+
+// flush sends the replies of a batch; at the high-water mark it waits
+// until the socket can take more.
+func flush(io *zmqio.Batcher, st *stats) {
+	for {
+		if msgs, _ := io.Pending(); msgs == 0 {
+			return
+		}
+		if _, _, err := io.Send(); err != nil {
+			st.dropped.Add(1) // the rest of the batch is lost: count it
 			fmt.Fprintln(os.Stderr, "node: send:", err)
+			return
 		}
 	}
 }

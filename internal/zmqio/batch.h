@@ -34,7 +34,11 @@ static int bb_recv(void *sock, bb_batch *b, int nframes, int maxmsgs, size_t max
 		while (more) {
 			zmq_msg_t *m = count < nframes ? &b->frames[base + count] : &b->scratch;
 			zmq_msg_init(m);
-			if (zmq_msg_recv(m, sock, flags) < 0) {
+			int rc;
+			// EINTR: Go's preemption signals (SIGURG) interrupt libzmq calls.
+			while ((rc = zmq_msg_recv(m, sock, flags)) < 0 && errno == EINTR)
+				;
+			if (rc < 0) {
 				zmq_msg_close(m);
 				if (count == 0) goto done; // EAGAIN (or EINTR): nothing more now
 				break;                      // cannot happen mid-message
@@ -56,7 +60,9 @@ static int bb_recv(void *sock, bb_batch *b, int nframes, int maxmsgs, size_t max
 	}
 done:;
 	size_t len = sizeof(int);
-	if (zmq_getsockopt(sock, ZMQ_EVENTS, events, &len) < 0) *events = 0;
+	while (zmq_getsockopt(sock, ZMQ_EVENTS, events, &len) < 0) {
+		if (errno != EINTR) { *events = 0; break; }
+	}
 	return nm;
 }
 
@@ -86,7 +92,10 @@ static int bb_send(void *sock, const char *buf, const uint32_t *lens, int nframe
 		for (int f = 0; f < nframes; f++) {
 			uint32_t l = lens[i * nframes + f];
 			int flags = ZMQ_DONTWAIT | (f < nframes - 1 ? ZMQ_SNDMORE : 0);
-			if (zmq_send(sock, buf, l, flags) < 0) {
+			int rc;
+			while ((rc = zmq_send(sock, buf, l, flags)) < 0 && errno == EINTR)
+				;
+			if (rc < 0) {
 				*err = errno;
 				if (f > 0) *err = -errno; // mid-message: should not happen
 				goto out;
@@ -96,7 +105,9 @@ static int bb_send(void *sock, const char *buf, const uint32_t *lens, int nframe
 	}
 out:;
 	size_t len = sizeof(int);
-	if (zmq_getsockopt(sock, ZMQ_EVENTS, events, &len) < 0) *events = 0;
+	while (zmq_getsockopt(sock, ZMQ_EVENTS, events, &len) < 0) {
+		if (errno != EINTR) { *events = 0; break; }
+	}
 	return i;
 }
 
@@ -104,6 +115,8 @@ out:;
 static int bb_events(void *sock) {
 	int ev = 0;
 	size_t len = sizeof(int);
-	if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) < 0) return 0;
+	while (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) < 0) {
+		if (errno != EINTR) return 0;
+	}
 	return ev;
 }

@@ -180,3 +180,13 @@ func (b *Batcher) AddTyped(id, sid []byte, typ string, body []byte) {
 	b.buf = append(b.buf, body...)
 	b.n++
 }
+
+// AddMessage appends one 3-frame DEALER message [sid, typ, body] whose
+// type is a string, without converting it.
+func (b *Batcher) AddMessage(sid []byte, typ string, body []byte) {
+	b.lens = append(b.lens, C.uint32_t(len(sid)), C.uint32_t(len(typ)), C.uint32_t(len(body)))
+	b.buf = append(b.buf, sid...)
+	b.buf = append(b.buf, typ...)
+	b.buf = append(b.buf, body...)
+	b.n++
+}
