@@ -316,18 +316,7 @@ func (b *Bridge) sendBatch() bool {
 		if len(b.batch) == 0 {
 			return worked
 		}
-		for i := range b.batch {
-			m := &b.batch[i]
-			if m.Node < 0 || m.Node >= len(b.ids) {
-				m.Node = 0 // never happens: the server only uses its own indexes
-			}
-			sid := m.SID[:]
-			if m.SID == [16]byte{} {
-				sid = nil
-			}
-			b.io.AddTyped(b.ids[m.Node], sid, m.Type, m.Body)
-		}
-		sent, _, err := b.io.Send()
+		sent, err := b.sendMsgs(b.batch)
 		b.stats.sent.Add(uint64(sent))
 		if sent > 0 {
 			worked = true
@@ -361,6 +350,43 @@ func (b *Bridge) sendBatch() bool {
 		clear(b.batch)
 		worked = true
 	}
+}
+
+// bigBody is the body size from which a message is sent straight from its
+// buffer instead of being copied into the batch buffer.
+const bigBody = 16 << 10
+
+// sendMsgs sends msgs in order: small ones batched, big ones on their
+// own. It returns how many were sent and the first failure.
+func (b *Bridge) sendMsgs(msgs []Msg) (int, error) {
+	sent := 0
+	flush := func() error {
+		n, _, err := b.io.Send()
+		sent += n
+		return err
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Node < 0 || m.Node >= len(b.ids) {
+			m.Node = 0 // never happens: the server only uses its own indexes
+		}
+		sid := m.SID[:]
+		if m.SID == [16]byte{} {
+			sid = nil
+		}
+		if len(m.Body) < bigBody {
+			b.io.AddTyped(b.ids[m.Node], sid, m.Type, m.Body)
+			continue
+		}
+		if err := flush(); err != nil {
+			return sent, err
+		}
+		if err := b.io.SendOne(b.ids[m.Node], sid, m.Type, m.Body); err != nil {
+			return sent, err
+		}
+		sent++
+	}
+	return sent, flush()
 }
 
 // ping sends `ping` to every node whose time has come and returns how long

@@ -111,6 +111,23 @@ out:;
 	return i;
 }
 
+// bb_send_one sends one message of up to 4 frames given as separate
+// buffers (no copy into a batch buffer first: for large bodies). It
+// returns 0 or errno; only the first frame can fail.
+static int bb_send_one(void *sock, int nframes, const char *f0, size_t l0, const char *f1, size_t l1,
+		const char *f2, size_t l2, const char *f3, size_t l3) {
+	const char *f[4] = {f0, f1, f2, f3};
+	size_t l[4] = {l0, l1, l2, l3};
+	for (int i = 0; i < nframes; i++) {
+		int flags = ZMQ_DONTWAIT | (i < nframes - 1 ? ZMQ_SNDMORE : 0);
+		int rc;
+		while ((rc = zmq_send(sock, f[i], l[i], flags)) < 0 && errno == EINTR)
+			;
+		if (rc < 0) return i == 0 ? errno : -errno;
+	}
+	return 0;
+}
+
 // bb_events returns ZMQ_EVENTS.
 static int bb_events(void *sock) {
 	int ev = 0;

@@ -190,3 +190,27 @@ func (b *Batcher) AddMessage(sid []byte, typ string, body []byte) {
 	b.buf = append(b.buf, body...)
 	b.n++
 }
+
+// bufPtr returns a C pointer to b's bytes; nil for an empty slice.
+func bufPtr(b []byte) *C.char {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+// SendOne sends one 4-frame message straight from its buffers, with no
+// copy into the batch buffer: for large bodies. Frames added with Add or
+// AddTyped and not yet sent must be sent first.
+func (b *Batcher) SendOne(id, sid []byte, typ string, body []byte) error {
+	t := []byte(typ)
+	rc := C.bb_send_one(b.sock, 4, bufPtr(id), C.size_t(len(id)), bufPtr(sid), C.size_t(len(sid)),
+		bufPtr(t), C.size_t(len(t)), bufPtr(body), C.size_t(len(body)))
+	if rc == 0 {
+		return nil
+	}
+	if rc < 0 {
+		rc = -rc
+	}
+	return &SendError{Errno: syscall.Errno(rc)}
+}
