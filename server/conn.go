@@ -144,10 +144,13 @@ func (c *conn) fail(status int, msg string) {
 	c.endRequest()
 }
 
-// endRequest forgets the request in flight (its node binding stays).
+// endRequest forgets the request in flight (its node binding stays) and
+// queues the connection for this turn's flush, which closes it when
+// closeAfter is set, even if no byte is left to write.
 func (c *conn) endRequest() {
 	c.phase = phIdle
 	c.retry, c.retryBytes, c.retryLost = nil, 0, false
+	c.l.markDirty(c)
 }
 
 // onTraffic parses what the client sent; see handler.OnTraffic.
