@@ -206,7 +206,7 @@ func TestDefaults(t *testing.T) {
 		MaxURI:              8192,
 		MaxBody:             1 << 30,
 		MaxWebSocketMessage: 1 << 20,
-		MaxPendingOutput:    4 << 20,
+		MaxPendingOutput:    1 << 20,
 		RetryBuffer:         1 << 20,
 		HeaderTimeout:       10 * time.Second,
 		IdleTimeout:         120 * time.Second,

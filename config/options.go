@@ -101,7 +101,7 @@ type Options struct {
 	// (max-websocket-message, default 1 MiB).
 	MaxWebSocketMessage int
 	// MaxPendingOutput bounds the bytes queued for one client
-	// (max-pending-output, default 4 MiB).
+	// (max-pending-output, default 1 MiB).
 	MaxPendingOutput int
 	// RetryBuffer is how many bytes of a request body are kept to retry it
 	// on another node (retry-buffer, default 1 MiB).
@@ -148,7 +148,7 @@ func Defaults() Options {
 		MaxURI:              8192,
 		MaxBody:             1 << 30,
 		MaxWebSocketMessage: 1 << 20,
-		MaxPendingOutput:    4 << 20,
+		MaxPendingOutput:    1 << 20,
 		RetryBuffer:         1 << 20,
 		HeaderTimeout:       10 * time.Second,
 		IdleTimeout:         120 * time.Second,

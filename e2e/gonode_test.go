@@ -44,11 +44,22 @@ func startGoNode(t testing.TB, endpoint, identity string, h handlerFunc) *goNode
 			if err != nil || len(polled) == 0 {
 				continue
 			}
-			m, err := n.Recv()
-			if err != nil {
-				continue
+			// Never block in a receive: Stop must be seen within a poll.
+			for {
+				parts, err := n.Socket().RecvMessageBytes(zmq.DONTWAIT)
+				if err != nil {
+					break
+				}
+				if len(parts) != 3 {
+					continue
+				}
+				m := node.Message{SID: parts[0], Type: string(parts[1]), Body: parts[2]}
+				if m.Type == "ping" {
+					_ = n.Send(m.SID, "pong", nil)
+					continue
+				}
+				h(n, m)
 			}
-			h(n, m)
 		}
 	}()
 	var once sync.Once

@@ -51,6 +51,7 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
 		return
 	}
 	l := s.loops[id.Loop()]
+	s.inboxed.Add(int64(len(body)))
 	if l.post(reply{typ: t, node: n, sid: id, body: body}) {
 		l.pendingWake = true
 	}
@@ -93,6 +94,9 @@ func (h *bridgeHandler) Unreachable(node int) {
 // Paused stops reading from nodes while clients lag behind their output.
 func (h *bridgeHandler) Paused() bool {
 	s := (*Server)(h)
+	if s.inboxed.Load() > maxInboxed {
+		return true // the loops have not applied what was read yet
+	}
 	if s.stalled.Load() == 0 {
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/blastbeat/blastbeat/protocol"
@@ -57,6 +58,9 @@ type conn struct {
 	closed     bool
 	stalled    bool
 	retryLost  bool // the body outgrew the retry buffer
+	ws         bool // upgraded: the bytes are WebSocket frames
+	wsFragOp   ws.OpCode
+	wsFrag     []byte // a fragmented message being joined; nil otherwise
 
 	remaining  int64 // modeLength: body bytes still due
 	headBy     int64 // unix ns: the request head must be complete by then (408)
@@ -157,6 +161,9 @@ func (c *conn) endRequest() {
 func (c *conn) onTraffic() gnet.Action {
 	c.lastActive = time.Now().UnixNano()
 	for !c.closeAfter {
+		if c.ws {
+			return c.wsTraffic()
+		}
 		atHead := c.parser == nil || c.parser.InHead()
 		if atHead && c.phase != phIdle {
 			// A pipelined request waits for the current response.
@@ -176,7 +183,9 @@ func (c *conn) onTraffic() gnet.Action {
 		n, ev, data, err := c.parser.Feed(buf)
 		if err != nil {
 			c.protocolError(err)
-			_, _ = c.gc.Discard(len(buf))
+			if len(buf) > 0 {
+				_, _ = c.gc.Discard(len(buf))
+			}
 			break
 		}
 		switch ev {
@@ -187,7 +196,10 @@ func (c *conn) onTraffic() gnet.Action {
 		case protocol.EvEnd:
 			c.onEnd()
 		}
-		_, _ = c.gc.Discard(n)
+		if n > 0 {
+			// gnet's Discard(0) would drop the whole inbound buffer.
+			_, _ = c.gc.Discard(n)
+		}
 		if ev == protocol.EvNeedMore {
 			break
 		}
@@ -255,6 +267,10 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		c.fail(413, protocol.ErrBodyTooLarge.Msg)
 		return
 	}
+	wsReq, upgrade := protocol.IsWebSocketUpgrade(r)
+	if upgrade && !c.checkWebSocketHandshake(r, wsReq) {
+		return
+	}
 	var msg []byte
 	var typ string
 	var err error
@@ -289,6 +305,10 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		return
 	}
 	s.stats.Requests.Add(1)
+	if upgrade {
+		c.startWebSocket(wsReq)
+		return
+	}
 	if r.Expect100 && c.reading {
 		c.queue([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 	}
@@ -327,7 +347,7 @@ func (c *conn) bind(vh *session.VHost, n *session.Node) {
 // send queues a message for the session's node.
 func (c *conn) send(typ string, body []byte) bool {
 	m := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: typ, Body: body}
-	if !c.srv().bridge.Send(&m, ringWait) {
+	if !c.srv().bridge.Send(&m, ringWait, c.l.whileBlocked) {
 		c.srv().stats.RingFull.Add(1)
 		return false
 	}
@@ -402,6 +422,10 @@ func (c *conn) checkTimeouts(now int64) {
 	s := c.srv()
 	switch {
 	case c.closed:
+	case c.ws:
+		if c.node != nil && !c.node.Alive(now, s.nodes.DeadAfter()) {
+			c.wsClose(ws.StatusGoingAway, "backend node gone")
+		}
 	case c.phase == phAwaitHead && now > c.answerBy:
 		s.stats.Timeouts.Add(1)
 		c.sendEnd()

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/blastbeat/blastbeat/protocol"
@@ -61,6 +62,8 @@ type loop struct {
 	parsers []*protocol.RequestParser
 	stalled []*conn
 	drainFn gnet.RunnableFunc
+	// draining and blocked guard against re-entry while a send waits.
+	draining, blocked bool
 }
 
 func newLoop(s *Server, idx, limit int) *loop {
@@ -106,16 +109,32 @@ func (l *loop) wake() {
 	}
 }
 
+// whileBlocked runs while the loop waits for room towards the bridge: it
+// keeps applying replies (a node may be waiting for its replies to be
+// taken before it reads more), but starts no new request.
+func (l *loop) whileBlocked() {
+	if l.draining {
+		return
+	}
+	l.blocked = true
+	l.drain()
+	l.blocked = false
+}
+
 // drain applies every queued reply, then flushes each touched connection
 // with one write.
 func (l *loop) drain() {
+	l.draining = true
+	defer func() { l.draining = false }()
 	l.mu.Lock()
 	batch := l.inbox
 	l.inbox, l.spare = l.spare[:0], nil
 	l.scheduled = false
 	l.mu.Unlock()
+	var bytes int64
 	for i := range batch {
 		r := &batch[i]
+		bytes += int64(len(r.body))
 		if c, ok := l.table.Get(&r.sid); ok {
 			c.apply(r)
 		} else {
@@ -124,6 +143,7 @@ func (l *loop) drain() {
 		batch[i] = reply{}
 	}
 	l.spare = batch[:0]
+	l.s.inboxed.Add(-bytes)
 	l.flush()
 }
 
@@ -143,6 +163,9 @@ func (l *loop) flush() {
 		c.flush()
 	}
 	l.dirty = l.dirty[:0]
+	if l.blocked {
+		return // resumed requests wait until the loop is not blocked
+	}
 	for k := len(l.resume); k > 0; k = len(l.resume) {
 		c := l.resume[k-1]
 		l.resume[k-1] = nil
@@ -188,8 +211,12 @@ func (l *loop) sweep() {
 // closeIdle closes every connection not in the middle of a request; used
 // when the server drains.
 func (l *loop) closeIdle() {
+	defer l.flush()
 	l.table.Range(func(_ *session.SID, c *conn) bool {
-		if c.idle() {
+		switch {
+		case c.ws:
+			c.wsClose(ws.StatusGoingAway, "server shutting down")
+		case c.idle():
 			c.closeNow()
 		}
 		return true

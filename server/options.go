@@ -19,15 +19,16 @@ type Options struct {
 	IdleTimeout   time.Duration // keep-alive idle close; 0: never
 	ShutdownGrace time.Duration // how long SIGTERM waits for responses
 
-	MaxHops          int // retries per request before 502
-	MaxConnections   int // open client connections (more are refused)
-	Limits           protocol.Limits
-	MaxPendingOutput int           // per-connection output buffered before reading from nodes pauses
-	StallTimeout     time.Duration // how long one lagging client may pause reading from nodes
-	RetryBuffer      int           // request body bytes kept for retry/failover
-	Workers          int           // event loops; 0: one per CPU
-	RingSize         int           // loops→bridge ring slots
-	ZMQHWM           int           // libzmq high-water mark, messages per node and direction
+	MaxHops             int // retries per request before 502
+	MaxConnections      int // open client connections (more are refused)
+	Limits              protocol.Limits
+	MaxPendingOutput    int           // per-connection output buffered before reading from nodes pauses
+	StallTimeout        time.Duration // how long one lagging client may pause reading from nodes
+	RetryBuffer         int           // request body bytes kept for retry/failover
+	MaxWebSocketMessage int           // largest WebSocket message, joined (1009 above)
+	Workers             int           // event loops; 0: one per CPU
+	RingSize            int           // loops→bridge ring slots
+	ZMQHWM              int           // libzmq high-water mark towards each node, messages
 
 	VHosts []VHost
 	Logger *slog.Logger
@@ -35,12 +36,13 @@ type Options struct {
 
 // VHost configures one virtual host.
 type VHost struct {
-	Name    string   // lower-case host, host:port or "*"
-	Aliases []string // more lower-case Host names
-	Nodes   []string // node identities
-	Format  string   // "uwsgi" (default) or "headers"
-	Timeout time.Duration
-	MaxBody int64
+	Name               string   // lower-case host, host:port or "*"
+	Aliases            []string // more lower-case Host names
+	Nodes              []string // node identities
+	Format             string   // "uwsgi" (default) or "headers"
+	WebSocketProtocols []string // subprotocols the vhost's nodes speak
+	Timeout            time.Duration
+	MaxBody            int64
 }
 
 // Defaults of the limits not set in Options.
@@ -51,17 +53,23 @@ const (
 	DefaultShutdownGrace    = 10 * time.Second
 	DefaultMaxHops          = 10
 	DefaultMaxConnections   = 100000
-	DefaultMaxPendingOutput = 4 << 20
+	DefaultMaxPendingOutput = 1 << 20
 	DefaultRetryBuffer      = 1 << 20
+	// DefaultMaxWebSocketMessage bounds the reassembly of one message.
+	DefaultMaxWebSocketMessage = 1 << 20
 	// DefaultStallTimeout bounds how long one client that does not read
 	// its output may hold up every node's replies (ZeroMQ has no
 	// per-session flow control, so the proxy pauses reading from nodes
 	// while a client's output is over MaxPendingOutput); after it the
 	// client is closed as a slow reader.
 	DefaultStallTimeout = 2 * time.Second
-	// DefaultZMQHWM keeps libzmq's per-node queues (and so the proxy's RSS
-	// while a slow client pauses reading from nodes) to a few MB.
+	// DefaultZMQHWM bounds libzmq's queue towards each node, in messages
+	// (the queue from each node is zmqbridge.DefaultRcvHWM).
 	DefaultZMQHWM = 256
+	// maxInboxed bounds the reply bytes the bridge reads ahead of the
+	// loops (every loop's inbox together); beyond it the bridge pauses
+	// reading from nodes until the loops catch up.
+	maxInboxed = 1 << 20
 	// ringWait is how long a loop blocks on a full ring before it fails
 	// the session with 503.
 	ringWait = 2 * time.Second
@@ -92,6 +100,9 @@ func (o *Options) setDefaults() {
 		o.MaxPendingOutput = DefaultMaxPendingOutput
 	}
 	def(&o.StallTimeout, DefaultStallTimeout)
+	if o.MaxWebSocketMessage <= 0 {
+		o.MaxWebSocketMessage = DefaultMaxWebSocketMessage
+	}
 	if o.RetryBuffer <= 0 {
 		o.RetryBuffer = DefaultRetryBuffer
 	}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/gobwas/ws"
+
 	"github.com/blastbeat/blastbeat/protocol"
 )
 
@@ -19,6 +21,21 @@ func (c *conn) apply(r *reply) {
 	// Authorization: only the node bound to the sid may touch it.
 	if r.node != c.node {
 		s.stats.Unauthorized.Add(1)
+		return
+	}
+	if c.ws {
+		switch r.typ {
+		case rWebSocket:
+			c.wsReply(ws.OpText, r.body)
+		case rWebSocketBinary:
+			c.wsReply(ws.OpBinary, r.body)
+		case rEnd:
+			c.wsClose(ws.StatusNormalClosure, "")
+		default:
+			// HTTP replies to the handshake's uwsgi message: the proxy
+			// already answered it.
+			s.stats.Unexpected.Add(1)
+		}
 		return
 	}
 	switch r.typ {
@@ -59,7 +76,7 @@ func (c *conn) onResponseHead(raw []byte) {
 	client10 := c.minor == 0
 	c.dechunk = false
 	switch {
-	case h.NoBody(c.headReq):
+	case h.NoBody(c.headReq) || h.ContentLength == 0:
 		c.mode = modeNone
 	case h.ContentLength >= 0:
 		c.mode, c.remaining = modeLength, h.ContentLength

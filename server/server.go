@@ -45,6 +45,7 @@ type Server struct {
 	// Shared (atomic).
 	draining atomic.Bool
 	stalled  atomic.Int64 // connections whose output is over the high-water mark
+	inboxed  atomic.Int64 // reply body bytes posted to loops, not yet applied
 	conns    atomic.Int64
 	stats    Stats
 	done     chan struct{}
@@ -72,7 +73,8 @@ func New(opts Options) (*Server, error) {
 	nodes := session.NewRegistry(names, 3*opts.PingFreq)
 	var vhosts []*session.VHost
 	for _, v := range opts.VHosts {
-		vh := &session.VHost{Name: strings.ToLower(v.Name), Aliases: v.Aliases, Timeout: v.Timeout, MaxBody: v.MaxBody}
+		vh := &session.VHost{Name: strings.ToLower(v.Name), Aliases: v.Aliases, Timeout: v.Timeout, MaxBody: v.MaxBody,
+			WebSocketProtocols: v.WebSocketProtocols}
 		if vh.Timeout <= 0 {
 			vh.Timeout = opts.Timeout
 		}

@@ -16,12 +16,13 @@ const (
 // VHost is a virtual host: the nodes that serve a set of Host names.
 type VHost struct {
 	// Immutable.
-	Name    string
-	Aliases []string // more lower-case Host names
-	Nodes   []*Node
-	Format  Format
-	Timeout time.Duration // response head deadline
-	MaxBody int64         // 0: no limit
+	Name               string
+	Aliases            []string // more lower-case Host names
+	Nodes              []*Node
+	Format             Format
+	Timeout            time.Duration // response head deadline
+	MaxBody            int64         // 0: no limit
+	WebSocketProtocols []string      // subprotocols offered to clients
 
 	rr atomic.Uint32 // round-robin start for ties
 }

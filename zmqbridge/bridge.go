@@ -19,8 +19,17 @@ const (
 	// DefaultRingSize holds a burst of 16k messages from the loops; each
 	// slot costs ~80 bytes.
 	DefaultRingSize = 16 << 10
-	// DefaultHWM is libzmq's per-node queue bound in messages, each way.
-	DefaultHWM = 1000
+	// DefaultHWM is libzmq's per-node queue bound in messages towards the
+	// nodes.
+	DefaultHWM = 256
+	// DefaultRcvHWM bounds the messages libzmq reads ahead from each node:
+	// while the bridge pauses (clients lagging), this many messages wait in
+	// the proxy, and TCP pushes back on the node beyond them. Bodies are up
+	// to 64 KiB in practice, so this is a few MB per node.
+	DefaultRcvHWM = 16
+	// DefaultMaxQueuedBytes is the body bytes the loops may queue for the
+	// bridge before they wait (and so stop reading from their clients).
+	DefaultMaxQueuedBytes = 1 << 20
 	// DefaultSendTimeout is how long a message waits for a node stuck at its
 	// high-water mark before it is given up (and its session failed).
 	DefaultSendTimeout = 5 * time.Second
@@ -57,9 +66,13 @@ type Config struct {
 	Identities  []string // node names; Msg.Node indexes them
 	PingFreq    time.Duration
 	RingSize    int
-	HWM         int
+	HWM         int // send high-water mark, messages per node
+	RcvHWM      int // receive high-water mark, messages per node
 	SendTimeout time.Duration
-	Logger      *slog.Logger
+	// MaxQueuedBytes bounds the body bytes waiting in the ring and the
+	// bridge for libzmq (DefaultMaxQueuedBytes).
+	MaxQueuedBytes int64
+	Logger         *slog.Logger
 }
 
 // Stats are the bridge's counters; read them with Bridge.Stats.
@@ -81,6 +94,7 @@ type Bridge struct {
 	// Shared.
 	sleeping atomic.Bool
 	stopping atomic.Bool
+	queued   atomic.Int64 // body bytes pushed and not yet handed to libzmq
 	done     chan struct{}
 	stats    struct {
 		sent, received, pings, dropped, unroutable, hwm, ringFull atomic.Uint64
@@ -108,6 +122,12 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 	if cfg.HWM <= 0 {
 		cfg.HWM = DefaultHWM
 	}
+	if cfg.RcvHWM <= 0 {
+		cfg.RcvHWM = DefaultRcvHWM
+	}
+	if cfg.MaxQueuedBytes <= 0 {
+		cfg.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = DefaultSendTimeout
 	}
@@ -131,15 +151,59 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 	return b, nil
 }
 
-// Send queues m for its node; safe from any goroutine. It waits up to wait
-// while the ring is full and returns false if it stayed full.
-func (b *Bridge) Send(m *Msg, wait time.Duration) bool {
-	if !b.ring.PushWait(m, wait) {
-		b.stats.ringFull.Add(1)
+// Send queues m for its node; safe from any goroutine. While the ring is
+// full, or holds more than MaxQueuedBytes of bodies, it waits up to wait,
+// calling idle (when not nil) between tries so that the caller, an event
+// loop, can go on applying replies. Waiting blocks the caller: a loop that
+// waits stops reading from its clients, which is how the bridge pushes
+// back. It returns false if the queue stayed full.
+func (b *Bridge) Send(m *Msg, wait time.Duration, idle func()) bool {
+	if b.tryPush(m) {
+		return true
+	}
+	deadline := time.Now().Add(wait)
+	for spins := 0; ; spins++ {
+		b.wake()
+		if idle != nil {
+			idle()
+		}
+		if spins < 16 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(50 * time.Microsecond)
+		}
+		if b.tryPush(m) {
+			return true
+		}
+		if spins%16 == 15 && time.Now().After(deadline) {
+			b.stats.ringFull.Add(1)
+			return false
+		}
+	}
+}
+
+// tryPush queues m if the byte budget and the ring allow. A message
+// alone may exceed the budget, so that a big body is never refused.
+func (b *Bridge) tryPush(m *Msg) bool {
+	n := int64(len(m.Body))
+	if q := b.queued.Load(); q > 0 && q+n > b.cfg.MaxQueuedBytes {
 		return false
 	}
+	if !b.ring.Push(m) {
+		return false
+	}
+	b.queued.Add(n)
 	b.wake()
 	return true
+}
+
+// release returns the byte budget of messages that left the bridge.
+func (b *Bridge) release(msgs []Msg) {
+	var n int64
+	for i := range msgs {
+		n += int64(len(msgs[i].Body))
+	}
+	b.queued.Add(-n)
 }
 
 func (b *Bridge) wake() {
@@ -178,7 +242,7 @@ func (b *Bridge) open() (int, error) {
 	opts := []error{
 		sock.SetRouterMandatory(1),
 		sock.SetSndhwm(b.cfg.HWM),
-		sock.SetRcvhwm(b.cfg.HWM),
+		sock.SetRcvhwm(b.cfg.RcvHWM),
 		sock.SetLinger(0),
 		sock.SetRouterHandover(true),
 	}
@@ -250,6 +314,7 @@ func (b *Bridge) run(ready chan<- error) {
 			if now.Sub(b.heldAt) > b.cfg.SendTimeout {
 				b.stats.hwm.Add(1)
 				m := b.carry[0]
+				b.release(b.carry[:1])
 				b.carry = b.carry[1:]
 				b.heldAt = now
 				b.h.Undeliverable(&m, zmq.Errno(unix.EAGAIN))
@@ -321,6 +386,7 @@ func (b *Bridge) sendBatch() bool {
 		if sent > 0 {
 			worked = true
 		}
+		b.release(b.batch[:sent])
 		rest := b.batch[sent:]
 		if err == nil {
 			b.carry = b.carry[:0]
@@ -341,6 +407,7 @@ func (b *Bridge) sendBatch() bool {
 			return worked
 		}
 		failed := rest[0]
+		b.release(rest[:1])
 		if se != nil && se.Errno == unix.EHOSTUNREACH {
 			b.stats.unroutable.Add(1)
 			b.h.Unreachable(failed.Node)

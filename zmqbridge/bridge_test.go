@@ -82,7 +82,7 @@ func TestBridgeRoundTrip(t *testing.T) {
 	}
 	var sid [16]byte
 	sid[0] = 7
-	if !b.Send(&Msg{Node: 1, SID: sid, Type: "uwsgi", Body: []byte("head")}, time.Second) {
+	if !b.Send(&Msg{Node: 1, SID: sid, Type: "uwsgi", Body: []byte("head")}, time.Second, nil) {
 		t.Fatal("Send refused")
 	}
 	for {
@@ -113,7 +113,7 @@ func TestBridgeRoundTrip(t *testing.T) {
 		t.Fatalf("DroppedFrames = %d, want 1", s.DroppedFrames)
 	}
 	// n0 never connected: a send to it is undeliverable at once.
-	b.Send(&Msg{Node: 0, SID: sid, Type: "body"}, time.Second)
+	b.Send(&Msg{Node: 0, SID: sid, Type: "body"}, time.Second, nil)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		rec.mu.Lock()

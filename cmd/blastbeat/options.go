@@ -25,12 +25,13 @@ func serverOptions(cfg *config.Options, log *slog.Logger) server.Options {
 			MaxURIBytes:  cfg.MaxURI,
 			MaxBodyBytes: cfg.MaxBody,
 		},
-		MaxPendingOutput: cfg.MaxPendingOutput,
-		StallTimeout:     cfg.StallTimeout,
-		RetryBuffer:      cfg.RetryBuffer,
-		Workers:          cfg.Workers,
-		RingSize:         cfg.RingSize,
-		Logger:           log,
+		MaxPendingOutput:    cfg.MaxPendingOutput,
+		StallTimeout:        cfg.StallTimeout,
+		RetryBuffer:         cfg.RetryBuffer,
+		MaxWebSocketMessage: cfg.MaxWebSocketMessage,
+		Workers:             cfg.Workers,
+		RingSize:            cfg.RingSize,
+		Logger:              log,
 	}
 	for _, k := range cfg.Ignored {
 		log.Warn("obsolete key of the original BlastBeat accepted and ignored", "file", cfg.File, "line", k.Line, "section", k.Section, "key", k.Key)
@@ -57,7 +58,8 @@ func serverOptions(cfg *config.Options, log *slog.Logger) server.Options {
 		}
 		o.VHosts = append(o.VHosts, server.VHost{
 			Name: v.Name, Aliases: v.Aliases, Nodes: v.Nodes, Format: v.Format,
-			Timeout: v.Timeout, MaxBody: v.MaxBody,
+			WebSocketProtocols: v.WebSocketProtocols,
+			Timeout:            v.Timeout, MaxBody: v.MaxBody,
 		})
 	}
 	return o

@@ -27,7 +27,7 @@ const (
 	maxFrames = C.BB_MAXFRAMES
 	// maxRecvBytes stops a receive batch once it holds this much, so one
 	// batch's single allocation stays modest.
-	maxRecvBytes = 1 << 20
+	maxRecvBytes = 256 << 10
 )
 
 // Batcher batches I/O on one socket of Frames frames per message.

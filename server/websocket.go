@@ -1,0 +1,175 @@
+package server
+
+import (
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/blastbeat/blastbeat/protocol"
+)
+
+// startWebSocket answers the opening handshake and turns the connection
+// into a WebSocket session: from now on its bytes are frames (wsTraffic).
+// The node already has the handshake's environ as a `uwsgi` message.
+func (c *conn) startWebSocket(w protocol.WebSocketRequest) {
+	proto := protocol.ChooseSubprotocol(w.Protocols, c.vhost.WebSocketProtocols)
+	c.queue(protocol.AppendHandshake(nil, w.Key, proto))
+	c.ws = true
+	c.endRequest()
+}
+
+// checkWebSocketHandshake validates the opening handshake (RFC 6455
+// §4.2.1) and answers a bad one; it reports whether to go on.
+func (c *conn) checkWebSocketHandshake(r *protocol.Request, w protocol.WebSocketRequest) bool {
+	switch {
+	case string(r.Method) != "GET" || r.Minor != 1 || r.HasBody() || !protocol.ValidWebSocketKey(w.Key):
+		c.fail(400, "bad WebSocket handshake")
+		return false
+	case string(w.Version) != "13":
+		// §4.4: answer 426 naming the version we speak.
+		c.srv().stats.Rejected.Add(1)
+		c.queue([]byte("HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 33\r\nConnection: close\r\n\r\nunsupported WebSocket version\r\n\r\n"[:]))
+		c.closeAfter = true
+		c.discard = true
+		return false
+	}
+	return true
+}
+
+// wsHeaderPeek is the most bytes a frame header takes (§5.2).
+const wsHeaderPeek = 14
+
+// wsTraffic reads whole frames as they complete; an incomplete frame
+// stays in gnet's inbound buffer until the rest arrives.
+func (c *conn) wsTraffic() gnet.Action {
+	max := int64(c.srv().opts.MaxWebSocketMessage)
+	for !c.closeAfter {
+		avail := c.gc.InboundBuffered()
+		if avail < 2 {
+			break
+		}
+		head, _ := c.gc.Peek(min(avail, wsHeaderPeek))
+		h, hn, ok, err := protocol.ParseFrameHeader(head, max)
+		if err != nil {
+			c.wsFail(err)
+			break
+		}
+		if !ok {
+			break
+		}
+		if !h.Masked {
+			// §5.1: a server MUST close on an unmasked client frame.
+			c.wsFail(protocol.ErrWSUnmasked)
+			break
+		}
+		total := hn + int(h.Length)
+		if avail < total {
+			break
+		}
+		frame, _ := c.gc.Peek(total)
+		c.wsFrame(&h, frame[hn:])
+		_, _ = c.gc.Discard(total)
+	}
+	c.l.flush()
+	return gnet.None
+}
+
+// unmasked returns a fresh, unmasked copy of a frame payload.
+func unmasked(h *ws.Header, p []byte) []byte {
+	out := append(make([]byte, 0, len(p)), p...)
+	ws.Cipher(out, h.Mask, 0)
+	return out
+}
+
+// wsFrame handles one whole client frame (§5.4–5.6).
+func (c *conn) wsFrame(h *ws.Header, p []byte) {
+	switch h.OpCode {
+	case ws.OpPing:
+		c.queue(protocol.AppendFrame(nil, ws.OpPong, unmasked(h, p)))
+	case ws.OpPong:
+	case ws.OpClose:
+		code, err := protocol.CheckCloseBody(unmasked(h, p))
+		if err != nil {
+			c.wsFail(err)
+			return
+		}
+		// §5.5.1: answer with a close frame (echoing the code), then close.
+		c.queue(protocol.AppendCloseFrame(nil, code, ""))
+		c.closeAfter = true
+		c.l.markDirty(c)
+	case ws.OpText, ws.OpBinary:
+		if c.wsFrag != nil {
+			c.wsFail(protocol.ErrWSContinuation)
+			return
+		}
+		msg := unmasked(h, p)
+		if !h.Fin {
+			c.wsFrag, c.wsFragOp = msg, h.OpCode
+			return
+		}
+		c.wsDeliver(h.OpCode, msg)
+	case ws.OpContinuation:
+		if c.wsFrag == nil {
+			c.wsFail(protocol.ErrWSContinuation)
+			return
+		}
+		if len(c.wsFrag)+len(p) > c.srv().opts.MaxWebSocketMessage {
+			c.wsFail(protocol.ErrWSTooBig)
+			return
+		}
+		start := len(c.wsFrag)
+		c.wsFrag = append(c.wsFrag, p...)
+		ws.Cipher(c.wsFrag[start:], h.Mask, 0)
+		if h.Fin {
+			msg, op := c.wsFrag, c.wsFragOp
+			c.wsFrag = nil
+			c.wsDeliver(op, msg)
+		}
+	}
+}
+
+// wsDeliver forwards one whole message to the node.
+func (c *conn) wsDeliver(op ws.OpCode, msg []byte) {
+	typ := "websocket-binary"
+	if op == ws.OpText {
+		// §8.1: a text message that is not UTF-8 fails the connection.
+		if !utf8.Valid(msg) {
+			c.wsFail(protocol.ErrWSUTF8)
+			return
+		}
+		typ = "websocket"
+	}
+	if !c.send(typ, msg) {
+		c.wsClose(ws.StatusInternalServerError, "backend queue full")
+	}
+}
+
+// wsFail closes the session for a protocol violation with its code.
+func (c *conn) wsFail(err error) {
+	code, reason := ws.StatusProtocolError, "protocol error"
+	if we, ok := err.(*protocol.WSError); ok {
+		code, reason = we.Code, we.Msg
+	}
+	c.srv().stats.Rejected.Add(1)
+	c.wsClose(code, reason)
+}
+
+// wsClose sends a close frame and closes the connection after it.
+func (c *conn) wsClose(code ws.StatusCode, reason string) {
+	if c.closeAfter {
+		return
+	}
+	c.queue(protocol.AppendCloseFrame(nil, code, reason))
+	c.closeAfter = true
+	c.l.markDirty(c)
+}
+
+// wsReply sends a node's message to the client as one frame.
+func (c *conn) wsReply(op ws.OpCode, body []byte) {
+	if c.closeAfter {
+		return
+	}
+	c.queue(protocol.AppendFrameHeader(nil, op, true, len(body)))
+	c.queue(body)
+}
