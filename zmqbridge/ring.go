@@ -1,10 +1,6 @@
 package zmqbridge
 
-import (
-	"runtime"
-	"sync/atomic"
-	"time"
-)
+import "sync/atomic"
 
 // Msg is one message to a node: [identity, sid, type, body].
 type Msg struct {
@@ -63,29 +59,6 @@ func (r *Ring) Push(m *Msg) bool {
 			return false
 		default:
 			pos = r.tail.Load()
-		}
-	}
-}
-
-// PushWait pushes m, waiting while the ring is full up to wait. Waiting
-// blocks the caller: an event loop that waits stops reading from its
-// clients, which is how a full ring pushes back.
-func (r *Ring) PushWait(m *Msg, wait time.Duration) bool {
-	if r.Push(m) {
-		return true
-	}
-	deadline := time.Now().Add(wait)
-	for spins := 0; ; spins++ {
-		if spins < 64 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(50 * time.Microsecond)
-		}
-		if r.Push(m) {
-			return true
-		}
-		if spins%64 == 63 && time.Now().After(deadline) {
-			return false
 		}
 	}
 }

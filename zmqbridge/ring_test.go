@@ -38,7 +38,7 @@ func TestRingManyProducers(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
 				m := Msg{Node: p, Body: []byte{byte(i), byte(i >> 8), byte(i >> 16)}}
-				if !r.PushWait(&m, 10*time.Second) {
+				if !pushWait(r, &m, 10*time.Second) {
 					t.Errorf("producer %d stuck at %d", p, i)
 					return
 				}
@@ -104,7 +104,7 @@ func BenchmarkRingContended(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		m := Msg{Node: 1}
 		for pb.Next() {
-			r.PushWait(&m, time.Minute)
+			pushWait(r, &m, time.Minute)
 		}
 	})
 	close(done)
@@ -129,4 +129,16 @@ func BenchmarkChannelContended(b *testing.B) {
 		}
 	})
 	close(done)
+}
+
+// pushWait retries Push until it succeeds or wait passes.
+func pushWait(r *Ring, m *Msg, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for !r.Push(m) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return true
 }
