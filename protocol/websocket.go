@@ -174,7 +174,8 @@ func AppendHandshake(dst, key []byte, protocol string) []byte {
 type WebSocketRequest struct {
 	Key       []byte
 	Version   []byte
-	Protocols []byte // Sec-WebSocket-Protocol as sent (comma list)
+	Protocols []byte // every Sec-WebSocket-Protocol field, joined with ", "
+	DupKey    bool   // Sec-WebSocket-Key appeared more than once (§11.3.1)
 }
 
 // IsWebSocketUpgrade reports whether r asks for a WebSocket (§4.1: GET,
@@ -188,11 +189,17 @@ func IsWebSocketUpgrade(r *Request) (WebSocketRequest, bool) {
 	for _, h := range r.Headers {
 		switch {
 		case equalFold(h.Name, "sec-websocket-key"):
+			w.DupKey = w.Key != nil
 			w.Key = h.Value
 		case equalFold(h.Name, "sec-websocket-version"):
 			w.Version = h.Value
 		case equalFold(h.Name, "sec-websocket-protocol"):
-			w.Protocols = h.Value
+			// §11.3.4: repeated fields are one list.
+			if w.Protocols != nil {
+				w.Protocols = append(append(append([]byte(nil), w.Protocols...), ", "...), h.Value...)
+			} else {
+				w.Protocols = h.Value
+			}
 		}
 	}
 	return w, true

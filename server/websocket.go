@@ -16,6 +16,11 @@ func (c *conn) startWebSocket(w protocol.WebSocketRequest) {
 	proto := protocol.ChooseSubprotocol(w.Protocols, c.vhost.WebSocketProtocols)
 	c.queue(protocol.AppendHandshake(nil, w.Key, proto))
 	c.ws = true
+	if c.parser != nil {
+		// The handshake has no body: the parser is done for good.
+		c.l.releaseParser(c.parser)
+		c.parser = nil
+	}
 	c.endRequest()
 }
 
@@ -23,7 +28,7 @@ func (c *conn) startWebSocket(w protocol.WebSocketRequest) {
 // §4.2.1) and answers a bad one; it reports whether to go on.
 func (c *conn) checkWebSocketHandshake(r *protocol.Request, w protocol.WebSocketRequest) bool {
 	switch {
-	case string(r.Method) != "GET" || r.Minor != 1 || r.HasBody() || !protocol.ValidWebSocketKey(w.Key):
+	case string(r.Method) != "GET" || r.Minor != 1 || r.HasBody() || w.DupKey || !protocol.ValidWebSocketKey(w.Key):
 		c.fail(400, "bad WebSocket handshake")
 		return false
 	case string(w.Version) != "13":
