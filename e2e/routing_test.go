@@ -354,7 +354,9 @@ func TestRoutingFailover(t *testing.T) {
 			} else {
 				release := make(chan struct{})
 				t.Cleanup(func() { close(release) }) // before f1.Stop
-				go f1.Do(func(*node.Node) { <-release })
+				blocked := make(chan struct{})
+				go f1.Do(func(*node.Node) { close(blocked); <-release })
+				<-blocked // f1 reads nothing from here on
 			}
 			stopped := time.Now()
 			checkFor(t, 8*time.Second, 20*time.Millisecond, func() error {

@@ -56,6 +56,11 @@ func run(args []string, stderr io.Writer) int {
 		return 0
 	}
 	log := newLogger(cfg, stderr)
+	// Catch the signals before the listeners exist, so that a SIGTERM
+	// that races the start still stops gracefully.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -91,8 +96,6 @@ func run(args []string, stderr io.Writer) int {
 	}
 	log.Info("blastbeat started", "version", version, "bind", cfg.Binds, "zmq", cfg.ZMQ)
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			log.Warn("SIGHUP: reload is not supported yet; configuration unchanged")
