@@ -53,10 +53,6 @@ func equalFold(b []byte, s string) bool {
 	return true
 }
 
-// EqualFold reports whether b equals the lower-case ASCII string s,
-// ignoring ASCII case.
-func EqualFold(b []byte, s string) bool { return equalFold(b, s) }
-
 func hasPrefixFold(b []byte, s string) bool {
 	return len(b) >= len(s) && equalFold(b[:len(s)], s)
 }

@@ -254,11 +254,8 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.discard = false
 	c.hops = 0
 
-	host := r.Host
-	if len(host) == 0 && hostOfAbsolute(r.URI) != nil {
-		host = hostOfAbsolute(r.URI)
-	}
-	vh := s.router.Match(host)
+	// r.Host is the absolute-form authority when there is one.
+	vh := s.router.Match(r.Host)
 	if vh == nil {
 		c.reject(404, "no virtual host for this Host")
 		return
@@ -399,22 +396,6 @@ func (c *conn) onEnd() {
 	c.parser = nil
 	c.l.releaseParser(p)
 	c.headBy = 0
-}
-
-// hostOfAbsolute returns the authority of an absolute-form target.
-func hostOfAbsolute(uri []byte) []byte {
-	for _, pre := range [...]string{"http://", "https://"} {
-		if len(uri) > len(pre) && protocol.EqualFold(uri[:len(pre)], pre) {
-			rest := uri[len(pre):]
-			for i, ch := range rest {
-				if ch == '/' || ch == '?' {
-					return rest[:i]
-				}
-			}
-			return rest
-		}
-	}
-	return nil
 }
 
 // checkTimeouts enforces the header, response and idle timeouts.

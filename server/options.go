@@ -26,7 +26,7 @@ type Options struct {
 	StallTimeout        time.Duration // how long one lagging client may pause reading from nodes
 	RetryBuffer         int           // request body bytes kept for retry/failover
 	MaxWebSocketMessage int           // largest WebSocket message, joined (1009 above)
-	Workers             int           // event loops; 0: one per CPU
+	Workers             int           // event loops; 0: one per CPU but one, at least 1
 	RingSize            int           // loops→bridge ring slots
 	ZMQHWM              int           // libzmq high-water mark towards each node, messages
 
