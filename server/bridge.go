@@ -40,7 +40,7 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
 		s.stats.UnknownNode.Add(1)
 		return
 	}
-	n.Seen(time.Now().UnixNano())
+	n.Seen(s.now())
 	if string(typ) == "pong" {
 		return
 	}
@@ -52,16 +52,20 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
 	}
 	l := s.loops[id.Loop()]
 	s.inboxed.Add(int64(len(body)))
-	if l.post(reply{typ: t, node: n, sid: id, body: body}) {
-		l.pendingWake = true
-	}
+	l.batch = append(l.batch, reply{typ: t, node: n, sid: id, body: body})
 }
 
-// Flush wakes every loop that got replies in this batch.
+// Flush hands each loop the replies of this batch (one lock per loop and
+// batch) and wakes the loops that were idle.
 func (h *bridgeHandler) Flush() {
 	for _, l := range h.loops {
-		if l.pendingWake {
-			l.pendingWake = false
+		if len(l.batch) == 0 {
+			continue
+		}
+		wake := l.postBatch(l.batch)
+		clear(l.batch)
+		l.batch = l.batch[:0]
+		if wake {
 			l.wake()
 		}
 	}

@@ -159,7 +159,7 @@ func (c *conn) endRequest() {
 
 // onTraffic parses what the client sent; see handler.OnTraffic.
 func (c *conn) onTraffic() gnet.Action {
-	c.lastActive = time.Now().UnixNano()
+	c.lastActive = c.srv().now()
 	for !c.closeAfter {
 		if c.ws {
 			return c.wsTraffic()
@@ -282,9 +282,10 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 			return
 		}
 	}
-	if c.node == nil || c.vhost != vh || !c.node.Alive(time.Now().UnixNano(), s.nodes.DeadAfter()) {
+	now := s.now()
+	if c.node == nil || c.vhost != vh || !c.node.Alive(now, s.nodes.DeadAfter()) {
 		// A new session, or its node died between requests: (re)bind.
-		n := vh.Pick(time.Now().UnixNano(), s.nodes.DeadAfter(), nil)
+		n := vh.Pick(now, s.nodes.DeadAfter(), nil)
 		if n == nil {
 			c.reject(503, "no live backend node")
 			return
@@ -295,6 +296,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.retryBytes = 0
 	c.retryLost = false
 	c.phase = phAwaitHead
+	// A deadline from the coarse clock could fire up to sweepEvery early.
 	c.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
 	if !c.send(typ, msg) {
 		c.reading = false
@@ -442,7 +444,7 @@ func (c *conn) resend() bool {
 	if c.retryLost || len(c.retry) == 0 || int(c.hops) >= s.opts.MaxHops {
 		return false
 	}
-	n := c.vhost.Pick(time.Now().UnixNano(), s.nodes.DeadAfter(), c.node)
+	n := c.vhost.Pick(s.now(), s.nodes.DeadAfter(), c.node)
 	if n == nil {
 		return false
 	}

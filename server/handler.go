@@ -33,7 +33,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	l := s.loopOf(gc.EventLoop())
-	c := &conn{gc: gc, l: l, lastActive: time.Now().UnixNano()}
+	c := &conn{gc: gc, l: l, lastActive: s.now()}
 	sid, err := l.table.Add(c)
 	if err != nil {
 		s.stats.ConnsRefused.Add(1)

@@ -46,8 +46,8 @@ type loop struct {
 	nStalled atomic.Int32                   // conns of this loop over the output mark
 
 	// Owned by the bridge goroutine.
-	pendingWake bool  // replies posted in this batch
-	lastRecheck int64 // when the bridge last asked for recheckStalled
+	batch       []reply // replies read in this batch, posted at Flush
+	lastRecheck int64   // when the bridge last asked for recheckStalled
 
 	// Shared with the bridge goroutine, guarded by mu (a leaf lock).
 	mu        sync.Mutex
@@ -89,6 +89,17 @@ func (l *loop) execute(fn func()) {
 func (l *loop) post(r reply) bool {
 	l.mu.Lock()
 	l.inbox = append(l.inbox, r)
+	wake := !l.scheduled
+	l.scheduled = true
+	l.mu.Unlock()
+	return wake
+}
+
+// postBatch appends a batch of replies under one lock; it reports
+// whether the loop must be woken.
+func (l *loop) postBatch(rs []reply) bool {
+	l.mu.Lock()
+	l.inbox = append(l.inbox, rs...)
 	wake := !l.scheduled
 	l.scheduled = true
 	l.mu.Unlock()
@@ -199,7 +210,7 @@ func (l *loop) releaseParser(p *protocol.RequestParser) {
 
 // sweep enforces the timeouts of every connection of the loop.
 func (l *loop) sweep() {
-	now := time.Now().UnixNano()
+	now := l.s.now()
 	l.table.Range(func(_ *session.SID, c *conn) bool {
 		c.checkTimeouts(now)
 		return true

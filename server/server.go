@@ -46,6 +46,7 @@ type Server struct {
 	draining atomic.Bool
 	stalled  atomic.Int64 // connections whose output is over the high-water mark
 	inboxed  atomic.Int64 // reply body bytes posted to loops, not yet applied
+	clock    atomic.Int64 // unix ns, refreshed every sweepEvery: see now
 	conns    atomic.Int64
 	stats    Stats
 	done     chan struct{}
@@ -105,6 +106,7 @@ func New(opts Options) (*Server, error) {
 		ran:    make(chan error, 1),
 		done:   make(chan struct{}),
 	}
+	s.clock.Store(time.Now().UnixNano())
 	perLoop := opts.MaxConnections/workers + 1
 	for i := 0; i < workers; i++ {
 		s.loops = append(s.loops, newLoop(s, i, perLoop))
@@ -189,12 +191,18 @@ func (s *Server) ticker() {
 		case <-s.done:
 			return
 		case <-t.C:
+			s.clock.Store(time.Now().UnixNano())
 			for _, l := range s.loops {
 				l.execute(l.sweep)
 			}
 		}
 	}
 }
+
+// now is a coarse clock (refreshed every sweepEvery) for the hot path:
+// liveness, idle and response deadlines are all checked at that
+// resolution anyway, and it saves several clock reads per request.
+func (s *Server) now() int64 { return s.clock.Load() }
 
 // loopOf returns the loop state of a gnet event loop, assigning the next
 // free index the first time a loop is seen. Runs on that loop.
