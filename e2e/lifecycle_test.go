@@ -117,3 +117,82 @@ func TestIPv6Listener(t *testing.T) {
 		t.Fatalf("over IPv6: %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestInterimResponse: a 1xx head from the node reaches an HTTP/1.1
+// client and the final head still follows; the connection stays in step.
+func TestInterimResponse(t *testing.T) {
+	p := startProxy(t, "", catchAll)
+	startGoNode(t, p.ZMQ, "n1", func(n *node.Node, m node.Message) {
+		if m.Type != "uwsgi" {
+			return
+		}
+		_ = n.Send(m.SID, "headers", []byte("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"))
+		_ = n.Send(m.SID, "headers", []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	})
+	waitRoutable(t, p, "", "/")
+	c, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	for i := 0; i < 2; i++ {
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 103 ") {
+			t.Fatalf("request %d: first line %q, %v; want the 103", i, line, err)
+		}
+		for line != "\r\n" {
+			if line, err = r.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("request %d: final response %d %q", i, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestRepliesToAnUnusedLoop: replies for well-formed sids of a loop that
+// never had a connection (e.g. sessions from before a restart) are
+// dropped, and do not eat the bridge's read-ahead budget: the proxy goes
+// on serving.
+func TestRepliesToAnUnusedLoop(t *testing.T) {
+	p := startProxy(t, "workers = 1\n", catchAll)
+	stale := make([]byte, 16)
+	stale[6], stale[8] = 0x40, 0x80 // UUID-v4 shape, loop 0, slot 0
+	// A node sends the burst before any client has connected.
+	early, err := node.Dial("n1", p.ZMQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	piece := make([]byte, 64<<10)
+	for i := 0; i < 48; i++ { // 3 MiB: over the bridge's 1 MiB read-ahead budget
+		if err := early.Send(stale, "body", piece); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let libzmq deliver it (there is nothing to observe from outside but
+	// the proxy still serving afterwards).
+	time.Sleep(300 * time.Millisecond)
+	early.Close()
+	startGoNode(t, p.ZMQ, "n1", helloHandler)
+	waitRoutable(t, p, "", "/")
+	for i := 0; i < 3; i++ {
+		resp, err := http.Get(p.URL("/after-stale"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "Hello, World!" {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+	}
+}

@@ -51,6 +51,10 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
 		return
 	}
 	l := s.loops[id.Loop()]
+	if l.el.Load() == nil {
+		s.stats.Stale.Add(1) // that loop never had a connection
+		return
+	}
 	s.inboxed.Add(int64(len(body)))
 	l.batch = append(l.batch, reply{typ: t, node: n, sid: id, body: body})
 }

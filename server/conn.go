@@ -154,6 +154,7 @@ func (c *conn) fail(status int, msg string) {
 func (c *conn) endRequest() {
 	c.phase = phIdle
 	c.retry, c.retryBytes, c.retryLost = nil, 0, false
+	c.lastActive = c.srv().now() // idle-timeout counts from here
 	c.l.markDirty(c)
 }
 
@@ -354,8 +355,14 @@ func (c *conn) send(typ string, body []byte) bool {
 }
 
 func (c *conn) sendEnd() {
-	if c.node != nil {
-		c.send("end", nil)
+	if c.node == nil {
+		return
+	}
+	m := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: "end"}
+	// No idle work while waiting: this runs from OnClose too, inside
+	// flushes and drains.
+	if !c.srv().bridge.Send(&m, ringWait, nil) {
+		c.srv().stats.RingFull.Add(1)
 	}
 }
 
@@ -392,8 +399,8 @@ func (c *conn) onEnd() {
 	}
 	c.reading = false
 	c.discard = false
-	if !p.Idle() {
-		return
+	if c.parser != p || !p.Idle() {
+		return // closed (and the parser released) while the send waited
 	}
 	c.parser = nil
 	c.l.releaseParser(p)

@@ -55,13 +55,14 @@ type loop struct {
 	scheduled bool // a drain runnable is queued
 
 	// Owned by the loop goroutine.
-	table   *session.Table[*conn]
-	spare   []reply // the drained inbox, reused
-	dirty   []*conn // conns with output queued in this drain
-	resume  []*conn // conns with pipelined requests to parse after flush
-	parsers []*protocol.RequestParser
-	stalled []*conn
-	drainFn gnet.RunnableFunc
+	table      *session.Table[*conn]
+	spare      []reply // the drained inbox, reused
+	dirty      []*conn // conns with output queued in this drain
+	spareDirty []*conn
+	resume     []*conn // conns with pipelined requests to parse after flush
+	parsers    []*protocol.RequestParser
+	stalled    []*conn
+	drainFn    gnet.RunnableFunc
 	// draining and blocked guard against re-entry while a send waits.
 	draining, blocked bool
 }
@@ -108,16 +109,21 @@ func (l *loop) postBatch(rs []reply) bool {
 
 // wake schedules a drain; called by the bridge goroutine after post.
 func (l *loop) wake() {
-	el := l.el.Load()
-	if el == nil {
+	if el := l.el.Load(); el != nil && (*el).Execute(context.Background(), l.drainFn) == nil {
 		return
 	}
-	if err := (*el).Execute(context.Background(), l.drainFn); err != nil {
-		// Engine shutting down: the sessions are closing anyway.
-		l.mu.Lock()
-		l.inbox, l.scheduled = l.inbox[:0], false
-		l.mu.Unlock()
+	// No gnet loop yet (so no session can exist here), or the engine is
+	// shutting down: drop what was posted, and give its bytes back.
+	l.mu.Lock()
+	var bytes int64
+	for i := range l.inbox {
+		bytes += int64(len(l.inbox[i].body))
 	}
+	clear(l.inbox)
+	l.inbox, l.scheduled = l.inbox[:0], false
+	l.mu.Unlock()
+	l.s.inboxed.Add(-bytes)
+	l.s.stats.Stale.Add(1)
 }
 
 // whileBlocked runs while the loop waits for room towards the bridge: it
@@ -168,12 +174,18 @@ func (l *loop) markDirty(c *conn) {
 
 // flush writes every dirty connection's queued output.
 func (l *loop) flush() {
-	for i, c := range l.dirty {
-		l.dirty[i] = nil
-		c.dirty = false
-		c.flush()
+	// Detach the list: a write error closes a conn synchronously, and its
+	// OnClose may drain and flush again (re-entrantly) before we return.
+	for len(l.dirty) > 0 {
+		dirty := l.dirty
+		l.dirty, l.spareDirty = l.spareDirty[:0], nil
+		for i, c := range dirty {
+			dirty[i] = nil
+			c.dirty = false
+			c.flush()
+		}
+		l.spareDirty = dirty[:0]
 	}
-	l.dirty = l.dirty[:0]
 	if l.blocked {
 		return // resumed requests wait until the loop is not blocked
 	}

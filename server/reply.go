@@ -74,6 +74,15 @@ func (c *conn) onResponseHead(raw []byte) {
 		return
 	}
 	client10 := c.minor == 0
+	if h.Status < 200 {
+		// An interim response (100 Continue, 103 Early Hints): passed on
+		// to HTTP/1.1 clients (RFC 9110 §15.2: not to 1.0 ones); the final
+		// head is still to come.
+		if !client10 {
+			c.queue(protocol.RewriteResponseHead(make([]byte, 0, n+16), raw[:n], false, false, false))
+		}
+		return
+	}
 	c.dechunk = false
 	switch {
 	case h.NoBody(c.headReq) || h.ContentLength == 0:

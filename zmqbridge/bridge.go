@@ -307,19 +307,16 @@ func (b *Bridge) run(ready chan<- error) {
 		if b.stopping.Load() && b.ring.Empty() && len(b.carry) == 0 {
 			return
 		}
+		// Checked before `worked`: replies from other nodes must not keep
+		// a stuck node's messages waiting forever.
+		if len(b.carry) > 0 && now.Sub(b.heldAt) > b.cfg.SendTimeout {
+			b.dropStuck(now)
+			continue
+		}
 		if worked {
 			continue
 		}
 		if len(b.carry) > 0 {
-			if now.Sub(b.heldAt) > b.cfg.SendTimeout {
-				b.stats.hwm.Add(1)
-				m := b.carry[0]
-				b.release(b.carry[:1])
-				b.carry = b.carry[1:]
-				b.heldAt = now
-				b.h.Undeliverable(&m, zmq.Errno(unix.EAGAIN))
-				continue
-			}
 			wait = time.Millisecond
 		}
 		b.sleeping.Store(true)
@@ -417,6 +414,27 @@ func (b *Bridge) sendBatch() bool {
 		clear(b.batch)
 		worked = true
 	}
+}
+
+// dropStuck fails every held message to the node at the head of carry,
+// which stayed at its high-water mark for SendTimeout, so that messages
+// to the other nodes flow again.
+func (b *Bridge) dropStuck(now time.Time) {
+	stuck := b.carry[0].Node
+	keep := b.carry[:0]
+	for i := range b.carry {
+		m := b.carry[i]
+		if m.Node != stuck {
+			keep = append(keep, m)
+			continue
+		}
+		b.stats.hwm.Add(1)
+		b.release(b.carry[i : i+1])
+		b.h.Undeliverable(&m, zmq.Errno(unix.EAGAIN))
+	}
+	clear(b.carry[len(keep):])
+	b.carry = keep
+	b.heldAt = now
 }
 
 // bigBody is the body size from which a message is sent straight from its
