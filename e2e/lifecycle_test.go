@@ -164,11 +164,13 @@ func TestInterimResponse(t *testing.T) {
 // dropped, and do not eat the bridge's read-ahead budget: the proxy goes
 // on serving.
 func TestRepliesToAnUnusedLoop(t *testing.T) {
-	p := startProxy(t, "workers = 1\n", catchAll)
+	// The burst comes from a node of its own, so that the serving node's
+	// liveness is not mixed up with the early node's departure.
+	p := startProxy(t, "workers = 1\n", "[blastbeat:*]\nnode = n1\n\n[blastbeat:early.test]\nnode = early\n")
 	stale := make([]byte, 16)
 	stale[6], stale[8] = 0x40, 0x80 // UUID-v4 shape, loop 0, slot 0
 	// A node sends the burst before any client has connected.
-	early, err := node.Dial("n1", p.ZMQ)
+	early, err := node.Dial("early", p.ZMQ)
 	if err != nil {
 		t.Fatal(err)
 	}
