@@ -198,3 +198,25 @@ func TestRepliesToAnUnusedLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestVHostMaxBodyChunked: a vhost's max-body also bounds a chunked body,
+// whose length the head does not declare.
+func TestVHostMaxBodyChunked(t *testing.T) {
+	p := startProxy(t, "", "[blastbeat:*]\nnode = n1\nmax-body = 1000\n")
+	startGoNode(t, p.ZMQ, "n1", func(n *node.Node, m node.Message) {
+		if m.Type == "uwsgi" {
+			env, _ := node.Environ(m.Body)
+			if env["REQUEST_METHOD"] == "GET" {
+				helloHandler(n, m)
+			}
+		}
+	})
+	waitRoutable(t, p, "", "/")
+	chunk := strings.Repeat("x", 600)
+	req := "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		fmt.Sprintf("%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n", len(chunk), chunk, len(chunk), chunk)
+	raw := rawExchange(t, p.Addr, req, 5*time.Second)
+	if !strings.HasPrefix(raw, "HTTP/1.1 413 ") {
+		t.Fatalf("chunked body over the vhost's max-body: got %q, want 413", raw)
+	}
+}

@@ -87,7 +87,9 @@ func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
 		return
 	}
 	l := s.loops[id.Loop()]
-	if l.post(reply{typ: rUndeliverable, node: nodes[m.Node], sid: id}) {
+	r := reply{typ: rUndeliverable, node: nodes[m.Node], sid: id, tag: m.Tag,
+		headLost: m.Type == "uwsgi" || m.Type == "headers"}
+	if l.post(r) {
 		l.wake()
 	}
 }

@@ -68,6 +68,8 @@ type conn struct {
 	lastActive int64
 	stalledAt  int64
 
+	reqSeq     uint32   // numbers requests, to tell stale send failures
+	bodyBytes  int64    // request body bytes so far (the vhost's max-body)
 	retry      [][]byte // request head and body kept for retry/failover
 	retryBytes int
 	out        [][]byte // output queued during one loop turn
@@ -254,6 +256,8 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.reading = r.HasBody()
 	c.discard = false
 	c.hops = 0
+	c.reqSeq++
+	c.bodyBytes = 0
 
 	// r.Host is the absolute-form authority when there is one.
 	vh := s.router.Match(r.Host)
@@ -346,7 +350,7 @@ func (c *conn) bind(vh *session.VHost, n *session.Node) {
 
 // send queues a message for the session's node.
 func (c *conn) send(typ string, body []byte) bool {
-	m := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: typ, Body: body}
+	m := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: typ, Body: body, Tag: c.reqSeq}
 	if !c.srv().bridge.Send(&m, ringWait, c.l.whileBlocked) {
 		c.srv().stats.RingFull.Add(1)
 		return false
@@ -368,6 +372,11 @@ func (c *conn) sendEnd() {
 
 func (c *conn) onBody(data []byte) {
 	if c.discard || c.node == nil {
+		return
+	}
+	// The vhost's max-body also bounds bodies of unknown length.
+	if c.bodyBytes += int64(len(data)); c.vhost.MaxBody > 0 && c.bodyBytes > c.vhost.MaxBody {
+		c.protocolError(protocol.ErrBodyTooLarge)
 		return
 	}
 	piece := append([]byte(nil), data...)
@@ -457,6 +466,7 @@ func (c *conn) resend() bool {
 	}
 	c.hops++
 	s.stats.Retries.Add(1)
+	c.sendEnd() // the old node drops whatever it kept of the session
 	c.node.Unbind()
 	c.node = n
 	n.Bind()

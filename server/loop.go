@@ -34,6 +34,10 @@ type reply struct {
 	node *session.Node
 	sid  session.SID
 	body []byte
+	// rUndeliverable only: the request the lost message belonged to, and
+	// whether it was the request head (else the node has the head).
+	tag      uint32
+	headLost bool
 }
 
 // loop is BlastBeat's state beside one gnet event loop.

@@ -13,9 +13,7 @@ func (c *conn) apply(r *reply) {
 		return
 	}
 	if r.typ == rUndeliverable {
-		if r.node == c.node && c.phase != phIdle {
-			c.nodeFailed()
-		}
+		c.undeliverable(r)
 		return
 	}
 	// Authorization: only the node bound to the sid may touch it.
@@ -59,6 +57,30 @@ func (c *conn) apply(r *reply) {
 	default:
 		// WebSocket replies to an HTTP session are not valid here.
 		s.stats.Unexpected.Add(1)
+	}
+}
+
+// undeliverable handles a message the bridge could not hand to the node.
+func (c *conn) undeliverable(r *reply) {
+	switch {
+	case r.node != c.node:
+		// The session moved on (retry/failover) since.
+	case c.ws:
+		c.wsClose(ws.StatusInternalServerError, "backend unreachable")
+	case r.tag != c.reqSeq || c.phase == phIdle:
+		// A lost `end` or trailing body of an earlier request: the request
+		// in flight now is not affected.
+	case r.headLost:
+		c.nodeFailed() // the node never saw this request: fail over
+	case c.phase == phAwaitHead:
+		// The node has the head but lost part of the body: running the
+		// request elsewhere could run it twice.
+		c.sendEnd()
+		c.reading = false
+		c.fail(502, "backend node lost part of the request")
+	default:
+		c.closeAfter = true
+		c.closeNow()
 	}
 }
 

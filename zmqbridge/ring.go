@@ -8,6 +8,7 @@ type Msg struct {
 	SID  [16]byte // session id; the all-zero sid is sent as an empty frame
 	Type string   // message type, e.g. "uwsgi"
 	Body []byte   // owned by the message from Push on
+	Tag  uint32   // opaque to the bridge; handed back by Undeliverable
 }
 
 // cell is one ring slot; seq tells whose turn it is (Vyukov's bounded
