@@ -257,6 +257,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"log-format":            set(&o.LogFormat, oneOf("text", "json")),
 		"log-level":             set(&o.LogLevel, oneOf("debug", "info", "warn", "error")),
 		"stall-timeout":         set(&o.StallTimeout, parseDuration),
+		"send-timeout":          set(&o.SendTimeout, parseDuration),
+		"zmq-hwm":               set(&o.ZMQHWM, parseInt),
 		"sessions":              p.ignore("sessions"),
 	}
 }

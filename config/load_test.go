@@ -216,6 +216,8 @@ func TestDefaults(t *testing.T) {
 		LogFormat:           "text",
 		LogLevel:            "info",
 		StallTimeout:        2 * time.Second,
+		SendTimeout:         5 * time.Second,
+		ZMQHWM:              256,
 	}
 	if got := config.Defaults(); !reflect.DeepEqual(got, wantDefaults) {
 		t.Errorf("Defaults:\n got %+v\nwant %+v", got, wantDefaults)
@@ -297,6 +299,8 @@ node = fallback
 		LogFormat:           "json",
 		LogLevel:            "debug",
 		StallTimeout:        2 * time.Second,
+		SendTimeout:         5 * time.Second,
+		ZMQHWM:              256,
 		VHosts: []config.VHost{
 			{
 				Name:               "example.com:8443",
@@ -553,5 +557,20 @@ func TestOriginalLaterKeys(t *testing.T) {
 		if o.Ignored[i] != want[i] {
 			t.Fatalf("Ignored[%d] = %+v, want %+v", i, o.Ignored[i], want[i])
 		}
+	}
+}
+
+func TestBridgeKeys(t *testing.T) {
+	base := "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n"
+	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\n\n[blastbeat:*]\nnode = a\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 {
+		t.Fatalf("send-timeout %v zmq-hwm %d", o.SendTimeout, o.ZMQHWM)
+	}
+	_, err = config.Parse("b.ini", []byte(base+"zmq-hwm = 0\n\n[blastbeat:*]\nnode = a\n"))
+	if err == nil || !strings.Contains(err.Error(), "b.ini:4") || !strings.Contains(err.Error(), "zmq-hwm") {
+		t.Fatalf("zmq-hwm = 0: %v", err)
 	}
 }

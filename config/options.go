@@ -127,6 +127,13 @@ type Options struct {
 	// LogLevel is "debug", "info" (the default), "warn" or "error"
 	// (log-level).
 	LogLevel string
+	// SendTimeout is how long a message may wait for a node stuck at its
+	// ZeroMQ high-water mark before it is given up (send-timeout, default
+	// 5s).
+	SendTimeout time.Duration
+	// ZMQHWM is the ZeroMQ high-water mark towards each node, in messages
+	// (zmq-hwm, default 256).
+	ZMQHWM int
 	// StallTimeout bounds how long one client that does not read its
 	// output may pause reading from nodes (stall-timeout, default 2s).
 	StallTimeout time.Duration
@@ -157,5 +164,7 @@ func Defaults() Options {
 		LogFormat:           "text",
 		LogLevel:            "info",
 		StallTimeout:        2 * time.Second,
+		SendTimeout:         5 * time.Second,
+		ZMQHWM:              256,
 	}
 }

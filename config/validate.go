@@ -47,6 +47,9 @@ func (p *parser) validate() error {
 		{"max-pending-output", o.MaxPendingOutput > 0, "must be greater than 0"},
 		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
 		{"workers", o.Workers >= 0, "must not be negative"},
+		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},
+		{"send-timeout", o.SendTimeout > 0, "must be greater than 0"},
+		{"zmq-hwm", o.ZMQHWM > 0, "must be greater than 0"},
 		{"ring-size", o.RingSize >= 1024 && o.RingSize <= maxRingSize && o.RingSize&(o.RingSize-1) == 0,
 			fmt.Sprintf("must be a power of two from 1024 to %d", maxRingSize)},
 	}

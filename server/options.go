@@ -29,6 +29,7 @@ type Options struct {
 	Workers             int           // event loops; 0: one per CPU but one, at least 1
 	RingSize            int           // loops→bridge ring slots
 	ZMQHWM              int           // libzmq high-water mark towards each node, messages
+	SendTimeout         time.Duration // a message waits this long for a node at its high-water mark
 
 	VHosts []VHost
 	Logger *slog.Logger

@@ -122,12 +122,13 @@ func (s *Server) Start() error {
 		ids[i] = n.Name
 	}
 	b, err := zmqbridge.Start(zmqbridge.Config{
-		Endpoints:  s.opts.ZMQ,
-		Identities: ids,
-		PingFreq:   s.opts.PingFreq,
-		RingSize:   s.opts.RingSize,
-		HWM:        s.opts.ZMQHWM,
-		Logger:     s.opts.Logger,
+		Endpoints:   s.opts.ZMQ,
+		Identities:  ids,
+		PingFreq:    s.opts.PingFreq,
+		RingSize:    s.opts.RingSize,
+		HWM:         s.opts.ZMQHWM,
+		SendTimeout: s.opts.SendTimeout,
+		Logger:      s.opts.Logger,
 	}, (*bridgeHandler)(s))
 	if err != nil {
 		return err

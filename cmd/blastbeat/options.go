@@ -27,6 +27,8 @@ func serverOptions(cfg *config.Options, log *slog.Logger) server.Options {
 		},
 		MaxPendingOutput:    cfg.MaxPendingOutput,
 		StallTimeout:        cfg.StallTimeout,
+		SendTimeout:         cfg.SendTimeout,
+		ZMQHWM:              cfg.ZMQHWM,
 		RetryBuffer:         cfg.RetryBuffer,
 		MaxWebSocketMessage: cfg.MaxWebSocketMessage,
 		Workers:             cfg.Workers,
