@@ -15,14 +15,20 @@ func TestGetThroughNode(t *testing.T) {
 	p := startProxy(t, "", catchAll)
 	startGoNode(t, p.ZMQ, "n1", helloHandler)
 	waitRoutable(t, p, "", "/")
-	resp, err := http.Get(p.URL("/hello?x=1"))
+	expectHello(t, p.URL("/hello?x=1"))
+}
+
+// expectHello GETs url and fails unless helloHandler's answer comes back.
+func expectHello(t testing.TB, url string) {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != "Hello, World!" {
-		t.Fatalf("got %d %q", resp.StatusCode, body)
+		t.Fatalf("GET %s: got %d %q", url, resp.StatusCode, body)
 	}
 }
 

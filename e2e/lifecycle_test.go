@@ -107,15 +107,7 @@ func TestIPv6Listener(t *testing.T) {
 	p := startProxy(t, "bind = "+addr+"\n", catchAll)
 	startGoNode(t, p.ZMQ, "n1", helloHandler)
 	waitRoutable(t, p, "", "/")
-	resp, err := http.Get("http://" + addr + "/v6")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "Hello, World!" {
-		t.Fatalf("over IPv6: %d %q", resp.StatusCode, body)
-	}
+	expectHello(t, "http://"+addr+"/v6")
 }
 
 // TestInterimResponse: a 1xx head from the node reaches an HTTP/1.1
@@ -187,15 +179,7 @@ func TestRepliesToAnUnusedLoop(t *testing.T) {
 	startGoNode(t, p.ZMQ, "n1", helloHandler)
 	waitRoutable(t, p, "", "/")
 	for i := 0; i < 3; i++ {
-		resp, err := http.Get(p.URL("/after-stale"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(body) != "Hello, World!" {
-			t.Fatalf("got %d %q", resp.StatusCode, body)
-		}
+		expectHello(t, p.URL("/after-stale"))
 	}
 }
 

@@ -55,8 +55,7 @@ func (n *Node) Close() error { return n.sock.Close() }
 // Socket exposes the DEALER, e.g. for a zmq.Poller.
 func (n *Node) Socket() *zmq.Socket { return n.sock }
 
-// Recv waits for the next message. Pings are answered and skipped unless
-// keepPings is set.
+// Recv waits for the next message. Pings are answered and skipped.
 func (n *Node) Recv() (Message, error) {
 	for {
 		parts, err := n.sock.RecvMessageBytes(0)

@@ -37,7 +37,6 @@ func (h *ResponseHead) NoBody(head bool) bool {
 // on the head itself, so callers use ParseResponseHead first and then this
 // to write.
 func RewriteResponseHead(dst, raw []byte, dechunk, closeConn, keepAlive10 bool) []byte {
-	start := len(dst)
 	line, raw := nextLine(raw)
 	dst = append(dst, "HTTP/1.1"...)
 	dst = append(dst, line[len("HTTP/1.x"):]...)
@@ -64,7 +63,6 @@ func RewriteResponseHead(dst, raw []byte, dechunk, closeConn, keepAlive10 bool) 
 	} else if keepAlive10 {
 		dst = append(dst, "Connection: keep-alive\r\n"...)
 	}
-	_ = start
 	return append(dst, '\r', '\n')
 }
 

@@ -89,9 +89,8 @@ func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
 	l := s.loops[id.Loop()]
 	r := reply{typ: rUndeliverable, node: nodes[m.Node], sid: id, tag: m.Tag,
 		headLost: m.Type == "uwsgi" || m.Type == "headers"}
-	if l.post(r) {
-		l.wake()
-	}
+	l.batch = append(l.batch, r)
+	h.Flush()
 }
 
 // Unreachable marks a node dead at once.

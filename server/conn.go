@@ -141,9 +141,10 @@ func (c *conn) closeNow() {
 }
 
 // fail answers the current request with a proxy error and closes the
-// connection after it.
+// connection after it; nothing more is read from the client.
 func (c *conn) fail(status int, msg string) {
 	c.srv().stats.Rejected.Add(1)
+	c.reading = false
 	c.queue(protocol.AppendError(nil, status, msg, true))
 	c.closeAfter = true
 	c.discard = true
@@ -226,7 +227,6 @@ func (c *conn) protocolError(err error) {
 			return
 		}
 	}
-	c.reading = false
 	c.fail(pe.Status, pe.Msg)
 }
 
@@ -304,7 +304,6 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	// A deadline from the coarse clock could fire up to sweepEvery early.
 	c.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
 	if !c.send(typ, msg) {
-		c.reading = false
 		c.fail(503, "backend queue full")
 		return
 	}
@@ -428,7 +427,6 @@ func (c *conn) checkTimeouts(now int64) {
 	case c.phase == phAwaitHead && now > c.answerBy:
 		s.stats.Timeouts.Add(1)
 		c.sendEnd()
-		c.reading = false
 		c.fail(504, "backend did not answer in time")
 	case c.phase != phIdle && c.node != nil && !c.node.Alive(now, s.nodes.DeadAfter()):
 		c.nodeFailed()
@@ -446,7 +444,6 @@ func (c *conn) nodeFailed() {
 		return
 	}
 	if c.phase == phAwaitHead {
-		c.reading = false
 		c.fail(502, "backend node failed")
 		return
 	}

@@ -89,17 +89,6 @@ func (l *loop) execute(fn func()) {
 	}
 }
 
-// post queues r for the loop; called by the bridge goroutine. It reports
-// whether the loop must be woken (its inbox was empty).
-func (l *loop) post(r reply) bool {
-	l.mu.Lock()
-	l.inbox = append(l.inbox, r)
-	wake := !l.scheduled
-	l.scheduled = true
-	l.mu.Unlock()
-	return wake
-}
-
 // postBatch appends a batch of replies under one lock; it reports
 // whether the loop must be woken.
 func (l *loop) postBatch(rs []reply) bool {

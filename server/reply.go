@@ -76,7 +76,6 @@ func (c *conn) undeliverable(r *reply) {
 		// The node has the head but lost part of the body: running the
 		// request elsewhere could run it twice.
 		c.sendEnd()
-		c.reading = false
 		c.fail(502, "backend node lost part of the request")
 	default:
 		c.closeAfter = true
@@ -196,7 +195,6 @@ func (c *conn) onResponseChunk(b []byte) {
 // onResponseEnd: flush, then close the connection (PROTOCOL.md `end`).
 func (c *conn) onResponseEnd() {
 	if c.phase == phAwaitHead {
-		c.reading = false
 		c.fail(502, "backend ended the session without a response")
 		return
 	}
@@ -211,7 +209,6 @@ func (c *conn) onRetry() {
 		return
 	}
 	if !c.resend() {
-		c.reading = false
 		c.fail(502, "no backend node could serve the request")
 	}
 }
@@ -224,7 +221,6 @@ func (c *conn) badResponse() {
 		return
 	}
 	c.sendEnd()
-	c.reading = false
 	c.fail(502, "malformed response from backend")
 }
 

@@ -36,8 +36,6 @@ const (
 	// fastPing is the ping period of nodes that are not connected, so that
 	// a node that (re)connects is found alive within this.
 	fastPing = 100 * time.Millisecond
-	// batch bounds the messages handled per direction per loop turn.
-	batch = 256
 )
 
 // Handler receives what the bridge reads. Its methods run on the bridge
