@@ -451,7 +451,7 @@ func bStopStats(t *testing.T, p *proxy) string {
 	return line
 }
 
-// bStat returns counter name of a stats line (0 when absent).
+// bStat returns counter name of a stats line (-1 when absent).
 func bStat(line, name string) int {
 	m := regexp.MustCompile(`[{ ]` + name + `:(\d+)`).FindStringSubmatch(line)
 	if m == nil {

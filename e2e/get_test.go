@@ -44,7 +44,8 @@ func TestSilentNewConnectionSurvivesSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// Several sweeps (every 250 ms) pass before the request is sent.
+	// The pause is the stimulus, not a synchronisation: several sweeps
+	// (every 250 ms) pass before the request is sent.
 	time.Sleep(700 * time.Millisecond)
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {

@@ -103,10 +103,14 @@ func TestRoutingHeadersFormat(t *testing.T) {
 	if n := hn.Log.count("uwsgi"); n != 0 {
 		t.Errorf("a format=headers vhost sent %d uwsgi messages", n)
 	}
-	b, _, _ := hBodyOf(hn.Log, got[0].SID)
-	if string(b) != "hello" {
-		t.Errorf("body %q", b)
-	}
+	// The node answers on the head, so the client's response says nothing
+	// about the body: wait until the node has it.
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if b, _, _ := hBodyOf(hn.Log, got[0].SID); string(b) != "hello" {
+			return fmt.Errorf("node has body %q, want %q", b, "hello")
+		}
+		return nil
+	})
 }
 
 // TestRoutingUwsgiResponse: a node may answer with a uwsgi packet.
@@ -183,11 +187,16 @@ func TestRoutingTimeout(t *testing.T) {
 	if took < 900*time.Millisecond || took > 3*time.Second {
 		t.Errorf("504 after %v, want about 1 s", took)
 	}
-	hs := hn.Log.heads()
-	if len(hs) == 0 {
-		t.Fatal("the node never got the request")
-	}
-	hn.Log.waitType(t, hs[len(hs)-1].SID, "end", 5*time.Second)
+	// The 504 does not order anything at the node: wait for the head.
+	var h hMsg
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		var ok bool
+		if h, ok = hn.Log.headOf("/never"); !ok {
+			return fmt.Errorf("the node never got the request: %s", hSummary(hn.Log.all()))
+		}
+		return nil
+	})
+	hn.Log.waitType(t, h.SID, "end", 5*time.Second)
 }
 
 // hRetryHandler answers every request with retry.
@@ -393,7 +402,10 @@ func TestRoutingClientCloseSendsEnd(t *testing.T) {
 	if resp, body := r.response("GET"); resp.StatusCode != 200 || body != "ne /bye" {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
-	h, _ := hn.Log.headOf("/bye")
+	h, ok := hn.Log.headOf("/bye")
+	if !ok {
+		t.Fatalf("the node has no head for /bye: %s", hSummary(hn.Log.all()))
+	}
 	if n := len(hn.Log.of(h.SID, "end")); n != 0 {
 		t.Fatalf("end before the client closed")
 	}

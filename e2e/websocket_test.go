@@ -623,6 +623,8 @@ func TestWebSocketFragmented(t *testing.T) {
 			if _, err := c.Write(f); err != nil {
 				t.Fatal(err)
 			}
+			// The pause is the stimulus, not a synchronisation: each
+			// fragment most likely arrives in a read of its own.
 			time.Sleep(20 * time.Millisecond)
 		}
 		c.expectFrame(t, ws.OpBinary, []byte{1, 2, 3, 4, 5})
@@ -849,7 +851,7 @@ func TestWebSocketHandshakeRefused(t *testing.T) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for path := range e.byPath {
-		if path != "/refused/control" && path != "/refused/twokeys" {
+		if path != "/refused/control" {
 			t.Errorf("the node got the refused handshake %s", path)
 		}
 	}
@@ -918,7 +920,14 @@ func TestWebSocketHTTPRepliesDropped(t *testing.T) {
 		}
 		c.expectFrame(t, ws.OpText, []byte(msg))
 	}
-	c.expectSilence(t, 300*time.Millisecond)
+	// The node sent all its junk before the echo of "node-junk", on the
+	// same pipe, so the proxy had handled it before the echoes that
+	// followed; a ping answered by the very next frame shows that nothing
+	// of it was written after them either.
+	if _, err := c.Write(wFrame(0x89, []byte("probe"))); err != nil {
+		t.Fatal(err)
+	}
+	c.expectFrame(t, ws.OpPong, []byte("probe"))
 
 	// And the reverse: WebSocket replies to a plain HTTP request.
 	raw := rawExchange(t, p.Addr, "GET /ws-to-http HTTP/1.1\r\nHost: ws.test\r\nConnection: close\r\n\r\n", 5*time.Second)
@@ -942,6 +951,7 @@ func TestWebSocketFramesPipelined(t *testing.T) {
 			if _, err := c.Write([]byte{b}); err != nil {
 				t.Fatal(err)
 			}
+			// The stimulus: give each byte a chance of a read of its own.
 			time.Sleep(200 * time.Microsecond)
 		}
 		c.expectFrame(t, ws.OpText, msg)
@@ -1097,6 +1107,8 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 		t.Fatalf("plain request: %v %v", resp, err)
 	}
 	_, _ = io.ReadAll(resp.Body)
+	// The idle period is the stimulus, not a synchronisation: 2.5 idle-
+	// timeouts, ten sweeps.
 	time.Sleep(2500 * time.Millisecond)
 	if err := c.echo(ws.OpText, []byte("after 2.5 s idle")); err != nil {
 		t.Fatalf("WebSocket idle for 2.5 s with idle-timeout = 1: %v", err)
@@ -1180,7 +1192,15 @@ func TestWebSocketIdleMemory(t *testing.T) {
 		}
 		c.Close()
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Measure once the proxy has closed every warm-up session.
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for i := range 100 {
+			if s, ok := e.get(fmt.Sprintf("/mem/%d", -1-i)); !ok || s.Ends == 0 {
+				return fmt.Errorf("warm-up session %d not ended at the node yet", i)
+			}
+		}
+		return nil
+	})
 	before := wRSS(t, p.Pid())
 	held := make([]*wConn, 0, conns)
 	defer func() {
@@ -1219,13 +1239,23 @@ func TestWebSocketIdleMemory(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(500 * time.Millisecond)
 	after := wRSS(t, p.Pid())
 	per := (after - before) / conns
 	t.Logf("proxy RSS %d KiB → %d KiB with %d idle WebSockets: %d bytes per connection (race detector: %v)",
 		before>>10, after>>10, conns, per, raceEnabled)
-	if per > 32<<10 {
-		t.Errorf("%d bytes per idle WebSocket, over the 32 KiB sanity bound", per)
+	// The RSS growth per idle WebSocket (heap, gnet's buffers, the session
+	// table; the kernel's socket buffers are not in RSS), measured on a
+	// 2-CPU machine, 4 runs each: 2,660-2,930 bytes without the race
+	// detector, 8,015-8,175 bytes with it (its shadow memory grows with
+	// every allocation). The bounds are about twice that; the design goal
+	// is 1 KiB.
+	limit := int64(6 << 10)
+	if raceEnabled {
+		limit = 16 << 10
+	}
+	if per > limit {
+		t.Errorf("%d bytes per idle WebSocket, over the %d-byte bound (about twice the measured figure; race detector: %v)",
+			per, limit, raceEnabled)
 	}
 	// They all still work.
 	for _, i := range []int{0, len(held) / 2, len(held) - 1} {
