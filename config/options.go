@@ -47,6 +47,9 @@ type VHost struct {
 	// Aliases are more Host names served by this virtual host (alias,
 	// repeatable, as in the original).
 	Aliases []string
+	// AllowTrace passes TRACE requests to the nodes (allow-trace, default
+	// false: TRACE is answered 405 by the proxy).
+	AllowTrace bool
 	// Line is the line of the section header.
 	Line int
 }
@@ -100,9 +103,20 @@ type Options struct {
 	// MaxWebSocketMessage bounds a WebSocket message in bytes
 	// (max-websocket-message, default 1 MiB).
 	MaxWebSocketMessage int
-	// MaxPendingOutput bounds the bytes queued for one client
-	// (max-pending-output, default 1 MiB).
+	// MaxPendingOutput bounds the output held for one client that reads
+	// slower than its node writes; over it the client is closed as a slow
+	// reader (max-pending-output, default 4 MiB).
 	MaxPendingOutput int
+	// MaxPendingOutputTotal bounds the output held for all clients
+	// together (max-pending-output-total, default 256 MiB).
+	MaxPendingOutputTotal int64
+	// CreditWindow is how many response bytes a credit-speaking node may
+	// send ahead of its client (credit-window, default 256 KiB).
+	CreditWindow int
+	// MaxReadAhead is how many bytes of pipelined requests are read while
+	// a response is in flight before reading pauses (max-read-ahead,
+	// default 1 MiB).
+	MaxReadAhead int
 	// RetryBuffer is how many bytes of a request body are kept to retry it
 	// on another node (retry-buffer, default 1 MiB).
 	RetryBuffer int
@@ -134,8 +148,8 @@ type Options struct {
 	// ZMQHWM is the ZeroMQ high-water mark towards each node, in messages
 	// (zmq-hwm, default 256).
 	ZMQHWM int
-	// StallTimeout bounds how long one client that does not read its
-	// output may pause reading from nodes (stall-timeout, default 2s).
+	// StallTimeout is how long a client may read none of the output held
+	// for it before it is closed (stall-timeout, default 60s).
 	StallTimeout time.Duration
 	// Ignored lists the original's obsolete keys found (sessions, cache).
 	Ignored []Ignored
@@ -147,24 +161,27 @@ type Options struct {
 // endpoints or virtual hosts.
 func Defaults() Options {
 	return Options{
-		PingFreq:            3 * time.Second,
-		MaxHops:             10,
-		Timeout:             60 * time.Second,
-		MaxConnections:      100000,
-		MaxHeaderSize:       16384,
-		MaxURI:              8192,
-		MaxBody:             1 << 30,
-		MaxWebSocketMessage: 1 << 20,
-		MaxPendingOutput:    1 << 20,
-		RetryBuffer:         1 << 20,
-		HeaderTimeout:       10 * time.Second,
-		IdleTimeout:         120 * time.Second,
-		ShutdownGrace:       10 * time.Second,
-		RingSize:            65536,
-		LogFormat:           "text",
-		LogLevel:            "info",
-		StallTimeout:        2 * time.Second,
-		SendTimeout:         5 * time.Second,
-		ZMQHWM:              256,
+		PingFreq:              3 * time.Second,
+		MaxHops:               10,
+		Timeout:               60 * time.Second,
+		MaxConnections:        100000,
+		MaxHeaderSize:         16384,
+		MaxURI:                8192,
+		MaxBody:               1 << 30,
+		MaxWebSocketMessage:   1 << 20,
+		MaxPendingOutput:      4 << 20,
+		MaxPendingOutputTotal: 256 << 20,
+		CreditWindow:          256 << 10,
+		MaxReadAhead:          1 << 20,
+		RetryBuffer:           1 << 20,
+		HeaderTimeout:         10 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		ShutdownGrace:         10 * time.Second,
+		RingSize:              65536,
+		LogFormat:             "text",
+		LogLevel:              "info",
+		StallTimeout:          60 * time.Second,
+		SendTimeout:           5 * time.Second,
+		ZMQHWM:                256,
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -292,9 +294,13 @@ func TestStreamUpload(t *testing.T) {
 
 func hUpload(t *testing.T, b hBuild) {
 	size := hBigSize()
+	// The echoing node speaks credits: it echoes no faster than the
+	// client reads, keeping the rest itself, so the proxy holds about a
+	// window. (An echoing node without credits makes the proxy hold what
+	// the way to the node and back holds, ZeroMQ's queues and TCP buffers,
+	// about 10 MB here, past max-pending-output.)
 	p := hStartProxyWith(t, b.bin, "", "[blastbeat:*]\nnode = hu\n")
-	hn := hStartNode(t, p.ZMQ, "hu", hEcho())
-	hn.Log.Light.Store(true)
+	heads := hCreditEcho(t, p.ZMQ, "hu")
 	waitRoutable(t, p, "", "/ready")
 	base := hBaseline(t, p.Pid())
 	stop := hSampleRSS(p.Pid(), 50*time.Millisecond)
@@ -339,48 +345,14 @@ func hUpload(t *testing.T, b hBuild) {
 	elapsed := time.Since(start)
 	maxRSS, samples := stop()
 	hReportRSS(t, "upload (echoed)", b, size, elapsed, base, maxRSS, samples)
-	h, _ := hn.Log.headOf("/upload")
-	if h.Env["CONTENT_LENGTH"] != strconv.FormatInt(size, 10) {
-		t.Errorf("CONTENT_LENGTH %q", h.Env["CONTENT_LENGTH"])
+	if cl := heads.get("/upload"); cl != strconv.FormatInt(size, 10) {
+		t.Errorf("CONTENT_LENGTH %q", cl)
 	}
 }
 
-// hDownloadHandler sends size bytes of pattern 2 for /download as fast
-// as the node can, in 64 KiB body messages (blocking at the high-water
-// mark when the proxy does not take them).
-func hDownloadHandler(size int64) hHandler {
-	return func(hn *hNode, n *node.Node, m hMsg) {
-		if m.Type != "uwsgi" {
-			return
-		}
-		sid := []byte(m.SID)
-		if m.Env["REQUEST_URI"] != "/download" {
-			hRespond(n, m.SID, 200, "", "ready")
-			return
-		}
-		head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", size)
-		if n.Send(sid, "headers", []byte(head)) != nil {
-			return
-		}
-		src := hPattern(2)
-		buf := make([]byte, 64<<10)
-		for left := size; left > 0 && !hn.Stopping(); {
-			k := int64(len(buf))
-			if left < k {
-				k = left
-			}
-			_, _ = src.Read(buf[:k])
-			if n.Send(sid, "body", buf[:k]) != nil {
-				return
-			}
-			left -= k
-		}
-	}
-}
-
-// TestStreamDownload: a node sends a big body as fast as it can; the
-// client checks every byte and the proxy's RSS stays flat (it stops
-// reading from ZeroMQ while the client lags).
+// TestStreamDownload: a credit-speaking node sends a big body as fast as
+// its credit allows; the client checks every byte and the proxy's RSS
+// stays flat (it holds about one credit window).
 func TestStreamDownload(t *testing.T) {
 	for _, b := range hBuilds(t) {
 		t.Run(b.name, func(t *testing.T) { hDownload(t, b) })
@@ -390,8 +362,17 @@ func TestStreamDownload(t *testing.T) {
 func hDownload(t *testing.T, b hBuild) {
 	size := hBigSize()
 	p := hStartProxyWith(t, b.bin, "", "[blastbeat:*]\nnode = hd\n")
-	hn := hStartNode(t, p.ZMQ, "hd", hDownloadHandler(size))
-	hn.Log.Light.Store(true)
+	// The node speaks credits: a fast node and a client that reads at
+	// its own pace, with no byte lost and the proxy holding one window
+	// (a node without credits would get a lagging client closed at
+	// max-pending-output; TestIsolationSlowReaders).
+	crStartNode(t, p.ZMQ, "hd", func(env map[string]string) ([]byte, *crJob) {
+		if env["REQUEST_URI"] != "/download" {
+			return []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nready"), nil
+		}
+		head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", size)
+		return []byte(head), crNewJob("body", size, 64<<10, 2)
+	})
 	waitRoutable(t, p, "", "/ready")
 	base := hBaseline(t, p.Pid())
 	stop := hSampleRSS(p.Pid(), 50*time.Millisecond)
@@ -417,4 +398,77 @@ func hDownload(t *testing.T, b hBuild) {
 	if resp, body := r.response("GET"); resp.StatusCode != 200 || body != "ready" {
 		t.Fatalf("after the download: %d %q", resp.StatusCode, body)
 	}
+}
+
+// hHeads records the CONTENT_LENGTH of each request URI a node saw.
+type hHeads struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (h *hHeads) get(uri string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.m[uri]
+}
+
+// hCreditEcho runs a credit-speaking node that answers a request with a
+// Content-Length body by echoing the body as it arrives, within its
+// credit (what does not fit waits in the node), and anything else with
+// "ready".
+func hCreditEcho(t *testing.T, endpoint, identity string) *hHeads {
+	t.Helper()
+	n, err := node.Dial(identity, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.EnableCredits()
+	if err := errors.Join(n.Socket().SetRcvtimeo(20*time.Millisecond), n.Socket().SetSndtimeo(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	heads := &hHeads{m: map[string]string{}}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer n.Close()
+		waiting := map[string][]byte{} // sid → echo bytes not yet sent
+		flush := func(sid []byte) {
+			k := string(sid)
+			sent, _ := n.SendBody(sid, "body", waiting[k])
+			waiting[k] = waiting[k][sent:]
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m, err := n.Recv()
+			if err != nil {
+				continue // EAGAIN every 20 ms, to see stop
+			}
+			switch m.Type {
+			case "uwsgi":
+				env, _ := node.Environ(m.Body)
+				heads.mu.Lock()
+				heads.m[env["REQUEST_URI"]] = env["CONTENT_LENGTH"]
+				heads.mu.Unlock()
+				if cl := env["CONTENT_LENGTH"]; cl != "" {
+					_ = n.Send(m.SID, "headers", []byte("HTTP/1.1 200 OK\r\nContent-Length: "+cl+"\r\n\r\n"))
+				} else {
+					_ = n.Send(m.SID, "headers", []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nready"))
+				}
+			case "body":
+				k := string(m.SID)
+				waiting[k] = append(waiting[k], m.Body...)
+				flush(m.SID)
+			case "credit":
+				flush(m.SID)
+			case "end":
+				delete(waiting, string(m.SID))
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	return heads
 }

@@ -4,6 +4,7 @@ package protocol_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/blastbeat/blastbeat/protocol"
 )
@@ -59,5 +60,29 @@ func TestAppendEnvironAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per environ", allocs)
+	}
+}
+
+// TestResponseWriteAllocs keeps the response-side encoders allocation-free
+// when dst has room: the head rewrite with a cached Date, the date itself
+// and an error response.
+func TestResponseWriteAllocs(t *testing.T) {
+	raw := []byte("HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n")
+	date := protocol.AppendHTTPDate(nil, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	now := time.Now()
+	dst := make([]byte, 0, 512)
+	for _, tt := range []struct {
+		name string
+		fn   func()
+	}{
+		{name: "RewriteResponseHead with Date", fn: func() { dst = protocol.RewriteResponseHead(dst[:0], raw, true, true, false, date) }},
+		{name: "AppendHTTPDate", fn: func() { dst = protocol.AppendHTTPDate(dst[:0], now) }},
+		{name: "AppendErrorDate", fn: func() { dst = protocol.AppendErrorDate(dst[:0], 502, "bad gateway", true, date) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if allocs := testing.AllocsPerRun(100, tt.fn); allocs != 0 {
+				t.Fatalf("%v allocations", allocs)
+			}
+		})
 	}
 }

@@ -28,6 +28,7 @@ var (
 	ErrBadHost          = &Error{400, "invalid Host header", "bad_host"}
 	ErrBadVersion       = &Error{505, "HTTP version not supported", "bad_version"}
 	ErrBadChunk         = &Error{400, "malformed chunked body", "bad_chunk"}
+	ErrBadPathEscape    = &Error{400, "percent-encoded NUL, CR or LF in the path", "bad_path_escape"}
 	ErrExpectation      = &Error{417, "unsupported expectation", "bad_expect"}
 	ErrURITooLong       = &Error{414, "URI too long", "uri_too_long"}
 	ErrHeadTooLarge     = &Error{431, "request head too large", "head_too_large"}

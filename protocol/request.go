@@ -78,18 +78,28 @@ const (
 	stFieldValue
 	stFieldLF
 	stHeadLF
-	stBodyLength    // Content-Length bytes remain
-	stChunkSize     // hex digits
-	stChunkExt      // after ';' up to CR
-	stChunkSizeLF   // LF after the size line
-	stChunkData     // chunk bytes remain
-	stChunkDataCR   // CR after chunk data
-	stChunkDataLF   // LF after chunk data
-	stTrailerStart  // start of a trailer line or the final CRLF
-	stTrailerLine   // inside a trailer line
-	stTrailerLineLF // LF ending a trailer line
-	stTrailerEndLF  // LF of the final CRLF
-	stBodyDone      // EvEnd is due
+	stBodyLength // Content-Length bytes remain
+	stChunkSize  // hex digits
+	// chunk-ext (RFC 9112 §7.1.1):
+	//   *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+	stChunkExtStart      // after ';': BWS, then the name
+	stChunkExtName       // token
+	stChunkExtNameBWS    // BWS after the name: '=' or ';' follows
+	stChunkExtValueStart // after '=': BWS, then token or quoted-string
+	stChunkExtToken      // token value
+	stChunkExtQuoted     // inside a quoted-string value
+	stChunkExtQuotedPair // after '\' in a quoted-string
+	stChunkExtQuotedEnd  // after the closing DQUOTE
+	stChunkExtValueBWS   // BWS after a value: ';' follows
+	stChunkSizeLF        // LF after the size line
+	stChunkData          // chunk bytes remain
+	stChunkDataCR        // CR after chunk data
+	stChunkDataLF        // LF after chunk data
+	stTrailerStart       // start of a trailer line or the final CRLF
+	stTrailerLine        // inside a trailer line
+	stTrailerLineLF      // LF ending a trailer line
+	stTrailerEndLF       // LF of the final CRLF
+	stBodyDone           // EvEnd is due
 )
 
 // span is a header field's offsets from the start of the head.
@@ -353,6 +363,13 @@ func (p *RequestParser) finishHead(buf []byte, n int) (int, Event, []byte, error
 	if !validTarget(r.Method, r.URI) {
 		return 0, EvNeedMore, nil, ErrBadRequestLine
 	}
+	// The path is percent-decoded into PATH_INFO (appendPathInfo): a NUL,
+	// CR or LF there would end a C string or a log line in the backend.
+	// The query string is forwarded still encoded (QUERY_STRING, as CGI
+	// has it), so its escapes are the application's to decode and check.
+	if escapesControl(targetPath(r.Path)) {
+		return 0, EvNeedMore, nil, ErrBadPathEscape
+	}
 	var sawTE, sawHost, connUpgrade bool
 	var upgrade []byte
 	for _, s := range p.spans {
@@ -514,22 +531,26 @@ func (p *RequestParser) feedBody(buf []byte) (int, Event, []byte, error) {
 			if p.lineLen == 1 {
 				return i, EvNeedMore, nil, ErrBadChunk
 			}
+			// RFC 9112 §7.1: chunk-size [ chunk-ext ] CRLF. §7.1.1 allows
+			// BWS before ';', but parsers disagree on "5 \r\n" (net/http
+			// reads 5, others refuse), so whitespace right after the
+			// digits ("5 \r\n", "5\t;x") is refused, as nginx does.
 			switch c {
-			case ';', ' ', '\t':
-				p.state = stChunkExt
+			case ';':
+				p.state = stChunkExtStart
 			case '\r':
 				p.state = stChunkSizeLF
 			default:
 				return i, EvNeedMore, nil, ErrBadChunk
 			}
-		case stChunkExt:
+		case stChunkExtStart, stChunkExtName, stChunkExtNameBWS, stChunkExtValueStart,
+			stChunkExtToken, stChunkExtQuoted, stChunkExtQuotedPair, stChunkExtQuotedEnd,
+			stChunkExtValueBWS:
 			p.lineLen++
 			if p.lineLen > maxChunkLineBytes {
 				return i, EvNeedMore, nil, ErrBadChunk
 			}
-			if c == '\r' {
-				p.state = stChunkSizeLF
-			} else if c == '\n' || (c < ' ' && c != '\t') {
+			if !p.chunkExt(c) {
 				return i, EvNeedMore, nil, ErrBadChunk
 			}
 		case stChunkSizeLF:
@@ -589,7 +610,107 @@ func (p *RequestParser) feedBody(buf []byte) (int, Event, []byte, error) {
 	}
 }
 
-// validTarget checks the request-target forms of RFC 9112 §3.2.
+// chunkExt advances the chunk-ext states by one byte (RFC 9112 §7.1.1):
+//
+//	chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//	chunk-ext-name = token
+//	chunk-ext-val  = token / quoted-string
+//
+// It reports false when c cannot continue the grammar: a ';' without a
+// name, a name or value that is neither token nor quoted-string, a control
+// byte, or whitespace before the CR (the grammar has BWS only before ';'
+// and around '='). Extensions are checked, never forwarded.
+func (p *RequestParser) chunkExt(c byte) bool {
+	ws := c == ' ' || c == '\t'
+	switch p.state {
+	case stChunkExtStart: // BWS chunk-ext-name
+		switch {
+		case ws:
+		case isTchar(c):
+			p.state = stChunkExtName
+		default:
+			return false
+		}
+	case stChunkExtName:
+		switch {
+		case isTchar(c):
+		case ws:
+			p.state = stChunkExtNameBWS
+		default:
+			return p.chunkExtNext(c, true)
+		}
+	case stChunkExtNameBWS: // BWS before '=' or ';'
+		if !ws && (c == '\r' || !p.chunkExtNext(c, true)) {
+			return false
+		}
+	case stChunkExtValueStart: // BWS chunk-ext-val
+		switch {
+		case ws:
+		case c == '"':
+			p.state = stChunkExtQuoted
+		case isTchar(c):
+			p.state = stChunkExtToken
+		default:
+			return false
+		}
+	case stChunkExtToken:
+		switch {
+		case isTchar(c):
+		case ws:
+			p.state = stChunkExtValueBWS
+		default:
+			return p.chunkExtNext(c, false)
+		}
+	case stChunkExtQuoted: // RFC 9110 §5.6.4: qdtext / quoted-pair
+		switch {
+		case c == '"':
+			p.state = stChunkExtQuotedEnd
+		case c == '\\':
+			p.state = stChunkExtQuotedPair
+		case c == '\t' || c >= ' ' && c != 0x7f:
+		default:
+			return false
+		}
+	case stChunkExtQuotedPair: // "\" ( HTAB / SP / VCHAR / obs-text )
+		if c != '\t' && (c < ' ' || c == 0x7f) {
+			return false
+		}
+		p.state = stChunkExtQuoted
+	case stChunkExtQuotedEnd:
+		if ws {
+			p.state = stChunkExtValueBWS
+			return true
+		}
+		return p.chunkExtNext(c, false)
+	case stChunkExtValueBWS: // BWS before ';'
+		if !ws && (c != ';' || !p.chunkExtNext(c, false)) {
+			return false
+		}
+	}
+	return true
+}
+
+// chunkExtNext handles the byte that ends a name or a value: ';' starts
+// the next extension, CR ends the line and, after a name, '=' starts its
+// value.
+func (p *RequestParser) chunkExtNext(c byte, afterName bool) bool {
+	switch {
+	case c == ';':
+		p.state = stChunkExtStart
+	case c == '\r':
+		p.state = stChunkSizeLF
+	case c == '=' && afterName:
+		p.state = stChunkExtValueStart
+	default:
+		return false
+	}
+	return true
+}
+
+// validTarget checks the request-target forms of RFC 9112 §3.2. Methods
+// are compared case-sensitively (RFC 9110 §9.1): "options" and "connect"
+// are extension methods, so "options *" is refused and "connect
+// http://a/" is an ordinary absolute-form request.
 func validTarget(method, uri []byte) bool {
 	switch {
 	case uri[0] == '/':
@@ -602,6 +723,46 @@ func validTarget(method, uri []byte) bool {
 		return hasPrefixFold(uri, "http://") || hasPrefixFold(uri, "https://")
 	}
 }
+
+// targetPath returns the path of a Request.Path: for absolute-form the
+// part from the first '/' after the authority, empty when there is none
+// (the path is then "/"); otherwise path itself.
+func targetPath(path []byte) []byte {
+	var rest []byte
+	switch {
+	case hasPrefixFold(path, "http://"):
+		rest = path[len("http://"):]
+	case hasPrefixFold(path, "https://"):
+		rest = path[len("https://"):]
+	default:
+		return path
+	}
+	if k := bytes.IndexByte(rest, '/'); k >= 0 {
+		return rest[k:]
+	}
+	return rest[len(rest):]
+}
+
+// escapesControl reports whether path holds a percent-escape of NUL, CR or
+// LF: "%00", "%0d", "%0a" in either case. Decoding can only ever produce
+// one of those bytes from such a triple (a hex digit is never '%'), so
+// the scan agrees with appendPathInfo's decoding.
+func escapesControl(path []byte) bool {
+	for k := 0; k+2 < len(path); k++ {
+		if path[k] == '%' {
+			hi, ok1 := unhex(path[k+1])
+			lo, ok2 := unhex(path[k+2])
+			if ok1 && ok2 && isControlEscape(hi<<4|lo) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isControlEscape reports whether a decoded path byte is one that is never
+// decoded: NUL, CR or LF.
+func isControlEscape(c byte) bool { return c == 0 || c == '\r' || c == '\n' }
 
 // absoluteAuthority returns the authority of an absolute-form target
 // (up to the first '/' or '?') and whether uri is one.

@@ -16,7 +16,7 @@ const (
 	simplePOST = "POST /submit HTTP/1.1\r\nHost: example.com\r\nContent-Type: text/plain\r\n" +
 		"Content-Length: 11\r\n\r\nhello world"
 	chunkedPOST = "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
-		"5;name=val\r\nhello\r\n6 ; x=\"q\"\r\n world\r\n0\r\nX-Trailer: 1\r\nY: 2\r\n\r\n"
+		"5;name=val\r\nhello\r\n6; x = \"q\" ;y\r\n world\r\n0\r\nX-Trailer: 1\r\nY: 2\r\n\r\n"
 )
 
 func TestRequestValid(t *testing.T) {
@@ -302,6 +302,72 @@ func TestRequestValid(t *testing.T) {
 			}},
 		},
 		{
+			// RFC 9110 §9.1: methods are case-sensitive; "get" is an
+			// extension method, passed on as it is, never read as GET.
+			name: "lower-case get is an extension method",
+			in:   "get / HTTP/1.1\r\nHost: a\r\n\r\n",
+			want: []parsedReq{{
+				Method: "get", URI: "/", Path: "/", Host: "a", Minor: 1, ContentLength: -1,
+				KeepAlive: true, Headers: []string{"Host: a"}, HeadLen: 27, Ended: true,
+			}},
+		},
+		{
+			name: "get with an absolute-form target",
+			in:   "get http://a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+			want: []parsedReq{{
+				Method: "get", URI: "http://a/x", Path: "http://a/x", Host: "a", Minor: 1, ContentLength: -1,
+				KeepAlive: true, Headers: []string{"Host: a"}, HeadLen: 36, Ended: true,
+			}},
+		},
+		{
+			// CONNECT with absolute-form is refused (see TestRequestErrors);
+			// "connect" is not CONNECT, and absolute-form suits any method.
+			name: "connect is not CONNECT",
+			in:   "connect http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+			want: []parsedReq{{
+				Method: "connect", URI: "http://a/", Path: "http://a/", Host: "a", Minor: 1, ContentLength: -1,
+				KeepAlive: true, Headers: []string{"Host: a"}, HeadLen: 39, Ended: true,
+			}},
+		},
+		{
+			name: "head with a body is not HEAD: the body is framed",
+			in:   "head / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi",
+			want: []parsedReq{{
+				Method: "head", URI: "/", Path: "/", Host: "a", Minor: 1, ContentLength: 2, KeepAlive: true,
+				Headers: []string{"Host: a", "Content-Length: 2"}, HeadLen: 47, Body: "hi", Ended: true,
+			}},
+		},
+		{
+			// The query string is not decoded by the proxy (QUERY_STRING
+			// stays encoded), so its escapes are forwarded as they are.
+			name: "escapes of NUL, CR and LF in the query",
+			in:   "GET /p?a=%00&b=%0d%0A HTTP/1.1\r\nHost: a\r\n\r\n",
+			want: []parsedReq{{
+				Method: "GET", URI: "/p?a=%00&b=%0d%0A", Path: "/p", Query: "a=%00&b=%0d%0A", Host: "a", Minor: 1,
+				ContentLength: -1, KeepAlive: true, Headers: []string{"Host: a"}, HeadLen: 43, Ended: true,
+			}},
+		},
+		{
+			name: "escapes of other control bytes and a double-encoded NUL in the path",
+			in:   "GET /%01%09%7f%2500%0 HTTP/1.1\r\nHost: a\r\n\r\n",
+			want: []parsedReq{{
+				Method: "GET", URI: "/%01%09%7f%2500%0", Path: "/%01%09%7f%2500%0", Host: "a", Minor: 1,
+				ContentLength: -1, KeepAlive: true, Headers: []string{"Host: a"}, HeadLen: 43, Ended: true,
+			}},
+		},
+		{
+			// RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ).
+			name: "chunk extensions: name, token value, quoted value, BWS after ';' and around '='",
+			in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
+				"1;name\r\na\r\n1;name=value\r\nb\r\n1;name=\"quoted value\"\r\nc\r\n" +
+				"1;\ta = b\t;c= \"\" ; d\r\nd\r\n1;q=\"\\\"\\\\;\xff\\\xfe\\\t\" ;z\r\ne\r\n0;last\r\n\r\n",
+			want: []parsedReq{{
+				Method: "POST", URI: "/", Path: "/", Host: "a", Minor: 1, ContentLength: -1, Chunked: true,
+				KeepAlive: true, Headers: []string{"Host: a", "Transfer-Encoding: chunked"},
+				HeadLen: 56, Body: "abcde", Ended: true,
+			}},
+		},
+		{
 			name: "body of exactly MaxBodyBytes, Content-Length",
 			in:   "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nabcde",
 			lim:  protocol.Limits{MaxBodyBytes: 5},
@@ -393,9 +459,24 @@ func TestRequestErrors(t *testing.T) {
 		{name: "asterisk-form for GET", in: "GET * HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
 		{name: "authority-form", in: "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
 		{name: "relative target", in: "GET index.html HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
+		{name: "asterisk-form for lower-case options", in: "options * HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
+		{name: "asterisk-form for get", in: "get * HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
+		{name: "CONNECT with absolute-form", in: "CONNECT http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
+		{name: "authority-form for lower-case connect", in: "connect a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
 		{name: "bare CR before the request line", in: "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
 		{name: "bare CR among empty lines", in: "\r\n\r\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
 		{name: "CR not followed by LF after the request line", in: "GET / HTTP/1.1\rHost: a\r\n\r\n", err: protocol.ErrBadHeader, status: 400},
+
+		// Percent-escapes that decode to NUL, CR or LF in the path.
+		{name: "%00 in the path", in: "GET /a%00b HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadPathEscape, status: 400},
+		{name: "%0d in the path", in: "GET /a%0d HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadPathEscape, status: 400},
+		{name: "%0D in the path", in: "GET /%0D/b HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadPathEscape, status: 400},
+		{name: "%0a in the path", in: "GET /%0a HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadPathEscape, status: 400},
+		{name: "%0A in the path, before a query", in: "GET /%0A?x HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadPathEscape, status: 400},
+		{name: "header injection through %0d%0a", in: "GET /a%0d%0aSet-Cookie:x HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadPathEscape, status: 400},
+		{name: "%00 after an invalid escape", in: "GET /%%00 HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadPathEscape, status: 400},
+		{name: "%0a in an absolute-form path", in: "GET http://a/x%0a HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadPathEscape, status: 400},
+		{name: "%00 in an HTTP/1.0 path", in: "GET /%00 HTTP/1.0\r\n\r\n", err: protocol.ErrBadPathEscape, status: 400},
 
 		// Fields.
 		{name: "417 unknown expectation", in: "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx", err: protocol.ErrExpectation, status: 417},
@@ -429,6 +510,33 @@ func TestRequestErrors(t *testing.T) {
 		{name: "chunk size overflows", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
 		{name: "chunk size with bare LF", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
 		{name: "chunk extension with bare LF", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;a\nabc\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: bare ';' without a name", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: ';' then BWS without a name", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5; \r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: two ';' in a row", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;;a\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: trailing ';' after an extension", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a;\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: extension value without a name", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;=v\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: extension name not a token", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a(b)\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: extension name with a slash", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a/b=c\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: '=' without a value", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: '=' and BWS without a value", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a= \r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: two names without ';'", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a b\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: extension value not a token", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b/c\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: extension value with a second '='", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b=c\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: two values without ';'", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b c\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: extension value with DEL", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\x7f\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: unterminated quoted value", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"x\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: quoted value followed by a token", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"x\"y\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: control byte in a quoted value", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: quoted-pair of a control byte", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"\\\x01\"\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: quoted-pair of CR", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"\\\r\n\"\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: space after the chunk size", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: tab after the chunk size", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\t\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: space between the chunk size and ';'", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 ;a\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: space after the last chunk's size", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0 \r\n\r\n\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: whitespace after an extension name, before CR", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a \r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: whitespace after a token value, before CR", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\t\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: whitespace after a quoted value, before CR", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"b\" \r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
+		{name: "chunk-ext: NUL in an extension", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a\x00\r\nhello\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
 		{name: "chunk data longer than its size", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
 		{name: "chunk data ending in bare LF", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n", err: protocol.ErrBadChunk, status: 400, heads: 1},
 		{name: "chunk size line of endless zeros", in: "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("0", 5000), err: protocol.ErrBadChunk, status: 400, heads: 1},
@@ -602,7 +710,7 @@ func TestErrorSentinels(t *testing.T) {
 		protocol.ErrSpaceBeforeColon, protocol.ErrCLAndTE, protocol.ErrBadContentLength,
 		protocol.ErrDupContentLength, protocol.ErrBadTE, protocol.ErrUnknownTE, protocol.ErrMissingHost,
 		protocol.ErrDupHost, protocol.ErrBadHost, protocol.ErrBadVersion, protocol.ErrBadChunk,
-		protocol.ErrExpectation, protocol.ErrURITooLong, protocol.ErrHeadTooLarge,
+		protocol.ErrBadPathEscape, protocol.ErrExpectation, protocol.ErrURITooLong, protocol.ErrHeadTooLarge,
 		protocol.ErrTooManyHeaders, protocol.ErrBodyTooLarge, protocol.ErrUwsgiTooLarge, protocol.ErrBadResponse,
 	} {
 		if !strings.HasPrefix(e.Error(), "protocol: ") || e.Msg == "" || e.Metric == "" {

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"strconv"
+	"time"
 )
 
 // maxResponseHeadBytes bounds a backend's response head (as large as a
@@ -28,19 +29,26 @@ func (h *ResponseHead) NoBody(head bool) bool {
 // RewriteResponseHead appends to dst the head the client gets for the
 // backend's raw head: an HTTP/1.1 status line, the backend's fields minus
 // hop-by-hop ones (and minus Transfer-Encoding when dechunk is set), then
+// Date: date when date is non-nil and the head has no Date field, then
 // Connection: close when closeConn is set, or Connection: keep-alive when
 // keepAlive10 is set, and the empty line. It reads raw up to its first
 // empty line; bytes after it (the start of the body) are not touched.
+//
+// date is an IMF-fixdate (AppendHTTPDate) that the caller formats once a
+// second and reuses: RFC 9110 §6.6.1 has a proxy with a clock add the Date
+// that an origin left out. nil adds none. Nothing is allocated beyond
+// dst's growth.
 //
 // raw is not checked again: it must be a head that ParseResponseHead
 // accepted (a malformed one may panic). The decision of closeConn depends
 // on the head itself, so callers use ParseResponseHead first and then this
 // to write.
-func RewriteResponseHead(dst, raw []byte, dechunk, closeConn, keepAlive10 bool) []byte {
+func RewriteResponseHead(dst, raw []byte, dechunk, closeConn, keepAlive10 bool, date []byte) []byte {
 	line, raw := nextLine(raw)
 	dst = append(dst, "HTTP/1.1"...)
 	dst = append(dst, line[len("HTTP/1.x"):]...)
 	dst = append(dst, '\r', '\n')
+	sawDate := false
 	for {
 		line, raw = nextLine(raw)
 		if len(line) == 0 {
@@ -54,8 +62,15 @@ func RewriteResponseHead(dst, raw []byte, dechunk, closeConn, keepAlive10 bool) 
 			continue
 		case dechunk && equalFold(name, "transfer-encoding"):
 			continue
+		case equalFold(name, "date"):
+			sawDate = true
 		}
 		dst = append(dst, line...)
+		dst = append(dst, '\r', '\n')
+	}
+	if date != nil && !sawDate {
+		dst = append(dst, "Date: "...)
+		dst = append(dst, date...)
 		dst = append(dst, '\r', '\n')
 	}
 	if closeConn {
@@ -249,12 +264,31 @@ func AppendChunkHeader(dst []byte, n int) []byte {
 	return append(dst, '\r', '\n')
 }
 
+// httpDateLayout is RFC 9110 §5.6.7's IMF-fixdate, for a time in UTC.
+const httpDateLayout = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// AppendHTTPDate appends t as an IMF-fixdate (RFC 9110 §5.6.7), such as
+// "Sun, 06 Nov 1994 08:49:37 GMT", always in UTC, for a Date field.
+func AppendHTTPDate(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, httpDateLayout)
+}
+
 // AppendError appends a complete small text/plain error response.
 func AppendError(dst []byte, status int, msg string, closeConn bool) []byte {
+	return AppendErrorDate(dst, status, msg, closeConn, nil)
+}
+
+// AppendErrorDate is AppendError with a Date field holding date (an
+// IMF-fixdate from AppendHTTPDate) when date is non-nil.
+func AppendErrorDate(dst []byte, status int, msg string, closeConn bool, date []byte) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
 	dst = append(dst, StatusText(status)...)
+	if date != nil {
+		dst = append(dst, "\r\nDate: "...)
+		dst = append(dst, date...)
+	}
 	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(msg)+1), 10)
 	if closeConn {

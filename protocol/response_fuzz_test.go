@@ -30,9 +30,11 @@ func FuzzResponseHead(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello",
 		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Content-Length\r\n\r\n",
+		"HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n",
 	} {
 		f.Add([]byte(s), uint8(0))
 		f.Add([]byte(s), uint8(7))
+		f.Add([]byte(s), uint8(15))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, flags uint8) {
 		h, n, err := protocol.ParseResponseHead(raw)
@@ -46,7 +48,11 @@ func FuzzResponseHead(f *testing.F) {
 			t.Fatalf("head length %d of %d", n, len(raw))
 		}
 		dechunk, closeConn, ka10 := flags&1 != 0, flags&2 != 0, flags&4 != 0
-		out := protocol.RewriteResponseHead(nil, raw, dechunk, closeConn, ka10)
+		var date []byte
+		if flags&8 != 0 {
+			date = []byte(testDate)
+		}
+		out := protocol.RewriteResponseHead(nil, raw, dechunk, closeConn, ka10, date)
 		if !bytes.HasSuffix(out, []byte("\r\n\r\n")) || bytes.Count(out, []byte("\r\n\r\n")) != 1 {
 			t.Fatalf("rewritten head %q does not end in one empty line", out)
 		}
@@ -65,6 +71,14 @@ func FuzzResponseHead(f *testing.F) {
 		}
 		if closeConn && !resp.Close {
 			t.Fatalf("net/http misses Connection: close in %q", out)
+		}
+		// A Date is added only where the backend sent none, so the field
+		// is never doubled and the backend's own is never replaced.
+		switch sent := strings.Count(strings.ToLower(string(raw[:n])), "\ndate:"); {
+		case date != nil && sent == 0 && resp.Header.Get("Date") != testDate:
+			t.Fatalf("no Date added to %q", out)
+		case len(resp.Header["Date"]) != max(sent, btoi(date != nil)):
+			t.Fatalf("%d Date fields in %q from %q", len(resp.Header["Date"]), out, raw[:n])
 		}
 		theirChunked := len(resp.TransferEncoding) > 0
 		if dechunk && theirChunked {
@@ -93,4 +107,11 @@ func hasField(head []byte, name string) bool {
 		}
 	}
 	return false
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blastbeat/blastbeat/protocol"
 )
@@ -168,6 +169,7 @@ func TestRewriteResponseHead(t *testing.T) {
 		name                          string
 		raw                           string
 		dechunk, closeConn, keepAlive bool
+		date                          string // "" passes nil
 		want                          string
 	}{
 		{
@@ -218,6 +220,32 @@ func TestRewriteResponseHead(t *testing.T) {
 			want:      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
 		},
 		{
+			name: "Date added when the backend sent none",
+			raw:  "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+			date: testDate,
+			want: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nDate: " + testDate + "\r\n\r\n",
+		},
+		{
+			name:      "Date added before Connection: close, hop-by-hop fields still removed",
+			raw:       "HTTP/1.0 500 Oops\r\nConnection: keep-alive\r\nX: y\r\n\r\n",
+			closeConn: true,
+			date:      testDate,
+			want:      "HTTP/1.1 500 Oops\r\nX: y\r\nDate: " + testDate + "\r\nConnection: close\r\n\r\n",
+		},
+		{
+			name: "the backend's Date is kept, none added",
+			raw:  "HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n",
+			date: testDate,
+			want: "HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n",
+		},
+		{
+			name:      "Date added to a frame without the empty line",
+			raw:       "HTTP/1.1 204 No Content\n",
+			keepAlive: true,
+			date:      testDate,
+			want:      "HTTP/1.1 204 No Content\r\nDate: " + testDate + "\r\nConnection: keep-alive\r\n\r\n",
+		},
+		{
 			name: "repeated fields kept in order",
 			raw:  "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
 			want: "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
@@ -228,7 +256,11 @@ func TestRewriteResponseHead(t *testing.T) {
 			if _, _, err := protocol.ParseResponseHead([]byte(tt.raw)); err != nil {
 				t.Fatalf("ParseResponseHead: %v", err)
 			}
-			got := protocol.RewriteResponseHead([]byte("pre"), []byte(tt.raw), tt.dechunk, tt.closeConn, tt.keepAlive)
+			var date []byte
+			if tt.date != "" {
+				date = []byte(tt.date)
+			}
+			got := protocol.RewriteResponseHead([]byte("pre"), []byte(tt.raw), tt.dechunk, tt.closeConn, tt.keepAlive, date)
 			if string(got) != "pre"+tt.want {
 				t.Fatalf("got  %q\nwant %q", got, "pre"+tt.want)
 			}
@@ -238,6 +270,14 @@ func TestRewriteResponseHead(t *testing.T) {
 			}
 			if tt.closeConn && !resp.Close {
 				t.Fatal("net/http does not see Connection: close")
+			}
+			if len(resp.Header["Date"]) > 1 {
+				t.Fatalf("two Date fields: %q", resp.Header["Date"])
+			}
+			if tt.date != "" {
+				if _, err := http.ParseTime(resp.Header.Get("Date")); err != nil {
+					t.Fatalf("Date %q: %v", resp.Header.Get("Date"), err)
+				}
 			}
 		})
 	}
@@ -377,6 +417,80 @@ func TestAppendError(t *testing.T) {
 	}
 }
 
+func TestAppendErrorDate(t *testing.T) {
+	tests := []struct {
+		name      string
+		date      []byte
+		closeConn bool
+		want      string
+	}{
+		{
+			name: "no date",
+			want: "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n\r\nnot found\n",
+		},
+		{
+			name: "date",
+			date: []byte(testDate),
+			want: "HTTP/1.1 404 Not Found\r\nDate: " + testDate +
+				"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n\r\nnot found\n",
+		},
+		{
+			name:      "date and close",
+			date:      []byte(testDate),
+			closeConn: true,
+			want: "HTTP/1.1 404 Not Found\r\nDate: " + testDate +
+				"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\nConnection: close\r\n\r\nnot found\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := protocol.AppendErrorDate([]byte("pre"), 404, "not found", tt.closeConn, tt.date)
+			if string(got) != "pre"+tt.want {
+				t.Fatalf("got  %q\nwant %q", got, "pre"+tt.want)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(got[3:])), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Header.Get("Date") != string(tt.date) || resp.Close != tt.closeConn {
+				t.Fatalf("Date %q close %v", resp.Header.Get("Date"), resp.Close)
+			}
+		})
+	}
+}
+
+// testDate is an IMF-fixdate as the server caches it.
+const testDate = "Tue, 15 Nov 1994 08:12:31 GMT"
+
+func TestAppendHTTPDate(t *testing.T) {
+	tests := []struct {
+		name string
+		t    time.Time
+		want string
+	}{
+		{name: "RFC 9110 §5.6.7 example", t: time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC), want: "Sun, 06 Nov 1994 08:49:37 GMT"},
+		{name: "another zone is converted to UTC", t: time.Date(1994, 11, 15, 9, 12, 31, 0, time.FixedZone("CET", 3600)), want: testDate},
+		{name: "a zone across midnight and a year", t: time.Date(2023, 12, 31, 20, 0, 0, 0, time.FixedZone("", -5*3600)), want: "Mon, 01 Jan 2024 01:00:00 GMT"},
+		{name: "sub-second part dropped", t: time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.UTC), want: "Thu, 29 Feb 2024 23:59:59 GMT"},
+		{name: "single-digit day padded", t: time.Date(2025, 3, 2, 1, 2, 3, 0, time.UTC), want: "Sun, 02 Mar 2025 01:02:03 GMT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := protocol.AppendHTTPDate([]byte("pre"), tt.t)
+			if string(got) != "pre"+tt.want {
+				t.Fatalf("got %q, want %q", got[3:], tt.want)
+			}
+			if ref := tt.t.UTC().Format(http.TimeFormat); ref != tt.want {
+				t.Fatalf("net/http formats %q", ref)
+			}
+			back, err := http.ParseTime(tt.want)
+			if err != nil || !back.Equal(tt.t.Truncate(time.Second)) {
+				t.Fatalf("ParseTime %v %v", back, err)
+			}
+		})
+	}
+}
+
 func TestStatusText(t *testing.T) {
 	for code, want := range map[int]string{
 		100: "Continue", 400: "Bad Request", 404: "Not Found", 408: "Request Timeout",
@@ -437,6 +551,7 @@ func TestHasTokenEqualFold(t *testing.T) {
 func BenchmarkRewriteResponseHead(b *testing.B) {
 	raw := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 1234\r\n" +
 		"Connection: keep-alive\r\nCache-Control: no-cache\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\n")
+	date := []byte(testDate)
 	dst := make([]byte, 0, 512)
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
@@ -444,6 +559,6 @@ func BenchmarkRewriteResponseHead(b *testing.B) {
 		if _, _, err := protocol.ParseResponseHead(raw); err != nil {
 			b.Fatal(err)
 		}
-		dst = protocol.RewriteResponseHead(dst[:0], raw, false, false, false)
+		dst = protocol.RewriteResponseHead(dst[:0], raw, false, false, false, date)
 	}
 }

@@ -132,9 +132,19 @@ func AppendEnviron(dst []byte, r *Request, ci *ConnInfo) ([]byte, error) {
 			break
 		}
 	}
+	// RFC 9110 §7.8: Upgrade is hop-by-hop, meaningful only when
+	// Connection lists it; without that it is a stray field of a plain
+	// request and is not passed on as HTTP_UPGRADE. (HTTP_CONNECTION is
+	// passed on as it is.)
+	connUpgrade := false
+	for _, h := range r.Headers {
+		if equalFold(h.Name, "connection") && HasToken(h.Value, "upgrade") {
+			connUpgrade = true
+		}
+	}
 	for i, h := range r.Headers {
 		if equalFold(h.Name, "content-type") || equalFold(h.Name, "content-length") ||
-			!environSafe(h.Name) {
+			!environSafe(h.Name) || (!connUpgrade && equalFold(h.Name, "upgrade")) {
 			continue
 		}
 		sep := ", "
@@ -231,30 +241,22 @@ func appendJoined(dst []byte, key string, hs []Header, i int, sep string) []byte
 }
 
 // appendPathInfo appends PATH_INFO, the percent-decoded path. Invalid
-// escapes are kept as they are.
+// escapes are kept as they are, and so are escapes of NUL, CR and LF
+// (which the parser already refuses with ErrBadPathEscape): PATH_INFO
+// never holds those bytes.
 func appendPathInfo(dst []byte, path []byte) []byte {
-	if hasPrefixFold(path, "http://") || hasPrefixFold(path, "https://") {
-		// absolute-form: the path starts at the first '/' after the authority.
-		rest := path[len("http://"):]
-		if path[4] == 's' || path[4] == 'S' {
-			rest = path[len("https://"):]
-		}
-		path = []byte("/")
-		for k, c := range rest {
-			if c == '/' {
-				path = rest[k:]
-				break
-			}
-		}
-	}
+	path = targetPath(path)
 	dst = AppendUwsgiString(dst, "PATH_INFO", "")
 	lenAt := len(dst) - 2
+	if len(path) == 0 {
+		dst = append(dst, '/') // absolute-form without a path
+	}
 	for k := 0; k < len(path); k++ {
 		c := path[k]
 		if c == '%' && k+2 < len(path) {
 			hi, ok1 := unhex(path[k+1])
 			lo, ok2 := unhex(path[k+2])
-			if ok1 && ok2 {
+			if ok1 && ok2 && !isControlEscape(hi<<4|lo) {
 				dst = append(dst, hi<<4|lo)
 				k += 2
 				continue

@@ -13,13 +13,16 @@ import (
 // what it accepts encodes back to the same vars, and that AppendEnviron's
 // packet for any request our parser accepts always decodes back: with
 // RangeUwsgi, in PROTOCOL.md's order, and with the original Python
-// decoder to the same dict.
+// decoder to the same dict; PATH_INFO never holds NUL, CR or LF, and
+// HTTP_UPGRADE appears only when Connection lists "upgrade".
 func FuzzUwsgi(f *testing.F) {
 	f.Add(uwsgiPacket("Status", "200 OK", "X", "y"), []byte(browserGET), false)
 	f.Add([]byte("\x00\x04\x00\x00\x00\x00\x00\x00"), []byte(simplePOST), true)
 	f.Add([]byte("\x00\xff\xff\x00\x01"), []byte("GET / HTTP/1.0\r\n\r\n"), false)
 	f.Add([]byte{}, []byte("OPTIONS * HTTP/1.1\r\nHost: [::1]:80\r\nCookie: a\r\nCookie: b\r\n\r\n"), true)
 	f.Add([]byte{}, []byte("GET http://h/%41%zz?q HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Type: x\r\n\r\n"), false)
+	f.Add([]byte{}, []byte("GET /%2500%0%%41?%00 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n\r\n"), false)
+	f.Add([]byte{}, []byte("get / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), true)
 	f.Fuzz(func(t *testing.T, pkt, raw []byte, tls bool) {
 		var vars []kv
 		err := protocol.RangeUwsgi(pkt, func(k, v []byte) bool {
@@ -84,6 +87,20 @@ func FuzzUwsgi(f *testing.F) {
 		}
 		if env[0].V != string(r.Method) || env[1].V != string(r.URI) || env[3].V != string(r.Query) {
 			t.Fatalf("request line vars %v", env[:4])
+		}
+		if bytes.ContainsAny([]byte(env[2].V), "\x00\r\n") {
+			t.Fatalf("PATH_INFO %q holds NUL, CR or LF", env[2].V)
+		}
+		connUpgrade := false
+		for _, h := range r.Headers {
+			if string(bytes.ToLower(h.Name)) == "connection" && protocol.HasToken(h.Value, "upgrade") {
+				connUpgrade = true
+			}
+		}
+		for _, v := range env {
+			if v.K == "HTTP_UPGRADE" && !connUpgrade {
+				t.Fatalf("HTTP_UPGRADE without Connection: upgrade")
+			}
 		}
 		rest := env[len(order):]
 		if len(rest) > 0 && rest[0].K == "CONTENT_TYPE" {

@@ -355,6 +355,75 @@ func TestAppendEnvironPathInfo(t *testing.T) {
 	}
 }
 
+// TestAppendEnvironPathInfoNoControl checks the defence in depth behind
+// ErrBadPathEscape: given a Request the parser would have refused,
+// PATH_INFO keeps escapes of NUL, CR and LF as they are and never holds
+// those bytes.
+func TestAppendEnvironPathInfoNoControl(t *testing.T) {
+	tests := []struct {
+		name, path, want string
+	}{
+		{name: "NUL", path: "/a%00b", want: "/a%00b"},
+		{name: "CR LF in both cases", path: "/%0d%0A%0D%0a", want: "/%0d%0A%0D%0a"},
+		{name: "other escapes still decoded", path: "/%41%0d%20", want: "/A%0d "},
+		{name: "after an invalid escape", path: "/%%0a", want: "/%%0a"},
+		{name: "absolute-form", path: "http://h/x%00", want: "/x%00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &protocol.Request{Method: []byte("GET"), URI: []byte(tt.path), Path: []byte(tt.path),
+				Host: []byte("h"), Minor: 1, ContentLength: -1}
+			pkt, err := protocol.AppendEnviron(nil, r, plainConn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vars := uwsgiVars(t, pkt)
+			if vars[2].K != "PATH_INFO" || vars[2].V != tt.want {
+				t.Fatalf("%v, want PATH_INFO %q", vars[2], tt.want)
+			}
+			if strings.ContainsAny(vars[2].V, "\x00\r\n") {
+				t.Fatalf("PATH_INFO %q holds NUL, CR or LF", vars[2].V)
+			}
+		})
+	}
+}
+
+// TestAppendEnvironUpgrade checks that Upgrade, a hop-by-hop field (RFC
+// 9110 §7.8), reaches the environ only when Connection lists "upgrade",
+// and that HTTP_CONNECTION is passed on as it is either way.
+func TestAppendEnvironUpgrade(t *testing.T) {
+	tests := []struct {
+		name       string
+		fields     string
+		upgrade    string // "" means no HTTP_UPGRADE
+		connection string // "" means no HTTP_CONNECTION
+	}{
+		{name: "Upgrade without Connection", fields: "Upgrade: websocket\r\n"},
+		{name: "Connection without the token", fields: "Upgrade: websocket\r\nConnection: keep-alive\r\n", connection: "keep-alive"},
+		{name: "Connection token that only starts with upgrade", fields: "Connection: upgraded\r\nUpgrade: h2c\r\n", connection: "upgraded"},
+		{name: "Connection: Upgrade", fields: "Upgrade: websocket\r\nConnection: Upgrade\r\n", upgrade: "websocket", connection: "Upgrade"},
+		{name: "token in a list, any case, Upgrade fields joined", fields: "Connection: keep-alive, UPGRADE\r\nUpgrade: foo/1\r\nupgrade: websocket\r\n",
+			upgrade: "foo/1, websocket", connection: "keep-alive, UPGRADE"},
+		{name: "token in a second Connection field", fields: "Connection: keep-alive\r\nUpgrade: websocket\r\nConnection: upgrade\r\n",
+			upgrade: "websocket", connection: "keep-alive, upgrade"},
+		{name: "Connection: upgrade without Upgrade", fields: "Connection: upgrade\r\n", connection: "upgrade"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			for _, v := range environ(t, "GET / HTTP/1.1\r\nHost: h\r\n"+tt.fields+"\r\n", plainConn) {
+				env[v.K] = v.V
+			}
+			if got, ok := env["HTTP_UPGRADE"]; got != tt.upgrade || ok != (tt.upgrade != "") {
+				t.Fatalf("HTTP_UPGRADE %q (present %v), want %q", got, ok, tt.upgrade)
+			}
+			if got, ok := env["HTTP_CONNECTION"]; got != tt.connection || ok != (tt.connection != "") {
+				t.Fatalf("HTTP_CONNECTION %q (present %v), want %q", got, ok, tt.connection)
+			}
+		})
+	}
+}
+
 func TestAppendEnvironTooLarge(t *testing.T) {
 	build := func(n int) string {
 		return "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("v", n) + "\r\n\r\n"

@@ -178,9 +178,11 @@ type WebSocketRequest struct {
 	DupKey    bool   // Sec-WebSocket-Key appeared more than once (§11.3.1)
 }
 
-// IsWebSocketUpgrade reports whether r asks for a WebSocket (§4.1: GET,
-// HTTP/1.1, Connection: upgrade, Upgrade: websocket) and collects the
-// handshake fields.
+// IsWebSocketUpgrade reports whether r asks for a WebSocket: Connection
+// lists "upgrade" (r.Upgrade is set only then; RFC 9110 §7.8 makes Upgrade
+// hop-by-hop) and Upgrade lists "websocket". It collects the handshake
+// fields. The rest of §4.1 (method GET, compared case-sensitively;
+// HTTP/1.1; a valid key) is for the caller to check and answer with 400.
 func IsWebSocketUpgrade(r *Request) (WebSocketRequest, bool) {
 	var w WebSocketRequest
 	if r.Upgrade == nil || !HasToken(r.Upgrade, "websocket") {

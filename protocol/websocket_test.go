@@ -585,6 +585,29 @@ func TestIsWebSocketUpgrade(t *testing.T) {
 			req:  "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n",
 		},
 		{
+			// RFC 9110 §7.8: Upgrade is hop-by-hop; without the Connection
+			// token it is a plain request.
+			name: "Connection without the upgrade token",
+			req:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nUpgrade: websocket\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		},
+		{
+			name: "Connection token upgrades is not upgrade",
+			req:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrades, x-upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		},
+		{
+			name: "upgrade token in a second Connection field",
+			req:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nUpgrade: websocket\r\nconnection: UPGRADE\r\nSec-WebSocket-Version: 13\r\n\r\n",
+			want: true, version: "13",
+		},
+		{
+			// RFC 9110 §9.1: "get" is not GET. It is recognised as an
+			// upgrade attempt; the server compares the method with "GET"
+			// case-sensitively and answers 400.
+			name: "lower-case get is recognised, for the server to refuse",
+			req:  "get / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+			want: true, key: key, version: "13",
+		},
+		{
 			name: "Connection: upgrade without Upgrade",
 			req:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n",
 		},

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"time"
+	"bytes"
 
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
@@ -42,6 +42,8 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
 	}
 	n.Seen(s.now())
 	if string(typ) == "pong" {
+		// A node that speaks credits says so in every pong (PROTOCOL.md).
+		n.SetCredits(hasFeature(body, "credits"))
 		return
 	}
 	t := parseReplyType(typ)
@@ -53,6 +55,7 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
 	l := s.loops[id.Loop()]
 	if l.el.Load() == nil {
 		s.stats.Stale.Add(1) // that loop never had a connection
+		s.stats.DroppedNoLoop.Add(1)
 		return
 	}
 	s.inboxed.Add(int64(len(body)))
@@ -100,20 +103,29 @@ func (h *bridgeHandler) Unreachable(node int) {
 	}
 }
 
-// Paused stops reading from nodes while clients lag behind their output.
+// Paused stops reading from nodes while the loops have not applied what
+// was read (maxInboxed): that is the loops' CPU, shared by everyone. A
+// client that does not read its output never pauses the bridge: its
+// output is held for it alone (max-pending-output), or its node is paced
+// by credits.
 func (h *bridgeHandler) Paused() bool {
-	s := (*Server)(h)
-	if s.inboxed.Load() > maxInboxed {
-		return true // the loops have not applied what was read yet
+	return (*Server)(h).inboxed.Load() > maxInboxed
+}
+
+// Room asks every loop with connections waiting for the ring to retry.
+func (h *bridgeHandler) Room() {
+	for _, l := range h.loops {
+		l.room()
 	}
-	if s.stalled.Load() == 0 {
-		return false
-	}
-	now := time.Now().UnixNano()
-	for _, l := range s.loops {
-		if l.recheckDue(now) {
-			l.execute(func() { l.recheckStalled(time.Now().UnixNano()); l.flush() })
+}
+
+// hasFeature reports whether a pong body, a list of feature tokens
+// separated by spaces or commas, names f.
+func hasFeature(body []byte, f string) bool {
+	for _, t := range bytes.FieldsFunc(body, func(r rune) bool { return r == ' ' || r == ',' }) {
+		if string(t) == f {
+			return true
 		}
 	}
-	return true
+	return false
 }

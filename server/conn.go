@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -56,7 +57,8 @@ type conn struct {
 	dechunk    bool // chunk messages are written raw (HTTP/1.0 client)
 	dirty      bool // queued in loop.dirty
 	closed     bool
-	stalled    bool
+	closing    bool // closeNow was called: gnet closes it soon
+	creditOn   bool // the node speaks credits for the response in flight
 	retryLost  bool // the body outgrew the retry buffer
 	ws         bool // upgraded: the bytes are WebSocket frames
 	wsFragOp   ws.OpCode
@@ -66,7 +68,12 @@ type conn struct {
 	headBy     int64 // unix ns: the request head must be complete by then (408)
 	answerBy   int64 // unix ns: the response head must arrive by then (504)
 	lastActive int64
-	stalledAt  int64
+	progressAt int64 // unix ns: output last drained to the client (stall-timeout)
+
+	pendingOut int             // output held in gnet's buffer, as last accounted
+	credit     int64           // body bytes the node may still send (creditOn)
+	outq       []zmqbridge.Msg // messages the ring refused, in order; reading pauses
+	readPaused bool
 
 	reqSeq     uint32   // numbers requests, to tell stale send failures
 	bodyBytes  int64    // request body bytes so far (the vhost's max-body)
@@ -93,7 +100,7 @@ func (c *conn) queue(b []byte) {
 }
 
 // flush writes queued output with one writev, closes the connection when
-// asked, and pauses reading from nodes when the client lags.
+// asked, and accounts what the client has not read yet.
 func (c *conn) flush() {
 	if c.closed {
 		c.out = c.out[:0]
@@ -116,26 +123,77 @@ func (c *conn) flush() {
 		c.closeNow()
 		return
 	}
-	if !c.stalled && c.gc.OutboundBuffered() > c.srv().opts.MaxPendingOutput {
-		c.stalled = true
-		c.stalledAt = time.Now().UnixNano()
-		c.l.stalled = append(c.l.stalled, c)
-		c.l.nStalled.Add(1)
-		c.srv().stalled.Add(1)
+	c.accountOutput()
+}
+
+// accountOutput records what the client has not read yet and enforces
+// max-pending-output and max-pending-output-total: a client that does not
+// read costs only its own buffer, up to the caps, and is then closed. It
+// grants credit to a credit-speaking node as the client drains.
+func (c *conn) accountOutput() {
+	if c.closing {
+		return
+	}
+	s := c.srv()
+	ob := c.gc.OutboundBuffered()
+	if ob == c.pendingOut {
+		c.maybeGrant()
+		return
+	}
+	if c.pendingOut == 0 {
+		c.progressAt = s.now() // stall-timeout counts from the first byte held
+	}
+	total := s.pendingTotal.Add(int64(ob - c.pendingOut))
+	c.pendingOut = ob
+	switch {
+	case ob > s.opts.MaxPendingOutput:
+		c.slowReader("max-pending-output", ob)
+	case ob > 0 && total > s.opts.MaxPendingOutputTotal:
+		c.slowReader("max-pending-output-total", ob)
+	default:
+		c.maybeGrant()
+		c.updateReadPause()
 	}
 }
 
-func (c *conn) unstall() {
-	if c.stalled {
-		c.stalled = false
-		c.l.nStalled.Add(-1)
-		c.srv().stalled.Add(-1)
+// slowReader closes a client that does not read its output.
+func (c *conn) slowReader(limit string, held int) {
+	s := c.srv()
+	s.stats.SlowClients.Add(1)
+	s.opts.Logger.Info("closing a slow reader", "limit", limit, "held", held,
+		"remote", c.gc.RemoteAddr().String(), "sid", c.sid.String())
+	c.closeAfter = true
+	c.closeNow()
+}
+
+// maybeGrant sends the node more credit once the client drained half of
+// the window: what the node may still send plus what the client has not
+// read stays within credit-window.
+func (c *conn) maybeGrant() {
+	if !c.creditOn || c.closeAfter || c.node == nil {
+		return
 	}
+	w := int64(c.srv().opts.CreditWindow)
+	outstanding := max(c.credit, 0) + int64(c.pendingOut)
+	if outstanding > w/2 {
+		return
+	}
+	g := w - outstanding
+	c.credit += g
+	c.send("credit", strconv.AppendInt(nil, g, 10))
+}
+
+// onDrained runs when gnet wrote some of the held output to the client.
+func (c *conn) onDrained() {
+	c.progressAt = c.srv().now()
+	c.accountOutput()
+	c.l.flush() // credit messages, or a close
 }
 
 // closeNow closes the connection; OnClose does the cleanup.
 func (c *conn) closeNow() {
-	if !c.closed {
+	if !c.closed && !c.closing {
+		c.closing = true
 		_ = c.gc.Close()
 	}
 }
@@ -164,16 +222,15 @@ func (c *conn) endRequest() {
 // onTraffic parses what the client sent; see handler.OnTraffic.
 func (c *conn) onTraffic() gnet.Action {
 	c.lastActive = c.srv().now()
-	for !c.closeAfter {
+	defer c.updateReadPause()
+	for !c.closeAfter && len(c.outq) == 0 {
 		if c.ws {
 			return c.wsTraffic()
 		}
 		atHead := c.parser == nil || c.parser.InHead()
 		if atHead && c.phase != phIdle {
-			// A pipelined request waits for the current response.
-			if c.gc.InboundBuffered() > maxPipelined {
-				return gnet.Close
-			}
+			// A pipelined request waits for the current response; reading
+			// pauses once max-read-ahead bytes wait (updateReadPause).
 			break
 		}
 		buf, _ := c.gc.Peek(-1)
@@ -182,7 +239,10 @@ func (c *conn) onTraffic() gnet.Action {
 		}
 		if c.parser == nil {
 			c.parser = c.l.parser()
-			c.headBy = c.lastActive + int64(c.srv().opts.HeaderTimeout)
+			if c.reqSeq > 0 {
+				// The first request's deadline runs from accept (OnOpen).
+				c.headBy = c.lastActive + int64(c.srv().opts.HeaderTimeout)
+			}
 		}
 		n, ev, data, err := c.parser.Feed(buf)
 		if err != nil {
@@ -265,6 +325,18 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		c.reject(404, "no virtual host for this Host")
 		return
 	}
+	if string(r.Method) == "TRACE" && !vh.AllowTrace {
+		// TRACE echoes the request, credentials included (cross-site
+		// tracing): refused unless the vhost says allow-trace.
+		c.srv().stats.Rejected.Add(1)
+		c.discard = true
+		closeConn := !c.keepAlive
+		c.queue(appendMethodNotAllowed(closeConn))
+		if closeConn {
+			c.closeAfter = true
+		}
+		return
+	}
 	if vh.MaxBody > 0 && r.ContentLength > vh.MaxBody {
 		c.fail(413, protocol.ErrBodyTooLarge.Msg)
 		return
@@ -303,10 +375,8 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.phase = phAwaitHead
 	// A deadline from the coarse clock could fire up to sweepEvery early.
 	c.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
-	if !c.send(typ, msg) {
-		c.fail(503, "backend queue full")
-		return
-	}
+	c.send(typ, msg)
+	c.startCredit()
 	s.stats.Requests.Add(1)
 	if upgrade {
 		c.startWebSocket(wsReq)
@@ -315,6 +385,19 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	if r.Expect100 && c.reading {
 		c.queue([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 	}
+}
+
+// appendMethodNotAllowed is the proxy's 405 for TRACE (RFC 9110 §15.5.6:
+// with Allow).
+func appendMethodNotAllowed(closeConn bool) []byte {
+	const body = "TRACE is not allowed\r\n"
+	b := []byte("HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	if closeConn {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	return append(b, body...)
 }
 
 // trimLeadingCRLF drops the empty lines a head may start with.
@@ -340,32 +423,135 @@ func (c *conn) reject(status int, msg string) {
 // bind attaches the session to node n of vh.
 func (c *conn) bind(vh *session.VHost, n *session.Node) {
 	if c.node != nil {
-		c.sendEnd()
+		c.leave(c.node)
 		c.node.Unbind()
 	}
 	c.vhost, c.node = vh, n
 	n.Bind()
 }
 
-// send queues a message for the session's node.
-func (c *conn) send(typ string, body []byte) bool {
+// send queues a message for the session's node. It never waits: a
+// message the ring refuses waits in outq, in order with the ones after
+// it, and the connection stops being read until the bridge has room
+// (loop.retryRing); the other connections of the loop go on.
+func (c *conn) send(typ string, body []byte) {
 	m := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: typ, Body: body, Tag: c.reqSeq}
-	if !c.srv().bridge.Send(&m, ringWait, c.l.whileBlocked) {
-		c.srv().stats.RingFull.Add(1)
-		return false
+	if !c.queuedFor(m.Node) && c.srv().bridge.TrySend(&m) {
+		return
 	}
-	return true
+	c.queueOut(m)
 }
 
+// queuedFor reports whether messages for node n wait in outq (a new one
+// must go after them).
+func (c *conn) queuedFor(n int) bool {
+	for i := range c.outq {
+		if c.outq[i].Node == n {
+			return true
+		}
+	}
+	return false
+}
+
+// leave drops what waits in outq for node n, which the session leaves
+// (failover, rebind), and tells n the session is over; that `end` waits
+// with the loop, not the connection, if n is stuck.
+func (c *conn) leave(n *session.Node) {
+	keep := c.outq[:0]
+	for _, m := range c.outq {
+		if m.Node != n.Index {
+			keep = append(keep, m)
+		}
+	}
+	clear(c.outq[len(keep):])
+	c.outq = keep
+	end := zmqbridge.Msg{Node: n.Index, SID: c.sid, Type: "end"}
+	if !c.srv().bridge.TrySend(&end) {
+		c.l.orphan(end)
+	}
+	c.updateReadPause()
+}
+
+// queueOut keeps m until the ring has room.
+func (c *conn) queueOut(m zmqbridge.Msg) {
+	if len(c.outq) == 0 {
+		c.srv().stats.RingFull.Add(1)
+		c.l.waitRoom(c)
+	}
+	c.outq = append(c.outq, m)
+	c.updateReadPause()
+}
+
+// retryOut pushes the messages the ring refused; it reports whether
+// all went.
+func (c *conn) retryOut() bool {
+	c.outq = retryMsgs(c.srv().bridge, c.outq)
+	if len(c.outq) == 0 {
+		c.outq = nil
+	}
+	return len(c.outq) == 0
+}
+
+// retryMsgs pushes msgs in order per node: a message for a stuck node
+// stays, with every later one for that node, while the others go; a full
+// ring stops it. It returns what stays.
+func retryMsgs(b *zmqbridge.Bridge, msgs []zmqbridge.Msg) []zmqbridge.Msg {
+	var stuck []int
+	keep := msgs[:0]
+	for i := range msgs {
+		m := msgs[i]
+		switch {
+		case slices.Contains(stuck, m.Node):
+			keep = append(keep, m)
+		case b.NodeFull(m.Node):
+			stuck = append(stuck, m.Node)
+			keep = append(keep, m)
+		case !b.TrySend(&m):
+			keep = append(keep, msgs[i:]...) // the ring is full
+			clear(msgs[len(keep):])
+			return keep
+		}
+	}
+	clear(msgs[len(keep):])
+	return keep
+}
+
+// sendEnd tells the node the session is over.
 func (c *conn) sendEnd() {
 	if c.node == nil {
 		return
 	}
-	m := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: "end"}
-	// No idle work while waiting: this runs from OnClose too, inside
-	// flushes and drains.
-	if !c.srv().bridge.Send(&m, ringWait, nil) {
-		c.srv().stats.RingFull.Add(1)
+	c.send("end", nil)
+}
+
+// updateReadPause stops reading the client while its messages wait for
+// the ring, while max-read-ahead bytes of pipelined requests wait for the
+// response in flight, or while half of max-pending-output waits for it to
+// read (a client that uploads without reading what it is sent, e.g. to
+// an echoing node); it resumes reading when none holds.
+func (c *conn) updateReadPause() {
+	if c.closed || c.closing {
+		return
+	}
+	o := &c.srv().opts
+	want := len(c.outq) > 0 || c.pendingOut > o.MaxPendingOutput/2 ||
+		c.phase != phIdle && !c.ws && c.gc.InboundBuffered() >= o.MaxReadAhead
+	if want == c.readPaused {
+		return
+	}
+	var err error
+	if want {
+		err = c.gc.PauseRead()
+	} else {
+		err = c.gc.ResumeRead()
+	}
+	if err != nil {
+		c.closeNow()
+		return
+	}
+	c.readPaused = want
+	if !want && c.gc.InboundBuffered() > 0 {
+		c.l.resume = append(c.l.resume, c) // bytes read before the pause
 	}
 }
 
@@ -380,9 +566,7 @@ func (c *conn) onBody(data []byte) {
 	}
 	piece := append([]byte(nil), data...)
 	c.keepForRetry(piece)
-	if !c.send("body", piece) {
-		c.closeNow()
-	}
+	c.send("body", piece)
 }
 
 func (c *conn) keepForRetry(piece []byte) {
@@ -415,6 +599,18 @@ func (c *conn) onEnd() {
 	c.headBy = 0
 }
 
+// startCredit opens the response's credit window when the session's node
+// speaks credits (PROTOCOL.md): the grant follows the request head.
+func (c *conn) startCredit() {
+	c.creditOn = c.node.Credits()
+	if !c.creditOn {
+		return
+	}
+	w := c.srv().opts.CreditWindow
+	c.credit = int64(w)
+	c.send("credit", strconv.AppendInt(nil, int64(w), 10))
+}
+
 // checkTimeouts enforces the header, response and idle timeouts.
 func (c *conn) checkTimeouts(now int64) {
 	s := c.srv()
@@ -430,8 +626,14 @@ func (c *conn) checkTimeouts(now int64) {
 		c.fail(504, "backend did not answer in time")
 	case c.phase != phIdle && c.node != nil && !c.node.Alive(now, s.nodes.DeadAfter()):
 		c.nodeFailed()
+	case c.pendingOut > 0 && now-c.progressAt > int64(s.opts.StallTimeout):
+		c.slowReader("stall-timeout", c.pendingOut)
 	case c.phase == phIdle && c.parser != nil && c.parser.InHead() && c.headBy > 0 && now > c.headBy:
 		c.fail(408, "request head not received in time")
+	case c.phase == phIdle && c.parser == nil && c.reqSeq == 0 && now > c.headBy:
+		// Not a byte since accept: the slot goes back at header-timeout.
+		s.stats.SilentClosed.Add(1)
+		c.closeNow()
 	case c.idle() && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout):
 		c.closeNow()
 	}
@@ -463,7 +665,7 @@ func (c *conn) resend() bool {
 	}
 	c.hops++
 	s.stats.Retries.Add(1)
-	c.sendEnd() // the old node drops whatever it kept of the session
+	c.leave(c.node) // the old node drops whatever it kept of the session
 	c.node.Unbind()
 	c.node = n
 	n.Bind()
@@ -476,8 +678,9 @@ func (c *conn) resend() bool {
 		if i == 0 {
 			t = typ
 		}
-		if !c.send(t, b) {
-			return false
+		c.send(t, b)
+		if i == 0 {
+			c.startCredit()
 		}
 	}
 	c.answerBy = time.Now().UnixNano() + int64(c.vhost.Timeout)

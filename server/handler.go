@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/blastbeat/blastbeat/zmqbridge"
 )
 
 // handler is the Server seen by gnet: its methods run on the event loops.
@@ -33,7 +35,10 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	l := s.loopOf(gc.EventLoop())
-	c := &conn{gc: gc, l: l, lastActive: s.now()}
+	now := s.now()
+	// The header deadline starts at accept: a client that says nothing
+	// gives its slot back at header-timeout.
+	c := &conn{gc: gc, l: l, lastActive: now, headBy: now + int64(s.opts.HeaderTimeout)}
 	sid, err := l.table.Add(c)
 	if err != nil {
 		s.stats.ConnsRefused.Add(1)
@@ -53,12 +58,19 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	c.closed = true
-	c.unstall()
+	s.pendingTotal.Add(-int64(c.pendingOut))
+	c.pendingOut = 0
 	if c.node != nil {
-		c.sendEnd()
+		// What the ring refused is dropped; the node still gets `end`,
+		// after everything it was sent (loop.orphans keep the order).
+		end := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: "end"}
+		if len(c.outq) > 0 || !s.bridge.TrySend(&end) {
+			c.l.orphan(end)
+		}
 		c.node.Unbind()
 		c.node = nil
 	}
+	c.outq = nil
 	if c.parser != nil {
 		c.l.releaseParser(c.parser)
 		c.parser = nil
@@ -68,6 +80,14 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	gc.SetContext(nil)
 	s.conns.Add(-1)
 	return gnet.None
+}
+
+// OnOutboundDrained is gnet's (patched) notice that a client read some
+// of the output held for it.
+func (h *handler) OnOutboundDrained(gc gnet.Conn, _ int) {
+	if c, ok := gc.Context().(*conn); ok && !c.closed {
+		c.onDrained()
+	}
 }
 
 // OnTraffic parses the client's bytes.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
+	"github.com/blastbeat/blastbeat/zmqbridge"
 )
 
 // replyType is a backend→proxy message type.
@@ -47,11 +47,10 @@ type loop struct {
 	idx int
 
 	el       atomic.Pointer[gnet.EventLoop] // set when the loop's first conn opens
-	nStalled atomic.Int32                   // conns of this loop over the output mark
+	wantRoom atomic.Bool                    // conns of this loop wait for ring room
 
 	// Owned by the bridge goroutine.
-	batch       []reply // replies read in this batch, posted at Flush
-	lastRecheck int64   // when the bridge last asked for recheckStalled
+	batch []reply // replies read in this batch, posted at Flush
 
 	// Shared with the bridge goroutine, guarded by mu (a leaf lock).
 	mu        sync.Mutex
@@ -65,15 +64,16 @@ type loop struct {
 	spareDirty []*conn
 	resume     []*conn // conns with pipelined requests to parse after flush
 	parsers    []*protocol.RequestParser
-	stalled    []*conn
+	roomWait   []*conn         // conns with messages the ring refused
+	orphans    []zmqbridge.Msg // `end`s of closed conns the ring refused
 	drainFn    gnet.RunnableFunc
-	// draining and blocked guard against re-entry while a send waits.
-	draining, blocked bool
+	retryFn    gnet.RunnableFunc
 }
 
 func newLoop(s *Server, idx, limit int) *loop {
 	l := &loop{s: s, idx: idx, table: session.NewTable[*conn](idx, limit)}
 	l.drainFn = func(context.Context) error { l.drain(); return nil }
+	l.retryFn = func(context.Context) error { l.retryRoom(); return nil }
 	return l
 }
 
@@ -119,23 +119,9 @@ func (l *loop) wake() {
 	l.s.stats.Stale.Add(1)
 }
 
-// whileBlocked runs while the loop waits for room towards the bridge: it
-// keeps applying replies (a node may be waiting for its replies to be
-// taken before it reads more), but starts no new request.
-func (l *loop) whileBlocked() {
-	if l.draining {
-		return
-	}
-	l.blocked = true
-	l.drain()
-	l.blocked = false
-}
-
 // drain applies every queued reply, then flushes each touched connection
 // with one write.
 func (l *loop) drain() {
-	l.draining = true
-	defer func() { l.draining = false }()
 	l.mu.Lock()
 	batch := l.inbox
 	l.inbox, l.spare = l.spare[:0], nil
@@ -179,9 +165,6 @@ func (l *loop) flush() {
 		}
 		l.spareDirty = dirty[:0]
 	}
-	if l.blocked {
-		return // resumed requests wait until the loop is not blocked
-	}
 	for k := len(l.resume); k > 0; k = len(l.resume) {
 		c := l.resume[k-1]
 		l.resume[k-1] = nil
@@ -220,7 +203,6 @@ func (l *loop) sweep() {
 		c.checkTimeouts(now)
 		return true
 	})
-	l.recheckStalled(now)
 	l.flush()
 }
 
@@ -239,38 +221,52 @@ func (l *loop) closeIdle() {
 	})
 }
 
-// recheckDue reports whether the bridge should ask the loop to recheck
-// its stalled connections; called by the bridge goroutine.
-func (l *loop) recheckDue(now int64) bool {
-	if l.nStalled.Load() == 0 || now-l.lastRecheck < int64(time.Millisecond) {
-		return false
-	}
-	l.lastRecheck = now
-	return true
+// waitRoom registers c to be retried when the ring has room.
+func (l *loop) waitRoom(c *conn) {
+	l.roomWait = append(l.roomWait, c)
+	l.wantRoom.Store(true)
 }
 
-// recheckStalled resumes connections whose clients have read enough of
-// their output and closes those stalled past the idle timeout.
-func (l *loop) recheckStalled(now int64) {
-	keep := l.stalled[:0]
-	for _, c := range l.stalled {
-		switch {
-		case c.closed:
-			c.unstall()
-			continue
-		case c.gc.OutboundBuffered() <= l.s.opts.MaxPendingOutput/2:
-			c.unstall()
-			continue
-		case now-c.stalledAt > int64(l.s.opts.StallTimeout):
-			l.s.stats.SlowClients.Add(1)
-			c.unstall()
-			c.closeNow()
+// orphan keeps the `end` of a closed connection that the ring refused.
+func (l *loop) orphan(m zmqbridge.Msg) {
+	l.orphans = append(l.orphans, m)
+	l.wantRoom.Store(true)
+}
+
+// room is called by the bridge goroutine when the ring has room again.
+func (l *loop) room() {
+	if l.wantRoom.Load() {
+		if el := l.el.Load(); el != nil {
+			_ = (*el).Execute(context.Background(), l.retryFn)
+		}
+	}
+}
+
+// retryRoom pushes what waits for the ring, oldest first, and resumes
+// the connections whose messages all went.
+func (l *loop) retryRoom() {
+	l.wantRoom.Store(false)
+	l.orphans = retryMsgs(l.s.bridge, l.orphans)
+	waiting := l.roomWait
+	l.roomWait = nil
+	var again []*conn
+	for i, c := range waiting {
+		waiting[i] = nil
+		if c.closed || len(c.outq) == 0 {
 			continue
 		}
-		keep = append(keep, c)
+		if !c.retryOut() {
+			again = append(again, c)
+			continue
+		}
+		c.updateReadPause()
+		if c.gc.InboundBuffered() > 0 {
+			l.resume = append(l.resume, c)
+		}
 	}
-	for i := len(keep); i < len(l.stalled); i++ {
-		l.stalled[i] = nil
+	l.roomWait = append(again, l.roomWait...)
+	if len(l.roomWait) > 0 || len(l.orphans) > 0 {
+		l.wantRoom.Store(true)
 	}
-	l.stalled = keep
+	l.flush()
 }

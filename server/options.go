@@ -19,17 +19,20 @@ type Options struct {
 	IdleTimeout   time.Duration // keep-alive idle close; 0: never
 	ShutdownGrace time.Duration // how long SIGTERM waits for responses
 
-	MaxHops             int // retries per request before 502
-	MaxConnections      int // open client connections (more are refused)
-	Limits              protocol.Limits
-	MaxPendingOutput    int           // per-connection output buffered before reading from nodes pauses
-	StallTimeout        time.Duration // how long one lagging client may pause reading from nodes
-	RetryBuffer         int           // request body bytes kept for retry/failover
-	MaxWebSocketMessage int           // largest WebSocket message, joined (1009 above)
-	Workers             int           // event loops; 0: one per CPU but one, at least 1
-	RingSize            int           // loops→bridge ring slots
-	ZMQHWM              int           // libzmq high-water mark towards each node, messages
-	SendTimeout         time.Duration // a message waits this long for a node at its high-water mark
+	MaxHops               int // retries per request before 502
+	MaxConnections        int // open client connections (more are refused)
+	Limits                protocol.Limits
+	MaxPendingOutput      int           // output held for one client that lags; over it the client is closed
+	MaxPendingOutputTotal int64         // output held for all lagging clients together
+	StallTimeout          time.Duration // a client that reads none of its held output for this long is closed
+	CreditWindow          int           // response bytes granted ahead to a credit-speaking node
+	MaxReadAhead          int           // pipelined bytes read ahead of the response in flight
+	RetryBuffer           int           // request body bytes kept for retry/failover
+	MaxWebSocketMessage   int           // largest WebSocket message, joined (1009 above)
+	Workers               int           // event loops; 0: one per CPU but one, at least 1
+	RingSize              int           // loops→bridge ring slots
+	ZMQHWM                int           // libzmq high-water mark towards each node, messages
+	SendTimeout           time.Duration // a message waits this long for a node at its high-water mark
 
 	VHosts []VHost
 	Logger *slog.Logger
@@ -44,26 +47,36 @@ type VHost struct {
 	WebSocketProtocols []string // subprotocols the vhost's nodes speak
 	Timeout            time.Duration
 	MaxBody            int64
+	AllowTrace         bool // pass TRACE to the nodes (else 405)
 }
 
 // Defaults of the limits not set in Options.
 const (
-	DefaultPingFreq         = 3 * time.Second
-	DefaultTimeout          = 60 * time.Second
-	DefaultHeaderTimeout    = 10 * time.Second
-	DefaultShutdownGrace    = 10 * time.Second
-	DefaultMaxHops          = 10
-	DefaultMaxConnections   = 100000
-	DefaultMaxPendingOutput = 1 << 20
-	DefaultRetryBuffer      = 1 << 20
+	DefaultPingFreq       = 3 * time.Second
+	DefaultTimeout        = 60 * time.Second
+	DefaultHeaderTimeout  = 10 * time.Second
+	DefaultShutdownGrace  = 10 * time.Second
+	DefaultMaxHops        = 10
+	DefaultMaxConnections = 100000
+	// DefaultMaxPendingOutput is the output held for one client that
+	// reads slower than its node writes (a node without credits): a few
+	// MB absorb a fast node's burst to a normal client; beyond, the client
+	// is closed as a slow reader, costing nobody else anything.
+	DefaultMaxPendingOutput = 4 << 20
+	// DefaultMaxPendingOutputTotal bounds that memory for all clients.
+	DefaultMaxPendingOutputTotal = 256 << 20
+	// DefaultCreditWindow is what a credit-speaking node may send ahead of
+	// its client: 256 KiB keeps a 100 Mbit/s link busy at 20 ms RTT.
+	DefaultCreditWindow = 256 << 10
+	// DefaultMaxReadAhead is how many bytes of pipelined requests are
+	// read while a response is in flight; then reading pauses.
+	DefaultMaxReadAhead = 1 << 20
+	DefaultRetryBuffer  = 1 << 20
 	// DefaultMaxWebSocketMessage bounds the reassembly of one message.
 	DefaultMaxWebSocketMessage = 1 << 20
-	// DefaultStallTimeout bounds how long one client that does not read
-	// its output may hold up every node's replies (ZeroMQ has no
-	// per-session flow control, so the proxy pauses reading from nodes
-	// while a client's output is over MaxPendingOutput); after it the
-	// client is closed as a slow reader.
-	DefaultStallTimeout = 2 * time.Second
+	// DefaultStallTimeout is how long a client may read none of the
+	// output held for it before it is closed (nginx's send_timeout).
+	DefaultStallTimeout = 60 * time.Second
 	// DefaultZMQHWM bounds libzmq's queue towards each node, in messages
 	// (the queue from each node is zmqbridge.DefaultRcvHWM).
 	DefaultZMQHWM = 256
@@ -71,14 +84,8 @@ const (
 	// loops (every loop's inbox together); beyond it the bridge pauses
 	// reading from nodes until the loops catch up.
 	maxInboxed = 1 << 20
-	// ringWait is how long a loop blocks on a full ring before it fails
-	// the session with 503.
-	ringWait = 2 * time.Second
 	// sweepEvery is the resolution of every timeout.
 	sweepEvery = 250 * time.Millisecond
-	// maxPipelined bounds the bytes a client may send ahead while its
-	// previous response is still in flight.
-	maxPipelined = 1 << 20
 )
 
 func (o *Options) setDefaults() {
@@ -101,6 +108,15 @@ func (o *Options) setDefaults() {
 		o.MaxPendingOutput = DefaultMaxPendingOutput
 	}
 	def(&o.StallTimeout, DefaultStallTimeout)
+	if o.MaxPendingOutputTotal <= 0 {
+		o.MaxPendingOutputTotal = DefaultMaxPendingOutputTotal
+	}
+	if o.CreditWindow <= 0 {
+		o.CreditWindow = DefaultCreditWindow
+	}
+	if o.MaxReadAhead <= 0 {
+		o.MaxReadAhead = DefaultMaxReadAhead
+	}
 	if o.MaxWebSocketMessage <= 0 {
 		o.MaxWebSocketMessage = DefaultMaxWebSocketMessage
 	}

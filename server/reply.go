@@ -21,6 +21,12 @@ func (c *conn) apply(r *reply) {
 		s.stats.Unauthorized.Add(1)
 		return
 	}
+	if c.creditOn {
+		switch r.typ {
+		case rBody, rChunk, rWebSocket, rWebSocketBinary:
+			c.credit -= int64(len(r.body)) // its grant shrinks (PROTOCOL.md credits)
+		}
+	}
 	if c.ws {
 		switch r.typ {
 		case rWebSocket:
@@ -100,7 +106,7 @@ func (c *conn) onResponseHead(raw []byte) {
 		// to HTTP/1.1 clients (RFC 9110 §15.2: not to 1.0 ones); the final
 		// head is still to come.
 		if !client10 {
-			c.queue(protocol.RewriteResponseHead(make([]byte, 0, n+16), raw[:n], false, false, false))
+			c.queue(protocol.RewriteResponseHead(make([]byte, 0, n+16), raw[:n], false, false, false, nil))
 		}
 		return
 	}
@@ -119,7 +125,7 @@ func (c *conn) onResponseHead(raw []byte) {
 	if !c.keepAlive || h.Close || c.mode == modeClose || s.draining.Load() {
 		c.closeAfter = true
 	}
-	out := protocol.RewriteResponseHead(make([]byte, 0, n+32), raw[:n], c.dechunk, c.closeAfter, client10 && !c.closeAfter)
+	out := protocol.RewriteResponseHead(make([]byte, 0, n+72), raw[:n], c.dechunk, c.closeAfter, client10 && !c.closeAfter, c.srv().date())
 	c.queue(out)
 	c.retry, c.retryBytes, c.retryLost = nil, 0, false
 	c.phase = phStreaming
@@ -128,6 +134,9 @@ func (c *conn) onResponseHead(raw []byte) {
 		return
 	}
 	if rest := raw[n:]; len(rest) > 0 {
+		if c.creditOn {
+			c.credit -= int64(len(rest))
+		}
 		c.onResponseBody(rest)
 	}
 }
@@ -227,6 +236,7 @@ func (c *conn) badResponse() {
 // responseDone ends the current response; the next pipelined request may
 // start.
 func (c *conn) responseDone() {
+	c.creditOn = false
 	c.endRequest()
 	if c.closeAfter {
 		return

@@ -21,6 +21,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
 )
@@ -43,13 +44,15 @@ type Server struct {
 	loopByEL sync.Map   // gnet.EventLoop → *loop
 
 	// Shared (atomic).
-	draining atomic.Bool
-	stalled  atomic.Int64 // connections whose output is over the high-water mark
-	inboxed  atomic.Int64 // reply body bytes posted to loops, not yet applied
-	clock    atomic.Int64 // unix ns, refreshed every sweepEvery: see now
-	conns    atomic.Int64
-	stats    Stats
-	done     chan struct{}
+	draining     atomic.Bool
+	pendingTotal atomic.Int64           // output held for clients that lag, all conns
+	inboxed      atomic.Int64           // reply body bytes posted to loops, not yet applied
+	clock        atomic.Int64           // unix ns, refreshed every sweepEvery: see now
+	httpDate     atomic.Pointer[[]byte] // the Date field value, refreshed each second
+	dateSec      atomic.Int64           // the second httpDate names
+	conns        atomic.Int64
+	stats        Stats
+	done         chan struct{}
 }
 
 // New checks opts and builds the server; Start runs it.
@@ -79,7 +82,7 @@ func New(opts Options) (*Server, error) {
 	var vhosts []*session.VHost
 	for _, v := range opts.VHosts {
 		vh := &session.VHost{Name: strings.ToLower(v.Name), Aliases: v.Aliases, Timeout: v.Timeout, MaxBody: v.MaxBody,
-			WebSocketProtocols: v.WebSocketProtocols}
+			WebSocketProtocols: v.WebSocketProtocols, AllowTrace: v.AllowTrace}
 		if vh.Timeout <= 0 {
 			vh.Timeout = opts.Timeout
 		}
@@ -106,7 +109,7 @@ func New(opts Options) (*Server, error) {
 		ran:    make(chan error, 1),
 		done:   make(chan struct{}),
 	}
-	s.clock.Store(time.Now().UnixNano())
+	s.tick(time.Now())
 	perLoop := opts.MaxConnections/workers + 1
 	for i := 0; i < workers; i++ {
 		s.loops = append(s.loops, newLoop(s, i, perLoop))
@@ -165,6 +168,10 @@ func (s *Server) Start() error {
 // session, and stops the engine and the bridge.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	// New connections are refused from now on, not accepted and reset.
+	if err := s.eng.StopAccepting(); err != nil {
+		s.opts.Logger.Warn("closing the listeners", "err", err)
+	}
 	grace, cancel := context.WithTimeout(ctx, s.opts.ShutdownGrace)
 	defer cancel()
 	for _, l := range s.loops {
@@ -192,13 +199,28 @@ func (s *Server) ticker() {
 		case <-s.done:
 			return
 		case <-t.C:
-			s.clock.Store(time.Now().UnixNano())
+			s.tick(time.Now())
 			for _, l := range s.loops {
 				l.execute(l.sweep)
 			}
 		}
 	}
 }
+
+// tick refreshes the coarse clock and, when the second changed, the Date
+// value added to responses that lack one (RFC 9110 §6.6.1).
+func (s *Server) tick(t time.Time) {
+	s.clock.Store(t.UnixNano())
+	if d := s.httpDate.Load(); d == nil || t.Unix() != s.dateSec.Load() {
+		b := protocol.AppendHTTPDate(make([]byte, 0, 29), t)
+		s.httpDate.Store(&b)
+		s.dateSec.Store(t.Unix())
+	}
+}
+
+// date returns the Date field value of this second. The slice is never
+// changed after it is published.
+func (s *Server) date() []byte { return *s.httpDate.Load() }
 
 // now is a coarse clock (refreshed every sweepEvery) for the hot path:
 // liveness, idle and response deadlines are all checked at that

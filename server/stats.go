@@ -8,26 +8,28 @@ import (
 
 // Stats are the server's counters, each under a stable metric name.
 type Stats struct {
-	Requests     atomic.Uint64 // requests forwarded to a node
-	Rejected     atomic.Uint64 // requests answered by the proxy with 4xx/5xx
-	Unauthorized atomic.Uint64 // replies from a node not bound to the sid
-	UnknownNode  atomic.Uint64 // messages from an identity not in the config
-	BadMessage   atomic.Uint64 // bad sid or unknown type
-	Stale        atomic.Uint64 // replies for sessions already gone
-	Unexpected   atomic.Uint64 // replies not valid in the session's state
-	BadResponse  atomic.Uint64 // malformed response heads (502)
-	Timeouts     atomic.Uint64 // 504s
-	Retries      atomic.Uint64
-	SlowClients  atomic.Uint64 // closed for not reading their responses
-	RingFull     atomic.Uint64
-	ConnsRefused atomic.Uint64
+	Requests      atomic.Uint64 // requests forwarded to a node
+	Rejected      atomic.Uint64 // requests answered by the proxy with 4xx/5xx
+	Unauthorized  atomic.Uint64 // replies from a node not bound to the sid
+	UnknownNode   atomic.Uint64 // messages from an identity not in the config
+	BadMessage    atomic.Uint64 // bad sid or unknown type
+	Stale         atomic.Uint64 // replies for sessions already gone
+	Unexpected    atomic.Uint64 // replies not valid in the session's state
+	BadResponse   atomic.Uint64 // malformed response heads (502)
+	Timeouts      atomic.Uint64 // 504s
+	Retries       atomic.Uint64
+	SlowClients   atomic.Uint64 // closed for not reading their responses
+	SilentClosed  atomic.Uint64 // closed at header-timeout without a byte
+	DroppedNoLoop atomic.Uint64 // replies for a loop that never had a connection
+	RingFull      atomic.Uint64
+	ConnsRefused  atomic.Uint64
 }
 
 // StatsSnapshot is a copy of the counters with the bridge's.
 type StatsSnapshot struct {
 	Requests, Rejected, Unauthorized, UnknownNode, BadMessage, Stale,
 	Unexpected, BadResponse, Timeouts, Retries, SlowClients, RingFull,
-	ConnsRefused uint64
+	ConnsRefused, SilentClosed, DroppedNoLoop uint64
 	Bridge zmqbridge.Stats
 }
 
@@ -40,6 +42,7 @@ func (s *Stats) snapshot(b *zmqbridge.Bridge) StatsSnapshot {
 		Timeouts: s.Timeouts.Load(), Retries: s.Retries.Load(),
 		SlowClients: s.SlowClients.Load(), RingFull: s.RingFull.Load(),
 		ConnsRefused: s.ConnsRefused.Load(),
+		SilentClosed: s.SilentClosed.Load(), DroppedNoLoop: s.DroppedNoLoop.Load(),
 	}
 	if b != nil {
 		out.Bridge = b.Stats()

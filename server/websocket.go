@@ -49,7 +49,7 @@ const wsHeaderPeek = 14
 // stays in gnet's inbound buffer until the rest arrives.
 func (c *conn) wsTraffic() gnet.Action {
 	max := int64(c.srv().opts.MaxWebSocketMessage)
-	for !c.closeAfter {
+	for !c.closeAfter && len(c.outq) == 0 {
 		avail := c.gc.InboundBuffered()
 		if avail < 2 {
 			break
@@ -145,9 +145,7 @@ func (c *conn) wsDeliver(op ws.OpCode, msg []byte) {
 		}
 		typ = "websocket"
 	}
-	if !c.send(typ, msg) {
-		c.wsClose(ws.StatusInternalServerError, "backend queue full")
-	}
+	c.send(typ, msg)
 }
 
 // wsFail closes the session for a protocol violation with its code.

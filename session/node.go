@@ -14,7 +14,14 @@ type Node struct {
 	// Shared (atomic): written by the bridge and the event loops.
 	lastSeen atomic.Int64 // unix nanoseconds of the last message; 0: never
 	sessions atomic.Int64 // open sessions bound to this node
+	credits  atomic.Bool  // its last pong said it speaks credits
 }
+
+// SetCredits records whether the node speaks credits (PROTOCOL.md).
+func (n *Node) SetCredits(on bool) { n.credits.Store(on) }
+
+// Credits reports whether the node speaks credits.
+func (n *Node) Credits() bool { return n.credits.Load() }
 
 // Seen records that the node spoke at now (unix nanoseconds).
 func (n *Node) Seen(now int64) { n.lastSeen.Store(now) }

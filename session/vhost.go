@@ -22,6 +22,7 @@ type VHost struct {
 	Format             Format
 	Timeout            time.Duration // response head deadline
 	MaxBody            int64         // 0: no limit
+	AllowTrace         bool          // TRACE goes to the nodes (else 405)
 	WebSocketProtocols []string      // subprotocols offered to clients
 
 	rr atomic.Uint32 // round-robin start for ties

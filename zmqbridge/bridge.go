@@ -52,10 +52,13 @@ type Handler interface {
 	Undeliverable(m *Msg, err error)
 	// Unreachable reports that node (an index) is not connected.
 	Unreachable(node int)
-	// Paused reports whether reading from nodes must pause because
-	// clients are not reading their output. While paused the bridge
-	// still sends, and asks again every millisecond.
+	// Paused reports whether reading from nodes must pause because the
+	// event loops have not applied what was read yet. While paused the
+	// bridge still sends, and asks again every millisecond.
 	Paused() bool
+	// Room reports that the ring has room again after a TrySend was
+	// refused: producers that wait for it may try again.
+	Room()
 }
 
 // Config is the bridge's configuration.
@@ -79,6 +82,8 @@ type Stats struct {
 	DroppedFrames           uint64 // messages without exactly 4 frames
 	Unroutable, HWMTimeouts uint64
 	RingFull                uint64
+	NodeFull                uint64 // TrySend refusals for a node whose queue was full
+	Held                    int64  // messages held now for nodes at their HWM
 }
 
 // Bridge is the ZeroMQ side of the proxy.
@@ -92,10 +97,16 @@ type Bridge struct {
 	// Shared.
 	sleeping atomic.Bool
 	stopping atomic.Bool
+	wantRing atomic.Bool  // a TrySend found the ring full since the last Room
+	wantNode atomic.Bool  // a TrySend found its node's queue full since then
+	held     atomic.Int64 // messages held for nodes at their high-water mark
+	// nodeHeld counts, per node, the messages and bytes held for it: at
+	// HWM messages or MaxQueuedBytes, TrySend refuses that node's messages.
+	nodeHeld []nodeCount
 	queued   atomic.Int64 // body bytes pushed and not yet handed to libzmq
 	done     chan struct{}
 	stats    struct {
-		sent, received, pings, dropped, unroutable, hwm, ringFull atomic.Uint64
+		sent, received, pings, dropped, unroutable, hwm, ringFull, nodeFull atomic.Uint64
 	}
 
 	// Owned by the bridge goroutine.
@@ -103,9 +114,23 @@ type Bridge struct {
 	io       *zmqio.Batcher
 	ids      [][]byte
 	nextPing []time.Time
-	batch    []Msg     // messages of the send batch in flight
-	carry    []Msg     // taken from the ring, not sent yet (held by the HWM)
-	heldAt   time.Time // when carry[0] first met the high-water mark
+	batch    []Msg // messages of the send batch in flight
+	// Per node (indexed like ids): messages taken from the ring that wait
+	// for the node to leave its high-water mark, in order, so that a
+	// stuck node holds up only its own sessions.
+	queues []nodeQueue
+}
+
+// nodeCount is what is held for one node, readable from any goroutine.
+type nodeCount struct {
+	msgs, bytes atomic.Int64
+}
+
+// nodeQueue is what the bridge holds for one node at its high-water mark.
+type nodeQueue struct {
+	msgs  []Msg
+	bytes int
+	since time.Time // when the node last took a message, or met its HWM
 }
 
 // ErrStopped is returned by Send after Stop.
@@ -139,7 +164,8 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zmqbridge: eventfd: %w", err)
 	}
-	b := &Bridge{cfg: cfg, h: h, ring: NewRing(cfg.RingSize), efd: efd, done: make(chan struct{})}
+	b := &Bridge{cfg: cfg, h: h, ring: NewRing(cfg.RingSize), efd: efd, done: make(chan struct{}),
+		nodeHeld: make([]nodeCount, len(cfg.Identities))}
 	ready := make(chan error, 1)
 	go b.run(ready)
 	if err := <-ready; err != nil {
@@ -149,35 +175,35 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 	return b, nil
 }
 
-// Send queues m for its node; safe from any goroutine. While the ring is
-// full, or holds more than MaxQueuedBytes of bodies, it waits up to wait,
-// calling idle (when not nil) between tries so that the caller, an event
-// loop, can go on applying replies. Waiting blocks the caller: a loop that
-// waits stops reading from its clients, which is how the bridge pushes
-// back. It returns false if the queue stayed full.
-func (b *Bridge) Send(m *Msg, wait time.Duration, idle func()) bool {
+// TrySend queues m for its node without waiting; safe from any
+// goroutine. It returns false when the ring is full or holds more than
+// MaxQueuedBytes of bodies: the caller keeps m, stops producing (an event
+// loop stops reading the connection that wanted to send), and tries again
+// when the Handler's Room is called.
+func (b *Bridge) TrySend(m *Msg) bool {
+	if b.NodeFull(m.Node) {
+		// That node is stuck: only its own sessions wait.
+		b.wantNode.Store(true)
+		b.stats.nodeFull.Add(1)
+		return false
+	}
 	if b.tryPush(m) {
 		return true
 	}
-	deadline := time.Now().Add(wait)
-	for spins := 0; ; spins++ {
-		b.wake()
-		if idle != nil {
-			idle()
-		}
-		if spins < 16 {
-			runtime.Gosched()
-		} else {
-			time.Sleep(50 * time.Microsecond)
-		}
-		if b.tryPush(m) {
-			return true
-		}
-		if spins%16 == 15 && time.Now().After(deadline) {
-			b.stats.ringFull.Add(1)
-			return false
-		}
+	b.wantRing.Store(true)
+	b.stats.ringFull.Add(1)
+	b.wake()
+	return false
+}
+
+// NodeFull reports whether TrySend refuses messages for node n now (it
+// holds HWM messages or MaxQueuedBytes). Safe from any goroutine.
+func (b *Bridge) NodeFull(n int) bool {
+	if n < 0 || n >= len(b.nodeHeld) {
+		return false
 	}
+	h := &b.nodeHeld[n]
+	return h.msgs.Load() >= int64(b.cfg.HWM) || h.bytes.Load() >= b.cfg.MaxQueuedBytes
 }
 
 // tryPush queues m if the byte budget and the ring allow. A message
@@ -195,13 +221,9 @@ func (b *Bridge) tryPush(m *Msg) bool {
 	return true
 }
 
-// release returns the byte budget of messages that left the bridge.
-func (b *Bridge) release(msgs []Msg) {
-	var n int64
-	for i := range msgs {
-		n += int64(len(msgs[i].Body))
-	}
-	b.queued.Add(-n)
+// hasRoom reports whether producers refused by TrySend may try again.
+func (b *Bridge) hasRoom() bool {
+	return b.queued.Load() <= b.cfg.MaxQueuedBytes/2 && b.ring.Len() <= b.ring.Cap()/2
 }
 
 func (b *Bridge) wake() {
@@ -228,6 +250,7 @@ func (b *Bridge) Stats() Stats {
 		Sent: s.sent.Load(), Received: s.received.Load(), Pings: s.pings.Load(),
 		DroppedFrames: s.dropped.Load(), Unroutable: s.unroutable.Load(),
 		HWMTimeouts: s.hwm.Load(), RingFull: s.ringFull.Load(),
+		Held: b.held.Load(), NodeFull: s.nodeFull.Load(),
 	}
 }
 
@@ -285,6 +308,7 @@ func (b *Bridge) run(ready chan<- error) {
 	defer unix.Close(b.efd)
 	b.ids = make([][]byte, len(b.cfg.Identities))
 	b.nextPing = make([]time.Time, len(b.cfg.Identities))
+	b.queues = make([]nodeQueue, len(b.cfg.Identities))
 	for i, id := range b.cfg.Identities {
 		b.ids[i] = []byte(id)
 	}
@@ -302,23 +326,22 @@ func (b *Bridge) run(ready chan<- error) {
 		if paused {
 			wait = time.Millisecond
 		}
-		if b.stopping.Load() && b.ring.Empty() && len(b.carry) == 0 {
+		if b.stopping.Load() && b.ring.Empty() {
+			b.dropHeld(func(int) bool { return true })
 			return
 		}
-		// Checked before `worked`: replies from other nodes must not keep
-		// a stuck node's messages waiting forever.
-		if len(b.carry) > 0 && now.Sub(b.heldAt) > b.cfg.SendTimeout {
-			b.dropStuck(now)
-			continue
+		if b.wantRing.Load() && b.hasRoom() {
+			b.wantRing.Store(false)
+			b.h.Room()
 		}
 		if worked {
 			continue
 		}
-		if len(b.carry) > 0 {
-			wait = time.Millisecond
+		if b.held.Load() > 0 {
+			wait = time.Millisecond // retry the held nodes
 		}
 		b.sleeping.Store(true)
-		if !b.ring.Empty() && len(b.carry) == 0 || !paused && b.readable() || b.stopping.Load() {
+		if !b.ring.Empty() || !paused && b.readable() || b.stopping.Load() {
 			b.sleeping.Store(false)
 			continue
 		}
@@ -359,80 +382,189 @@ func (b *Bridge) recvBatch() bool {
 // maxSendBytes bounds one send batch's copy buffer.
 const maxSendBytes = 256 << 10
 
-// sendBatch sends what the ring holds, in order, one cgo call per batch.
-// A message at its node's high-water mark stays first in carry, with
-// everything after it, until it can go or SendTimeout passes.
+// sendBatch sends what the ring holds, one cgo call per batch, after
+// retrying the messages held for nodes at their high-water mark. A
+// message for a node that holds messages joins them, so each node's
+// messages stay in order while the other nodes' go on.
 func (b *Bridge) sendBatch() bool {
-	worked := false
+	worked := b.retryHeld(time.Now())
 	for {
-		b.batch = append(b.batch[:0], b.carry...)
-		carried := len(b.carry)
+		b.batch = b.batch[:0]
 		var m Msg
-		bytes := 0
+		bytes, popped := 0, 0
 		for len(b.batch) < zmqio.MaxMessages && bytes < maxSendBytes && b.ring.Pop(&m) {
+			popped++
+			b.queued.Add(-int64(len(m.Body))) // out of the loops' budget
+			if m.Node < 0 || m.Node >= len(b.ids) {
+				m.Node = 0 // never happens: the server only uses its own indexes
+			}
+			if len(b.queues[m.Node].msgs) > 0 {
+				b.hold(m, time.Time{})
+				continue
+			}
 			b.batch = append(b.batch, m)
 			bytes += len(m.Body)
 		}
-		if len(b.batch) == 0 {
+		if popped == 0 {
 			return worked
 		}
-		sent, err := b.sendMsgs(b.batch)
-		b.stats.sent.Add(uint64(sent))
-		if sent > 0 {
-			worked = true
+		worked = true
+		full := len(b.batch) == zmqio.MaxMessages || bytes >= maxSendBytes
+		if len(b.batch) > 0 {
+			b.sendOut(b.batch)
 		}
-		b.release(b.batch[:sent])
-		rest := b.batch[sent:]
-		if err == nil {
-			b.carry = b.carry[:0]
-			clear(b.batch)
-			if len(b.batch) < zmqio.MaxMessages && bytes < maxSendBytes {
-				return true
+		clear(b.batch)
+		if !full {
+			return true
+		}
+	}
+}
+
+// sendOut sends msgs in order; a message that meets its node's
+// high-water mark is held with the rest of that node's messages, one
+// whose node is gone is failed, and the others go on.
+func (b *Bridge) sendOut(msgs []Msg) {
+	for len(msgs) > 0 {
+		k := 0
+		for i := range msgs {
+			if len(b.queues[msgs[i].Node].msgs) > 0 {
+				b.hold(msgs[i], time.Time{})
+				continue
 			}
-			continue
+			msgs[k] = msgs[i]
+			k++
 		}
+		msgs = msgs[:k]
+		if k == 0 {
+			return
+		}
+		sent, err := b.sendMsgs(msgs)
+		b.stats.sent.Add(uint64(sent))
+		msgs = msgs[sent:]
+		if err == nil {
+			return
+		}
+		failed := msgs[0]
+		msgs = msgs[1:]
 		var se *zmqio.SendError
 		errors.As(err, &se)
 		if se != nil && se.Errno == unix.EAGAIN {
-			if sent > 0 || carried == 0 {
-				b.heldAt = time.Now()
-			}
-			b.carry = append(b.carry[:0], rest...)
-			clear(b.batch)
-			return worked
+			b.hold(failed, time.Now())
+			continue
 		}
-		failed := rest[0]
-		b.release(rest[:1])
 		if se != nil && se.Errno == unix.EHOSTUNREACH {
 			b.stats.unroutable.Add(1)
 			b.h.Unreachable(failed.Node)
 		}
 		b.h.Undeliverable(&failed, err)
-		b.carry = append(b.carry[:0], rest[1:]...)
-		clear(b.batch)
-		worked = true
 	}
 }
 
-// dropStuck fails every held message to the node at the head of carry,
-// which stayed at its high-water mark for SendTimeout, so that messages
-// to the other nodes flow again.
-func (b *Bridge) dropStuck(now time.Time) {
-	stuck := b.carry[0].Node
-	keep := b.carry[:0]
-	for i := range b.carry {
-		m := b.carry[i]
-		if m.Node != stuck {
-			keep = append(keep, m)
+// hold queues m behind its node's high-water mark; at stuck (not zero)
+// the node just met it. Once a node holds HWM messages or MaxQueuedBytes,
+// TrySend refuses its messages (what the ring already has still joins),
+// so a stuck node costs a bounded amount and holds up only its sessions.
+func (b *Bridge) hold(m Msg, stuck time.Time) {
+	q := &b.queues[m.Node]
+	if len(q.msgs) == 0 {
+		q.since = stuck
+		if stuck.IsZero() {
+			q.since = time.Now()
+		}
+	}
+	q.msgs = append(q.msgs, m)
+	q.bytes += len(m.Body)
+	b.held.Add(1)
+	b.nodeHeld[m.Node].msgs.Add(1)
+	b.nodeHeld[m.Node].bytes.Add(int64(len(m.Body)))
+}
+
+// retryHeld sends what each stuck node holds, in order, until it meets
+// its high-water mark again; a node that took nothing for SendTimeout
+// has every held message failed. It reports whether anything moved.
+func (b *Bridge) retryHeld(now time.Time) bool {
+	if b.held.Load() == 0 {
+		return false
+	}
+	worked := false
+	for n := range b.queues {
+		q := &b.queues[n]
+		if len(q.msgs) == 0 {
 			continue
 		}
-		b.stats.hwm.Add(1)
-		b.release(b.carry[i : i+1])
-		b.h.Undeliverable(&m, zmq.Errno(unix.EAGAIN))
+		sent, err := b.sendMsgs(q.msgs)
+		b.stats.sent.Add(uint64(sent))
+		if sent > 0 {
+			worked = true
+			q.since = now
+			b.unhold(n, sent)
+		}
+		if err == nil {
+			continue
+		}
+		var se *zmqio.SendError
+		errors.As(err, &se)
+		if se == nil || se.Errno != unix.EAGAIN {
+			// Gone (EHOSTUNREACH) or worse: fail what it holds.
+			if se != nil && se.Errno == unix.EHOSTUNREACH {
+				b.stats.unroutable.Add(1)
+				b.h.Unreachable(n)
+			}
+			b.dropHeld(func(i int) bool { return i == n })
+			worked = true
+			continue
+		}
+		if now.Sub(q.since) > b.cfg.SendTimeout {
+			b.dropHeld(func(i int) bool { return i == n })
+			worked = true
+		}
 	}
-	clear(b.carry[len(keep):])
-	b.carry = keep
-	b.heldAt = now
+	return worked
+}
+
+// unhold forgets the first k messages held for node n (sent).
+func (b *Bridge) unhold(n, k int) {
+	q := &b.queues[n]
+	bytes := 0
+	for i := 0; i < k; i++ {
+		bytes += len(q.msgs[i].Body)
+	}
+	rest := copy(q.msgs, q.msgs[k:])
+	clear(q.msgs[rest:])
+	q.msgs = q.msgs[:rest]
+	q.bytes -= bytes
+	b.held.Add(-int64(k))
+	b.nodeHeld[n].msgs.Add(-int64(k))
+	b.nodeHeld[n].bytes.Add(-int64(bytes))
+	b.nodeMoved()
+}
+
+// nodeMoved tells waiting producers that a stuck node's queue shrank.
+func (b *Bridge) nodeMoved() {
+	if b.wantNode.Load() {
+		b.wantNode.Store(false)
+		b.h.Room()
+	}
+}
+
+// dropHeld fails every message held for the nodes that which selects.
+func (b *Bridge) dropHeld(which func(node int) bool) {
+	for n := range b.queues {
+		q := &b.queues[n]
+		if len(q.msgs) == 0 || !which(n) {
+			continue
+		}
+		msgs := q.msgs
+		b.nodeHeld[n].bytes.Add(-int64(q.bytes))
+		q.msgs, q.bytes = nil, 0
+		b.held.Add(-int64(len(msgs)))
+		b.nodeHeld[n].msgs.Add(-int64(len(msgs)))
+		defer b.nodeMoved()
+		for i := range msgs {
+			b.stats.hwm.Add(1)
+			b.h.Undeliverable(&msgs[i], zmq.Errno(unix.EAGAIN))
+		}
+	}
 }
 
 // bigBody is the body size from which a message is sent straight from its
@@ -450,9 +582,6 @@ func (b *Bridge) sendMsgs(msgs []Msg) (int, error) {
 	}
 	for i := range msgs {
 		m := &msgs[i]
-		if m.Node < 0 || m.Node >= len(b.ids) {
-			m.Node = 0 // never happens: the server only uses its own indexes
-		}
 		sid := m.SID[:]
 		if m.SID == [16]byte{} {
 			sid = nil

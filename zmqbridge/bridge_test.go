@@ -39,6 +39,7 @@ func (r *recorder) Unreachable(n int) {
 	r.mu.Unlock()
 }
 func (r *recorder) Paused() bool { return false }
+func (r *recorder) Room()        {}
 
 func freeEndpoint(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -82,7 +83,7 @@ func TestBridgeRoundTrip(t *testing.T) {
 	}
 	var sid [16]byte
 	sid[0] = 7
-	if !b.Send(&Msg{Node: 1, SID: sid, Type: "uwsgi", Body: []byte("head")}, time.Second, nil) {
+	if !b.TrySend(&Msg{Node: 1, SID: sid, Type: "uwsgi", Body: []byte("head")}) {
 		t.Fatal("Send refused")
 	}
 	for {
@@ -116,7 +117,7 @@ func TestBridgeRoundTrip(t *testing.T) {
 		}
 	}
 	// n0 never connected: a send to it is undeliverable at once.
-	b.Send(&Msg{Node: 0, SID: sid, Type: "body"}, time.Second, nil)
+	b.TrySend(&Msg{Node: 0, SID: sid, Type: "body"})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		rec.mu.Lock()

@@ -82,3 +82,10 @@ func (r *Ring) Pop(m *Msg) bool {
 func (r *Ring) Empty() bool {
 	return r.cells[r.head&r.mask].seq.Load() != r.head+1
 }
+
+// Len returns about how many messages the ring holds (slots claimed by
+// producers and not popped yet). Only the consumer may call it.
+func (r *Ring) Len() int { return int(r.tail.Load() - r.head) }
+
+// Cap returns the ring's number of slots.
+func (r *Ring) Cap() int { return len(r.cells) }

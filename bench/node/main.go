@@ -4,8 +4,12 @@
 // It answers `ping` with `pong`; `/` with 13 bytes in one `headers`
 // message; `/post` after CONTENT_LENGTH bytes of `body` messages; `/stream`
 // with a chunked response of 16 × 1 KiB; and echoes `websocket` and
-// `websocket-binary` messages. On SIGTERM/SIGINT it prints its own CPU time
-// and message counts to stderr and exits.
+// `websocket-binary` messages. With -credits it speaks the proxy's flow
+// control (PROTOCOL.md, "Flow control"): it answers `pong` with "credits"
+// and never sends a session more body bytes than it was granted; what does
+// not fit waits in that session until its next `credit` message, while the
+// loop goes on serving the others. On SIGTERM/SIGINT it prints its own CPU
+// time and message counts to stderr and exits.
 package main
 
 import (
@@ -25,6 +29,7 @@ func main() {
 	endpoint := flag.String("zmq", "tcp://127.0.0.1:15000", "the proxy's ROUTER endpoint to connect to")
 	name := flag.String("name", "bench", "node name (DEALER identity)")
 	hwm := flag.Int("hwm", 100000, "ZeroMQ send and receive high-water marks")
+	credits := flag.Bool("credits", false, "speak credits (per-session flow control): announce them in pongs and send no more than granted")
 	version := flag.Bool("version", false, "print the libzmq version and exit")
 	flag.Parse()
 	if *version {
@@ -52,7 +57,7 @@ func main() {
 	n := newNode(func(sid []byte, typ string, body []byte) error {
 		io.AddMessage(sid, typ, body)
 		return nil
-	})
+	}, *credits)
 	poller := zmq.NewPoller()
 	poller.Add(sock, zmq.POLLIN)
 
@@ -99,8 +104,9 @@ func report(start time.Time, st *stats) {
 	user := time.Duration(ru.Utime.Nano())
 	sys := time.Duration(ru.Stime.Nano())
 	fmt.Fprintf(os.Stderr, "node: cpu user=%s sys=%s wall=%s\n", user, sys, time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(os.Stderr, "node: requests=%d bodies=%d ws=%d pings=%d ends=%d dropped=%d\n",
-		st.requests.Load(), st.bodies.Load(), st.wsMessages.Load(), st.pings.Load(), st.ends.Load(), st.dropped.Load())
+	fmt.Fprintf(os.Stderr, "node: requests=%d bodies=%d ws=%d pings=%d ends=%d dropped=%d credits=%d waits=%d overflows=%d\n",
+		st.requests.Load(), st.bodies.Load(), st.wsMessages.Load(), st.pings.Load(), st.ends.Load(), st.dropped.Load(),
+		st.credits.Load(), st.waits.Load(), st.overflows.Load())
 }
 
 func must(err error) {

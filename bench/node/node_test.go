@@ -10,12 +10,15 @@ type sent struct {
 	sid, typ, body string
 }
 
-func recorder() (*node, *[]sent) {
+// recorder is a node without credits whose messages are recorded.
+func recorder() (*node, *[]sent) { return recorderWith(false) }
+
+func recorderWith(credits bool) (*node, *[]sent) {
 	var out []sent
 	n := newNode(func(sid []byte, typ string, body []byte) error {
 		out = append(out, sent{string(sid), typ, string(body)})
 		return nil
-	})
+	}, credits)
 	return n, &out
 }
 

@@ -25,15 +25,18 @@ func serverOptions(cfg *config.Options, log *slog.Logger) server.Options {
 			MaxURIBytes:  cfg.MaxURI,
 			MaxBodyBytes: cfg.MaxBody,
 		},
-		MaxPendingOutput:    cfg.MaxPendingOutput,
-		StallTimeout:        cfg.StallTimeout,
-		SendTimeout:         cfg.SendTimeout,
-		ZMQHWM:              cfg.ZMQHWM,
-		RetryBuffer:         cfg.RetryBuffer,
-		MaxWebSocketMessage: cfg.MaxWebSocketMessage,
-		Workers:             cfg.Workers,
-		RingSize:            cfg.RingSize,
-		Logger:              log,
+		MaxPendingOutput:      cfg.MaxPendingOutput,
+		MaxPendingOutputTotal: cfg.MaxPendingOutputTotal,
+		CreditWindow:          cfg.CreditWindow,
+		MaxReadAhead:          cfg.MaxReadAhead,
+		StallTimeout:          cfg.StallTimeout,
+		SendTimeout:           cfg.SendTimeout,
+		ZMQHWM:                cfg.ZMQHWM,
+		RetryBuffer:           cfg.RetryBuffer,
+		MaxWebSocketMessage:   cfg.MaxWebSocketMessage,
+		Workers:               cfg.Workers,
+		RingSize:              cfg.RingSize,
+		Logger:                log,
 	}
 	for _, k := range cfg.Ignored {
 		log.Warn("obsolete key of the original BlastBeat accepted and ignored", "file", cfg.File, "line", k.Line, "section", k.Section, "key", k.Key)
@@ -61,7 +64,7 @@ func serverOptions(cfg *config.Options, log *slog.Logger) server.Options {
 		o.VHosts = append(o.VHosts, server.VHost{
 			Name: v.Name, Aliases: v.Aliases, Nodes: v.Nodes, Format: v.Format,
 			WebSocketProtocols: v.WebSocketProtocols,
-			Timeout:            v.Timeout, MaxBody: v.MaxBody,
+			Timeout:            v.Timeout, MaxBody: v.MaxBody, AllowTrace: v.AllowTrace,
 		})
 	}
 	return o

@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blastbeat/blastbeat/node"
+)
+
+// TestShutdownStopsAccepting: on SIGTERM the proxy closes its listeners at
+// once, so that a new connection is refused (not accepted and then reset)
+// while a response in flight is still being waited for; that response
+// then completes, whole and with Connection: close, and the proxy exits 0
+// (startProxy's cleanup checks the exit status).
+func TestShutdownStopsAccepting(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "shutdown-grace = 30\n", catchAll)
+	held := make(chan string, 1)
+	hn := hStartNode(t, p.ZMQ, "n1", func(hn *hNode, n *node.Node, m hMsg) {
+		if m.Type != "uwsgi" {
+			return
+		}
+		if m.Env["PATH_INFO"] == "/slow" {
+			held <- m.SID // answered by the test, through hn.Do
+			return
+		}
+		hRespond(n, m.SID, 200, "", "Hello, World!")
+	})
+	waitRoutable(t, p, "", "/")
+
+	busy, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	if _, err := io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var sid string
+	select {
+	case sid = <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node never got /slow")
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// New connections: accepted (and closed by us) until the listeners
+	// are gone, then refused.
+	const refuseWithin = 5 * time.Second
+	start := time.Now()
+	checkFor(t, refuseWithin, 10*time.Millisecond, func() error {
+		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
+		if err == nil {
+			c.Close()
+			return fmt.Errorf("a new connection to %s is still accepted after SIGTERM", p.Addr)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "connection refused") {
+			return fmt.Errorf("dial after SIGTERM: %v, want connection refused", err)
+		}
+		return nil
+	})
+	t.Logf("new connections refused %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+
+	// The /slow response is still pending: its connection is open and
+	// silent.
+	_ = busy.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	var ne net.Error
+	if n, err := busy.Read(make([]byte, 1)); n > 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("the in-flight connection is not pending while connections are refused: read %d, %v", n, err)
+	}
+
+	// Released, it completes whole and closes.
+	hn.Do(func(n *node.Node) { hRespond(n, sid, 200, "", "late answer") })
+	_ = busy.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(busy)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("in-flight response lost after SIGTERM: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 || string(body) != "late answer" || !resp.Close {
+		t.Fatalf("got %d %q (%v) close=%v, want 200 \"late answer\" with Connection: close",
+			resp.StatusCode, body, err, resp.Close)
+	}
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Errorf("after the response: %q, %v; want EOF", rest, err)
+	}
+
+	// The proxy exits by itself; startProxy's cleanup reaps it and fails
+	// the test unless the status is 0. Waiting here keeps the cleanup's
+	// SIGTERM off a process that is already on its way out.
+	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+		if err != nil {
+			return nil
+		}
+		if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return nil
+		}
+		return errors.New("blastbeat has not exited after the last response")
+	})
+	// Its last words reach the log through a pipe: wait for them.
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(p.Log(), `msg="blastbeat stopped"`) {
+			return errors.New(`no "blastbeat stopped" line in the log`)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,25 @@
+package node
+
+import "errors"
+
+// Errors of one message. None of them is fatal: the Node stays usable and
+// the caller may go on receiving and sending.
+var (
+	// ErrBadMessage is returned by Recv for a message without three
+	// frames; the message is dropped.
+	ErrBadMessage = errors.New("node: message without 3 frames")
+
+	// ErrBadCredit is returned by Recv, with the message, for a `credit`
+	// whose body is not a positive decimal integer; the allowance is
+	// left as it was.
+	ErrBadCredit = errors.New("node: credit body is not a positive decimal")
+
+	// ErrNoCredit is returned by SendBody when the session's allowance
+	// did not cover the message: the bytes it did not send wait for the
+	// next `credit` message of that sid (Recv returns it).
+	ErrNoCredit = errors.New("node: not enough credit")
+
+	// ErrNotBody is returned by SendBody for a message type that carries
+	// no body (heads, end, retry): send those with Send.
+	ErrNotBody = errors.New("node: SendBody of a message type without a body")
+)
