@@ -144,7 +144,7 @@ func (p *parser) section(e entry) error {
 				return p.errorAt(e.line, p.name, "", ErrDuplicate, fmt.Sprintf("virtual host %q first defined at line %d", host, v.Line))
 			}
 		}
-		p.opts.VHosts = append(p.opts.VHosts, VHost{Name: host, Format: "uwsgi", Line: e.line})
+		p.opts.VHosts = append(p.opts.VHosts, VHost{Name: host, Format: "uwsgi", HTTPSRedirect: true, Line: e.line})
 		p.keys = p.vhostKeys(&p.opts.VHosts[len(p.opts.VHosts)-1])
 	default:
 		return p.errorAt(e.line, p.name, "", ErrUnknownSection, "expected [blastbeat] or [blastbeat:HOST[:PORT]]")
@@ -251,6 +251,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"max-pending-output-total": set(&o.MaxPendingOutputTotal, parseSize),
 		"credit-window":            set(&o.CreditWindow, parseSizeInt),
 		"max-read-ahead":           set(&o.MaxReadAhead, parseSizeInt),
+		"tls-handshake-timeout":    set(&o.TLSHandshakeTimeout, parseDuration),
+		"max-tls-handshakes":       set(&o.MaxTLSHandshakes, parseInt),
 		"retry-buffer":             set(&o.RetryBuffer, parseSizeInt),
 		"header-timeout":           set(&o.HeaderTimeout, parseDuration),
 		"idle-timeout":             set(&o.IdleTimeout, parseDuration),
@@ -281,6 +283,7 @@ func (p *parser) vhostKeys(v *VHost) map[string]func(string) error {
 		"max-body":            set(&v.MaxBody, parseSize),
 		"alias":               add(&v.Aliases, true, parseVHostName),
 		"allow-trace":         set(&v.AllowTrace, parseBool),
+		"https-redirect":      set(&v.HTTPSRedirect, parseBool),
 		"sessions":            p.ignore("sessions"),
 		"cache":               p.ignore("cache"),
 	}

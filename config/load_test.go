@@ -103,7 +103,7 @@ func want(mod func(o *config.Options)) config.Options {
 
 // vhost returns a VHost with the default format.
 func vhost(name string, line int, nodes ...string) config.VHost {
-	return config.VHost{Name: name, Nodes: nodes, Format: "uwsgi", Line: line}
+	return config.VHost{Name: name, Nodes: nodes, Format: "uwsgi", HTTPSRedirect: true, Line: line}
 }
 
 func TestParseExamples(t *testing.T) {
@@ -210,6 +210,8 @@ func TestDefaults(t *testing.T) {
 		MaxPendingOutputTotal: 256 << 20,
 		CreditWindow:          256 << 10,
 		MaxReadAhead:          1 << 20,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxTLSHandshakes:      1024,
 		RetryBuffer:           1 << 20,
 		HeaderTimeout:         10 * time.Second,
 		IdleTimeout:           120 * time.Second,
@@ -299,6 +301,8 @@ node = fallback
 		MaxPendingOutputTotal: 64 << 20,
 		CreditWindow:          128 << 10,
 		MaxReadAhead:          64 << 10,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxTLSHandshakes:      1024,
 		RetryBuffer:           0,
 		HeaderTimeout:         2500 * time.Millisecond,
 		IdleTimeout:           0,
@@ -322,6 +326,7 @@ node = fallback
 				WebSocketProtocols: []string{"chat", "superchat", "v2.bb"},
 				Timeout:            250 * time.Millisecond,
 				MaxBody:            10 << 20,
+				HTTPSRedirect:      true,
 				Line:               34,
 			},
 			vhost("*", 48, "fallback"),
@@ -483,13 +488,42 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestParseBindSSLNeedsCertificate(t *testing.T) {
+	tests := []struct {
+		name, src, key string
+		line           int
+	}{
+		{name: "no certificate", src: "[blastbeat]\nzmq = inproc://x\n[blastbeat:a]\nnode = n\nbind-ssl = 0.0.0.0:443\nkey = k.pem\n", key: "certificate", line: 5},
+		{name: "no key", src: "[blastbeat]\nzmq = inproc://x\n[blastbeat:a]\nnode = n\nbind-ssl = 0.0.0.0:443\ncertificate = c.pem\n", key: "key", line: 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse("tls.ini", []byte(tt.src))
+			if err == nil {
+				t.Fatal("parsed")
+			}
+			if want := "tls.ini:" + strconv.Itoa(tt.line) + ": "; !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("error %q, want %q… naming %s", err, want, tt.key)
+			}
+		})
+	}
+	// The [blastbeat] defaults fill a virtual host's certificate and key.
+	o, err := config.Parse("tls.ini", []byte("[blastbeat]\nzmq = inproc://x\ncertificate = d.pem\nkey = d.key\n[blastbeat:a]\nnode = n\nbind-ssl = 0.0.0.0:443\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := o.VHosts[0]; v.Certificate != "d.pem" || v.Key != "d.key" {
+		t.Errorf("vhost certificate %q key %q, want the defaults", v.Certificate, v.Key)
+	}
+}
+
 func TestParseVHostBindsSatisfyBind(t *testing.T) {
 	tests := []struct {
 		name string
 		src  string
 	}{
 		{name: "bind", src: "[blastbeat]\nzmq = inproc://x\n[blastbeat:a]\nnode = n\nbind = 0.0.0.0:80\n"},
-		{name: "bind-ssl", src: "[blastbeat]\nzmq = inproc://x\n[blastbeat:a]\nnode = n\nbind-ssl = 0.0.0.0:443\n"},
+		{name: "bind-ssl", src: "[blastbeat]\nzmq = inproc://x\ncertificate = c.pem\nkey = c.key\n[blastbeat:a]\nnode = n\nbind-ssl = 0.0.0.0:443\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -50,6 +50,10 @@ type VHost struct {
 	// AllowTrace passes TRACE requests to the nodes (allow-trace, default
 	// false: TRACE is answered 405 by the proxy).
 	AllowTrace bool
+	// HTTPSRedirect answers plain requests for a virtual host served only
+	// on its own bind-ssl listeners with a 308 to https:// (https-redirect,
+	// default true; false answers 404 like an unknown host).
+	HTTPSRedirect bool
 	// Line is the line of the section header.
 	Line int
 }
@@ -117,6 +121,13 @@ type Options struct {
 	// a response is in flight before reading pauses (max-read-ahead,
 	// default 1 MiB).
 	MaxReadAhead int
+	// TLSHandshakeTimeout bounds a TLS handshake (tls-handshake-timeout,
+	// default 10s).
+	TLSHandshakeTimeout time.Duration
+	// MaxTLSHandshakes bounds the TLS handshakes in flight; more
+	// connections wait in the listen queue (max-tls-handshakes, default
+	// 1024).
+	MaxTLSHandshakes int
 	// RetryBuffer is how many bytes of a request body are kept to retry it
 	// on another node (retry-buffer, default 1 MiB).
 	RetryBuffer int
@@ -173,6 +184,8 @@ func Defaults() Options {
 		MaxPendingOutputTotal: 256 << 20,
 		CreditWindow:          256 << 10,
 		MaxReadAhead:          1 << 20,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxTLSHandshakes:      1024,
 		RetryBuffer:           1 << 20,
 		HeaderTimeout:         10 * time.Second,
 		IdleTimeout:           120 * time.Second,

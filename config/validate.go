@@ -49,6 +49,8 @@ func (p *parser) validate() error {
 			fmt.Sprintf("must be at least max-pending-output (%d)", o.MaxPendingOutput)},
 		{"credit-window", o.CreditWindow >= 1024, "must be at least 1k"},
 		{"max-read-ahead", o.MaxReadAhead >= 4096, "must be at least 4k"},
+		{"tls-handshake-timeout", o.TLSHandshakeTimeout > 0, "must be greater than 0"},
+		{"max-tls-handshakes", o.MaxTLSHandshakes > 0, "must be greater than 0"},
 		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
 		{"workers", o.Workers >= 0, "must not be negative"},
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},
@@ -66,9 +68,28 @@ func (p *parser) validate() error {
 			return p.errorAt(line, mainSection, c.key, ErrBadValue, c.msg)
 		}
 	}
-	for _, v := range o.VHosts {
+	for i := range o.VHosts {
+		v := &o.VHosts[i]
 		if len(v.Nodes) == 0 {
 			return p.errorAt(v.Line, mainSection+":"+v.Name, "node", ErrMissing, "at least one node is required")
+		}
+		if len(v.BindSSL) == 0 {
+			continue
+		}
+		// A TLS virtual host needs a certificate and key: its own, or
+		// the [blastbeat] defaults.
+		if v.Certificate == "" {
+			v.Certificate = o.Certificate
+		}
+		if v.Key == "" {
+			v.Key = o.Key
+		}
+		section := mainSection + ":" + v.Name
+		if v.Certificate == "" {
+			return p.errorAt(v.BindSSL[0].Line, section, "certificate", ErrMissing, "bind-ssl needs a certificate (here or in [blastbeat])")
+		}
+		if v.Key == "" {
+			return p.errorAt(v.BindSSL[0].Line, section, "key", ErrMissing, "bind-ssl needs a key (here or in [blastbeat])")
 		}
 	}
 	return nil
