@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/blastbeat/blastbeat/config"
 	"github.com/blastbeat/blastbeat/server"
@@ -51,10 +52,16 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "blastbeat: %v\n", err)
 		return 1
 	}
+	tlsLns, tlsOrder, err := tlsListeners(cfg, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "blastbeat: %v\n", err)
+		return 1
+	}
 	if *check {
 		fmt.Fprintf(stderr, "blastbeat: %s: configuration ok\n", cfg.File)
 		return 0
 	}
+	_, _ = tlsLns, tlsOrder // served by the TLS listeners (server.Options.TLS)
 	log := newLogger(cfg, stderr)
 	// Catch the signals before the listeners exist, so that a SIGTERM
 	// that races the start still stops gracefully.

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/blastbeat/blastbeat/config"
+	"github.com/blastbeat/blastbeat/internal/tlsconf"
+)
+
+// tlsListeners loads the certificates of every bind-ssl listener, grouped
+// by address in file order (the first virtual host of an address gives
+// the certificate for clients without SNI or with an unknown name). Both
+// `-t` and the start use it, so a missing, unreadable, mismatched or
+// expired file is reported before anything listens, naming the file, the
+// config line and the virtual host. Relative paths are taken from the
+// config file's folder.
+func tlsListeners(cfg *config.Options, now time.Time) (map[string]*tlsconf.Listener, []string, error) {
+	sites := map[string][]tlsconf.Site{}
+	var order []string
+	for _, v := range cfg.VHosts {
+		for _, b := range v.BindSSL {
+			site := tlsconf.Site{
+				Names:    append([]string{hostOnly(v.Name)}, v.Aliases...),
+				CertFile: relTo(cfg.File, v.Certificate),
+				KeyFile:  relTo(cfg.File, v.Key),
+			}
+			if _, err := tlsconf.Load(site.CertFile, site.KeyFile, now); err != nil {
+				return nil, nil, fmt.Errorf("%s:%d: [blastbeat:%s] bind-ssl %s: %w", cfg.File, b.Line, v.Name, b.Addr, err)
+			}
+			if _, seen := sites[b.Addr]; !seen {
+				order = append(order, b.Addr)
+			}
+			sites[b.Addr] = append(sites[b.Addr], site)
+		}
+	}
+	out := make(map[string]*tlsconf.Listener, len(sites))
+	for addr, ss := range sites {
+		l, err := tlsconf.NewListener(ss, now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: bind-ssl %s: %w", cfg.File, addr, err)
+		}
+		out[addr] = l
+	}
+	return out, order, nil
+}
+
+// relTo resolves path against the folder of the config file.
+func relTo(file, path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(filepath.Dir(file), path)
+}
+
+// hostOnly drops a virtual host name's port ("a.test:8443" → "a.test").
+func hostOnly(name string) string {
+	if i := len(name) - 1; i > 0 && name[0] != '[' {
+		for j := i; j >= 0; j-- {
+			if name[j] == ':' {
+				return name[:j]
+			}
+			if name[j] < '0' || name[j] > '9' {
+				break
+			}
+		}
+	}
+	return name
+}
