@@ -58,6 +58,7 @@ type conn struct {
 	dirty      bool // queued in loop.dirty
 	closed     bool
 	closing    bool // closeNow was called: gnet closes it soon
+	endSent    bool // the last message to the node was `end`
 	creditOn   bool // the node speaks credits for the response in flight
 	retryLost  bool // the body outgrew the retry buffer
 	ws         bool // upgraded: the bytes are WebSocket frames
@@ -436,7 +437,8 @@ func (c *conn) bind(vh *session.VHost, n *session.Node) {
 // (loop.retryRing); the other connections of the loop go on.
 func (c *conn) send(typ string, body []byte) {
 	m := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: typ, Body: body, Tag: c.reqSeq}
-	if !c.queuedFor(m.Node) && c.srv().bridge.TrySend(&m) {
+	c.endSent = typ == "end"
+	if !c.queuedFor(m.Node) && c.srv().ring.TrySend(&m) {
 		return
 	}
 	c.queueOut(m)
@@ -466,7 +468,7 @@ func (c *conn) leave(n *session.Node) {
 	clear(c.outq[len(keep):])
 	c.outq = keep
 	end := zmqbridge.Msg{Node: n.Index, SID: c.sid, Type: "end"}
-	if !c.srv().bridge.TrySend(&end) {
+	if !c.srv().ring.TrySend(&end) {
 		c.l.orphan(end)
 	}
 	c.updateReadPause()
@@ -474,18 +476,18 @@ func (c *conn) leave(n *session.Node) {
 
 // queueOut keeps m until the ring has room.
 func (c *conn) queueOut(m zmqbridge.Msg) {
-	if len(c.outq) == 0 {
-		c.srv().stats.RingFull.Add(1)
-		c.l.waitRoom(c)
-	}
 	c.outq = append(c.outq, m)
+	if len(c.outq) == 1 {
+		c.srv().stats.RingFull.Add(1)
+		c.l.waitRoom(c, &c.outq[0])
+	}
 	c.updateReadPause()
 }
 
 // retryOut pushes the messages the ring refused; it reports whether
 // all went.
 func (c *conn) retryOut() bool {
-	c.outq = retryMsgs(c.srv().bridge, c.outq)
+	c.outq = retryMsgs(c.srv().ring, c.outq)
 	if len(c.outq) == 0 {
 		c.outq = nil
 	}
@@ -495,7 +497,7 @@ func (c *conn) retryOut() bool {
 // retryMsgs pushes msgs in order per node: a message for a stuck node
 // stays, with every later one for that node, while the others go; a full
 // ring stops it. It returns what stays.
-func retryMsgs(b *zmqbridge.Bridge, msgs []zmqbridge.Msg) []zmqbridge.Msg {
+func retryMsgs(b ringSender, msgs []zmqbridge.Msg) []zmqbridge.Msg {
 	var stuck []int
 	keep := msgs[:0]
 	for i := range msgs {

@@ -63,8 +63,12 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c.node != nil {
 		// What the ring refused is dropped; the node still gets `end`,
 		// after everything it was sent (loop.orphans keep the order).
+		// Once: a failed request already told the node (endSent), unless
+		// that `end` still waits in outq, which is dropped here.
 		end := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: "end"}
-		if len(c.outq) > 0 || !s.bridge.TrySend(&end) {
+		switch queued := c.queuedFor(c.node.Index); {
+		case c.endSent && !queued:
+		case queued || !s.ring.TrySend(&end):
 			c.l.orphan(end)
 		}
 		c.node.Unbind()

@@ -221,16 +221,28 @@ func (l *loop) closeIdle() {
 	})
 }
 
-// waitRoom registers c to be retried when the ring has room.
-func (l *loop) waitRoom(c *conn) {
+// waitRoom registers c, whose message m was refused, to be retried when
+// there is room for it.
+func (l *loop) waitRoom(c *conn, m *zmqbridge.Msg) {
 	l.roomWait = append(l.roomWait, c)
-	l.wantRoom.Store(true)
+	l.askRoom(m)
 }
 
 // orphan keeps the `end` of a closed connection that the ring refused.
 func (l *loop) orphan(m zmqbridge.Msg) {
 	l.orphans = append(l.orphans, m)
+	l.askRoom(&m)
+}
+
+// askRoom asks the bridge for a Room call once m can go. The loop's
+// flag is set first, so the Room that follows always finds it.
+func (l *loop) askRoom(m *zmqbridge.Msg) {
 	l.wantRoom.Store(true)
+	n := -1
+	if l.s.ring.NodeFull(m.Node) {
+		n = m.Node
+	}
+	l.s.ring.WantRoom(n)
 }
 
 // room is called by the bridge goroutine when the ring has room again.
@@ -246,7 +258,7 @@ func (l *loop) room() {
 // the connections whose messages all went.
 func (l *loop) retryRoom() {
 	l.wantRoom.Store(false)
-	l.orphans = retryMsgs(l.s.bridge, l.orphans)
+	l.orphans = retryMsgs(l.s.ring, l.orphans)
 	waiting := l.roomWait
 	l.roomWait = nil
 	var again []*conn
@@ -265,8 +277,11 @@ func (l *loop) retryRoom() {
 		}
 	}
 	l.roomWait = append(again, l.roomWait...)
-	if len(l.roomWait) > 0 || len(l.orphans) > 0 {
-		l.wantRoom.Store(true)
+	for _, c := range l.roomWait {
+		l.askRoom(&c.outq[0])
+	}
+	if len(l.orphans) > 0 {
+		l.askRoom(&l.orphans[0])
 	}
 	l.flush()
 }

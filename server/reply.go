@@ -46,6 +46,12 @@ func (c *conn) apply(r *reply) {
 	case rHeaders:
 		c.onResponseHead(r.body)
 	case rUwsgi:
+		if c.phase != phAwaitHead {
+			// Checked before the conversion: a malformed head between
+			// requests must not answer a request nobody made.
+			s.stats.Unexpected.Add(1)
+			return
+		}
 		head, err := protocol.UwsgiResponseToHead(nil, r.body)
 		if err != nil {
 			c.badResponse()

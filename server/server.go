@@ -35,7 +35,8 @@ type Server struct {
 	loops  []*loop
 
 	// Set once in Start/OnBoot.
-	bridge *zmqbridge.Bridge
+	bridge *zmqbridge.Bridge // Stop and Stats
+	ring   ringSender        // the loops' sends: bridge, or a test's fake
 	eng    gnet.Engine
 	booted chan struct{}
 	ran    chan error
@@ -136,7 +137,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	s.bridge = b
+	s.bridge, s.ring = b, b
 	addrs := make([]string, len(s.opts.Binds))
 	for i, a := range s.opts.Binds {
 		addrs[i] = "tcp://" + a

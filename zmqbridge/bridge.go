@@ -183,17 +183,29 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 func (b *Bridge) TrySend(m *Msg) bool {
 	if b.NodeFull(m.Node) {
 		// That node is stuck: only its own sessions wait.
-		b.wantNode.Store(true)
 		b.stats.nodeFull.Add(1)
 		return false
 	}
 	if b.tryPush(m) {
 		return true
 	}
-	b.wantRing.Store(true)
 	b.stats.ringFull.Add(1)
-	b.wake()
 	return false
+}
+
+// WantRoom asks for the Handler's Room once node n can take messages
+// again (n < 0: once the ring has room). A producer refused by TrySend
+// calls it after it has recorded what waits, so that no Room it needs
+// can come too early to be seen. Safe from any goroutine.
+func (b *Bridge) WantRoom(n int) {
+	if n >= 0 && n < len(b.nodeHeld) {
+		b.wantNode.Store(true) // before the check: nodeMoved sees one or the other
+		if b.NodeFull(n) {
+			return
+		}
+	}
+	b.wantRing.Store(true)
+	b.wake()
 }
 
 // NodeFull reports whether TrySend refuses messages for node n now (it
@@ -341,7 +353,7 @@ func (b *Bridge) run(ready chan<- error) {
 			wait = time.Millisecond // retry the held nodes
 		}
 		b.sleeping.Store(true)
-		if !b.ring.Empty() || !paused && b.readable() || b.stopping.Load() {
+		if !b.ring.Empty() || !paused && b.readable() || b.stopping.Load() || b.wantRing.Load() && b.hasRoom() {
 			b.sleeping.Store(false)
 			continue
 		}
