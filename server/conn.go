@@ -1,10 +1,7 @@
 package server
 
 import (
-	"net"
 	"slices"
-	"strconv"
-	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -14,81 +11,43 @@ import (
 	"github.com/blastbeat/blastbeat/zmqbridge"
 )
 
-// phase is where a connection is in its request/response cycle.
-type phase uint8
-
-const (
-	phIdle      phase = iota // no request in flight
-	phAwaitHead              // request forwarded, no response head yet
-	phStreaming              // response head sent, body in progress
-)
-
-// respMode is how the end of the current response is found.
-type respMode uint8
-
-const (
-	modeNone    respMode = iota // no body: complete after the head
-	modeLength                  // Content-Length bytes
-	modeChunked                 // chunk messages framed as chunked coding
-	modeClose                   // delimited by closing the connection
-)
-
-// conn is one client connection and, for HTTP/1.x, its session.
-// Every field is owned by the connection's event loop.
+// conn is one client connection: its transport (plain gnet, or TLS over
+// it), the protocol machine reading it (HTTP/1.1, then WebSocket after an
+// upgrade), and, for HTTP/1.x, its one session and stream. Every field is
+// owned by the connection's event loop.
 type conn struct {
-	gc  gnet.Conn
+	t   transport // the client's bytes
+	m   machine   // how they are read and how replies are framed
 	l   *loop
+	ln  *listener // the listener that accepted it
 	sid session.SID
 	ci  *protocol.ConnInfo // built at the first request
 
 	parser *protocol.RequestParser // only while a request is being read
 	vhost  *session.VHost
 	node   *session.Node
+	stream // the request/response exchange in flight (HTTP/1.x: one)
 
-	phase      phase
-	mode       respMode
-	minor      uint8
-	hops       uint8
 	keepAlive  bool // the client allows another request
 	closeAfter bool // close once the current response is complete
-	headReq    bool // the request in flight is HEAD
-	reading    bool // the request body is still arriving
-	discard    bool // drop the body: the proxy answered this request
-	dechunk    bool // chunk messages are written raw (HTTP/1.0 client)
 	dirty      bool // queued in loop.dirty
 	closed     bool
 	closing    bool // closeNow was called: gnet closes it soon
 	endSent    bool // the last message to the node was `end`
-	creditOn   bool // the node speaks credits for the response in flight
-	retryLost  bool // the body outgrew the retry buffer
-	ws         bool // upgraded: the bytes are WebSocket frames
+	readPaused bool
 	wsFragOp   ws.OpCode
 	wsFrag     []byte // a fragmented message being joined; nil otherwise
 
-	remaining  int64 // modeLength: body bytes still due
 	headBy     int64 // unix ns: the request head must be complete by then (408)
-	answerBy   int64 // unix ns: the response head must arrive by then (504)
 	lastActive int64
 	progressAt int64 // unix ns: output last drained to the client (stall-timeout)
 
-	pendingOut int             // output held in gnet's buffer, as last accounted
-	credit     int64           // body bytes the node may still send (creditOn)
+	pendingOut int             // output held in the transport, as last accounted
 	outq       []zmqbridge.Msg // messages the ring refused, in order; reading pauses
-	readPaused bool
-
-	reqSeq     uint32   // numbers requests, to tell stale send failures
-	bodyBytes  int64    // request body bytes so far (the vhost's max-body)
-	retry      [][]byte // request head and body kept for retry/failover
-	retryBytes int
-	out        [][]byte // output queued during one loop turn
+	out        [][]byte        // output queued during one loop turn
 }
 
 func (c *conn) srv() *Server { return c.l.s }
-
-// idle reports whether the connection is between requests.
-func (c *conn) idle() bool {
-	return c.phase == phIdle && !c.reading && (c.parser == nil || c.parser.Idle())
-}
 
 // queue adds b to the output written at the end of this loop turn. b must
 // stay unchanged until then.
@@ -108,7 +67,7 @@ func (c *conn) flush() {
 		return
 	}
 	if len(c.out) > 0 {
-		_, _ = c.gc.Writev(c.out)
+		_, _ = c.t.Writev(c.out)
 		for i := range c.out {
 			c.out[i] = nil
 		}
@@ -136,7 +95,7 @@ func (c *conn) accountOutput() {
 		return
 	}
 	s := c.srv()
-	ob := c.gc.OutboundBuffered()
+	ob := c.t.OutboundBuffered()
 	if ob == c.pendingOut {
 		c.maybeGrant()
 		return
@@ -162,26 +121,9 @@ func (c *conn) slowReader(limit string, held int) {
 	s := c.srv()
 	s.stats.SlowClients.Add(1)
 	s.opts.Logger.Info("closing a slow reader", "limit", limit, "held", held,
-		"remote", c.gc.RemoteAddr().String(), "sid", c.sid.String())
+		"remote", c.t.RemoteAddr().String(), "sid", c.sid.String())
 	c.closeAfter = true
 	c.closeNow()
-}
-
-// maybeGrant sends the node more credit once the client drained half of
-// the window: what the node may still send plus what the client has not
-// read stays within credit-window.
-func (c *conn) maybeGrant() {
-	if !c.creditOn || c.closeAfter || c.node == nil {
-		return
-	}
-	w := int64(c.srv().opts.CreditWindow)
-	outstanding := max(c.credit, 0) + int64(c.pendingOut)
-	if outstanding > w/2 {
-		return
-	}
-	g := w - outstanding
-	c.credit += g
-	c.send("credit", strconv.AppendInt(nil, g, 10))
 }
 
 // onDrained runs when gnet wrote some of the held output to the client.
@@ -195,240 +137,24 @@ func (c *conn) onDrained() {
 func (c *conn) closeNow() {
 	if !c.closed && !c.closing {
 		c.closing = true
-		_ = c.gc.Close()
+		_ = c.t.Close()
 	}
 }
 
-// fail answers the current request with a proxy error and closes the
-// connection after it; nothing more is read from the client.
-func (c *conn) fail(status int, msg string) {
-	c.srv().stats.Rejected.Add(1)
-	c.reading = false
-	c.queue(protocol.AppendError(nil, status, msg, true))
-	c.closeAfter = true
-	c.discard = true
-	c.endRequest()
-}
-
-// endRequest forgets the request in flight (its node binding stays) and
-// queues the connection for this turn's flush, which closes it when
-// closeAfter is set, even if no byte is left to write.
-func (c *conn) endRequest() {
-	c.phase = phIdle
-	c.retry, c.retryBytes, c.retryLost = nil, 0, false
-	c.lastActive = c.srv().now() // idle-timeout counts from here
-	c.l.markDirty(c)
-}
-
-// onTraffic parses what the client sent; see handler.OnTraffic.
+// onTraffic hands what the client sent to the protocol machine; see
+// handler.OnTraffic.
 func (c *conn) onTraffic() gnet.Action {
 	c.lastActive = c.srv().now()
-	defer c.updateReadPause()
-	for !c.closeAfter && len(c.outq) == 0 {
-		if c.ws {
-			return c.wsTraffic()
-		}
-		atHead := c.parser == nil || c.parser.InHead()
-		if atHead && c.phase != phIdle {
-			// A pipelined request waits for the current response; reading
-			// pauses once max-read-ahead bytes wait (updateReadPause).
+	for m := c.m; ; m = c.m {
+		m.traffic(c)
+		if c.m == m {
 			break
 		}
-		buf, _ := c.gc.Peek(-1)
-		if len(buf) == 0 && atHead {
-			break
-		}
-		if c.parser == nil {
-			c.parser = c.l.parser()
-			if c.reqSeq > 0 {
-				// The first request's deadline runs from accept (OnOpen).
-				c.headBy = c.lastActive + int64(c.srv().opts.HeaderTimeout)
-			}
-		}
-		n, ev, data, err := c.parser.Feed(buf)
-		if err != nil {
-			c.protocolError(err)
-			if len(buf) > 0 {
-				_, _ = c.gc.Discard(len(buf))
-			}
-			break
-		}
-		switch ev {
-		case protocol.EvHead:
-			c.onHead(c.parser.Request(), buf[:n])
-		case protocol.EvBody:
-			c.onBody(data)
-		case protocol.EvEnd:
-			c.onEnd()
-		}
-		if n > 0 {
-			// gnet's Discard(0) would drop the whole inbound buffer.
-			_, _ = c.gc.Discard(n)
-		}
-		if ev == protocol.EvNeedMore {
-			break
-		}
+		// Upgraded: the new machine reads what followed the handshake.
 	}
+	c.updateReadPause()
 	c.l.flush()
 	return gnet.None
-}
-
-func (c *conn) protocolError(err error) {
-	pe, ok := err.(*protocol.Error)
-	if !ok {
-		pe = protocol.ErrBadRequestLine
-	}
-	if c.reading && c.phase != phIdle {
-		// Mid-body: the node has the head already; tell it to drop the
-		// session, and answer the client if no response began.
-		c.sendEnd()
-		if c.phase == phStreaming {
-			c.closeAfter = true
-			c.closeNow()
-			return
-		}
-	}
-	c.fail(pe.Status, pe.Msg)
-}
-
-// connInfo returns the connection's environ facts, computed once.
-func (c *conn) connInfo() *protocol.ConnInfo {
-	if c.ci != nil {
-		return c.ci
-	}
-	ci := &protocol.ConnInfo{}
-	if a, ok := c.gc.LocalAddr().(*net.TCPAddr); ok {
-		ci.ServerPort = strconv.Itoa(a.Port)
-	}
-	if a, ok := c.gc.RemoteAddr().(*net.TCPAddr); ok {
-		ci.RemoteAddr = a.IP.String()
-		ci.RemotePort = strconv.Itoa(a.Port)
-	}
-	c.ci = ci
-	return ci
-}
-
-// onHead routes a complete request head to a node.
-func (c *conn) onHead(r *protocol.Request, raw []byte) {
-	s := c.srv()
-	c.minor = uint8(r.Minor)
-	c.keepAlive = r.KeepAlive && !s.draining.Load()
-	c.headReq = string(r.Method) == "HEAD"
-	c.reading = r.HasBody()
-	c.discard = false
-	c.hops = 0
-	c.reqSeq++
-	c.bodyBytes = 0
-
-	// r.Host is the absolute-form authority when there is one.
-	vh := s.router.Match(r.Host)
-	if vh == nil {
-		c.reject(404, "no virtual host for this Host")
-		return
-	}
-	if string(r.Method) == "TRACE" && !vh.AllowTrace {
-		// TRACE echoes the request, credentials included (cross-site
-		// tracing): refused unless the vhost says allow-trace.
-		c.srv().stats.Rejected.Add(1)
-		c.discard = true
-		closeConn := !c.keepAlive
-		c.queue(appendMethodNotAllowed(closeConn))
-		if closeConn {
-			c.closeAfter = true
-		}
-		return
-	}
-	if vh.MaxBody > 0 && r.ContentLength > vh.MaxBody {
-		c.fail(413, protocol.ErrBodyTooLarge.Msg)
-		return
-	}
-	wsReq, upgrade := protocol.IsWebSocketUpgrade(r)
-	if upgrade && !c.checkWebSocketHandshake(r, wsReq) {
-		return
-	}
-	var msg []byte
-	var typ string
-	var err error
-	if vh.Format == session.FormatHeaders {
-		typ = "headers"
-		msg = append(make([]byte, 0, r.HeadLen), trimLeadingCRLF(raw)...)
-	} else {
-		typ = "uwsgi"
-		msg, err = protocol.AppendEnviron(make([]byte, 0, r.HeadLen+256), r, c.connInfo())
-		if err != nil {
-			c.fail(431, protocol.ErrUwsgiTooLarge.Msg)
-			return
-		}
-	}
-	now := s.now()
-	if c.node == nil || c.vhost != vh || !c.node.Alive(now, s.nodes.DeadAfter()) {
-		// A new session, or its node died between requests: (re)bind.
-		n := vh.Pick(now, s.nodes.DeadAfter(), nil)
-		if n == nil {
-			c.reject(503, "no live backend node")
-			return
-		}
-		c.bind(vh, n)
-	}
-	c.retry = append(c.retry[:0], msg)
-	c.retryBytes = 0
-	c.retryLost = false
-	c.phase = phAwaitHead
-	// A deadline from the coarse clock could fire up to sweepEvery early.
-	c.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
-	c.send(typ, msg)
-	c.startCredit()
-	s.stats.Requests.Add(1)
-	if upgrade {
-		c.startWebSocket(wsReq)
-		return
-	}
-	if r.Expect100 && c.reading {
-		c.queue([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
-	}
-}
-
-// appendMethodNotAllowed is the proxy's 405 for TRACE (RFC 9110 §15.5.6:
-// with Allow).
-func appendMethodNotAllowed(closeConn bool) []byte {
-	const body = "TRACE is not allowed\r\n"
-	b := []byte("HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
-	b = strconv.AppendInt(b, int64(len(body)), 10)
-	if closeConn {
-		b = append(b, "\r\nConnection: close"...)
-	}
-	b = append(b, "\r\n\r\n"...)
-	return append(b, body...)
-}
-
-// trimLeadingCRLF drops the empty lines a head may start with.
-func trimLeadingCRLF(b []byte) []byte {
-	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
-		b = b[1:]
-	}
-	return b
-}
-
-// reject answers a well-formed request the proxy cannot route; the
-// connection stays usable and the request body is skipped.
-func (c *conn) reject(status int, msg string) {
-	c.srv().stats.Rejected.Add(1)
-	c.discard = true
-	close := !c.keepAlive
-	c.queue(protocol.AppendError(nil, status, msg, close))
-	if close {
-		c.closeAfter = true
-	}
-}
-
-// bind attaches the session to node n of vh.
-func (c *conn) bind(vh *session.VHost, n *session.Node) {
-	if c.node != nil {
-		c.leave(c.node)
-		c.node.Unbind()
-	}
-	c.vhost, c.node = vh, n
-	n.Bind()
 }
 
 // send queues a message for the session's node. It never waits: a
@@ -537,154 +263,34 @@ func (c *conn) updateReadPause() {
 	}
 	o := &c.srv().opts
 	want := len(c.outq) > 0 || c.pendingOut > o.MaxPendingOutput/2 ||
-		c.phase != phIdle && !c.ws && c.gc.InboundBuffered() >= o.MaxReadAhead
+		c.m.readAhead(c) && c.t.InboundBuffered() >= o.MaxReadAhead
 	if want == c.readPaused {
 		return
 	}
 	var err error
 	if want {
-		err = c.gc.PauseRead()
+		err = c.t.PauseRead()
 	} else {
-		err = c.gc.ResumeRead()
+		err = c.t.ResumeRead()
 	}
 	if err != nil {
 		c.closeNow()
 		return
 	}
 	c.readPaused = want
-	if !want && c.gc.InboundBuffered() > 0 {
+	if !want && c.t.InboundBuffered() > 0 {
 		c.l.resume = append(c.l.resume, c) // bytes read before the pause
 	}
 }
 
-func (c *conn) onBody(data []byte) {
-	if c.discard || c.node == nil {
-		return
-	}
-	// The vhost's max-body also bounds bodies of unknown length.
-	if c.bodyBytes += int64(len(data)); c.vhost.MaxBody > 0 && c.bodyBytes > c.vhost.MaxBody {
-		c.protocolError(protocol.ErrBodyTooLarge)
-		return
-	}
-	piece := append([]byte(nil), data...)
-	c.keepForRetry(piece)
-	c.send("body", piece)
-}
-
-func (c *conn) keepForRetry(piece []byte) {
-	if c.phase != phAwaitHead || c.retryLost {
-		return
-	}
-	if c.retryBytes+len(piece) > c.srv().opts.RetryBuffer {
-		c.retry, c.retryLost = nil, true
-		return
-	}
-	c.retry = append(c.retry, piece)
-	c.retryBytes += len(piece)
-}
-
-func (c *conn) onEnd() {
-	p := c.parser
-	chunked := p.Request().Chunked
-	if !c.discard && c.node != nil && c.reading && chunked {
-		empty := []byte{}
-		c.keepForRetry(empty)
-		c.send("body", empty)
-	}
-	c.reading = false
-	c.discard = false
-	if c.parser != p || !p.Idle() {
-		return // closed (and the parser released) while the send waited
-	}
-	c.parser = nil
-	c.l.releaseParser(p)
-	c.headBy = 0
-}
-
-// startCredit opens the response's credit window when the session's node
-// speaks credits (PROTOCOL.md): the grant follows the request head.
-func (c *conn) startCredit() {
-	c.creditOn = c.node.Credits()
-	if !c.creditOn {
-		return
-	}
-	w := c.srv().opts.CreditWindow
-	c.credit = int64(w)
-	c.send("credit", strconv.AppendInt(nil, int64(w), 10))
-}
-
-// checkTimeouts enforces the header, response and idle timeouts.
+// checkTimeouts enforces the stall timeout, then the machine's own.
 func (c *conn) checkTimeouts(now int64) {
 	s := c.srv()
 	switch {
 	case c.closed:
-	case c.ws:
-		if c.node != nil && !c.node.Alive(now, s.nodes.DeadAfter()) {
-			c.wsClose(ws.StatusGoingAway, "backend node gone")
-		}
-	case c.phase == phAwaitHead && now > c.answerBy:
-		s.stats.Timeouts.Add(1)
-		c.sendEnd()
-		c.fail(504, "backend did not answer in time")
-	case c.phase != phIdle && c.node != nil && !c.node.Alive(now, s.nodes.DeadAfter()):
-		c.nodeFailed()
 	case c.pendingOut > 0 && now-c.progressAt > int64(s.opts.StallTimeout):
 		c.slowReader("stall-timeout", c.pendingOut)
-	case c.phase == phIdle && c.parser != nil && c.parser.InHead() && c.headBy > 0 && now > c.headBy:
-		c.fail(408, "request head not received in time")
-	case c.phase == phIdle && c.parser == nil && c.reqSeq == 0 && now > c.headBy:
-		// Not a byte since accept: the slot goes back at header-timeout.
-		s.stats.SilentClosed.Add(1)
-		c.closeNow()
-	case c.idle() && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout):
-		c.closeNow()
+	default:
+		c.m.timeouts(c, now)
 	}
-}
-
-// nodeFailed handles the death of the session's node mid-request: fail
-// over while no response byte was sent, else close the connection.
-func (c *conn) nodeFailed() {
-	if c.phase == phAwaitHead && c.resend() {
-		return
-	}
-	if c.phase == phAwaitHead {
-		c.fail(502, "backend node failed")
-		return
-	}
-	c.closeAfter = true
-	c.closeNow()
-}
-
-// resend sends the kept request to another live node of the vhost.
-func (c *conn) resend() bool {
-	s := c.srv()
-	if c.retryLost || len(c.retry) == 0 || int(c.hops) >= s.opts.MaxHops {
-		return false
-	}
-	n := c.vhost.Pick(s.now(), s.nodes.DeadAfter(), c.node)
-	if n == nil {
-		return false
-	}
-	c.hops++
-	s.stats.Retries.Add(1)
-	c.leave(c.node) // the old node drops whatever it kept of the session
-	c.node.Unbind()
-	c.node = n
-	n.Bind()
-	typ := "uwsgi"
-	if c.vhost.Format == session.FormatHeaders {
-		typ = "headers"
-	}
-	for i, b := range c.retry {
-		t := "body"
-		if i == 0 {
-			t = typ
-		}
-		c.send(t, b)
-		if i == 0 {
-			c.startCredit()
-		}
-	}
-	c.answerBy = time.Now().UnixNano() + int64(c.vhost.Timeout)
-	return true
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/blastbeat/blastbeat/config"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
 )
@@ -160,12 +161,11 @@ type harness struct {
 // headers format (the node gets the raw request head) with nodes n1 and
 // n2, of which the harness makes only n1 alive.
 func testOptions() Options {
-	return Options{
-		Binds:   []string{"127.0.0.1:0"},
-		Workers: 1,
-		VHosts:  []VHost{{Name: "*", Nodes: []string{"n1", "n2"}, Format: "headers"}},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	o := Options{Options: config.Defaults(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	o.Binds = []config.Bind{{Addr: "127.0.0.1:0"}}
+	o.Workers = 1
+	o.VHosts = []config.VHost{{Name: "*", Nodes: []string{"n1", "n2"}, Format: "headers"}}
+	return o
 }
 
 func newHarness(t testing.TB, opts Options) *harness {

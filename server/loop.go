@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/blastbeat/blastbeat/protocol"
@@ -183,7 +182,7 @@ func (l *loop) parser() *protocol.RequestParser {
 		l.parsers = l.parsers[:k-1]
 		return p
 	}
-	return protocol.NewRequestParser(l.s.opts.Limits)
+	return protocol.NewRequestParser(l.s.limits)
 }
 
 // maxSpareParsers bounds the parsers a loop keeps for reuse.
@@ -191,7 +190,7 @@ const maxSpareParsers = 1024
 
 func (l *loop) releaseParser(p *protocol.RequestParser) {
 	if len(l.parsers) < maxSpareParsers {
-		p.Init(l.s.opts.Limits)
+		p.Init(l.s.limits)
 		l.parsers = append(l.parsers, p)
 	}
 }
@@ -211,12 +210,7 @@ func (l *loop) sweep() {
 func (l *loop) closeIdle() {
 	defer l.flush()
 	l.table.Range(func(_ *session.SID, c *conn) bool {
-		switch {
-		case c.ws:
-			c.wsClose(ws.StatusGoingAway, "server shutting down")
-		case c.idle():
-			c.closeNow()
-		}
+		c.m.drainIdle(c)
 		return true
 	})
 }
@@ -272,7 +266,7 @@ func (l *loop) retryRoom() {
 			continue
 		}
 		c.updateReadPause()
-		if c.gc.InboundBuffered() > 0 {
+		if c.t.InboundBuffered() > 0 {
 			l.resume = append(l.resume, c)
 		}
 	}

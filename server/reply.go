@@ -1,8 +1,6 @@
 package server
 
 import (
-	"github.com/gobwas/ws"
-
 	"github.com/blastbeat/blastbeat/protocol"
 )
 
@@ -27,21 +25,12 @@ func (c *conn) apply(r *reply) {
 			c.credit -= int64(len(r.body)) // its grant shrinks (PROTOCOL.md credits)
 		}
 	}
-	if c.ws {
-		switch r.typ {
-		case rWebSocket:
-			c.wsReply(ws.OpText, r.body)
-		case rWebSocketBinary:
-			c.wsReply(ws.OpBinary, r.body)
-		case rEnd:
-			c.wsClose(ws.StatusNormalClosure, "")
-		default:
-			// HTTP replies to the handshake's uwsgi message: the proxy
-			// already answered it.
-			s.stats.Unexpected.Add(1)
-		}
-		return
-	}
+	c.m.apply(c, r)
+}
+
+// httpApply frames a node's reply for an HTTP/1.x client.
+func (c *conn) httpApply(r *reply) {
+	s := c.srv()
 	switch r.typ {
 	case rHeaders:
 		c.onResponseHead(r.body)
@@ -77,8 +66,14 @@ func (c *conn) undeliverable(r *reply) {
 	switch {
 	case r.node != c.node:
 		// The session moved on (retry/failover) since.
-	case c.ws:
-		c.wsClose(ws.StatusInternalServerError, "backend unreachable")
+	default:
+		c.m.undeliverable(c, r)
+	}
+}
+
+// httpUndeliverable fails the HTTP/1.x request whose message was lost.
+func (c *conn) httpUndeliverable(r *reply) {
+	switch {
 	case r.tag != c.reqSeq || c.phase == phIdle:
 		// A lost `end` or trailing body of an earlier request: the request
 		// in flight now is not affected.
@@ -247,7 +242,7 @@ func (c *conn) responseDone() {
 	if c.closeAfter {
 		return
 	}
-	if c.gc.InboundBuffered() > 0 && !c.reading {
+	if c.t.InboundBuffered() > 0 && !c.reading {
 		c.l.resume = append(c.l.resume, c)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blastbeat/blastbeat/config"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/zmqbridge"
 )
@@ -211,7 +212,7 @@ func TestReplies(t *testing.T) {
 		{
 			name:       "response timeout: 504 and end to the node",
 			req:        getReq,
-			then:       func(h *harness) { h.sweep(later(DefaultTimeout + time.Second)) },
+			then:       func(h *harness) { h.sweep(later(config.Defaults().Timeout + time.Second)) },
 			wantStatus: 504, wantClosed: true,
 			wantSent: []string{"n1:headers", "n1:end"},
 			check: func(t *testing.T, h *harness) {
@@ -297,7 +298,7 @@ func TestReplies(t *testing.T) {
 			req:  getReq,
 			then: func(h *harness) {
 				h.reply("n1", "headers", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
-				h.fc.outbound = DefaultMaxPendingOutput + 1
+				h.fc.outbound = config.Defaults().MaxPendingOutput + 1
 				h.reply("n1", "body", "hello")
 			},
 			wantStatus: 200, wantBody: "hello", wantClosed: true,
@@ -318,12 +319,12 @@ func TestReplies(t *testing.T) {
 				h.fc.outbound = 100
 				h.reply("n1", "headers", okHead+"hello")
 				if !h.fc.closed {
-					h.sweep(later(DefaultStallTimeout / 2)) // not yet
+					h.sweep(later(config.Defaults().StallTimeout / 2)) // not yet
 					if h.fc.closed {
 						h.t.Errorf("closed before stall-timeout")
 					}
 				}
-				h.sweep(later(DefaultStallTimeout + time.Second))
+				h.sweep(later(config.Defaults().StallTimeout + time.Second))
 			},
 			wantStatus: 200, wantBody: "hello", wantClosed: true,
 			wantSent: []string{"n1:headers", "n1:end"},
@@ -337,7 +338,7 @@ func TestReplies(t *testing.T) {
 			name: "held output over half the cap pauses reading",
 			req:  getReq,
 			then: func(h *harness) {
-				h.fc.outbound = DefaultMaxPendingOutput/2 + 1
+				h.fc.outbound = config.Defaults().MaxPendingOutput/2 + 1
 				h.reply("n1", "headers", okHead+"hello")
 				if !h.fc.paused {
 					h.t.Errorf("not paused with %d bytes held", h.fc.outbound)

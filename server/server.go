@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -29,10 +30,12 @@ import (
 // Server is one running proxy.
 type Server struct {
 	// Immutable after New.
-	opts   Options
-	router *session.Router
-	nodes  *session.Registry
-	loops  []*loop
+	opts      Options
+	limits    protocol.Limits // the request parser's
+	listeners *listeners
+	router    *session.Router
+	nodes     *session.Registry
+	loops     []*loop
 
 	// Set once in Start/OnBoot.
 	bridge *zmqbridge.Bridge // Stop and Stats
@@ -58,9 +61,8 @@ type Server struct {
 
 // New checks opts and builds the server; Start runs it.
 func New(opts Options) (*Server, error) {
-	opts.setDefaults()
-	if len(opts.Binds) == 0 {
-		return nil, errors.New("server: no bind address")
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	workers := opts.Workers
 	if workers <= 0 {
@@ -83,12 +85,12 @@ func New(opts Options) (*Server, error) {
 	var vhosts []*session.VHost
 	for _, v := range opts.VHosts {
 		vh := &session.VHost{Name: strings.ToLower(v.Name), Aliases: v.Aliases, Timeout: v.Timeout, MaxBody: v.MaxBody,
-			WebSocketProtocols: v.WebSocketProtocols, AllowTrace: v.AllowTrace}
+			WebSocketProtocols: v.WebSocketProtocols, AllowTrace: v.AllowTrace, HTTPSRedirect: v.HTTPSRedirect}
 		if vh.Timeout <= 0 {
 			vh.Timeout = opts.Timeout
 		}
 		if vh.MaxBody <= 0 {
-			vh.MaxBody = opts.Limits.MaxBodyBytes
+			vh.MaxBody = opts.MaxBody
 		}
 		switch v.Format {
 		case "", "uwsgi":
@@ -102,8 +104,15 @@ func New(opts Options) (*Server, error) {
 		}
 		vhosts = append(vhosts, vh)
 	}
+	lns, err := newListeners(&opts, vhosts)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		opts:   opts,
+		opts:      opts,
+		listeners: lns,
+		limits: protocol.Limits{MaxHeadBytes: opts.MaxHeaderSize, MaxURIBytes: opts.MaxURI,
+			MaxBodyBytes: opts.MaxBody},
 		router: session.NewRouter(vhosts, nodes),
 		nodes:  nodes,
 		booted: make(chan struct{}),
@@ -138,9 +147,9 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.bridge, s.ring = b, b
-	addrs := make([]string, len(s.opts.Binds))
-	for i, a := range s.opts.Binds {
-		addrs[i] = "tcp://" + a
+	addrs := make([]string, len(s.listeners.all))
+	for i, ln := range s.listeners.all {
+		addrs[i] = "tcp://" + ln.addr
 	}
 	go func() {
 		s.ran <- gnet.Rotate((*handler)(s), addrs,

@@ -4,7 +4,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
-	"github.com/panjf2000/gnet/v2"
 
 	"github.com/blastbeat/blastbeat/protocol"
 )
@@ -15,7 +14,7 @@ import (
 func (c *conn) startWebSocket(w protocol.WebSocketRequest) {
 	proto := protocol.ChooseSubprotocol(w.Protocols, c.vhost.WebSocketProtocols)
 	c.queue(protocol.AppendHandshake(nil, w.Key, proto))
-	c.ws = true
+	c.m = wsMachine{}
 	if c.parser != nil {
 		// The handshake has no body: the parser is done for good.
 		c.l.releaseParser(c.parser)
@@ -47,14 +46,14 @@ const wsHeaderPeek = 14
 
 // wsTraffic reads whole frames as they complete; an incomplete frame
 // stays in gnet's inbound buffer until the rest arrives.
-func (c *conn) wsTraffic() gnet.Action {
+func (c *conn) wsTraffic() {
 	max := int64(c.srv().opts.MaxWebSocketMessage)
 	for !c.closeAfter && len(c.outq) == 0 {
-		avail := c.gc.InboundBuffered()
+		avail := c.t.InboundBuffered()
 		if avail < 2 {
 			break
 		}
-		head, _ := c.gc.Peek(min(avail, wsHeaderPeek))
+		head, _ := c.t.Peek(min(avail, wsHeaderPeek))
 		h, hn, ok, err := protocol.ParseFrameHeader(head, max)
 		if err != nil {
 			c.wsFail(err)
@@ -72,12 +71,10 @@ func (c *conn) wsTraffic() gnet.Action {
 		if avail < total {
 			break
 		}
-		frame, _ := c.gc.Peek(total)
+		frame, _ := c.t.Peek(total)
 		c.wsFrame(&h, frame[hn:])
-		_, _ = c.gc.Discard(total)
+		_, _ = c.t.Discard(total)
 	}
-	c.l.flush()
-	return gnet.None
 }
 
 // unmasked returns a fresh, unmasked copy of a frame payload.
@@ -175,4 +172,20 @@ func (c *conn) wsReply(op ws.OpCode, body []byte) {
 	}
 	c.queue(protocol.AppendFrameHeader(nil, op, true, len(body)))
 	c.queue(body)
+}
+
+// wsApply sends a node's reply to the WebSocket client.
+func (c *conn) wsApply(r *reply) {
+	switch r.typ {
+	case rWebSocket:
+		c.wsReply(ws.OpText, r.body)
+	case rWebSocketBinary:
+		c.wsReply(ws.OpBinary, r.body)
+	case rEnd:
+		c.wsClose(ws.StatusNormalClosure, "")
+	default:
+		// HTTP replies to the handshake's uwsgi message: the proxy
+		// already answered it.
+		c.srv().stats.Unexpected.Add(1)
+	}
 }

@@ -23,6 +23,7 @@ type VHost struct {
 	Timeout            time.Duration // response head deadline
 	MaxBody            int64         // 0: no limit
 	AllowTrace         bool          // TRACE goes to the nodes (else 405)
+	HTTPSRedirect      bool          // plain requests for a TLS-only vhost get 308
 	WebSocketProtocols []string      // subprotocols offered to clients
 
 	rr atomic.Uint32 // round-robin start for ties

@@ -16,9 +16,10 @@ import (
 
 // Defaults of Config's limits.
 const (
-	// DefaultRingSize holds a burst of 16k messages from the loops; each
-	// slot costs ~80 bytes.
-	DefaultRingSize = 16 << 10
+	// DefaultRingSize holds a burst of 64k messages from the loops; each
+	// slot costs ~80 bytes. (The server always passes config's ring-size,
+	// whose default this is.)
+	DefaultRingSize = 64 << 10
 	// DefaultHWM is libzmq's per-node queue bound in messages towards the
 	// nodes.
 	DefaultHWM = 256

@@ -52,7 +52,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "blastbeat: %v\n", err)
 		return 1
 	}
-	tlsLns, tlsOrder, err := tlsListeners(cfg, time.Now())
+	certs, _, err := tlsListeners(cfg, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "blastbeat: %v\n", err)
 		return 1
@@ -61,7 +61,6 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "blastbeat: %s: configuration ok\n", cfg.File)
 		return 0
 	}
-	_, _ = tlsLns, tlsOrder // served by the TLS listeners (server.Options.TLS)
 	log := newLogger(cfg, stderr)
 	// Catch the signals before the listeners exist, so that a SIGTERM
 	// that races the start still stops gracefully.
@@ -87,7 +86,7 @@ func run(args []string, stderr io.Writer) int {
 			return 1
 		}
 	}
-	srv, err := server.New(serverOptions(cfg, log))
+	srv, err := server.New(serverOptions(cfg, certs, log))
 	if err != nil {
 		log.Error("config", "file", cfg.File, "err", err)
 		return 1

@@ -1,0 +1,322 @@
+package server
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/blastbeat/blastbeat/protocol"
+	"github.com/blastbeat/blastbeat/session"
+)
+
+// The HTTP/1.x machine's request side: parsing, routing a head to a node,
+// the body, and the deadlines. Its response side is reply.go.
+
+// idle reports whether the connection is between requests.
+func (c *conn) idle() bool {
+	return c.phase == phIdle && !c.reading && (c.parser == nil || c.parser.Idle())
+}
+
+// httpTraffic parses HTTP/1.x requests.
+func (c *conn) httpTraffic() {
+	for !c.closeAfter && len(c.outq) == 0 && c.m == (http1{}) {
+		atHead := c.parser == nil || c.parser.InHead()
+		if atHead && c.phase != phIdle {
+			// A pipelined request waits for the current response; reading
+			// pauses once max-read-ahead bytes wait (updateReadPause).
+			break
+		}
+		buf, _ := c.t.Peek(-1)
+		if len(buf) == 0 && atHead {
+			break
+		}
+		if c.parser == nil {
+			c.parser = c.l.parser()
+			if c.reqSeq > 0 {
+				// The first request's deadline runs from accept (OnOpen).
+				c.headBy = c.lastActive + int64(c.srv().opts.HeaderTimeout)
+			}
+		}
+		n, ev, data, err := c.parser.Feed(buf)
+		if err != nil {
+			c.protocolError(err)
+			if len(buf) > 0 {
+				_, _ = c.t.Discard(len(buf))
+			}
+			break
+		}
+		switch ev {
+		case protocol.EvHead:
+			c.onHead(c.parser.Request(), buf[:n])
+		case protocol.EvBody:
+			c.onBody(data)
+		case protocol.EvEnd:
+			c.onEnd()
+		}
+		if n > 0 {
+			// gnet's Discard(0) would drop the whole inbound buffer.
+			_, _ = c.t.Discard(n)
+		}
+		if ev == protocol.EvNeedMore {
+			break
+		}
+	}
+}
+
+func (c *conn) protocolError(err error) {
+	pe, ok := err.(*protocol.Error)
+	if !ok {
+		pe = protocol.ErrBadRequestLine
+	}
+	if c.reading && c.phase != phIdle {
+		// Mid-body: the node has the head already; tell it to drop the
+		// session, and answer the client if no response began.
+		c.sendEnd()
+		if c.phase == phStreaming {
+			c.closeAfter = true
+			c.closeNow()
+			return
+		}
+	}
+	c.fail(pe.Status, pe.Msg)
+}
+
+// onHead routes a complete request head to a node.
+func (c *conn) onHead(r *protocol.Request, raw []byte) {
+	s := c.srv()
+	c.minor = uint8(r.Minor)
+	c.keepAlive = r.KeepAlive && !s.draining.Load()
+	c.headReq = string(r.Method) == "HEAD"
+	c.reading = r.HasBody()
+	c.discard = false
+	c.hops = 0
+	c.reqSeq++
+	c.bodyBytes = 0
+
+	// r.Host is the absolute-form authority when there is one.
+	vh := s.router.Match(r.Host)
+	if vh != nil && !s.listeners.serves(c.ln, vh) {
+		// A vhost with listeners of its own is served only there; a plain
+		// request for one served over TLS is sent there (308).
+		if port, ok := s.listeners.https[vh]; ok && c.ln.tls == nil && vh.HTTPSRedirect {
+			c.srv().stats.Redirected.Add(1)
+			c.respond(appendHTTPSRedirect(nil, r, port, !c.keepAlive))
+			return
+		}
+		vh = nil
+	}
+	if vh == nil {
+		c.reject(404, "no virtual host for this Host")
+		return
+	}
+	if string(r.Method) == "TRACE" && !vh.AllowTrace {
+		// TRACE echoes the request, credentials included (cross-site
+		// tracing): refused unless the vhost says allow-trace.
+		c.srv().stats.Rejected.Add(1)
+		c.respond(appendMethodNotAllowed(!c.keepAlive))
+		return
+	}
+	if vh.MaxBody > 0 && r.ContentLength > vh.MaxBody {
+		c.fail(413, protocol.ErrBodyTooLarge.Msg)
+		return
+	}
+	wsReq, upgrade := protocol.IsWebSocketUpgrade(r)
+	if upgrade && !c.checkWebSocketHandshake(r, wsReq) {
+		return
+	}
+	var msg []byte
+	var typ string
+	var err error
+	if vh.Format == session.FormatHeaders {
+		typ = "headers"
+		msg = append(make([]byte, 0, r.HeadLen), trimLeadingCRLF(raw)...)
+	} else {
+		typ = "uwsgi"
+		msg, err = protocol.AppendEnviron(make([]byte, 0, r.HeadLen+256), r, c.connInfo())
+		if err != nil {
+			c.fail(431, protocol.ErrUwsgiTooLarge.Msg)
+			return
+		}
+	}
+	now := s.now()
+	if c.node == nil || c.vhost != vh || !c.node.Alive(now, s.nodes.DeadAfter()) {
+		// A new session, or its node died between requests: (re)bind.
+		n := vh.Pick(now, s.nodes.DeadAfter(), nil)
+		if n == nil {
+			c.reject(503, "no live backend node")
+			return
+		}
+		c.bind(vh, n)
+	}
+	c.retry = append(c.retry[:0], msg)
+	c.retryBytes = 0
+	c.retryLost = false
+	c.phase = phAwaitHead
+	// A deadline from the coarse clock could fire up to sweepEvery early.
+	c.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
+	c.send(typ, msg)
+	c.startCredit()
+	s.stats.Requests.Add(1)
+	if upgrade {
+		c.startWebSocket(wsReq)
+		return
+	}
+	if r.Expect100 && c.reading {
+		c.queue([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+	}
+}
+
+// appendMethodNotAllowed is the proxy's 405 for TRACE (RFC 9110 §15.5.6:
+// with Allow).
+func appendMethodNotAllowed(closeConn bool) []byte {
+	const body = "TRACE is not allowed\r\n"
+	b := []byte("HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	if closeConn {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	return append(b, body...)
+}
+
+// respond answers the request in flight itself with a whole response b
+// (its body, if any, is skipped); the connection stays usable unless the
+// client asked to close it.
+func (c *conn) respond(b []byte) {
+	c.discard = true
+	c.queue(b)
+	if !c.keepAlive {
+		c.closeAfter = true
+	}
+}
+
+// appendHTTPSRedirect is a 308 to the https:// form of r's URL on the TLS
+// port (RFC 9110 §15.4.9: method and body are kept by the client).
+func appendHTTPSRedirect(dst []byte, r *protocol.Request, port string, closeConn bool) []byte {
+	host, _ := protocol.SplitHostPort(r.Host)
+	loc := append([]byte("https://"), host...)
+	if port != "443" {
+		loc = append(append(loc, ':'), port...)
+	}
+	if len(r.URI) > 0 && r.URI[0] == '/' {
+		loc = append(loc, r.URI...)
+	} else {
+		// absolute-form: its path and query
+		loc = append(loc, r.Path...)
+		if len(r.Query) > 0 {
+			loc = append(append(loc, '?'), r.Query...)
+		}
+	}
+	const body = "use https\r\n"
+	dst = append(dst, "HTTP/1.1 308 Permanent Redirect\r\nLocation: "...)
+	dst = append(dst, loc...)
+	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	if closeConn {
+		dst = append(dst, "\r\nConnection: close"...)
+	}
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}
+
+// trimLeadingCRLF drops the empty lines a head may start with.
+func trimLeadingCRLF(b []byte) []byte {
+	for len(b) > 0 && (b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	return b
+}
+
+// reject answers a well-formed request the proxy cannot route; the
+// connection stays usable and the request body is skipped.
+func (c *conn) reject(status int, msg string) {
+	c.srv().stats.Rejected.Add(1)
+	c.discard = true
+	close := !c.keepAlive
+	c.queue(protocol.AppendError(nil, status, msg, close))
+	if close {
+		c.closeAfter = true
+	}
+}
+
+func (c *conn) onBody(data []byte) {
+	if c.discard || c.node == nil {
+		return
+	}
+	// The vhost's max-body also bounds bodies of unknown length.
+	if c.bodyBytes += int64(len(data)); c.vhost.MaxBody > 0 && c.bodyBytes > c.vhost.MaxBody {
+		c.protocolError(protocol.ErrBodyTooLarge)
+		return
+	}
+	piece := append([]byte(nil), data...)
+	c.keepForRetry(piece)
+	c.send("body", piece)
+}
+
+func (c *conn) keepForRetry(piece []byte) {
+	if c.phase != phAwaitHead || c.retryLost {
+		return
+	}
+	if c.retryBytes+len(piece) > c.srv().opts.RetryBuffer {
+		c.retry, c.retryLost = nil, true
+		return
+	}
+	c.retry = append(c.retry, piece)
+	c.retryBytes += len(piece)
+}
+
+func (c *conn) onEnd() {
+	p := c.parser
+	chunked := p.Request().Chunked
+	if !c.discard && c.node != nil && c.reading && chunked {
+		empty := []byte{}
+		c.keepForRetry(empty)
+		c.send("body", empty)
+	}
+	c.reading = false
+	c.discard = false
+	if c.parser != p || !p.Idle() {
+		return // closed (and the parser released) while the send waited
+	}
+	c.parser = nil
+	c.l.releaseParser(p)
+	c.headBy = 0
+}
+
+// httpTimeouts enforces the header, response and idle timeouts of HTTP/1.x.
+func (c *conn) httpTimeouts(now int64) {
+	s := c.srv()
+	switch {
+	case c.phase == phAwaitHead && now > c.answerBy:
+		s.stats.Timeouts.Add(1)
+		c.sendEnd()
+		c.fail(504, "backend did not answer in time")
+	case c.phase != phIdle && c.node != nil && !c.node.Alive(now, s.nodes.DeadAfter()):
+		c.nodeFailed()
+	case c.phase == phIdle && c.parser != nil && c.parser.InHead() && c.headBy > 0 && now > c.headBy:
+		c.fail(408, "request head not received in time")
+	case c.phase == phIdle && c.parser == nil && c.reqSeq == 0 && now > c.headBy:
+		// Not a byte since accept: the slot goes back at header-timeout.
+		s.stats.SilentClosed.Add(1)
+		c.closeNow()
+	case c.idle() && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout):
+		c.closeNow()
+	}
+}
+
+// connInfo returns the connection's environ facts, computed once.
+func (c *conn) connInfo() *protocol.ConnInfo {
+	if c.ci != nil {
+		return c.ci
+	}
+	ci := &protocol.ConnInfo{TLS: c.ln.tls != nil}
+	if a, ok := c.t.LocalAddr().(*net.TCPAddr); ok {
+		ci.ServerPort = strconv.Itoa(a.Port)
+	}
+	if a, ok := c.t.RemoteAddr().(*net.TCPAddr); ok {
+		ci.RemoteAddr = a.IP.String()
+		ci.RemotePort = strconv.Itoa(a.Port)
+	}
+	c.ci = ci
+	return ci
+}

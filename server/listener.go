@@ -1,0 +1,141 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+
+	"github.com/blastbeat/blastbeat/session"
+)
+
+// listener is one address the server accepts connections on. Immutable
+// after newListeners.
+type listener struct {
+	addr   string           // host:port as configured
+	host   string           // its IP, "" when unspecified (0.0.0.0, [::])
+	port   string           // its port, for SERVER_PORT and redirects
+	tls    *tls.Config      // nil: plain HTTP
+	global bool             // a [blastbeat] bind: it serves the vhosts without listeners of their own
+	vhosts []*session.VHost // the vhosts that name it in bind or bind-ssl
+}
+
+// listeners are every listener and the routing rule between listeners
+// and virtual hosts. Immutable after newListeners.
+type listeners struct {
+	all    []*listener
+	byPort map[string][]*listener
+	own    map[*session.VHost]bool   // vhosts with listeners of their own
+	https  map[*session.VHost]string // a vhost's first bind-ssl port (308)
+}
+
+// newListeners builds the listeners of opts; vhosts are opts.VHosts', in
+// the same order. An address cannot be both plain and TLS, and every
+// bind-ssl address needs its certificates in opts.TLS.
+func newListeners(opts *Options, vhosts []*session.VHost) (*listeners, error) {
+	ls := &listeners{byPort: map[string][]*listener{}, own: map[*session.VHost]bool{}, https: map[*session.VHost]string{}}
+	byAddr := map[string]*listener{}
+	get := func(addr string, secure bool) (*listener, error) {
+		if ln := byAddr[addr]; ln != nil {
+			if (ln.tls != nil) != secure {
+				return nil, fmt.Errorf("server: %s is both a bind and a bind-ssl address", addr)
+			}
+			return ln, nil
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("server: listen address %s: %w", addr, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			host = ""
+		} else {
+			host = ip.String()
+		}
+		ln := &listener{addr: addr, host: host, port: port}
+		if secure {
+			certs := opts.TLS[addr]
+			if certs == nil {
+				return nil, fmt.Errorf("server: bind-ssl %s: no certificates loaded", addr)
+			}
+			ln.tls = certs.Config([]string{"http/1.1"})
+		}
+		byAddr[addr] = ln
+		ls.all = append(ls.all, ln)
+		ls.byPort[port] = append(ls.byPort[port], ln)
+		return ln, nil
+	}
+	for _, b := range opts.Binds {
+		ln, err := get(b.Addr, false)
+		if err != nil {
+			return nil, err
+		}
+		ln.global = true
+	}
+	for i, v := range opts.VHosts {
+		vh := vhosts[i]
+		for _, b := range v.Binds {
+			ln, err := get(b.Addr, false)
+			if err != nil {
+				return nil, err
+			}
+			ln.vhosts = append(ln.vhosts, vh)
+			ls.own[vh] = true
+		}
+		for _, b := range v.BindSSL {
+			ln, err := get(b.Addr, true)
+			if err != nil {
+				return nil, err
+			}
+			ln.vhosts = append(ln.vhosts, vh)
+			ls.own[vh] = true
+			if _, ok := ls.https[vh]; !ok {
+				ls.https[vh] = ln.port
+			}
+		}
+	}
+	if len(ls.all) == 0 {
+		return nil, fmt.Errorf("server: no bind address")
+	}
+	return ls, nil
+}
+
+// of returns the listener that accepted a connection whose local address
+// is local: the one bound to that IP and port, else the one bound to the
+// unspecified address with that port.
+func (ls *listeners) of(local net.Addr) *listener {
+	a, ok := local.(*net.TCPAddr)
+	if !ok {
+		return ls.all[0]
+	}
+	cands := ls.byPort[fmt.Sprint(a.Port)]
+	ip := a.IP.String()
+	var any *listener
+	for _, ln := range cands {
+		switch ln.host {
+		case ip:
+			return ln
+		case "":
+			any = ln
+		}
+	}
+	if any == nil && len(cands) > 0 {
+		any = cands[0]
+	}
+	if any == nil {
+		any = ls.all[0]
+	}
+	return any
+}
+
+// serves reports whether ln serves vh: a vhost with listeners of its own
+// is served only on them, the others on the global binds.
+func (ls *listeners) serves(ln *listener, vh *session.VHost) bool {
+	if !ls.own[vh] {
+		return ln.global
+	}
+	for _, v := range ln.vhosts {
+		if v == vh {
+			return true
+		}
+	}
+	return false
+}

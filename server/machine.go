@@ -1,0 +1,56 @@
+package server
+
+import "github.com/gobwas/ws"
+
+// machine is a connection's protocol machine: it reads the client's bytes
+// from the transport and frames the node's replies for the client. A
+// connection starts with http1; a WebSocket upgrade swaps in wsMachine
+// (HTTP/2 will be a third). Nothing else asks which protocol a connection
+// speaks. Every method runs on the connection's loop.
+type machine interface {
+	// traffic parses what the client sent, as far as it can.
+	traffic(c *conn)
+	// apply frames a reply of the session's own node.
+	apply(c *conn, r *reply)
+	// undeliverable handles a message of the session that could not be
+	// handed to its node.
+	undeliverable(c *conn, r *reply)
+	// timeouts enforces the machine's deadlines at now (unix ns).
+	timeouts(c *conn, now int64)
+	// drainIdle is the server draining: close the connection if it is
+	// between requests, or tell the client it is going away.
+	drainIdle(c *conn)
+	// readAhead reports whether unread input now waits for a response
+	// (so reading pauses at max-read-ahead).
+	readAhead(c *conn) bool
+}
+
+// http1 is the HTTP/1.x machine (http1.go, reply.go).
+type http1 struct{}
+
+func (http1) traffic(c *conn)                 { c.httpTraffic() }
+func (http1) apply(c *conn, r *reply)         { c.httpApply(r) }
+func (http1) undeliverable(c *conn, r *reply) { c.httpUndeliverable(r) }
+func (http1) timeouts(c *conn, now int64)     { c.httpTimeouts(now) }
+func (http1) readAhead(c *conn) bool          { return c.phase != phIdle }
+func (http1) drainIdle(c *conn) {
+	if c.idle() {
+		c.closeNow()
+	}
+}
+
+// wsMachine is a WebSocket session after the upgrade (websocket.go).
+type wsMachine struct{}
+
+func (wsMachine) traffic(c *conn)         { c.wsTraffic() }
+func (wsMachine) apply(c *conn, r *reply) { c.wsApply(r) }
+func (wsMachine) undeliverable(c *conn, _ *reply) {
+	c.wsClose(ws.StatusInternalServerError, "backend unreachable")
+}
+func (wsMachine) readAhead(*conn) bool { return false }
+func (wsMachine) drainIdle(c *conn)    { c.wsClose(ws.StatusGoingAway, "server shutting down") }
+func (wsMachine) timeouts(c *conn, now int64) {
+	if c.node != nil && !c.node.Alive(now, c.srv().nodes.DeadAfter()) {
+		c.wsClose(ws.StatusGoingAway, "backend node gone")
+	}
+}

@@ -1,0 +1,163 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/blastbeat/blastbeat/protocol"
+	"github.com/blastbeat/blastbeat/session"
+)
+
+// stream is one request/response exchange bound to one sid and one node:
+// where it is, how its response is framed and delimited, its deadline,
+// the request kept for retry, and the node's credit. HTTP/1.x has one at
+// a time per connection (embedded in conn); HTTP/2 will have many.
+// Owned by the connection's event loop.
+type stream struct {
+	phase     phase
+	mode      respMode
+	minor     uint8 // the request's HTTP/1.minor
+	hops      uint8 // retries so far
+	headReq   bool  // the request in flight is HEAD
+	reading   bool  // the request body is still arriving
+	discard   bool  // drop the body: the proxy answered this request
+	dechunk   bool  // chunk messages are written raw (HTTP/1.0 client)
+	retryLost bool  // the body outgrew the retry buffer
+	creditOn  bool  // the node speaks credits for the response in flight
+
+	remaining int64 // modeLength: body bytes still due
+	answerBy  int64 // unix ns: the response head must arrive by then (504)
+	credit    int64 // body bytes the node may still send (creditOn)
+
+	reqSeq     uint32   // numbers requests, to tell stale send failures
+	bodyBytes  int64    // request body bytes so far (the vhost's max-body)
+	retry      [][]byte // request head and body kept for retry/failover
+	retryBytes int
+}
+
+// phase is where a connection is in its request/response cycle.
+type phase uint8
+
+const (
+	phIdle      phase = iota // no request in flight
+	phAwaitHead              // request forwarded, no response head yet
+	phStreaming              // response head sent, body in progress
+)
+
+// respMode is how the end of the current response is found.
+type respMode uint8
+
+const (
+	modeNone    respMode = iota // no body: complete after the head
+	modeLength                  // Content-Length bytes
+	modeChunked                 // chunk messages framed as chunked coding
+	modeClose                   // delimited by closing the connection
+)
+
+// startCredit opens the response's credit window when the session's node
+// speaks credits (PROTOCOL.md): the grant follows the request head.
+func (c *conn) startCredit() {
+	c.creditOn = c.node.Credits()
+	if !c.creditOn {
+		return
+	}
+	w := c.srv().opts.CreditWindow
+	c.credit = int64(w)
+	c.send("credit", strconv.AppendInt(nil, int64(w), 10))
+}
+
+// maybeGrant sends the node more credit once the client drained half of
+// the window: what the node may still send plus what the client has not
+// read stays within credit-window.
+func (c *conn) maybeGrant() {
+	if !c.creditOn || c.closeAfter || c.node == nil {
+		return
+	}
+	w := int64(c.srv().opts.CreditWindow)
+	outstanding := max(c.credit, 0) + int64(c.pendingOut)
+	if outstanding > w/2 {
+		return
+	}
+	g := w - outstanding
+	c.credit += g
+	c.send("credit", strconv.AppendInt(nil, g, 10))
+}
+
+// nodeFailed handles the death of the session's node mid-request: fail
+// over while no response byte was sent, else close the connection.
+func (c *conn) nodeFailed() {
+	if c.phase == phAwaitHead && c.resend() {
+		return
+	}
+	if c.phase == phAwaitHead {
+		c.fail(502, "backend node failed")
+		return
+	}
+	c.closeAfter = true
+	c.closeNow()
+}
+
+// resend sends the kept request to another live node of the vhost.
+func (c *conn) resend() bool {
+	s := c.srv()
+	if c.retryLost || len(c.retry) == 0 || int(c.hops) >= s.opts.MaxHops {
+		return false
+	}
+	n := c.vhost.Pick(s.now(), s.nodes.DeadAfter(), c.node)
+	if n == nil {
+		return false
+	}
+	c.hops++
+	s.stats.Retries.Add(1)
+	c.leave(c.node) // the old node drops whatever it kept of the session
+	c.node.Unbind()
+	c.node = n
+	n.Bind()
+	typ := "uwsgi"
+	if c.vhost.Format == session.FormatHeaders {
+		typ = "headers"
+	}
+	for i, b := range c.retry {
+		t := "body"
+		if i == 0 {
+			t = typ
+		}
+		c.send(t, b)
+		if i == 0 {
+			c.startCredit()
+		}
+	}
+	c.answerBy = time.Now().UnixNano() + int64(c.vhost.Timeout)
+	return true
+}
+
+// bind attaches the session to node n of vh.
+func (c *conn) bind(vh *session.VHost, n *session.Node) {
+	if c.node != nil {
+		c.leave(c.node)
+		c.node.Unbind()
+	}
+	c.vhost, c.node = vh, n
+	n.Bind()
+}
+
+// endRequest forgets the request in flight (its node binding stays) and
+// queues the connection for this turn's flush, which closes it when
+// closeAfter is set, even if no byte is left to write.
+func (c *conn) endRequest() {
+	c.phase = phIdle
+	c.retry, c.retryBytes, c.retryLost = nil, 0, false
+	c.lastActive = c.srv().now() // idle-timeout counts from here
+	c.l.markDirty(c)
+}
+
+// fail answers the current request with a proxy error and closes the
+// connection after it; nothing more is read from the client.
+func (c *conn) fail(status int, msg string) {
+	c.srv().stats.Rejected.Add(1)
+	c.reading = false
+	c.queue(protocol.AppendError(nil, status, msg, true))
+	c.closeAfter = true
+	c.discard = true
+	c.endRequest()
+}
