@@ -16,8 +16,9 @@ import (
 // upgrade), and, for HTTP/1.x, its one session and stream. Every field is
 // owned by the connection's event loop.
 type conn struct {
-	t   transport // the client's bytes
-	m   machine   // how they are read and how replies are framed
+	t   transport     // the client's bytes
+	tls *tlsTransport // t, when the connection is TLS; else nil
+	m   machine       // how they are read and how replies are framed
 	l   *loop
 	ln  *listener // the listener that accepted it
 	sid session.SID
@@ -145,6 +146,9 @@ func (c *conn) closeNow() {
 // handler.OnTraffic.
 func (c *conn) onTraffic() gnet.Action {
 	c.lastActive = c.srv().now()
+	if c.tls != nil && !c.tlsTraffic() {
+		return gnet.None
+	}
 	for m := c.m; ; m = c.m {
 		m.traffic(c)
 		if c.m == m {
@@ -152,9 +156,34 @@ func (c *conn) onTraffic() gnet.Action {
 		}
 		// Upgraded: the new machine reads what followed the handshake.
 	}
+	if c.tls != nil {
+		c.tls.settle()
+	}
 	c.updateReadPause()
 	c.l.flush()
 	return gnet.None
+}
+
+// tlsTraffic decrypts what the client sent; it reports whether the
+// protocol machine may read (the handshake is done and nothing failed).
+func (c *conn) tlsTraffic() bool {
+	s := c.srv()
+	opened, err := c.tls.pump()
+	if err != nil {
+		if !c.tls.open {
+			s.stats.TLSFailures.Add(1)
+			s.opts.Logger.Debug("TLS handshake failed", "remote", c.t.RemoteAddr().String(), "err", err)
+		}
+		c.closeNow()
+		return false
+	}
+	if opened {
+		s.stats.TLSHandshakes.Add(1)
+		c.l.handshakeOver(c)
+		// The request head's deadline starts now.
+		c.headBy = s.now() + int64(s.opts.HeaderTimeout)
+	}
+	return c.tls.open
 }
 
 // send queues a message for the session's node. It never waits: a
@@ -263,6 +292,7 @@ func (c *conn) updateReadPause() {
 	}
 	o := &c.srv().opts
 	want := len(c.outq) > 0 || c.pendingOut > o.MaxPendingOutput/2 ||
+		c.tls != nil && !c.tls.open && !c.tls.counted || // waits for a handshake slot
 		c.m.readAhead(c) && c.t.InboundBuffered() >= o.MaxReadAhead
 	if want == c.readPaused {
 		return
@@ -278,7 +308,7 @@ func (c *conn) updateReadPause() {
 		return
 	}
 	c.readPaused = want
-	if !want && c.t.InboundBuffered() > 0 {
+	if !want && (c.t.InboundBuffered() > 0 || c.tls != nil && c.tls.Conn.InboundBuffered() > 0) {
 		c.l.resume = append(c.l.resume, c) // bytes read before the pause
 	}
 }
@@ -288,6 +318,12 @@ func (c *conn) checkTimeouts(now int64) {
 	s := c.srv()
 	switch {
 	case c.closed:
+	case c.tls != nil && !c.tls.open:
+		if now > c.headBy {
+			s.stats.TLSFailures.Add(1)
+			s.opts.Logger.Debug("TLS handshake timed out", "remote", c.t.RemoteAddr().String())
+			c.closeNow()
+		}
 	case c.pendingOut > 0 && now-c.progressAt > int64(s.opts.StallTimeout):
 		c.slowReader("stall-timeout", c.pendingOut)
 	default:

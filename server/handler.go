@@ -47,6 +47,14 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c.sid = sid
 	gc.SetContext(c)
 	s.conns.Add(1)
+	if c.ln.tls != nil {
+		// TLS: the handshake must end by tls-handshake-timeout; at most
+		// max-tls-handshakes run at once, the others wait unread.
+		c.tls = newTLSTransport(gc, l, c.ln.tls)
+		c.t = c.tls
+		c.headBy = now + int64(s.opts.TLSHandshakeTimeout)
+		l.admitHandshake(c)
+	}
 	return nil, gnet.None
 }
 
@@ -58,6 +66,10 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	c.closed = true
+	if c.tls != nil {
+		c.tls.closeTLS() // ends a handshake goroutine still running
+		c.l.handshakeOver(c)
+	}
 	s.pendingTotal.Add(-int64(c.pendingOut))
 	c.pendingOut = 0
 	if c.node != nil {

@@ -64,6 +64,9 @@ type loop struct {
 	resume     []*conn // conns with pipelined requests to parse after flush
 	parsers    []*protocol.RequestParser
 	roomWait   []*conn         // conns with messages the ring refused
+	tlsScratch []byte          // plaintext of one OnTraffic (tlsTransport)
+	handshakes int             // TLS handshakes running on this loop
+	hsWait     []*conn         // TLS conns waiting for a handshake slot
 	orphans    []zmqbridge.Msg // `end`s of closed conns the ring refused
 	drainFn    gnet.RunnableFunc
 	retryFn    gnet.RunnableFunc
@@ -278,4 +281,42 @@ func (l *loop) retryRoom() {
 		l.askRoom(&l.orphans[0])
 	}
 	l.flush()
+}
+
+// admitHandshake lets c's TLS handshake start, or makes it wait (unread)
+// while the loop runs its share of max-tls-handshakes.
+func (l *loop) admitHandshake(c *conn) {
+	if l.handshakes >= max(1, l.s.opts.MaxTLSHandshakes/len(l.s.loops)) {
+		if c.t.PauseRead() == nil {
+			c.readPaused = true
+		}
+		l.hsWait = append(l.hsWait, c)
+		return
+	}
+	l.handshakes++
+	c.tls.counted = true
+}
+
+// handshakeOver frees c's handshake slot (done, failed or closed) for the
+// next waiting connection.
+func (l *loop) handshakeOver(c *conn) {
+	if !c.tls.counted {
+		return
+	}
+	c.tls.counted = false
+	l.handshakes--
+	for len(l.hsWait) > 0 {
+		next := l.hsWait[0]
+		l.hsWait[0] = nil
+		l.hsWait = l.hsWait[1:]
+		if next.closed || next.closing {
+			continue
+		}
+		l.handshakes++
+		next.tls.counted = true
+		if next.t.ResumeRead() == nil {
+			next.readPaused = false
+		}
+		return
+	}
 }

@@ -21,6 +21,8 @@ type Stats struct {
 	SlowClients   atomic.Uint64 // closed for not reading their responses
 	SilentClosed  atomic.Uint64 // closed at header-timeout without a byte
 	Redirected    atomic.Uint64 // plain requests for TLS-only vhosts sent to https (308)
+	TLSHandshakes atomic.Uint64 // completed
+	TLSFailures   atomic.Uint64 // failed or timed out (logged at debug)
 	DroppedNoLoop atomic.Uint64 // replies for a loop that never had a connection
 	RingFull      atomic.Uint64
 	ConnsRefused  atomic.Uint64
@@ -30,7 +32,8 @@ type Stats struct {
 type StatsSnapshot struct {
 	Requests, Rejected, Unauthorized, UnknownNode, BadMessage, Stale,
 	Unexpected, BadResponse, Timeouts, Retries, SlowClients, RingFull,
-	ConnsRefused, SilentClosed, DroppedNoLoop, Redirected uint64
+	ConnsRefused, SilentClosed, DroppedNoLoop, Redirected,
+	TLSHandshakes, TLSFailures uint64
 	Bridge zmqbridge.Stats
 }
 
@@ -43,7 +46,8 @@ func (s *Stats) snapshot(b *zmqbridge.Bridge) StatsSnapshot {
 		Timeouts: s.Timeouts.Load(), Retries: s.Retries.Load(),
 		SlowClients: s.SlowClients.Load(), RingFull: s.RingFull.Load(),
 		ConnsRefused: s.ConnsRefused.Load(),
-		SilentClosed: s.SilentClosed.Load(), Redirected: s.Redirected.Load(), DroppedNoLoop: s.DroppedNoLoop.Load(),
+		SilentClosed: s.SilentClosed.Load(), Redirected: s.Redirected.Load(),
+		TLSHandshakes: s.TLSHandshakes.Load(), TLSFailures: s.TLSFailures.Load(), DroppedNoLoop: s.DroppedNoLoop.Load(),
 	}
 	if b != nil {
 		out.Bridge = b.Stats()

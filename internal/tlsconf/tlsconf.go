@@ -20,7 +20,8 @@ import (
 	"time"
 )
 
-// Site is one virtual host served on a TLS listener.
+// Site is one virtual host served on a TLS listener. Its certificate is
+// chosen for its Names and for the DNS names the certificate itself holds.
 type Site struct {
 	// Names are the Host names it answers to (lower-case, no port): the
 	// virtual host's name and aliases. A name "*.example.com" is a
@@ -106,7 +107,9 @@ func NewListener(sites []Site, now time.Time) (*Listener, error) {
 		if l.def == nil {
 			l.def = cert
 		}
-		for _, n := range s.Names {
+		// The site's Host names, then the certificate's own DNS names
+		// (so a "*.example.com" certificate serves every such name).
+		for _, n := range append(append([]string(nil), s.Names...), cert.Leaf.DNSNames...) {
 			n = strings.ToLower(n)
 			switch {
 			case n == "*" || n == "":

@@ -1,0 +1,5 @@
+//go:build !race
+
+package tlsmem_test
+
+const raceEnabled = false

@@ -1,0 +1,206 @@
+package tlsmem
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// transport is the in-memory net.Conn under a Conn's tls.Conn. crypto/tls
+// reads ciphertext that Feed buffered and writes ciphertext that the event
+// loop later hands to Options.Out.
+//
+// It has two modes. While blocking is set (the handshake), Read waits on
+// cond for bytes or close, because a handshake cannot be resumed after a
+// failed read (crypto/tls stores its error in c.handshakeErr and returns it
+// from then on). Afterwards Read never waits: it returns errWouldBlock when
+// empty, which crypto/tls treats as "try again" (see wouldBlock).
+//
+// Lock order: mu, then whatever wake takes (wake must not block and must not
+// call back into the Conn). Nothing else is taken under mu.
+type transport struct {
+	// Immutable after Server.
+	local, remote net.Addr
+	wake          func()
+	maxBuffered   int
+
+	// Shared between the event loop and the handshake goroutine; guarded
+	// by mu.
+	mu        sync.Mutex
+	cond      sync.Cond // L is &mu; signalled when in grows or on close
+	in        *[]byte   // pooled; unread ciphertext is (*in)[off:]; nil when none
+	off       int
+	out       *[]byte // pooled; ciphertext written, not yet taken by the loop; nil when none
+	blocking  bool    // Read waits (handshake) instead of returning errWouldBlock
+	closed    bool
+	woken     bool  // wake was called and the loop has not taken output since
+	starved   bool  // a Feed took less than offered; the loop has more to give
+	hsErr     error // *HandshakeError once the handshake failed; never changes after
+	goroutine bool  // the handshake goroutine was started
+}
+
+// Read implements net.Conn for crypto/tls. It copies unread ciphertext into
+// p. With nothing buffered it waits while blocking is set, and otherwise
+// returns errWouldBlock. After close it returns net.ErrClosed.
+func (t *transport) Read(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for t.in == nil && !t.closed {
+		if !t.blocking {
+			return 0, errWouldBlock
+		}
+		t.cond.Wait()
+	}
+	if t.closed {
+		return 0, net.ErrClosed
+	}
+	n := copy(p, (*t.in)[t.off:])
+	t.off += n
+	if t.off == len(*t.in) {
+		putBuf(t.in)
+		t.in, t.off = nil, 0
+	}
+	if t.starved && t.blocking {
+		// There is room again, and the loop holds bytes it could not
+		// feed: without a wake it would wait for the client, which waits
+		// for us.
+		t.starved = false
+		t.wakeLocked()
+	}
+	return n, nil
+}
+
+// Write implements net.Conn for crypto/tls: it copies p (crypto/tls reuses
+// its record buffer) to the output the loop takes next. During the
+// handshake it also calls wake once per batch, so that the loop comes and
+// takes it.
+func (t *transport) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return 0, net.ErrClosed
+	}
+	if t.out == nil {
+		t.out = getBuf()
+	}
+	*t.out = append(*t.out, p...)
+	if t.blocking {
+		t.wakeLocked()
+	}
+	return len(p), nil
+}
+
+// wakeLocked calls wake unless a wake is already pending. mu is held.
+func (t *transport) wakeLocked() {
+	if !t.woken && !t.closed {
+		t.woken = true
+		t.wake()
+	}
+}
+
+// feedLocked appends as much of b to the unread ciphertext as maxBuffered
+// allows and returns how much. mu is held.
+func (t *transport) feedLocked(b []byte) int {
+	unread := 0
+	if t.in != nil {
+		unread = len(*t.in) - t.off
+	}
+	if room := t.maxBuffered - unread; len(b) > room {
+		b = b[:max(room, 0)]
+		t.starved = true
+	}
+	if len(b) == 0 {
+		return 0
+	}
+	if t.in == nil {
+		t.in = getBuf()
+	} else if t.off > 0 && len(*t.in)+len(b) > cap(*t.in) {
+		// Slide the unread tail down rather than grow.
+		*t.in = (*t.in)[:copy(*t.in, (*t.in)[t.off:])]
+		t.off = 0
+	}
+	*t.in = append(*t.in, b...)
+	t.cond.Signal()
+	return len(b)
+}
+
+// take hands the pending output to the caller, who must putBuf it, and
+// clears woken so that later output wakes the loop again. It also returns
+// the state read under the same lock: a handshake that ends after take
+// finds woken false and wakes the loop.
+func (t *transport) take(c *Conn) (out *[]byte, st State, hsErr error) {
+	t.mu.Lock()
+	out, t.out = t.out, nil
+	t.woken = false
+	st, hsErr = State(c.state.Load()), t.hsErr
+	t.mu.Unlock()
+	return out, st, hsErr
+}
+
+// outLen is the length of the pending output.
+func (t *transport) outLen() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.out == nil {
+		return 0
+	}
+	return len(*t.out)
+}
+
+// Close implements net.Conn: it drops buffered ciphertext in both
+// directions and wakes a blocked Read, which then returns net.ErrClosed.
+// Idempotent.
+func (t *transport) Close() error {
+	t.mu.Lock()
+	t.closeLocked()
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *transport) closeLocked() {
+	t.closed = true
+	if t.in != nil {
+		putBuf(t.in)
+		t.in, t.off = nil, 0
+	}
+	if t.out != nil {
+		putBuf(t.out)
+		t.out = nil
+	}
+	t.cond.Broadcast()
+}
+
+func (t *transport) LocalAddr() net.Addr  { return t.local }
+func (t *transport) RemoteAddr() net.Addr { return t.remote }
+
+// Deadlines are the caller's business (it calls Close on a timeout);
+// crypto/tls only sets one around close_notify, which never waits here.
+func (t *transport) SetDeadline(time.Time) error      { return nil }
+func (t *transport) SetReadDeadline(time.Time) error  { return nil }
+func (t *transport) SetWriteDeadline(time.Time) error { return nil }
+
+// addr is the net.Addr used when the caller gives none.
+type addr struct{}
+
+func (addr) Network() string { return "tlsmem" }
+func (addr) String() string  { return "tlsmem" }
+
+// Buffers for both directions come from one pool so that an idle Conn keeps
+// none. A buffer grown past maxPooled (a burst) is left to the collector
+// rather than kept for everyone.
+const (
+	bufSize   = 16<<10 + 512 // one full TLS record with its overhead (RFC 8446 §5.2: 2^14 + 256, plus header)
+	maxPooled = 128 << 10
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > maxPooled {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
