@@ -2,6 +2,12 @@
 // the client connections and their sessions, parse requests, and apply
 // the nodes' replies, and the glue to the ZeroMQ bridge.
 //
+// A connection (conn.go) has a transport (transport.go: the gnet.Conn, or
+// TLS over it in transport_tls.go), a protocol machine (machine.go: http1
+// in http1.go and reply.go, wsMachine in websocket.go, swapped at the
+// upgrade) and, for HTTP/1.x, one stream (stream.go: one exchange with
+// one node). Listeners and their virtual hosts are in listener.go.
+//
 // Concurrency: every conn and loop field marked "owned by the loop" is
 // touched only on that loop's goroutine (gnet callbacks and runnables
 // given to EventLoop.Execute). The bridge goroutine reaches a loop only
