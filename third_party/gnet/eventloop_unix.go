@@ -239,7 +239,7 @@ func (el *eventloop) open(c *conn) error {
 	}
 
 	if !c.outboundBuffer.IsEmpty() && !el.engine.opts.EdgeTriggeredIO {
-		if err := el.poller.ModReadWrite(&c.pollAttachment, false); err != nil {
+		if err := c.pollReadWrite(false); err != nil { // blastbeat patch: keeps a pause made in OnOpen
 			return err
 		}
 	}
