@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"io"
 	"slices"
 
 	"github.com/gobwas/ws"
@@ -169,6 +171,12 @@ func (c *conn) onTraffic() gnet.Action {
 func (c *conn) tlsTraffic() bool {
 	s := c.srv()
 	opened, err := c.tls.pump()
+	if errors.Is(err, io.EOF) && c.t.InboundBuffered() > 0 {
+		// close_notify right behind the last request: it is read, as a
+		// plain connection's last bytes are before its EOF, then closed.
+		c.closeAfter = true
+		return true
+	}
 	if err != nil {
 		if !c.tls.open {
 			s.stats.TLSFailures.Add(1)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 
@@ -45,9 +44,6 @@ func newTLSTransport(gc gnet.Conn, l *loop, cfg *tls.Config) *tlsTransport {
 	})
 	return t
 }
-
-// errTLSClosed is the pump's answer once the transport was closed.
-var errTLSClosed = errors.New("server: tls transport closed")
 
 // pump feeds what gnet read to crypto/tls and takes out the plaintext.
 // It reports whether the handshake completed during this call; an error
@@ -116,9 +112,12 @@ func (t *tlsTransport) Peek(n int) ([]byte, error) {
 	return t.in[:n], nil
 }
 
-// Discard consumes n plaintext bytes.
+// Discard consumes n plaintext bytes (n < 0: all of them; the conn never
+// asks for 0, which gnet reads as all).
 func (t *tlsTransport) Discard(n int) (int, error) {
-	n = min(n, len(t.in))
+	if n < 0 || n > len(t.in) {
+		n = len(t.in)
+	}
 	t.in = t.in[n:]
 	return n, nil
 }
