@@ -38,6 +38,7 @@ type conn struct {
 	closing    bool // closeNow was called: gnet closes it soon
 	endSent    bool // the last message to the node was `end`
 	readPaused bool
+	tlsEOF     bool // the TLS client sent close_notify
 	wsFragOp   ws.OpCode
 	wsFrag     []byte // a fragmented message being joined; nil otherwise
 
@@ -107,11 +108,14 @@ func (c *conn) accountOutput() {
 		c.progressAt = s.now() // stall-timeout counts from the first byte held
 	}
 	total := s.pendingTotal.Add(int64(ob - c.pendingOut))
+	before := c.pendingOut
 	c.pendingOut = ob
 	switch {
 	case ob > s.opts.MaxPendingOutput:
 		c.slowReader("max-pending-output", ob)
-	case ob > 0 && total > s.opts.MaxPendingOutputTotal:
+	case total > s.opts.MaxPendingOutputTotal && ob > before && ob > s.opts.MaxPendingOutput/2:
+		// Over the total: the one that just grew past half its own cap
+		// goes, not whichever client happens to account next.
 		c.slowReader("max-pending-output-total", ob)
 	default:
 		c.maybeGrant()
@@ -160,6 +164,10 @@ func (c *conn) onTraffic() gnet.Action {
 	}
 	if c.tls != nil {
 		c.tls.settle()
+		if c.tlsEOF {
+			c.closeAfter = true
+			c.l.markDirty(c) // the flush closes it when no response is due
+		}
 	}
 	c.updateReadPause()
 	c.l.flush()
@@ -171,10 +179,17 @@ func (c *conn) onTraffic() gnet.Action {
 func (c *conn) tlsTraffic() bool {
 	s := c.srv()
 	opened, err := c.tls.pump()
-	if errors.Is(err, io.EOF) && c.t.InboundBuffered() > 0 {
-		// close_notify right behind the last request: it is read, as a
-		// plain connection's last bytes are before its EOF, then closed.
-		c.closeAfter = true
+	if opened {
+		s.stats.TLSHandshakes.Add(1)
+		c.l.handshakeOver(c)
+		// The request head's deadline starts now.
+		c.headBy = s.now() + int64(s.opts.HeaderTimeout)
+	}
+	if errors.Is(err, io.EOF) && c.tls.open {
+		// close_notify: what came before it is read (as a plain
+		// connection's last bytes before its EOF), then the connection
+		// closes once the response in flight, if any, is complete.
+		c.tlsEOF = true
 		return true
 	}
 	if err != nil {
@@ -184,12 +199,6 @@ func (c *conn) tlsTraffic() bool {
 		}
 		c.closeNow()
 		return false
-	}
-	if opened {
-		s.stats.TLSHandshakes.Add(1)
-		c.l.handshakeOver(c)
-		// The request head's deadline starts now.
-		c.headBy = s.now() + int64(s.opts.HeaderTimeout)
 	}
 	return c.tls.open
 }
@@ -201,7 +210,7 @@ func (c *conn) tlsTraffic() bool {
 func (c *conn) send(typ string, body []byte) {
 	m := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: typ, Body: body, Tag: c.reqSeq}
 	c.endSent = typ == "end"
-	if !c.queuedFor(m.Node) && c.srv().ring.TrySend(&m) {
+	if !c.queuedFor(m.Node) && !c.l.orphanFor(m.Node) && c.srv().ring.TrySend(&m) {
 		return
 	}
 	c.queueOut(m)
@@ -249,8 +258,8 @@ func (c *conn) queueOut(m zmqbridge.Msg) {
 
 // retryOut pushes the messages the ring refused; it reports whether
 // all went.
-func (c *conn) retryOut() bool {
-	c.outq = retryMsgs(c.srv().ring, c.outq)
+func (c *conn) retryOut(stuck *[]int) bool {
+	c.outq = retryMsgs(c.srv().ring, c.outq, stuck)
 	if len(c.outq) == 0 {
 		c.outq = nil
 	}
@@ -259,17 +268,18 @@ func (c *conn) retryOut() bool {
 
 // retryMsgs pushes msgs in order per node: a message for a stuck node
 // stays, with every later one for that node, while the others go; a full
-// ring stops it. It returns what stays.
-func retryMsgs(b ringSender, msgs []zmqbridge.Msg) []zmqbridge.Msg {
-	var stuck []int
+// ring stops it. It returns what stays. stuck lists the nodes whose
+// messages stay (shared by one retry round, so that nothing overtakes an
+// earlier waiter for the same node) and grows with them.
+func retryMsgs(b ringSender, msgs []zmqbridge.Msg, stuck *[]int) []zmqbridge.Msg {
 	keep := msgs[:0]
 	for i := range msgs {
 		m := msgs[i]
 		switch {
-		case slices.Contains(stuck, m.Node):
+		case slices.Contains(*stuck, m.Node):
 			keep = append(keep, m)
 		case b.NodeFull(m.Node):
-			stuck = append(stuck, m.Node)
+			*stuck = append(*stuck, m.Node)
 			keep = append(keep, m)
 		case !b.TrySend(&m):
 			keep = append(keep, msgs[i:]...) // the ring is full

@@ -231,6 +231,17 @@ func (l *loop) orphan(m zmqbridge.Msg) {
 	l.askRoom(&m)
 }
 
+// orphanFor reports whether an orphaned `end` for node n waits: a new
+// message for n must go after it.
+func (l *loop) orphanFor(n int) bool {
+	for i := range l.orphans {
+		if l.orphans[i].Node == n {
+			return true
+		}
+	}
+	return false
+}
+
 // askRoom asks the bridge for a Room call once m can go. The loop's
 // flag is set first, so the Room that follows always finds it.
 func (l *loop) askRoom(m *zmqbridge.Msg) {
@@ -255,7 +266,8 @@ func (l *loop) room() {
 // the connections whose messages all went.
 func (l *loop) retryRoom() {
 	l.wantRoom.Store(false)
-	l.orphans = retryMsgs(l.s.ring, l.orphans)
+	var stuck []int
+	l.orphans = retryMsgs(l.s.ring, l.orphans, &stuck)
 	waiting := l.roomWait
 	l.roomWait = nil
 	var again []*conn
@@ -264,7 +276,7 @@ func (l *loop) retryRoom() {
 		if c.closed || len(c.outq) == 0 {
 			continue
 		}
-		if !c.retryOut() {
+		if !c.retryOut(&stuck) {
 			again = append(again, c)
 			continue
 		}

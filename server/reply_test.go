@@ -437,7 +437,7 @@ func TestRetryMsgs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			kept := retryMsgs(tt.ring, tt.msgs)
+			kept := retryMsgs(tt.ring, tt.msgs, new([]int))
 			if got := names(tt.ring.take()); !slices.Equal(got, tt.wantSent) {
 				t.Errorf("sent %q, want %q", got, tt.wantSent)
 			}

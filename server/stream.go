@@ -70,7 +70,10 @@ func (c *conn) startCredit() {
 // the window: what the node may still send plus what the client has not
 // read stays within credit-window.
 func (c *conn) maybeGrant() {
-	if !c.creditOn || c.closeAfter || c.node == nil {
+	// Not closeAfter: a response that closes the connection after it
+	// (Connection: close, HTTP/1.0, close-delimited) still needs credit;
+	// accountOutput stops once the connection is closing.
+	if !c.creditOn || c.node == nil {
 		return
 	}
 	w := int64(c.srv().opts.CreditWindow)

@@ -68,7 +68,12 @@ func (t *tlsTransport) pump() (opened bool, err error) {
 			err = ferr
 		}
 		if err != nil {
-			return false, err
+			// The handshake may have completed in this very pump (a
+			// client's first records and close_notify in one read).
+			if !t.open && t.tc.State() == tlsmem.StateOpen {
+				t.open, opened = true, true
+			}
+			return opened, err
 		}
 		if n == 0 || n == len(buf) {
 			break

@@ -223,7 +223,10 @@ func (b *Bridge) NodeFull(n int) bool {
 // alone may exceed the budget, so that a big body is never refused.
 func (b *Bridge) tryPush(m *Msg) bool {
 	n := int64(len(m.Body))
-	if q := b.queued.Load(); q > 0 && q+n > b.cfg.MaxQueuedBytes {
+	// Refused only while more than half the budget is used, so that the
+	// room hasRoom reports always takes the message retried (a body near
+	// the whole budget would otherwise bounce).
+	if q := b.queued.Load(); q > b.cfg.MaxQueuedBytes/2 && q+n > b.cfg.MaxQueuedBytes {
 		return false
 	}
 	if !b.ring.Push(m) {
@@ -505,7 +508,14 @@ func (b *Bridge) retryHeld(now time.Time) bool {
 		if len(q.msgs) == 0 {
 			continue
 		}
-		sent, err := b.sendMsgs(q.msgs)
+		// One message first: while the node is still stuck, the retry
+		// costs one message's copy, not everything held.
+		sent, err := b.sendMsgs(q.msgs[:1])
+		if err == nil && len(q.msgs) > 1 {
+			var more int
+			more, err = b.sendMsgs(q.msgs[1:])
+			sent += more
+		}
 		b.stats.sent.Add(uint64(sent))
 		if sent > 0 {
 			worked = true
