@@ -18,7 +18,12 @@
 // 1/0. Lines starting with ';' or '#' are comments, and " ;" or " #" starts
 // a comment after a value.
 //
+// A Host name, whether a section's NAME or an alias, belongs to one
+// virtual host only (compared lower-cased, "host" and "host:port" as
+// written): a second one is an error, not a routing tie.
+//
 // Every problem is reported as an *Error carrying the file name, the line
 // and, where it applies, the section and key; errors.Is matches it against
-// the sentinels in errors.go.
+// the sentinels in errors.go. Parse reads on past an error and reports
+// them all, joined with errors.Join (one a line in the message).
 package config

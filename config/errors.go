@@ -3,12 +3,20 @@ package config
 import (
 	"cmp"
 	"errors"
+	"slices"
 	"strconv"
 )
 
+// maxErrors bounds the errors one file reports: a file that is not an
+// .ini at all (a binary, the wrong file) would otherwise give one per
+// line, and nobody reads past the first screen of them.
+const maxErrors = 50
+
 // Sentinel errors. Every *Error returned by Load and Parse wraps one of
 // them (or, for an unreadable file, the error from the file system), so
-// callers can tell the kinds apart with errors.Is.
+// callers can tell the kinds apart with errors.Is. A file with several
+// problems gives several *Error values joined with errors.Join: errors.Is
+// matches any of them, errors.As finds the first (in line order).
 var (
 	// ErrSyntax is a line that is neither a comment, a [section] header
 	// nor a "key = value" pair, or uses ini syntax this package rejects
@@ -78,4 +86,52 @@ func newError(kind error, file string, line int, section, key, detail string) *E
 		msg += ": " + detail
 	}
 	return &Error{File: file, Line: line, Section: section, Key: key, Msg: msg, err: kind}
+}
+
+// errorList collects the errors of one file: the maxErrors of them that
+// come first in the file, and how many more there were.
+type errorList struct {
+	file  string
+	errs  []*Error
+	extra int // errors found beyond maxErrors
+}
+
+// add records e, naming the list's file in it.
+func (l *errorList) add(e *Error) {
+	e.File = l.file
+	if len(l.errs) < maxErrors {
+		l.errs = append(l.errs, e)
+		return
+	}
+	l.extra++
+	last := 0 // the error latest in the file, the last found among equals
+	for i, x := range l.errs {
+		if x.Line >= l.errs[last].Line {
+			last = i
+		}
+	}
+	if e.Line < l.errs[last].Line {
+		l.errs[last] = e
+	}
+}
+
+// err returns nil, the one error, or every error in line order (errors
+// about the whole file first) joined with errors.Join: its message has
+// one error a line.
+func (l *errorList) err() error {
+	switch len(l.errs) {
+	case 0:
+		return nil
+	case 1:
+		return l.errs[0]
+	}
+	slices.SortStableFunc(l.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	errs := make([]error, 0, len(l.errs)+1)
+	for _, e := range l.errs {
+		errs = append(errs, e)
+	}
+	if l.extra > 0 {
+		errs = append(errs, &Error{File: l.file, Msg: "and " + strconv.Itoa(l.extra) + " more errors"})
+	}
+	return errors.Join(errs...)
 }

@@ -30,26 +30,33 @@ func Load(path string) (*Options, error) {
 }
 
 // Parse parses and validates a configuration already read into data; name
-// is the file name used in error messages and Options.File.
+// is the file name used in error messages and Options.File. It reports
+// every problem it finds, each an *Error naming the file and the line,
+// joined with errors.Join when there are several (at most maxErrors).
+// It reads on past a bad line, key or section and stops early only where
+// the rest cannot be read: a UTF-16 file, a multi-line value, a file
+// go-ini rejects.
 func Parse(name string, data []byte) (*Options, error) {
-	entries, serr := scan(data)
-	if serr != nil {
-		serr.File = name
-		return nil, serr
+	p := &parser{opts: Defaults(), state: map[string]*keyState{}, hosts: map[string]hostDef{}}
+	p.opts.File = name
+	p.errs.file = name
+	s := scan(data, &p.errs)
+	if s.partial {
+		return nil, p.errs.err()
 	}
+	p.dropped = s.lostHeader
 	f, err := ini.LoadSources(ini.LoadOptions{
 		AllowShadows:               true,
 		AllowDuplicateShadowValues: true,
 		KeyValueDelimiters:         "=",
 		IgnoreContinuation:         true,
 		SpaceBeforeInlineComment:   true,
-	}, data)
+	}, s.data)
 	if err != nil {
-		return nil, newError(ErrSyntax, name, 0, "", "", err.Error())
+		p.errs.add(newError(ErrSyntax, name, 0, "", "", err.Error()))
+		return nil, p.errs.err()
 	}
-	p := &parser{opts: Defaults(), state: map[string]*keyState{}}
-	p.opts.File = name
-	for _, e := range entries {
+	for _, e := range s.entries {
 		if e.header {
 			continue
 		}
@@ -62,17 +69,15 @@ func Parse(name string, data []byte) (*Options, error) {
 			st.count++
 		}
 	}
-	for _, e := range entries {
+	for _, e := range s.entries {
 		if e.header {
-			err = p.section(e)
+			p.section(e)
 		} else {
-			err = p.key(e)
-		}
-		if err != nil {
-			return nil, err
+			p.key(e)
 		}
 	}
-	if err := p.validate(); err != nil {
+	p.validate()
+	if err := p.errs.err(); err != nil {
 		return nil, err
 	}
 	return &p.opts, nil
@@ -95,18 +100,32 @@ func values(f *ini.File, section, key string) []string {
 // keyState follows one key of one section through the file.
 type keyState struct {
 	count int      // occurrences with a non-empty value, as scan saw them
-	seen  int      // occurrences applied so far
+	seen  int      // occurrences met so far, in sections not dropped
+	next  int      // occurrences with a non-empty value met so far
 	first int      // line of the first occurrence
 	vals  []string // go-ini's non-empty values, in file order
+}
+
+// hostDef is where a Host name (a virtual host's or an alias) was first
+// defined.
+type hostDef struct {
+	line    int
+	section string // as written, trimmed
+	key     string // "alias", or "" for the section name
+	vhost   int    // index in Options.VHosts
 }
 
 // parser walks the scanned entries and fills opts with go-ini's values.
 type parser struct {
 	opts     Options
+	errs     errorList
 	state    map[string]*keyState          // by entry.id
+	hosts    map[string]hostDef            // Host names defined so far
 	name     string                        // current section, trimmed, for messages
-	keys     map[string]func(string) error // setters of the current section's keys
+	keys     map[string]func(string) error // setters of the current section's keys; nil drops them
+	dropped  bool                          // a section's keys were dropped: what it held is unknown
 	mainRaw  string                        // the [blastbeat] section as go-ini names it
+	vhostRaw []string                      // each VHosts' section as go-ini names it
 	mainLine int                           // line of the [blastbeat] header, 0 if absent
 	line     int                           // line of the entry being applied
 }
@@ -114,6 +133,11 @@ type parser struct {
 // errorAt builds an *Error for this file.
 func (p *parser) errorAt(line int, section, key string, kind error, detail string) *Error {
 	return newError(kind, p.opts.File, line, section, key, detail)
+}
+
+// fail records an error.
+func (p *parser) fail(line int, section, key string, kind error, detail string) {
+	p.errs.add(p.errorAt(line, section, key, kind, detail))
 }
 
 // firstLine returns the line key was first set on in section (as go-ini
@@ -125,61 +149,97 @@ func (p *parser) firstLine(section, key string) int {
 	return 0
 }
 
+// drop records a section whose keys are not read: an unknown, malformed
+// or duplicate one.
+func (p *parser) drop(line int, kind error, detail string) {
+	p.fail(line, p.name, "", kind, detail)
+	p.keys, p.dropped = nil, true
+}
+
 // section starts a [blastbeat] or [blastbeat:NAME] section.
-func (p *parser) section(e entry) error {
+func (p *parser) section(e entry) {
 	p.name = strings.TrimSpace(e.section)
 	switch rest, isVHost := strings.CutPrefix(p.name, mainSection+":"); {
 	case p.name == mainSection:
 		if p.mainLine > 0 {
-			return p.errorAt(e.line, p.name, "", ErrDuplicate, fmt.Sprintf("first defined at line %d", p.mainLine))
+			p.drop(e.line, ErrDuplicate, fmt.Sprintf("first defined at line %d", p.mainLine))
+			return
 		}
 		p.mainRaw, p.mainLine, p.keys = e.section, e.line, p.mainKeys()
 	case isVHost:
 		host, err := parseVHostName(rest)
 		if err != nil {
-			return p.errorAt(e.line, p.name, "", ErrBadValue, err.Error())
+			p.drop(e.line, ErrBadValue, err.Error())
+			return
 		}
-		for _, v := range p.opts.VHosts {
-			if v.Name == host {
-				return p.errorAt(e.line, p.name, "", ErrDuplicate, fmt.Sprintf("virtual host %q first defined at line %d", host, v.Line))
-			}
+		if first, dup := p.hosts[host]; dup {
+			p.errs.add(p.duplicateHost(e.line, "", host, first))
+			p.keys, p.dropped = nil, true
+			return
 		}
+		p.hosts[host] = hostDef{line: e.line, section: p.name, vhost: len(p.opts.VHosts)}
 		p.opts.VHosts = append(p.opts.VHosts, VHost{Name: host, Format: "uwsgi", HTTPSRedirect: true, Line: e.line})
-		p.keys = p.vhostKeys(&p.opts.VHosts[len(p.opts.VHosts)-1])
+		p.vhostRaw = append(p.vhostRaw, e.section)
+		i := len(p.opts.VHosts) - 1
+		p.keys = p.vhostKeys(&p.opts.VHosts[i], i)
 	default:
-		return p.errorAt(e.line, p.name, "", ErrUnknownSection, "expected [blastbeat] or [blastbeat:HOST[:PORT]]")
+		p.drop(e.line, ErrUnknownSection, "expected [blastbeat] or [blastbeat:HOST[:PORT]]")
 	}
-	return nil
+}
+
+// duplicateHost reports Host name host defined again on line (key is
+// "alias", or "" for a section header) after first. Two virtual hosts
+// answering one name would make routing depend on file order.
+func (p *parser) duplicateHost(line int, key, host string, first hostDef) *Error {
+	what := "[" + first.section + "]"
+	if first.key != "" {
+		what = first.key + " in " + what
+	}
+	return &Error{File: p.opts.File, Line: line, Section: p.name, Key: key, err: ErrDuplicate,
+		Msg: fmt.Sprintf("duplicate host name %q: first defined at line %d (%s)", host, first.line, what)}
 }
 
 // key applies one "key = value" line of the current section.
-func (p *parser) key(e entry) error {
+func (p *parser) key(e entry) {
 	if e.section == "" {
-		return p.errorAt(e.line, "", e.key, ErrSyntax, "key outside of any section")
+		p.fail(e.line, "", e.key, ErrSyntax, "key outside of any section")
+		return
+	}
+	if p.keys == nil { // the section was dropped
+		return
 	}
 	set, ok := p.keys[e.key]
 	if !ok {
-		return p.errorAt(e.line, p.name, e.key, ErrUnknownKey, "")
+		p.fail(e.line, p.name, e.key, ErrUnknownKey, "")
+		return
 	}
 	st := p.state[e.id()]
-	if st.seen++; st.seen == 1 {
+	st.seen++
+	if !e.empty {
+		st.next++ // this is go-ini's value number next, if go-ini and scan agree
+	}
+	if st.seen == 1 {
 		st.first = e.line
 	} else if !repeatable(e.key) {
-		return p.errorAt(e.line, p.name, e.key, ErrRepeated, fmt.Sprintf("first set at line %d", st.first))
+		p.fail(e.line, p.name, e.key, ErrRepeated, fmt.Sprintf("first set at line %d", st.first))
+		return
 	}
 	if e.empty {
-		return p.errorAt(e.line, p.name, e.key, ErrBadValue, "empty value")
+		p.fail(e.line, p.name, e.key, ErrBadValue, "empty value")
+		return
 	}
-	// Every earlier occurrence had a value (or we would have stopped), so
-	// this is value number seen, provided go-ini and scan agree.
-	if len(st.vals) != st.count || st.seen > len(st.vals) {
-		return p.errorAt(e.line, p.name, e.key, ErrSyntax, "value could not be read")
+	if len(st.vals) != st.count || st.next > len(st.vals) {
+		p.fail(e.line, p.name, e.key, ErrSyntax, "value could not be read")
+		return
 	}
 	p.line = e.line
-	if err := set(st.vals[st.seen-1]); err != nil {
-		return p.errorAt(e.line, p.name, e.key, ErrBadValue, err.Error())
+	if err := set(st.vals[st.next-1]); err != nil {
+		if ce, ok := err.(*Error); ok { // already says what is wrong
+			p.errs.add(ce)
+			return
+		}
+		p.fail(e.line, p.name, e.key, ErrBadValue, err.Error())
 	}
-	return nil
 }
 
 // repeatable reports whether key accumulates instead of being set once.
@@ -268,9 +328,30 @@ func (p *parser) mainKeys() map[string]func(string) error {
 	}
 }
 
-// vhostKeys returns the setters of the keys of virtual host v. They are
-// only valid until the next VHost is appended.
-func (p *parser) vhostKeys(v *VHost) map[string]func(string) error {
+// alias returns the setter of key alias of virtual host v, number i. A
+// name another virtual host has is an error; one v already has is
+// dropped.
+func (p *parser) alias(v *VHost, i int) func(string) error {
+	return func(s string) error {
+		name, err := parseVHostName(s)
+		if err != nil {
+			return err
+		}
+		if first, dup := p.hosts[name]; dup {
+			if first.vhost == i {
+				return nil
+			}
+			return p.duplicateHost(p.line, "alias", name, first)
+		}
+		p.hosts[name] = hostDef{line: p.line, section: p.name, key: "alias", vhost: i}
+		v.Aliases = append(v.Aliases, name)
+		return nil
+	}
+}
+
+// vhostKeys returns the setters of the keys of virtual host v, number i.
+// They are only valid until the next VHost is appended.
+func (p *parser) vhostKeys(v *VHost, i int) map[string]func(string) error {
 	return map[string]func(string) error{
 		"node":                add(&v.Nodes, true, parseNode),
 		"bind":                add(&v.Binds, false, p.bind),
@@ -281,7 +362,7 @@ func (p *parser) vhostKeys(v *VHost) map[string]func(string) error {
 		"websocket-protocols": set(&v.WebSocketProtocols, parseTokenList),
 		"timeout":             set(&v.Timeout, parseDuration),
 		"max-body":            set(&v.MaxBody, parseSize),
-		"alias":               add(&v.Aliases, true, parseVHostName),
+		"alias":               p.alias(v, i),
 		"allow-trace":         set(&v.AllowTrace, parseBool),
 		"https-redirect":      set(&v.HTTPSRedirect, parseBool),
 		"sessions":            p.ignore("sessions"),

@@ -617,3 +617,225 @@ func TestBridgeKeys(t *testing.T) {
 		t.Fatalf("zmq-hwm = 0: %v", err)
 	}
 }
+
+// errAt is one error expected from Parse: its line and kind.
+type errAt struct {
+	line int
+	kind error
+}
+
+// TestParseReportsEveryError checks that Parse goes on past an error and
+// reports each one, in line order, without follow-on errors.
+func TestParseReportsEveryError(t *testing.T) {
+	const head = "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n" // lines 1-3
+	const tail = "[blastbeat:localhost]\nnode = foo\n"
+	tests := []struct {
+		name string
+		src  string
+		want []errAt
+	}{
+		{
+			name: "bad keys and values in every section",
+			src: head + "bogus = 1\nping-freq = soon\nring-size = 3000\n" + // 4-6
+				tail + "format = json\nformat = uwsgi\n" + // 7-8, 9-10
+				"[blastbeat:*]\nnode =\nwebsocket-protocols = a b\n", // 11-13
+			want: []errAt{{4, config.ErrUnknownKey}, {5, config.ErrBadValue}, {6, config.ErrBadValue},
+				{9, config.ErrBadValue}, {10, config.ErrRepeated}, {12, config.ErrBadValue}, {13, config.ErrBadValue}},
+		},
+		{
+			name: "syntax errors do not stop the scan",
+			src:  head + "bind 0.0.0.0:80\n\"uid\" = x\n = y\n" + tail + "bogus = 2\n", // 4-6, 7-8, 9
+			want: []errAt{{4, config.ErrSyntax}, {5, config.ErrSyntax}, {6, config.ErrSyntax}, {9, config.ErrUnknownKey}},
+		},
+		{
+			name: "keys outside any section",
+			src:  "bind = 0.0.0.0:1\nzmq = inproc://x\n" + head + tail,
+			want: []errAt{{1, config.ErrSyntax}, {2, config.ErrSyntax}},
+		},
+		{
+			name: "unreadable header drops its keys, nothing reported missing",
+			src:  head + "[blastbeat:x\nnode = a\nbogus = 1\nnot a key\n", // 4-7
+			want: []errAt{{4, config.ErrSyntax}, {7, config.ErrSyntax}},
+		},
+		{
+			name: "text after a header keeps the section",
+			src:  "[blastbeat] junk\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\nbogus = 1\n" + tail,
+			want: []errAt{{1, config.ErrSyntax}, {4, config.ErrUnknownKey}},
+		},
+		{
+			name: "keys of an unknown section are not reported",
+			src:  head + "[uwsgi]\nsocket = x\n" + tail + "bogus = 1\n", // 4-5, 6-7, 8
+			want: []errAt{{4, config.ErrUnknownSection}, {8, config.ErrUnknownKey}},
+		},
+		{
+			name: "keys of a duplicate section are not applied twice",
+			src:  head + tail + "[blastbeat]\nbind = 0.0.0.0:1\nping-freq = 0\n" + "[blastbeat:LOCALHOST]\nnode = bar\n", // 4-5, 6-8, 9-10
+			want: []errAt{{6, config.ErrDuplicate}, {9, config.ErrDuplicate}},
+		},
+		{
+			name: "a bad bind is not also a missing bind",
+			src:  "[blastbeat]\nbind = 0.0.0.0:0\nzmq = ftp://x\n" + tail,
+			want: []errAt{{2, config.ErrBadValue}, {3, config.ErrBadValue}},
+		},
+		{
+			name: "an empty node is not also a missing node",
+			src:  head + "[blastbeat:a]\nnode =\n[blastbeat:b]\nbind-ssl = 0.0.0.0:443\nnode = n\ncertificate =\n", // 4-5, 6-9
+			want: []errAt{{5, config.ErrBadValue}, {7, config.ErrMissing}, {9, config.ErrBadValue}},
+		},
+		{
+			name: "everything missing at once",
+			src:  "[blastbeat]\nmax-hops = -1\n[blastbeat:a]\nbind-ssl = 0.0.0.0:443\n",
+			want: []errAt{{1, config.ErrMissing}, {2, config.ErrBadValue}, {3, config.ErrMissing}, {4, config.ErrMissing}, {4, config.ErrMissing}},
+		},
+		{
+			name: "a multi-line value stops the scan",
+			src:  head + "bogus = 1\nuid = \"\"\"www\ndata\"\"\"\nbogus2 = 2\n" + tail,
+			want: []errAt{{5, config.ErrSyntax}},
+		},
+		{
+			name: "utf-16 stops at once",
+			src:  "\xFF\xFE[\x00b\x00",
+			want: []errAt{{1, config.ErrSyntax}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, err := config.Parse("bad.ini", []byte(tt.src))
+			if err == nil {
+				t.Fatalf("Parse succeeded: %+v", opts)
+			}
+			var got []errAt
+			for _, e := range leaves(err) {
+				ce, ok := e.(*config.Error)
+				if !ok {
+					t.Fatalf("error %T %v is not a *config.Error", e, e)
+				}
+				if ce.File != "bad.ini" {
+					t.Errorf("error %v names file %q", ce, ce.File)
+				}
+				got = append(got, errAt{ce.Line, ce.Unwrap()})
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("errors at %v, want %v:\n%v", got, tt.want, err)
+			}
+			if lines := strings.Split(err.Error(), "\n"); len(lines) != len(tt.want) {
+				t.Errorf("message has %d lines, want %d:\n%v", len(lines), len(tt.want), err)
+			}
+			// errors.As finds the first; errors.Is matches every kind.
+			var first *config.Error
+			if !errors.As(err, &first) || first.Line != tt.want[0].line {
+				t.Errorf("errors.As found %v, want the error at line %d", first, tt.want[0].line)
+			}
+			for _, w := range tt.want {
+				if !errors.Is(err, w.kind) {
+					t.Errorf("errors.Is(err, %v) = false", w.kind)
+				}
+			}
+		})
+	}
+}
+
+// TestParseErrorCap checks that a file that is not an .ini gives a
+// bounded report: the first errors in the file, and a count of the rest.
+func TestParseErrorCap(t *testing.T) {
+	src := strings.Repeat("garbage\n", 1000)
+	_, err := config.Parse("bin.ini", []byte(src))
+	errs := leaves(err)
+	if len(errs) != 51 {
+		t.Fatalf("%d errors, want 50 and a summary", len(errs))
+	}
+	// 1000 lines and the two missing sections (line 0) come first.
+	for i, e := range errs[:50] {
+		if want := max(0, i-1); e.(*config.Error).Line != want {
+			t.Errorf("error %d: %v, want line %d", i, e, want)
+		}
+	}
+	if last := errs[50].Error(); last != "bin.ini: and 952 more errors" {
+		t.Errorf("last error %q", last)
+	}
+}
+
+// TestParseDuplicateHosts checks that a Host name (virtual host or alias)
+// served by two virtual hosts is an error at its second occurrence.
+func TestParseDuplicateHosts(t *testing.T) {
+	const head = "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n" // lines 1-3
+	tests := []struct {
+		name    string
+		vhosts  string // from line 4
+		line    int    // 0: no error
+		section string
+		key     string
+		msg     string
+	}{
+		{
+			name:    "alias names an earlier virtual host",
+			vhosts:  "[blastbeat:a.test]\nnode = n\n[blastbeat:b.test]\nnode = n\nalias = a.test\n",
+			line:    8,
+			section: "blastbeat:b.test",
+			key:     "alias",
+			msg:     `duplicate host name "a.test": first defined at line 4 ([blastbeat:a.test])`,
+		},
+		{
+			name:    "virtual host named by an earlier alias",
+			vhosts:  "[blastbeat:a.test]\nnode = n\nalias = www.test\n[blastbeat:WWW.test]\nnode = n\n",
+			line:    7,
+			section: "blastbeat:WWW.test",
+			msg:     `duplicate host name "www.test": first defined at line 6 (alias in [blastbeat:a.test])`,
+		},
+		{
+			name:    "alias in two virtual hosts, any case",
+			vhosts:  "[blastbeat:a.test]\nnode = n\nalias = Shared.Test:8080\n[blastbeat:b.test]\nnode = n\nalias = shared.test:8080\n",
+			line:    9,
+			section: "blastbeat:b.test",
+			key:     "alias",
+			msg:     "first defined at line 6 (alias in [blastbeat:a.test])",
+		},
+		{
+			name:    "two virtual hosts",
+			vhosts:  "[blastbeat:a.test:8000]\nnode = n\n[blastbeat:A.Test:8000]\nnode = m\n",
+			line:    6,
+			section: "blastbeat:A.Test:8000",
+			msg:     "first defined at line 4 ([blastbeat:a.test:8000])",
+		},
+		{
+			name:    "catch-all twice",
+			vhosts:  "[blastbeat:*]\nnode = n\n[blastbeat:a.test]\nnode = n\nalias = *\n",
+			line:    8,
+			section: "blastbeat:a.test",
+			key:     "alias",
+			msg:     `"*": first defined at line 4`,
+		},
+		{
+			name:   "host and host:port are different names",
+			vhosts: "[blastbeat:a.test]\nnode = n\n[blastbeat:a.test:80]\nnode = n\nalias = b.test:8080\n[blastbeat:b.test]\nnode = n\n",
+		},
+		{
+			name:   "a virtual host's own name and a repeated alias are dropped",
+			vhosts: "[blastbeat:a.test]\nnode = n\nalias = A.test\nalias = b.test\nalias = B.TEST\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, err := config.Parse("dup.ini", []byte(head+tt.vhosts))
+			if tt.line == 0 {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if a := opts.VHosts[0].Aliases; len(a) > 1 {
+					t.Errorf("Aliases = %q", a)
+				}
+				return
+			}
+			var ce *config.Error
+			if !errors.As(err, &ce) || len(leaves(err)) != 1 {
+				t.Fatalf("Parse error %v, want one *config.Error", err)
+			}
+			if !errors.Is(err, config.ErrDuplicate) || ce.Line != tt.line || ce.Section != tt.section || ce.Key != tt.key {
+				t.Errorf("error %q at line %d [%s] %q, want ErrDuplicate at line %d [%s] %q", err, ce.Line, ce.Section, ce.Key, tt.line, tt.section, tt.key)
+			}
+			if !strings.HasPrefix(err.Error(), "dup.ini:"+strconv.Itoa(tt.line)+": ["+tt.section+"] ") || !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("message %q, want dup.ini:%d: [%s] … %s", err, tt.line, tt.section, tt.msg)
+			}
+		})
+	}
+}

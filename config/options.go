@@ -45,7 +45,9 @@ type VHost struct {
 	// Options.MaxBody.
 	MaxBody int64
 	// Aliases are more Host names served by this virtual host (alias,
-	// repeatable, as in the original).
+	// repeatable, as in the original), lower-cased. A name another
+	// virtual host has (as its Name or an alias) is an ErrDuplicate; one
+	// this virtual host already has is dropped.
 	Aliases []string
 	// AllowTrace passes TRACE requests to the nodes (allow-trace, default
 	// false: TRACE is answered 405 by the proxy).
@@ -124,9 +126,10 @@ type Options struct {
 	// TLSHandshakeTimeout bounds a TLS handshake (tls-handshake-timeout,
 	// default 10s).
 	TLSHandshakeTimeout time.Duration
-	// MaxTLSHandshakes bounds the TLS handshakes in flight; more
-	// connections wait in the listen queue (max-tls-handshakes, default
-	// 1024).
+	// MaxTLSHandshakes bounds the TLS handshakes in flight (each loop
+	// runs its share); more connections are accepted and wait unread
+	// until a slot frees or tls-handshake-timeout closes them
+	// (max-tls-handshakes, default 1024).
 	MaxTLSHandshakes int
 	// RetryBuffer is how many bytes of a request body are kept to retry it
 	// on another node (retry-buffer, default 1 MiB).

@@ -6,25 +6,16 @@ import "fmt"
 const maxRingSize = 1 << 24
 
 // validate checks what needs the whole file: required sections and keys,
-// ranges, and relations between fields. Errors point at the key's line
-// when it was set, else at its section's header.
-func (p *parser) validate() error {
+// ranges, and relations between fields, recording every failure. Errors
+// point at the key's line when it was set, else at its section's header.
+// Once a section was dropped (its header unreadable, unknown or a
+// duplicate) nothing is reported missing: it may have held it; nor is a
+// key that is there with a bad value (already reported).
+func (p *parser) validate() {
 	o := &p.opts
-	if p.mainLine == 0 {
-		return p.errorAt(0, "", "", ErrMissing, "no [blastbeat] section")
-	}
-	if len(o.ZMQ) == 0 {
-		return p.errorAt(p.mainLine, mainSection, "zmq", ErrMissing, "at least one zmq endpoint is required")
-	}
-	if len(o.VHosts) == 0 {
-		return p.errorAt(0, "", "", ErrMissing, "at least one [blastbeat:HOST] section is required")
-	}
-	binds := len(o.Binds)
-	for _, v := range o.VHosts {
-		binds += len(v.Binds) + len(v.BindSSL)
-	}
-	if binds == 0 {
-		return p.errorAt(p.mainLine, mainSection, "bind", ErrMissing, "at least one bind is required (in [blastbeat] or a virtual host)")
+	checkMissing := !p.dropped
+	if checkMissing {
+		p.required()
 	}
 	uriKey := "max-uri"
 	if p.firstLine(p.mainRaw, uriKey) == 0 {
@@ -65,14 +56,11 @@ func (p *parser) validate() error {
 			if line == 0 {
 				line = p.mainLine
 			}
-			return p.errorAt(line, mainSection, c.key, ErrBadValue, c.msg)
+			p.fail(line, mainSection, c.key, ErrBadValue, c.msg)
 		}
 	}
 	for i := range o.VHosts {
 		v := &o.VHosts[i]
-		if len(v.Nodes) == 0 {
-			return p.errorAt(v.Line, mainSection+":"+v.Name, "node", ErrMissing, "at least one node is required")
-		}
 		if len(v.BindSSL) == 0 {
 			continue
 		}
@@ -85,12 +73,38 @@ func (p *parser) validate() error {
 			v.Key = o.Key
 		}
 		section := mainSection + ":" + v.Name
-		if v.Certificate == "" {
-			return p.errorAt(v.BindSSL[0].Line, section, "certificate", ErrMissing, "bind-ssl needs a certificate (here or in [blastbeat])")
+		given := func(key string) bool { return p.firstLine(p.vhostRaw[i], key) > 0 || p.firstLine(p.mainRaw, key) > 0 }
+		if v.Certificate == "" && checkMissing && !given("certificate") {
+			p.fail(v.BindSSL[0].Line, section, "certificate", ErrMissing, "bind-ssl needs a certificate (here or in [blastbeat])")
 		}
-		if v.Key == "" {
-			return p.errorAt(v.BindSSL[0].Line, section, "key", ErrMissing, "bind-ssl needs a key (here or in [blastbeat])")
+		if v.Key == "" && checkMissing && !given("key") {
+			p.fail(v.BindSSL[0].Line, section, "key", ErrMissing, "bind-ssl needs a key (here or in [blastbeat])")
 		}
 	}
-	return nil
+}
+
+// required records the required sections and keys that are missing. A
+// key written with only bad values is not missing: its errors are
+// already recorded.
+func (p *parser) required() {
+	o := &p.opts
+	if p.mainLine == 0 {
+		p.fail(0, "", "", ErrMissing, "no [blastbeat] section")
+	} else if p.firstLine(p.mainRaw, "zmq") == 0 {
+		p.fail(p.mainLine, mainSection, "zmq", ErrMissing, "at least one zmq endpoint is required")
+	}
+	if len(o.VHosts) == 0 {
+		p.fail(0, "", "", ErrMissing, "at least one [blastbeat:HOST] section is required")
+	}
+	bind := p.firstLine(p.mainRaw, "bind") > 0
+	for i, v := range o.VHosts {
+		raw := p.vhostRaw[i]
+		bind = bind || p.firstLine(raw, "bind") > 0 || p.firstLine(raw, "bind-ssl") > 0
+		if p.firstLine(raw, "node") == 0 {
+			p.fail(v.Line, mainSection+":"+v.Name, "node", ErrMissing, "at least one node is required")
+		}
+	}
+	if !bind && p.mainLine > 0 {
+		p.fail(p.mainLine, mainSection, "bind", ErrMissing, "at least one bind is required (in [blastbeat] or a virtual host)")
+	}
 }

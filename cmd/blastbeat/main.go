@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,39 +23,51 @@ import (
 const version = "0.1.0"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+// run is the command: it returns the exit status, 0 when done, 1 for a
+// bad configuration or a failed start, 2 for a usage error. What was
+// asked for (-h, -version) goes to stdout; errors, the -t verdict and
+// the log go to stderr.
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("blastbeat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	check := fs.Bool("t", false, "check the configuration file and exit")
+	check := fs.Bool("t", false, "check the configuration file (every error in it, and the certificates) and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `FILE` until exit")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on `ADDR` (e.g. 127.0.0.1:6060); off by default")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: blastbeat [flags] FILE.ini\n")
+	fs.Usage = func() {} // Parse calls it for -h and for mistakes alike: usage picks the stream
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "usage: blastbeat [flags] FILE.ini\n")
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h, -help, --help
+			usage(stdout)
+			return 0
+		}
+		usage(stderr) // after Parse's own line naming the bad flag
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintf(stderr, "blastbeat %s\n", version)
+		fmt.Fprintf(stdout, "blastbeat %s\n", version)
 		return 0
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
+		usage(stderr)
 		return 2
 	}
 	cfg, err := config.Load(fs.Arg(0))
 	if err != nil {
-		fmt.Fprintf(stderr, "blastbeat: %v\n", err)
+		printErrors(stderr, err)
 		return 1
 	}
-	certs, _, err := tlsListeners(cfg, time.Now())
+	certs, err := tlsListeners(cfg, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "blastbeat: %v\n", err)
+		printErrors(stderr, err)
 		return 1
 	}
 	if *check {
@@ -92,7 +105,7 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	if err := srv.Start(); err != nil {
-		log.Error("start", "err", err)
+		log.Error("start", "err", locateListenError(cfg, err))
 		return 1
 	}
 	if err := dropPrivileges(cfg.UID, cfg.GID); err != nil {
@@ -100,7 +113,7 @@ func run(args []string, stderr io.Writer) int {
 		_ = srv.Shutdown(context.Background())
 		return 1
 	}
-	log.Info("blastbeat started", "version", version, "bind", cfg.Binds, "zmq", cfg.ZMQ)
+	log.Info("blastbeat started", startAttrs(cfg)...)
 
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
@@ -118,6 +131,32 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// printErrors writes err to w, one "blastbeat: " line for each line of
+// its message (errors.Join puts each error it joins on a line).
+func printErrors(w io.Writer, err error) {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "blastbeat: %s\n", line)
+	}
+}
+
+// startAttrs returns the attributes of the "blastbeat started" line:
+// the listen addresses and ZeroMQ endpoints, each kind as one comma
+// separated string ("bind=127.0.0.1:8080,[::1]:8080").
+func startAttrs(cfg *config.Options) []any {
+	var plain, secure []string
+	for _, a := range listenAddrs(cfg) {
+		if a.tls {
+			secure = append(secure, a.addr)
+		} else {
+			plain = append(plain, a.addr)
+		}
+	}
+	return []any{"version", version, "bind", strings.Join(plain, ","), "bind-ssl", strings.Join(secure, ","),
+		"zmq", strings.Join(cfg.ZMQ, ",")}
+}
+
+// newLogger returns the logger cfg asks for (log-format, log-level),
+// writing to w.
 func newLogger(cfg *config.Options, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -14,21 +15,28 @@ import (
 // the certificate for clients without SNI or with an unknown name). Both
 // `-t` and the start use it, so a missing, unreadable, mismatched or
 // expired file is reported before anything listens, naming the file, the
-// config line and the virtual host. Relative paths are taken from the
-// config file's folder.
-func tlsListeners(cfg *config.Options, now time.Time) (map[string]*tlsconf.Listener, []string, error) {
+// config line (a virtual host's first bind-ssl) and the virtual host.
+// Every bad certificate is reported, joined with errors.Join. Relative
+// paths are taken from the config file's folder.
+func tlsListeners(cfg *config.Options, now time.Time) (map[string]*tlsconf.Listener, error) {
 	sites := map[string][]tlsconf.Site{}
-	var order []string
+	var order []string // addresses in file order, for the errors
+	var errs []error
 	for _, v := range cfg.VHosts {
+		if len(v.BindSSL) == 0 {
+			continue
+		}
+		site := tlsconf.Site{
+			Names:    append([]string{hostOnly(v.Name)}, v.Aliases...),
+			CertFile: relTo(cfg.File, v.Certificate),
+			KeyFile:  relTo(cfg.File, v.Key),
+		}
+		if _, err := tlsconf.Load(site.CertFile, site.KeyFile, now); err != nil {
+			b := v.BindSSL[0]
+			errs = append(errs, fmt.Errorf("%s:%d: [blastbeat:%s] bind-ssl %s: %w", cfg.File, b.Line, v.Name, b.Addr, err))
+			continue
+		}
 		for _, b := range v.BindSSL {
-			site := tlsconf.Site{
-				Names:    append([]string{hostOnly(v.Name)}, v.Aliases...),
-				CertFile: relTo(cfg.File, v.Certificate),
-				KeyFile:  relTo(cfg.File, v.Key),
-			}
-			if _, err := tlsconf.Load(site.CertFile, site.KeyFile, now); err != nil {
-				return nil, nil, fmt.Errorf("%s:%d: [blastbeat:%s] bind-ssl %s: %w", cfg.File, b.Line, v.Name, b.Addr, err)
-			}
 			if _, seen := sites[b.Addr]; !seen {
 				order = append(order, b.Addr)
 			}
@@ -36,14 +44,18 @@ func tlsListeners(cfg *config.Options, now time.Time) (map[string]*tlsconf.Liste
 		}
 	}
 	out := make(map[string]*tlsconf.Listener, len(sites))
-	for addr, ss := range sites {
-		l, err := tlsconf.NewListener(ss, now)
+	for _, addr := range order {
+		l, err := tlsconf.NewListener(sites[addr], now)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: bind-ssl %s: %w", cfg.File, addr, err)
+			errs = append(errs, fmt.Errorf("%s: bind-ssl %s: %w", cfg.File, addr, err))
+			continue
 		}
 		out[addr] = l
 	}
-	return out, order, nil
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
 }
 
 // relTo resolves path against the folder of the config file.
