@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,11 +17,15 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/blastbeat/blastbeat/internal/testcert"
 )
 
 // options are the harness's flags.
@@ -33,6 +38,7 @@ type options struct {
 	deadline           time.Duration
 	wsConns            int
 	idleConns          int
+	wssIdleConns       int
 	idlePerProc        int
 	cpuprofile         string
 	blastbeat          string
@@ -54,9 +60,15 @@ type env struct {
 	nginx     string
 	wrk       string
 	goBin     string
-	bins      struct{ node, hello, wsload, m2handler string }
-	missing   map[string]string // system → why it cannot run here
-	noWS      map[string]string // system → why its WebSocket probe failed
+	bins      struct{ node, hello, wsload, tlsload, m2handler string }
+	// pki is this run's throwaway CA and the server certificate every
+	// system serves HTTPS with (made by internal/testcert, never kept).
+	pki struct {
+		ca, cert, key string // PEM files
+		pool          *x509.CertPool
+	}
+	missing map[string]string // system → why it cannot run here
+	noWS    map[string]string // system → why its WebSocket probe failed
 
 	cores            int
 	nofile           int
@@ -151,11 +163,12 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every scenario on every system (A B A B …)")
 	fs.DurationVar(&o.dur, "d", 5*time.Second, "measured duration of each run")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each measured run (wrk rounds it to whole seconds)")
-	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1 round, -d 2s, -warmup 1s, ws-idle with 2,000 conns")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1 round, -d 2s, -warmup 1s, ws-idle and tls-ws-idle with 2,000 conns")
 	fs.StringVar(&o.out, "out", "bench", "directory for RESULTS.md, results.json, results.svg")
 	fs.DurationVar(&o.deadline, "deadline", 20*time.Minute, "global deadline: past it the harness stops everything and writes what it has")
 	fs.IntVar(&o.wsConns, "ws-conns", 1000, "active connections of the WebSocket echo scenario")
 	fs.IntVar(&o.idleConns, "ws-idle-conns", 10000, "idle WebSocket connections (beyond what the box allows: measured at the cap, projected)")
+	fs.IntVar(&o.wssIdleConns, "wss-idle-conns", 5000, "idle wss:// connections of tls-ws-idle (capped like -ws-idle-conns)")
 	fs.IntVar(&o.idlePerProc, "ws-idle-per-proc", 5000, "idle connections per wsload process (each from its own 127.0.0.x)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "run BlastBeat with -cpuprofile FILE during the first scenario of round 1 and print `go tool pprof -top`")
 	fs.StringVar(&o.blastbeat, "blastbeat", "bin/blastbeat", "the BlastBeat binary (relative to the module root)")
@@ -181,6 +194,9 @@ func parseFlags(args []string) (options, error) {
 		if !set["ws-idle-conns"] {
 			o.idleConns = 2000
 		}
+		if !set["wss-idle-conns"] {
+			o.wssIdleConns = 2000
+		}
 	}
 	var err error
 	if o.systems, err = pick(*systems, allSystems, func(s system) string { return s.name }); err != nil {
@@ -199,8 +215,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-rounds must be at least 1")
 	case o.dur < time.Second:
 		return o, errors.New("-d must be at least 1s")
-	case o.wsConns < 1 || o.idleConns < 1:
-		return o, errors.New("-ws-conns and -ws-idle-conns must be positive")
+	case o.wsConns < 1 || o.idleConns < 1 || o.wssIdleConns < 1:
+		return o, errors.New("-ws-conns, -ws-idle-conns and -wss-idle-conns must be positive")
 	case o.deadline <= 0:
 		return o, errors.New("-deadline must be positive")
 	}
@@ -216,26 +232,39 @@ func names[T any](xs []T, name func(T) string) string {
 }
 
 // pick validates a comma-separated subset and returns it in the canonical
-// order of all.
+// order of all. An entry may be a shell pattern (path.Match): "tls*"
+// picks every HTTPS row; a pattern must match at least one name.
 func pick[T any](list string, all []T, name func(T) string) ([]string, error) {
-	want := map[string]bool{}
+	matched := map[string]bool{} // pattern → it matched a name
 	for _, s := range strings.Split(list, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			want[s] = true
+			if _, err := path.Match(s, ""); err != nil {
+				return nil, fmt.Errorf("pattern %q: %w", s, err)
+			}
+			matched[s] = false
 		}
 	}
 	var out []string
 	for _, x := range all {
-		if want[name(x)] {
-			out = append(out, name(x))
-			delete(want, name(x))
+		n := name(x)
+		picked := false
+		for p := range matched {
+			if ok, _ := path.Match(p, n); ok {
+				matched[p], picked = true, true
+			}
+		}
+		if picked {
+			out = append(out, n)
 		}
 	}
-	if len(want) > 0 {
-		var bad []string
-		for k := range want {
-			bad = append(bad, k)
+	var bad []string
+	for p, ok := range matched {
+		if !ok {
+			bad = append(bad, p)
 		}
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
 		return nil, fmt.Errorf("unknown %q (known: %s)", bad, names(all, name))
 	}
 	if len(out) == 0 {
@@ -283,6 +312,9 @@ func setup(ctx context.Context, o options, reg *registry) (*env, error) {
 	if err := os.WriteFile(e.postScript, fmt.Appendf(nil, postScript, postBodySize, postBodySize), 0o644); err != nil {
 		return e, err
 	}
+	if err := e.makePKI(); err != nil {
+		return e, err
+	}
 	fmt.Printf("harness: building helpers into %s\n", tmp)
 	if err := e.buildHelpers(ctx); err != nil {
 		return e, err
@@ -310,6 +342,7 @@ func (e *env) buildHelpers(ctx context.Context) error {
 		{&e.bins.node, "./bench/node"},
 		{&e.bins.hello, "./bench/hello"},
 		{&e.bins.wsload, "./bench/wsload"},
+		{&e.bins.tlsload, "./bench/tlsload"},
 		{&e.bins.m2handler, "./bench/m2handler"},
 	}
 	for _, b := range bins {
@@ -320,6 +353,26 @@ func (e *env) buildHelpers(ctx context.Context) error {
 			return fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 		}
 	}
+	return nil
+}
+
+// makePKI makes this run's CA and the server certificate (for
+// 127.0.0.1 and localhost) under tmp/pki. The nginx master reads the key
+// before it drops privileges, so the key may stay 0600.
+func (e *env) makePKI() error {
+	dir := filepath.Join(e.tmp, "pki")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ca, err := testcert.NewCA(dir)
+	if err != nil {
+		return fmt.Errorf("test CA: %w", err)
+	}
+	cert, key, err := ca.Issue(testcert.Leaf{Name: "bench", DNSNames: []string{"localhost"}})
+	if err != nil {
+		return fmt.Errorf("server certificate: %w", err)
+	}
+	e.pki.ca, e.pki.cert, e.pki.key, e.pki.pool = ca.File, cert, key, ca.Pool()
 	return nil
 }
 
@@ -408,11 +461,11 @@ func (e *env) runAll(ctx context.Context) *results {
 					return res
 				}
 				profile := ""
-				if e.opts.cpuprofile != "" && !profiled && sys.name == "blastbeat" && e.missing[sys.name] == "" && sc.kind != kindPlaceholder {
+				if e.opts.cpuprofile != "" && !profiled && sys.name == "blastbeat" && e.missing[sys.name] == "" {
 					profile, _ = filepath.Abs(e.opts.cpuprofile)
 					profiled = true
 				}
-				if e.opts.quietWait > 0 && sc.kind != kindPlaceholder && e.missing[sys.name] == "" {
+				if e.opts.quietWait > 0 && e.missing[sys.name] == "" {
 					waitQuiet(ctx, e.opts.quietWait)
 				}
 				t0 := time.Now()

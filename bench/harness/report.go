@@ -32,6 +32,7 @@ type runConfig struct {
 	WarmupS     float64  `json:"warmup_s"`
 	WSConns     int      `json:"ws_conns"`
 	IdleConns   int      `json:"ws_idle_conns"`
+	WSSIdle     int      `json:"wss_idle_conns,omitempty"`
 	IdleCap     int      `json:"ws_idle_cap"`
 	Systems     []string `json:"systems"`
 	Scenarios   []string `json:"scenarios"`
@@ -78,7 +79,7 @@ func (r *results) finish(e *env) {
 	r.Quick = e.opts.quick
 	r.Config = runConfig{
 		Rounds: e.opts.rounds, DurationS: e.opts.dur.Seconds(), WarmupS: e.opts.warmup.Seconds(),
-		WSConns: e.opts.wsConns, IdleConns: e.opts.idleConns, IdleCap: e.idleCap(),
+		WSConns: e.opts.wsConns, IdleConns: e.opts.idleConns, WSSIdle: e.opts.wssIdleConns, IdleCap: e.idleCap(),
 		Systems: e.opts.systems, Scenarios: e.opts.scenarios, BlastBeatIn: e.opts.bbSet,
 	}
 	r.Summaries = summarize(r.Runs, e.opts.scenarios, e.opts.systems)
@@ -199,6 +200,9 @@ func (m measurement) brief() string {
 	} else {
 		s += fmt.Sprintf("  p50 %s p99 %s  cpu proxy %.0f%% backend %.0f%% loadgen %.0f%% other %.0f%%",
 			formatMs(m.P50Ms), formatMs(m.P99Ms), m.ProxyCPUPct, m.BackendCPUPct, m.LoadCPUPct, m.OtherCPUPct)
+	}
+	if m.TLS != "" {
+		s += "  (" + m.TLS + ")"
 	}
 	if m.Warning != "" && m.Error == "" {
 		s += "  ⚠ " + m.Warning
@@ -323,7 +327,7 @@ func (r *results) markdown() string {
 	w("- **Machine:** %d cores (%s), %.1f GiB RAM, %s, open files per process ≤ %d", m.Cores, m.CPU, m.MemGiB, m.Kernel, m.NoFile)
 	w("- **Software:** %s · nginx %s · wrk %s · libzmq %s · mongrel2 %s", m.Go, orDash(m.Nginx), orDash(m.Wrk), orDash(m.Libzmq), orDash(m.Mongrel2))
 	c := r.Config
-	w("- **Method:** %d round(s); each round runs every scenario on every system in turn (A B A B …), each run on a freshly started system, %.0f s measured after a %.0f s warm-up; the table shows medians. Load generators (wrk, bench/wsload) run on the same cores as the systems.", c.Rounds, c.DurationS, c.WarmupS)
+	w("- **Method:** %d round(s); each round runs every scenario on every system in turn (A B A B …), each run on a freshly started system, %.0f s measured after a %.0f s warm-up; the table shows medians. Load generators (wrk, bench/wsload, bench/tlsload) run on the same cores as the systems.", c.Rounds, c.DurationS, c.WarmupS)
 	w("- **Ratio:** advantage over nginx proxy_pass: this system's rate ÷ nginx proxy_pass's, or, for memory, nginx's bytes per connection ÷ this system's. **> 1 is better.**")
 	w("")
 
@@ -375,23 +379,33 @@ func (r *results) markdown() string {
 	}
 	w("")
 
-	if slices.Contains(c.Scenarios, "ws-idle") {
+	if idle := idleRows(c.Scenarios); len(idle) > 0 {
 		w("## Idle WebSockets")
 		w("")
-		w("RSS (VmRSS) of the proxy's processes after the connections opened, minus before, divided by the connections; the backend's the same way. Asked for %s connections; this machine holds at most %s through a proxy (open-file limit).", thousands(float64(c.IdleConns)), thousands(float64(c.IdleCap)))
+		var asked []string
+		for _, sc := range idle {
+			n := c.IdleConns
+			if sc == "tls-ws-idle" {
+				n = c.WSSIdle
+			}
+			asked = append(asked, fmt.Sprintf("%s %s", sc, thousands(float64(n))))
+		}
+		w("RSS (VmRSS) of the proxy's processes after the connections opened, minus before, divided by the connections; the backend's the same way. Connections asked for: %s; this machine holds at most %s through a proxy (open-file limit).", strings.Join(asked, ", "), thousands(float64(c.IdleCap)))
 		w("")
-		w("| system | conns measured | proxy per conn | backend per conn | projection |")
-		w("|---|---|---|---|---|")
-		for _, sys := range c.Systems {
-			s := findSummary(r.Summaries, "ws-idle", sys)
-			if s == nil || s.OK == 0 {
-				continue
+		w("| scenario | system | conns measured | proxy per conn | backend per conn | projection |")
+		w("|---|---|---|---|---|---|")
+		for _, sc := range idle {
+			for _, sys := range c.Systems {
+				s := findSummary(r.Summaries, sc, sys)
+				if s == nil || s.OK == 0 {
+					continue
+				}
+				proj := "–"
+				if s.ProjConns > 0 {
+					proj = fmt.Sprintf("**projected**: %.0f MiB proxy RSS at %s conns", s.ProjProxyMiB, thousands(float64(s.ProjConns)))
+				}
+				w("| %s | %s | %s | %s | %s | %s |", sc, sys, thousands(float64(s.Conns)), formatBytes(s.Value), formatBytes(s.BackendBPC), proj)
 			}
-			proj := "–"
-			if s.ProjConns > 0 {
-				proj = fmt.Sprintf("**projected**: %.0f MiB proxy RSS at %s conns", s.ProjProxyMiB, thousands(float64(s.ProjConns)))
-			}
-			w("| %s | %s | %s | %s | %s |", sys, thousands(float64(s.Conns)), formatBytes(s.Value), formatBytes(s.BackendBPC), proj)
 		}
 		w("")
 	}
@@ -403,7 +417,10 @@ func (r *results) markdown() string {
 	w("- Mongrel2 gets the whole request body in one message (`limits.content_length` 1 MiB) and writes an access log (it has no switch to turn it off). Its handler sends `/stream` as one message: Mongrel2 1.12 drops the connection when a chunked response arrives in several.")
 	w("- CPU is read from /proc/PID/stat (utime+stime) of the proxy's processes (nginx: master and workers) and of the backend, at the start and end of the measured window; \"other\" is what the rest of the machine used meanwhile (/proc/stat).")
 	w("- Errors: a run with over 1%% failed requests (non-2xx, socket errors, broken WebSockets) is an error and stays out of the medians; fewer give a ⚠.")
-	w("- p99 is wrk's `--latency` 99th percentile, or bench/wsload's log-bucket histogram (±3%%) for WebSocket echo.")
+	w("- p99 is wrk's `--latency` 99th percentile, or the log-bucket histogram (±3%%) of bench/wsload (WebSocket echo) and bench/tlsload (tls-new: connect to last byte).")
+	if slices.ContainsFunc(c.Scenarios, func(id string) bool { return scenarioByID(id).tls }) {
+		w("- HTTPS rows: every system serves the same throwaway ECDSA P-256 certificate (made per run); clients negotiate TLS 1.3 with X25519 (nginx: `ssl_protocols TLSv1.2 TLSv1.3`, otherwise its TLS defaults, session tickets on). `tls-new` makes a full handshake per request (bench/tlsload keeps no sessions); `tls-close` is wrk with `Connection: close`, which resumes each slot's TLS session, so it measures resumed handshakes.")
+	}
 	w("")
 
 	w("## All runs")
@@ -435,6 +452,17 @@ func (r *results) markdown() string {
 	return b.String()
 }
 
+// idleRows are the idle-memory scenarios among ids, in order.
+func idleRows(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if scenarioByID(id).kind == kindWSIdle {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 func scenarioTitle(id string, c runConfig) string {
 	sc := scenarioByID(id)
 	switch id {
@@ -442,6 +470,8 @@ func scenarioTitle(id string, c runConfig) string {
 		return fmt.Sprintf("WebSocket echo, %s conns", thousands(float64(c.WSConns)))
 	case "ws-idle":
 		return fmt.Sprintf("Idle WebSockets (%s asked): proxy RSS per conn", thousands(float64(c.IdleConns)))
+	case "tls-ws-idle":
+		return fmt.Sprintf("Idle wss:// WebSockets (%s asked): proxy RSS per conn", thousands(float64(c.WSSIdle)))
 	}
 	return sc.title
 }
@@ -451,8 +481,6 @@ func cell(s *summary, fn *footnotes, sys string) string {
 	switch {
 	case s == nil:
 		return "–"
-	case scenarioByID(s.Scenario).kind == kindPlaceholder:
-		return "n/a (" + s.NA + ")"
 	case s.NA != "":
 		return "n/a " + fn.ref(sys+": "+mdEscape(s.NA))
 	case s.OK == 0:
@@ -558,7 +586,7 @@ func writeResults(out string, r *results) error {
 		return err
 	}
 	series, groups := r.chart()
-	title := "Throughput (memory for ws-idle) relative to nginx proxy_pass — higher is better"
+	title := "Throughput (memory for the idle rows) relative to nginx proxy_pass — higher is better"
 	svg := renderSVG(title, series, groups)
 	files := []struct {
 		name string

@@ -114,20 +114,37 @@ func TestFormatting(t *testing.T) {
 
 func TestMarkdownAndChart(t *testing.T) {
 	r := &results{
-		Config: runConfig{Rounds: 1, DurationS: 2, WarmupS: 1, WSConns: 1000, IdleConns: 10000, IdleCap: 15000,
-			Systems: []string{"blastbeat", "nginx-proxy"}, Scenarios: []string{"get-c64", "tls"}},
+		Config: runConfig{Rounds: 1, DurationS: 2, WarmupS: 1, WSConns: 1000, IdleConns: 10000, WSSIdle: 5000, IdleCap: 15000,
+			Systems: []string{"blastbeat", "nginx-proxy"}, Scenarios: []string{"get-c64", "tls", "tls-new", "tls-ws-idle"}},
 		Runs: []measurement{
 			{Round: 1, Scenario: "get-c64", System: "blastbeat", Unit: "req/s", NA: "bin/blastbeat missing"},
 			{Round: 1, Scenario: "get-c64", System: "nginx-proxy", Unit: "req/s", Value: 20000, P99Ms: 5},
+			// As an older results.json holds them, from when tls was a
+			// placeholder row.
 			{Round: 1, Scenario: "tls", System: "blastbeat", Unit: "req/s", NA: "HTTPS not yet implemented"},
 			{Round: 1, Scenario: "tls", System: "nginx-proxy", Unit: "req/s", NA: "HTTPS not yet implemented"},
+			{Round: 1, Scenario: "tls-new", System: "blastbeat", Unit: "handshakes/s", Value: 5000, P99Ms: 30},
+			{Round: 1, Scenario: "tls-new", System: "nginx-proxy", Unit: "handshakes/s", Value: 4000, P99Ms: 40},
+			{Round: 1, Scenario: "tls-ws-idle", System: "blastbeat", Unit: "B/conn", Value: 4096, BackendBytesPerCon: 1024, Conns: 5000},
+			{Round: 1, Scenario: "tls-ws-idle", System: "nginx-proxy", Unit: "B/conn", Value: 16384, BackendBytesPerCon: 2048, Conns: 5000},
 		},
 		Quick: true,
 	}
 	r.Summaries = summarize(r.Runs, r.Config.Scenarios, r.Config.Systems)
 	md := r.markdown()
-	for _, want := range []string{"Quick smoke run", "| GET / keep-alive, 64 conns | n/a [1] | 20,000 req/s<br>p99 5.00 ms<br>**×1.00** |",
-		"1. blastbeat: bin/blastbeat missing", "| HTTPS GET / keep-alive, 64 conns | n/a (HTTPS not yet implemented) | n/a (HTTPS not yet implemented) |"} {
+	for _, want := range []string{
+		"Quick smoke run",
+		"| GET / keep-alive, 64 conns | n/a [1] | 20,000 req/s<br>p99 5.00 ms<br>**×1.00** |",
+		"1. blastbeat: bin/blastbeat missing",
+		"| HTTPS GET / keep-alive, 64 conns | n/a [2] | n/a [3] |",
+		"2. blastbeat: HTTPS not yet implemented",
+		"| HTTPS GET /, full TLS handshake per request, 64 conns | 5,000 handshakes/s<br>p99 30.00 ms<br>**×1.25**",
+		"| Idle wss:// WebSockets (5,000 asked): proxy RSS per conn | 4.0 KiB/conn<br>backend 1.0 KiB/conn<br>**×4.00** |",
+		"| tls-ws-idle | blastbeat | 5,000 | 4.0 KiB | 1.0 KiB | – |",
+		"| tls-new | blastbeat | blastbeat |",
+		"Connections asked for: tls-ws-idle 5,000;",
+		"- HTTPS rows: every system serves",
+	} {
 		if !strings.Contains(md, want) {
 			t.Errorf(
 				"RESULTS.md lacks %q:\n%s",
@@ -135,9 +152,14 @@ func TestMarkdownAndChart(t *testing.T) {
 		}
 	}
 	series, groups := r.chart()
-	if len(series) != 2 || len(groups) != 1 || groups[0].bars[0].ok || !groups[0].bars[1].ok {
+	if len(series) != 2 || len(groups) != 3 || groups[0].label != "get-c64" || groups[0].bars[0].ok || !groups[0].bars[1].ok {
 		t.Fatalf(
 			"chart data: %v %+v",
 			series, groups)
+	}
+	if g := groups[2]; g.label != "tls-ws-idle" || g.bars[0].value != 4 {
+		t.Errorf(
+			"tls-ws-idle chart group: %+v",
+			g)
 	}
 }

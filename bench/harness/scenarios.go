@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,10 +19,10 @@ import (
 type scenarioKind int
 
 const (
-	kindWrk scenarioKind = iota
+	kindWrk    scenarioKind = iota
+	kindTLSNew              // bench/tlsload: a full TLS handshake per request
 	kindWSEcho
 	kindWSIdle
-	kindPlaceholder
 )
 
 // scenario is one row of the results table.
@@ -33,8 +35,8 @@ type scenario struct {
 	threads int
 	conns   int
 	headers []string
-	post    bool   // POST postBodySize bytes (wrk Lua script)
-	na      string // placeholder rows: why there is no number
+	post    bool // POST postBodySize bytes (wrk Lua script)
+	tls     bool // over HTTPS / wss://, with the run's throwaway certificate
 }
 
 const (
@@ -55,7 +57,10 @@ var allScenarios = []scenario{
 	{id: "stream", title: "GET /stream, chunked 16 × 1 KiB, 64 conns", kind: kindWrk, unit: "req/s", path: "/stream", threads: 2, conns: 64},
 	{id: "ws-echo", title: "WebSocket echo, 1,000 conns", kind: kindWSEcho, unit: "msgs/s"},
 	{id: "ws-idle", title: "Idle WebSockets: proxy RSS per conn", kind: kindWSIdle, unit: "B/conn"},
-	{id: "tls", title: "HTTPS GET / keep-alive, 64 conns", kind: kindPlaceholder, unit: "req/s", na: "HTTPS not yet implemented"},
+	{id: "tls", title: "HTTPS GET / keep-alive, 64 conns", kind: kindWrk, unit: "req/s", path: "/", threads: 2, conns: 64, tls: true},
+	{id: "tls-new", title: "HTTPS GET /, full TLS handshake per request, 64 conns", kind: kindTLSNew, unit: "handshakes/s", path: "/", conns: 64, headers: []string{"Connection: close"}, tls: true},
+	{id: "tls-close", title: "HTTPS GET /, new connection per request, TLS session resumed (wrk), 64 conns", kind: kindWrk, unit: "req/s", path: "/", threads: 2, conns: 64, headers: []string{"Connection: close"}, tls: true},
+	{id: "tls-ws-idle", title: "Idle wss:// WebSockets: proxy RSS per conn", kind: kindWSIdle, unit: "B/conn", tls: true},
 }
 
 // measurement is one run: one round × scenario × system.
@@ -75,6 +80,7 @@ type measurement struct {
 	Non2xx   int64   `json:"non2xx,omitempty"`
 	SockErrs int64   `json:"socket_errors,omitempty"`
 	WallSec  float64 `json:"wall_s,omitempty"` // the CPU sampling window
+	TLS      string  `json:"tls,omitempty"`    // tls-new: version, cipher suite, group negotiated
 
 	ProxyCPUPct   float64 `json:"proxy_cpu_pct,omitempty"` // % of one core
 	BackendCPUPct float64 `json:"backend_cpu_pct,omitempty"`
@@ -153,10 +159,6 @@ func rusageTicks(p *proc) uint64 {
 // measure, stop.
 func (e *env) runOne(ctx context.Context, sys system, sc scenario, round int, profile string) (m measurement) {
 	m = measurement{Round: round, Scenario: sc.id, System: sys.name, Unit: sc.unit}
-	if sc.kind == kindPlaceholder {
-		m.NA = sc.na
-		return m
-	}
 	if why := e.missing[sys.name]; why != "" {
 		m.NA = why
 		return m
@@ -166,7 +168,11 @@ func (e *env) runOne(ctx context.Context, sys system, sc scenario, round int, pr
 		return m
 	}
 	isWS := sc.kind == kindWSEcho || sc.kind == kindWSIdle
-	if why := e.noWS[sys.name]; isWS && why != "" {
+	wsKey := sys.name // ws:// and wss:// are probed apart
+	if sc.tls {
+		wsKey += " wss"
+	}
+	if why := e.noWS[wsKey]; isWS && why != "" {
 		m.NA = why + " (probed earlier in this run)"
 		return m
 	}
@@ -175,7 +181,7 @@ func (e *env) runOne(ctx context.Context, sys system, sc scenario, round int, pr
 		m.Error = err.Error()
 		return m
 	}
-	in, err := sys.start(ctx, e, dir, profile)
+	in, err := sys.start(ctx, e, dir, launch{profile: profile, tls: sc.tls})
 	if err != nil {
 		m.Error = "start: " + err.Error()
 		return m
@@ -184,22 +190,25 @@ func (e *env) runOne(ctx context.Context, sys system, sc scenario, round int, pr
 	switch sc.kind {
 	case kindWrk:
 		e.runWrk(ctx, in, sc, &m)
+	case kindTLSNew:
+		e.runTLSNew(ctx, in, sc, &m)
 	case kindWSEcho:
-		e.runWSEcho(ctx, in, &m)
+		e.runWSEcho(ctx, in, sc, &m)
 	case kindWSIdle:
-		e.runWSIdle(ctx, in, &m)
+		e.runWSIdle(ctx, in, sc, &m)
 	}
 	if ctx.Err() != nil && m.Error == "" {
 		m.Error = "stopped: " + context.Cause(ctx).Error()
 	}
 	if isWS && m.NA != "" {
-		e.noWS[sys.name] = m.NA // the next WebSocket runs need not start it
+		e.noWS[wsKey] = m.NA // the next WebSocket runs need not start it
 	}
 	return m
 }
 
-// probeHTTP sends one request of the scenario and checks the answer.
-func probeHTTP(ctx context.Context, base string, sc scenario) error {
+// probeHTTP sends one request of the scenario and checks the answer; an
+// https:// base must present a certificate that roots verifies.
+func probeHTTP(ctx context.Context, base string, sc scenario, roots *x509.CertPool) error {
 	var body io.Reader
 	method := "GET"
 	if sc.post {
@@ -216,7 +225,7 @@ func probeHTTP(ctx context.Context, base string, sc scenario) error {
 	}
 	// Keep-alive unless the scenario says otherwise: a server may end a
 	// streamed response early for a client that asked to close.
-	tr := &http.Transport{}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	resp, err := client.Do(req)
@@ -242,7 +251,7 @@ func probeHTTP(ctx context.Context, base string, sc scenario) error {
 }
 
 func (e *env) runWrk(ctx context.Context, in *instance, sc scenario, m *measurement) {
-	if err := probeHTTP(ctx, in.httpURL, sc); err != nil {
+	if err := probeHTTP(ctx, in.base(sc), sc, e.pki.pool); err != nil {
 		m.Error = "probe: " + err.Error()
 		return
 	}
@@ -250,7 +259,7 @@ func (e *env) runWrk(ctx context.Context, in *instance, sc scenario, m *measurem
 	if sc.post {
 		script = e.postScript
 	}
-	url := in.httpURL + sc.path
+	url := in.base(sc) + sc.path
 	if e.opts.warmup > 0 {
 		if _, err := e.tool(ctx, "wrk-warmup", append([]string{e.wrk}, wrkArgs(sc.threads, sc.conns, e.opts.warmup, sc.headers, script, url)...), e.opts.warmup+30*time.Second); err != nil {
 			m.Error = "warm-up: " + err.Error()
@@ -313,9 +322,9 @@ func (e *env) toolCPU(ctx context.Context, name string, argv []string, timeout t
 }
 
 // probeWS tries one handshake and one echo; the error says why the system
-// has no WebSocket.
+// has no WebSocket. A wss:// URL is verified against the run's CA.
 func (e *env) probeWS(ctx context.Context, url string) error {
-	_, err := e.tool(ctx, "wsload-probe", []string{e.bins.wsload, "-mode", "probe", "-url", url, "-timeout", "3s"}, 10*time.Second)
+	_, err := e.tool(ctx, "wsload-probe", []string{e.bins.wsload, "-mode", "probe", "-url", url, "-cacert", e.pki.ca, "-timeout", "3s"}, 10*time.Second)
 	if err != nil {
 		// wsload's own last word is the reason ("handshake: …").
 		msg := err.Error()
@@ -394,35 +403,44 @@ type wsEchoResult struct {
 	FirstError string  `json:"first_error"`
 }
 
-func (e *env) runWSEcho(ctx context.Context, in *instance, m *measurement) {
-	if err := e.probeWS(ctx, in.wsURL); err != nil {
+// measured runs a load tool that prints "MEASURE" when its measured
+// phase starts and one JSON line when it ends (wsload -mode echo,
+// tlsload). It samples the system's CPU over that window and returns the
+// JSON line, the two samples and the tool's CPU ticks in between.
+func (e *env) measured(ctx context.Context, in *instance, name string, argv []string, warmup time.Duration) (line string, a, b cpuSample, load uint64, err error) {
+	lr, err := e.startLines(procSpec{name: name, argv: argv})
+	if err != nil {
+		return "", a, b, 0, err
+	}
+	defer lr.p.stop(time.Second)
+	if _, err := lr.next(ctx, "MEASURE", warmup+e.opts.dur+90*time.Second); err != nil {
+		return "", a, b, 0, err
+	}
+	a = sampleCPU(in)
+	loadA, _ := readStat(lr.p.pid())
+	line, err = lr.next(ctx, "{", e.opts.dur+60*time.Second)
+	b = sampleCPU(in)
+	if err != nil {
+		return "", a, b, 0, err
+	}
+	if lr.p.wait(5*time.Second) && rusageTicks(lr.p) > loadA.ticks {
+		load = rusageTicks(lr.p) - loadA.ticks
+	}
+	return line, a, b, load, nil
+}
+
+func (e *env) runWSEcho(ctx context.Context, in *instance, sc scenario, m *measurement) {
+	url := in.ws(sc)
+	if err := e.probeWS(ctx, url); err != nil {
 		m.NA = "no WebSocket: " + err.Error()
 		return
 	}
 	warmup := max(e.opts.warmup, 500*time.Millisecond)
-	lr, err := e.startLines(procSpec{name: "wsload-echo", argv: []string{e.bins.wsload, "-mode", "echo",
-		"-url", in.wsURL, "-c", strconv.Itoa(e.opts.wsConns), "-d", e.opts.dur.String(), "-warmup", warmup.String()}})
+	line, a, b, load, err := e.measured(ctx, in, "wsload-echo", []string{e.bins.wsload, "-mode", "echo",
+		"-url", url, "-cacert", e.pki.ca, "-c", strconv.Itoa(e.opts.wsConns), "-d", e.opts.dur.String(), "-warmup", warmup.String()}, warmup)
 	if err != nil {
 		m.Error = err.Error()
 		return
-	}
-	defer lr.p.stop(time.Second)
-	budget := warmup + e.opts.dur + 90*time.Second
-	if _, err := lr.next(ctx, "MEASURE", budget); err != nil {
-		m.Error = err.Error()
-		return
-	}
-	a := sampleCPU(in)
-	loadA, _ := readStat(lr.p.pid())
-	line, err := lr.next(ctx, "{", e.opts.dur+60*time.Second)
-	b := sampleCPU(in)
-	if err != nil {
-		m.Error = err.Error()
-		return
-	}
-	var load uint64
-	if lr.p.wait(5*time.Second) && rusageTicks(lr.p) > loadA.ticks {
-		load = rusageTicks(lr.p) - loadA.ticks
 	}
 	var r wsEchoResult
 	if err := json.Unmarshal([]byte(line), &r); err != nil {
@@ -442,18 +460,68 @@ func (e *env) runWSEcho(ctx context.Context, in *instance, m *measurement) {
 	fillCPU(m, a, b, load, r.Msgs)
 }
 
+// tlsNewResult mirrors tlsload's JSON.
+type tlsNewResult struct {
+	Conns      int     `json:"conns"`
+	Handshakes int64   `json:"handshakes"`
+	Rate       float64 `json:"rate"`
+	P50us      float64 `json:"p50_us"`
+	P90us      float64 `json:"p90_us"`
+	P99us      float64 `json:"p99_us"`
+	Errors     int64   `json:"errors"`
+	FirstError string  `json:"first_error"`
+	TLS        string  `json:"tls"`
+}
+
+// runTLSNew measures new TLS connections per second: bench/tlsload opens
+// a connection per request and does a full handshake on each (wrk would
+// resume its sessions; that is tls-close).
+func (e *env) runTLSNew(ctx context.Context, in *instance, sc scenario, m *measurement) {
+	if err := probeHTTP(ctx, in.base(sc), sc, e.pki.pool); err != nil {
+		m.Error = "probe: " + err.Error()
+		return
+	}
+	warmup := max(e.opts.warmup, 500*time.Millisecond)
+	line, a, b, load, err := e.measured(ctx, in, "tlsload", []string{e.bins.tlsload,
+		"-url", in.base(sc) + sc.path, "-c", strconv.Itoa(sc.conns), "-d", e.opts.dur.String(), "-warmup", warmup.String()}, warmup)
+	if err != nil {
+		m.Error = err.Error()
+		return
+	}
+	var r tlsNewResult
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		m.Error = fmt.Sprintf("tlsload output %q: %v", line, err)
+		return
+	}
+	m.Value, m.Count, m.TLS = r.Rate, r.Handshakes, r.TLS
+	m.P50Ms, m.P90Ms, m.P99Ms = r.P50us/1e3, r.P90us/1e3, r.P99us/1e3
+	m.SockErrs = r.Errors
+	if r.Errors > 0 {
+		w := fmt.Sprintf("%d of %d connections failed: %s", r.Errors, r.Errors+r.Handshakes, r.FirstError)
+		m.warn(w)
+		if r.Handshakes == 0 || float64(r.Errors) > 0.01*float64(r.Errors+r.Handshakes) {
+			m.Error = "over 1% failed: " + w
+		}
+	}
+	fillCPU(m, a, b, load, r.Handshakes)
+}
+
 // idleCap is how many idle WebSockets this machine can hold through any
 // proxy: each process may open e.nofile files, and the proxy (one
 // process, or nginx's busiest worker with two sockets per proxied
 // connection) must stay well under that.
 func (e *env) idleCap() int { return e.nofile * 3 / 4 }
 
-func (e *env) runWSIdle(ctx context.Context, in *instance, m *measurement) {
-	if err := e.probeWS(ctx, in.wsURL); err != nil {
+func (e *env) runWSIdle(ctx context.Context, in *instance, sc scenario, m *measurement) {
+	url := in.ws(sc)
+	if err := e.probeWS(ctx, url); err != nil {
 		m.NA = "no WebSocket: " + err.Error()
 		return
 	}
 	want := e.opts.idleConns
+	if sc.tls {
+		want = e.opts.wssIdleConns
+	}
 	n := min(want, e.idleCap())
 	per := max(1, e.opts.idlePerProc)
 	nproc := (n + per - 1) / per
@@ -475,7 +543,7 @@ func (e *env) runWSIdle(ctx context.Context, in *instance, m *measurement) {
 		c := min(per, left)
 		left -= c
 		lr, err := e.startLines(procSpec{name: fmt.Sprintf("wsload-idle-%d", i), stdin: true, argv: []string{e.bins.wsload,
-			"-mode", "idle", "-url", in.wsURL, "-c", strconv.Itoa(c), "-src", fmt.Sprintf("127.0.0.%d", 2+i)}})
+			"-mode", "idle", "-url", url, "-cacert", e.pki.ca, "-c", strconv.Itoa(c), "-src", fmt.Sprintf("127.0.0.%d", 2+i)}})
 		if err != nil {
 			m.Error = err.Error()
 			return

@@ -24,17 +24,42 @@ type system struct {
 	missing func(e *env) string
 	// skip returns why a scenario does not apply ("" = it does).
 	skip  func(sc scenario) string
-	start func(ctx context.Context, e *env, dir string, profile string) (*instance, error)
+	start func(ctx context.Context, e *env, dir string, l launch) (*instance, error)
+}
+
+// launch is what one run asks of a system's start.
+type launch struct {
+	profile string // BlastBeat's -cpuprofile file ("" = none)
+	tls     bool   // also serve HTTPS (and wss://) with e.pki's certificate
 }
 
 // instance is one started system.
 type instance struct {
 	httpURL     string // http://127.0.0.1:PORT
 	wsURL       string // ws://127.0.0.1:PORT/ws
+	httpsURL    string // https://127.0.0.1:PORT ("" unless launch.tls)
+	wssURL      string // wss://127.0.0.1:PORT/ws ("" unless launch.tls)
 	proxyPIDs   []int  // counted as the proxy (nginx: master and workers)
 	backendPIDs []int  // counted as the backend
 	procs       []*proc
 	grace       time.Duration // SIGTERM → SIGKILL
+}
+
+// base is the URL the scenario's HTTP load goes to: https:// for the TLS
+// rows.
+func (in *instance) base(sc scenario) string {
+	if sc.tls {
+		return in.httpsURL
+	}
+	return in.httpURL
+}
+
+// ws is the scenario's WebSocket URL: wss:// for the TLS rows.
+func (in *instance) ws(sc scenario) string {
+	if sc.tls {
+		return in.wssURL
+	}
+	return in.wsURL
 }
 
 // stop stops the processes in start order (proxy first, then backend)
@@ -68,8 +93,8 @@ var allSystems = []system{
 		backend: "hello",
 		missing: nginxMissing,
 		skip:    func(scenario) string { return "" },
-		start: func(ctx context.Context, e *env, dir, _ string) (*instance, error) {
-			return startNginx(ctx, e, dir, true)
+		start: func(ctx context.Context, e *env, dir string, l launch) (*instance, error) {
+			return startNginx(ctx, e, dir, true, l.tls)
 		},
 	},
 	{
@@ -83,8 +108,8 @@ var allSystems = []system{
 			}
 			return ""
 		},
-		start: func(ctx context.Context, e *env, dir, _ string) (*instance, error) {
-			return startNginx(ctx, e, dir, false)
+		start: func(ctx context.Context, e *env, dir string, l launch) (*instance, error) {
+			return startNginx(ctx, e, dir, false, l.tls)
 		},
 	},
 	{
@@ -100,7 +125,12 @@ var allSystems = []system{
 			}
 			return ""
 		},
-		skip:  func(scenario) string { return "" },
+		skip: func(sc scenario) string {
+			if sc.tls {
+				return "the bench does not set up Mongrel2's TLS"
+			}
+			return ""
+		},
 		start: startMongrel2,
 	},
 }
@@ -145,19 +175,30 @@ func waitReady(ctx context.Context, url string, timeout time.Duration, watch ...
 	}
 }
 
+// bbTLS is the HTTPS listener of a BlastBeat config.
+type bbTLS struct {
+	port      int // 0: none
+	cert, key string
+}
+
 // blastbeatINI is the bench's BlastBeat config; extra lines go to the
-// [blastbeat] section.
-func blastbeatINI(port, zmqPort int, extra []string) string {
+// [blastbeat] section. With t.port, the catch-all virtual host is also
+// served on a bind-ssl listener; a virtual host with listeners of its own
+// is served only on them, so it names the plain one too.
+func blastbeatINI(port, zmqPort int, extra []string, t bbTLS) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[blastbeat]\nbind = 127.0.0.1:%d\nzmq = tcp://127.0.0.1:%d\nping-freq = 3\n", port, zmqPort)
 	for _, l := range extra {
 		b.WriteString(l + "\n")
 	}
 	b.WriteString("\n[blastbeat:*]\nnode = bench\n")
+	if t.port != 0 {
+		fmt.Fprintf(&b, "bind = 127.0.0.1:%d\nbind-ssl = 127.0.0.1:%d\ncertificate = %s\nkey = %s\n", port, t.port, t.cert, t.key)
+	}
 	return b.String()
 }
 
-func startBlastBeat(ctx context.Context, e *env, dir, profile string) (*instance, error) {
+func startBlastBeat(ctx context.Context, e *env, dir string, l launch) (*instance, error) {
 	port, err := e.freePort()
 	if err != nil {
 		return nil, err
@@ -166,13 +207,20 @@ func startBlastBeat(ctx context.Context, e *env, dir, profile string) (*instance
 	if err != nil {
 		return nil, err
 	}
+	var t bbTLS
+	if l.tls {
+		if t.port, err = e.freePort(); err != nil {
+			return nil, err
+		}
+		t.cert, t.key = e.pki.cert, e.pki.key
+	}
 	ini := filepath.Join(dir, "blastbeat.ini")
-	if err := os.WriteFile(ini, []byte(blastbeatINI(port, zport, e.opts.bbSet)), 0o644); err != nil {
+	if err := os.WriteFile(ini, []byte(blastbeatINI(port, zport, e.opts.bbSet, t)), 0o644); err != nil {
 		return nil, err
 	}
 	argv := []string{e.blastbeat}
-	if profile != "" {
-		argv = append(argv, "-cpuprofile", profile)
+	if l.profile != "" {
+		argv = append(argv, "-cpuprofile", l.profile)
 	}
 	argv = append(argv, ini)
 	bb, err := e.reg.start(procSpec{name: "blastbeat", argv: argv, dir: dir, logDir: dir})
@@ -184,6 +232,10 @@ func startBlastBeat(ctx context.Context, e *env, dir, profile string) (*instance
 		wsURL:   fmt.Sprintf("ws://127.0.0.1:%d/ws", port),
 		procs:   []*proc{bb},
 		grace:   10 * time.Second, // it writes the CPU profile on the way out
+	}
+	if t.port != 0 {
+		in.httpsURL = fmt.Sprintf("https://127.0.0.1:%d", t.port)
+		in.wssURL = fmt.Sprintf("wss://127.0.0.1:%d/ws", t.port)
 	}
 	node, err := e.reg.start(procSpec{name: "node", argv: []string{e.bins.node, "-zmq", fmt.Sprintf("tcp://127.0.0.1:%d", zport), "-name", "bench"}, logDir: dir})
 	if err != nil {
@@ -205,6 +257,8 @@ type nginxConfig struct {
 	dir          string // prefix: pid, logs, temp paths
 	port         int
 	upstreamPort int // 0: answer directly (return 200)
+	sslPort      int // 0: no HTTPS listener
+	cert, key    string
 	workers      int
 	nofile       int    // worker_rlimit_nofile
 	user         string // "" when not running as root
@@ -214,7 +268,11 @@ type nginxConfig struct {
 // nginxConf renders the bench's nginx.conf: proxy_pass to the hello server
 // with upstream keep-alive, or `return 200` directly. Access logs are off
 // and the per-connection request cap is lifted on both sides, so nginx is
-// not penalised by defaults a benchmark would trip over.
+// not penalised by defaults a benchmark would trip over. With sslPort the
+// same server also listens with `ssl`: TLS 1.2 and 1.3 (nginx before
+// 1.23.4, Debian 12's 1.22 among them, offers no TLS 1.3 by default, and
+// BlastBeat negotiates 1.3), otherwise nginx's TLS defaults (session
+// tickets on, no shared session cache).
 func nginxConf(c nginxConfig) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -242,6 +300,12 @@ func nginxConf(c nginxConfig) string {
 	}
 	w("    server {")
 	w("        listen 127.0.0.1:%d backlog=4096;", c.port)
+	if c.sslPort != 0 {
+		w("        listen 127.0.0.1:%d ssl backlog=4096;", c.sslPort)
+		w("        ssl_certificate %s;", c.cert)
+		w("        ssl_certificate_key %s;", c.key)
+		w("        ssl_protocols TLSv1.2 TLSv1.3;")
+	}
 	if c.upstreamPort != 0 {
 		w("        location / {")
 		w("            proxy_pass http://hello;")
@@ -266,7 +330,7 @@ func nginxConf(c nginxConfig) string {
 	return b.String()
 }
 
-func startNginx(ctx context.Context, e *env, dir string, proxy bool) (*instance, error) {
+func startNginx(ctx context.Context, e *env, dir string, proxy, tls bool) (*instance, error) {
 	port, err := e.freePort()
 	if err != nil {
 		return nil, err
@@ -274,6 +338,14 @@ func startNginx(ctx context.Context, e *env, dir string, proxy bool) (*instance,
 	in := &instance{grace: 5 * time.Second}
 	var hello *proc
 	c := nginxConfig{dir: dir, port: port, workers: e.cores, nofile: e.nofile, user: e.nginxUser, tempModules: e.nginxTempModules}
+	if tls {
+		if c.sslPort, err = e.freePort(); err != nil {
+			return nil, err
+		}
+		c.cert, c.key = e.pki.cert, e.pki.key
+		in.httpsURL = fmt.Sprintf("https://127.0.0.1:%d", c.sslPort)
+		in.wssURL = fmt.Sprintf("wss://127.0.0.1:%d/ws", c.sslPort)
+	}
 	if proxy {
 		hport, err := e.freePort()
 		if err != nil {
@@ -396,7 +468,7 @@ servers = [main]
 
 const mongrel2UUID = "f400bf85-4538-4f7a-8908-67e313d515c2"
 
-func startMongrel2(ctx context.Context, e *env, dir, _ string) (*instance, error) {
+func startMongrel2(ctx context.Context, e *env, dir string, _ launch) (*instance, error) {
 	var ports [3]int
 	for i := range ports {
 		p, err := e.freePort()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,10 +34,11 @@ type client struct {
 }
 
 // dial opens one WebSocket connection to url from the local address src
-// (nil: the kernel's choice).
-func dial(ctx context.Context, url string, src net.Addr, timeout time.Duration) (*client, error) {
+// (nil: the kernel's choice); a wss:// URL is dialled with tlsConf.
+func dial(ctx context.Context, url string, src net.Addr, tlsConf *tls.Config, timeout time.Duration) (*client, error) {
 	d := ws.Dialer{
-		Timeout: timeout,
+		Timeout:   timeout,
+		TLSConfig: tlsConf,
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nd := net.Dialer{LocalAddr: src, Timeout: timeout, Control: bindNoPort}
 			return nd.DialContext(ctx, network, addr)

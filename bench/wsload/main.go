@@ -11,11 +11,16 @@
 //	             failed=M", holds them until stdin closes (or -hold), then
 //	             prints "DONE alive=N closed=M" and exits.
 //	-mode probe  one handshake and one echo; exit 0 and "ok", or exit 1.
+//
+// A wss:// URL is dialled with bench/internal/loadtls's client (X25519
+// and P-256, as OpenSSL 3.0 clients offer), trusting the CA in -cacert (the
+// harness makes a throwaway one per run); without -cacert, no chain check.
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -27,6 +32,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/blastbeat/blastbeat/bench/internal/hist"
+	"github.com/blastbeat/blastbeat/bench/internal/loadtls"
 )
 
 type options struct {
@@ -39,6 +47,8 @@ type options struct {
 	parallel    int
 	timeout     time.Duration
 	hold        time.Duration
+	cacert      string
+	tls         *tls.Config // wss:// only
 }
 
 func main() {
@@ -53,6 +63,7 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 128, "handshakes in flight while connecting")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "dial + handshake timeout")
 	flag.DurationVar(&o.hold, "hold", 15*time.Minute, "idle: the longest time to hold the connections")
+	flag.StringVar(&o.cacert, "cacert", "", "PEM file of the CA to trust for wss:// URLs (empty: no chain check)")
 	flag.Parse()
 
 	if o.size < 1 || o.size > maxPayload {
@@ -66,8 +77,15 @@ func main() {
 		}
 		src = &net.TCPAddr{IP: ip}
 	}
-	if !strings.HasPrefix(o.url, "ws://127.") && !strings.HasPrefix(o.url, "ws://localhost") {
+	if !loopbackURL(o.url) {
 		fail(fmt.Errorf("-url %q: the bench only talks to loopback", o.url))
+	}
+	if strings.HasPrefix(o.url, "wss://") {
+		cfg, err := loadtls.Client(o.cacert)
+		if err != nil {
+			fail(err)
+		}
+		o.tls = cfg
 	}
 
 	switch o.mode {
@@ -82,6 +100,17 @@ func main() {
 	}
 }
 
+// loopbackURL reports whether u is a ws:// or wss:// URL on 127.0.0.0/8
+// or localhost.
+func loopbackURL(u string) bool {
+	for _, p := range []string{"ws://127.", "ws://localhost", "wss://127.", "wss://localhost"} {
+		if strings.HasPrefix(u, p) {
+			return true
+		}
+	}
+	return false
+}
+
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "wsload:", err)
 	os.Exit(1)
@@ -90,7 +119,7 @@ func fail(err error) {
 func probe(o options, src net.Addr) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	c, err := dial(ctx, o.url, src, o.timeout)
+	c, err := dial(ctx, o.url, src, o.tls, o.timeout)
 	if err != nil {
 		fail(fmt.Errorf("handshake: %w", err))
 	}
@@ -136,7 +165,7 @@ func connectAll(o options, src net.Addr, n int) ([]*client, int, error) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 				var c *client
-				c, err = dial(ctx, o.url, src, o.timeout)
+				c, err = dial(ctx, o.url, src, o.tls, o.timeout)
 				cancel()
 				if err == nil {
 					clients[i] = c
@@ -185,7 +214,7 @@ func echo(o options, src net.Addr) {
 	}
 	payload := []byte(strings.Repeat("m", o.size))
 	var (
-		h        hist
+		h        hist.Hist
 		errs     atomic.Int64
 		firstErr atomic.Value
 		wg       sync.WaitGroup

@@ -1,4 +1,4 @@
-package main
+package hist
 
 import (
 	"math"
@@ -49,7 +49,7 @@ func TestBucketsContiguous(t *testing.T) {
 }
 
 func TestQuantileExactSmall(t *testing.T) {
-	var h hist
+	var h Hist
 	for v := uint64(1); v <= 10; v++ {
 		h.Record(v)
 	}
@@ -72,7 +72,7 @@ func TestQuantileExactSmall(t *testing.T) {
 
 func TestQuantileAgainstSort(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	var h hist
+	var h Hist
 	vals := make([]uint64, 100000)
 	for i := range vals {
 		// Log-normal-ish latencies between ~10 µs and ~100 ms, in ns.
@@ -92,7 +92,7 @@ func TestQuantileAgainstSort(t *testing.T) {
 }
 
 func TestQuantileEmptyAndMerge(t *testing.T) {
-	var a, b hist
+	var a, b Hist
 	if a.Quantile(0.99) != 0 {
 		t.Fatal("empty histogram has a quantile")
 	}

@@ -1,17 +1,19 @@
-package main
+// Package hist is the bench's latency histogram, shared by its load
+// tools (bench/wsload, bench/tlsload).
+package hist
 
 import (
 	"math/bits"
 	"sync/atomic"
 )
 
-// hist is an HDR-style log-bucketed histogram of non-negative integer
+// Hist is an HDR-style log-bucketed histogram of non-negative integer
 // values (nanoseconds here). Values below subCount are counted exactly;
 // above, each power-of-two range is split into subCount equal buckets, so
 // any recorded value is known to within 1/subCount (about 3 %) of itself.
 // Record is safe for concurrent use (one atomic add); the readers are not
 // meant to run concurrently with Record.
-type hist struct {
+type Hist struct {
 	counts [histBuckets]atomic.Uint64
 	total  atomic.Uint64
 	max    atomic.Uint64
@@ -45,7 +47,7 @@ func bucketRange(i int) (lo, hi uint64) {
 }
 
 // Record adds one value.
-func (h *hist) Record(v uint64) {
+func (h *Hist) Record(v uint64) {
 	h.counts[bucketOf(v)].Add(1)
 	h.total.Add(1)
 	for {
@@ -57,15 +59,15 @@ func (h *hist) Record(v uint64) {
 }
 
 // Count returns the number of recorded values.
-func (h *hist) Count() uint64 { return h.total.Load() }
+func (h *Hist) Count() uint64 { return h.total.Load() }
 
 // Max returns the largest recorded value (exact).
-func (h *hist) Max() uint64 { return h.max.Load() }
+func (h *Hist) Max() uint64 { return h.max.Load() }
 
 // Quantile returns the value at quantile q in [0, 1]: the midpoint of the
 // bucket holding the ⌈q·n⌉-th smallest value, capped at the exact maximum.
 // It returns 0 for an empty histogram.
-func (h *hist) Quantile(q float64) uint64 {
+func (h *Hist) Quantile(q float64) uint64 {
 	n := h.total.Load()
 	if n == 0 {
 		return 0
@@ -85,7 +87,7 @@ func (h *hist) Quantile(q float64) uint64 {
 }
 
 // Merge adds o's counts to h.
-func (h *hist) Merge(o *hist) {
+func (h *Hist) Merge(o *Hist) {
 	for i := range o.counts {
 		if c := o.counts[i].Load(); c != 0 {
 			h.counts[i].Add(c)

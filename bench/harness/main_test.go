@@ -1,0 +1,56 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestPickScenarios(t *testing.T) {
+	id := func(s scenario) string { return s.id }
+	tests := []struct {
+		list    string
+		want    []string
+		wantErr string
+	}{
+		{list: "ws-echo,get-c64", want: []string{"get-c64", "ws-echo"}},
+		{list: "tls*", want: []string{"tls", "tls-new", "tls-close", "tls-ws-idle"}},
+		{list: "tls-*, tls", want: []string{"tls", "tls-new", "tls-close", "tls-ws-idle"}},
+		{list: "*ws-idle", want: []string{"ws-idle", "tls-ws-idle"}},
+		{list: "get-c64,nope", wantErr: `unknown ["nope"]`},
+		{list: "h2*", wantErr: `unknown ["h2*"]`},
+		{list: "[", wantErr: "pattern"},
+		{list: " , ", wantErr: "empty selection"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.list, func(t *testing.T) {
+			got, err := pick(tt.list, allScenarios, id)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("pick(%q) = %v, %v; want error containing %q", tt.list, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("pick(%q) = %v, %v; want %v", tt.list, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseFlagsQuick(t *testing.T) {
+	o, err := parseFlags([]string{"-quick", "-scenarios", "tls*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.rounds != 1 || o.idleConns != 2000 || o.wssIdleConns != 2000 || len(o.scenarios) != 4 {
+		t.Errorf("quick: rounds %d, idle %d, wss idle %d, scenarios %v", o.rounds, o.idleConns, o.wssIdleConns, o.scenarios)
+	}
+	o, err = parseFlags([]string{"-quick", "-wss-idle-conns", "3000"})
+	if err != nil || o.wssIdleConns != 3000 {
+		t.Errorf("-wss-idle-conns 3000 with -quick: %d, %v", o.wssIdleConns, err)
+	}
+	if _, err := parseFlags([]string{"-wss-idle-conns", "0"}); err == nil {
+		t.Error("-wss-idle-conns 0 accepted")
+	}
+}
