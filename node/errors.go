@@ -22,4 +22,10 @@ var (
 	// ErrNotBody is returned by SendBody for a message type that carries
 	// no body (heads, end, retry): send those with Send.
 	ErrNotBody = errors.New("node: SendBody of a message type without a body")
+
+	// ErrUnknownSession is returned by Send and SendBody of a node with
+	// several endpoints for a sid it cannot route: no message of it came
+	// through Recv, or it ended (an `end` either way) or was dropped from
+	// the table (see Send). Nothing was sent: no proxy would know it.
+	ErrUnknownSession = errors.New("node: session not known to any proxy")
 )

@@ -1,18 +1,11 @@
-// Package node is a small Go library for writing BlastBeat backend nodes:
-// it connects a ZeroMQ DEALER with the node's identity to one or more
-// BlastBeat instances and speaks PROTOCOL.md's [sid, type, body] messages.
-//
-// A node that calls EnableCredits also speaks the opt-in flow control
-// (credit.go): the proxy then grants it response body bytes per session,
-// and SendBody keeps within them.
-//
-// A Node is not safe for concurrent use: like the libzmq socket under it,
-// it belongs to one goroutine.
 package node
 
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"syscall"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
@@ -27,49 +20,125 @@ type Message struct {
 	Body []byte
 }
 
-// Node is a DEALER socket connected to BlastBeat. It is owned by one
-// goroutine: no method is safe for concurrent use.
+// Node is a node's connection to its proxies: one DEALER socket per
+// endpoint given to Dial, each with the node's identity. It is owned by
+// one goroutine: no method is safe for concurrent use.
 type Node struct {
-	sock *zmq.Socket
+	// Immutable after Dial.
+
+	// socks holds one DEALER per endpoint, in Dial's order.
+	socks []*zmq.Socket
+	// poller watches socks for Recv; nil with a single socket, which Recv
+	// reads directly.
+	poller *zmq.Poller
+
+	// Owned by the goroutine that uses the Node.
+
+	// next is the socket Recv tries first, so that a busy proxy cannot
+	// starve the others.
+	next int
+	// routes maps each session to the socket its messages came from; nil
+	// with a single socket, where every message goes to that one.
+	routes *routes
 	// credits holds each session's allowance, by sid, from its request
 	// head to its `end`; nil until EnableCredits.
 	credits map[string]*allowance
 }
 
-// Dial connects to every endpoint with the given identity.
+// Dial connects to BlastBeat with the given identity (the node name that
+// virtual hosts list): one DEALER socket per endpoint, each endpoint
+// naming a different proxy (see "Several proxies" in the package doc).
+// An endpoint given twice is an error: both sockets would reach one
+// proxy under one name. With no endpoint the node has one socket that
+// connects nowhere (connect it through Socket).
 func Dial(identity string, endpoints ...string) (*Node, error) {
-	sock, err := zmq.NewSocket(zmq.DEALER)
-	if err != nil {
-		return nil, err
-	}
-	if err := errors.Join(sock.SetIdentity(identity), sock.SetLinger(0)); err != nil {
-		sock.Close()
-		return nil, err
-	}
-	for _, ep := range endpoints {
-		if err := sock.Connect(ep); err != nil {
-			sock.Close()
-			return nil, fmt.Errorf("node: connect %s: %w", ep, err)
+	for i, ep := range endpoints {
+		if slices.Contains(endpoints[:i], ep) {
+			return nil, fmt.Errorf("node: endpoint %s given twice", ep)
 		}
 	}
-	return &Node{sock: sock}, nil
+	n := &Node{}
+	for i := range max(len(endpoints), 1) {
+		sock, err := zmq.NewSocket(zmq.DEALER)
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.socks = append(n.socks, sock)
+		if err := errors.Join(sock.SetIdentity(identity), sock.SetLinger(0)); err != nil {
+			n.Close()
+			return nil, err
+		}
+		if i < len(endpoints) {
+			if err := sock.Connect(endpoints[i]); err != nil {
+				n.Close()
+				return nil, fmt.Errorf("node: connect %s: %w", endpoints[i], err)
+			}
+		}
+	}
+	if len(n.socks) > 1 {
+		n.poller = zmq.NewPoller()
+		for _, sock := range n.socks {
+			n.poller.Add(sock, zmq.POLLIN)
+		}
+		n.routes = newRoutes(DefaultMaxSessions)
+	}
+	return n, nil
 }
 
-// Close closes the socket.
-func (n *Node) Close() error { return n.sock.Close() }
+// Close closes every socket.
+func (n *Node) Close() error {
+	var errs []error
+	for _, sock := range n.socks {
+		errs = append(errs, sock.Close())
+	}
+	return errors.Join(errs...)
+}
 
-// Socket exposes the DEALER, e.g. for a zmq.Poller.
-func (n *Node) Socket() *zmq.Socket { return n.sock }
+// Socket returns the first endpoint's DEALER, e.g. for a zmq.Poller or to
+// set an option. With one endpoint it is the node's only socket, and a
+// caller may receive on it directly and then Send. With several,
+// receive through Recv (Send only knows sessions Recv has seen) and set
+// options on every socket (Sockets, SetRecvTimeout, SetSendTimeout).
+func (n *Node) Socket() *zmq.Socket { return n.socks[0] }
 
-// Recv waits for the next message (or until the socket's receive timeout,
-// zmq's EAGAIN). Pings are answered and skipped: with an empty pong, or
-// with the pong body "credits" after EnableCredits. With credits enabled
-// it also keeps the allowances (Credit) and returns `credit` messages, so
-// that a caller waiting to send can go on; a malformed one comes with
-// ErrBadCredit. ErrBadMessage and ErrBadCredit concern one message only.
+// Sockets returns the DEALERs, one per endpoint in Dial's order (a new
+// slice; the sockets stay the Node's).
+func (n *Node) Sockets() []*zmq.Socket { return slices.Clone(n.socks) }
+
+// SetRecvTimeout sets ZMQ_RCVTIMEO on every socket: Recv then gives up
+// after d with zmq's EAGAIN (a negative d waits for ever, the default).
+func (n *Node) SetRecvTimeout(d time.Duration) error {
+	var errs []error
+	for _, sock := range n.socks {
+		errs = append(errs, sock.SetRcvtimeo(d))
+	}
+	return errors.Join(errs...)
+}
+
+// SetSendTimeout sets ZMQ_SNDTIMEO on every socket: a Send to a proxy
+// that does not take the message within d fails with zmq's EAGAIN (a
+// negative d waits for ever, the default).
+func (n *Node) SetSendTimeout(d time.Duration) error {
+	var errs []error
+	for _, sock := range n.socks {
+		errs = append(errs, sock.SetSndtimeo(d))
+	}
+	return errors.Join(errs...)
+}
+
+// Recv waits for the next message from any proxy, for at most the
+// receive timeout of Socket() (zmq's EAGAIN after it; SetRecvTimeout sets
+// it). With several proxies it takes from each in turn, so that a busy
+// one does not starve the others. Pings are answered, on the socket they
+// came from, and skipped: with an empty pong, or with the pong body
+// "credits" after EnableCredits. With credits enabled it also keeps the
+// allowances (Credit) and returns `credit` messages, so that a caller
+// waiting to send can go on; a malformed one comes with ErrBadCredit.
+// ErrBadMessage and ErrBadCredit concern one message only.
 func (n *Node) Recv() (Message, error) {
 	for {
-		parts, err := n.sock.RecvMessageBytes(0)
+		parts, from, err := n.recvParts()
 		if err != nil {
 			return Message{}, err
 		}
@@ -82,10 +151,17 @@ func (n *Node) Recv() (Message, error) {
 			if n.credits != nil {
 				pong = []byte(CreditsFeature)
 			}
-			if err := n.Send(m.SID, "pong", pong); err != nil {
+			if _, err := n.socks[from].SendMessage(m.SID, "pong", pong); err != nil {
 				return Message{}, err
 			}
 			continue
+		}
+		if n.routes != nil {
+			if m.Type == "end" {
+				n.routes.remove(m.SID)
+			} else {
+				n.routes.put(m.SID, from)
+			}
 		}
 		if n.credits != nil {
 			return m, n.track(m)
@@ -94,18 +170,108 @@ func (n *Node) Recv() (Message, error) {
 	}
 }
 
-// Send sends one message as it is. With credits enabled it charges the
-// message's Cost to the session, even beyond its allowance (Credit goes
-// negative; SendBody is the send that keeps within it), and the node's
-// own `end` forgets the session.
+// errAgain is what a receive that timed out returns, as zmq's own.
+var errAgain = zmq.Errno(syscall.EAGAIN)
+
+// recvParts receives one message and says which socket it came from.
+// With one socket it blocks in libzmq under the socket's receive
+// timeout; with several it tries each without waiting, starting after
+// the last that gave one, then polls them all until the first socket's
+// receive timeout has passed in total.
+func (n *Node) recvParts() (parts [][]byte, from int, err error) {
+	if n.poller == nil {
+		parts, err = n.socks[0].RecvMessageBytes(0)
+		return parts, 0, err
+	}
+	wait, err := n.socks[0].GetRcvtimeo()
+	if err != nil {
+		return nil, 0, err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		for k := range n.socks {
+			i := (n.next + k) % len(n.socks)
+			parts, err := n.socks[i].RecvMessageBytes(zmq.DONTWAIT)
+			if err == nil {
+				n.next = (i + 1) % len(n.socks)
+				return parts, i, nil
+			}
+			if zmq.AsErrno(err) != errAgain {
+				return nil, i, err
+			}
+		}
+		if wait >= 0 {
+			if wait = time.Until(deadline); wait <= 0 {
+				return nil, 0, errAgain
+			}
+			// zmq_poll counts whole milliseconds: round up, not down to
+			// a busy 0.
+			wait = (wait + time.Millisecond - 1).Truncate(time.Millisecond)
+		}
+		if _, err := n.poller.Poll(wait); err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
+// Send sends one message as it is, on the socket that sid's messages
+// came from.
+//
+// With one endpoint every message goes to its one socket, whatever the
+// sid. With several, the Node keeps a table from sid to socket: Recv
+// enters every session it returns a message of, and forgets it at the
+// proxy's `end`; the node's own `end` forgets it too, once sent. Send of
+// a sid not in the table (never received, or already ended) fails with
+// ErrUnknownSession and sends nothing: no proxy would know the session.
+// The table holds one entry (some 64 bytes) per open session. A proxy
+// that dies, or drops an `end` it could not deliver, leaves entries no
+// `end` will remove; so that they cannot pile up, the table is bounded by
+// DefaultMaxSessions (SetMaxSessions) in two generations: when the newer
+// one reaches half the bound it becomes the older, and the entries of
+// the older one that no message (either way) touched since it was the
+// newer are dropped. Only a session idle in both directions while half
+// the bound of new sessions opened and stayed open can be forgotten that
+// way; RoutedSessions says how full the table is.
+//
+// With credits enabled it charges the message's Cost to the session,
+// even beyond its allowance (Credit goes negative; SendBody is the send
+// that keeps within it), and the node's own `end` forgets the session.
 func (n *Node) Send(sid []byte, typ string, body []byte) error {
-	if _, err := n.sock.SendMessage(sid, typ, body); err != nil {
+	from := 0
+	if n.routes != nil {
+		var ok bool
+		if from, ok = n.routes.get(sid); !ok {
+			return ErrUnknownSession
+		}
+	}
+	if _, err := n.socks[from].SendMessage(sid, typ, body); err != nil {
 		return err
+	}
+	if n.routes != nil && typ == "end" {
+		n.routes.remove(sid)
 	}
 	if n.credits != nil {
 		n.charge(sid, typ, body)
 	}
 	return nil
+}
+
+// RoutedSessions returns how many sessions Send's table holds (see
+// Send); always 0 with a single endpoint, which needs no table.
+func (n *Node) RoutedSessions() int {
+	if n.routes == nil {
+		return 0
+	}
+	return n.routes.len()
+}
+
+// SetMaxSessions bounds Send's table of sessions to limit entries (at
+// least 2; DefaultMaxSessions until called); see Send. It has no effect
+// with a single endpoint.
+func (n *Node) SetMaxSessions(limit int) {
+	if n.routes != nil {
+		n.routes.setMax(limit)
+	}
 }
 
 // Environ decodes a uwsgi packet into a map.

@@ -5,7 +5,15 @@
 //	/echo        the request body, streamed back as it arrives (POST)
 //	/download    ?size=N bytes of 'x' (default 1 MiB)
 //
-// Usage: demo-node [-identity NAME] [-connect tcp://127.0.0.1:5000]
+// and echoes every WebSocket message (text or binary) back to its client.
+//
+// Usage: demo-node [-identity NAME] [-connect EP]...
+//
+// Each -connect names one BlastBeat instance (default
+// tcp://127.0.0.1:5000; a comma-separated list counts as several): the
+// node serves every proxy it is given, each reply going back to the proxy
+// its request came from. Several demo-node processes need one -identity
+// each, all listed in the virtual host (see the node package doc).
 package main
 
 import (
@@ -27,13 +35,24 @@ type session struct {
 
 func main() {
 	identity := flag.String("identity", "demo", "node identity (the vhost's node = NAME)")
-	connect := flag.String("connect", "tcp://127.0.0.1:5000", "comma-separated BlastBeat zmq endpoints")
+	var endpoints []string
+	flag.Func("connect", "a BlastBeat zmq endpoint; repeat it (or list them comma-separated) to serve several proxies (default tcp://127.0.0.1:5000)", func(v string) error {
+		for _, ep := range strings.Split(v, ",") {
+			if ep = strings.TrimSpace(ep); ep != "" {
+				endpoints = append(endpoints, ep)
+			}
+		}
+		return nil
+	})
 	flag.Parse()
-	n, err := node.Dial(*identity, strings.Split(*connect, ",")...)
+	if len(endpoints) == 0 {
+		endpoints = []string{"tcp://127.0.0.1:5000"}
+	}
+	n, err := node.Dial(*identity, endpoints...)
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("demo-node %q connected to %s", *identity, *connect)
+	log.Printf("demo-node %q connected to %s", *identity, strings.Join(endpoints, " "))
 	echo := map[string]*session{}
 	for {
 		m, err := n.Recv()
@@ -68,6 +87,8 @@ func main() {
 			if s.left -= int64(len(m.Body)); s.left <= 0 {
 				delete(echo, sid)
 			}
+		case "websocket", "websocket-binary":
+			_ = n.Send(m.SID, m.Type, m.Body) // one message back, same kind
 		case "end":
 			delete(echo, sid)
 		}
@@ -79,6 +100,11 @@ const hello = "<h1>Hello from BlastBeat</h1>\n"
 // serve answers a request head; it returns a session when the request's
 // body is to be echoed.
 func serve(n *node.Node, sid []byte, env map[string]string) *session {
+	if strings.EqualFold(env["HTTP_UPGRADE"], "websocket") {
+		// A WebSocket handshake: the proxy answered 101 itself, and an
+		// HTTP reply would only be dropped. Its messages come next.
+		return nil
+	}
 	switch env["PATH_INFO"] {
 	case "/echo":
 		ctype := env["CONTENT_TYPE"]
