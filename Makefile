@@ -8,7 +8,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINDIR   := bin
 export CGO_ENABLED := 1
 
-.PHONY: all deps build run test vet fuzz bench clean
+.PHONY: all deps tools build run test vet fuzz bench clean
 
 all: build
 
@@ -23,6 +23,13 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing </dev/null; \
 	fi
+
+# H2SPEC is the HTTP/2 conformance tester, from the Go module proxy, pinned.
+H2SPEC_VERSION := v2.2.1+incompatible
+
+# tools installs the Go-built test tools into bin/ (only when missing).
+tools:
+	@test -x $(BINDIR)/h2spec || GOBIN=$(CURDIR)/$(BINDIR) GOFLAGS= $(GO) install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
 
 build: deps
 	$(GO) build -o $(BINDIR)/blastbeat ./cmd/blastbeat
@@ -42,8 +49,8 @@ vet:
 
 # test runs every test, with the race detector, against the real binary
 # and real libzmq (see e2e/).
-test: build vet
-	$(GO) test -race -count=1 -timeout 15m ./...
+test: build vet tools
+	H2SPEC=$(CURDIR)/$(BINDIR)/h2spec $(GO) test -race -count=1 -timeout 15m ./...
 
 # fuzz runs each fuzz target for FUZZTIME (seeds always run in `make test`).
 FUZZTIME ?= 30s

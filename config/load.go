@@ -313,6 +313,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"max-read-ahead":           set(&o.MaxReadAhead, parseSizeInt),
 		"tls-handshake-timeout":    set(&o.TLSHandshakeTimeout, parseDuration),
 		"max-tls-handshakes":       set(&o.MaxTLSHandshakes, parseInt),
+		"http2":                    set(&o.HTTP2, parseBool),
+		"http2-max-streams":        set(&o.HTTP2MaxStreams, parseInt),
 		"retry-buffer":             set(&o.RetryBuffer, parseSizeInt),
 		"header-timeout":           set(&o.HeaderTimeout, parseDuration),
 		"idle-timeout":             set(&o.IdleTimeout, parseDuration),

@@ -131,6 +131,13 @@ type Options struct {
 	// until a slot frees or tls-handshake-timeout closes them
 	// (max-tls-handshakes, default 1024).
 	MaxTLSHandshakes int
+	// HTTP2 serves HTTP/2: h2 through ALPN on bind-ssl listeners and h2c
+	// with prior knowledge on plain ones (http2, default false while it is
+	// experimental).
+	HTTP2 bool
+	// HTTP2MaxStreams is SETTINGS_MAX_CONCURRENT_STREAMS
+	// (http2-max-streams, default 100).
+	HTTP2MaxStreams int
 	// RetryBuffer is how many bytes of a request body are kept to retry it
 	// on another node (retry-buffer, default 1 MiB).
 	RetryBuffer int
@@ -189,6 +196,7 @@ func Defaults() Options {
 		MaxReadAhead:          1 << 20,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxTLSHandshakes:      1024,
+		HTTP2MaxStreams:       100,
 		RetryBuffer:           1 << 20,
 		HeaderTimeout:         10 * time.Second,
 		IdleTimeout:           120 * time.Second,

@@ -42,6 +42,7 @@ func (p *parser) validate() {
 		{"max-read-ahead", o.MaxReadAhead >= 4096, "must be at least 4k"},
 		{"tls-handshake-timeout", o.TLSHandshakeTimeout > 0, "must be greater than 0"},
 		{"max-tls-handshakes", o.MaxTLSHandshakes > 0, "must be greater than 0"},
+		{"http2-max-streams", o.HTTP2MaxStreams > 0 && o.HTTP2MaxStreams <= 1<<16, "must be from 1 to 65536"},
 		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
 		{"workers", o.Workers >= 0, "must not be negative"},
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},

@@ -21,6 +21,7 @@ type conn struct {
 	t   transport     // the client's bytes
 	tls *tlsTransport // t, when the connection is TLS; else nil
 	m   machine       // how they are read and how replies are framed
+	h2  *h2Conn       // the HTTP/2 state, once the machine is h2
 	l   *loop
 	ln  *listener // the listener that accepted it
 	sid session.SID
@@ -184,6 +185,9 @@ func (c *conn) tlsTraffic() bool {
 		c.l.handshakeOver(c)
 		// The request head's deadline starts now.
 		c.headBy = s.now() + int64(s.opts.HeaderTimeout)
+		if c.tls.state().NegotiatedProtocol == "h2" {
+			c.startH2()
+		}
 	}
 	if errors.Is(err, io.EOF) && c.tls.open {
 		// close_notify: what came before it is read (as a plain
@@ -208,8 +212,14 @@ func (c *conn) tlsTraffic() bool {
 // it, and the connection stops being read until the bridge has room
 // (loop.retryRing); the other connections of the loop go on.
 func (c *conn) send(typ string, body []byte) {
-	m := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: typ, Body: body, Tag: c.reqSeq}
 	c.endSent = typ == "end"
+	c.sendTo(c.node, c.sid, typ, body, c.reqSeq)
+}
+
+// sendTo queues a message for node n about session sid (the connection's
+// own, or one of its HTTP/2 streams').
+func (c *conn) sendTo(n *session.Node, sid session.SID, typ string, body []byte, tag uint32) {
+	m := zmqbridge.Msg{Node: n.Index, SID: sid, Type: typ, Body: body, Tag: tag}
 	if !c.queuedFor(m.Node) && !c.l.orphanFor(m.Node) && c.srv().ring.TrySend(&m) {
 		return
 	}

@@ -70,6 +70,9 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		c.tls.closeTLS() // ends a handshake goroutine still running
 		c.l.handshakeOver(c)
 	}
+	if c.h2 != nil {
+		c.h2Gone() // every stream's node gets end
+	}
 	s.pendingTotal.Add(-int64(c.pendingOut))
 	c.pendingOut = 0
 	if c.node != nil {

@@ -30,6 +30,23 @@ func (c *conn) httpTraffic() {
 		if len(buf) == 0 && atHead {
 			break
 		}
+		if c.parser == nil && c.reqSeq == 0 && c.srv().opts.HTTP2 {
+			// h2c with prior knowledge (RFC 9113 §3.3): the preface.
+			if n, err := protocol.MatchH2Preface(buf); err == nil {
+				if n == 0 {
+					break // a prefix of it: wait for more
+				}
+				c.startH2()
+				return
+			} else if len(buf) >= 4 && string(buf[:4]) == "PRI " {
+				// A broken HTTP/2 preface (PRI is reserved for it, RFC
+				// 9113 §3.4): the connection ends, with no HTTP/1 answer.
+				c.srv().stats.Rejected.Add(1)
+				c.closeAfter = true
+				c.closeNow()
+				return
+			}
+		}
 		if c.parser == nil {
 			c.parser = c.l.parser()
 			if c.reqSeq > 0 {

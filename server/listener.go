@@ -56,7 +56,11 @@ func newListeners(opts *Options, vhosts []*session.VHost) (*listeners, error) {
 			if certs == nil {
 				return nil, fmt.Errorf("server: bind-ssl %s: no certificates loaded", addr)
 			}
-			ln.tls = certs.Config([]string{"http/1.1"})
+			alpn := []string{"http/1.1"}
+			if opts.HTTP2 {
+				alpn = []string{"h2", "http/1.1"} // §3.2: h2 first
+			}
+			ln.tls = certs.Config(alpn)
 		}
 		byAddr[addr] = ln
 		ls.all = append(ls.all, ln)

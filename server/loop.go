@@ -201,8 +201,10 @@ func (l *loop) releaseParser(p *protocol.RequestParser) {
 // sweep enforces the timeouts of every connection of the loop.
 func (l *loop) sweep() {
 	now := l.s.now()
-	l.table.Range(func(_ *session.SID, c *conn) bool {
-		c.checkTimeouts(now)
+	l.table.Range(func(sid *session.SID, c *conn) bool {
+		if *sid == c.sid { // once per conn, not per HTTP/2 stream
+			c.checkTimeouts(now)
+		}
 		return true
 	})
 	l.flush()
@@ -212,8 +214,10 @@ func (l *loop) sweep() {
 // when the server drains.
 func (l *loop) closeIdle() {
 	defer l.flush()
-	l.table.Range(func(_ *session.SID, c *conn) bool {
-		c.m.drainIdle(c)
+	l.table.Range(func(sid *session.SID, c *conn) bool {
+		if *sid == c.sid {
+			c.m.drainIdle(c)
+		}
 		return true
 	})
 }

@@ -29,7 +29,7 @@ type machine interface {
 type http1 struct{}
 
 func (http1) traffic(c *conn)                 { c.httpTraffic() }
-func (http1) apply(c *conn, r *reply)         { c.httpApply(r) }
+func (http1) apply(c *conn, r *reply)         { c.applyOwn(r, c.httpApply) }
 func (http1) undeliverable(c *conn, r *reply) { c.httpUndeliverable(r) }
 func (http1) timeouts(c *conn, now int64)     { c.httpTimeouts(now) }
 func (http1) readAhead(c *conn) bool          { return c.phase != phIdle }
@@ -43,7 +43,7 @@ func (http1) drainIdle(c *conn) {
 type wsMachine struct{}
 
 func (wsMachine) traffic(c *conn)         { c.wsTraffic() }
-func (wsMachine) apply(c *conn, r *reply) { c.wsApply(r) }
+func (wsMachine) apply(c *conn, r *reply) { c.applyOwn(r, c.wsApply) }
 func (wsMachine) undeliverable(c *conn, _ *reply) {
 	c.wsClose(ws.StatusInternalServerError, "backend unreachable")
 }

@@ -4,12 +4,18 @@ import (
 	"github.com/blastbeat/blastbeat/protocol"
 )
 
-// apply executes one backend message on the session. Runs on the loop.
+// apply executes one backend message on the session it names. Runs on
+// the loop.
 func (c *conn) apply(r *reply) {
-	s := c.srv()
-	if c.closed {
-		return
+	if !c.closed {
+		c.m.apply(c, r)
 	}
+}
+
+// applyOwn is apply for the machines with one session per connection
+// (http1, wsMachine): failed sends, authorization and credit, then frame.
+func (c *conn) applyOwn(r *reply, frame func(*reply)) {
+	s := c.srv()
 	if r.typ == rUndeliverable {
 		c.undeliverable(r)
 		return
@@ -25,7 +31,7 @@ func (c *conn) apply(r *reply) {
 			c.credit -= int64(len(r.body)) // its grant shrinks (PROTOCOL.md credits)
 		}
 	}
-	c.m.apply(c, r)
+	frame(r)
 }
 
 // httpApply frames a node's reply for an HTTP/1.x client.

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// HTTP/2 (experimental, `http2 = on`): each stream is a session of its
+// own; nodes see the same environ as for HTTP/1.1.
+
+// h2cClient speaks h2c with prior knowledge to addr over one connection.
+func h2cClient(t *testing.T, addr string) *http.Client {
+	t.Helper()
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, _, _ string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+func h2Get(t *testing.T, c *http.Client, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: body: %v", url, err)
+	}
+	return resp, string(b)
+}
+
+// TestHTTP2PriorKnowledge: h2c GET, POST with a body, a body of unknown
+// length, 100 concurrent streams on one connection, and curl.
+func TestHTTP2PriorKnowledge(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "http2 = on\n", "[blastbeat:*]\nnode = n\n")
+	hStartNode(t, p.ZMQ, "n", hEcho())
+	waitRoutable(t, p, "", "/")
+	c := h2cClient(t, p.Addr)
+
+	resp, body := h2Get(t, c, "http://x/a?b=c")
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || body != "n GET /a?b=c" {
+		t.Fatalf("GET: %s %d %q", resp.Proto, resp.StatusCode, body)
+	}
+	if resp.Header.Get("Date") == "" {
+		t.Errorf("no Date on an HTTP/2 response")
+	}
+
+	payload := bytes.Repeat([]byte("0123456789"), 30000) // 300 KB: several windows
+	resp, err := c.Post("http://x/up", "application/octet-stream", bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, payload) {
+		t.Fatalf("POST echo: %d, %d bytes, %v", resp.StatusCode, len(got), err)
+	}
+
+	// No content-length: the node gets the body as pieces and an empty
+	// one at the end (like chunked), and answers chunked: DATA frames.
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < 5; i++ {
+			fmt.Fprintf(pw, "piece %d;", i)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", "http://x/chunked", pr)
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "piece 0;piece 1;piece 2;piece 3;piece 4;"; resp.StatusCode != 200 || string(got) != want {
+		t.Fatalf("POST of unknown length: %d %q, want %q", resp.StatusCode, got, want)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			resp, err := c.Get(fmt.Sprintf("http://x/s/%d", i))
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := fmt.Sprintf("n GET /s/%d", i); string(b) != want {
+				errs <- fmt.Errorf("stream %d: %q, want %q", i, b, want)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	if _, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command("curl", "-sS", "--http2-prior-knowledge", "-H", "Host: x",
+			"-w", " %{http_version}", "http://"+p.Addr+"/curl").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "n GET /curl 2" {
+			t.Errorf("curl --http2-prior-knowledge: %q %v", out, err)
+		}
+	}
+}
+
+// TestHTTP2TLS: h2 through ALPN on a bind-ssl listener, and a 10 MB
+// download from a credit-speaking node paced by the client's window.
+func TestHTTP2TLS(t *testing.T) {
+	t.Parallel()
+	s := tsStart(t, "http2 = on\n", "", nil)
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", s.TLS)
+		},
+		TLSClientConfig:   s.pki.config(""),
+		ForceAttemptHTTP2: true,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	resp, body := h2Get(t, c, s.url(tsSecure, "/env"))
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+		t.Fatalf("GET over TLS: %s %d %q", resp.Proto, resp.StatusCode, body)
+	}
+	if want := fmt.Sprintf("HTTPS=on(true) UWSGI_SCHEME=https SERVER_PORT=%d", s.Port); body != want {
+		t.Errorf("environ over h2: %q, want %q", body, want)
+	}
+}
+
+// TestHTTP2Download: 10 MB from a node that speaks credits, over h2c, every
+// byte checked (the client's flow-control window paces the proxy).
+func TestHTTP2Download(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "http2 = on\n"+crConfig, crVHosts)
+	crSetupOn(t, p)
+	c := h2cClient(t, p.Addr)
+	const size = 10 << 20
+	resp, err := c.Get(fmt.Sprintf("http://x/big?size=%d&seed=5", size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || resp.ContentLength != size {
+		t.Fatalf("%s %d, length %d", resp.Proto, resp.StatusCode, resp.ContentLength)
+	}
+	if err := hVerify(resp.Body, 5, size); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,774 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/blastbeat/blastbeat/protocol"
+	"github.com/blastbeat/blastbeat/session"
+)
+
+// The HTTP/2 machine (RFC 9113), experimental (`http2 = on`): each
+// stream is a session of its own, with its own sid, node, deadline and
+// response framing, so nodes see an HTTP/2 request exactly as an HTTP/1.1
+// one (SERVER_PROTOCOL aside). Not yet: failover of a stream (a lost
+// head is a 502), credits passed on from the client's window, extended
+// CONNECT, the HTTP/1.1 Upgrade: h2c path, h2spec conformance.
+
+// h2 is the HTTP/2 machine; its state is conn.h2.
+type h2 struct{}
+
+func (h2) traffic(c *conn)                 { c.h2Traffic() }
+func (h2) apply(c *conn, r *reply)         { c.h2Apply(r) }
+func (h2) undeliverable(c *conn, r *reply) { c.h2Undeliverable(r) }
+func (h2) timeouts(c *conn, now int64)     { c.h2Timeouts(now) }
+func (h2) readAhead(*conn) bool            { return false }
+func (h2) drainIdle(c *conn)               { c.h2GoAway(protocol.H2NoError, false) }
+
+// h2Conn is the connection-wide HTTP/2 state. Owned by the loop.
+type h2Conn struct {
+	rd      protocol.H2Reader
+	dec     *hpack.Decoder
+	enc     *hpack.Encoder
+	encBuf  bytes.Buffer
+	bld     protocol.H2RequestBuilder
+	ci      protocol.ConnInfo
+	streams map[uint32]*h2Stream
+	bySID   map[session.SID]*h2Stream
+
+	preface  bool   // the client's preface was read
+	lastID   uint32 // highest client stream opened
+	goaway   bool   // GOAWAY sent: no new streams
+	maxFrame uint32 // the client's SETTINGS_MAX_FRAME_SIZE
+	initWin  int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	sendWin  int64  // connection-level send window
+	resets   int    // RST_STREAMs from the client since the last sweep
+	unacked  int64  // request DATA bytes not yet given back (WINDOW_UPDATE)
+
+	hdrID   uint32 // stream of the field block being read; 0: none
+	hdrEnd  bool   // its HEADERS carried END_STREAM
+	hdrDrop bool   // decode it only for HPACK's sake (refused stream)
+}
+
+// h2Stream is one stream: one exchange with one node.
+type h2Stream struct {
+	id    uint32
+	sid   session.SID
+	node  *session.Node
+	vhost *session.VHost
+	stream
+
+	sendWin    int64
+	pending    []byte // response DATA waiting for flow-control window
+	endPending bool   // END_STREAM follows pending
+	endRecv    bool   // the client's half is closed
+	endSent    bool   // ours is
+	reqCL      int64  // the request's content-length; -1: none
+	recvd      int64
+	unacked    int64 // DATA bytes of this stream not yet given back
+}
+
+// HTTP/2 limits.
+const (
+	h2InitialWindow = 65535
+	h2MaxWindow     = 1<<31 - 1
+	// h2MaxResetsPerSweep bounds client RST_STREAMs per sweep period
+	// (CVE-2023-44487, rapid reset): more is ENHANCE_YOUR_CALM.
+	h2MaxResetsPerSweep = 200
+)
+
+// startH2 turns the connection into an HTTP/2 one: the server's preface
+// (its SETTINGS) goes out at once; the client's is read first.
+func (c *conn) startH2() {
+	s := c.srv()
+	h := &h2Conn{streams: map[uint32]*h2Stream{}, bySID: map[session.SID]*h2Stream{},
+		maxFrame: 16384, initWin: h2InitialWindow, sendWin: h2InitialWindow}
+	h.rd.Init(protocol.H2Limits{})
+	h.bld.Init(s.limits, false)
+	h.enc = hpack.NewEncoder(&h.encBuf)
+	h.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { _ = h.bld.Add(f.Name, f.Value) })
+	h.dec.SetMaxStringLength(s.opts.MaxHeaderSize)
+	h.ci = *c.connInfo()
+	h.ci.Proto = "HTTP/2"
+	c.h2 = h
+	c.m = h2{}
+	if c.parser != nil {
+		c.l.releaseParser(c.parser)
+		c.parser = nil
+	}
+	c.queue(protocol.AppendH2Settings(nil,
+		protocol.H2Setting{ID: protocol.H2SettingMaxConcurrentStreams, Val: uint32(s.opts.HTTP2MaxStreams)},
+		protocol.H2Setting{ID: protocol.H2SettingMaxHeaderListSize, Val: uint32(s.opts.MaxHeaderSize)},
+	))
+}
+
+// h2Traffic reads the client's preface and frames.
+func (c *conn) h2Traffic() {
+	h := c.h2
+	for !c.closeAfter && len(c.outq) == 0 {
+		buf, _ := c.t.Peek(-1)
+		if len(buf) == 0 {
+			return
+		}
+		if !h.preface {
+			n, err := protocol.MatchH2Preface(buf)
+			if err != nil {
+				c.h2ConnError(protocol.ErrH2BadPreface)
+				return
+			}
+			if n == 0 {
+				return
+			}
+			_, _ = c.t.Discard(n)
+			h.preface = true
+			continue
+		}
+		n, f, err := h.rd.Feed(buf)
+		if err != nil {
+			var se *protocol.H2StreamError
+			if errors.As(err, &se) {
+				c.h2Reset(se.StreamID, se.Code)
+				if n > 0 {
+					_, _ = c.t.Discard(n)
+				}
+				continue
+			}
+			c.h2ConnError(err)
+			return
+		}
+		if n == 0 {
+			return
+		}
+		if f != nil {
+			c.h2Frame(f) // f's slices point into buf: used before Discard
+		}
+		_, _ = c.t.Discard(n)
+	}
+}
+
+// h2Frame handles one whole frame.
+func (c *conn) h2Frame(f *protocol.H2Frame) {
+	h := c.h2
+	switch f.Type {
+	case protocol.H2FrameSettings:
+		if f.Ack() {
+			return
+		}
+		for i := 0; i < f.NumSettings(); i++ {
+			st := f.Setting(i)
+			switch st.ID {
+			case protocol.H2SettingMaxFrameSize:
+				h.maxFrame = st.Val
+			case protocol.H2SettingInitialWindowSize:
+				// §6.9.2: the change applies to every open stream.
+				delta := int64(st.Val) - h.initWin
+				h.initWin = int64(st.Val)
+				for _, s := range h.streams {
+					if s.sendWin += delta; s.sendWin > h2MaxWindow {
+						c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2FlowControlError, Reason: "window overflow"})
+						return
+					}
+				}
+			case protocol.H2SettingHeaderTableSize:
+				h.enc.SetMaxDynamicTableSizeLimit(st.Val)
+			}
+		}
+		c.queue(protocol.AppendH2SettingsAck(nil))
+		c.h2FlushBlocked()
+	case protocol.H2FramePing:
+		if !f.Ack() {
+			c.queue(protocol.AppendH2Ping(nil, true, f.PingData))
+		}
+	case protocol.H2FrameGoAway:
+		h.goaway = true
+		c.h2CloseIfDone()
+	case protocol.H2FrameWindowUpdate:
+		if f.StreamID == 0 {
+			if h.sendWin += int64(f.Increment); h.sendWin > h2MaxWindow {
+				c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2FlowControlError, Reason: "window overflow"})
+				return
+			}
+		} else if f.StreamID > h.lastID {
+			// §5.1: WINDOW_UPDATE on an idle stream.
+			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "WINDOW_UPDATE on an idle stream"})
+			return
+		} else if st := h.streams[f.StreamID]; st != nil {
+			if st.sendWin += int64(f.Increment); st.sendWin > h2MaxWindow {
+				c.h2Reset(st.id, protocol.H2FlowControlError)
+				return
+			}
+		}
+		c.h2FlushBlocked()
+	case protocol.H2FrameRSTStream:
+		if f.StreamID > h.lastID {
+			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "RST_STREAM on an idle stream"})
+			return
+		}
+		if h.resets++; h.resets > h2MaxResetsPerSweep {
+			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2EnhanceYourCalm, Reason: "too many resets"})
+			return
+		}
+		if st := h.streams[f.StreamID]; st != nil {
+			c.h2CloseStream(st, true)
+		}
+	case protocol.H2FramePriority:
+		if f.Priority.StreamDep == f.StreamID {
+			// §5.3.1 (RFC 7540): a stream cannot depend on itself.
+			c.h2Reset(f.StreamID, protocol.H2ProtocolError)
+		}
+	case protocol.H2FrameHeaders:
+		if f.HasPriority() && f.Priority.StreamDep == f.StreamID {
+			c.h2Reset(f.StreamID, protocol.H2ProtocolError)
+			if f.StreamID > h.lastID {
+				h.lastID = f.StreamID
+			}
+			return
+		}
+		c.h2Headers(f)
+	case protocol.H2FrameContinuation:
+		c.h2Block(f.Data, f.EndHeaders())
+	case protocol.H2FrameData:
+		c.h2Data(f)
+	}
+}
+
+// h2Headers opens a stream (or reads trailers) and starts its field block.
+func (c *conn) h2Headers(f *protocol.H2Frame) {
+	h := c.h2
+	id := f.StreamID
+	h.hdrID, h.hdrEnd, h.hdrDrop = id, f.EndStream(), false
+	if id%2 == 0 {
+		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "even stream id from a client"})
+		return
+	}
+	if id <= h.lastID {
+		st := h.streams[id]
+		if st == nil || st.endRecv || !f.EndStream() {
+			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2StreamClosed, Reason: "HEADERS on a closed stream"})
+			return
+		}
+		h.hdrDrop = true // trailers: decoded and dropped (nodes get no trailers)
+	} else {
+		h.lastID = id
+		if h.goaway || len(h.streams) >= c.srv().opts.HTTP2MaxStreams {
+			h.hdrDrop = true
+			c.queue(protocol.AppendH2RSTStream(nil, id, protocol.H2RefusedStream))
+		}
+	}
+	h.bld.Reset(id)
+	c.h2Block(f.Data, f.EndHeaders())
+}
+
+// h2Block decodes a field block fragment; at its end the request starts.
+func (c *conn) h2Block(frag []byte, end bool) {
+	h := c.h2
+	if _, err := h.dec.Write(frag); err != nil {
+		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2CompressionError, Reason: "HPACK: " + err.Error()})
+		return
+	}
+	if !end {
+		return
+	}
+	if err := h.dec.Close(); err != nil {
+		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2CompressionError, Reason: "HPACK: " + err.Error()})
+		return
+	}
+	id := h.hdrID
+	h.hdrID = 0
+	if h.hdrDrop {
+		if st := h.streams[id]; st != nil && h.hdrEnd {
+			c.h2EndRecv(st)
+		}
+		return
+	}
+	req, err := h.bld.Finish()
+	c.h2Open(id, req, err)
+}
+
+// h2Open routes a new stream's request to a node, as http1's onHead does.
+func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
+	s := c.srv()
+	h := c.h2
+	var se *protocol.H2StreamError
+	if errors.As(err, &se) {
+		c.queue(protocol.AppendH2RSTStream(nil, id, se.Code))
+		return
+	}
+	sid, terr := c.l.table.Add(c)
+	if terr != nil {
+		c.queue(protocol.AppendH2RSTStream(nil, id, protocol.H2RefusedStream))
+		return
+	}
+	st := &h2Stream{id: id, sid: sid, sendWin: h.initWin, reqCL: -1}
+	h.streams[id] = st
+	h.bySID[sid] = st
+	if err != nil {
+		pe, ok := err.(*protocol.Error)
+		if !ok {
+			pe = protocol.ErrBadRequestLine
+		}
+		c.h2Respond(st, pe.Status, pe.Msg)
+		return
+	}
+	st.reqCL = r.ContentLength
+	if h.hdrEnd {
+		st.endRecv = true
+		if r.ContentLength > 0 {
+			c.h2Reset(id, protocol.H2ProtocolError) // §8.1.1: content-length with no DATA
+			return
+		}
+		r.ContentLength = 0
+	}
+	if !st.endRecv && r.ContentLength < 0 {
+		// A body of unknown length: the environ says chunked, as for the
+		// same HTTP/1.1 request, so nodes written for the original read
+		// body pieces until the empty one.
+		r.Headers = append(r.Headers, protocol.Header{Name: []byte("Transfer-Encoding"), Value: []byte("chunked")})
+		r.Chunked = true
+	}
+	st.headReq = string(r.Method) == "HEAD"
+	vh := s.router.Match(r.Host)
+	if vh != nil && !s.listeners.serves(c.ln, vh) {
+		vh = nil
+	}
+	switch {
+	case vh == nil:
+		c.h2Respond(st, 404, "no virtual host for this Host")
+		return
+	case string(r.Method) == "TRACE" && !vh.AllowTrace:
+		c.h2Respond(st, 405, "TRACE is not allowed")
+		return
+	case vh.MaxBody > 0 && r.ContentLength > vh.MaxBody:
+		c.h2Respond(st, 413, protocol.ErrBodyTooLarge.Msg)
+		return
+	}
+	msg, err := protocol.AppendEnviron(make([]byte, 0, r.HeadLen+512), r, &h.ci)
+	if err != nil {
+		c.h2Respond(st, 431, protocol.ErrUwsgiTooLarge.Msg)
+		return
+	}
+	n := vh.Pick(s.now(), s.nodes.DeadAfter(), nil)
+	if n == nil {
+		c.h2Respond(st, 503, "no live backend node")
+		return
+	}
+	st.vhost, st.node = vh, n
+	n.Bind()
+	st.reqSeq = 1
+	st.phase = phAwaitHead
+	st.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
+	s.stats.Requests.Add(1)
+	c.h2Send(st, "uwsgi", msg)
+	if n.Credits() {
+		st.creditOn = true
+		st.credit = int64(s.opts.CreditWindow)
+		c.h2Send(st, "credit", strconv.AppendInt(nil, st.credit, 10))
+	}
+}
+
+// h2Data forwards request body bytes; their window goes back once half
+// of it is used (the node side took them: they are on the ring or queued
+// with the connection, whose reading pauses when they wait).
+func (c *conn) h2Data(f *protocol.H2Frame) {
+	h := c.h2
+	// §6.9: the whole frame counts, padding included.
+	defer c.h2GiveBack(int64(f.Length))
+	st := h.streams[f.StreamID]
+	if st == nil || st.endRecv {
+		if f.StreamID > h.lastID {
+			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "DATA on an idle stream"})
+			return
+		}
+		c.queue(protocol.AppendH2RSTStream(nil, f.StreamID, protocol.H2StreamClosed))
+		return
+	}
+	if !f.EndStream() {
+		if st.unacked += int64(f.Length); st.unacked >= h2InitialWindow/2 {
+			c.queue(protocol.AppendH2WindowUpdate(nil, st.id, uint32(st.unacked)))
+			st.unacked = 0
+		}
+	}
+	st.recvd += int64(len(f.Data))
+	if st.reqCL >= 0 && st.recvd > st.reqCL || st.vhost != nil && st.vhost.MaxBody > 0 && st.recvd > st.vhost.MaxBody {
+		c.h2Reset(st.id, protocol.H2ProtocolError)
+		return
+	}
+	if st.node != nil && len(f.Data) > 0 {
+		c.h2Send(st, "body", append([]byte(nil), f.Data...))
+	}
+	if f.EndStream() {
+		if st.reqCL >= 0 && st.recvd != st.reqCL {
+			c.h2Reset(st.id, protocol.H2ProtocolError)
+			return
+		}
+		if st.node != nil && st.reqCL < 0 {
+			c.h2Send(st, "body", []byte{}) // a body of unknown length ends
+		}
+		c.h2EndRecv(st)
+	}
+}
+
+// h2GiveBack returns n bytes of connection window once half is used.
+func (c *conn) h2GiveBack(n int64) {
+	h := c.h2
+	if h.unacked += n; h.unacked >= h2InitialWindow/2 {
+		c.queue(protocol.AppendH2WindowUpdate(nil, 0, uint32(h.unacked)))
+		h.unacked = 0
+	}
+}
+
+func (c *conn) h2EndRecv(st *h2Stream) {
+	st.endRecv = true
+	if st.endSent {
+		c.h2CloseStream(st, false)
+	}
+}
+
+// h2Send queues a message for the stream's node.
+func (c *conn) h2Send(st *h2Stream, typ string, body []byte) {
+	c.sendTo(st.node, st.sid, typ, body, st.reqSeq)
+}
+
+// h2Apply frames a node's reply on its stream.
+func (c *conn) h2Apply(r *reply) {
+	s := c.srv()
+	st := c.h2.bySID[r.sid]
+	if st == nil || r.typ == rUndeliverable {
+		if st != nil {
+			c.h2Undeliverable(r)
+		} else {
+			s.stats.Stale.Add(1)
+		}
+		return
+	}
+	if r.node != st.node {
+		s.stats.Unauthorized.Add(1)
+		return
+	}
+	if st.creditOn {
+		switch r.typ {
+		case rBody, rChunk:
+			st.credit -= int64(len(r.body))
+		}
+	}
+	switch r.typ {
+	case rHeaders:
+		c.h2ResponseHead(st, r.body)
+	case rUwsgi:
+		if st.phase != phAwaitHead {
+			s.stats.Unexpected.Add(1)
+			return
+		}
+		head, err := protocol.UwsgiResponseToHead(nil, r.body)
+		if err != nil {
+			s.stats.BadResponse.Add(1)
+			c.h2Respond(st, 502, "malformed response from backend")
+			return
+		}
+		c.h2ResponseHead(st, head)
+	case rBody:
+		c.h2Body(st, r.body, false)
+	case rChunk:
+		c.h2Body(st, r.body, len(r.body) == 0)
+	case rEnd:
+		if st.phase == phAwaitHead {
+			c.h2Respond(st, 502, "backend ended the session without a response")
+			return
+		}
+		c.h2Body(st, nil, true)
+	default:
+		s.stats.Unexpected.Add(1)
+	}
+}
+
+// h2ResponseHead sends a node's response head as HEADERS.
+func (c *conn) h2ResponseHead(st *h2Stream, raw []byte) {
+	s := c.srv()
+	h := c.h2
+	if st.phase != phAwaitHead {
+		s.stats.Unexpected.Add(1)
+		return
+	}
+	h.encBuf.Reset()
+	hr, err := protocol.EncodeH2ResponseHead(h.enc, raw, st.headReq, s.date())
+	if err != nil {
+		s.stats.BadResponse.Add(1)
+		c.h2Respond(st, 502, "malformed response from backend")
+		return
+	}
+	block := h.encBuf.Bytes()
+	if hr.Interim {
+		c.queue(protocol.AppendH2HeaderBlock(nil, st.id, false, block, int(h.maxFrame)))
+		return
+	}
+	end := !hr.HasBody
+	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, end, block, int(h.maxFrame)))
+	st.phase = phStreaming
+	switch {
+	case end:
+		st.mode = modeNone
+	case hr.ContentLength >= 0:
+		st.mode, st.remaining = modeLength, hr.ContentLength
+	case hr.Chunked:
+		st.mode = modeChunked
+	default:
+		st.mode = modeClose // until the node's end
+	}
+	if end {
+		st.endSent = true
+		c.h2StreamDone(st)
+		return
+	}
+	if rest := raw[hr.HeadLen:]; len(rest) > 0 {
+		if st.creditOn {
+			st.credit -= int64(len(rest))
+		}
+		c.h2Body(st, rest, false)
+	}
+}
+
+// h2Body sends response body bytes as DATA; end ends the stream.
+func (c *conn) h2Body(st *h2Stream, b []byte, end bool) {
+	if st.phase != phStreaming || st.endSent || st.endPending {
+		c.srv().stats.Unexpected.Add(1)
+		return
+	}
+	if st.mode == modeLength {
+		if int64(len(b)) > st.remaining {
+			b = b[:st.remaining]
+		}
+		st.remaining -= int64(len(b))
+		end = end || st.remaining == 0
+	}
+	c.h2Write(st, b, end)
+	if st.pending == nil {
+		c.h2MaybeGrant(st)
+	}
+}
+
+// h2Write writes DATA within the flow-control windows; the rest waits.
+func (c *conn) h2Write(st *h2Stream, b []byte, end bool) {
+	h := c.h2
+	if len(st.pending) > 0 {
+		st.pending = append(st.pending, b...)
+		st.endPending = st.endPending || end
+		c.h2CheckPending(st)
+		return
+	}
+	for len(b) > 0 {
+		n := min(int64(len(b)), st.sendWin, h.sendWin, int64(h.maxFrame))
+		if n <= 0 {
+			st.pending = append([]byte(nil), b...)
+			st.endPending = end
+			c.h2CheckPending(st)
+			return
+		}
+		last := end && n == int64(len(b))
+		c.queue(protocol.AppendH2Data(nil, st.id, last, b[:n]))
+		st.sendWin -= n
+		h.sendWin -= n
+		b = b[n:]
+		if last {
+			st.endSent = true
+		}
+	}
+	if end && !st.endSent {
+		c.queue(protocol.AppendH2Data(nil, st.id, true, nil))
+		st.endSent = true
+	}
+	if st.endSent {
+		c.h2StreamDone(st)
+	}
+}
+
+// h2CheckPending resets a stream whose client does not open its window
+// while its node keeps sending (max-pending-output, as for HTTP/1).
+func (c *conn) h2CheckPending(st *h2Stream) {
+	if len(st.pending) > c.srv().opts.MaxPendingOutput {
+		c.srv().stats.SlowClients.Add(1)
+		c.h2Reset(st.id, protocol.H2FlowControlError)
+	}
+}
+
+// h2FlushBlocked sends what waits for window, stream by stream.
+func (c *conn) h2FlushBlocked() {
+	for _, st := range c.h2.streams {
+		if len(st.pending) == 0 || c.h2.sendWin <= 0 {
+			continue
+		}
+		b, end := st.pending, st.endPending
+		st.pending, st.endPending = nil, false
+		c.h2Write(st, b, end)
+		if st.pending == nil {
+			c.h2MaybeGrant(st)
+		}
+	}
+}
+
+// h2MaybeGrant grants a credit-speaking node more once its stream drained
+// half the window into the client's.
+func (c *conn) h2MaybeGrant(st *h2Stream) {
+	if !st.creditOn || st.endSent {
+		return
+	}
+	w := int64(c.srv().opts.CreditWindow)
+	outstanding := max(st.credit, 0) + int64(len(st.pending))
+	if outstanding > w/2 {
+		return
+	}
+	g := w - outstanding
+	st.credit += g
+	c.h2Send(st, "credit", strconv.AppendInt(nil, g, 10))
+}
+
+// h2StreamDone: our half is closed; the stream closes with the client's.
+func (c *conn) h2StreamDone(st *h2Stream) {
+	st.phase = phIdle
+	if st.endRecv {
+		c.h2CloseStream(st, false)
+		return
+	}
+	// The response is complete before the request: the stream stays
+	// half-closed until the client ends its side (or resets it).
+}
+
+// h2Respond answers a stream itself (an error page) and ends it.
+func (c *conn) h2Respond(st *h2Stream, status int, msg string) {
+	s := c.srv()
+	h := c.h2
+	s.stats.Rejected.Add(1)
+	if st.node != nil && st.phase == phAwaitHead {
+		c.h2Send(st, "end", nil)
+	}
+	st.phase = phStreaming
+	st.mode = modeNone
+	head := protocol.AppendErrorDate(nil, status, msg, false, s.date())
+	h.encBuf.Reset()
+	hr, err := protocol.EncodeH2ResponseHead(h.enc, head, st.headReq, nil)
+	if err != nil {
+		c.h2Reset(st.id, protocol.H2InternalError)
+		return
+	}
+	body := head[hr.HeadLen:]
+	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, len(body) == 0, h.encBuf.Bytes(), int(h.maxFrame)))
+	if len(body) == 0 {
+		st.endSent = true
+		c.h2StreamDone(st)
+		return
+	}
+	c.h2Write(st, body, true)
+}
+
+// h2Reset resets a stream (a stream error, §5.4.2).
+func (c *conn) h2Reset(id uint32, code protocol.H2ErrCode) {
+	c.queue(protocol.AppendH2RSTStream(nil, id, code))
+	if st := c.h2.streams[id]; st != nil {
+		c.h2CloseStream(st, true)
+	}
+}
+
+// h2CloseStream forgets a stream; its node gets `end` (always: the sid is
+// never used again).
+func (c *conn) h2CloseStream(st *h2Stream, _ bool) {
+	h := c.h2
+	if h.streams[st.id] != st {
+		return
+	}
+	delete(h.streams, st.id)
+	delete(h.bySID, st.sid)
+	c.l.table.Remove(&st.sid)
+	if st.node != nil {
+		c.h2Send(st, "end", nil)
+		st.node.Unbind()
+		st.node = nil
+	}
+	st.pending = nil
+	c.h2CloseIfDone()
+}
+
+// h2CloseIfDone closes a connection that is going away once its streams
+// are done.
+func (c *conn) h2CloseIfDone() {
+	if c.h2.goaway && len(c.h2.streams) == 0 {
+		c.closeAfter = true
+		c.l.markDirty(c)
+	}
+}
+
+// h2GoAway stops new streams (graceful: open ones finish).
+func (c *conn) h2GoAway(code protocol.H2ErrCode, now bool) {
+	h := c.h2
+	if !h.goaway {
+		c.queue(protocol.AppendH2GoAway(nil, h.lastID, code, nil))
+	}
+	h.goaway = true
+	if now {
+		c.closeAfter = true
+		c.l.markDirty(c)
+		return
+	}
+	c.h2CloseIfDone()
+}
+
+// h2ConnError ends the connection with GOAWAY (§5.4.1).
+func (c *conn) h2ConnError(err error) {
+	code := protocol.H2ProtocolError
+	var ce *protocol.H2ConnError
+	if errors.As(err, &ce) {
+		code = ce.Code
+	}
+	c.srv().stats.Rejected.Add(1)
+	c.h2GoAway(code, true)
+}
+
+// h2Undeliverable fails the stream whose message was lost.
+func (c *conn) h2Undeliverable(r *reply) {
+	st := c.h2.bySID[r.sid]
+	if st == nil || r.node != st.node {
+		return
+	}
+	if st.phase == phAwaitHead {
+		c.h2Respond(st, 502, "backend node unreachable")
+		return
+	}
+	c.h2Reset(st.id, protocol.H2InternalError)
+}
+
+// h2Timeouts: each stream's response deadline and node, the preface,
+// and an idle connection.
+func (c *conn) h2Timeouts(now int64) {
+	s := c.srv()
+	h := c.h2
+	if !h.preface && now > c.headBy {
+		c.closeNow()
+		return
+	}
+	h.resets = 0
+	for _, st := range h.streams {
+		switch {
+		case st.phase == phAwaitHead && now > st.answerBy:
+			s.stats.Timeouts.Add(1)
+			c.h2Respond(st, 504, "backend did not answer in time")
+		case st.node != nil && st.phase != phIdle && !st.node.Alive(now, s.nodes.DeadAfter()):
+			if st.phase == phAwaitHead {
+				c.h2Respond(st, 502, "backend node failed")
+			} else {
+				c.h2Reset(st.id, protocol.H2InternalError)
+			}
+		}
+	}
+	if len(h.streams) == 0 && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout) {
+		c.h2GoAway(protocol.H2NoError, true)
+	}
+}
+
+// h2Gone is the connection closing: every stream's node gets `end`.
+func (c *conn) h2Gone() {
+	for _, st := range c.h2.streams {
+		c.h2CloseStream(st, true)
+	}
+}
