@@ -173,3 +173,81 @@ func TestHTTP2Download(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHTTP2Clients: Debian's nghttp with prior knowledge, and an HTTP/1.1
+// `Upgrade: h2c` request, which is served as HTTP/1.1 (the upgrade is
+// ignored, as RFC 9113 §3.1 allows: it is deprecated, and prior knowledge
+// or ALPN are the ways in).
+func TestHTTP2Clients(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "http2 = on\n", "[blastbeat:*]\nnode = n\n")
+	hStartNode(t, p.ZMQ, "n", hEcho())
+	waitRoutable(t, p, "", "/")
+	if _, err := exec.LookPath("nghttp"); err == nil {
+		out, err := exec.Command("nghttp", "-H", ":authority: x", "http://"+p.Addr+"/nghttp?q=1").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "n GET /nghttp?q=1" {
+			t.Errorf("nghttp: %q %v", out, err)
+		}
+	} else {
+		t.Log("no nghttp (Debian's nghttp2-client): skipped that client")
+	}
+	resp := rawExchange(t, p.Addr, "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nConnection: close\r\n\r\n", 5*time.Second)
+	if !strings.HasPrefix(resp, "HTTP/1.1 200 ") || !strings.HasSuffix(resp, "n GET /up") {
+		t.Errorf("Upgrade: h2c got %q, want an HTTP/1.1 200 from the node", resp)
+	}
+}
+
+// TestHTTP2Floods: a PING flood ends the connection (GOAWAY
+// ENHANCE_YOUR_CALM, then a lingering close) after the limit; the proxy
+// goes on serving.
+func TestHTTP2Floods(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "http2 = on\n", "[blastbeat:*]\nnode = n\n")
+	hStartNode(t, p.ZMQ, "n", hEcho())
+	waitRoutable(t, p, "", "/")
+	c, err := net.DialTimeout("tcp", p.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	fr := http2.NewFramer(c, c)
+	go func() {
+		_, _ = io.WriteString(c, http2.ClientPreface)
+		_ = fr.WriteSettings()
+		for i := 0; i < 5000; i++ {
+			if fr.WritePing(false, [8]byte{byte(i)}) != nil {
+				return
+			}
+		}
+	}()
+	// The proxy stops answering after its limit and ends the connection;
+	// the GOAWAY ENHANCE_YOUR_CALM it sends first may be lost to the
+	// reset that unread pings cause, so it is checked when it arrives.
+	acks := 0
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			if isTimeout(err) {
+				t.Fatalf("the connection was not ended (%d PING acks)", acks)
+			}
+			break // EOF or reset: ended
+		}
+		if pf, ok := f.(*http2.PingFrame); ok && pf.IsAck() {
+			acks++
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			if ga.ErrCode != http2.ErrCodeEnhanceYourCalm {
+				t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM", ga.ErrCode)
+			}
+			break
+		}
+	}
+	if acks >= 5000 {
+		t.Fatalf("all %d PINGs were answered: no flood limit", acks)
+	}
+	t.Logf("%d of 5000 PINGs answered before the connection ended", acks)
+	if resp, body := h2Get(t, h2cClient(t, p.Addr), "http://x/after"); resp.StatusCode != 200 || body != "n GET /after" {
+		t.Errorf("after the flood: %d %q", resp.StatusCode, body)
+	}
+}

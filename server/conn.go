@@ -40,6 +40,7 @@ type conn struct {
 	endSent    bool // the last message to the node was `end`
 	readPaused bool
 	tlsEOF     bool // the TLS client sent close_notify
+	shut       bool // lingering: the write side is shut down
 	wsFragOp   ws.OpCode
 	wsFrag     []byte // a fragmented message being joined; nil otherwise
 
@@ -86,6 +87,10 @@ func (c *conn) flush() {
 	}
 	if c.closeAfter && c.phase == phIdle {
 		c.closeNow()
+		return
+	}
+	if c.m == (lingering{}) {
+		c.shutWrite()
 		return
 	}
 	c.accountOutput()
@@ -136,6 +141,10 @@ func (c *conn) slowReader(limit string, held int) {
 
 // onDrained runs when gnet wrote some of the held output to the client.
 func (c *conn) onDrained() {
+	if c.m == (lingering{}) {
+		c.shutWrite()
+		return
+	}
 	c.progressAt = c.srv().now()
 	c.accountOutput()
 	c.l.flush() // credit messages, or a close

@@ -47,6 +47,7 @@ type h2Conn struct {
 	initWin  int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	sendWin  int64  // connection-level send window
 	resets   int    // RST_STREAMs from the client since the last sweep
+	control  int    // control frames since the last sweep (floods)
 	unacked  int64  // request DATA bytes not yet given back (WINDOW_UPDATE)
 
 	hdrID   uint32 // stream of the field block being read; 0: none
@@ -79,6 +80,11 @@ const (
 	// h2MaxResetsPerSweep bounds client RST_STREAMs per sweep period
 	// (CVE-2023-44487, rapid reset): more is ENHANCE_YOUR_CALM.
 	h2MaxResetsPerSweep = 200
+	// h2MaxControlPerSweep bounds the frames a client makes the proxy
+	// work for without a request (SETTINGS and PING, each answered;
+	// PRIORITY; empty DATA; WINDOW_UPDATE) per sweep period: floods
+	// (CVE-2019-9512, -9515, -9518) are ENHANCE_YOUR_CALM.
+	h2MaxControlPerSweep = 2000
 )
 
 // startH2 turns the connection into an HTTP/2 one: the server's preface
@@ -109,7 +115,7 @@ func (c *conn) startH2() {
 // h2Traffic reads the client's preface and frames.
 func (c *conn) h2Traffic() {
 	h := c.h2
-	for !c.closeAfter && len(c.outq) == 0 {
+	for !c.closeAfter && len(c.outq) == 0 && c.m == (h2{}) {
 		buf, _ := c.t.Peek(-1)
 		if len(buf) == 0 {
 			return
@@ -153,6 +159,18 @@ func (c *conn) h2Traffic() {
 // h2Frame handles one whole frame.
 func (c *conn) h2Frame(f *protocol.H2Frame) {
 	h := c.h2
+	switch f.Type {
+	case protocol.H2FrameSettings, protocol.H2FramePing, protocol.H2FramePriority, protocol.H2FrameWindowUpdate:
+		h.control++
+	case protocol.H2FrameData:
+		if f.Length == 0 && !f.EndStream() {
+			h.control++
+		}
+	}
+	if h.control > h2MaxControlPerSweep {
+		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2EnhanceYourCalm, Reason: "control frame flood"})
+		return
+	}
 	switch f.Type {
 	case protocol.H2FrameSettings:
 		if f.Ack() {
@@ -707,8 +725,8 @@ func (c *conn) h2GoAway(code protocol.H2ErrCode, now bool) {
 	}
 	h.goaway = true
 	if now {
-		c.closeAfter = true
-		c.l.markDirty(c)
+		c.h2Gone()
+		c.lingerClose()
 		return
 	}
 	c.h2CloseIfDone()
@@ -747,7 +765,7 @@ func (c *conn) h2Timeouts(now int64) {
 		c.closeNow()
 		return
 	}
-	h.resets = 0
+	h.resets, h.control = 0, 0
 	for _, st := range h.streams {
 		switch {
 		case st.phase == phAwaitHead && now > st.answerBy:

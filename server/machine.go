@@ -1,6 +1,11 @@
 package server
 
-import "github.com/gobwas/ws"
+import (
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+)
 
 // machine is a connection's protocol machine: it reads the client's bytes
 // from the transport and frames the node's replies for the client. A
@@ -52,5 +57,62 @@ func (wsMachine) drainIdle(c *conn)    { c.wsClose(ws.StatusGoingAway, "server s
 func (wsMachine) timeouts(c *conn, now int64) {
 	if c.node != nil && !c.node.Alive(now, c.srv().nodes.DeadAfter()) {
 		c.wsClose(ws.StatusGoingAway, "backend node gone")
+	}
+}
+
+// lingering is a connection closing after a fatal error whose last
+// words (an HTTP/2 GOAWAY) must reach the client: its output is written,
+// its write side shut down, and what it still sends is read and dropped
+// until it closes or lingerTime passes; closing with unread input would
+// reset the connection and destroy those last words (nginx's
+// lingering_close).
+type lingering struct{}
+
+// lingerTime bounds a lingering close.
+const lingerTime = 2 * time.Second
+
+func (lingering) traffic(c *conn) {
+	if n := c.t.InboundBuffered(); n > 0 {
+		_, _ = c.t.Discard(n)
+	}
+}
+func (lingering) apply(*conn, *reply)         {}
+func (lingering) undeliverable(*conn, *reply) {}
+func (lingering) readAhead(*conn) bool        { return false }
+func (lingering) drainIdle(c *conn)           { c.closeNow() }
+func (lingering) timeouts(c *conn, now int64) {
+	if now > c.headBy {
+		c.closeNow()
+	}
+}
+
+// lingerClose closes the connection gracefully after what is queued.
+func (c *conn) lingerClose() {
+	c.m = lingering{}
+	c.headBy = c.srv().now() + int64(lingerTime)
+	c.l.markDirty(c)
+}
+
+// shutWrite ends the output of a lingering connection once it is all
+// written (the client then sees EOF after the last frame).
+func (c *conn) shutWrite() {
+	if c.shut || c.closing || c.closed || c.t.OutboundBuffered() > 0 {
+		return
+	}
+	var fd int
+	switch {
+	case c.tls != nil:
+		fd = c.tls.Conn.Fd()
+	default:
+		g, ok := c.t.(interface{ Fd() int })
+		if !ok {
+			c.closeNow()
+			return
+		}
+		fd = g.Fd()
+	}
+	c.shut = true
+	if unix.Shutdown(fd, unix.SHUT_WR) != nil {
+		c.closeNow()
 	}
 }
