@@ -4,6 +4,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"sync/atomic"
+
+	"github.com/blastbeat/blastbeat/internal/tlsconf"
 
 	"github.com/blastbeat/blastbeat/session"
 )
@@ -11,12 +14,13 @@ import (
 // listener is one address the server accepts connections on. Immutable
 // after newListeners.
 type listener struct {
-	addr   string           // host:port as configured
-	host   string           // its IP, "" when unspecified (0.0.0.0, [::])
-	port   string           // its port, for SERVER_PORT and redirects
-	tls    *tls.Config      // nil: plain HTTP
-	global bool             // a [blastbeat] bind: it serves the vhosts without listeners of their own
-	vhosts []*session.VHost // the vhosts that name it in bind or bind-ssl
+	addr   string                           // host:port as configured
+	host   string                           // its IP, "" when unspecified (0.0.0.0, [::])
+	port   string                           // its port, for SERVER_PORT and redirects
+	tls    *tls.Config                      // nil: plain HTTP
+	certs  atomic.Pointer[tlsconf.Listener] // bind-ssl: swapped by SetCertificates
+	global bool                             // a [blastbeat] bind: it serves the vhosts without listeners of their own
+	vhosts []*session.VHost                 // the vhosts that name it in bind or bind-ssl
 }
 
 // listeners are every listener and the routing rule between listeners
@@ -60,7 +64,13 @@ func newListeners(opts *Options, vhosts []*session.VHost) (*listeners, error) {
 			if opts.HTTP2 {
 				alpn = []string{"h2", "http/1.1"} // §3.2: h2 first
 			}
+			ln.certs.Store(certs)
 			ln.tls = certs.Config(alpn)
+			// Handshakes read the certificates through the listener, so
+			// that SetCertificates (the SIGHUP hook) applies to new ones.
+			ln.tls.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return ln.certs.Load().Certificate(hello.ServerName), nil
+			}
 		}
 		byAddr[addr] = ln
 		ls.all = append(ls.all, ln)
@@ -142,4 +152,23 @@ func (ls *listeners) serves(ln *listener, vh *session.VHost) bool {
 		}
 	}
 	return false
+}
+
+// SetCertificates replaces the certificates of the bind-ssl listeners
+// (loaded and checked by the caller with tlsconf, as at the start): new
+// handshakes use them, connections already open keep theirs. It is the
+// hook for a reload on SIGHUP. Every bind-ssl address must be in certs;
+// addresses are not added or removed here. Safe from any goroutine.
+func (s *Server) SetCertificates(certs map[string]*tlsconf.Listener) error {
+	for _, ln := range s.listeners.all {
+		if ln.tls != nil && certs[ln.addr] == nil {
+			return fmt.Errorf("server: bind-ssl %s: no certificates given", ln.addr)
+		}
+	}
+	for _, ln := range s.listeners.all {
+		if ln.tls != nil {
+			ln.certs.Store(certs[ln.addr])
+		}
+	}
+	return nil
 }
