@@ -74,6 +74,26 @@ func (p *proxy) Pid() int { return p.cmd.Process.Pid }
 // race report or panic in its log.
 func startProxy(t testing.TB, extra, vhosts string, flags ...string) *proxy {
 	t.Helper()
+	// freePort's ports were free a moment ago; a test running beside this
+	// one may take one first. A start that fails only for that is retried
+	// on new ports.
+	for attempt := 1; ; attempt++ {
+		p, exited, err := launchProxy(t, extra, vhosts, flags)
+		if err == nil {
+			registerProxyCleanup(t, p, exited)
+			return p
+		}
+		if attempt < 5 && strings.Contains(p.Log(), "address already in use") {
+			continue
+		}
+		t.Fatalf("%v", err)
+	}
+}
+
+// launchProxy starts blastbeat on new ports and waits until it listens;
+// on failure the process has exited.
+func launchProxy(t testing.TB, extra, vhosts string, flags []string) (*proxy, chan error, error) {
+	t.Helper()
 	p := &proxy{
 		Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		ZMQ:  fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
@@ -92,6 +112,30 @@ func startProxy(t testing.TB, extra, vhosts string, flags ...string) *proxy {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- p.cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			return p, exited, fmt.Errorf("blastbeat exited: %v\n%s", err, p.Log())
+		default:
+		}
+		c, err := net.Dial("tcp", p.Addr)
+		if err == nil {
+			c.Close()
+			return p, exited, nil
+		}
+		if time.Now().After(deadline) {
+			_ = p.cmd.Process.Kill()
+			<-exited
+			return p, exited, fmt.Errorf("blastbeat did not listen on %s within 10s: %v\n%s", p.Addr, err, p.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// registerProxyCleanup stops the proxy with SIGTERM at cleanup; it must
+// exit 0 without a race report or panic in its log.
+func registerProxyCleanup(t testing.TB, p *proxy, exited chan error) {
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -110,21 +154,6 @@ func startProxy(t testing.TB, extra, vhosts string, flags ...string) *proxy {
 			t.Errorf("blastbeat log shows a race or panic:\n%s", p.Log())
 		}
 	})
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		select {
-		case err := <-exited:
-			exited <- err
-			return fmt.Errorf("blastbeat exited: %v\n%s", err, p.Log())
-		default:
-		}
-		c, err := net.Dial("tcp", p.Addr)
-		if err != nil {
-			return err
-		}
-		c.Close()
-		return nil
-	})
-	return p
 }
 
 // checkFor calls fn every interval until it returns nil, failing the test
