@@ -315,6 +315,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"max-tls-handshakes":       set(&o.MaxTLSHandshakes, parseInt),
 		"http2":                    set(&o.HTTP2, parseBool),
 		"http2-max-streams":        set(&o.HTTP2MaxStreams, parseInt),
+		"http2-max-resets":         set(&o.HTTP2MaxResets, parseInt),
+		"http2-max-control-frames": set(&o.HTTP2MaxControlFrames, parseInt),
 		"retry-buffer":             set(&o.RetryBuffer, parseSizeInt),
 		"header-timeout":           set(&o.HeaderTimeout, parseDuration),
 		"idle-timeout":             set(&o.IdleTimeout, parseDuration),

@@ -138,6 +138,13 @@ type Options struct {
 	// HTTP2MaxStreams is SETTINGS_MAX_CONCURRENT_STREAMS
 	// (http2-max-streams, default 100).
 	HTTP2MaxStreams int
+	// HTTP2MaxResets bounds a client's RST_STREAMs per 250 ms (rapid
+	// reset, CVE-2023-44487; http2-max-resets, default 200).
+	HTTP2MaxResets int
+	// HTTP2MaxControlFrames bounds a client's SETTINGS, PING, PRIORITY,
+	// WINDOW_UPDATE and empty DATA frames per 250 ms (floods;
+	// http2-max-control-frames, default 2000).
+	HTTP2MaxControlFrames int
 	// RetryBuffer is how many bytes of a request body are kept to retry it
 	// on another node (retry-buffer, default 1 MiB).
 	RetryBuffer int
@@ -197,6 +204,8 @@ func Defaults() Options {
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxTLSHandshakes:      1024,
 		HTTP2MaxStreams:       100,
+		HTTP2MaxResets:        200,
+		HTTP2MaxControlFrames: 2000,
 		RetryBuffer:           1 << 20,
 		HeaderTimeout:         10 * time.Second,
 		IdleTimeout:           120 * time.Second,

@@ -43,6 +43,8 @@ func (p *parser) validate() {
 		{"tls-handshake-timeout", o.TLSHandshakeTimeout > 0, "must be greater than 0"},
 		{"max-tls-handshakes", o.MaxTLSHandshakes > 0, "must be greater than 0"},
 		{"http2-max-streams", o.HTTP2MaxStreams > 0 && o.HTTP2MaxStreams <= 1<<16, "must be from 1 to 65536"},
+		{"http2-max-resets", o.HTTP2MaxResets > 0, "must be greater than 0"},
+		{"http2-max-control-frames", o.HTTP2MaxControlFrames > 0, "must be greater than 0"},
 		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
 		{"workers", o.Workers >= 0, "must not be negative"},
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},

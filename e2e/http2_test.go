@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blastbeat/blastbeat/node"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // HTTP/2 (experimental, `http2 = on`): each stream is a session of its
@@ -249,5 +251,70 @@ func TestHTTP2Floods(t *testing.T) {
 	t.Logf("%d of 5000 PINGs answered before the connection ended", acks)
 	if resp, body := h2Get(t, h2cClient(t, p.Addr), "http://x/after"); resp.StatusCode != 200 || body != "n GET /after" {
 		t.Errorf("after the flood: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestHTTP2RapidReset: a client that opens and resets streams faster than
+// http2-max-resets allows (CVE-2023-44487) loses its connection; each
+// reset stream's node gets `end`; the proxy goes on serving.
+func TestHTTP2RapidReset(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "http2 = on\nhttp2-max-resets = 50\n", "[blastbeat:*]\nnode = n\n")
+	echo := hEcho()
+	hn := hStartNode(t, p.ZMQ, "n", func(hn *hNode, n *node.Node, m hMsg) {
+		if m.Env["PATH_INFO"] != "/r" { // /r is never answered
+			echo(hn, n, m)
+		}
+	})
+	waitRoutable(t, p, "", "/ready")
+	c, err := net.DialTimeout("tcp", p.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	fr := http2.NewFramer(c, c)
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/r"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	go func() {
+		_, _ = io.WriteString(c, http2.ClientPreface)
+		_ = fr.WriteSettings()
+		for id := uint32(1); id < 2000; id += 2 {
+			if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}) != nil ||
+				fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+				return
+			}
+		}
+	}()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			if isTimeout(err) {
+				t.Fatal("the connection was not ended")
+			}
+			break
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok && ga.ErrCode != http2.ErrCodeEnhanceYourCalm {
+			t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM", ga.ErrCode)
+		}
+	}
+	// Every stream that reached the node was ended for it.
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		heads, ends := 0, hn.Log.count("end")
+		for _, m := range hn.Log.heads() {
+			if m.Env["PATH_INFO"] == "/r" {
+				heads++
+			}
+		}
+		if heads == 0 || heads > 1000 || ends < heads {
+			return fmt.Errorf("%d heads, %d ends", heads, ends)
+		}
+		return nil
+	})
+	if resp := rawExchange(t, p.Addr, "GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second); !strings.HasPrefix(resp, "HTTP/1.1 200 ") {
+		t.Errorf("after the resets: %q", resp)
 	}
 }

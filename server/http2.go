@@ -77,15 +77,13 @@ type h2Stream struct {
 const (
 	h2InitialWindow = 65535
 	h2MaxWindow     = 1<<31 - 1
-	// h2MaxResetsPerSweep bounds client RST_STREAMs per sweep period
-	// (CVE-2023-44487, rapid reset): more is ENHANCE_YOUR_CALM.
-	h2MaxResetsPerSweep = 200
-	// h2MaxControlPerSweep bounds the frames a client makes the proxy
-	// work for without a request (SETTINGS and PING, each answered;
-	// PRIORITY; empty DATA; WINDOW_UPDATE) per sweep period: floods
-	// (CVE-2019-9512, -9515, -9518) are ENHANCE_YOUR_CALM.
-	h2MaxControlPerSweep = 2000
 )
+
+// The flood limits (config http2-max-resets, http2-max-control-frames)
+// count per sweep period (sweepEvery): client RST_STREAMs (CVE-2023-44487,
+// rapid reset) and frames the proxy works for without a request (SETTINGS
+// and PING, each answered; PRIORITY; empty DATA; WINDOW_UPDATE: CVE-2019-
+// 9512, -9515, -9518). More is ENHANCE_YOUR_CALM.
 
 // startH2 turns the connection into an HTTP/2 one: the server's preface
 // (its SETTINGS) goes out at once; the client's is read first.
@@ -167,7 +165,7 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			h.control++
 		}
 	}
-	if h.control > h2MaxControlPerSweep {
+	if h.control > c.srv().opts.HTTP2MaxControlFrames {
 		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2EnhanceYourCalm, Reason: "control frame flood"})
 		return
 	}
@@ -226,7 +224,7 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "RST_STREAM on an idle stream"})
 			return
 		}
-		if h.resets++; h.resets > h2MaxResetsPerSweep {
+		if h.resets++; h.resets > c.srv().opts.HTTP2MaxResets {
 			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2EnhanceYourCalm, Reason: "too many resets"})
 			return
 		}
