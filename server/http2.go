@@ -200,8 +200,8 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			c.queue(protocol.AppendH2Ping(nil, true, f.PingData))
 		}
 	case protocol.H2FrameGoAway:
-		h.goaway = true
-		c.h2CloseIfDone()
+		// §6.8: the client opens no more streams and will close the
+		// connection itself; the open streams, and PINGs, go on.
 	case protocol.H2FrameWindowUpdate:
 		if f.StreamID == 0 {
 			if h.sendWin += int64(f.Increment); h.sendWin > h2MaxWindow {
