@@ -229,7 +229,7 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			return
 		}
 		if st := h.streams[f.StreamID]; st != nil {
-			c.h2CloseStream(st, true)
+			c.h2CloseStream(st)
 		}
 	case protocol.H2FramePriority:
 		if f.Priority.StreamDep == f.StreamID {
@@ -440,7 +440,7 @@ func (c *conn) h2GiveBack(n int64) {
 func (c *conn) h2EndRecv(st *h2Stream) {
 	st.endRecv = true
 	if st.endSent {
-		c.h2CloseStream(st, false)
+		c.h2CloseStream(st)
 	}
 }
 
@@ -645,7 +645,7 @@ func (c *conn) h2MaybeGrant(st *h2Stream) {
 func (c *conn) h2StreamDone(st *h2Stream) {
 	st.phase = phIdle
 	if st.endRecv {
-		c.h2CloseStream(st, false)
+		c.h2CloseStream(st)
 		return
 	}
 	// The response is complete before the request: the stream stays
@@ -683,13 +683,13 @@ func (c *conn) h2Respond(st *h2Stream, status int, msg string) {
 func (c *conn) h2Reset(id uint32, code protocol.H2ErrCode) {
 	c.queue(protocol.AppendH2RSTStream(nil, id, code))
 	if st := c.h2.streams[id]; st != nil {
-		c.h2CloseStream(st, true)
+		c.h2CloseStream(st)
 	}
 }
 
 // h2CloseStream forgets a stream; its node gets `end` (always: the sid is
 // never used again).
-func (c *conn) h2CloseStream(st *h2Stream, _ bool) {
+func (c *conn) h2CloseStream(st *h2Stream) {
 	h := c.h2
 	if h.streams[st.id] != st {
 		return
@@ -785,6 +785,6 @@ func (c *conn) h2Timeouts(now int64) {
 // h2Gone is the connection closing: every stream's node gets `end`.
 func (c *conn) h2Gone() {
 	for _, st := range c.h2.streams {
-		c.h2CloseStream(st, true)
+		c.h2CloseStream(st)
 	}
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/tls"
 	"io"
-	"net"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -160,10 +159,6 @@ func (t *tlsTransport) closeTLS() {
 	}
 	t.tc.Close()
 }
-
-// LocalAddr and RemoteAddr are the socket's.
-func (t *tlsTransport) LocalAddr() net.Addr  { return t.Conn.LocalAddr() }
-func (t *tlsTransport) RemoteAddr() net.Addr { return t.Conn.RemoteAddr() }
 
 // tlsState is what the environ and the logs need of the session.
 func (t *tlsTransport) state() tls.ConnectionState { return t.tc.ConnectionState() }
