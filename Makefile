@@ -3,7 +3,7 @@
 # the module proxy), build, and run.
 
 GO       ?= go
-DEBS     := libzmq3-dev pkg-config python3-zmq python3-websockets curl openssl nghttp2-client
+DEBS     := libzmq3-dev pkg-config python3-zmq python3-websockets python3-flask python3-django curl openssl nghttp2-client
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINDIR   := bin
 export CGO_ENABLED := 1

@@ -317,6 +317,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"http2-max-streams":        set(&o.HTTP2MaxStreams, parseInt),
 		"http2-max-resets":         set(&o.HTTP2MaxResets, parseInt),
 		"http2-max-control-frames": set(&o.HTTP2MaxControlFrames, parseInt),
+		"http2-header-table-size":  set(&o.HTTP2HeaderTableSize, parseSizeInt),
+		"http2-max-header-block":   set(&o.HTTP2MaxHeaderBlock, parseSizeInt),
 		"retry-buffer":             set(&o.RetryBuffer, parseSizeInt),
 		"header-timeout":           set(&o.HeaderTimeout, parseDuration),
 		"idle-timeout":             set(&o.IdleTimeout, parseDuration),

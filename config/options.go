@@ -132,8 +132,7 @@ type Options struct {
 	// (max-tls-handshakes, default 1024).
 	MaxTLSHandshakes int
 	// HTTP2 serves HTTP/2: h2 through ALPN on bind-ssl listeners and h2c
-	// with prior knowledge on plain ones (http2, default false while it is
-	// experimental).
+	// with prior knowledge on plain ones (http2, default true).
 	HTTP2 bool
 	// HTTP2MaxStreams is SETTINGS_MAX_CONCURRENT_STREAMS
 	// (http2-max-streams, default 100).
@@ -145,6 +144,15 @@ type Options struct {
 	// WINDOW_UPDATE and empty DATA frames per 250 ms (floods;
 	// http2-max-control-frames, default 2000).
 	HTTP2MaxControlFrames int
+	// HTTP2HeaderTableSize is the HPACK dynamic table a client's encoder
+	// may use (SETTINGS_HEADER_TABLE_SIZE; http2-header-table-size,
+	// default 4096, the RFC 7541 default).
+	HTTP2HeaderTableSize int
+	// HTTP2MaxHeaderBlock bounds one compressed field block on the wire,
+	// HEADERS and every CONTINUATION with their frame headers (the
+	// CONTINUATION flood, CVE-2024-27316; http2-max-header-block, default
+	// 64 KiB). The decoded list is bounded by max-header-size.
+	HTTP2MaxHeaderBlock int
 	// RetryBuffer is how many bytes of a request body are kept to retry it
 	// on another node (retry-buffer, default 1 MiB).
 	RetryBuffer int
@@ -203,9 +211,12 @@ func Defaults() Options {
 		MaxReadAhead:          1 << 20,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxTLSHandshakes:      1024,
+		HTTP2:                 true,
 		HTTP2MaxStreams:       100,
 		HTTP2MaxResets:        200,
 		HTTP2MaxControlFrames: 2000,
+		HTTP2HeaderTableSize:  4096,
+		HTTP2MaxHeaderBlock:   64 << 10,
 		RetryBuffer:           1 << 20,
 		HeaderTimeout:         10 * time.Second,
 		IdleTimeout:           120 * time.Second,

@@ -45,6 +45,8 @@ func (p *parser) validate() {
 		{"http2-max-streams", o.HTTP2MaxStreams > 0 && o.HTTP2MaxStreams <= 1<<16, "must be from 1 to 65536"},
 		{"http2-max-resets", o.HTTP2MaxResets > 0, "must be greater than 0"},
 		{"http2-max-control-frames", o.HTTP2MaxControlFrames > 0, "must be greater than 0"},
+		{"http2-header-table-size", o.HTTP2HeaderTableSize >= 0 && o.HTTP2HeaderTableSize <= 1<<20, "must be from 0 to 1M"},
+		{"http2-max-header-block", o.HTTP2MaxHeaderBlock >= 1024 && o.HTTP2MaxHeaderBlock <= 16<<20, "must be from 1K to 16M"},
 		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
 		{"workers", o.Workers >= 0, "must not be negative"},
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},

@@ -248,7 +248,6 @@ func TestBadRequests(t *testing.T) {
 		{name: "garbage-tls-client-hello", req: string(bClientHello), anyOf: []int{400}},
 		{name: "garbage-bytes-0-255", req: string(seq), anyOf: []int{400}},
 		{name: "garbage-nuls", req: strings.Repeat("\x00", 1000), anyOf: []int{400}},
-		{name: "garbage-h2-preface", req: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", anyOf: []int{400, 505}},
 		{name: "garbage-method-only", req: "GET\r\n\r\n", anyOf: []int{400}},
 		{name: "garbage-no-version", req: "GET {P}\r\n" + H + "\r\n", anyOf: []int{400}},
 	}

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -153,6 +155,31 @@ func registerProxyCleanup(t testing.TB, p *proxy, exited chan error) {
 		if strings.Contains(p.Log(), "DATA RACE") || strings.Contains(p.Log(), "panic:") {
 			t.Errorf("blastbeat log shows a race or panic:\n%s", p.Log())
 		}
+	})
+}
+
+// waitProxyExit waits for a proxy that was told to stop (SIGTERM) to exit
+// by itself and log "blastbeat stopped". startProxy's cleanup reaps it and
+// fails the test unless the status is 0; waiting here keeps the cleanup's
+// SIGTERM off a process that is already on its way out.
+func waitProxyExit(t testing.TB, p *proxy) {
+	t.Helper()
+	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+		if err != nil {
+			return nil
+		}
+		if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return nil
+		}
+		return errors.New("blastbeat has not exited")
+	})
+	// Its last words reach the log through a pipe: wait for them.
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(p.Log(), `msg="blastbeat stopped"`) {
+			return errors.New(`no "blastbeat stopped" line in the log`)
+		}
+		return nil
 	})
 }
 

@@ -89,7 +89,7 @@ func bReadmeEndBody(path, probe string) string {
 // end).
 func TestPythonReadmeNodes(t *testing.T) {
 	bNeedPythonZMQ(t)
-	p := startProxy(t, "", "[blastbeat:chunk.test]\nnode = pychunk\n\n[blastbeat:end.test]\nnode = pyend\n")
+	p := startProxy(t, "http2 = on\n", "[blastbeat:chunk.test]\nnode = pychunk\n\n[blastbeat:end.test]\nnode = pyend\n")
 	bStartPythonNode(t, "readme_chunk_node.py", p.ZMQ, "pychunk")
 	endOut := bStartPythonNode(t, "readme_end_node.py", p.ZMQ, "pyend")
 	waitRoutable(t, p, "chunk.test", "/ready")
@@ -247,6 +247,27 @@ func TestPythonReadmeNodes(t *testing.T) {
 		}
 		if want := bReadmeEndBody("/curl/end", "curl"); body != want {
 			t.Errorf("body %q, want %q", body, want)
+		}
+	})
+
+	// The same nodes serve HTTP/2 clients unchanged: chunk messages
+	// become DATA frames, and `end` ends the stream (not the connection).
+	t.Run("h2/curl", func(t *testing.T) {
+		// One curl per request: Debian's curl 7.88 fails the second
+		// request on a reused prior-knowledge connection with any server
+		// ("Error in the HTTP2 framing layer"; nginx too).
+		out := bCurl(t, "--http2-prior-knowledge", "-H", "Host: chunk.test", "-H", "X-Probe: h2", p.URL("/h2/chunk"))
+		head, body, _ := strings.Cut(out, "\r\n\r\n")
+		if !strings.HasPrefix(head, "HTTP/2 200") || body != bReadmeChunkBody("/h2/chunk", "h2") {
+			t.Errorf("chunk node over h2: head %q body %q", head, bTail(body, 300))
+		}
+		out = bCurl(t, "--http2-prior-knowledge", "-H", "Host: end.test", "-H", "X-Probe: h2", p.URL("/h2/end"))
+		head, body, _ = strings.Cut(out, "\r\n\r\n")
+		if !strings.HasPrefix(head, "HTTP/2 200") || body != bReadmeEndBody("/h2/end", "h2") {
+			t.Errorf("end node over h2: head %q body %q", head, body)
+		}
+		if !strings.Contains(strings.ToLower(head), "server: tremolo.py") {
+			t.Errorf("end node over h2: head %q", head)
 		}
 	})
 

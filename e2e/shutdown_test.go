@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,24 +96,5 @@ func TestShutdownStopsAccepting(t *testing.T) {
 		t.Errorf("after the response: %q, %v; want EOF", rest, err)
 	}
 
-	// The proxy exits by itself; startProxy's cleanup reaps it and fails
-	// the test unless the status is 0. Waiting here keeps the cleanup's
-	// SIGTERM off a process that is already on its way out.
-	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
-		if err != nil {
-			return nil
-		}
-		if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 0 && f[0] == "Z" {
-			return nil
-		}
-		return errors.New("blastbeat has not exited after the last response")
-	})
-	// Its last words reach the log through a pipe: wait for them.
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if !strings.Contains(p.Log(), `msg="blastbeat stopped"`) {
-			return errors.New(`no "blastbeat stopped" line in the log`)
-		}
-		return nil
-	})
+	waitProxyExit(t, p)
 }

@@ -301,8 +301,9 @@ func TestTLSCurl(t *testing.T) {
 				t.Fatalf("curl %s: %v\n%s\n%s", tc.name, err, bTail(verbose, 2000), out)
 			}
 			head, body, _ := strings.Cut(out, "\r\n\r\n")
-			if !strings.HasPrefix(head, "HTTP/1.1 200 ") {
-				t.Errorf("head %q; want HTTP/1.1 200", head)
+			// HTTP/2 is on by default: curl takes h2 by ALPN.
+			if !strings.HasPrefix(head, "HTTP/2 200 ") {
+				t.Errorf("head %q; want HTTP/2 200", head)
 			}
 			if want := tsNodeName + " GET " + path + "\nverify=0"; body != want {
 				t.Errorf("body %q; want %q", body, want)

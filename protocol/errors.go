@@ -27,14 +27,18 @@ var (
 	ErrDupHost          = &Error{400, "more than one Host header", "dup_host"}
 	ErrBadHost          = &Error{400, "invalid Host header", "bad_host"}
 	ErrBadVersion       = &Error{505, "HTTP version not supported", "bad_version"}
-	ErrBadChunk         = &Error{400, "malformed chunked body", "bad_chunk"}
-	ErrBadPathEscape    = &Error{400, "percent-encoded NUL, CR or LF in the path", "bad_path_escape"}
-	ErrExpectation      = &Error{417, "unsupported expectation", "bad_expect"}
-	ErrURITooLong       = &Error{414, "URI too long", "uri_too_long"}
-	ErrHeadTooLarge     = &Error{431, "request head too large", "head_too_large"}
-	ErrTooManyHeaders   = &Error{431, "too many header fields", "too_many_headers"}
-	ErrBodyTooLarge     = &Error{413, "request body too large", "body_too_large"}
-	ErrUwsgiTooLarge    = &Error{431, "request head too large for a uwsgi packet", "uwsgi_too_large"}
+	// ErrNotHTTP is a request line whose third token is no HTTP-version:
+	// the peer speaks something else (an invalid HTTP/2 preface, RFC 9113
+	// §3.4, is one), so it gets no HTTP answer: Status 0 closes at once.
+	ErrNotHTTP        = &Error{0, "not an HTTP/1.x request line", "not_http"}
+	ErrBadChunk       = &Error{400, "malformed chunked body", "bad_chunk"}
+	ErrBadPathEscape  = &Error{400, "percent-encoded NUL, CR or LF in the path", "bad_path_escape"}
+	ErrExpectation    = &Error{417, "unsupported expectation", "bad_expect"}
+	ErrURITooLong     = &Error{414, "URI too long", "uri_too_long"}
+	ErrHeadTooLarge   = &Error{431, "request head too large", "head_too_large"}
+	ErrTooManyHeaders = &Error{431, "too many header fields", "too_many_headers"}
+	ErrBodyTooLarge   = &Error{413, "request body too large", "body_too_large"}
+	ErrUwsgiTooLarge  = &Error{431, "request head too large for a uwsgi packet", "uwsgi_too_large"}
 
 	ErrBadResponse = &Error{502, "malformed response head from backend", "bad_response"}
 )

@@ -57,6 +57,23 @@ type H2ResponseHead struct {
 // which enc may keep in its dynamic table. enc is owned by the
 // connection's event loop.
 func EncodeH2ResponseHead(enc *hpack.Encoder, raw []byte, head bool, date []byte) (H2ResponseHead, error) {
+	// Nodes written for the original put the environ's SERVER_PROTOCOL
+	// in their status line: "HTTP/2 200 OK" is an HTTP/2 stream's
+	// "HTTP/1.1 200 OK" (the version is not sent on HTTP/2).
+	shift := 0
+	switch {
+	case bytes.HasPrefix(raw, []byte("HTTP/2 ")):
+		raw = append([]byte("HTTP/1.1"), raw[len("HTTP/2"):]...)
+		shift = len("HTTP/1.1") - len("HTTP/2")
+	case bytes.HasPrefix(raw, []byte("HTTP/2.0 ")):
+		raw = append([]byte("HTTP/1.1"), raw[len("HTTP/2.0"):]...)
+	}
+	out, err := encodeH2ResponseHead(enc, raw, head, date)
+	out.HeadLen -= shift
+	return out, err
+}
+
+func encodeH2ResponseHead(enc *hpack.Encoder, raw []byte, head bool, date []byte) (H2ResponseHead, error) {
 	h, n, err := ParseResponseHead(raw)
 	if err != nil {
 		return H2ResponseHead{}, err

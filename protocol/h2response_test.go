@@ -202,7 +202,7 @@ func TestEncodeH2ResponseHeadErrors(t *testing.T) {
 		err       error
 	}{
 		{name: "101 has no place in HTTP/2", raw: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", err: protocol.ErrH2Response101},
-		{name: "not a status line", raw: "HTTP/2 200\r\n\r\n", err: protocol.ErrBadResponse},
+		{name: "not a status line", raw: "HTTP/3 200 OK\r\n\r\n", err: protocol.ErrBadResponse},
 		{name: "status out of range", raw: "HTTP/1.1 600 X\r\n\r\n", err: protocol.ErrBadResponse},
 		{name: "name not a token", raw: "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", err: protocol.ErrBadResponse},
 		{name: "control byte in a value", raw: "HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n", err: protocol.ErrBadResponse},
@@ -356,5 +356,31 @@ func BenchmarkEncodeH2ResponseHead(b *testing.B) {
 		if _, err := protocol.EncodeH2ResponseHead(enc, raw, false, date); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Nodes written for the original echo SERVER_PROTOCOL ("HTTP/2") in their
+// status line; the version is dropped on HTTP/2, and HeadLen still
+// indexes the node's own bytes.
+func TestEncodeH2ResponseHeadHTTP2StatusLine(t *testing.T) {
+	for _, version := range []string{"HTTP/2", "HTTP/2.0", "HTTP/1.1"} {
+		head := version + " 200 OK\r\nContent-Type: text/html\r\n\r\n"
+		raw := []byte(head + "<h1>body</h1>")
+		var buf bytes.Buffer
+		enc := hpack.NewEncoder(&buf)
+		hr, err := protocol.EncodeH2ResponseHead(enc, raw, false, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", version, err)
+		}
+		if hr.HeadLen != len(head) || hr.Status != 200 {
+			t.Errorf("%s: HeadLen %d status %d, want %d 200", version, hr.HeadLen, hr.Status, len(head))
+		}
+		got := decodeH2Block(t, hpack.NewDecoder(4096, nil), buf.Bytes())
+		if want := []kv{{":status", "200"}, {"content-type", "text/html"}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %v, want %v", version, got, want)
+		}
+	}
+	if _, err := protocol.EncodeH2ResponseHead(hpack.NewEncoder(&bytes.Buffer{}), []byte("HTTP/3 200 OK\r\n\r\n"), false, nil); err == nil {
+		t.Errorf("HTTP/3 status line accepted")
 	}
 }

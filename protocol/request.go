@@ -326,10 +326,23 @@ func (p *RequestParser) feedHead(buf []byte) (int, Event, []byte, error) {
 	return 0, EvNeedMore, nil, nil
 }
 
+// visibleASCII reports whether b is all visible US-ASCII (VCHAR).
+func visibleASCII(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *RequestParser) checkVersion(v []byte) error {
 	if len(v) != 8 || string(v[:7]) != "HTTP/1." {
 		if len(v) == 8 && string(v[:5]) == "HTTP/" && v[6] == '.' && isDigit(v[5]) && isDigit(v[7]) {
 			return ErrBadVersion
+		}
+		if len(v) >= 5 && visibleASCII(v) && !equalFold(v[:5], "http/") {
+			return ErrNotHTTP
 		}
 		return ErrBadRequestLine
 	}

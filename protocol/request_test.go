@@ -448,6 +448,8 @@ func TestRequestErrors(t *testing.T) {
 		{name: "505 HTTP/1.2", in: "GET / HTTP/1.2\r\nHost: a\r\n\r\n", err: protocol.ErrBadVersion, status: 505},
 		{name: "505 HTTP/0.9", in: "GET / HTTP/0.9\r\n\r\n", err: protocol.ErrBadVersion, status: 505},
 		{name: "lower-case version", in: "GET / http/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
+		{name: "not HTTP (h2spec's invalid preface)", in: "INVALID CONNECTION PREFACE\r\n\r\n", err: protocol.ErrNotHTTP, status: 0},
+		{name: "not HTTP: RTSP", in: "OPTIONS * RTSP/1.0\r\n\r\n", err: protocol.ErrNotHTTP, status: 0},
 		{name: "HTTP/1.1 with a trailing space", in: "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
 		{name: "no version", in: "GET /\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
 		{name: "two spaces after the method", in: "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},

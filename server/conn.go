@@ -5,7 +5,6 @@ import (
 	"io"
 	"slices"
 
-	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/blastbeat/blastbeat/protocol"
@@ -39,10 +38,9 @@ type conn struct {
 	closing    bool // closeNow was called: gnet closes it soon
 	endSent    bool // the last message to the node was `end`
 	readPaused bool
-	tlsEOF     bool // the TLS client sent close_notify
-	shut       bool // lingering: the write side is shut down
-	wsFragOp   ws.OpCode
-	wsFrag     []byte // a fragmented message being joined; nil otherwise
+	tlsEOF     bool    // the TLS client sent close_notify
+	shut       bool    // lingering: the write side is shut down
+	wsFrags    wsFrags // a fragmented WebSocket message being joined
 
 	headBy     int64 // unix ns: the request head must be complete by then (408)
 	lastActive int64
@@ -249,16 +247,20 @@ func (c *conn) queuedFor(n int) bool {
 // leave drops what waits in outq for node n, which the session leaves
 // (failover, rebind), and tells n the session is over; that `end` waits
 // with the loop, not the connection, if n is stuck.
-func (c *conn) leave(n *session.Node) {
+func (c *conn) leave(n *session.Node) { c.leaveSession(n, c.sid) }
+
+// leaveSession is leave for session sid of the connection (its own, or
+// one of its HTTP/2 streams'): only that session's messages are dropped.
+func (c *conn) leaveSession(n *session.Node, sid session.SID) {
 	keep := c.outq[:0]
 	for _, m := range c.outq {
-		if m.Node != n.Index {
+		if m.Node != n.Index || m.SID != [16]byte(sid) {
 			keep = append(keep, m)
 		}
 	}
 	clear(c.outq[len(keep):])
 	c.outq = keep
-	end := zmqbridge.Msg{Node: n.Index, SID: c.sid, Type: "end"}
+	end := zmqbridge.Msg{Node: n.Index, SID: sid, Type: "end"}
 	if !c.srv().ring.TrySend(&end) {
 		c.l.orphan(end)
 	}

@@ -95,6 +95,14 @@ func (c *conn) protocolError(err error) {
 			return
 		}
 	}
+	if pe.Status == 0 {
+		// Not HTTP at all: nothing to answer in.
+		c.srv().stats.Rejected.Add(1)
+		c.closeAfter = true
+		c.discard = true
+		c.closeNow()
+		return
+	}
 	c.fail(pe.Status, pe.Msg)
 }
 

@@ -6,18 +6,18 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gobwas/ws"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 )
 
-// The HTTP/2 machine (RFC 9113), experimental (`http2 = on`): each
-// stream is a session of its own, with its own sid, node, deadline and
-// response framing, so nodes see an HTTP/2 request exactly as an HTTP/1.1
-// one (SERVER_PROTOCOL aside). Not yet: failover of a stream (a lost
-// head is a 502), credits passed on from the client's window, extended
-// CONNECT, the HTTP/1.1 Upgrade: h2c path, h2spec conformance.
+// The HTTP/2 machine (RFC 9113): each stream is a session of its own,
+// with its own sid, node, deadline, retry and response framing, so nodes
+// see an HTTP/2 request exactly as an HTTP/1.1 one (SERVER_PROTOCOL
+// aside). Extended CONNECT (RFC 8441) carries WebSockets
+// (http2_websocket.go); retry and failover are http2_failover.go's.
 
 // h2 is the HTTP/2 machine; its state is conn.h2.
 type h2 struct{}
@@ -27,7 +27,7 @@ func (h2) apply(c *conn, r *reply)         { c.h2Apply(r) }
 func (h2) undeliverable(c *conn, r *reply) { c.h2Undeliverable(r) }
 func (h2) timeouts(c *conn, now int64)     { c.h2Timeouts(now) }
 func (h2) readAhead(*conn) bool            { return false }
-func (h2) drainIdle(c *conn)               { c.h2GoAway(protocol.H2NoError, false) }
+func (h2) drainIdle(c *conn)               { c.h2Drain() }
 
 // h2Conn is the connection-wide HTTP/2 state. Owned by the loop.
 type h2Conn struct {
@@ -41,6 +41,7 @@ type h2Conn struct {
 	bySID   map[session.SID]*h2Stream
 
 	preface  bool   // the client's preface was read
+	settings bool   // and its SETTINGS, the first frame (RFC 9113 §3.4)
 	lastID   uint32 // highest client stream opened
 	goaway   bool   // GOAWAY sent: no new streams
 	maxFrame uint32 // the client's SETTINGS_MAX_FRAME_SIZE
@@ -57,6 +58,7 @@ type h2Conn struct {
 
 // h2Stream is one stream: one exchange with one node.
 type h2Stream struct {
+	c     *conn // the stream's connection (the wsPeer of a WebSocket)
 	id    uint32
 	sid   session.SID
 	node  *session.Node
@@ -71,6 +73,10 @@ type h2Stream struct {
 	reqCL      int64  // the request's content-length; -1: none
 	recvd      int64
 	unacked    int64 // DATA bytes of this stream not yet given back
+
+	ws      bool    // an RFC 8441 WebSocket: DATA carries its frames
+	wsIn    []byte  // client WebSocket bytes short of a whole frame
+	wsFrags wsFrags // a fragmented message being joined
 }
 
 // HTTP/2 limits.
@@ -91,10 +97,10 @@ func (c *conn) startH2() {
 	s := c.srv()
 	h := &h2Conn{streams: map[uint32]*h2Stream{}, bySID: map[session.SID]*h2Stream{},
 		maxFrame: 16384, initWin: h2InitialWindow, sendWin: h2InitialWindow}
-	h.rd.Init(protocol.H2Limits{})
-	h.bld.Init(s.limits, false)
+	h.rd.Init(protocol.H2Limits{MaxHeaderBlockBytes: s.opts.HTTP2MaxHeaderBlock})
+	h.bld.Init(s.limits, true)
 	h.enc = hpack.NewEncoder(&h.encBuf)
-	h.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { _ = h.bld.Add(f.Name, f.Value) })
+	h.dec = hpack.NewDecoder(uint32(s.opts.HTTP2HeaderTableSize), func(f hpack.HeaderField) { _ = h.bld.Add(f.Name, f.Value) })
 	h.dec.SetMaxStringLength(s.opts.MaxHeaderSize)
 	h.ci = *c.connInfo()
 	h.ci.Proto = "HTTP/2"
@@ -107,6 +113,8 @@ func (c *conn) startH2() {
 	c.queue(protocol.AppendH2Settings(nil,
 		protocol.H2Setting{ID: protocol.H2SettingMaxConcurrentStreams, Val: uint32(s.opts.HTTP2MaxStreams)},
 		protocol.H2Setting{ID: protocol.H2SettingMaxHeaderListSize, Val: uint32(s.opts.MaxHeaderSize)},
+		protocol.H2Setting{ID: protocol.H2SettingHeaderTableSize, Val: uint32(s.opts.HTTP2HeaderTableSize)},
+		protocol.H2Setting{ID: protocol.H2SettingEnableConnectProtocol, Val: 1},
 	))
 }
 
@@ -157,6 +165,14 @@ func (c *conn) h2Traffic() {
 // h2Frame handles one whole frame.
 func (c *conn) h2Frame(f *protocol.H2Frame) {
 	h := c.h2
+	if !h.settings {
+		// §3.4: the preface's SETTINGS frame comes first.
+		if f.Type != protocol.H2FrameSettings || f.Ack() {
+			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "the first frame is not SETTINGS"})
+			return
+		}
+		h.settings = true
+	}
 	switch f.Type {
 	case protocol.H2FrameSettings, protocol.H2FramePing, protocol.H2FramePriority, protocol.H2FrameWindowUpdate:
 		h.control++
@@ -319,7 +335,7 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		c.queue(protocol.AppendH2RSTStream(nil, id, protocol.H2RefusedStream))
 		return
 	}
-	st := &h2Stream{id: id, sid: sid, sendWin: h.initWin, reqCL: -1}
+	st := &h2Stream{c: c, id: id, sid: sid, sendWin: h.initWin, reqCL: -1}
 	h.streams[id] = st
 	h.bySID[sid] = st
 	if err != nil {
@@ -330,8 +346,11 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		c.h2Respond(st, pe.Status, pe.Msg)
 		return
 	}
+	if r.Upgrade != nil && !c.h2WebSocketRequest(st, r) {
+		return
+	}
 	st.reqCL = r.ContentLength
-	if h.hdrEnd {
+	if h.hdrEnd && !st.ws {
 		st.endRecv = true
 		if r.ContentLength > 0 {
 			c.h2Reset(id, protocol.H2ProtocolError) // §8.1.1: content-length with no DATA
@@ -339,7 +358,7 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		}
 		r.ContentLength = 0
 	}
-	if !st.endRecv && r.ContentLength < 0 {
+	if !st.endRecv && r.ContentLength < 0 && !st.ws {
 		// A body of unknown length: the environ says chunked, as for the
 		// same HTTP/1.1 request, so nodes written for the original read
 		// body pieces until the empty one.
@@ -379,9 +398,20 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	st.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
 	s.stats.Requests.Add(1)
 	c.h2Send(st, "uwsgi", msg)
-	if n.Credits() {
-		st.creditOn = true
-		st.credit = int64(s.opts.CreditWindow)
+	c.h2StartCredit(st)
+	if st.ws {
+		c.h2WebSocketAccept(st, r)
+		return
+	}
+	c.h2Keep(st, msg)
+}
+
+// h2StartCredit opens the stream's credit window when its node speaks
+// credits (PROTOCOL.md): the grant follows the request head.
+func (c *conn) h2StartCredit(st *h2Stream) {
+	st.creditOn = st.node.Credits()
+	if st.creditOn {
+		st.credit = int64(c.srv().opts.CreditWindow)
 		c.h2Send(st, "credit", strconv.AppendInt(nil, st.credit, 10))
 	}
 }
@@ -408,13 +438,19 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 			st.unacked = 0
 		}
 	}
+	if st.ws {
+		c.h2WebSocketData(st, f.Data, f.EndStream())
+		return
+	}
 	st.recvd += int64(len(f.Data))
 	if st.reqCL >= 0 && st.recvd > st.reqCL || st.vhost != nil && st.vhost.MaxBody > 0 && st.recvd > st.vhost.MaxBody {
 		c.h2Reset(st.id, protocol.H2ProtocolError)
 		return
 	}
 	if st.node != nil && len(f.Data) > 0 {
-		c.h2Send(st, "body", append([]byte(nil), f.Data...))
+		piece := append([]byte(nil), f.Data...)
+		c.h2Send(st, "body", piece)
+		c.h2Keep(st, piece)
 	}
 	if f.EndStream() {
 		if st.reqCL >= 0 && st.recvd != st.reqCL {
@@ -423,6 +459,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 		}
 		if st.node != nil && st.reqCL < 0 {
 			c.h2Send(st, "body", []byte{}) // a body of unknown length ends
+			c.h2Keep(st, []byte{})
 		}
 		c.h2EndRecv(st)
 	}
@@ -467,9 +504,13 @@ func (c *conn) h2Apply(r *reply) {
 	}
 	if st.creditOn {
 		switch r.typ {
-		case rBody, rChunk:
+		case rBody, rChunk, rWebSocket, rWebSocketBinary:
 			st.credit -= int64(len(r.body))
 		}
+	}
+	if st.ws {
+		c.h2WebSocketApply(st, r)
+		return
 	}
 	switch r.typ {
 	case rHeaders:
@@ -496,6 +537,12 @@ func (c *conn) h2Apply(r *reply) {
 			return
 		}
 		c.h2Body(st, nil, true)
+	case rRetry:
+		if st.phase != phAwaitHead {
+			s.stats.Unexpected.Add(1)
+			return
+		}
+		c.h2Failover(st, "no backend node could serve the request")
 	default:
 		s.stats.Unexpected.Add(1)
 	}
@@ -524,6 +571,7 @@ func (c *conn) h2ResponseHead(st *h2Stream, raw []byte) {
 	end := !hr.HasBody
 	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, end, block, int(h.maxFrame)))
 	st.phase = phStreaming
+	st.retry, st.retryBytes = nil, 0
 	switch {
 	case end:
 		st.mode = modeNone
@@ -648,21 +696,32 @@ func (c *conn) h2StreamDone(st *h2Stream) {
 		c.h2CloseStream(st)
 		return
 	}
+	if st.ws {
+		// A WebSocket ended by our close frame: RFC 9113 §8.1 lets the
+		// server stop the client's half with NO_ERROR, so the stream
+		// (and its node's session) need not wait for the client.
+		c.h2Reset(st.id, protocol.H2NoError)
+		return
+	}
 	// The response is complete before the request: the stream stays
 	// half-closed until the client ends its side (or resets it).
 }
 
 // h2Respond answers a stream itself (an error page) and ends it.
 func (c *conn) h2Respond(st *h2Stream, status int, msg string) {
-	s := c.srv()
+	c.srv().stats.Rejected.Add(1)
+	c.h2RespondRaw(st, protocol.AppendErrorDate(nil, status, msg, false, c.srv().date()))
+}
+
+// h2RespondRaw answers a stream with a whole HTTP/1.1-form response of
+// the proxy's own, and ends it.
+func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 	h := c.h2
-	s.stats.Rejected.Add(1)
 	if st.node != nil && st.phase == phAwaitHead {
 		c.h2Send(st, "end", nil)
 	}
 	st.phase = phStreaming
 	st.mode = modeNone
-	head := protocol.AppendErrorDate(nil, status, msg, false, s.date())
 	h.encBuf.Reset()
 	hr, err := protocol.EncodeH2ResponseHead(h.enc, head, st.headReq, nil)
 	if err != nil {
@@ -670,6 +729,9 @@ func (c *conn) h2Respond(st *h2Stream, status int, msg string) {
 		return
 	}
 	body := head[hr.HeadLen:]
+	if st.headReq {
+		body = nil
+	}
 	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, len(body) == 0, h.encBuf.Bytes(), int(h.maxFrame)))
 	if len(body) == 0 {
 		st.endSent = true
@@ -730,6 +792,18 @@ func (c *conn) h2GoAway(code protocol.H2ErrCode, now bool) {
 	c.h2CloseIfDone()
 }
 
+// h2Drain is the server stopping: GOAWAY with the last stream id (the
+// open requests finish within shutdown-grace) and WebSocket streams
+// closed with 1001, as on HTTP/1.1.
+func (c *conn) h2Drain() {
+	c.h2GoAway(protocol.H2NoError, false)
+	for _, st := range c.h2.streams {
+		if st.ws {
+			c.h2WebSocketClose(st, ws.StatusGoingAway, "server shutting down")
+		}
+	}
+}
+
 // h2ConnError ends the connection with GOAWAY (§5.4.1).
 func (c *conn) h2ConnError(err error) {
 	code := protocol.H2ProtocolError
@@ -747,11 +821,18 @@ func (c *conn) h2Undeliverable(r *reply) {
 	if st == nil || r.node != st.node {
 		return
 	}
-	if st.phase == phAwaitHead {
-		c.h2Respond(st, 502, "backend node unreachable")
-		return
+	switch {
+	case st.phase == phAwaitHead && r.headLost:
+		c.h2Failover(st, "backend node unreachable") // it never saw the request
+	case st.phase == phAwaitHead:
+		// The node has the head but lost part of the body: running the
+		// request elsewhere could run it twice.
+		c.h2Respond(st, 502, "backend node lost part of the request")
+	case st.ws:
+		c.h2WebSocketClose(st, 1011, "backend node unreachable")
+	default:
+		c.h2Reset(st.id, protocol.H2InternalError)
 	}
-	c.h2Reset(st.id, protocol.H2InternalError)
 }
 
 // h2Timeouts: each stream's response deadline and node, the preface,
@@ -763,6 +844,12 @@ func (c *conn) h2Timeouts(now int64) {
 		c.closeNow()
 		return
 	}
+	if !h.settings && now > c.headBy {
+		// The preface without its SETTINGS: a stalled client, as an
+		// HTTP/1.1 head that never ends.
+		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2SettingsTimeout, Reason: "no SETTINGS after the preface"})
+		return
+	}
 	h.resets, h.control = 0, 0
 	for _, st := range h.streams {
 		switch {
@@ -770,9 +857,12 @@ func (c *conn) h2Timeouts(now int64) {
 			s.stats.Timeouts.Add(1)
 			c.h2Respond(st, 504, "backend did not answer in time")
 		case st.node != nil && st.phase != phIdle && !st.node.Alive(now, s.nodes.DeadAfter()):
-			if st.phase == phAwaitHead {
-				c.h2Respond(st, 502, "backend node failed")
-			} else {
+			switch {
+			case st.phase == phAwaitHead:
+				c.h2Failover(st, "backend node failed")
+			case st.ws:
+				c.h2WebSocketClose(st, 1011, "backend node failed")
+			default:
 				c.h2Reset(st.id, protocol.H2InternalError)
 			}
 		}

@@ -72,7 +72,7 @@ func (c *conn) wsTraffic() {
 			break
 		}
 		frame, _ := c.t.Peek(total)
-		c.wsFrame(&h, frame[hn:])
+		wsFrame(c, &c.wsFrags, c.srv().opts.MaxWebSocketMessage, &h, frame[hn:])
 		_, _ = c.t.Discard(total)
 	}
 }
@@ -84,65 +84,90 @@ func unmasked(h *ws.Header, p []byte) []byte {
 	return out
 }
 
+// wsFrags joins a fragmented message (§5.4): nil frag when none is open.
+type wsFrags struct {
+	frag []byte
+	op   ws.OpCode
+}
+
+// wsPeer is one WebSocket session's client side: the connection itself
+// (HTTP/1.1) or one HTTP/2 stream (RFC 8441). Frames from the client are
+// handled alike for both (wsFrame).
+type wsPeer interface {
+	wsOut(b []byte)                 // queue bytes to the client
+	wsForward(typ string, m []byte) // one whole message to the node
+	wsFail(err error)               // close for a protocol violation
+	wsClosing(code ws.StatusCode)   // the client closed: echo, then end
+}
+
 // wsFrame handles one whole client frame (§5.4–5.6).
-func (c *conn) wsFrame(h *ws.Header, p []byte) {
+func wsFrame(p wsPeer, fr *wsFrags, maxMsg int, h *ws.Header, payload []byte) {
 	switch h.OpCode {
 	case ws.OpPing:
-		c.queue(protocol.AppendFrame(nil, ws.OpPong, unmasked(h, p)))
+		p.wsOut(protocol.AppendFrame(nil, ws.OpPong, unmasked(h, payload)))
 	case ws.OpPong:
 	case ws.OpClose:
-		code, err := protocol.CheckCloseBody(unmasked(h, p))
+		code, err := protocol.CheckCloseBody(unmasked(h, payload))
 		if err != nil {
-			c.wsFail(err)
+			p.wsFail(err)
 			return
 		}
-		// §5.5.1: answer with a close frame (echoing the code), then close.
-		c.queue(protocol.AppendCloseFrame(nil, code, ""))
-		c.closeAfter = true
-		c.l.markDirty(c)
+		p.wsClosing(code)
 	case ws.OpText, ws.OpBinary:
-		if c.wsFrag != nil {
-			c.wsFail(protocol.ErrWSContinuation)
+		if fr.frag != nil {
+			p.wsFail(protocol.ErrWSContinuation)
 			return
 		}
-		msg := unmasked(h, p)
+		msg := unmasked(h, payload)
 		if !h.Fin {
-			c.wsFrag, c.wsFragOp = msg, h.OpCode
+			fr.frag, fr.op = msg, h.OpCode
 			return
 		}
-		c.wsDeliver(h.OpCode, msg)
+		wsDeliver(p, h.OpCode, msg)
 	case ws.OpContinuation:
-		if c.wsFrag == nil {
-			c.wsFail(protocol.ErrWSContinuation)
+		if fr.frag == nil {
+			p.wsFail(protocol.ErrWSContinuation)
 			return
 		}
-		if len(c.wsFrag)+len(p) > c.srv().opts.MaxWebSocketMessage {
-			c.wsFail(protocol.ErrWSTooBig)
+		if len(fr.frag)+len(payload) > maxMsg {
+			p.wsFail(protocol.ErrWSTooBig)
 			return
 		}
-		start := len(c.wsFrag)
-		c.wsFrag = append(c.wsFrag, p...)
-		ws.Cipher(c.wsFrag[start:], h.Mask, 0)
+		start := len(fr.frag)
+		fr.frag = append(fr.frag, payload...)
+		ws.Cipher(fr.frag[start:], h.Mask, 0)
 		if h.Fin {
-			msg, op := c.wsFrag, c.wsFragOp
-			c.wsFrag = nil
-			c.wsDeliver(op, msg)
+			msg, op := fr.frag, fr.op
+			fr.frag = nil
+			wsDeliver(p, op, msg)
 		}
 	}
 }
 
 // wsDeliver forwards one whole message to the node.
-func (c *conn) wsDeliver(op ws.OpCode, msg []byte) {
+func wsDeliver(p wsPeer, op ws.OpCode, msg []byte) {
 	typ := "websocket-binary"
 	if op == ws.OpText {
 		// §8.1: a text message that is not UTF-8 fails the connection.
 		if !utf8.Valid(msg) {
-			c.wsFail(protocol.ErrWSUTF8)
+			p.wsFail(protocol.ErrWSUTF8)
 			return
 		}
 		typ = "websocket"
 	}
-	c.send(typ, msg)
+	p.wsForward(typ, msg)
+}
+
+// The connection is the wsPeer of an HTTP/1.1 WebSocket.
+func (c *conn) wsOut(b []byte)                 { c.queue(b) }
+func (c *conn) wsForward(typ string, m []byte) { c.send(typ, m) }
+
+// wsClosing answers the client's close frame (§5.5.1: echoing the
+// code), then closes.
+func (c *conn) wsClosing(code ws.StatusCode) {
+	c.queue(protocol.AppendCloseFrame(nil, code, ""))
+	c.closeAfter = true
+	c.l.markDirty(c)
 }
 
 // wsFail closes the session for a protocol violation with its code.

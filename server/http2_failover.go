@@ -1,0 +1,63 @@
+package server
+
+import "time"
+
+// Retry and failover of an HTTP/2 stream, as for an HTTP/1.x request
+// (stream.go's resend): while no byte of the response was sent, the
+// stream's request (its head and the body kept within retry-buffer) goes
+// to another live node of its virtual host on the node's `retry`, on a
+// head the bridge could not deliver, and on the death of the node.
+
+// h2Keep keeps a piece of the request (head or body) for a retry while
+// the stream awaits its response head; a body past retry-buffer makes the
+// request unretryable.
+func (c *conn) h2Keep(st *h2Stream, piece []byte) {
+	if st.phase != phAwaitHead || st.retryLost {
+		return
+	}
+	if st.retryBytes+len(piece) > c.srv().opts.RetryBuffer {
+		st.retry, st.retryLost = nil, true
+		return
+	}
+	st.retry = append(st.retry, piece)
+	st.retryBytes += len(piece)
+}
+
+// h2Resend sends the stream's kept request to another live node; it
+// reports whether one took it.
+func (c *conn) h2Resend(st *h2Stream) bool {
+	s := c.srv()
+	if st.retryLost || len(st.retry) == 0 || int(st.hops) >= s.opts.MaxHops || st.vhost == nil {
+		return false
+	}
+	n := st.vhost.Pick(s.now(), s.nodes.DeadAfter(), st.node)
+	if n == nil {
+		return false
+	}
+	st.hops++
+	s.stats.Retries.Add(1)
+	c.leaveSession(st.node, st.sid) // the old node drops what it kept of the stream
+	st.node.Unbind()
+	st.node = n
+	n.Bind()
+	for i, b := range st.retry {
+		t := "body"
+		if i == 0 {
+			t = "uwsgi" // an HTTP/2 head always goes as an environ
+		}
+		c.h2Send(st, t, b)
+		if i == 0 {
+			c.h2StartCredit(st)
+		}
+	}
+	st.answerBy = time.Now().UnixNano() + int64(st.vhost.Timeout)
+	return true
+}
+
+// h2Failover moves a stream whose node failed before answering, or
+// answers 502 when no other node can take it.
+func (c *conn) h2Failover(st *h2Stream, msg string) {
+	if !c.h2Resend(st) {
+		c.h2Respond(st, 502, msg)
+	}
+}

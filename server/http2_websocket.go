@@ -1,0 +1,172 @@
+package server
+
+import (
+	"github.com/gobwas/ws"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/blastbeat/blastbeat/protocol"
+)
+
+// WebSocket over HTTP/2 (RFC 8441). The proxy announces
+// SETTINGS_ENABLE_CONNECT_PROTOCOL; a stream opened with an extended
+// CONNECT (:protocol websocket) becomes a WebSocket session: its node
+// gets the environ of the HTTP/1.1 handshake it knows (REQUEST_METHOD GET,
+// HTTP_UPGRADE websocket, SERVER_PROTOCOL HTTP/2), the proxy answers 200
+// itself (as it answers 101 on HTTP/1.1), and the stream's DATA carries
+// WebSocket frames both ways, under the stream's flow control. The
+// client's END_STREAM is the TCP FIN of RFC 6455; the proxy's close frame
+// ends the stream.
+
+// h2WSVersion426 answers a handshake of another WebSocket version (RFC
+// 6455 §4.4 names the version the server speaks).
+const h2WSVersion426 = "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 30\r\n\r\n" +
+	"unsupported WebSocket version\n"
+
+// h2WebSocketRequest checks an extended CONNECT and turns r into the
+// request of an HTTP/1.1 handshake; it answers a bad one and reports
+// whether to go on.
+func (c *conn) h2WebSocketRequest(st *h2Stream, r *protocol.Request) bool {
+	w, ok := protocol.IsWebSocketUpgrade(r)
+	switch {
+	case !ok:
+		c.h2Respond(st, 501, "unsupported :protocol")
+		return false
+	case c.h2.hdrEnd || r.ContentLength > 0:
+		// RFC 8441 §4: the stream carries the WebSocket's bytes.
+		c.h2Respond(st, 400, "bad WebSocket handshake")
+		return false
+	case string(w.Version) != "13":
+		c.srv().stats.Rejected.Add(1)
+		c.h2RespondRaw(st, []byte(h2WSVersion426))
+		return false
+	}
+	st.ws = true
+	r.Method = []byte("GET")
+	r.Headers = append(r.Headers,
+		protocol.Header{Name: []byte("Connection"), Value: []byte("Upgrade")},
+		protocol.Header{Name: []byte("Upgrade"), Value: []byte("websocket")})
+	return true
+}
+
+// h2WebSocketAccept answers the handshake: 200, with the subprotocol the
+// virtual host accepts.
+func (c *conn) h2WebSocketAccept(st *h2Stream, r *protocol.Request) {
+	h := c.h2
+	w, _ := protocol.IsWebSocketUpgrade(r)
+	proto := protocol.ChooseSubprotocol(w.Protocols, st.vhost.WebSocketProtocols)
+	h.encBuf.Reset()
+	_ = h.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+	if proto != "" {
+		_ = h.enc.WriteField(hpack.HeaderField{Name: "sec-websocket-protocol", Value: proto})
+	}
+	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, false, h.encBuf.Bytes(), int(h.maxFrame)))
+	st.phase = phStreaming
+	st.mode = modeNone
+}
+
+// h2WebSocketData reads the client's frames from a stream's DATA; a
+// frame split across DATA frames waits in wsIn.
+func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
+	opts := &c.srv().opts
+	buf := data
+	if len(st.wsIn) > 0 {
+		st.wsIn = append(st.wsIn, data...)
+		buf = st.wsIn
+	}
+	for len(buf) >= 2 && c.h2.streams[st.id] == st && !st.endSent && !st.endPending {
+		h, hn, ok, err := protocol.ParseFrameHeader(buf[:min(len(buf), wsHeaderPeek)], int64(opts.MaxWebSocketMessage))
+		if err != nil {
+			st.wsFail(err)
+			return
+		}
+		if !ok {
+			break
+		}
+		if !h.Masked {
+			st.wsFail(protocol.ErrWSUnmasked) // RFC 8441 §5: RFC 6455 framing, masks included
+			return
+		}
+		total := hn + int(h.Length)
+		if len(buf) < total {
+			break
+		}
+		wsFrame(st, &st.wsFrags, opts.MaxWebSocketMessage, &h, buf[hn:total])
+		buf = buf[total:]
+	}
+	if c.h2.streams[st.id] != st {
+		return
+	}
+	// What is left is short of a frame: keep it (copied out of the
+	// connection's buffer, or moved to the front of wsIn).
+	if len(buf) == 0 {
+		st.wsIn = nil // an idle WebSocket holds no buffer
+	} else {
+		st.wsIn = append(st.wsIn[:0], buf...)
+	}
+	if end {
+		// The client's FIN: our side ends too (nothing more can be
+		// answered), and the node gets `end` as the stream closes.
+		if !st.endSent && !st.endPending {
+			c.h2Write(st, nil, true)
+		}
+		if c.h2.streams[st.id] == st {
+			c.h2EndRecv(st)
+		}
+	}
+}
+
+// h2WebSocketApply sends a node's reply on a WebSocket stream.
+func (c *conn) h2WebSocketApply(st *h2Stream, r *reply) {
+	switch r.typ {
+	case rWebSocket:
+		c.h2WebSocketSend(st, ws.OpText, r.body)
+	case rWebSocketBinary:
+		c.h2WebSocketSend(st, ws.OpBinary, r.body)
+	case rEnd:
+		c.h2WebSocketClose(st, ws.StatusNormalClosure, "")
+	default:
+		// HTTP replies to the handshake's environ: the proxy answered it.
+		c.srv().stats.Unexpected.Add(1)
+	}
+}
+
+// h2WebSocketSend writes one message as one frame.
+func (c *conn) h2WebSocketSend(st *h2Stream, op ws.OpCode, body []byte) {
+	if st.endSent || st.endPending {
+		return
+	}
+	c.h2Write(st, protocol.AppendFrameHeader(nil, op, true, len(body)), false)
+	c.h2Write(st, body, false)
+	if st.pending == nil {
+		c.h2MaybeGrant(st)
+	}
+}
+
+// h2WebSocketClose sends a close frame and ends the stream after it.
+func (c *conn) h2WebSocketClose(st *h2Stream, code ws.StatusCode, reason string) {
+	if st.endSent || st.endPending || c.h2.streams[st.id] != st {
+		return
+	}
+	c.h2Write(st, protocol.AppendCloseFrame(nil, code, reason), true)
+}
+
+// An HTTP/2 WebSocket stream is a wsPeer.
+func (st *h2Stream) wsOut(b []byte) {
+	if !st.endSent && !st.endPending {
+		st.c.h2Write(st, b, false)
+	}
+}
+
+func (st *h2Stream) wsForward(typ string, m []byte) { st.c.h2Send(st, typ, m) }
+
+func (st *h2Stream) wsFail(err error) {
+	code, reason := ws.StatusProtocolError, "protocol error"
+	if we, ok := err.(*protocol.WSError); ok {
+		code, reason = we.Code, we.Msg
+	}
+	st.c.srv().stats.Rejected.Add(1)
+	st.c.h2WebSocketClose(st, code, reason)
+}
+
+func (st *h2Stream) wsClosing(code ws.StatusCode) { st.c.h2WebSocketClose(st, code, "") }
