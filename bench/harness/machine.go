@@ -18,6 +18,7 @@ type machine struct {
 	Go       string  `json:"go"`
 	Nginx    string  `json:"nginx"`
 	Wrk      string  `json:"wrk"`
+	H2load   string  `json:"h2load,omitempty"`
 	Libzmq   string  `json:"libzmq"`
 	Mongrel2 string  `json:"mongrel2"`
 	NoFile   int     `json:"nofile"` // per-process open-file limit
@@ -35,8 +36,17 @@ func (e *env) machine() machine {
 	if f := strings.Fields(command(e.wrk, "-v")); len(f) >= 2 {
 		m.Wrk = f[1]
 	}
+	// "h2load nghttp2/1.52.0"
+	if e.h2load != "" {
+		m.H2load = strings.TrimPrefix(firstLine(command(e.h2load, "--version")), "h2load nghttp2/")
+	}
+	if e.opts.prebuilt != "" {
+		m.Go += " (prebuilt)"
+	}
 	m.Libzmq = firstLine(command(e.bins.node, "-version"))
-	m.Mongrel2 = firstLine(command("dpkg-query", "-W", "-f", "${Version}", "mongrel2-core"))
+	if _, err := exec.LookPath("mongrel2"); err == nil {
+		m.Mongrel2 = firstLine(command("dpkg-query", "-W", "-f", "${Version}", "mongrel2-core"))
+	}
 	return m
 }
 

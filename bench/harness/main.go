@@ -3,7 +3,9 @@
 // 127.0.0.1 only), drives it with wrk and bench/wsload, interleaving the
 // systems round by round, and writes RESULTS.md, results.json and
 // results.svg. Run it from the module root: `make bench` or
-// `go run ./bench/harness -quick`. See bench/README.md.
+// `go run ./bench/harness -quick`; or, on a machine without Go, from the
+// binaries bench/prebuild.sh made: `DIR/harness -prebuilt DIR`. See
+// bench/README.md.
 package main
 
 import (
@@ -46,20 +48,22 @@ type options struct {
 	keep               bool
 	quietWait          time.Duration
 	reportFrom         string
+	prebuilt           string // directory of prebuilt binaries ("" = build from the module)
 }
 
 // env is the state of one harness run. Only the main goroutine uses it,
 // except reg, which is safe for concurrent use.
 type env struct {
 	opts      options
-	root      string // module root
+	root      string // module root ("" with -prebuilt)
 	tmp       string
 	logDir    string // load tools' logs
 	reg       *registry
 	blastbeat string
 	nginx     string
 	wrk       string
-	goBin     string
+	h2load    string // "" when not installed: the HTTP/2 rows are n/a
+	goBin     string // "" with -prebuilt and no Go here
 	bins      struct{ node, hello, wsload, tlsload, m2handler string }
 	// pki is this run's throwaway CA and the server certificate every
 	// system serves HTTPS with (made by internal/testcert, never kept).
@@ -74,6 +78,7 @@ type env struct {
 	nofile           int
 	nginxUser        string
 	nginxTempModules []string
+	nginxHTTP2       bool
 	postScript       string
 
 	ports map[int]bool
@@ -171,7 +176,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.wssIdleConns, "wss-idle-conns", 5000, "idle wss:// connections of tls-ws-idle (capped like -ws-idle-conns)")
 	fs.IntVar(&o.idlePerProc, "ws-idle-per-proc", 5000, "idle connections per wsload process (each from its own 127.0.0.x)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "run BlastBeat with -cpuprofile FILE during the first scenario of round 1 and print `go tool pprof -top`")
-	fs.StringVar(&o.blastbeat, "blastbeat", "bin/blastbeat", "the BlastBeat binary (relative to the module root)")
+	fs.StringVar(&o.blastbeat, "blastbeat", "", "the BlastBeat binary (default bin/blastbeat under the module root, or DIR/blastbeat with -prebuilt; a relative path is taken from the module root, or with -prebuilt from the working directory)")
+	fs.StringVar(&o.prebuilt, "prebuilt", "", "take every binary (blastbeat, node, hello, wsload, tlsload, m2handler) from `DIR`, as bench/prebuild.sh makes it, and build nothing: no Go toolchain or source tree needed")
 	bbSet := fs.String("blastbeat-set", "", "extra `key = value` lines for BlastBeat's [blastbeat] section, separated by ';'")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs and logs of every run)")
 	fs.StringVar(&o.reportFrom, "report-from", "", "run nothing: rebuild RESULTS.md and results.svg (into -out) from this results.json")
@@ -273,11 +279,16 @@ func pick[T any](list string, all []T, name func(T) string) ([]string, error) {
 	return out, nil
 }
 
-// setup finds the module, makes the temp dir, builds the helpers and
-// checks which systems can run.
+// setup finds the module, makes the temp dir, builds the helpers (or,
+// with -prebuilt, finds them) and checks which systems can run.
 func setup(ctx context.Context, o options, reg *registry) (*env, error) {
-	root, err := moduleRoot()
-	if err != nil {
+	var root string
+	var err error
+	if o.prebuilt == "" {
+		if root, err = moduleRoot(); err != nil {
+			return nil, err
+		}
+	} else if o.prebuilt, err = filepath.Abs(o.prebuilt); err != nil {
 		return nil, err
 	}
 	tmp, err := os.MkdirTemp("", "blastbeat-bench-")
@@ -297,16 +308,33 @@ func setup(ctx context.Context, o options, reg *registry) (*env, error) {
 	e.cores = runtime.NumCPU()
 	e.nofile = nofileLimit()
 	e.blastbeat = o.blastbeat
-	if !filepath.IsAbs(e.blastbeat) {
+	switch {
+	case e.blastbeat == "" && o.prebuilt != "":
+		e.blastbeat = filepath.Join(o.prebuilt, "blastbeat")
+	case e.blastbeat == "":
+		e.blastbeat = filepath.Join(root, "bin", "blastbeat")
+	case filepath.IsAbs(e.blastbeat):
+	case o.prebuilt != "":
+		if e.blastbeat, err = filepath.Abs(e.blastbeat); err != nil {
+			return e, err
+		}
+	default:
 		e.blastbeat = filepath.Join(root, e.blastbeat)
 	}
 	e.nginx = "/usr/sbin/nginx"
 	if e.wrk, err = exec.LookPath("wrk"); err != nil {
 		return e, errors.New("wrk not found (apt-get install -y wrk)")
 	}
+	if e.h2load, err = exec.LookPath("h2load"); err != nil {
+		e.h2load = ""
+		if slices.ContainsFunc(o.scenarios, func(id string) bool { return scenarioByID(id).kind == kindH2 }) {
+			fmt.Println("harness: h2load not found (apt-get install -y nghttp2-client): the HTTP/2 rows are n/a")
+		}
+	}
 	if _, err := os.Stat(e.nginx); err == nil {
 		e.nginxUser = nginxUser()
 		e.nginxTempModules = nginxTempModules(e.nginx)
+		e.nginxHTTP2 = nginxHasHTTP2(e.nginx)
 	}
 	e.postScript = filepath.Join(tmp, "post.lua")
 	if err := os.WriteFile(e.postScript, fmt.Appendf(nil, postScript, postBodySize, postBodySize), 0o644); err != nil {
@@ -315,9 +343,16 @@ func setup(ctx context.Context, o options, reg *registry) (*env, error) {
 	if err := e.makePKI(); err != nil {
 		return e, err
 	}
-	fmt.Printf("harness: building helpers into %s\n", tmp)
-	if err := e.buildHelpers(ctx); err != nil {
-		return e, err
+	if o.prebuilt != "" {
+		fmt.Printf("harness: prebuilt binaries from %s\n", o.prebuilt)
+		if err := e.prebuiltHelpers(); err != nil {
+			return e, err
+		}
+	} else {
+		fmt.Printf("harness: building helpers into %s\n", tmp)
+		if err := e.buildHelpers(ctx); err != nil {
+			return e, err
+		}
 	}
 	for _, s := range allSystems {
 		if why := s.missing(e); why != "" {
@@ -330,12 +365,13 @@ func setup(ctx context.Context, o options, reg *registry) (*env, error) {
 	return e, nil
 }
 
-func (e *env) buildHelpers(ctx context.Context) error {
-	var err error
-	if e.goBin, err = exec.LookPath("go"); err != nil {
-		e.goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bins := []struct {
+// helpers are the bench's own programs, by package; bench/prebuild.sh
+// builds each into a file named after its folder.
+func (e *env) helpers() []struct {
+	dst *string
+	pkg string
+} {
+	return []struct {
 		dst *string
 		pkg string
 	}{
@@ -345,7 +381,31 @@ func (e *env) buildHelpers(ctx context.Context) error {
 		{&e.bins.tlsload, "./bench/tlsload"},
 		{&e.bins.m2handler, "./bench/m2handler"},
 	}
-	for _, b := range bins {
+}
+
+// prebuiltHelpers takes the helpers from -prebuilt DIR instead of building
+// them. Go is needed only for -cpuprofile's `go tool pprof`, if at all.
+func (e *env) prebuiltHelpers() error {
+	var missing []string
+	for _, b := range e.helpers() {
+		*b.dst = filepath.Join(e.opts.prebuilt, filepath.Base(b.pkg))
+		if st, err := os.Stat(*b.dst); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+			missing = append(missing, filepath.Base(b.pkg))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("-prebuilt %s lacks %s (make it with bench/prebuild.sh %s)", e.opts.prebuilt, strings.Join(missing, ", "), e.opts.prebuilt)
+	}
+	e.goBin, _ = exec.LookPath("go")
+	return nil
+}
+
+func (e *env) buildHelpers(ctx context.Context) error {
+	var err error
+	if e.goBin, err = exec.LookPath("go"); err != nil {
+		e.goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	for _, b := range e.helpers() {
 		*b.dst = filepath.Join(e.tmp, "bin", filepath.Base(b.pkg))
 		cmd := exec.CommandContext(ctx, e.goBin, "build", "-o", *b.dst, b.pkg)
 		cmd.Dir = e.root
@@ -389,7 +449,7 @@ func moduleRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("run the harness inside the BlastBeat module (no go.mod for github.com/blastbeat/blastbeat above the working directory)")
+			return "", errors.New("run the harness inside the BlastBeat module (no go.mod for github.com/blastbeat/blastbeat above the working directory), or give it prebuilt binaries: -prebuilt DIR (bench/prebuild.sh DIR makes them)")
 		}
 		dir = parent
 	}
@@ -518,6 +578,10 @@ func waitQuiet(ctx context.Context, limit time.Duration) {
 func (e *env) printProfile(profile string) {
 	if _, err := os.Stat(profile); err != nil {
 		fmt.Printf("harness: no CPU profile at %s (%v): does this BlastBeat support -cpuprofile?\n", profile, err)
+		return
+	}
+	if e.goBin == "" {
+		fmt.Printf("harness: CPU profile in %s; no Go toolchain here to read it: elsewhere, run `go tool pprof -top %s %s` (with this blastbeat binary)\n", profile, e.blastbeat, filepath.Base(profile))
 		return
 	}
 	cmd := exec.Command(e.goBin, "tool", "pprof", "-top", "-nodecount=40", e.blastbeat, profile)

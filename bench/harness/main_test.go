@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +20,9 @@ func TestPickScenarios(t *testing.T) {
 		{list: "tls-*, tls", want: []string{"tls", "tls-new", "tls-close", "tls-ws-idle"}},
 		{list: "*ws-idle", want: []string{"ws-idle", "tls-ws-idle"}},
 		{list: "get-c64,nope", wantErr: `unknown ["nope"]`},
-		{list: "h2*", wantErr: `unknown ["h2*"]`},
+		{list: "h2*", want: []string{"h2c", "h2-tls"}},
+		{list: "*tls", want: []string{"tls", "h2-tls"}},
+		{list: "h3*", wantErr: `unknown ["h3*"]`},
 		{list: "[", wantErr: "pattern"},
 		{list: " , ", wantErr: "empty selection"},
 	}
@@ -52,5 +56,44 @@ func TestParseFlagsQuick(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-wss-idle-conns", "0"}); err == nil {
 		t.Error("-wss-idle-conns 0 accepted")
+	}
+}
+
+func TestParseFlagsPrebuilt(t *testing.T) {
+	o, err := parseFlags([]string{"-prebuilt", "/opt/bb", "-scenarios", "h2*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.prebuilt != "/opt/bb" || o.blastbeat != "" || !slices.Equal(o.scenarios, []string{"h2c", "h2-tls"}) {
+		t.Errorf("prebuilt %q, blastbeat %q, scenarios %v", o.prebuilt, o.blastbeat, o.scenarios)
+	}
+}
+
+func TestPrebuiltHelpers(t *testing.T) {
+	dir := t.TempDir()
+	e := &env{opts: options{prebuilt: dir}}
+	err := e.prebuiltHelpers()
+	if err == nil || !strings.Contains(err.Error(), "lacks node, hello, wsload, tlsload, m2handler") {
+		t.Fatalf("empty dir: %v", err)
+	}
+	for _, name := range []string{"node", "hello", "wsload", "tlsload", "m2handler"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.prebuiltHelpers(); err == nil || !strings.Contains(err.Error(), "lacks hello ") {
+		t.Fatalf("hello not executable: %v", err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "hello"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.prebuiltHelpers(); err != nil {
+		t.Fatal(err)
+	}
+	if e.bins.node != filepath.Join(dir, "node") || e.bins.m2handler != filepath.Join(dir, "m2handler") {
+		t.Errorf("bins: %+v", e.bins)
 	}
 }

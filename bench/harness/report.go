@@ -325,9 +325,13 @@ func (r *results) markdown() string {
 	m := r.Machine
 	w("- **Date:** %s (%.0f min)", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Finished.Sub(r.Started).Minutes())
 	w("- **Machine:** %d cores (%s), %.1f GiB RAM, %s, open files per process ≤ %d", m.Cores, m.CPU, m.MemGiB, m.Kernel, m.NoFile)
-	w("- **Software:** %s · nginx %s · wrk %s · libzmq %s · mongrel2 %s", m.Go, orDash(m.Nginx), orDash(m.Wrk), orDash(m.Libzmq), orDash(m.Mongrel2))
+	h2 := ""
+	if m.H2load != "" {
+		h2 = " · h2load " + m.H2load
+	}
+	w("- **Software:** %s · nginx %s · wrk %s%s · libzmq %s · mongrel2 %s", m.Go, orDash(m.Nginx), orDash(m.Wrk), h2, orDash(m.Libzmq), orDash(m.Mongrel2))
 	c := r.Config
-	w("- **Method:** %d round(s); each round runs every scenario on every system in turn (A B A B …), each run on a freshly started system, %.0f s measured after a %.0f s warm-up; the table shows medians. Load generators (wrk, bench/wsload, bench/tlsload) run on the same cores as the systems.", c.Rounds, c.DurationS, c.WarmupS)
+	w("- **Method:** %d round(s); each round runs every scenario on every system in turn (A B A B …), each run on a freshly started system, %.0f s measured after a %.0f s warm-up; the table shows medians. Load generators (wrk, h2load, bench/wsload, bench/tlsload) run on the same cores as the systems.", c.Rounds, c.DurationS, c.WarmupS)
 	w("- **Ratio:** advantage over nginx proxy_pass: this system's rate ÷ nginx proxy_pass's, or, for memory, nginx's bytes per connection ÷ this system's. **> 1 is better.**")
 	w("")
 
@@ -413,13 +417,16 @@ func (r *results) markdown() string {
 	w("## Notes")
 	w("")
 	w("- nginx return 200 serves `/stream` as a static 16 KiB file (Content-Length, not chunked) and answers `/post` without a backend: it is the ceiling, not a proxy.")
-	w("- nginx is configured for the bench: `worker_processes %d`, `access_log off`, upstream `keepalive 64`, `keepalive_requests 1000000` on both sides, `client_body_buffer_size 128k` (the 64 KiB POST stays in memory; nginx still buffers the whole body before proxying it).", m.Cores)
+	w("- nginx is configured for the bench: `worker_processes %d`, `access_log off`, upstream `keepalive 64` (HTTP/2 rows: as many as the requests in flight, 1,000), `keepalive_requests 1000000` on both sides, `client_body_buffer_size 128k` (the 64 KiB POST stays in memory; nginx still buffers the whole body before proxying it).", m.Cores)
 	w("- Mongrel2 gets the whole request body in one message (`limits.content_length` 1 MiB) and writes an access log (it has no switch to turn it off). Its handler sends `/stream` as one message: Mongrel2 1.12 drops the connection when a chunked response arrives in several.")
 	w("- CPU is read from /proc/PID/stat (utime+stime) of the proxy's processes (nginx: master and workers) and of the backend, at the start and end of the measured window; \"other\" is what the rest of the machine used meanwhile (/proc/stat).")
 	w("- Errors: a run with over 1%% failed requests (non-2xx, socket errors, broken WebSockets) is an error and stays out of the medians; fewer give a ⚠.")
-	w("- p99 is wrk's `--latency` 99th percentile, or the log-bucket histogram (±3%%) of bench/wsload (WebSocket echo) and bench/tlsload (tls-new: connect to last byte).")
+	w("- p99 is wrk's `--latency` 99th percentile, or the log-bucket histogram (±3%%) of bench/wsload (WebSocket echo) and bench/tlsload (tls-new: connect to last byte), or, for the HTTP/2 rows, the exact 99th percentile (nearest rank) of h2load's `--log-file` (each request's time from its start to the end of its stream; h2load's own summary gives only min, max, mean and sd).")
 	if slices.ContainsFunc(c.Scenarios, func(id string) bool { return scenarioByID(id).tls }) {
 		w("- HTTPS rows: every system serves the same throwaway ECDSA P-256 certificate (made per run); clients negotiate TLS 1.3 with X25519 (nginx: `ssl_protocols TLSv1.2 TLSv1.3`, otherwise its TLS defaults, session tickets on). `tls-new` makes a full handshake per request (bench/tlsload keeps no sessions); `tls-close` is wrk with `Connection: close`, which resumes each slot's TLS session, so it measures resumed handshakes.")
+	}
+	if slices.ContainsFunc(c.Scenarios, func(id string) bool { return scenarioByID(id).kind == kindH2 }) {
+		w("- HTTP/2 rows: `h2load -t 2 -c 100 -m 10 -D %gs --warm-up-time %gs` (warm-up on the same connections; CPU measured over h2load's main phase only). h2c is HTTP/2 with prior knowledge on a plain port (BlastBeat: its usual listener; nginx: a second one, `listen … http2`, since nginx 1.22 serves only HTTP/2 there); h2-tls offers only `h2` by ALPN (nginx: `listen … ssl http2`). nginx's `keepalive_requests 1000000` also lifts its per-connection request cap on HTTP/2 (by default 1000, then a GOAWAY; h2load does not reconnect). Errors are h2load's 4xx/5xx answers (non-2xx) and its errored and timed-out streams. Mongrel2 has no HTTP/2.", c.DurationS, c.WarmupS)
 	}
 	w("")
 

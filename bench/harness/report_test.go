@@ -163,3 +163,39 @@ func TestMarkdownAndChart(t *testing.T) {
 			g)
 	}
 }
+
+func TestMarkdownHTTP2(t *testing.T) {
+	r := &results{
+		Config: runConfig{Rounds: 1, DurationS: 2, WarmupS: 1,
+			Systems: []string{"blastbeat", "nginx-proxy", "mongrel2"}, Scenarios: []string{"h2c", "h2-tls"}},
+		Machine: machine{H2load: "1.52.0"},
+		Runs: []measurement{
+			{Round: 1, Scenario: "h2c", System: "blastbeat", Unit: "req/s", Value: 60000, P99Ms: 20, WallSec: 2, ProxyCPUus: 11, TLS: "h2c"},
+			{Round: 1, Scenario: "h2c", System: "nginx-proxy", Unit: "req/s", Value: 20000, P99Ms: 120, WallSec: 2, ProxyCPUus: 30,
+				Non2xx: 3, Warning: "3 non-2xx, 0 stream errors (errored 0, timeout 0; h2load: 40000 done, 39997 succeeded, 3 failed)"},
+			{Round: 1, Scenario: "h2c", System: "mongrel2", Unit: "req/s", NA: "Mongrel2 has no HTTP/2"},
+			{Round: 1, Scenario: "h2-tls", System: "blastbeat", Unit: "req/s", Value: 50000, P99Ms: 25, WallSec: 2, Error: "over 1% failed: 900 non-2xx"},
+			{Round: 1, Scenario: "h2-tls", System: "nginx-proxy", Unit: "req/s", Value: 18000, P99Ms: 150, WallSec: 2},
+			{Round: 1, Scenario: "h2-tls", System: "mongrel2", Unit: "req/s", NA: "Mongrel2 has no HTTP/2"},
+		},
+	}
+	r.Summaries = summarize(r.Runs, r.Config.Scenarios, r.Config.Systems)
+	md := r.markdown()
+	for _, want := range []string{
+		"· h2load 1.52.0 ·",
+		"| HTTP/2 cleartext (h2c, prior knowledge) GET /, 100 conns × 10 streams | 60,000 req/s<br>p99 20.00 ms<br>**×3.00**",
+		"⚠ [1] | n/a [2] |",
+		"1. nginx-proxy: 3 non-2xx, 0 stream errors",
+		"2. mongrel2: Mongrel2 has no HTTP/2",
+		"| HTTP/2 over TLS (h2 by ALPN) GET /, 100 conns × 10 streams | error [3] | 18,000 req/s<br>p99 150 ms<br>**×1.00** | n/a [2] |",
+		"| h2c | blastbeat | blastbeat | 0% | 11.0 |",
+		"- HTTP/2 rows: `h2load -t 2 -c 100 -m 10 -D 2s --warm-up-time 1s`",
+		"| 1 | h2-tls | blastbeat | **error** 50,000 req/s | 25.00 ms |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf(
+				"RESULTS.md lacks %q:\n%s",
+				want, md)
+		}
+	}
+}

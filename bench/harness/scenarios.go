@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ const (
 	kindTLSNew              // bench/tlsload: a full TLS handshake per request
 	kindWSEcho
 	kindWSIdle
+	kindH2 // h2load: HTTP/2, h2c with prior knowledge or h2 over TLS (ALPN)
 )
 
 // scenario is one row of the results table.
@@ -34,6 +36,7 @@ type scenario struct {
 	path    string
 	threads int
 	conns   int
+	streams int // h2load -m: concurrent streams per connection
 	headers []string
 	post    bool // POST postBodySize bytes (wrk Lua script)
 	tls     bool // over HTTPS / wss://, with the run's throwaway certificate
@@ -61,6 +64,8 @@ var allScenarios = []scenario{
 	{id: "tls-new", title: "HTTPS GET /, full TLS handshake per request, 64 conns", kind: kindTLSNew, unit: "handshakes/s", path: "/", conns: 64, headers: []string{"Connection: close"}, tls: true},
 	{id: "tls-close", title: "HTTPS GET /, new connection per request, TLS session resumed (wrk), 64 conns", kind: kindWrk, unit: "req/s", path: "/", threads: 2, conns: 64, headers: []string{"Connection: close"}, tls: true},
 	{id: "tls-ws-idle", title: "Idle wss:// WebSockets: proxy RSS per conn", kind: kindWSIdle, unit: "B/conn", tls: true},
+	{id: "h2c", title: "HTTP/2 cleartext (h2c, prior knowledge) GET /, 100 conns × 10 streams", kind: kindH2, unit: "req/s", path: "/", threads: 2, conns: 100, streams: 10},
+	{id: "h2-tls", title: "HTTP/2 over TLS (h2 by ALPN) GET /, 100 conns × 10 streams", kind: kindH2, unit: "req/s", path: "/", threads: 2, conns: 100, streams: 10, tls: true},
 }
 
 // measurement is one run: one round × scenario × system.
@@ -80,7 +85,7 @@ type measurement struct {
 	Non2xx   int64   `json:"non2xx,omitempty"`
 	SockErrs int64   `json:"socket_errors,omitempty"`
 	WallSec  float64 `json:"wall_s,omitempty"` // the CPU sampling window
-	TLS      string  `json:"tls,omitempty"`    // tls-new: version, cipher suite, group negotiated
+	TLS      string  `json:"tls,omitempty"`    // tls-new, h2 rows: version, cipher suite, group (and ALPN protocol) negotiated
 
 	ProxyCPUPct   float64 `json:"proxy_cpu_pct,omitempty"` // % of one core
 	BackendCPUPct float64 `json:"backend_cpu_pct,omitempty"`
@@ -163,7 +168,11 @@ func (e *env) runOne(ctx context.Context, sys system, sc scenario, round int, pr
 		m.NA = why
 		return m
 	}
-	if why := sys.skip(sc); why != "" {
+	if why := e.noTool(sc); why != "" {
+		m.NA = why
+		return m
+	}
+	if why := sys.skip(e, sc); why != "" {
 		m.NA = why
 		return m
 	}
@@ -181,7 +190,7 @@ func (e *env) runOne(ctx context.Context, sys system, sc scenario, round int, pr
 		m.Error = err.Error()
 		return m
 	}
-	in, err := sys.start(ctx, e, dir, launch{profile: profile, tls: sc.tls})
+	in, err := sys.start(ctx, e, dir, launch{profile: profile, tls: sc.tls, h2: sc.kind == kindH2, inflight: sc.conns * max(1, sc.streams)})
 	if err != nil {
 		m.Error = "start: " + err.Error()
 		return m
@@ -196,6 +205,8 @@ func (e *env) runOne(ctx context.Context, sys system, sc scenario, round int, pr
 		e.runWSEcho(ctx, in, sc, &m)
 	case kindWSIdle:
 		e.runWSIdle(ctx, in, sc, &m)
+	case kindH2:
+		e.runH2(ctx, in, sc, &m)
 	}
 	if ctx.Err() != nil && m.Error == "" {
 		m.Error = "stopped: " + context.Cause(ctx).Error()
@@ -206,8 +217,18 @@ func (e *env) runOne(ctx context.Context, sys system, sc scenario, round int, pr
 	return m
 }
 
+// noTool says why a scenario cannot run here at all ("" = it can).
+func (e *env) noTool(sc scenario) string {
+	if sc.kind == kindH2 && e.h2load == "" {
+		return "h2load not installed (apt-get install -y nghttp2-client)"
+	}
+	return ""
+}
+
 // probeHTTP sends one request of the scenario and checks the answer; an
-// https:// base must present a certificate that roots verifies.
+// https:// base must present a certificate that roots verifies. The HTTP/2
+// rows ask for HTTP/2 only (h2c with prior knowledge on http://, h2 by
+// ALPN on https://) and check that the answer came over it.
 func probeHTTP(ctx context.Context, base string, sc scenario, roots *x509.CertPool) error {
 	var body io.Reader
 	method := "GET"
@@ -226,6 +247,14 @@ func probeHTTP(ctx context.Context, base string, sc scenario, roots *x509.CertPo
 	// Keep-alive unless the scenario says otherwise: a server may end a
 	// streamed response early for a client that asked to close.
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	if sc.kind == kindH2 {
+		tr.Protocols = new(http.Protocols)
+		if sc.tls {
+			tr.Protocols.SetHTTP2(true)
+		} else {
+			tr.Protocols.SetUnencryptedHTTP2(true)
+		}
+	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	resp, err := client.Do(req)
@@ -239,6 +268,9 @@ func probeHTTP(ctx context.Context, base string, sc scenario, roots *x509.CertPo
 	}
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("%s %s: %s", method, sc.path, resp.Status)
+	}
+	if sc.kind == kindH2 && resp.ProtoMajor != 2 {
+		return fmt.Errorf("%s %s: answered over %s, not HTTP/2", method, sc.path, resp.Proto)
 	}
 	want := helloBody
 	if sc.path == "/stream" {
@@ -290,6 +322,154 @@ func (e *env) runWrk(ctx context.Context, in *instance, sc scenario, m *measurem
 		}
 	}
 	fillCPU(m, a, b, load, r.Requests)
+}
+
+// runH2 drives an HTTP/2 row with h2load: sc.conns connections with
+// sc.streams concurrent streams each, warmed up (--warm-up-time) on the
+// same connections. CPU is sampled over h2load's main phase, from the
+// first worker's "started" line to the last worker's "over" line. p50 and
+// p99 come from h2load's --log-file (one line per request), since its
+// summary has no percentiles.
+func (e *env) runH2(ctx context.Context, in *instance, sc scenario, m *measurement) {
+	url := in.h2(sc)
+	if url == "" {
+		m.Error = "no HTTP/2 listener"
+		return
+	}
+	if err := probeHTTP(ctx, url, sc, e.pki.pool); err != nil {
+		m.Error = "probe: " + err.Error()
+		return
+	}
+	logFile := filepath.Join(e.logDir, fmt.Sprintf("h2load-%03d.tsv", e.runs))
+	os.Remove(logFile) // h2load appends to it
+	if !e.opts.keep {
+		defer os.Remove(logFile)
+	}
+	argv := append([]string{e.h2load}, h2loadArgs(sc.threads, sc.conns, sc.streams, e.opts.dur, e.opts.warmup, sc.tls, logFile, url+sc.path)...)
+	lr, err := e.startLines(procSpec{name: "h2load", argv: argv})
+	if err != nil {
+		m.Error = err.Error()
+		return
+	}
+	defer lr.p.stop(time.Second)
+	var (
+		out                  strings.Builder
+		a, b                 cpuSample
+		loadA, loadB         uint64
+		workers, started, ov int
+	)
+	sampleB := func() {
+		b = sampleCPU(in)
+		if st, err := readStat(lr.p.pid()); err == nil {
+			loadB = st.ticks
+		}
+	}
+	timeout := time.NewTimer(e.opts.warmup + e.opts.dur + 60*time.Second)
+	defer timeout.Stop()
+read:
+	for {
+		select {
+		case l, ok := <-lr.lines:
+			if !ok {
+				break read
+			}
+			out.WriteString(l + "\n")
+			switch {
+			case strings.HasPrefix(l, h2loadSpawn):
+				workers++
+			case strings.HasPrefix(l, h2loadMainStart):
+				if started == 0 {
+					a = sampleCPU(in)
+					if st, err := readStat(lr.p.pid()); err == nil {
+						loadA = st.ticks
+					}
+				}
+				started++
+			case strings.HasPrefix(l, h2loadMainOver):
+				if ov++; ov == workers {
+					sampleB()
+				}
+			}
+		case <-ctx.Done():
+			m.Error = "h2load: " + context.Cause(ctx).Error()
+			return
+		case <-timeout.C:
+			m.Error = fmt.Sprintf("h2load ran past %s: %s", e.opts.warmup+e.opts.dur+60*time.Second, tail(out.String(), 300))
+			return
+		}
+	}
+	if !lr.p.wait(5 * time.Second) {
+		m.Error = "h2load closed its output but did not exit"
+		return
+	}
+	if lr.p.err != nil {
+		m.Error = fmt.Sprintf("h2load: %v: %s", lr.p.err, strings.TrimSpace(tail(out.String()+lr.p.logTail(300), 400)))
+		return
+	}
+	if started == 0 {
+		m.Error = "h2load never started its main phase: " + tail(out.String(), 300)
+		return
+	}
+	if b.at.IsZero() {
+		sampleB() // fewer "over" lines than workers: take the end as it came
+	}
+	// Its summary stays with the run's logs (-keep).
+	_ = os.WriteFile(strings.TrimSuffix(logFile, ".tsv")+".out", []byte(out.String()), 0o644)
+	r, err := parseH2load(out.String())
+	if err != nil {
+		m.Error = err.Error()
+		return
+	}
+	// h2load writes its own complaints (could not connect, no ALPN
+	// protocol) to stderr, which went to its log.
+	stderr := strings.TrimSpace(lr.p.logTail(300))
+	m.TLS = r.TLS()
+	want := "h2c"
+	if sc.tls {
+		want = "h2"
+	}
+	if r.Done == 0 {
+		m.Error = fmt.Sprintf("h2load: no request done (protocol %q) %s", r.Protocol, stderr)
+		return
+	}
+	if r.Protocol != want {
+		m.Error = fmt.Sprintf("h2load negotiated %q, not %s", r.Protocol, want)
+		return
+	}
+	m.Value, m.Count = r.Rate, r.Done
+	m.Non2xx, m.SockErrs = r.Non2xx(), r.StreamErrors()
+	if f, err := os.Open(logFile); err != nil {
+		m.warn(fmt.Sprintf("no per-request log (%v): p99 is h2load's max request time", err))
+		m.P99Ms = r.ReqMaxMs
+	} else {
+		lat, err := parseH2loadLog(f)
+		f.Close()
+		switch {
+		case err != nil || lat.N == 0:
+			m.warn(fmt.Sprintf("per-request log unusable (%v, %d answers): p99 is h2load's max request time", err, lat.N))
+			m.P99Ms = r.ReqMaxMs
+		default:
+			m.P50Ms, m.P90Ms, m.P99Ms = lat.P50Ms, lat.P90Ms, lat.P99Ms
+			if lat.Malformed > 0 {
+				m.warn(fmt.Sprintf("%d malformed lines in h2load's log", lat.Malformed))
+			}
+			if gap := time.Duration(lat.MaxGapMs * float64(time.Millisecond)); gap >= time.Second {
+				m.warn(fmt.Sprintf("stall: no request ended for %s", gap.Round(time.Millisecond)))
+			}
+		}
+	}
+	if bad := r.Non2xx() + r.StreamErrors(); bad > 0 {
+		w := fmt.Sprintf("%d non-2xx, %d stream errors (errored %d, timeout %d; h2load: %d done, %d succeeded, %d failed)",
+			r.Non2xx(), r.StreamErrors(), r.Errored, r.Timeout, r.Done, r.Succeeded, r.Failed)
+		m.warn(w)
+		if float64(bad) > 0.01*float64(r.Done) {
+			m.Error = fmt.Sprintf("over 1%% failed: %s", w)
+		}
+	}
+	if stderr != "" {
+		m.warn("h2load: " + stderr)
+	}
+	fillCPU(m, a, b, loadB-min(loadA, loadB), r.Done)
 }
 
 // tool runs a load tool to completion, bounded by timeout, and returns

@@ -23,7 +23,7 @@ type system struct {
 	// missing returns why the system cannot run on this machine ("" = it can).
 	missing func(e *env) string
 	// skip returns why a scenario does not apply ("" = it does).
-	skip  func(sc scenario) string
+	skip  func(e *env, sc scenario) string
 	start func(ctx context.Context, e *env, dir string, l launch) (*instance, error)
 }
 
@@ -31,6 +31,11 @@ type system struct {
 type launch struct {
 	profile string // BlastBeat's -cpuprofile file ("" = none)
 	tls     bool   // also serve HTTPS (and wss://) with e.pki's certificate
+	h2      bool   // serve HTTP/2: h2c with prior knowledge, and h2 by ALPN when tls
+	// inflight is how many requests the row keeps in flight at once
+	// (connections × streams); nginx keeps that many idle upstream
+	// connections, at least 64.
+	inflight int
 }
 
 // instance is one started system.
@@ -39,6 +44,7 @@ type instance struct {
 	wsURL       string // ws://127.0.0.1:PORT/ws
 	httpsURL    string // https://127.0.0.1:PORT ("" unless launch.tls)
 	wssURL      string // wss://127.0.0.1:PORT/ws ("" unless launch.tls)
+	h2cURL      string // http://127.0.0.1:PORT serving h2c with prior knowledge ("" unless launch.h2)
 	proxyPIDs   []int  // counted as the proxy (nginx: master and workers)
 	backendPIDs []int  // counted as the backend
 	procs       []*proc
@@ -52,6 +58,15 @@ func (in *instance) base(sc scenario) string {
 		return in.httpsURL
 	}
 	return in.httpURL
+}
+
+// h2 is the URL of the HTTP/2 rows: h2c with prior knowledge, or h2 by
+// ALPN on the HTTPS listener.
+func (in *instance) h2(sc scenario) string {
+	if sc.tls {
+		return in.httpsURL
+	}
+	return in.h2cURL
 }
 
 // ws is the scenario's WebSocket URL: wss:// for the TLS rows.
@@ -79,11 +94,14 @@ var allSystems = []system{
 		backend: "node",
 		missing: func(e *env) string {
 			if _, err := os.Stat(e.blastbeat); err != nil {
+				if e.opts.prebuilt != "" {
+					return fmt.Sprintf("%s missing (run bench/prebuild.sh %s)", e.blastbeat, e.opts.prebuilt)
+				}
 				return fmt.Sprintf("%s missing (run `make build`)", e.rel(e.blastbeat))
 			}
 			return ""
 		},
-		skip:  func(scenario) string { return "" },
+		skip:  func(*env, scenario) string { return "" },
 		start: startBlastBeat,
 	},
 	{
@@ -92,9 +110,9 @@ var allSystems = []system{
 		proxy:   "nginx",
 		backend: "hello",
 		missing: nginxMissing,
-		skip:    func(scenario) string { return "" },
+		skip:    nginxSkip,
 		start: func(ctx context.Context, e *env, dir string, l launch) (*instance, error) {
-			return startNginx(ctx, e, dir, true, l.tls)
+			return startNginx(ctx, e, dir, true, l)
 		},
 	},
 	{
@@ -102,14 +120,14 @@ var allSystems = []system{
 		label:   "nginx return 200 (ceiling)",
 		proxy:   "nginx",
 		missing: nginxMissing,
-		skip: func(sc scenario) string {
+		skip: func(e *env, sc scenario) string {
 			if sc.kind == kindWSEcho || sc.kind == kindWSIdle {
 				return "nginx alone has no WebSocket echo"
 			}
-			return ""
+			return nginxSkip(e, sc)
 		},
 		start: func(ctx context.Context, e *env, dir string, l launch) (*instance, error) {
-			return startNginx(ctx, e, dir, false, l.tls)
+			return startNginx(ctx, e, dir, false, l)
 		},
 	},
 	{
@@ -125,7 +143,10 @@ var allSystems = []system{
 			}
 			return ""
 		},
-		skip: func(sc scenario) string {
+		skip: func(_ *env, sc scenario) string {
+			if sc.kind == kindH2 {
+				return "Mongrel2 has no HTTP/2"
+			}
 			if sc.tls {
 				return "the bench does not set up Mongrel2's TLS"
 			}
@@ -138,6 +159,14 @@ var allSystems = []system{
 func nginxMissing(e *env) string {
 	if _, err := os.Stat(e.nginx); err != nil {
 		return e.nginx + " not installed (apt-get install -y nginx-light)"
+	}
+	return ""
+}
+
+// nginxSkip: the HTTP/2 rows need nginx's http_v2 module.
+func nginxSkip(e *env, sc scenario) string {
+	if sc.kind == kindH2 && !e.nginxHTTP2 {
+		return "this nginx is built without ngx_http_v2_module"
 	}
 	return ""
 }
@@ -230,6 +259,7 @@ func startBlastBeat(ctx context.Context, e *env, dir string, l launch) (*instanc
 	in := &instance{
 		httpURL: fmt.Sprintf("http://127.0.0.1:%d", port),
 		wsURL:   fmt.Sprintf("ws://127.0.0.1:%d/ws", port),
+		h2cURL:  fmt.Sprintf("http://127.0.0.1:%d", port), // HTTP/2 is on by default (key http2): h2c by prior knowledge on the same port
 		procs:   []*proc{bb},
 		grace:   10 * time.Second, // it writes the CPU profile on the way out
 	}
@@ -256,8 +286,11 @@ func startBlastBeat(ctx context.Context, e *env, dir string, l launch) (*instanc
 type nginxConfig struct {
 	dir          string // prefix: pid, logs, temp paths
 	port         int
-	upstreamPort int // 0: answer directly (return 200)
-	sslPort      int // 0: no HTTPS listener
+	upstreamPort int  // 0: answer directly (return 200)
+	keepalive    int  // idle upstream connections each worker keeps (0: 64)
+	sslPort      int  // 0: no HTTPS listener
+	h2cPort      int  // 0: no h2c listener (HTTP/2 with prior knowledge, `listen … http2`)
+	http2        bool // the HTTPS listener also offers h2 by ALPN (`listen … ssl http2`)
 	cert, key    string
 	workers      int
 	nofile       int    // worker_rlimit_nofile
@@ -272,7 +305,16 @@ type nginxConfig struct {
 // same server also listens with `ssl`: TLS 1.2 and 1.3 (nginx before
 // 1.23.4, Debian 12's 1.22 among them, offers no TLS 1.3 by default, and
 // BlastBeat negotiates 1.3), otherwise nginx's TLS defaults (session
-// tickets on, no shared session cache).
+// tickets on, no shared session cache). For the HTTP/2 rows, h2cPort is a
+// listener of its own (nginx before 1.25.1 serves only HTTP/2 on a plain
+// `http2` listener, and the readiness check speaks HTTP/1.1 to port), and
+// http2 adds h2 to the HTTPS listener's ALPN. keepalive_requests also
+// bounds the requests of an HTTP/2 connection (nginx 1.19.7 and later):
+// at its default, 1000, nginx would end every h2load connection with a
+// GOAWAY, and h2load does not reconnect. The upstream keeps as many idle
+// connections as the row has requests in flight (keepalive, at least 64):
+// with fewer, the HTTP/2 rows' 1,000 concurrent streams would make nginx
+// open and close a backend connection for most requests.
 func nginxConf(c nginxConfig) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -296,12 +338,19 @@ func nginxConf(c nginxConfig) string {
 		w("    %s_temp_path %s/%s_temp;", m, c.dir, m)
 	}
 	if c.upstreamPort != 0 {
-		w("    upstream hello {\n        server 127.0.0.1:%d;\n        keepalive 64;\n        keepalive_requests 1000000;\n    }", c.upstreamPort)
+		w("    upstream hello {\n        server 127.0.0.1:%d;\n        keepalive %d;\n        keepalive_requests 1000000;\n    }", c.upstreamPort, max(64, c.keepalive))
 	}
 	w("    server {")
 	w("        listen 127.0.0.1:%d backlog=4096;", c.port)
+	if c.h2cPort != 0 {
+		w("        listen 127.0.0.1:%d http2 backlog=4096;", c.h2cPort)
+	}
 	if c.sslPort != 0 {
-		w("        listen 127.0.0.1:%d ssl backlog=4096;", c.sslPort)
+		h2 := ""
+		if c.http2 {
+			h2 = " http2"
+		}
+		w("        listen 127.0.0.1:%d ssl%s backlog=4096;", c.sslPort, h2)
 		w("        ssl_certificate %s;", c.cert)
 		w("        ssl_certificate_key %s;", c.key)
 		w("        ssl_protocols TLSv1.2 TLSv1.3;")
@@ -330,15 +379,21 @@ func nginxConf(c nginxConfig) string {
 	return b.String()
 }
 
-func startNginx(ctx context.Context, e *env, dir string, proxy, tls bool) (*instance, error) {
+func startNginx(ctx context.Context, e *env, dir string, proxy bool, l launch) (*instance, error) {
 	port, err := e.freePort()
 	if err != nil {
 		return nil, err
 	}
 	in := &instance{grace: 5 * time.Second}
 	var hello *proc
-	c := nginxConfig{dir: dir, port: port, workers: e.cores, nofile: e.nofile, user: e.nginxUser, tempModules: e.nginxTempModules}
-	if tls {
+	c := nginxConfig{dir: dir, port: port, workers: e.cores, nofile: e.nofile, user: e.nginxUser, tempModules: e.nginxTempModules, http2: l.h2, keepalive: l.inflight}
+	if l.h2 {
+		if c.h2cPort, err = e.freePort(); err != nil {
+			return nil, err
+		}
+		in.h2cURL = fmt.Sprintf("http://127.0.0.1:%d", c.h2cPort)
+	}
+	if l.tls {
 		if c.sslPort, err = e.freePort(); err != nil {
 			return nil, err
 		}
@@ -421,6 +476,13 @@ func nginxUser() string {
 		return ug[0] + " " + ug[1]
 	}
 	return "root"
+}
+
+// nginxHasHTTP2 reports whether this nginx has ngx_http_v2_module
+// (Debian's nginx-light and nginx-full both do).
+func nginxHasHTTP2(nginx string) bool {
+	out, _ := exec.Command(nginx, "-V").CombinedOutput()
+	return strings.Contains(string(out), "--with-http_v2_module")
 }
 
 // nginxTempModules lists the modules built into this nginx that need a

@@ -72,3 +72,56 @@ func TestNginxConfTLS(t *testing.T) {
 		}
 	}
 }
+
+func TestNginxConfHTTP2(t *testing.T) {
+	c := nginxConfig{dir: "/tmp/run", port: 20001, upstreamPort: 20002, workers: 2, nofile: 20000,
+		h2cPort: 20004, http2: true, sslPort: 20003, cert: "/tmp/pki/bench.pem", key: "/tmp/pki/bench.key", keepalive: 1000}
+	conf := nginxConf(c)
+	if !strings.Contains(conf, "        keepalive 1000;\n") {
+		t.Errorf("upstream keepalive is not 1000:\n%s", conf)
+	}
+	// The plain port stays HTTP/1.1 (the readiness check); h2c gets one
+	// of its own; the HTTPS one offers h2 by ALPN.
+	want := "        listen 127.0.0.1:20001 backlog=4096;\n" +
+		"        listen 127.0.0.1:20004 http2 backlog=4096;\n" +
+		"        listen 127.0.0.1:20003 ssl http2 backlog=4096;\n"
+	if !strings.Contains(conf, want) {
+		t.Errorf("config lacks %q:\n%s", want, conf)
+	}
+	// HTTP/2 connections are bounded by keepalive_requests too.
+	if !strings.Contains(conf, "    keepalive_requests 1000000;\n") {
+		t.Errorf("config lacks keepalive_requests:\n%s", conf)
+	}
+	c.http2, c.h2cPort, c.keepalive = false, 0, 0
+	if conf := nginxConf(c); strings.Contains(conf, "http2") || !strings.Contains(conf, "        keepalive 64;\n") {
+		t.Errorf("HTTP/1 config has http2 or no keepalive 64:\n%s", conf)
+	}
+}
+
+func TestSkipHTTP2(t *testing.T) {
+	e := &env{}
+	for _, id := range []string{"h2c", "h2-tls"} {
+		sc := scenarioByID(id)
+		if why := systemByName("mongrel2").skip(e, sc); why != "Mongrel2 has no HTTP/2" {
+			t.Errorf("mongrel2 %s: %q", id, why)
+		}
+		for _, sys := range []string{"nginx-proxy", "nginx-direct"} {
+			if why := systemByName(sys).skip(e, sc); !strings.Contains(why, "ngx_http_v2_module") {
+				t.Errorf("%s %s without the v2 module: %q", sys, id, why)
+			}
+		}
+		if why := systemByName("blastbeat").skip(e, sc); why != "" {
+			t.Errorf("blastbeat %s: %q", id, why)
+		}
+	}
+	e.nginxHTTP2 = true
+	if why := systemByName("nginx-proxy").skip(e, scenarioByID("h2c")); why != "" {
+		t.Errorf("nginx-proxy h2c with the v2 module: %q", why)
+	}
+	if why := (&env{}).noTool(scenarioByID("h2c")); !strings.Contains(why, "h2load not installed") {
+		t.Errorf("no h2load: %q", why)
+	}
+	if why := (&env{h2load: "/usr/bin/h2load"}).noTool(scenarioByID("h2c")); why != "" {
+		t.Errorf("h2load installed: %q", why)
+	}
+}
