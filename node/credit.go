@@ -111,10 +111,11 @@ func (n *Node) charge(sid []byte, typ string, body []byte) {
 // message of sid within its allowance and returns how many bytes of body
 // went out. An empty message costs nothing and always goes (an empty
 // chunk ends a chunked response). `body` and `chunk` are split: what fits
-// goes now. A WebSocket message is one frame and goes whole or not at all; one
-// larger than the proxy's window goes once the whole window is back
-// (nothing of the session is outstanding), the only overdraft SendBody
-// makes, bounded by that one message. When sent < len(body) the error is
+// goes now. A WebSocket message is one frame and goes whole or not at all:
+// it goes when it fits, or when more than half of the proxy's window is
+// left (the proxy grants more only once half the window is spent, so a
+// message that does not fit then would wait forever), the only overdraft
+// SendBody makes, bounded by that one message. When sent < len(body) the error is
 // ErrNoCredit: send body[sent:] after the sid's next `credit` message,
 // which Recv returns. Without EnableCredits it is Send. Other types give
 // ErrNotBody.
@@ -137,8 +138,9 @@ func (n *Node) SendBody(sid []byte, typ string, body []byte) (sent int, err erro
 			switch {
 			case divisible && a.left > 0:
 				k = int(a.left)
-			case !divisible && a.window > 0 && a.left >= a.window && int64(k) > a.window:
-				// larger than the window: alone, with nothing outstanding
+			case !divisible && a.window > 0 && 2*a.left > a.window:
+				// more than half the window left: no grant comes before
+				// this goes (PROTOCOL.md credits, rule 5: an overdraft)
 			default:
 				return 0, ErrNoCredit
 			}

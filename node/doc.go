@@ -10,6 +10,11 @@
 // A Node is not safe for concurrent use: like the libzmq sockets under it,
 // it belongs to one goroutine.
 //
+// Serve runs an ordinary net/http Handler as a node instead (see "Serving
+// a net/http Handler" below): it does the sockets, pings, credits and the
+// mapping between PROTOCOL.md's messages and *http.Request /
+// http.ResponseWriter.
+//
 // # Several proxies
 //
 // BlastBeat scales out as N proxy instances side by side behind an L4
@@ -54,4 +59,80 @@
 // with `node.Dial("app2", endpoints...)` in the second process, and so on.
 // Each proxy then spreads new sessions over the processes (fewest open
 // sessions first) and skips the ones that stop answering its pings.
+//
+// # Serving a net/http Handler
+//
+// Serve runs any http.Handler (a ServeMux, a framework's router, an
+// httputil.ReverseProxy) as a node, until its context is done:
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//	defer stop()
+//	err := node.Serve(ctx, node.ServeConfig{
+//		Identity:  "app1",
+//		Endpoints: []string{"tcp://proxy-a:5000", "tcp://proxy-b:5000"},
+//		WebSocket: func(ws *node.WebSocket) { ... }, // optional
+//	}, mux)
+//
+// Each request runs its handler on a goroutine of its own (at most
+// ServeConfig.MaxConcurrent at once; more wait in order). One goroutine
+// owns the sockets: it answers pings at once whatever the handlers do,
+// and the handlers hand it their output.
+//
+// The *http.Request is what net/http's server would make of the same
+// request, built from the uwsgi environ (or the raw head of a `format =
+// headers` virtual host): Method, URL and RequestURI, Proto (HTTP/2.0
+// for an HTTP/2 stream), Host, Header (from the HTTP_* vars,
+// CONTENT_TYPE and CONTENT_LENGTH; the proxy joined repeated fields with
+// ", "), ContentLength (-1 and TransferEncoding ["chunked"] for a body of
+// unknown length), Close, RemoteAddr (REMOTE_ADDR:REMOTE_PORT), and a
+// non-nil but empty TLS when the client came over HTTPS (the TLS session
+// is the proxy's). RequestEnviron returns the environ itself. The Body
+// streams as the proxy's `body` messages come (http.NoBody without a
+// body); it holds at most ServeConfig.MaxBuffer unread bytes, since
+// nothing in the protocol slows a proxy down: past that the request
+// fails (ErrBufferFull; 413 if no response went out). A body the handler
+// leaves unread is dropped as it arrives (past 256 KiB more of it the
+// session is ended, closing the client's connection).
+//
+// The http.ResponseWriter sends the head as a `headers` message and:
+//
+//   - a response the handler writes whole (at most 32 KiB, no Flush) as
+//     that one message, body included, with its Content-Length;
+//   - with a Content-Length the handler set, `body` messages;
+//   - else `chunk` messages and the final empty chunk; Flush (it
+//     implements http.Flusher, and FlushError for
+//     http.ResponseController) sends what was written so far;
+//   - nothing in the body of a HEAD, 1xx, 204 or 304 response (Write
+//     fails with http.ErrBodyNotAllowed for the statuses, as net/http's).
+//
+// WriteHeader with a 1xx code other than 101 (103 Early Hints) sends that
+// head at once; the proxy passes it to HTTP/1.1 and HTTP/2 clients. A
+// second final WriteHeader is logged and ignored. Content-Type is sniffed
+// when the handler set none, as net/http does; hop-by-hop fields are
+// dropped, and Connection: close makes the proxy close the client's
+// connection after the response. Trailers are not sent (the protocol has
+// none). Writes wait for credit: a handler writes at the pace of its
+// client. Hijack (http.Hijacker, http.ResponseController) fails with
+// ErrHijack: the client connection is the proxy's, and WebSocket sessions
+// have their own callback. EnableFullDuplex succeeds (the body can always
+// be read while the response is written); read and write deadlines are
+// not supported (use the request's context).
+//
+// The request's context is cancelled when the client goes away (the
+// proxy's `end`), when Serve stops, and when the handler returns; writes
+// then fail with ErrSessionEnded. A handler that panics is logged to
+// ServeConfig.ErrorLog; its client gets a 500 when no head went out,
+// else the session is ended (with HTTP/1.x the connection closes).
+//
+// A request that asks for a WebSocket (the proxy has already answered its
+// handshake) goes to ServeConfig.WebSocket instead, or is ended at once
+// when that is nil: WebSocket.Receive returns each client message (text
+// or binary) and io.EOF once the client closed the session, Send sends
+// one, Close ends the session with a close frame (1000).
+//
+// When ctx is done, Serve cancels every handler's context, ends the
+// sessions in flight, sends requests whose handler had not started back
+// to the proxy with `retry` (another node of the virtual host serves
+// them), waits up to ServeConfig.ShutdownTimeout for the handlers to
+// return, closes its sockets and returns nil.
 package node

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -467,4 +468,24 @@ func TestCost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCreditWebSocketOverdraft: a WebSocket message that does not fit
+// what is left goes anyway while more than half the window is left (the
+// proxy grants more only below half: waiting would wait forever), and
+// waits once half or less is left.
+func TestCreditWebSocketOverdraft(t *testing.T) {
+	s := startStub(t)
+	n := s.dial("ws")
+	n.EnableCredits()
+	s.send("ws", "s1", "uwsgi", head)
+	s.send("ws", "s1", "credit", "100")
+	recvType(t, n, "s1", "uwsgi")
+	recvType(t, n, "s1", "credit")
+	sendBody(t, n, "s1", "websocket", bytes.Repeat([]byte("a"), 30), 30, nil) // 70 left
+	sendBody(t, n, "s1", "websocket", bytes.Repeat([]byte("b"), 90), 90, nil) // 70 > 50: overdraft
+	wantCredit(t, n, "s1", -20)
+	sendBody(t, n, "s1", "websocket", []byte("c"), 0, node.ErrNoCredit)
+	s.expect(frame{"ws", "s1", "websocket", strings.Repeat("a", 30)})
+	s.expect(frame{"ws", "s1", "websocket", strings.Repeat("b", 90)})
 }

@@ -1,4 +1,5 @@
-// Command demo-node is an example BlastBeat backend node. It serves:
+// Command demo-node is an example BlastBeat backend node: an ordinary
+// net/http Handler, run by node.Serve. It serves:
 //
 //	/            a hello page
 //	/stream      a page streamed as chunks
@@ -14,24 +15,24 @@
 // node serves every proxy it is given, each reply going back to the proxy
 // its request came from. Several demo-node processes need one -identity
 // each, all listed in the virtual host (see the node package doc).
+// SIGINT or SIGTERM stops it cleanly.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
-	"net/url"
+	"net/http"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/blastbeat/blastbeat/node"
 )
-
-// session is what the node remembers of a request whose body streams in.
-type session struct {
-	chunked bool // echo with chunk messages (request had no length)
-	left    int64
-}
 
 func main() {
 	identity := flag.String("identity", "demo", "node identity (the vhost's node = NAME)")
@@ -48,103 +49,103 @@ func main() {
 	if len(endpoints) == 0 {
 		endpoints = []string{"tcp://127.0.0.1:5000"}
 	}
-	n, err := node.Dial(*identity, endpoints...)
-	if err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Printf("demo-node %q serving %s", *identity, strings.Join(endpoints, " "))
+	cfg := node.ServeConfig{Identity: *identity, Endpoints: endpoints, WebSocket: echoWebSocket}
+	if err := node.Serve(ctx, cfg, newHandler()); err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("demo-node %q connected to %s", *identity, strings.Join(endpoints, " "))
-	echo := map[string]*session{}
-	for {
-		m, err := n.Recv()
-		if err != nil {
-			log.Printf("recv: %v", err)
-			continue
-		}
-		sid := string(m.SID)
-		switch m.Type {
-		case "uwsgi":
-			env, err := node.Environ(m.Body)
-			if err != nil {
-				log.Printf("bad uwsgi packet: %v", err)
-				continue
-			}
-			if s := serve(n, m.SID, env); s != nil {
-				echo[sid] = s
-			}
-		case "body":
-			s := echo[sid]
-			if s == nil {
-				continue
-			}
-			if s.chunked {
-				_ = n.Send(m.SID, "chunk", m.Body) // an empty body ends both
-				if len(m.Body) == 0 {
-					delete(echo, sid)
-				}
-				continue
-			}
-			_ = n.Send(m.SID, "body", m.Body)
-			if s.left -= int64(len(m.Body)); s.left <= 0 {
-				delete(echo, sid)
-			}
-		case "websocket", "websocket-binary":
-			_ = n.Send(m.SID, m.Type, m.Body) // one message back, same kind
-		case "end":
-			delete(echo, sid)
+}
+
+// newHandler is the demo's HTTP side; any path it does not know gets the
+// hello page.
+func newHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", hello)
+	mux.HandleFunc("/stream", stream)
+	mux.HandleFunc("/echo", echo)
+	mux.HandleFunc("/download", download)
+	return mux
+}
+
+const helloPage = "<h1>Hello from BlastBeat</h1>\n"
+
+func hello(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html")
+	io.WriteString(w, helloPage) // small: one message, with its Content-Length
+}
+
+// stream sends ten lines, each flushed as a chunk of its own.
+func stream(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html")
+	flusher, _ := w.(http.Flusher)
+	for i := 1; i <= 10; i++ {
+		fmt.Fprintf(w, "i am the number %d<br/>\n", i)
+		if flusher != nil {
+			flusher.Flush()
 		}
 	}
 }
 
-const hello = "<h1>Hello from BlastBeat</h1>\n"
-
-// serve answers a request head; it returns a session when the request's
-// body is to be echoed.
-func serve(n *node.Node, sid []byte, env map[string]string) *session {
-	if strings.EqualFold(env["HTTP_UPGRADE"], "websocket") {
-		// A WebSocket handshake: the proxy answered 101 itself, and an
-		// HTTP reply would only be dropped. Its messages come next.
-		return nil
+// echo streams the request body back as it arrives: with the request's
+// Content-Length when it has one, chunked when it has none.
+func echo(w http.ResponseWriter, r *http.Request) {
+	ctype := r.Header.Get("Content-Type")
+	if ctype == "" {
+		ctype = "application/octet-stream"
 	}
-	switch env["PATH_INFO"] {
-	case "/echo":
-		ctype := env["CONTENT_TYPE"]
-		if ctype == "" {
-			ctype = "application/octet-stream"
-		}
-		if cl, ok := env["CONTENT_LENGTH"]; ok {
-			size, _ := strconv.ParseInt(cl, 10, 64)
-			_ = n.Send(sid, "headers", []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", ctype, size)))
-			if size == 0 {
-				return nil
+	w.Header().Set("Content-Type", ctype)
+	if r.ContentLength >= 0 {
+		w.Header().Set("Content-Length", strconv.FormatInt(r.ContentLength, 10))
+	}
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
 			}
-			return &session{left: size}
+			if rc.Flush() != nil {
+				return
+			}
 		}
-		if env["HTTP_TRANSFER_ENCODING"] == "chunked" {
-			_ = n.Send(sid, "headers", []byte("HTTP/1.1 200 OK\r\nContent-Type: "+ctype+"\r\nTransfer-Encoding: chunked\r\n\r\n"))
-			return &session{chunked: true}
+		if err != nil {
+			return // io.EOF: all of it
 		}
-		_ = n.Send(sid, "headers", []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-	case "/stream":
-		_ = n.Send(sid, "headers", []byte("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"))
-		for i := 1; i <= 10; i++ {
-			_ = n.Send(sid, "chunk", []byte(fmt.Sprintf("i am the number %d<br/>\n", i)))
-		}
-		_ = n.Send(sid, "chunk", nil)
-	case "/download":
-		q, _ := url.ParseQuery(env["QUERY_STRING"])
-		size, err := strconv.ParseInt(q.Get("size"), 10, 64)
-		if err != nil || size < 0 {
-			size = 1 << 20
-		}
-		_ = n.Send(sid, "headers", []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", size)))
-		piece := []byte(strings.Repeat("x", 64<<10))
-		for size > 0 {
-			k := min(size, int64(len(piece)))
-			_ = n.Send(sid, "body", piece[:k])
-			size -= k
-		}
-	default:
-		_ = n.Send(sid, "headers", []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s", len(hello), hello)))
 	}
-	return nil
+}
+
+// download sends ?size=N bytes of 'x' (1 MiB by default).
+func download(w http.ResponseWriter, r *http.Request) {
+	size, err := strconv.ParseInt(r.URL.Query().Get("size"), 10, 64)
+	if err != nil || size < 0 {
+		size = 1 << 20
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	piece := []byte(strings.Repeat("x", 64<<10))
+	for size > 0 {
+		k := min(size, int64(len(piece)))
+		if _, err := w.Write(piece[:k]); err != nil {
+			return // the client went away
+		}
+		size -= k
+	}
+}
+
+// echoWebSocket sends every message back, of the same kind, until the
+// client closes the session.
+func echoWebSocket(ws *node.WebSocket) {
+	ctx := ws.Context()
+	for {
+		msg, binary, err := ws.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if err := ws.Send(ctx, msg, binary); err != nil {
+			return
+		}
+	}
 }

@@ -1,0 +1,339 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// Serve runs a net/http Handler as a BlastBeat node: see "Serving a
+// net/http Handler" in the package doc. The files serve_*.go hold its
+// parts: the loop that owns the sockets (serve_loop.go), the environ →
+// *http.Request mapping (serve_request.go), the request body
+// (serve_body.go), the ResponseWriter (serve_writer.go) and WebSocket
+// sessions (serve_websocket.go).
+
+// Defaults of ServeConfig.
+const (
+	DefaultMaxConcurrent   = 256
+	DefaultMaxBuffer       = 16 << 20
+	DefaultShutdownTimeout = 5 * time.Second
+)
+
+// serveSendTimeout bounds how long the loop waits for a proxy that does
+// not take a message (ZeroMQ high-water mark): the message's session
+// fails instead of the node stalling for ever.
+const serveSendTimeout = 5 * time.Second
+
+// serveLinger is how long the sockets keep trying to deliver what was
+// sent last (the `end` and `retry` messages of a stop) once closed.
+const serveLinger = time.Second
+
+// ServeConfig configures Serve. Only Identity and Endpoints are required.
+type ServeConfig struct {
+	// Identity is the node name: the `node = NAME` of the virtual hosts
+	// it serves (one name per process, see the package doc).
+	Identity string
+	// Endpoints are the proxies' `zmq` endpoints, one per proxy; the node
+	// serves them all, each reply going to the proxy its request came
+	// from. At least one.
+	Endpoints []string
+	// MaxConcurrent bounds the HTTP handlers running at once (default
+	// DefaultMaxConcurrent). Requests beyond it wait, in arrival order,
+	// for a handler to return (their bodies are buffered meanwhile); the
+	// proxy's `timeout` (504) bounds the wait. WebSocket callbacks do not
+	// count: each holds its session for its whole life.
+	MaxConcurrent int
+	// MaxBuffer bounds what one session holds that its handler has not
+	// taken yet: request body bytes not read, WebSocket messages not
+	// received (default DefaultMaxBuffer). The protocol has no flow
+	// control from the proxy to a node, so a session over it fails: its
+	// request body reads ErrBufferFull, the client gets 413 when no
+	// response head went out yet, and the session is ended otherwise.
+	MaxBuffer int
+	// WebSocket serves WebSocket sessions (a request with Upgrade:
+	// websocket, which the proxy has already accepted). It runs on a
+	// goroutine of its own for the session's life; when it returns the
+	// session is closed. Nil: every WebSocket session is closed at once.
+	WebSocket func(ws *WebSocket)
+	// DisableCredits turns flow control off (see credit.go): by default
+	// the node speaks credits, so a response goes at the pace of its
+	// client and a handler's Write blocks while the client is behind.
+	// Turn it off only for a proxy that predates credits, which would
+	// never grant any.
+	DisableCredits bool
+	// ShutdownTimeout bounds how long Serve waits, once its context is
+	// done, for the handlers to return (default DefaultShutdownTimeout).
+	ShutdownTimeout time.Duration
+	// ErrorLog receives handler panics and the node's errors; nil means
+	// the log package's standard logger.
+	ErrorLog *log.Logger
+}
+
+// Errors of Serve's sessions.
+var (
+	// ErrSessionEnded is what writes, body reads and WebSocket sends
+	// return once their session is over: the client went away (the
+	// proxy's `end`), the node ended it, or Serve stopped.
+	ErrSessionEnded = errors.New("node: session ended")
+
+	// ErrBufferFull is what a request body read returns when more of the
+	// body arrived than MaxBuffer while the handler did not read it; the
+	// session has failed. WebSocket.Receive returns it the same way.
+	ErrBufferFull = errors.New("node: session buffer full (ServeConfig.MaxBuffer)")
+
+	// ErrHijack is what Hijack returns: the proxy owns the client's
+	// connection, a node only has its session. WebSocket sessions are
+	// served by ServeConfig.WebSocket instead. errors.Is(err,
+	// http.ErrNotSupported) holds.
+	ErrHijack = fmt.Errorf("node: %w: Hijack (the proxy owns the client connection; use ServeConfig.WebSocket)", http.ErrNotSupported)
+)
+
+// Serve connects to cfg.Endpoints as cfg.Identity and serves every
+// request the proxies route to it with h, each on a goroutine of its own
+// whose request context derives from ctx, until ctx is done. Then it
+// stops: every handler's context is cancelled, sessions in flight are
+// ended (requests whose handler had not started yet go back to the proxy
+// with `retry`, for another node), new ones are retried, and Serve waits
+// up to cfg.ShutdownTimeout for the handlers to return before it closes
+// the sockets. It returns nil after a stop, or the error that ended it
+// (a bad config, a socket that failed).
+func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
+	if h == nil {
+		return errors.New("node: Serve with a nil Handler")
+	}
+	if len(cfg.Endpoints) == 0 {
+		return errors.New("node: Serve with no endpoint")
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.MaxBuffer <= 0 {
+		cfg.MaxBuffer = DefaultMaxBuffer
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.ErrorLog == nil {
+		cfg.ErrorLog = log.Default()
+	}
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		return err
+	}
+	n, err := dialIn(zctx, cfg.Identity, cfg.Endpoints)
+	if err != nil {
+		zctx.Term()
+		return err
+	}
+	s := &server{cfg: cfg, h: h, n: n, zctx: zctx, ctx: ctx, sessions: map[string]*stream{}, exclude: headExclude()}
+	if err := s.open(); err != nil {
+		s.closeSockets()
+		return err
+	}
+	stopWake := context.AfterFunc(ctx, s.wake)
+	defer stopWake()
+	return s.run()
+}
+
+// server is one Serve call. The node, the receiving end of the wakeup
+// socket and every field below "loop only" belong to the loop goroutine;
+// handler goroutines reach it through enqueue.
+type server struct {
+	cfg ServeConfig
+	h   http.Handler
+	n   *Node
+	// zctx is Serve's own ZeroMQ context (see dialIn).
+	zctx *zmq.Context
+	// exclude is headExclude's set, for http.Header.WriteSubset.
+	exclude map[string]bool
+	// ctx is Serve's: handler contexts derive from it, and its end
+	// starts the stop.
+	ctx context.Context
+
+	// mu guards the queue of operations from handler goroutines.
+	mu        sync.Mutex
+	ops       []*op
+	signalled bool // a wakeup is on its way since ops was last taken
+	closed    bool // the loop is gone: enqueue refuses
+
+	// wakeMu guards wakeTx, the sending end of the inproc PAIR that
+	// wakes the loop's poll; nil once closed.
+	wakeMu sync.Mutex
+	wakeTx *zmq.Socket
+
+	// loop only.
+	wakeRx   *zmq.Socket
+	poller   *zmq.Poller
+	sessions map[string]*stream // by sid: each session's current request
+	running  int                // HTTP handler goroutines
+	sockets  int                // WebSocket goroutines
+	waiting  []*stream          // requests waiting for a handler slot, FIFO
+	stopping bool
+	deadline time.Time // the stop's end, once stopping
+}
+
+// open sets the sockets up: timeouts, credits, the wakeup pair, the
+// poller; and tells each proxy at once that the node is there (and
+// speaks credits) with an unsolicited pong, so that no session reaches it
+// while the proxy still takes it for a node without credits.
+func (s *server) open() error {
+	if !s.cfg.DisableCredits {
+		s.n.EnableCredits()
+	}
+	if err := errors.Join(s.n.SetRecvTimeout(0), s.n.SetSendTimeout(serveSendTimeout)); err != nil {
+		return err
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	ep := "inproc://blastbeat-node-serve-" + hex.EncodeToString(id[:])
+	rx, err := s.zctx.NewSocket(zmq.PAIR)
+	if err != nil {
+		return err
+	}
+	s.wakeRx = rx
+	tx, err := s.zctx.NewSocket(zmq.PAIR)
+	if err != nil {
+		return err
+	}
+	s.wakeTx = tx
+	if err := errors.Join(rx.SetLinger(0), tx.SetLinger(0), rx.Bind(ep), tx.Connect(ep)); err != nil {
+		return err
+	}
+	s.poller = zmq.NewPoller()
+	s.poller.Add(rx, zmq.POLLIN)
+	pong := ""
+	if !s.cfg.DisableCredits {
+		pong = CreditsFeature
+	}
+	for _, sock := range s.n.Sockets() {
+		s.poller.Add(sock, zmq.POLLIN)
+		// A DEALER queues it until its connection is up.
+		if _, err := sock.SendMessage("", "pong", pong); err != nil {
+			s.logf("node: serve: announcing to a proxy: %v", err)
+		}
+	}
+	return nil
+}
+
+// close ends the loop's side: operations still queued fail, enqueue
+// refuses from now on, the sockets close (what was sent last still has
+// serveLinger to go out).
+func (s *server) close() {
+	s.mu.Lock()
+	s.closed = true
+	ops := s.ops
+	s.ops = nil
+	s.mu.Unlock()
+	for _, o := range ops {
+		o.finish(ErrSessionEnded)
+	}
+	s.closeSockets()
+}
+
+// closeSockets closes every socket and terminates the context, which
+// waits (up to serveLinger) until what was sent last went out.
+func (s *server) closeSockets() {
+	s.wakeMu.Lock()
+	if s.wakeTx != nil {
+		s.wakeTx.Close()
+		s.wakeTx = nil
+	}
+	s.wakeMu.Unlock()
+	if s.wakeRx != nil {
+		s.wakeRx.Close()
+	}
+	for _, sock := range s.n.Sockets() {
+		_ = sock.SetLinger(serveLinger)
+	}
+	s.n.Close()
+	if err := s.zctx.Term(); err != nil {
+		s.logf("node: serve: closing: %v", err)
+	}
+}
+
+// dialIn is Dial with the sockets in zctx, Serve's own ZeroMQ context:
+// terminating it at the stop waits until the last messages (the stop's
+// `end` and `retry`) went out, where sockets of the shared default
+// context, which nobody terminates, would lose them to a process that
+// exits at once.
+func dialIn(zctx *zmq.Context, identity string, endpoints []string) (*Node, error) {
+	n := &Node{}
+	for i, ep := range endpoints {
+		if slices.Contains(endpoints[:i], ep) {
+			return nil, fmt.Errorf("node: endpoint %s given twice", ep)
+		}
+		sock, err := zctx.NewSocket(zmq.DEALER)
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.socks = append(n.socks, sock)
+		if err := errors.Join(sock.SetIdentity(identity), sock.SetLinger(0)); err != nil {
+			n.Close()
+			return nil, err
+		}
+		if err := sock.Connect(ep); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("node: connect %s: %w", ep, err)
+		}
+	}
+	if len(n.socks) > 1 {
+		n.poller = zmq.NewPoller()
+		for _, sock := range n.socks {
+			n.poller.Add(sock, zmq.POLLIN)
+		}
+		n.routes = newRoutes(DefaultMaxSessions)
+	}
+	return n, nil
+}
+
+// enqueue hands an operation to the loop; false once the loop is gone.
+// Safe for concurrent use.
+func (s *server) enqueue(o *op) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.ops = append(s.ops, o)
+	wake := !s.signalled
+	s.signalled = true
+	s.mu.Unlock()
+	if wake {
+		s.wake()
+	}
+	return true
+}
+
+// wake makes the loop's poll return. Safe for concurrent use.
+func (s *server) wake() {
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	if s.wakeTx != nil {
+		_, _ = s.wakeTx.Send("", zmq.DONTWAIT)
+	}
+}
+
+// takeOps returns the queued operations, in order.
+func (s *server) takeOps() []*op {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ops := s.ops
+	s.ops = nil
+	s.signalled = false
+	return ops
+}
+
+func (s *server) logf(format string, args ...any) {
+	s.cfg.ErrorLog.Printf(format, args...)
+}

@@ -1,0 +1,523 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"syscall"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// The loop: one goroutine owns the Node (every receive and every send)
+// and the sessions' state. It sleeps in zmq_poll on the node's sockets
+// and an inproc PAIR that handler goroutines ring (enqueue) when they
+// hand it an operation, so it answers pings and takes every proxy's
+// messages at once, whatever the handlers do.
+
+// recvBatch bounds the messages taken per wakeup before the handlers'
+// operations get their turn.
+const recvBatch = 1024
+
+// discardLimit is how much request body the node drops, once the handler
+// returned without reading it all, before it ends the session (net/http
+// reads up to 256 KiB of an unread body to keep a connection). See onBody.
+const discardLimit = 256 << 10
+
+type opKind uint8
+
+const (
+	opSend opKind = iota // send msgs in order, each body within credit
+	opEnd                // end the session now (`end`); what waits for credit is dropped
+	opExit               // the session's goroutine returned
+)
+
+// outMsg is one message to the proxy.
+type outMsg struct {
+	typ  string
+	data []byte
+	// head, for a `headers` message that carries body bytes: data[:head]
+	// is the head. 0: data is all head (or all body, for body types).
+	head int
+	// interim marks a 1xx head.
+	interim bool
+}
+
+// op is what a handler goroutine hands the loop. Once enqueued, only the
+// loop touches it; the goroutine waits on done (when not nil).
+type op struct {
+	kind opKind
+	st   *stream
+	msgs []outMsg
+	done chan error // capacity 1; nil: nobody waits
+
+	next     int  // loop: msgs[:next] went out
+	off      int  // loop: bytes of msgs[next] that went out
+	finished bool // loop: done was told
+}
+
+// finish tells the waiting goroutine (once) how the operation ended.
+func (o *op) finish(err error) {
+	if o.done != nil && !o.finished {
+		o.finished = true
+		o.done <- err
+	}
+}
+
+// stream is one request (or WebSocket session) of a sid: from its head to
+// its end, or to the next head of the same sid (HTTP/1.x keep-alive).
+type stream struct {
+	sid  []byte
+	key  string // string(sid)
+	desc string // method and path, for the loop's log lines
+	// req is the handler's from its start on: the loop does not read it.
+	req *http.Request
+	// ctx is the request's context; cancel ends it (the client went
+	// away, Serve stops, or the handler returned).
+	ctx    context.Context
+	cancel context.CancelFunc
+	body   *bodyReader // nil: the request has no body
+	ws     *WebSocket  // non-nil: a WebSocket session
+
+	// loop only.
+	started   bool  // its goroutine was started
+	exited    bool  // and returned
+	dead      bool  // ended: its messages are dropped
+	finalSent bool  // a final response head went out
+	bodyLeft  int64 // request body bytes still to come; -1: until the empty `body`
+	discarded int64 // body bytes dropped after the handler returned
+	window    int64 // the largest credit seen: the proxy's window
+	pending   []*op // sends waiting (for credit), in order
+}
+
+// run is the loop. It returns nil after a stop, or the error that broke
+// the sockets.
+func (s *server) run() (err error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		if err != nil {
+			s.killAll()
+		}
+		s.close()
+	}()
+	for {
+		if _, err := s.poller.Poll(-1); err != nil {
+			if zmq.AsErrno(err) == zmq.Errno(syscall.EINTR) {
+				continue
+			}
+			return fmt.Errorf("node: serve: poll: %w", err)
+		}
+		for {
+			if _, err := s.wakeRx.RecvBytes(zmq.DONTWAIT); err != nil {
+				break
+			}
+		}
+		if !s.stopping && s.ctx.Err() != nil {
+			// Before the operations: handlers may have seen the stop
+			// first, and what they send now is for sessions it ends.
+			s.beginStop()
+			timer = time.AfterFunc(s.cfg.ShutdownTimeout, s.wake)
+		}
+		if err := s.receive(); err != nil {
+			return fmt.Errorf("node: serve: receive: %w", err)
+		}
+		for _, o := range s.takeOps() {
+			s.apply(o)
+		}
+		if s.stopping {
+			if s.running+s.sockets == 0 {
+				return nil
+			}
+			if !time.Now().Before(s.deadline) {
+				s.logf("node: serve: stopping with %d handlers still running after %v", s.running+s.sockets, s.cfg.ShutdownTimeout)
+				return nil
+			}
+		}
+	}
+}
+
+// receive takes what the proxies sent, up to recvBatch messages.
+func (s *server) receive() error {
+	for range recvBatch {
+		m, err := s.n.Recv()
+		if err != nil {
+			switch zmq.AsErrno(err) {
+			case errAgain:
+				return nil
+			case zmq.Errno(syscall.EINTR):
+				continue
+			}
+			if errors.Is(err, ErrBadMessage) || errors.Is(err, ErrBadCredit) {
+				s.logf("node: serve: %v", err)
+				continue
+			}
+			return err
+		}
+		s.dispatch(m)
+	}
+	return nil
+}
+
+func (s *server) dispatch(m Message) {
+	switch m.Type {
+	case "uwsgi", "headers":
+		s.onHead(m)
+	case "body":
+		s.onBody(m)
+	case "websocket", "websocket-binary":
+		if st := s.sessions[string(m.SID)]; st != nil && st.ws != nil {
+			if !st.ws.push(m.Body, m.Type == "websocket-binary") {
+				s.logf("node: serve: WebSocket %s: over MaxBuffer (%d bytes) unreceived; ending it", st.desc, s.cfg.MaxBuffer)
+				st.ws.fail(ErrBufferFull)
+				s.endSession(st)
+			}
+		}
+	case "credit":
+		if st := s.sessions[string(m.SID)]; st != nil {
+			st.window = max(st.window, s.n.Credit(st.sid))
+			s.pump(st)
+		}
+	case "end":
+		if st := s.sessions[string(m.SID)]; st != nil {
+			if st.ws != nil {
+				st.ws.fail(io.EOF)
+			}
+			s.kill(st)
+		}
+	}
+}
+
+// onHead starts a request.
+func (s *server) onHead(m Message) {
+	key := string(m.SID)
+	if old := s.sessions[key]; old != nil {
+		s.supersede(old)
+	}
+	if s.stopped() {
+		s.send(m.SID, "retry", nil) // another node, if there is one
+		return
+	}
+	var req *http.Request
+	var env map[string]string
+	var err error
+	if m.Type == "uwsgi" {
+		if env, err = Environ(m.Body); err == nil {
+			req, err = requestFromEnviron(env)
+		}
+	} else {
+		req, err = requestFromHead(m.Body)
+	}
+	if err != nil {
+		s.logf("node: serve: bad request head: %v", err)
+		s.send(m.SID, "headers", simpleResponse(http.StatusBadRequest, true))
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	if env != nil {
+		ctx = context.WithValue(ctx, environKey{}, env)
+	}
+	st := &stream{sid: m.SID, key: key, ctx: ctx, cancel: cancel, desc: req.Method + " " + req.URL.Path}
+	st.req = req.WithContext(ctx)
+	s.sessions[key] = st
+	if isWebSocket(req) {
+		if s.cfg.WebSocket == nil {
+			s.endSession(st)
+			return
+		}
+		st.ws = newWebSocket(s, st)
+		st.started = true
+		s.sockets++
+		go s.serveWebSocket(st)
+		return
+	}
+	if req.ContentLength != 0 {
+		st.bodyLeft = req.ContentLength // -1: chunked
+		st.body = newBodyReader(ctx, s.cfg.MaxBuffer)
+		st.req.Body = st.body
+	}
+	if s.running < s.cfg.MaxConcurrent {
+		s.start(st)
+	} else {
+		s.waiting = append(s.waiting, st)
+	}
+}
+
+// supersede retires a sid's request when its next request starts: its
+// response is complete (the proxy sends the next head only then), so
+// whatever its handler still sends is dropped.
+//
+// Its handler's context is left alone (unless it never started): as with
+// net/http, it ends when the handler returns.
+func (s *server) supersede(old *stream) {
+	if !old.started {
+		s.kill(old)
+		return
+	}
+	old.dead = true
+	if old.body != nil {
+		old.body.fail(ErrSessionEnded)
+	}
+	for _, o := range old.pending {
+		o.finish(ErrSessionEnded)
+	}
+	old.pending = nil
+	delete(s.sessions, old.key)
+}
+
+func (s *server) start(st *stream) {
+	st.started = true
+	s.running++
+	go s.serveHTTP(st)
+}
+
+// startWaiting starts waiting requests while slots are free.
+func (s *server) startWaiting() {
+	for s.running < s.cfg.MaxConcurrent && len(s.waiting) > 0 && !s.stopped() {
+		st := s.waiting[0]
+		s.waiting[0] = nil
+		s.waiting = s.waiting[1:]
+		if !st.dead {
+			s.start(st)
+		}
+	}
+}
+
+// onBody passes a request body piece to its reader. Once the handler has
+// returned, the rest of an unread body is dropped; past discardLimit of
+// it, with more to come, the session is ended (the client's connection
+// closed) rather than the whole upload read for nothing.
+func (s *server) onBody(m Message) {
+	st := s.sessions[string(m.SID)]
+	if st == nil || st.ws != nil || st.bodyLeft == 0 {
+		return
+	}
+	data := m.Body
+	eof := false
+	if st.bodyLeft < 0 {
+		eof = len(data) == 0
+	} else {
+		if int64(len(data)) > st.bodyLeft {
+			data = data[:st.bodyLeft]
+		}
+		st.bodyLeft -= int64(len(data))
+		eof = st.bodyLeft == 0
+	}
+	if eof {
+		st.bodyLeft = 0
+	}
+	if st.exited {
+		st.discarded += int64(len(data))
+		if eof {
+			s.maybeForget(st)
+		} else if st.discarded > discardLimit && (st.bodyLeft < 0 || st.bodyLeft > discardLimit) {
+			s.endSession(st)
+		}
+		return
+	}
+	if !st.body.push(data, eof) {
+		s.logf("node: serve: %s: request body over MaxBuffer (%d bytes) unread; failing the request", st.desc, s.cfg.MaxBuffer)
+		st.body.fail(ErrBufferFull)
+		if !st.finalSent {
+			// Connection: close, so that the proxy stops the upload.
+			s.send(st.sid, "headers", simpleResponse(http.StatusRequestEntityTooLarge, true))
+			s.kill(st)
+		} else {
+			s.endSession(st)
+		}
+	}
+}
+
+// apply carries out an operation of a handler goroutine.
+func (s *server) apply(o *op) {
+	st := o.st
+	switch o.kind {
+	case opExit:
+		st.exited = true
+		if st.ws != nil {
+			s.sockets--
+		} else {
+			s.running--
+			s.startWaiting()
+		}
+		s.maybeForget(st)
+	case opEnd:
+		if !st.dead {
+			s.endSession(st)
+		}
+		o.finish(nil)
+	case opSend:
+		if st.dead {
+			o.finish(ErrSessionEnded)
+			return
+		}
+		st.pending = append(st.pending, o)
+		if len(st.pending) == 1 {
+			s.pump(st)
+		}
+	}
+}
+
+// pump sends what a stream has pending, in order, as far as its credit
+// goes; a `credit` message calls it again.
+func (s *server) pump(st *stream) {
+	for len(st.pending) > 0 {
+		o := st.pending[0]
+		for o.next < len(o.msgs) {
+			sent, err := s.sendMsg(st, &o.msgs[o.next], &o.off)
+			if err != nil {
+				if !errors.Is(err, ErrUnknownSession) {
+					s.logf("node: serve: sending %s: %v", o.msgs[o.next].typ, err)
+				}
+				s.kill(st)
+				return
+			}
+			if !sent {
+				return // waiting for credit
+			}
+			o.next++
+			o.off = 0
+		}
+		st.pending[0] = nil
+		st.pending = st.pending[1:]
+		o.finish(nil)
+	}
+	s.maybeForget(st)
+}
+
+// sendMsg sends m, or what credit allows of it from *off on; sent says
+// whether it all went.
+func (s *server) sendMsg(st *stream, m *outMsg, off *int) (sent bool, err error) {
+	switch m.typ {
+	case "body", "chunk", "websocket", "websocket-binary":
+		if len(m.data) == 0 {
+			return true, s.n.Send(st.sid, m.typ, nil) // the final empty chunk
+		}
+		k, err := s.n.SendBody(st.sid, m.typ, m.data[*off:])
+		*off += k
+		if errors.Is(err, ErrNoCredit) {
+			// A WebSocket message that does not fit goes whole once more
+			// than half the window is left (SendBody's overdraft); else
+			// it waits for the next credit, as what is left of a body.
+			return false, nil
+		}
+		return err == nil, err
+	case "headers":
+		if rest := len(m.data) - m.head; m.head > 0 && rest > 0 && s.n.Credit(st.sid) < int64(rest) {
+			if st.window == 0 {
+				// The proxy's first credit follows the request head: a
+				// handler that answered before it came waits for it, and
+				// the response stays one message.
+				return false, nil
+			}
+			// Not enough credit for head and body in one message: the head
+			// now, the body as credit comes.
+			if err := s.n.Send(st.sid, "headers", m.data[:m.head]); err != nil {
+				return false, err
+			}
+			st.finalSent = true
+			*m = outMsg{typ: "body", data: m.data[m.head:]}
+			return s.sendMsg(st, m, off)
+		}
+		if err := s.n.Send(st.sid, m.typ, m.data); err != nil {
+			return false, err
+		}
+		st.finalSent = st.finalSent || !m.interim
+		return true, nil
+	}
+	return true, s.n.Send(st.sid, m.typ, m.data)
+}
+
+// send sends a message outside any stream's order (errors are logged).
+func (s *server) send(sid []byte, typ string, body []byte) {
+	if err := s.n.Send(sid, typ, body); err != nil && !errors.Is(err, ErrUnknownSession) {
+		s.logf("node: serve: sending %s: %v", typ, err)
+	}
+}
+
+// endSession sends `end` for st and drops it.
+func (s *server) endSession(st *stream) {
+	if !st.dead {
+		s.send(st.sid, "end", nil)
+	}
+	s.kill(st)
+}
+
+// kill drops a stream: its context is cancelled, its body and WebSocket
+// fail (unless an earlier fail said why), its pending sends fail, and its
+// sid is forgotten.
+func (s *server) kill(st *stream) {
+	if st.dead {
+		return
+	}
+	st.dead = true
+	st.cancel()
+	if st.body != nil {
+		st.body.fail(ErrSessionEnded)
+	}
+	if st.ws != nil {
+		st.ws.fail(ErrSessionEnded)
+	}
+	for _, o := range st.pending {
+		o.finish(ErrSessionEnded)
+	}
+	st.pending = nil
+	if s.sessions[st.key] == st {
+		delete(s.sessions, st.key)
+	}
+}
+
+// killAll drops every stream without a message (the sockets failed).
+func (s *server) killAll() {
+	for _, st := range s.sessions {
+		s.kill(st)
+	}
+	s.waiting = nil
+}
+
+// maybeForget drops a stream that has nothing left to do: its goroutine
+// returned, its response went out and its request body is all in. The
+// next request of its sid (keep-alive) starts afresh.
+func (s *server) maybeForget(st *stream) {
+	if st.exited && len(st.pending) == 0 && st.bodyLeft == 0 && s.sessions[st.key] == st {
+		delete(s.sessions, st.key)
+	}
+}
+
+// stopped reports whether Serve is stopping: its context may be done a
+// little before the loop sees it (beginStop), and nothing may start then.
+func (s *server) stopped() bool { return s.stopping || s.ctx.Err() != nil }
+
+// beginStop starts the stop: requests not started yet go back to the
+// proxy (`retry`: another node serves them), sessions in flight are
+// ended, every handler's context is cancelled (Serve's was).
+func (s *server) beginStop() {
+	s.stopping = true
+	s.deadline = time.Now().Add(s.cfg.ShutdownTimeout)
+	for _, st := range s.sessions {
+		switch {
+		case !st.started:
+			s.send(st.sid, "retry", nil)
+		case !st.exited || len(st.pending) > 0:
+			s.send(st.sid, "end", nil)
+		}
+		s.kill(st)
+	}
+	s.waiting = nil
+}
+
+// simpleResponse is a whole small text/plain response of the node's own.
+func simpleResponse(code int, closeConn bool) []byte {
+	body := http.StatusText(code) + "\n"
+	conn := ""
+	if closeConn {
+		conn = "Connection: close\r\n"
+	}
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\n\r\n%s",
+		code, http.StatusText(code), conn, len(body), body)
+}

@@ -1,0 +1,450 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blastbeat/blastbeat/node"
+	"github.com/blastbeat/blastbeat/protocol"
+)
+
+// Serve against the stub proxy (node_test.go): the messages a handler's
+// response becomes, credits, `end`, the stop.
+
+// syncBuf is a log destination safe for concurrent use.
+type syncBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// served is a Serve running against a stub.
+type served struct {
+	*stub
+	id   string
+	log  *syncBuf
+	stop func() error // cancels Serve's context and returns what it returned
+}
+
+// startServe runs Serve with cfg and h against a new stub and waits for
+// the node's announcement (an unsolicited pong).
+func startServe(t *testing.T, cfg node.ServeConfig, h http.Handler) *served {
+	t.Helper()
+	s := startStub(t)
+	cfg.Identity = "srv"
+	cfg.Endpoints = []string{s.ep}
+	logs := &syncBuf{}
+	cfg.ErrorLog = log.New(logs, "", 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- node.Serve(ctx, cfg, h) }()
+	var once sync.Once
+	var serveErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case serveErr = <-errc:
+			case <-time.After(stubTimeout + cfg.ShutdownTimeout):
+				serveErr = errors.New("Serve did not return")
+			}
+		})
+		return serveErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("node log:\n%s", logs.String())
+		}
+	})
+	pong := node.CreditsFeature
+	if cfg.DisableCredits {
+		pong = ""
+	}
+	s.expect(frame{"srv", "", "pong", pong})
+	return &served{stub: s, id: "srv", log: logs, stop: stop}
+}
+
+// environ encodes a uwsgi packet of the key/value pairs.
+func environ(kv ...string) string {
+	b, start := protocol.BeginUwsgi(nil)
+	for i := 0; i+1 < len(kv); i += 2 {
+		b = protocol.AppendUwsgiString(b, kv[i], kv[i+1])
+	}
+	b, err := protocol.FinishUwsgi(b, start)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// get is the environ of GET uri.
+func get(uri string, kv ...string) string {
+	path, query, _ := strings.Cut(uri, "?")
+	return environ(append([]string{"REQUEST_METHOD", "GET", "REQUEST_URI", uri, "PATH_INFO", path,
+		"QUERY_STRING", query, "SERVER_PROTOCOL", "HTTP/1.1", "HTTP_HOST", "example.test"}, kv...)...)
+}
+
+// request sends a head and the proxy's first credit.
+func (s *served) request(sid, head string) {
+	s.send(s.id, sid, "uwsgi", head)
+	s.send(s.id, sid, "credit", "262144")
+}
+
+// expectFrom receives one message and checks its sid and type.
+func (s *served) expectFrom(sid, typ string) frame {
+	s.t.Helper()
+	f := s.recv()
+	if f.sid != sid || f.typ != typ {
+		s.t.Fatalf("got %s %q %q, want %s for %q", f.typ, f.sid, short(f.body), typ, sid)
+	}
+	return f
+}
+
+func TestServeSmallResponse(t *testing.T) {
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "hello %s", r.URL.Query().Get("who"))
+	}))
+	s.request("s1", get("/?who=you"))
+	s.expect(frame{"srv", "s1", "headers", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\nhello you"})
+
+	// Pings are answered with the credits feature.
+	s.send("srv", "", "ping", "")
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature})
+
+	// The next request of the sid (keep-alive) starts afresh.
+	s.request("s1", get("/?who=me"))
+	s.expect(frame{"srv", "s1", "headers", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nhello me"})
+}
+
+func TestServeWithoutCredits(t *testing.T) {
+	s := startServe(t, node.ServeConfig{DisableCredits: true}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<p>no credit needed</p>")
+	}))
+	s.send("srv", "s1", "uwsgi", get("/"))
+	// Sniffed like net/http.
+	s.expect(frame{"srv", "s1", "headers", "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 23\r\n\r\n<p>no credit needed</p>"})
+	s.send("srv", "", "ping", "")
+	s.expect(frame{"srv", "", "pong", ""})
+}
+
+// TestServeCreditPacing: a Write waits for credit; what credit allows
+// goes at once.
+func TestServeCreditPacing(t *testing.T) {
+	const size = 100000
+	wrote := make(chan error, 1)
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		_, err := w.Write(bytes.Repeat([]byte("x"), size))
+		wrote <- err
+	}))
+	s.send("srv", "s1", "uwsgi", get("/big"))
+	s.send("srv", "s1", "credit", "10000")
+	s.expect(frame{"srv", "s1", "headers", "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 100000\r\n\r\n"})
+	if f := s.expectFrom("s1", "body"); len(f.body) != 10000 {
+		t.Fatalf("first body: %d bytes, want 10000", len(f.body))
+	}
+	select {
+	case err := <-wrote:
+		t.Fatalf("Write returned (%v) before the credit for the rest", err)
+	default:
+	}
+	s.send("srv", "s1", "credit", "90000")
+	got := 10000
+	for got < size {
+		got += len(s.expectFrom("s1", "body").body)
+	}
+	if got != size {
+		t.Fatalf("sent %d bytes, want %d", got, size)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+}
+
+// TestServeStreaming: Flush without Content-Length sends chunks; the
+// handler's return sends the final empty chunk.
+func TestServeStreaming(t *testing.T) {
+	next := make(chan struct{})
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		for i := range 3 {
+			fmt.Fprintf(w, "piece %d;", i)
+			w.(http.Flusher).Flush()
+			<-next
+		}
+	}))
+	s.request("s1", get("/stream"))
+	s.expect(frame{"srv", "s1", "headers", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"})
+	for i := range 3 {
+		s.expect(frame{"srv", "s1", "chunk", fmt.Sprintf("piece %d;", i)})
+		next <- struct{}{}
+	}
+	s.expect(frame{"srv", "s1", "chunk", ""})
+}
+
+// TestServeRequestBody: bodies stream in (Content-Length, and chunked up
+// to the empty body) and are echoed.
+func TestServeRequestBody(t *testing.T) {
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		fmt.Fprintf(w, "%d %v %q", r.ContentLength, r.TransferEncoding, b)
+	}))
+	s.request("s1", environ("REQUEST_METHOD", "POST", "REQUEST_URI", "/up", "SERVER_PROTOCOL", "HTTP/1.1", "CONTENT_LENGTH", "10"))
+	s.send("srv", "s1", "body", "01234")
+	s.send("srv", "s1", "body", "56789")
+	f := s.expectFrom("s1", "headers")
+	if !strings.HasSuffix(f.body, "\r\n\r\n10 [] \"0123456789\"") {
+		t.Fatalf("response %q", f.body)
+	}
+
+	s.request("s2", environ("REQUEST_METHOD", "POST", "REQUEST_URI", "/up", "SERVER_PROTOCOL", "HTTP/1.1", "HTTP_TRANSFER_ENCODING", "chunked"))
+	s.send("srv", "s2", "body", "abc")
+	s.send("srv", "s2", "body", "def")
+	s.send("srv", "s2", "body", "")
+	f = s.expectFrom("s2", "headers")
+	if !strings.HasSuffix(f.body, "\r\n\r\n-1 [chunked] \"abcdef\"") {
+		t.Fatalf("response %q", f.body)
+	}
+}
+
+// TestServeEndCancels: the proxy's `end` cancels the handler's context,
+// and its later writes fail.
+func TestServeEndCancels(t *testing.T) {
+	result := make(chan error, 1)
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		_, err := w.Write([]byte("too late"))
+		result <- err
+	}))
+	s.request("s1", get("/wait"))
+	s.expectFrom("s1", "headers")
+	s.send("srv", "s1", "end", "")
+	select {
+	case err := <-result:
+		if !errors.Is(err, node.ErrSessionEnded) {
+			t.Fatalf("Write after end: %v, want ErrSessionEnded", err)
+		}
+	case <-time.After(stubTimeout):
+		t.Fatal("the handler's context was not cancelled by end")
+	}
+	// Nothing more for s1: the next message is the pong.
+	s.send("srv", "", "ping", "")
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature})
+}
+
+// TestServePanic: 500 before anything went out; `end` after.
+func TestServePanic(t *testing.T) {
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			io.WriteString(w, "started")
+			w.(http.Flusher).Flush()
+		}
+		panic("boom")
+	}))
+	s.request("s1", get("/early"))
+	if f := s.expectFrom("s1", "headers"); !strings.HasPrefix(f.body, "HTTP/1.1 500 ") {
+		t.Fatalf("response %q", f.body)
+	}
+	s.request("s2", get("/late"))
+	s.expectFrom("s2", "headers")
+	s.expect(frame{"srv", "s2", "chunk", "started"})
+	s.expect(frame{"srv", "s2", "end", ""})
+	if !strings.Contains(s.log.String(), "boom") {
+		t.Errorf("panic not logged: %q", s.log.String())
+	}
+}
+
+// TestServeMaxConcurrent: a request beyond the limit waits for a handler
+// to return; at the stop it goes back to the proxy with `retry`, while
+// the running one gets `end`.
+func TestServeMaxConcurrent(t *testing.T) {
+	started := make(chan string, 4)
+	release := make(chan struct{})
+	s := startServe(t, node.ServeConfig{MaxConcurrent: 1}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- r.URL.Path
+		if r.URL.Path == "/first" {
+			<-release
+		}
+		if r.URL.Path == "/stuck" {
+			<-r.Context().Done()
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	s.request("s1", get("/first"))
+	if p := <-started; p != "/first" {
+		t.Fatalf("started %s", p)
+	}
+	s.request("s2", get("/second"))
+	s.send("srv", "", "ping", "")
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature}) // s2 is in: it waits
+	select {
+	case p := <-started:
+		t.Fatalf("%s started beyond MaxConcurrent", p)
+	default:
+	}
+	close(release)
+	s.expectFrom("s1", "headers")
+	if p := <-started; p != "/second" {
+		t.Fatalf("started %s", p)
+	}
+	s.expectFrom("s2", "headers")
+
+	s.request("s3", get("/stuck"))
+	<-started
+	s.request("s4", get("/queued"))
+	s.send("srv", "", "ping", "")
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature})
+	if err := s.stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	got := map[string]string{}
+	for range 2 {
+		f := s.recv()
+		got[f.sid] = f.typ
+	}
+	if got["s3"] != "end" || got["s4"] != "retry" {
+		t.Fatalf("at the stop: %v, want s3 end, s4 retry", got)
+	}
+}
+
+// TestServeBufferFull: a body the handler does not read, past
+// MaxBuffer, fails the request with 413 and Connection: close.
+func TestServeBufferFull(t *testing.T) {
+	result := make(chan error, 1)
+	s := startServe(t, node.ServeConfig{MaxBuffer: 10}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		_, err := io.ReadAll(r.Body)
+		result <- err
+	}))
+	s.request("s1", environ("REQUEST_METHOD", "PUT", "REQUEST_URI", "/", "SERVER_PROTOCOL", "HTTP/1.1", "CONTENT_LENGTH", "16"))
+	s.send("srv", "s1", "body", "01234567")
+	s.send("srv", "s1", "body", "89abcdef")
+	f := s.expectFrom("s1", "headers")
+	if !strings.HasPrefix(f.body, "HTTP/1.1 413 ") || !strings.Contains(f.body, "Connection: close\r\n") {
+		t.Fatalf("response %q", f.body)
+	}
+	if err := <-result; !errors.Is(err, node.ErrBufferFull) {
+		t.Fatalf("body read: %v, want ErrBufferFull", err)
+	}
+}
+
+// TestServeWebSocket: messages both ways, the proxy's end is io.EOF.
+func TestServeWebSocket(t *testing.T) {
+	result := make(chan error, 1)
+	s := startServe(t, node.ServeConfig{WebSocket: func(ws *node.WebSocket) {
+		ctx := ws.Context()
+		for {
+			msg, binary, err := ws.Receive(ctx)
+			if err != nil {
+				result <- err
+				return
+			}
+			if err := ws.Send(ctx, append([]byte(ws.Request().URL.Path+":"), msg...), binary); err != nil {
+				result <- err
+				return
+			}
+		}
+	}}, http.NotFoundHandler())
+	s.request("w1", get("/chat", "HTTP_CONNECTION", "Upgrade", "HTTP_UPGRADE", "websocket"))
+	s.send("srv", "w1", "websocket", "hi")
+	s.expect(frame{"srv", "w1", "websocket", "/chat:hi"})
+	s.send("srv", "w1", "websocket-binary", "\x00\x01")
+	s.expect(frame{"srv", "w1", "websocket-binary", "/chat:\x00\x01"})
+	s.send("srv", "w1", "end", "")
+	if err := <-result; err != io.EOF {
+		t.Fatalf("Receive after end: %v, want io.EOF", err)
+	}
+}
+
+// TestServeWebSocketRefused: without a WebSocket callback the session is
+// ended at once.
+func TestServeWebSocketRefused(t *testing.T) {
+	s := startServe(t, node.ServeConfig{}, http.NotFoundHandler())
+	s.request("w1", get("/chat", "HTTP_CONNECTION", "Upgrade", "HTTP_UPGRADE", "websocket"))
+	s.expect(frame{"srv", "w1", "end", ""})
+}
+
+// TestServeConfigErrors: what Serve refuses before it starts.
+func TestServeConfigErrors(t *testing.T) {
+	ctx := context.Background()
+	if err := node.Serve(ctx, node.ServeConfig{Identity: "x"}, http.NotFoundHandler()); err == nil {
+		t.Error("Serve without endpoints: no error")
+	}
+	if err := node.Serve(ctx, node.ServeConfig{Identity: "x", Endpoints: []string{"tcp://127.0.0.1:1"}}, nil); err == nil {
+		t.Error("Serve with a nil handler: no error")
+	}
+	if err := node.Serve(ctx, node.ServeConfig{Identity: "x", Endpoints: []string{"bogus"}}, http.NotFoundHandler()); err == nil {
+		t.Error("Serve with a bad endpoint: no error")
+	}
+}
+
+// TestServeWebSocketCredit: a whole message that does not fit the credit
+// left waits while the proxy will top it up (less than half the window
+// left), and goes at once while it will not (more than half left: the
+// proxy waits for the node to spend it).
+func TestServeWebSocketCredit(t *testing.T) {
+	s := startServe(t, node.ServeConfig{WebSocket: func(ws *node.WebSocket) {
+		ctx := ws.Context()
+		for {
+			msg, _, err := ws.Receive(ctx)
+			if err != nil {
+				return
+			}
+			n, _ := strconv.Atoi(string(msg))
+			if ws.Send(ctx, bytes.Repeat([]byte("m"), n), true) != nil {
+				return
+			}
+		}
+	}}, http.NotFoundHandler())
+	s.send("srv", "w1", "uwsgi", get("/ws", "HTTP_CONNECTION", "Upgrade", "HTTP_UPGRADE", "websocket"))
+	s.send("srv", "w1", "credit", "1000")
+	s.send("srv", "w1", "websocket", "10")
+	s.expectFrom("w1", "websocket-binary")
+	// 990 left, more than half the window: 995 bytes go, 5 over.
+	s.send("srv", "w1", "websocket", "995")
+	if f := s.expectFrom("w1", "websocket-binary"); len(f.body) != 995 {
+		t.Fatalf("%d bytes", len(f.body))
+	}
+	s.send("srv", "w1", "credit", "605") // back to 600
+	s.send("srv", "w1", "websocket", "200")
+	s.expectFrom("w1", "websocket-binary")
+	// 400 left, less than half: 500 bytes wait for the proxy's top-up.
+	s.send("srv", "w1", "websocket", "500")
+	s.send("srv", "", "ping", "")
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature})
+	s.send("srv", "w1", "credit", "600")
+	if f := s.expectFrom("w1", "websocket-binary"); len(f.body) != 500 {
+		t.Fatalf("%d bytes", len(f.body))
+	}
+}

@@ -1,0 +1,7 @@
+"""``python3 -m blastbeat``: the same as ``python3 -m blastbeat.wsgi``."""
+
+import sys
+
+from .wsgi import main
+
+sys.exit(main())

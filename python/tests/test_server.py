@@ -1,0 +1,413 @@
+"""The response side of blastbeat.server.Request, without sockets: a fake
+server records the messages a request would send."""
+
+import collections
+import sys
+import threading
+import time
+import unittest
+
+from blastbeat import server as srv
+from blastbeat.input import ClientDisconnected
+
+
+class FakeServer(object):
+    def __init__(self, app, credits=True, timeout=5.0):
+        self.app = app
+        self.credits = credits
+        self.timeout = timeout
+        self.threads = 4
+        self.multiprocess = False
+        self.node = b"test"
+        self.stats = collections.Counter()
+        self.sent = []
+        self.lock = threading.Lock()
+
+    def _post(self, item):
+        req, typ, body = item
+        with self.lock:
+            self.sent.append((typ, bytes(body)))
+
+
+def environ(method="GET", proto="HTTP/1.1", **extra):
+    env = {
+        "REQUEST_METHOD": method,
+        "REQUEST_URI": "/p?q",
+        "PATH_INFO": "/p",
+        "QUERY_STRING": "q",
+        "SERVER_PROTOCOL": proto,
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": "example.test",
+        "SERVER_PORT": "8080",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "5555",
+        "UWSGI_SCHEME": "http",
+    }
+    env.update(extra)
+    return env
+
+
+def run(app, credit=b"1000000", **kw):
+    env = kw.pop("env", None) or environ()
+    fs = FakeServer(app, **kw)
+    req = srv.Request(fs, 0, b"S" * 16, env)
+    if credit:
+        req.add_credit(credit)
+    req.run()
+    return fs.sent, req
+
+
+def simple(status="200 OK", headers=None, body=(b"hello",)):
+    def app(environ, start_response):
+        start_response(status, list(headers if headers is not None else [("Content-Type", "text/plain")]))
+        return list(body)
+
+    return app
+
+
+class TestFraming(unittest.TestCase):
+    def test_content_length_one_message(self):
+        sent, _ = run(simple(headers=[("Content-Type", "text/plain"), ("Content-Length", "5")]))
+        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")])
+
+    def test_single_item_list_gets_content_length(self):
+        sent, _ = run(simple())
+        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")])
+
+    def test_generator_is_chunked(self):
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b""
+            yield b"a"
+            yield b"bc"
+
+        sent, _ = run(app)
+        self.assertEqual(
+            sent,
+            [
+                (b"headers", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                (b"chunk", b"a"),
+                (b"chunk", b"bc"),
+                (b"chunk", b""),
+            ],
+        )
+
+    def test_http10_is_close_delimited(self):
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            yield b"a"
+            yield b"b"
+
+        sent, _ = run(app, env=environ(proto="HTTP/1.0"))
+        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\n\r\na"), (b"body", b"b"), (b"end", b"")])
+
+    def test_head_and_bodyless_statuses(self):
+        for method, status in (("HEAD", "200 OK"), ("GET", "204 No Content"), ("GET", "304 Not Modified")):
+            with self.subTest(method=method, status=status):
+                closed = []
+
+                def app(environ, start_response):
+                    start_response(status, [("Content-Length", "3")] if method == "HEAD" else [])
+
+                    def gen():
+                        try:
+                            yield b"abc"
+                            yield b"never"
+                        finally:
+                            closed.append(True)
+
+                    return gen()
+
+                sent, _ = run(app, env=environ(method=method))
+                self.assertEqual(len(sent), 1, sent)
+                self.assertEqual(sent[0][0], b"headers")
+                self.assertTrue(sent[0][1].endswith(b"\r\n\r\n"))
+                self.assertNotIn(b"Transfer-Encoding", sent[0][1])
+                self.assertEqual(closed, [True])
+
+    def test_empty_body_chunked(self):
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            return iter([])
+
+        sent, _ = run(app)
+        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), (b"chunk", b"")])
+
+    def test_more_than_content_length_is_cut(self):
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Length", "4")])
+            yield b"ab"
+            yield b"cdef"
+            yield b"gh"
+
+        sent, _ = run(app)
+        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"), (b"body", b"cd")])
+
+    def test_less_than_content_length_ends_the_connection(self):
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Length", "10")])
+            return iter([b"abc"])
+
+        with self.assertLogs("blastbeat", "WARNING"):
+            sent, _ = run(app)
+        self.assertEqual(sent[-1], (b"end", b""))
+
+    def test_app_transfer_encoding_dropped(self):
+        sent, _ = run(simple(headers=[("Transfer-Encoding", "chunked"), ("Content-Length", "5")]))
+        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")])
+
+    def test_repeated_headers_kept(self):
+        sent, _ = run(simple(headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Length", "5")]))
+        self.assertIn(b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n", sent[0][1])
+
+
+class TestStartResponse(unittest.TestCase):
+    def test_write_callable(self):
+        def app(environ, start_response):
+            write = start_response("200 OK", [("Content-Length", "6")])
+            write(b"ab")
+            write(b"")
+            write(b"cd")
+            return [b"ef"]
+
+        sent, _ = run(app)
+        self.assertEqual(
+            sent,
+            [(b"headers", b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nab"), (b"body", b"cd"), (b"body", b"ef")],
+        )
+
+    def test_exc_info_before_head_replaces_status(self):
+        def app(environ, start_response):
+            start_response("200 OK", [("X-A", "1")])
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                start_response("500 Oops", [("Content-Length", "4")], sys.exc_info())
+            return [b"oops"]
+
+        sent, _ = run(app)
+        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\noops")])
+
+    def test_exc_info_after_head_reraises_and_aborts(self):
+        def app(environ, start_response):
+            write = start_response("200 OK", [])
+            write(b"started")
+            try:
+                raise KeyError("late")
+            except KeyError:
+                start_response("500 Oops", [], sys.exc_info())
+            return []
+
+        with self.assertLogs("blastbeat", "ERROR"):
+            sent, _ = run(app)
+        self.assertEqual(sent[-1], (b"end", b""))
+        self.assertEqual(sent[1], (b"chunk", b"started"))
+
+    def test_second_call_without_exc_info(self):
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            start_response("200 OK", [])
+            return [b""]
+
+        with self.assertLogs("blastbeat", "ERROR"):
+            sent, _ = run(app)
+        self.assertTrue(sent[0][1].startswith(b"HTTP/1.1 500 "))
+
+    def test_error_before_head_is_500(self):
+        def app(environ, start_response):
+            raise RuntimeError("x")
+
+        with self.assertLogs("blastbeat", "ERROR"):
+            sent, _ = run(app)
+        self.assertEqual(len(sent), 1)
+        self.assertTrue(sent[0][1].startswith(b"HTTP/1.1 500 Internal Server Error\r\n"))
+        self.assertTrue(sent[0][1].endswith(b"\r\n\r\nInternal Server Error\n"))
+
+    def test_bad_headers(self):
+        for headers in ([("X", "a\r\nInjected: 1")], [("Bad Name", "v")], [("X", 1)], (("X", "y"),)):
+            with self.subTest(headers=headers):
+
+                def app(environ, start_response):
+                    start_response("200 OK", headers)
+                    return [b"x"]
+
+                with self.assertLogs("blastbeat", "ERROR"):
+                    sent, _ = run(app)
+                self.assertTrue(sent[0][1].startswith(b"HTTP/1.1 500 "))
+
+    def test_str_body_is_an_error(self):
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            return ["text"]
+
+        with self.assertLogs("blastbeat", "ERROR"):
+            sent, _ = run(app)
+        self.assertTrue(sent[0][1].startswith(b"HTTP/1.1 500 "))
+
+    def test_close_always_called(self):
+        closed = []
+
+        class Body(object):
+            def __iter__(self):
+                yield b"a"
+                raise RuntimeError("mid-body")
+
+            def close(self):
+                closed.append(True)
+
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            return Body()
+
+        with self.assertLogs("blastbeat", "ERROR"):
+            sent, _ = run(app)
+        self.assertEqual(closed, [True])
+        self.assertEqual(sent[-1], (b"end", b""))
+
+
+class TestEnviron(unittest.TestCase):
+    def test_wsgi_keys(self):
+        seen = {}
+
+        def app(environ, start_response):
+            seen.update(environ)
+            start_response("200 OK", [])
+            return [b""]
+
+        run(app, env=environ(UWSGI_SCHEME="https", HTTPS="on", CONTENT_LENGTH="0"))
+        self.assertEqual(seen["wsgi.version"], (1, 0))
+        self.assertEqual(seen["wsgi.url_scheme"], "https")
+        self.assertTrue(seen["wsgi.input_terminated"])
+        self.assertTrue(seen["wsgi.multithread"])
+        self.assertFalse(seen["wsgi.multiprocess"])
+        self.assertFalse(seen["wsgi.run_once"])
+        self.assertIs(seen["wsgi.errors"], sys.stderr)
+        self.assertEqual(seen["wsgi.input"].read(), b"")
+        for k in ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL"):
+            self.assertIsInstance(seen[k], str)
+
+    def test_body_length_rules(self):
+        self.assertEqual(srv._body_length({"CONTENT_LENGTH": "12"}), 12)
+        self.assertIsNone(srv._body_length({"HTTP_TRANSFER_ENCODING": "chunked"}))
+        self.assertEqual(srv._body_length({}), 0)
+
+    def test_headers_format(self):
+        env = srv.environ_from_head(
+            b"POST /a%20b?x=1 HTTP/1.1\r\nHost: h.test:81\r\nContent-Length: 3\r\nX-A: 1\r\nX-A: 2\r\nCookie: a=1\r\nCookie: b=2\r\nX_Bad: no\r\n\r\n"
+        )
+        self.assertEqual(env["PATH_INFO"], "/a b")
+        self.assertEqual(env["QUERY_STRING"], "x=1")
+        self.assertEqual(env["CONTENT_LENGTH"], "3")
+        self.assertEqual(env["HTTP_X_A"], "1, 2")
+        self.assertEqual(env["HTTP_COOKIE"], "a=1; b=2")
+        self.assertEqual((env["SERVER_NAME"], env["SERVER_PORT"]), ("h.test", "81"))
+        self.assertNotIn("HTTP_X_BAD", env)
+
+
+class TestCredits(unittest.TestCase):
+    def test_never_more_than_granted(self):
+        body = bytes(range(256)) * 40  # 10 240 bytes
+
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Length", str(len(body)))])
+            return [body]
+
+        fs = FakeServer(app)
+        req = srv.Request(fs, 0, b"S" * 16, environ())
+        req.add_credit(b"1000")
+        t = threading.Thread(target=req.run)
+        t.start()
+        granted = 1000
+        while t.is_alive():
+            with fs.lock:
+                spent = sum(len(b) - (b.index(b"\r\n\r\n") + 4 if typ == b"headers" else 0) for typ, b in fs.sent)
+            self.assertLessEqual(spent, granted)
+            if spent == granted:
+                req.add_credit(b"3000")
+                granted += 3000
+            time.sleep(0.001)
+        t.join()
+        out = b"".join(b for typ, b in fs.sent)
+        self.assertTrue(out.endswith(body))
+        self.assertGreater(req.credit_waits, 0)
+        self.assertEqual(req.sent, len(body))
+
+    def test_end_cancels_a_wait_for_credit(self):
+        closed = []
+
+        def app(environ, start_response):
+            start_response("200 OK", [])
+
+            def gen():
+                try:
+                    while True:
+                        yield b"x" * 100
+                finally:
+                    closed.append(True)
+
+            return gen()
+
+        fs = FakeServer(app)
+        req = srv.Request(fs, 0, b"S" * 16, environ())
+        req.add_credit(b"250")
+        t = threading.Thread(target=req.run)
+        t.start()
+        deadline = time.monotonic() + 5
+        while req.credit_waits == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        req.cancel()
+        t.join(5)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(closed, [True])
+        self.assertEqual(req.sent, 250)
+
+    def test_credit_timeout_ends_the_response(self):
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            return iter([b"a" * 10, b"b" * 10])
+
+        with self.assertLogs("blastbeat", "WARNING"):
+            sent, req = run(app, credit=b"15", timeout=0.05)
+        self.assertEqual(sent[-1], (b"end", b""))
+        self.assertEqual(req.sent, 15)
+
+    def test_credits_off(self):
+        sent, _ = run(simple(body=(b"x" * 100000,)), credit=None, credits=False)
+        self.assertEqual(len(sent), 1)
+
+    def test_bad_credit_ignored(self):
+        fs = FakeServer(simple())
+        req = srv.Request(fs, 0, b"S" * 16, environ())
+        for bad in (b"", b"-5", b"12a", b"1" * 19):
+            req.add_credit(bad)
+        self.assertEqual(req.credit, 0)
+        self.assertEqual(fs.stats["bad_credit"], 4)
+
+
+class TestCancelInput(unittest.TestCase):
+    def test_end_makes_a_blocked_read_raise(self):
+        errors = []
+
+        def app(environ, start_response):
+            try:
+                environ["wsgi.input"].read()
+            except ClientDisconnected as e:
+                errors.append(e)
+                raise
+            start_response("200 OK", [])
+            return [b""]
+
+        fs = FakeServer(app)
+        req = srv.Request(fs, 0, b"S" * 16, environ(CONTENT_LENGTH="100"))
+        t = threading.Thread(target=req.run)
+        t.start()
+        req.input.feed(b"part")
+        time.sleep(0.02)
+        req.cancel()
+        t.join(5)
+        self.assertEqual(len(errors), 1)
+        self.assertEqual(fs.sent, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
