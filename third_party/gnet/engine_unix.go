@@ -88,7 +88,13 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		if i > 0 {
 			lns = make(map[int]*listener, len(eng.listeners))
 			for _, l := range eng.listeners {
-				ln, err := initListener(l.network, l.address, eng.opts)
+				var ln *listener
+				var err error
+				if l.inherited { // blastbeat patch: one socket, polled by every loop
+					ln, err = l.share()
+				} else {
+					ln, err = initListener(l.network, l.address, eng.opts)
+				}
 				if err != nil {
 					return err
 				}

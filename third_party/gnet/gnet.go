@@ -710,6 +710,8 @@ func createListeners(addrs []string, opts ...Option) ([]*listener, *Options, err
 //	udp4  - IPv4
 //	udp6  - IPv6
 //	unix  - Unix Domain Socket
+//	fd    - fd://N: the listening stream socket N, already bound (e.g. by
+//	        systemd socket activation); Unix only (blastbeat patch)
 //
 // The "tcp" network scheme is assumed when one is not specified.
 func Run(eventHandler EventHandler, protoAddr string, opts ...Option) error {
@@ -809,6 +811,11 @@ func parseProtoAddr(protoAddr string) (string, string, error) {
 		return "", "", errorx.ErrInvalidNetworkAddress
 	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
 		if u.Host == "" || u.Path != "" {
+			return "", "", errorx.ErrInvalidNetworkAddress
+		}
+		return u.Scheme, u.Host, nil
+	case "fd": // blastbeat patch: fd://N, an inherited listening socket
+		if u.Host == "" || u.Path != "" || strings.Trim(u.Host, "0123456789") != "" {
 			return "", "", errorx.ErrInvalidNetworkAddress
 		}
 		return u.Scheme, u.Host, nil

@@ -39,6 +39,7 @@ type listener struct {
 	sockOptInts         []socket.Option[int]
 	sockOptStrs         []socket.Option[string]
 	pollAttachment      *netpoll.PollAttachment // listener attachment for poller
+	inherited           bool                    // opened from fd://N (blastbeat patch)
 }
 
 func (ln *listener) packPollAttachment(handler netpoll.PollEventHandler) *netpoll.PollAttachment {
@@ -62,6 +63,8 @@ func (ln *listener) open() (err error) {
 		case "unix":
 			_ = os.RemoveAll(ln.address)
 			ln.fd, ln.addr, err = socket.UnixSocket(ln.network, ln.address, true, ln.sockOptInts, ln.sockOptStrs)
+		case "fd": // blastbeat patch: an inherited listening socket
+			err = ln.openInherited()
 		default:
 			err = errorx.ErrUnsupportedProtocol
 		}
@@ -75,7 +78,7 @@ func (ln *listener) close() {
 			logging.Error(os.NewSyscallError("close", unix.Close(ln.fd)))
 		}
 		ln.fd = -1
-		if ln.network == "unix" {
+		if ln.network == "unix" && !ln.inherited { // blastbeat patch: not ours to remove
 			logging.Error(os.RemoveAll(ln.address))
 		}
 	})
@@ -87,15 +90,18 @@ func initListener(network, addr string, options *Options) (ln *listener, err err
 		sockOptStrs []socket.Option[string]
 	)
 
-	if options.ReusePort && network != "unix" {
+	// blastbeat patch: an inherited socket ("fd") is already bound; it
+	// gets only the options that apply after bind.
+	inherited := network == "fd"
+	if options.ReusePort && network != "unix" && !inherited {
 		sockOpt := socket.Option[int]{SetSockOpt: socket.SetReuseport, Opt: 1}
 		sockOptInts = append(sockOptInts, sockOpt)
 	}
-	if options.ReuseAddr {
+	if options.ReuseAddr && !inherited {
 		sockOpt := socket.Option[int]{SetSockOpt: socket.SetReuseAddr, Opt: 1}
 		sockOptInts = append(sockOptInts, sockOpt)
 	}
-	if options.TCPNoDelay == TCPNoDelay && strings.HasPrefix(network, "tcp") {
+	if options.TCPNoDelay == TCPNoDelay && (strings.HasPrefix(network, "tcp") || inherited) {
 		sockOpt := socket.Option[int]{SetSockOpt: socket.SetNoDelay, Opt: 1}
 		sockOptInts = append(sockOptInts, sockOpt)
 	}
@@ -116,7 +122,7 @@ func initListener(network, addr string, options *Options) (ln *listener, err err
 			}
 		}
 	}
-	if options.BindToDevice != "" {
+	if options.BindToDevice != "" && !inherited {
 		sockOpt := socket.Option[string]{SetSockOpt: socket.SetBindToDevice, Opt: options.BindToDevice}
 		sockOptStrs = append(sockOptStrs, sockOpt)
 	}

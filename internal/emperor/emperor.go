@@ -1,0 +1,173 @@
+// Package emperor is the vassal side of the uWSGI Emperor protocol: one
+// byte at a time over the stream socket the Emperor passes to each vassal
+// it starts, its descriptor number in UWSGI_EMPEROR_FD.
+//
+// The bytes, as checked against uWSGI 2.0.21's Emperor (its log names
+// each one it understands):
+//
+//	vassal → Emperor   5  ready ("vassal NAME is ready to accept requests")
+//	                  17  loyal ("vassal NAME is now loyal"): it served a
+//	                      request; the Emperor throttles the respawn of
+//	                      vassals that die before they are loyal
+//	                  26  heartbeat: once a vassal sent one, the Emperor
+//	                      respawns it when none came for
+//	                      emperor-required-heartbeat (30 s by default)
+//	Emperor → vassal   0  stop (the vassal file was removed; Emperor stop)
+//	                   1  reload (the vassal file was touched)
+//	                 EOF  the Emperor is gone
+package emperor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EnvFD names the environment variable holding the descriptor of the
+// socket to the Emperor.
+const EnvFD = "UWSGI_EMPEROR_FD"
+
+// The bytes a vassal sends.
+const (
+	msgReady     = 5
+	msgLoyal     = 17
+	msgHeartbeat = 26
+)
+
+// Command is a byte the Emperor sent.
+type Command byte
+
+// The commands of the Emperor.
+const (
+	Stop   Command = 0
+	Reload Command = 1
+)
+
+func (c Command) String() string {
+	switch c {
+	case Stop:
+		return "stop"
+	case Reload:
+		return "reload"
+	}
+	return "byte " + strconv.Itoa(int(c))
+}
+
+// Vassal is the link to the Emperor. Its methods are safe for concurrent
+// use; Next is meant for one reader.
+type Vassal struct {
+	conn  net.Conn
+	wmu   sync.Mutex // one write at a time
+	ready atomic.Bool
+	loyal atomic.Bool
+}
+
+// FromEnv opens the link named by UWSGI_EMPEROR_FD in getenv; it returns
+// nil and no error when the variable is unset or empty (not a vassal).
+func FromEnv(getenv func(string) string) (*Vassal, error) {
+	s := getenv(EnvFD)
+	if s == "" {
+		return nil, nil
+	}
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 0 {
+		return nil, fmt.Errorf("emperor: %s=%q: not a file descriptor", EnvFD, s)
+	}
+	return Open(fd)
+}
+
+// Open takes over fd, a stream socket to the Emperor: it is closed and
+// replaced by a close-on-exec duplicate.
+func Open(fd int) (*Vassal, error) {
+	f := os.NewFile(uintptr(fd), "emperor")
+	if f == nil {
+		return nil, fmt.Errorf("emperor: %s=%d: not a file descriptor", EnvFD, fd)
+	}
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("emperor: %s=%d: %w", EnvFD, fd, err)
+	}
+	return &Vassal{conn: c}, nil
+}
+
+// send writes one byte to the Emperor.
+func (v *Vassal) send(b byte) error {
+	v.wmu.Lock()
+	defer v.wmu.Unlock()
+	if _, err := v.conn.Write([]byte{b}); err != nil {
+		return fmt.Errorf("emperor: write: %w", err)
+	}
+	return nil
+}
+
+// Ready tells the Emperor that the vassal accepts requests, once: the
+// calls after the first send nothing.
+func (v *Vassal) Ready() error {
+	if v.ready.Swap(true) {
+		return nil
+	}
+	return v.send(msgReady)
+}
+
+// Loyal tells the Emperor that the vassal served its first request, once:
+// the calls after the first send nothing.
+func (v *Vassal) Loyal() error {
+	if v.loyal.Swap(true) {
+		return nil
+	}
+	return v.send(msgLoyal)
+}
+
+// Heartbeat tells the Emperor that the vassal is alive.
+func (v *Vassal) Heartbeat() error { return v.send(msgHeartbeat) }
+
+// Heartbeats sends a heartbeat at once, then every interval until stop is
+// closed or a write fails (the Emperor is gone): that error goes to fail
+// (which may be nil).
+func (v *Vassal) Heartbeats(every time.Duration, stop <-chan struct{}, fail func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := v.Heartbeat(); err != nil {
+			if fail != nil {
+				fail(err)
+			}
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Next waits for the Emperor's next byte. When the Emperor closed its end
+// it returns Stop and io.EOF; after another read error, Stop and that
+// error. Bytes other than Stop and Reload are returned as they are, for
+// the caller to ignore.
+func (v *Vassal) Next() (Command, error) {
+	var b [1]byte
+	for {
+		n, err := v.conn.Read(b[:])
+		if n == 1 {
+			return Command(b[0]), nil
+		}
+		if errors.Is(err, io.EOF) {
+			return Stop, io.EOF
+		}
+		if err != nil {
+			return Stop, fmt.Errorf("emperor: read: %w", err)
+		}
+	}
+}
+
+// Close closes the link; a Next waiting returns an error.
+func (v *Vassal) Close() error { return v.conn.Close() }
