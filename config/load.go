@@ -319,6 +319,11 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"http2-max-control-frames": set(&o.HTTP2MaxControlFrames, parseInt),
 		"http2-header-table-size":  set(&o.HTTP2HeaderTableSize, parseSizeInt),
 		"http2-max-header-block":   set(&o.HTTP2MaxHeaderBlock, parseSizeInt),
+		"max-nodes":                set(&o.MaxNodes, parseInt),
+		"stats":                    set(&o.Stats, parseString),
+		"stats-public":             set(&o.StatsPublic, parseBool),
+		"access-log":               set(&o.AccessLog, parseAccessLog),
+		"access-log-format":        set(&o.AccessLogFormat, oneOf("combined", "json")),
 		"retry-buffer":             set(&o.RetryBuffer, parseSizeInt),
 		"header-timeout":           set(&o.HeaderTimeout, parseDuration),
 		"idle-timeout":             set(&o.IdleTimeout, parseDuration),
@@ -330,6 +335,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"stall-timeout":            set(&o.StallTimeout, parseDuration),
 		"send-timeout":             set(&o.SendTimeout, parseDuration),
 		"zmq-hwm":                  set(&o.ZMQHWM, parseInt),
+		"emperor-heartbeat":        set(&o.EmperorHeartbeat, parseDuration),
 		"sessions":                 p.ignore("sessions"),
 	}
 }
@@ -366,6 +372,7 @@ func (p *parser) vhostKeys(v *VHost, i int) map[string]func(string) error {
 		"key":                 set(&v.Key, parseString),
 		"format":              set(&v.Format, oneOf("uwsgi", "headers")),
 		"websocket-protocols": set(&v.WebSocketProtocols, parseTokenList),
+		"websocket-handshake": set(&v.WebSocketHandshake, oneOf("proxy", "node")),
 		"timeout":             set(&v.Timeout, parseDuration),
 		"max-body":            set(&v.MaxBody, parseSize),
 		"alias":               p.alias(v, i),

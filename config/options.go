@@ -38,6 +38,11 @@ type VHost struct {
 	// WebSocketProtocols are the accepted WebSocket subprotocols (key
 	// websocket-protocols, a comma separated list).
 	WebSocketProtocols []string
+	// WebSocketHandshake is who answers a WebSocket opening handshake:
+	// "proxy" (the default, as the original: the proxy answers 101 at
+	// once) or "node" (the node's response decides: 101 accepts, any
+	// other status is sent to the client) (websocket-handshake).
+	WebSocketHandshake string
 	// Timeout bounds the wait for a backend's response head; 0 inherits
 	// Options.Timeout.
 	Timeout time.Duration
@@ -153,6 +158,22 @@ type Options struct {
 	// CONTINUATION flood, CVE-2024-27316; http2-max-header-block, default
 	// 64 KiB). The decoded list is bounded by max-header-size.
 	HTTP2MaxHeaderBlock int
+	// MaxNodes bounds the node identities the proxy knows, those a
+	// reload adds included (max-nodes, default 4096).
+	MaxNodes int
+	// Stats is the address of the metrics listener (/metrics in the
+	// Prometheus text format, /status as JSON); "" is off (stats,
+	// default off). A non-loopback address needs StatsPublic.
+	Stats string
+	// StatsPublic allows Stats on an address that is not loopback
+	// (stats-public, default false).
+	StatsPublic bool
+	// AccessLog is where request lines go: "stderr", a file path, or ""
+	// for none (access-log, default off: "off").
+	AccessLog string
+	// AccessLogFormat is "combined" (nginx's, with BlastBeat's fields
+	// after it) or "json" (access-log-format, default combined).
+	AccessLogFormat string
 	// RetryBuffer is how many bytes of a request body are kept to retry it
 	// on another node (retry-buffer, default 1 MiB).
 	RetryBuffer int
@@ -187,6 +208,10 @@ type Options struct {
 	// StallTimeout is how long a client may read none of the output held
 	// for it before it is closed (stall-timeout, default 60s).
 	StallTimeout time.Duration
+	// EmperorHeartbeat is how often a heartbeat is sent to the uWSGI
+	// Emperor when running as its vassal (emperor-heartbeat, default 0:
+	// none; else at least 10ms).
+	EmperorHeartbeat time.Duration
 	// Ignored lists the original's obsolete keys found (sessions, cache).
 	Ignored []Ignored
 	// VHosts are the virtual hosts in file order.
@@ -212,6 +237,8 @@ func Defaults() Options {
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxTLSHandshakes:      1024,
 		HTTP2:                 true,
+		AccessLogFormat:       "combined",
+		MaxNodes:              4096,
 		HTTP2MaxStreams:       100,
 		HTTP2MaxResets:        200,
 		HTTP2MaxControlFrames: 2000,

@@ -1,9 +1,38 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// statsAddrOK reports whether the stats listener address is usable: off,
+// or host:port on loopback unless public is set (metrics are never served
+// on a public address by accident).
+func statsAddrOK(addr string, public bool) bool {
+	if addr == "" {
+		return true
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return false
+	}
+	if public {
+		return true
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
 
 // maxRingSize bounds ring-size (16M messages).
 const maxRingSize = 1 << 24
+
+// minEmperorHeartbeat bounds emperor-heartbeat from below, when it is on.
+const minEmperorHeartbeat = 10 * time.Millisecond
 
 // validate checks what needs the whole file: required sections and keys,
 // ranges, and relations between fields, recording every failure. Errors
@@ -52,6 +81,10 @@ func (p *parser) validate() {
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},
 		{"send-timeout", o.SendTimeout > 0, "must be greater than 0"},
 		{"zmq-hwm", o.ZMQHWM > 0, "must be greater than 0"},
+		{"emperor-heartbeat", o.EmperorHeartbeat == 0 || o.EmperorHeartbeat >= minEmperorHeartbeat,
+			fmt.Sprintf("must be 0 (off) or at least %v", minEmperorHeartbeat)},
+		{"max-nodes", o.MaxNodes > 0 && o.MaxNodes <= 1<<20, "must be from 1 to 1048576"},
+		{"stats", statsAddrOK(o.Stats, o.StatsPublic), "must be HOST:PORT on a loopback address (127.0.0.1:9090, [::1]:9090; set stats-public = true for another)"},
 		{"ring-size", o.RingSize >= 1024 && o.RingSize <= maxRingSize && o.RingSize&(o.RingSize-1) == 0,
 			fmt.Sprintf("must be a power of two from 1024 to %d", maxRingSize)},
 	}

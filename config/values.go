@@ -203,3 +203,15 @@ func parseNode(s string) (string, error) {
 	}
 	return s, nil
 }
+
+// parseAccessLog parses access-log: "off" (stored as ""), "stderr", or a
+// file path.
+func parseAccessLog(s string) (string, error) {
+	switch s {
+	case "":
+		return "", errors.New("want off, stderr or a file path")
+	case "off":
+		return "", nil
+	}
+	return s, nil
+}

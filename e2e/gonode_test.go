@@ -55,7 +55,7 @@ func startGoNode(t testing.TB, endpoint, identity string, h handlerFunc) *goNode
 				}
 				m := node.Message{SID: parts[0], Type: string(parts[1]), Body: parts[2]}
 				if m.Type == "ping" {
-					_ = n.Send(m.SID, "pong", nil)
+					_ = n.Send(m.SID, "pong", n.PongBody())
 					continue
 				}
 				h(n, m)

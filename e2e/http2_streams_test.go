@@ -424,3 +424,48 @@ func TestHTTP2Off(t *testing.T) {
 		t.Errorf("preface with http2 off: %q, want 400 or 505", resp)
 	}
 }
+
+// TestHTTP2EndCutsShort: a node's `end` in the middle of a chunked (or
+// Content-Length) response resets the stream: an HTTP/2 client must not
+// take the cut body as whole. `end` after a body it delimits ends the
+// stream cleanly.
+func TestHTTP2EndCutsShort(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "", "[blastbeat:*]\nnode = n\n")
+	hStartNode(t, p.ZMQ, "n", func(hn *hNode, n *node.Node, m hMsg) {
+		if m.Type != "uwsgi" {
+			return
+		}
+		sid := []byte(m.SID)
+		switch m.Env["PATH_INFO"] {
+		case "/chunked-cut":
+			_ = n.Send(sid, "headers", []byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"))
+			_ = n.Send(sid, "chunk", []byte("part"))
+			_ = n.Send(sid, "end", nil)
+		case "/length-cut":
+			_ = n.Send(sid, "headers", []byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"))
+			_ = n.Send(sid, "body", []byte("part"))
+			_ = n.Send(sid, "end", nil)
+		default:
+			_ = n.Send(sid, "headers", []byte("HTTP/1.1 200 OK\r\n\r\n"))
+			_ = n.Send(sid, "body", []byte("whole"))
+			_ = n.Send(sid, "end", nil)
+		}
+	})
+	waitRoutable(t, p, "", "/")
+	c := h2cClient(t, p.Addr)
+	for _, path := range []string{"/chunked-cut", "/length-cut"} {
+		resp, err := c.Get("http://x" + path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("%s: the cut body read as whole; want a stream error", path)
+		}
+	}
+	if resp, body := h2Get(t, c, "http://x/whole"); resp.StatusCode != 200 || body != "whole" {
+		t.Errorf("end-delimited: %d %q", resp.StatusCode, body)
+	}
+}

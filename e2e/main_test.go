@@ -57,8 +57,19 @@ func freePort(t testing.TB) int {
 type proxy struct {
 	Addr string // host:port of the HTTP listener
 	ZMQ  string // the ROUTER endpoint nodes connect to
+	File string // the config file
+	main string // its [blastbeat] section
 	cmd  *exec.Cmd
 	log  *logBuffer
+}
+
+// rewrite replaces the config file's vhost sections (its [blastbeat]
+// section stays), for a reload.
+func (p *proxy) rewrite(t testing.TB, vhosts string) {
+	t.Helper()
+	if err := os.WriteFile(p.File, []byte(p.main+"\n"+vhosts+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // URL returns an http URL on the proxy.
@@ -101,8 +112,10 @@ func launchProxy(t testing.TB, extra, vhosts string, flags []string) (*proxy, ch
 		ZMQ:  fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
 		log:  &logBuffer{},
 	}
-	cfg := fmt.Sprintf("[blastbeat]\nbind = %s\nzmq = %s\nping-freq = 1\n%s\n\n%s\n", p.Addr, p.ZMQ, extra, vhosts)
+	p.main = fmt.Sprintf("[blastbeat]\nbind = %s\nzmq = %s\nping-freq = 1\n%s\n", p.Addr, p.ZMQ, extra)
+	cfg := p.main + "\n" + vhosts + "\n"
 	file := filepath.Join(t.TempDir(), "blastbeat.ini")
+	p.File = file
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

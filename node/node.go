@@ -1,6 +1,8 @@
 package node
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,6 +45,27 @@ type Node struct {
 	// credits holds each session's allowance, by sid, from its request
 	// head to its `end`; nil until EnableCredits.
 	credits map[string]*allowance
+	// instance is a random token that tells this process from another
+	// that would use the same identity (its pongs carry it).
+	instance string
+}
+
+// newNode returns a Node with its instance token.
+func newNode() *Node {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &Node{instance: hex.EncodeToString(b[:])}
+}
+
+// PongBody is the body of this node's pongs (PROTOCOL.md): "credits"
+// after EnableCredits, and "instance=TOKEN", a token of this process that
+// lets the proxy log two processes sharing one node name.
+func (n *Node) PongBody() []byte {
+	b := make([]byte, 0, 40)
+	if n.credits != nil {
+		b = append(b, CreditsFeature+" "...)
+	}
+	return append(append(b, "instance="...), n.instance...)
 }
 
 // Dial connects to BlastBeat with the given identity (the node name that
@@ -57,7 +80,7 @@ func Dial(identity string, endpoints ...string) (*Node, error) {
 			return nil, fmt.Errorf("node: endpoint %s given twice", ep)
 		}
 	}
-	n := &Node{}
+	n := newNode()
 	for i := range max(len(endpoints), 1) {
 		sock, err := zmq.NewSocket(zmq.DEALER)
 		if err != nil {
@@ -147,11 +170,7 @@ func (n *Node) Recv() (Message, error) {
 		}
 		m := Message{SID: parts[0], Type: string(parts[1]), Body: parts[2]}
 		if m.Type == "ping" {
-			var pong []byte
-			if n.credits != nil {
-				pong = []byte(CreditsFeature)
-			}
-			if _, err := n.socks[from].SendMessage(m.SID, "pong", pong); err != nil {
+			if _, err := n.socks[from].SendMessage(m.SID, "pong", n.PongBody()); err != nil {
 				return Message{}, err
 			}
 			continue

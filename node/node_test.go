@@ -95,10 +95,27 @@ func (s *stub) recv() frame {
 // expect receives one message and checks it.
 func (s *stub) expect(want frame) {
 	s.t.Helper()
-	if got := s.recv(); got != want {
+	got := s.recv()
+	if got.typ == "pong" {
+		// Every pong names the node's instance (a random token): checked
+		// apart (TestPongInstance), left out here.
+		got.body = withoutInstance(got.body)
+	}
+	if got != want {
 		s.t.Fatalf("stub got %s %q %q (%d bytes), want %s %q %q (%d bytes)",
 			got.typ, got.sid, short(got.body), len(got.body), want.typ, want.sid, short(want.body), len(want.body))
 	}
+}
+
+// withoutInstance drops the instance=TOKEN feature from a pong body.
+func withoutInstance(body string) string {
+	var keep []string
+	for _, f := range strings.Fields(body) {
+		if !strings.HasPrefix(f, "instance=") {
+			keep = append(keep, f)
+		}
+	}
+	return strings.Join(keep, " ")
 }
 
 func short(s string) string {
@@ -488,4 +505,29 @@ func TestCreditWebSocketOverdraft(t *testing.T) {
 	sendBody(t, n, "s1", "websocket", []byte("c"), 0, node.ErrNoCredit)
 	s.expect(frame{"ws", "s1", "websocket", strings.Repeat("a", 30)})
 	s.expect(frame{"ws", "s1", "websocket", strings.Repeat("b", 90)})
+}
+
+// TestPongInstance: a node's pongs name a token of its process, the same
+// on every pong, and another for another Node.
+func TestPongInstance(t *testing.T) {
+	s := startStub(t)
+	a, b := s.dial("inst"), s.dial("inst2")
+	bodies := map[string]string{}
+	for _, n := range []*node.Node{a, b} {
+		body := string(n.PongBody())
+		if !strings.HasPrefix(body, "instance=") || len(body) != len("instance=")+16 {
+			t.Fatalf("pong body %q", body)
+		}
+		if string(n.PongBody()) != body {
+			t.Fatalf("the token changed")
+		}
+		bodies[body] = body
+	}
+	if len(bodies) != 2 {
+		t.Fatalf("two nodes, one token: %v", bodies)
+	}
+	a.EnableCredits()
+	if !strings.HasPrefix(string(a.PongBody()), "credits instance=") {
+		t.Fatalf("with credits: %q", a.PongBody())
+	}
 }

@@ -211,10 +211,7 @@ func (s *server) open() error {
 	}
 	s.poller = zmq.NewPoller()
 	s.poller.Add(rx, zmq.POLLIN)
-	pong := ""
-	if !s.cfg.DisableCredits {
-		pong = CreditsFeature
-	}
+	pong := s.n.PongBody()
 	for _, sock := range s.n.Sockets() {
 		s.poller.Add(sock, zmq.POLLIN)
 		// A DEALER queues it until its connection is up.
@@ -267,7 +264,7 @@ func (s *server) closeSockets() {
 // context, which nobody terminates, would lose them to a process that
 // exits at once.
 func dialIn(zctx *zmq.Context, identity string, endpoints []string) (*Node, error) {
-	n := &Node{}
+	n := newNode()
 	for i, ep := range endpoints {
 		if slices.Contains(endpoints[:i], ep) {
 			return nil, fmt.Errorf("node: endpoint %s given twice", ep)

@@ -35,12 +35,15 @@ func parseReplyType(t []byte) replyType {
 // Deliver routes a node's message to the loop that owns its sid.
 func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
 	s := (*Server)(h)
-	n := s.nodes.Lookup(identity)
+	n := s.rt.Load().nodes.Lookup(identity)
 	if n == nil {
 		s.stats.UnknownNode.Add(1)
+		h.unknownIdentity(identity)
 		return
 	}
-	n.Seen(s.now())
+	now := s.now()
+	n.Seen(now)
+	s.nodeSpoke(n, typ, body, now)
 	if string(typ) == "pong" {
 		// A node that speaks credits says so in every pong (PROTOCOL.md).
 		n.SetCredits(hasFeature(body, "credits"))
@@ -85,7 +88,7 @@ func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
 	if m.SID == [16]byte{} || id.Loop() >= len(s.loops) {
 		return // a ping
 	}
-	nodes := s.nodes.Nodes()
+	nodes := s.rt.Load().nodes.Nodes()
 	if m.Node < 0 || m.Node >= len(nodes) {
 		return
 	}
@@ -98,7 +101,7 @@ func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
 
 // Unreachable marks a node dead at once.
 func (h *bridgeHandler) Unreachable(node int) {
-	if nodes := h.nodes.Nodes(); node >= 0 && node < len(nodes) {
+	if nodes := h.rt.Load().nodes.Nodes(); node >= 0 && node < len(nodes) {
 		nodes[node].MarkDead()
 	}
 }

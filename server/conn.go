@@ -38,9 +38,11 @@ type conn struct {
 	closing    bool // closeNow was called: gnet closes it soon
 	endSent    bool // the last message to the node was `end`
 	readPaused bool
-	tlsEOF     bool    // the TLS client sent close_notify
-	shut       bool    // lingering: the write side is shut down
-	wsFrags    wsFrags // a fragmented WebSocket message being joined
+	tlsEOF     bool       // the TLS client sent close_notify
+	shut       bool       // lingering: the write side is shut down
+	wsFrags    wsFrags    // a fragmented WebSocket message being joined
+	wsAwait    *wsPending // a handshake the node answers (websocket-handshake = node)
+	proto      Proto      // what it speaks now (metrics)
 
 	headBy     int64 // unix ns: the request head must be complete by then (408)
 	lastActive int64
@@ -60,6 +62,7 @@ func (c *conn) queue(b []byte) {
 		return
 	}
 	c.out = append(c.out, b)
+	c.ex.bytes += int64(len(b))
 	c.l.markDirty(c)
 }
 
@@ -131,6 +134,7 @@ func (c *conn) accountOutput() {
 func (c *conn) slowReader(limit string, held int) {
 	s := c.srv()
 	s.stats.SlowClients.Add(1)
+	s.reject("slow_reader")
 	s.opts.Logger.Info("closing a slow reader", "limit", limit, "held", held,
 		"remote", c.t.RemoteAddr().String(), "sid", c.sid.String())
 	c.closeAfter = true

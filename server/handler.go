@@ -47,6 +47,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c.sid = sid
 	gc.SetContext(c)
 	s.conns.Add(1)
+	c.opened(c.ln.tls != nil)
 	if c.ln.tls != nil {
 		// TLS: the handshake must end by tls-handshake-timeout; at most
 		// max-tls-handshakes run at once, the others wait unread.
@@ -66,6 +67,8 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		return gnet.None
 	}
 	c.closed = true
+	c.closedMetrics()
+	c.l.finish(&c.ex, c.node, c.sid) // a request cut short: status 0
 	if c.tls != nil {
 		c.tls.closeTLS() // ends a handshake goroutine still running
 		c.l.handshakeOver(c)
@@ -88,6 +91,14 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		}
 		c.node.Unbind()
 		c.node = nil
+	}
+	for _, m := range c.outq {
+		// The `end`s of HTTP/2 streams (h2Gone above) that waited behind
+		// messages the ring refused: the rest is dropped with the
+		// connection, but every stream's node still gets its `end`.
+		if m.Type == "end" && m.SID != [16]byte(c.sid) {
+			c.l.orphan(m)
+		}
 	}
 	c.outq = nil
 	if c.parser != nil {

@@ -187,7 +187,7 @@ func newHarness(t testing.TB, opts Options) *harness {
 }
 
 func (h *harness) node(name string) *session.Node {
-	n := h.s.nodes.Lookup([]byte(name))
+	n := h.s.rt.Load().nodes.Lookup([]byte(name))
 	if n == nil {
 		h.t.Fatalf("no node %s", name)
 	}

@@ -98,12 +98,13 @@ func (c *conn) protocolError(err error) {
 	if pe.Status == 0 {
 		// Not HTTP at all: nothing to answer in.
 		c.srv().stats.Rejected.Add(1)
+		c.srv().reject(pe.Metric)
 		c.closeAfter = true
 		c.discard = true
 		c.closeNow()
 		return
 	}
-	c.fail(pe.Status, pe.Msg)
+	c.failAs(pe.Metric, pe.Status, pe.Msg)
 }
 
 // onHead routes a complete request head to a node.
@@ -117,15 +118,17 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.hops = 0
 	c.reqSeq++
 	c.bodyBytes = 0
+	c.begin(&c.ex, r, httpVersion(c.minor))
 
 	// r.Host is the absolute-form authority when there is one.
-	vh := s.router.Match(r.Host)
-	if vh != nil && !s.listeners.serves(c.ln, vh) {
+	rt := s.rt.Load()
+	vh := rt.router.Match(r.Host)
+	if vh != nil && !rt.serves(c.ln, vh) {
 		// A vhost with listeners of its own is served only there; a plain
 		// request for one served over TLS is sent there (308).
-		if port, ok := s.listeners.https[vh]; ok && c.ln.tls == nil && vh.HTTPSRedirect {
+		if port, ok := rt.https[vh]; ok && c.ln.tls == nil && vh.HTTPSRedirect {
 			c.srv().stats.Redirected.Add(1)
-			c.respond(appendHTTPSRedirect(nil, r, port, !c.keepAlive))
+			c.respond(308, appendHTTPSRedirect(nil, r, port, !c.keepAlive))
 			return
 		}
 		vh = nil
@@ -138,7 +141,8 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		// TRACE echoes the request, credentials included (cross-site
 		// tracing): refused unless the vhost says allow-trace.
 		c.srv().stats.Rejected.Add(1)
-		c.respond(appendMethodNotAllowed(!c.keepAlive))
+		s.reject("trace_not_allowed")
+		c.respond(405, appendMethodNotAllowed(!c.keepAlive))
 		return
 	}
 	if vh.MaxBody > 0 && r.ContentLength > vh.MaxBody {
@@ -164,9 +168,9 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		}
 	}
 	now := s.now()
-	if c.node == nil || c.vhost != vh || !c.node.Alive(now, s.nodes.DeadAfter()) {
+	if c.node == nil || c.vhost != vh || !c.node.Alive(now, s.deadAfter) {
 		// A new session, or its node died between requests: (re)bind.
-		n := vh.Pick(now, s.nodes.DeadAfter(), nil)
+		n := vh.Pick(now, s.deadAfter, nil)
 		if n == nil {
 			c.reject(503, "no live backend node")
 			return
@@ -178,12 +182,20 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.retryLost = false
 	c.phase = phAwaitHead
 	// A deadline from the coarse clock could fire up to sweepEvery early.
-	c.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
+	sentAt := time.Now().UnixNano()
+	c.answerBy = sentAt + int64(vh.Timeout)
+	c.ex.forwarded(vh, sentAt)
 	c.send(typ, msg)
 	c.startCredit()
 	s.stats.Requests.Add(1)
 	if upgrade {
-		c.startWebSocket(wsReq)
+		if vh.NodeHandshake {
+			// The node's head decides (onResponseHead): 101 accepts.
+			c.wsAwait = newWSPending(wsReq)
+			return
+		}
+		c.ex.sentAt = 0 // the proxy answers, not the node (no response-head latency)
+		c.startWebSocket(wsReq, protocol.ChooseSubprotocol(wsReq.Protocols, vh.WebSocketProtocols))
 		return
 	}
 	if r.Expect100 && c.reading {
@@ -207,12 +219,22 @@ func appendMethodNotAllowed(closeConn bool) []byte {
 // respond answers the request in flight itself with a whole response b
 // (its body, if any, is skipped); the connection stays usable unless the
 // client asked to close it.
-func (c *conn) respond(b []byte) {
+func (c *conn) respond(status int, b []byte) {
 	c.discard = true
 	c.queue(b)
 	if !c.keepAlive {
 		c.closeAfter = true
 	}
+	c.l.responded(&c.ex, status)
+	c.l.finish(&c.ex, nil, c.sid)
+}
+
+// httpVersion is the access log's protocol of an HTTP/1.minor request.
+func httpVersion(minor uint8) string {
+	if minor == 0 {
+		return "HTTP/1.0"
+	}
+	return "HTTP/1.1"
 }
 
 // appendHTTPSRedirect is a 308 to the https:// form of r's URL on the TLS
@@ -256,12 +278,15 @@ func trimLeadingCRLF(b []byte) []byte {
 // connection stays usable and the request body is skipped.
 func (c *conn) reject(status int, msg string) {
 	c.srv().stats.Rejected.Add(1)
+	c.srv().reject(statusReason(status))
 	c.discard = true
 	close := !c.keepAlive
 	c.queue(protocol.AppendError(nil, status, msg, close))
 	if close {
 		c.closeAfter = true
 	}
+	c.l.responded(&c.ex, status)
+	c.l.finish(&c.ex, nil, c.sid)
 }
 
 func (c *conn) onBody(data []byte) {
@@ -316,13 +341,14 @@ func (c *conn) httpTimeouts(now int64) {
 		s.stats.Timeouts.Add(1)
 		c.sendEnd()
 		c.fail(504, "backend did not answer in time")
-	case c.phase != phIdle && c.node != nil && !c.node.Alive(now, s.nodes.DeadAfter()):
+	case c.phase != phIdle && c.node != nil && !c.node.Alive(now, s.deadAfter):
 		c.nodeFailed()
 	case c.phase == phIdle && c.parser != nil && c.parser.InHead() && c.headBy > 0 && now > c.headBy:
 		c.fail(408, "request head not received in time")
 	case c.phase == phIdle && c.parser == nil && c.reqSeq == 0 && now > c.headBy:
 		// Not a byte since accept: the slot goes back at header-timeout.
 		s.stats.SilentClosed.Add(1)
+		s.reject("silent_connection")
 		c.closeNow()
 	case c.idle() && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout):
 		c.closeNow()

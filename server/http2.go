@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -74,9 +75,10 @@ type h2Stream struct {
 	recvd      int64
 	unacked    int64 // DATA bytes of this stream not yet given back
 
-	ws      bool    // an RFC 8441 WebSocket: DATA carries its frames
-	wsIn    []byte  // client WebSocket bytes short of a whole frame
-	wsFrags wsFrags // a fragmented message being joined
+	ws      bool       // an RFC 8441 WebSocket: DATA carries its frames
+	wsAwait *wsPending // its handshake waits for the node's answer
+	wsIn    []byte     // client WebSocket bytes short of a whole frame
+	wsFrags wsFrags    // a fragmented message being joined
 }
 
 // HTTP/2 limits.
@@ -106,6 +108,7 @@ func (c *conn) startH2() {
 	h.ci.Proto = "HTTP/2"
 	c.h2 = h
 	c.m = h2{}
+	c.switchProto(ProtoHTTP2)
 	if c.parser != nil {
 		c.l.releaseParser(c.parser)
 		c.parser = nil
@@ -338,6 +341,11 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	st := &h2Stream{c: c, id: id, sid: sid, sendWin: h.initWin, reqCL: -1}
 	h.streams[id] = st
 	h.bySID[sid] = st
+	if r != nil {
+		c.begin(&st.ex, r, "HTTP/2")
+	} else {
+		st.ex = exchange{start: time.Now().UnixNano()}
+	}
 	if err != nil {
 		pe, ok := err.(*protocol.Error)
 		if !ok {
@@ -366,8 +374,9 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		r.Chunked = true
 	}
 	st.headReq = string(r.Method) == "HEAD"
-	vh := s.router.Match(r.Host)
-	if vh != nil && !s.listeners.serves(c.ln, vh) {
+	rt := s.rt.Load()
+	vh := rt.router.Match(r.Host)
+	if vh != nil && !rt.serves(c.ln, vh) {
 		vh = nil
 	}
 	switch {
@@ -386,7 +395,7 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		c.h2Respond(st, 431, protocol.ErrUwsgiTooLarge.Msg)
 		return
 	}
-	n := vh.Pick(s.now(), s.nodes.DeadAfter(), nil)
+	n := vh.Pick(s.now(), s.deadAfter, nil)
 	if n == nil {
 		c.h2Respond(st, 503, "no live backend node")
 		return
@@ -395,12 +404,20 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	n.Bind()
 	st.reqSeq = 1
 	st.phase = phAwaitHead
-	st.answerBy = time.Now().UnixNano() + int64(vh.Timeout)
+	sentAt := time.Now().UnixNano()
+	st.answerBy = sentAt + int64(vh.Timeout)
+	st.ex.forwarded(vh, sentAt)
 	s.stats.Requests.Add(1)
 	c.h2Send(st, "uwsgi", msg)
 	c.h2StartCredit(st)
 	if st.ws {
-		c.h2WebSocketAccept(st, r)
+		w, _ := protocol.IsWebSocketUpgrade(r)
+		if vh.NodeHandshake {
+			st.wsAwait = newWSPending(w) // the node's head decides
+			return
+		}
+		st.ex.sentAt = 0 // the proxy answers, not the node
+		c.h2WebSocketAccept(st, protocol.ChooseSubprotocol(w.Protocols, vh.WebSocketProtocols))
 		return
 	}
 	c.h2Keep(st, msg)
@@ -532,11 +549,16 @@ func (c *conn) h2Apply(r *reply) {
 	case rChunk:
 		c.h2Body(st, r.body, len(r.body) == 0)
 	case rEnd:
-		if st.phase == phAwaitHead {
+		switch {
+		case st.phase == phAwaitHead:
 			c.h2Respond(st, 502, "backend ended the session without a response")
-			return
+		case st.phase == phStreaming && (st.mode == modeChunked || st.mode == modeLength && st.remaining > 0):
+			// Cut short: a clean END_STREAM would pass it off as whole
+			// (on HTTP/1.1 the connection closes without the last chunk).
+			c.h2Reset(st.id, protocol.H2InternalError)
+		default:
+			c.h2Body(st, nil, true) // ends a body delimited by `end`
 		}
-		c.h2Body(st, nil, true)
 	case rRetry:
 		if st.phase != phAwaitHead {
 			s.stats.Unexpected.Add(1)
@@ -564,10 +586,12 @@ func (c *conn) h2ResponseHead(st *h2Stream, raw []byte) {
 		return
 	}
 	block := h.encBuf.Bytes()
+	st.ex.bytes += int64(len(block))
 	if hr.Interim {
 		c.queue(protocol.AppendH2HeaderBlock(nil, st.id, false, block, int(h.maxFrame)))
 		return
 	}
+	c.l.responded(&st.ex, hr.Status)
 	end := !hr.HasBody
 	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, end, block, int(h.maxFrame)))
 	st.phase = phStreaming
@@ -633,6 +657,7 @@ func (c *conn) h2Write(st *h2Stream, b []byte, end bool) {
 		}
 		last := end && n == int64(len(b))
 		c.queue(protocol.AppendH2Data(nil, st.id, last, b[:n]))
+		st.ex.bytes += n
 		st.sendWin -= n
 		h.sendWin -= n
 		b = b[n:]
@@ -654,6 +679,7 @@ func (c *conn) h2Write(st *h2Stream, b []byte, end bool) {
 func (c *conn) h2CheckPending(st *h2Stream) {
 	if len(st.pending) > c.srv().opts.MaxPendingOutput {
 		c.srv().stats.SlowClients.Add(1)
+		c.srv().reject("slow_reader")
 		c.h2Reset(st.id, protocol.H2FlowControlError)
 	}
 }
@@ -710,6 +736,7 @@ func (c *conn) h2StreamDone(st *h2Stream) {
 // h2Respond answers a stream itself (an error page) and ends it.
 func (c *conn) h2Respond(st *h2Stream, status int, msg string) {
 	c.srv().stats.Rejected.Add(1)
+	c.srv().reject(statusReason(status))
 	c.h2RespondRaw(st, protocol.AppendErrorDate(nil, status, msg, false, c.srv().date()))
 }
 
@@ -732,6 +759,8 @@ func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 	if st.headReq {
 		body = nil
 	}
+	c.l.responded(&st.ex, hr.Status)
+	st.ex.bytes += int64(h.encBuf.Len())
 	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, len(body) == 0, h.encBuf.Bytes(), int(h.maxFrame)))
 	if len(body) == 0 {
 		st.endSent = true
@@ -759,6 +788,7 @@ func (c *conn) h2CloseStream(st *h2Stream) {
 	delete(h.streams, st.id)
 	delete(h.bySID, st.sid)
 	c.l.table.Remove(&st.sid)
+	c.l.finish(&st.ex, st.node, st.sid) // status 0 if reset before its response
 	if st.node != nil {
 		c.h2Send(st, "end", nil)
 		st.node.Unbind()
@@ -807,11 +837,16 @@ func (c *conn) h2Drain() {
 // h2ConnError ends the connection with GOAWAY (§5.4.1).
 func (c *conn) h2ConnError(err error) {
 	code := protocol.H2ProtocolError
+	reason := "h2_protocol_error"
 	var ce *protocol.H2ConnError
 	if errors.As(err, &ce) {
 		code = ce.Code
+		if reason = ce.Metric; reason == "" {
+			reason = "h2_" + strings.ToLower(code.String())
+		}
 	}
 	c.srv().stats.Rejected.Add(1)
+	c.srv().reject(reason)
 	c.h2GoAway(code, true)
 }
 
@@ -856,7 +891,7 @@ func (c *conn) h2Timeouts(now int64) {
 		case st.phase == phAwaitHead && now > st.answerBy:
 			s.stats.Timeouts.Add(1)
 			c.h2Respond(st, 504, "backend did not answer in time")
-		case st.node != nil && st.phase != phIdle && !st.node.Alive(now, s.nodes.DeadAfter()):
+		case st.node != nil && st.phase != phIdle && !st.node.Alive(now, s.deadAfter):
 			switch {
 			case st.phase == phAwaitHead:
 				c.h2Failover(st, "backend node failed")

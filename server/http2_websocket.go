@@ -49,12 +49,10 @@ func (c *conn) h2WebSocketRequest(st *h2Stream, r *protocol.Request) bool {
 	return true
 }
 
-// h2WebSocketAccept answers the handshake: 200, with the subprotocol the
-// virtual host accepts.
-func (c *conn) h2WebSocketAccept(st *h2Stream, r *protocol.Request) {
+// h2WebSocketAccept answers the handshake: 200, naming proto when it is
+// not "".
+func (c *conn) h2WebSocketAccept(st *h2Stream, proto string) {
 	h := c.h2
-	w, _ := protocol.IsWebSocketUpgrade(r)
-	proto := protocol.ChooseSubprotocol(w.Protocols, st.vhost.WebSocketProtocols)
 	h.encBuf.Reset()
 	_ = h.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
 	if proto != "" {
@@ -63,11 +61,26 @@ func (c *conn) h2WebSocketAccept(st *h2Stream, r *protocol.Request) {
 	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, false, h.encBuf.Bytes(), int(h.maxFrame)))
 	st.phase = phStreaming
 	st.mode = modeNone
+	// The handshake is the exchange; the messages after it are not.
+	c.l.responded(&st.ex, 200)
+	c.l.finish(&st.ex, st.node, st.sid)
+	if st.endRecv {
+		// The client ended its half while the node decided: so do we.
+		c.h2Write(st, nil, true)
+	}
 }
 
 // h2WebSocketData reads the client's frames from a stream's DATA; a
 // frame split across DATA frames waits in wsIn.
 func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
+	if st.wsAwait != nil {
+		// Before the node's answer no frame is due (they are dropped);
+		// the client may end its half already (an empty request body).
+		if end {
+			st.endRecv = true
+		}
+		return
+	}
 	opts := &c.srv().opts
 	buf := data
 	if len(st.wsIn) > 0 {
@@ -118,6 +131,10 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 
 // h2WebSocketApply sends a node's reply on a WebSocket stream.
 func (c *conn) h2WebSocketApply(st *h2Stream, r *reply) {
+	if st.wsAwait != nil {
+		c.h2WebSocketNodeAnswer(st, r)
+		return
+	}
 	switch r.typ {
 	case rWebSocket:
 		c.h2WebSocketSend(st, ws.OpText, r.body)
@@ -128,6 +145,52 @@ func (c *conn) h2WebSocketApply(st *h2Stream, r *reply) {
 	default:
 		// HTTP replies to the handshake's environ: the proxy answered it.
 		c.srv().stats.Unexpected.Add(1)
+	}
+}
+
+// h2WebSocketNodeAnswer applies the node's answer to a handshake it
+// decides (websocket-handshake = node): 101 accepts (the client gets
+// 200), another final status is the stream's HTTP response.
+func (c *conn) h2WebSocketNodeAnswer(st *h2Stream, r *reply) {
+	s := c.srv()
+	head := r.body
+	switch r.typ {
+	case rHeaders:
+	case rUwsgi:
+		var err error
+		if head, err = protocol.UwsgiResponseToHead(nil, r.body); err != nil {
+			s.stats.BadResponse.Add(1)
+			c.h2Respond(st, 502, "malformed response from backend")
+			return
+		}
+	case rEnd:
+		c.h2Respond(st, 502, "backend ended the session without a response")
+		return
+	default:
+		s.stats.Unexpected.Add(1)
+		return
+	}
+	hr, n, err := protocol.ParseResponseHead(head)
+	switch {
+	case err != nil:
+		s.stats.BadResponse.Add(1)
+		c.h2Respond(st, 502, "malformed response from backend")
+	case hr.Status == 101:
+		w := st.wsAwait
+		st.wsAwait = nil
+		proto := string(responseField(head[:n], "sec-websocket-protocol"))
+		if proto != "" && protocol.ChooseSubprotocol(w.offered, []string{proto}) == "" {
+			s.stats.BadResponse.Add(1)
+			c.h2Respond(st, 502, "backend chose a subprotocol the client did not offer")
+			return
+		}
+		c.h2WebSocketAccept(st, proto)
+	case hr.Status < 200:
+		// An interim head before the decision: nothing to pass on.
+	default:
+		// Refused: an ordinary response; the stream is no WebSocket.
+		st.wsAwait, st.ws = nil, false
+		c.h2ResponseHead(st, head)
 	}
 }
 

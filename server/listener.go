@@ -7,39 +7,34 @@ import (
 	"sync/atomic"
 
 	"github.com/blastbeat/blastbeat/internal/tlsconf"
-
-	"github.com/blastbeat/blastbeat/session"
 )
 
 // listener is one address the server accepts connections on. Immutable
 // after newListeners.
 type listener struct {
-	addr   string                           // host:port as configured
-	host   string                           // its IP, "" when unspecified (0.0.0.0, [::])
-	port   string                           // its port, for SERVER_PORT and redirects
-	tls    *tls.Config                      // nil: plain HTTP
-	certs  atomic.Pointer[tlsconf.Listener] // bind-ssl: swapped by SetCertificates
-	global bool                             // a [blastbeat] bind: it serves the vhosts without listeners of their own
-	vhosts []*session.VHost                 // the vhosts that name it in bind or bind-ssl
+	addr  string                           // host:port as configured
+	host  string                           // its IP, "" when unspecified (0.0.0.0, [::])
+	port  string                           // its port, for SERVER_PORT and redirects
+	tls   *tls.Config                      // nil: plain HTTP
+	certs atomic.Pointer[tlsconf.Listener] // bind-ssl: swapped by SetCertificates
 }
 
-// listeners are every listener and the routing rule between listeners
-// and virtual hosts. Immutable after newListeners.
+// listeners are every address the server accepts connections on; which
+// virtual hosts each serves is the routing's (routing.go), which a reload
+// replaces. Immutable after newListeners.
 type listeners struct {
 	all    []*listener
+	byAddr map[string]*listener
 	byPort map[string][]*listener
-	own    map[*session.VHost]bool   // vhosts with listeners of their own
-	https  map[*session.VHost]string // a vhost's first bind-ssl port (308)
 }
 
-// newListeners builds the listeners of opts; vhosts are opts.VHosts', in
-// the same order. An address cannot be both plain and TLS, and every
-// bind-ssl address needs its certificates in opts.TLS.
-func newListeners(opts *Options, vhosts []*session.VHost) (*listeners, error) {
-	ls := &listeners{byPort: map[string][]*listener{}, own: map[*session.VHost]bool{}, https: map[*session.VHost]string{}}
-	byAddr := map[string]*listener{}
+// newListeners builds the listeners of opts: the [blastbeat] binds and
+// every vhost's bind and bind-ssl. An address cannot be both plain and
+// TLS, and every bind-ssl address needs its certificates in opts.TLS.
+func newListeners(opts *Options) (*listeners, error) {
+	ls := &listeners{byAddr: map[string]*listener{}, byPort: map[string][]*listener{}}
 	get := func(addr string, secure bool) (*listener, error) {
-		if ln := byAddr[addr]; ln != nil {
+		if ln := ls.byAddr[addr]; ln != nil {
 			if (ln.tls != nil) != secure {
 				return nil, fmt.Errorf("server: %s is both a bind and a bind-ssl address", addr)
 			}
@@ -67,42 +62,30 @@ func newListeners(opts *Options, vhosts []*session.VHost) (*listeners, error) {
 			ln.certs.Store(certs)
 			ln.tls = certs.Config(alpn)
 			// Handshakes read the certificates through the listener, so
-			// that SetCertificates (the SIGHUP hook) applies to new ones.
+			// that SetCertificates (and a reload) applies to new ones.
 			ln.tls.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return ln.certs.Load().Certificate(hello.ServerName), nil
 			}
 		}
-		byAddr[addr] = ln
+		ls.byAddr[addr] = ln
 		ls.all = append(ls.all, ln)
 		ls.byPort[port] = append(ls.byPort[port], ln)
 		return ln, nil
 	}
 	for _, b := range opts.Binds {
-		ln, err := get(b.Addr, false)
-		if err != nil {
+		if _, err := get(b.Addr, false); err != nil {
 			return nil, err
 		}
-		ln.global = true
 	}
-	for i, v := range opts.VHosts {
-		vh := vhosts[i]
+	for _, v := range opts.VHosts {
 		for _, b := range v.Binds {
-			ln, err := get(b.Addr, false)
-			if err != nil {
+			if _, err := get(b.Addr, false); err != nil {
 				return nil, err
 			}
-			ln.vhosts = append(ln.vhosts, vh)
-			ls.own[vh] = true
 		}
 		for _, b := range v.BindSSL {
-			ln, err := get(b.Addr, true)
-			if err != nil {
+			if _, err := get(b.Addr, true); err != nil {
 				return nil, err
-			}
-			ln.vhosts = append(ln.vhosts, vh)
-			ls.own[vh] = true
-			if _, ok := ls.https[vh]; !ok {
-				ls.https[vh] = ln.port
 			}
 		}
 	}
@@ -138,20 +121,6 @@ func (ls *listeners) of(local net.Addr) *listener {
 		any = ls.all[0]
 	}
 	return any
-}
-
-// serves reports whether ln serves vh: a vhost with listeners of its own
-// is served only on them, the others on the global binds.
-func (ls *listeners) serves(ln *listener, vh *session.VHost) bool {
-	if !ls.own[vh] {
-		return ln.global
-	}
-	for _, v := range ln.vhosts {
-		if v == vh {
-			return true
-		}
-	}
-	return false
 }
 
 // SetCertificates replaces the certificates of the bind-ssl listeners

@@ -42,8 +42,9 @@ type reply struct {
 // loop is BlastBeat's state beside one gnet event loop.
 type loop struct {
 	// Immutable.
-	s   *Server
-	idx int
+	s       *Server
+	idx     int
+	metrics *loopMetrics
 
 	el       atomic.Pointer[gnet.EventLoop] // set when the loop's first conn opens
 	wantRoom atomic.Bool                    // conns of this loop wait for ring room
@@ -73,7 +74,8 @@ type loop struct {
 }
 
 func newLoop(s *Server, idx, limit int) *loop {
-	l := &loop{s: s, idx: idx, table: session.NewTable[*conn](idx, limit)}
+	l := &loop{s: s, idx: idx, table: session.NewTable[*conn](idx, limit),
+		metrics: &loopMetrics{}}
 	l.drainFn = func(context.Context) error { l.drain(); return nil }
 	l.retryFn = func(context.Context) error { l.retryRoom(); return nil }
 	return l

@@ -55,7 +55,7 @@ func (wsMachine) undeliverable(c *conn, _ *reply) {
 func (wsMachine) readAhead(*conn) bool { return false }
 func (wsMachine) drainIdle(c *conn)    { c.wsClose(ws.StatusGoingAway, "server shutting down") }
 func (wsMachine) timeouts(c *conn, now int64) {
-	if c.node != nil && !c.node.Alive(now, c.srv().nodes.DeadAfter()) {
+	if c.node != nil && !c.node.Alive(now, c.srv().deadAfter) {
 		c.wsClose(ws.StatusGoingAway, "backend node gone")
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"log/slog"
 	"time"
 
@@ -18,6 +19,16 @@ type Options struct {
 	// TLS has the certificates of each bind-ssl address (cmd/blastbeat
 	// loads them with tlsconf, so -t and the start check the same files).
 	TLS map[string]*tlsconf.Listener
+	// Inherited has the listening sockets the server was handed (socket
+	// activation): listen address (a bind or bind-ssl Addr) → descriptor.
+	// Start listens on them instead of binding those addresses; the
+	// server owns them from then on.
+	Inherited map[string]int
+	// FirstRequest, when set, is called once, on a goroutine of its own,
+	// when the first response (a node's or the proxy's own) is complete.
+	FirstRequest func()
+	// Stderr is where access-log = stderr writes (os.Stderr when nil).
+	Stderr io.Writer
 }
 
 // Internal limits, not worth a config key.

@@ -103,9 +103,16 @@ func (c *conn) onResponseHead(raw []byte) {
 		return
 	}
 	h, n, err := protocol.ParseResponseHead(raw)
+	if err == nil && h.Upgrade && c.wsAwait != nil {
+		c.nodeAcceptedWebSocket(raw[:n])
+		return
+	}
 	if err != nil || h.Upgrade {
 		c.badResponse()
 		return
+	}
+	if h.Status >= 200 {
+		c.wsAwait = nil // refused: the answer is an HTTP response
 	}
 	client10 := c.minor == 0
 	if h.Status < 200 {
@@ -133,6 +140,7 @@ func (c *conn) onResponseHead(raw []byte) {
 		c.closeAfter = true
 	}
 	out := protocol.RewriteResponseHead(make([]byte, 0, n+72), raw[:n], c.dechunk, c.closeAfter, client10 && !c.closeAfter, c.srv().date())
+	c.l.responded(&c.ex, h.Status)
 	c.queue(out)
 	c.retry, c.retryBytes, c.retryLost = nil, 0, false
 	c.phase = phStreaming
@@ -244,6 +252,7 @@ func (c *conn) badResponse() {
 // start.
 func (c *conn) responseDone() {
 	c.creditOn = false
+	c.l.finish(&c.ex, c.node, c.sid)
 	c.endRequest()
 	if c.closeAfter {
 		return

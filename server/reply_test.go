@@ -34,7 +34,7 @@ func uwsgiPacket(t testing.TB, kv ...string) string {
 func sentNames(h *harness, ms []zmqbridge.Msg) []string {
 	var out []string
 	for _, m := range ms {
-		name := h.s.nodes.Nodes()[m.Node].Name + ":" + m.Type
+		name := h.s.rt.Load().nodes.Nodes()[m.Node].Name + ":" + m.Type
 		if m.Type == "body" {
 			name += "=" + string(m.Body)
 		}

@@ -20,14 +20,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/blastbeat/blastbeat/config"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
@@ -37,11 +39,14 @@ import (
 type Server struct {
 	// Immutable after New.
 	opts      Options
+	given     config.Options  // the configuration as given (Reload compares)
 	limits    protocol.Limits // the request parser's
 	listeners *listeners
-	router    *session.Router
-	nodes     *session.Registry
+	deadAfter time.Duration // a node silent this long is dead (3 × ping-freq)
 	loops     []*loop
+
+	rt       atomic.Pointer[routing] // vhosts, nodes, listener use: swapped by Reload
+	reloadMu sync.Mutex              // one Reload at a time
 
 	// Set once in Start/OnBoot.
 	bridge *zmqbridge.Bridge // Stop and Stats
@@ -62,11 +67,17 @@ type Server struct {
 	dateSec      atomic.Int64           // the second httpDate names
 	conns        atomic.Int64
 	stats        Stats
+	rejects      rejections
+	served       atomic.Bool         // a first response was completed (Options.FirstRequest)
+	unknownIDs   map[string]struct{} // identities warned about; the bridge goroutine's
+	instances    []nodeInstance      // by node index; the bridge goroutine's
+	alog         *accessLog          // nil: no access log
 	done         chan struct{}
 }
 
 // New checks opts and builds the server; Start runs it.
 func New(opts Options) (*Server, error) {
+	given := opts.Options
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -83,47 +94,39 @@ func New(opts Options) (*Server, error) {
 	}
 	opts.Workers = workers
 
-	var names []string
-	for _, v := range opts.VHosts {
-		names = append(names, v.Nodes...)
-	}
-	nodes := session.NewRegistry(names, 3*opts.PingFreq)
-	var vhosts []*session.VHost
-	for _, v := range opts.VHosts {
-		vh := &session.VHost{Name: strings.ToLower(v.Name), Aliases: v.Aliases, Timeout: v.Timeout, MaxBody: v.MaxBody,
-			WebSocketProtocols: v.WebSocketProtocols, AllowTrace: v.AllowTrace, HTTPSRedirect: v.HTTPSRedirect}
-		if vh.Timeout <= 0 {
-			vh.Timeout = opts.Timeout
-		}
-		if vh.MaxBody <= 0 {
-			vh.MaxBody = opts.MaxBody
-		}
-		switch v.Format {
-		case "", "uwsgi":
-		case "headers":
-			vh.Format = session.FormatHeaders
-		default:
-			return nil, fmt.Errorf("server: vhost %s: unknown format %q", v.Name, v.Format)
-		}
-		for _, n := range v.Nodes {
-			vh.Nodes = append(vh.Nodes, nodes.Lookup([]byte(n)))
-		}
-		vhosts = append(vhosts, vh)
-	}
-	lns, err := newListeners(&opts, vhosts)
+	lns, err := newListeners(&opts)
 	if err != nil {
 		return nil, err
 	}
+	rt, _, err := buildRouting(&opts, lns, nil, workers)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	maxNodes := opts.MaxNodes
+	if maxNodes <= 0 {
+		maxNodes = zmqbridge.DefaultMaxNodes
+	}
 	s := &Server{
 		opts:      opts,
+		given:     given,
 		listeners: lns,
 		limits: protocol.Limits{MaxHeadBytes: opts.MaxHeaderSize, MaxURIBytes: opts.MaxURI,
 			MaxBodyBytes: opts.MaxBody},
-		router: session.NewRouter(vhosts, nodes),
-		nodes:  nodes,
-		booted: make(chan struct{}),
-		ran:    make(chan error, 1),
-		done:   make(chan struct{}),
+		deadAfter: 3 * opts.PingFreq,
+		booted:    make(chan struct{}),
+		instances: make([]nodeInstance, maxNodes),
+		ran:       make(chan error, 1),
+		done:      make(chan struct{}),
+	}
+	s.rt.Store(rt)
+	if opts.AccessLog != "" {
+		stderr := opts.Stderr
+		if stderr == nil {
+			stderr = os.Stderr
+		}
+		if s.alog, err = newAccessLog(opts.AccessLog, opts.AccessLogFormat, workers, stderr); err != nil {
+			return nil, err
+		}
 	}
 	s.tick(time.Now())
 	perLoop := opts.MaxConnections/workers + 1
@@ -136,13 +139,15 @@ func New(opts Options) (*Server, error) {
 // Start binds the ZeroMQ endpoints and the listeners and starts serving.
 // It returns once both are bound, or the first error.
 func (s *Server) Start() error {
-	ids := make([]string, len(s.nodes.Nodes()))
-	for i, n := range s.nodes.Nodes() {
+	nodes := s.rt.Load().nodes.Nodes()
+	ids := make([]string, len(nodes))
+	for i, n := range nodes {
 		ids[i] = n.Name
 	}
 	b, err := zmqbridge.Start(zmqbridge.Config{
 		Endpoints:   s.opts.ZMQ,
 		Identities:  ids,
+		MaxNodes:    len(s.instances),
 		PingFreq:    s.opts.PingFreq,
 		RingSize:    s.opts.RingSize,
 		HWM:         s.opts.ZMQHWM,
@@ -155,7 +160,11 @@ func (s *Server) Start() error {
 	s.bridge, s.ring = b, b
 	addrs := make([]string, len(s.listeners.all))
 	for i, ln := range s.listeners.all {
-		addrs[i] = "tcp://" + ln.addr
+		if fd, ok := s.opts.Inherited[ln.addr]; ok {
+			addrs[i] = "fd://" + strconv.Itoa(fd) // gnet patched: an inherited socket
+		} else {
+			addrs[i] = "tcp://" + ln.addr
+		}
 	}
 	go func() {
 		s.ran <- gnet.Rotate((*handler)(s), addrs,
@@ -200,6 +209,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.eng.Stop(context.Background()) // OnClose sends `end` for the rest
 	<-s.ran
 	s.bridge.Stop()
+	if s.alog != nil {
+		s.alog.Close()
+	}
 	return err
 }
 
@@ -210,12 +222,14 @@ func (s *Server) Stats() StatsSnapshot { return s.stats.snapshot(s.bridge) }
 func (s *Server) ticker() {
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
+	var nodes nodeWatch
 	for {
 		select {
 		case <-s.done:
 			return
 		case <-t.C:
 			s.tick(time.Now())
+			s.watchNodes(&nodes, s.now())
 			for _, l := range s.loops {
 				l.execute(l.sweep)
 			}

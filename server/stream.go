@@ -33,6 +33,8 @@ type stream struct {
 	bodyBytes  int64    // request body bytes so far (the vhost's max-body)
 	retry      [][]byte // request head and body kept for retry/failover
 	retryBytes int
+
+	ex exchange // the request as metrics and the access log see it
 }
 
 // phase is where a connection is in its request/response cycle.
@@ -106,7 +108,7 @@ func (c *conn) resend() bool {
 	if c.retryLost || len(c.retry) == 0 || int(c.hops) >= s.opts.MaxHops {
 		return false
 	}
-	n := c.vhost.Pick(s.now(), s.nodes.DeadAfter(), c.node)
+	n := c.vhost.Pick(s.now(), s.deadAfter, c.node)
 	if n == nil {
 		return false
 	}
@@ -156,11 +158,45 @@ func (c *conn) endRequest() {
 
 // fail answers the current request with a proxy error and closes the
 // connection after it; nothing more is read from the client.
-func (c *conn) fail(status int, msg string) {
+func (c *conn) fail(status int, msg string) { c.failAs(statusReason(status), status, msg) }
+
+// failAs is fail counting the rejection under reason.
+func (c *conn) failAs(reason string, status int, msg string) {
 	c.srv().stats.Rejected.Add(1)
+	c.srv().reject(reason)
 	c.reading = false
+	if c.ex.start == 0 {
+		// A head too malformed to begin an exchange: counted (no vhost),
+		// not logged (nothing of it is known).
+		c.ex = exchange{start: time.Now().UnixNano()}
+	}
 	c.queue(protocol.AppendError(nil, status, msg, true))
 	c.closeAfter = true
 	c.discard = true
+	c.l.responded(&c.ex, status)
+	c.l.finish(&c.ex, c.node, c.sid)
 	c.endRequest()
+}
+
+// statusReason names a rejection the proxy answers with status.
+func statusReason(status int) string {
+	switch status {
+	case 400:
+		return "bad_request"
+	case 404:
+		return "no_vhost"
+	case 408:
+		return "head_timeout"
+	case 413:
+		return "body_too_large"
+	case 431:
+		return "head_too_large"
+	case 502:
+		return "bad_gateway"
+	case 503:
+		return "no_live_node"
+	case 504:
+		return "node_timeout"
+	}
+	return "status_" + strconv.Itoa(status)
 }

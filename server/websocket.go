@@ -11,9 +11,12 @@ import (
 // startWebSocket answers the opening handshake and turns the connection
 // into a WebSocket session: from now on its bytes are frames (wsTraffic).
 // The node already has the handshake's environ as a `uwsgi` message.
-func (c *conn) startWebSocket(w protocol.WebSocketRequest) {
-	proto := protocol.ChooseSubprotocol(w.Protocols, c.vhost.WebSocketProtocols)
+// proto is the subprotocol to name ("" for none).
+func (c *conn) startWebSocket(w protocol.WebSocketRequest, proto string) {
 	c.queue(protocol.AppendHandshake(nil, w.Key, proto))
+	c.l.responded(&c.ex, 101)
+	c.l.finish(&c.ex, c.node, c.sid)
+	c.switchProto(ProtoWebSocket)
 	c.m = wsMachine{}
 	if c.parser != nil {
 		// The handshake has no body: the parser is done for good.

@@ -15,6 +15,41 @@ type Node struct {
 	lastSeen atomic.Int64 // unix nanoseconds of the last message; 0: never
 	sessions atomic.Int64 // open sessions bound to this node
 	credits  atomic.Bool  // its last pong said it speaks credits
+
+	// Traffic from the node, counted by the bridge goroutine (its only
+	// writer) and read by metrics scrapes.
+	lastPong atomic.Int64 // unix nanoseconds of the last pong; 0: never
+	msgsIn   atomic.Uint64
+	bytesIn  atomic.Uint64
+	retries  atomic.Uint64 // `retry` replies it sent
+	seen     atomic.Bool   // it has spoken at least once (the connect log line)
+}
+
+// Received counts one message of size body bytes from the node at now;
+// pong says it was a pong. It reports whether this is the first message
+// the node ever sent.
+func (n *Node) Received(now int64, body int, pong bool) (first bool) {
+	n.msgsIn.Add(1)
+	n.bytesIn.Add(uint64(body))
+	if pong {
+		n.lastPong.Store(now)
+	}
+	return !n.seen.Load() && n.seen.CompareAndSwap(false, true)
+}
+
+// Retried counts a `retry` from the node.
+func (n *Node) Retried() { n.retries.Add(1) }
+
+// NodeTraffic is a snapshot of what a node sent.
+type NodeTraffic struct {
+	MsgsIn, BytesIn, Retries uint64
+	LastPong, LastSeen       int64 // unix ns; 0: never
+}
+
+// Traffic returns the node's counters.
+func (n *Node) Traffic() NodeTraffic {
+	return NodeTraffic{MsgsIn: n.msgsIn.Load(), BytesIn: n.bytesIn.Load(), Retries: n.retries.Load(),
+		LastPong: n.lastPong.Load(), LastSeen: n.lastSeen.Load()}
 }
 
 // SetCredits records whether the node speaks credits (PROTOCOL.md).
@@ -63,6 +98,26 @@ func NewRegistry(names []string, deadAfter time.Duration) *Registry {
 		r.byName[name] = n
 	}
 	return r
+}
+
+// With returns a registry with r's nodes (the same *Node, at the same
+// indexes) and, after them, those of names r does not have; added lists
+// those. r is unchanged (a reload builds the next registry with it).
+func (r *Registry) With(names []string) (next *Registry, added []string) {
+	next = &Registry{nodes: append([]*Node(nil), r.nodes...), byName: make(map[string]*Node, len(r.byName)), deadAfter: r.deadAfter}
+	for k, v := range r.byName {
+		next.byName[k] = v
+	}
+	for _, name := range names {
+		if _, ok := next.byName[name]; ok {
+			continue
+		}
+		n := &Node{Name: name, Index: len(next.nodes)}
+		next.nodes = append(next.nodes, n)
+		next.byName[name] = n
+		added = append(added, name)
+	}
+	return next, added
 }
 
 // Lookup finds a node by identity without allocating.

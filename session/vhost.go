@@ -25,6 +25,11 @@ type VHost struct {
 	AllowTrace         bool          // TRACE goes to the nodes (else 405)
 	HTTPSRedirect      bool          // plain requests for a TLS-only vhost get 308
 	WebSocketProtocols []string      // subprotocols offered to clients
+	NodeHandshake      bool          // the node answers WebSocket handshakes
+	Index              int           // position in the Router's list
+	// Stats counts the vhost's requests by status class, per event loop;
+	// a reload hands a vhost of the same name the same Stats.
+	Stats *VHostStats
 
 	rr atomic.Uint32 // round-robin start for ties
 }
@@ -69,13 +74,15 @@ type Router struct {
 	exact    map[string]*VHost
 	catchAll *VHost
 	nodes    *Registry
+	all      []*VHost
 }
 
 // NewRouter builds a router; a vhost named "*" is the catch-all. Names
 // must already be lower case.
 func NewRouter(vhosts []*VHost, nodes *Registry) *Router {
-	r := &Router{exact: make(map[string]*VHost, len(vhosts)), nodes: nodes}
-	for _, v := range vhosts {
+	r := &Router{exact: make(map[string]*VHost, len(vhosts)), nodes: nodes, all: vhosts}
+	for i, v := range vhosts {
+		v.Index = i
 		if v.Name == "*" {
 			r.catchAll = v
 			continue
@@ -92,6 +99,10 @@ func NewRouter(vhosts []*VHost, nodes *Registry) *Router {
 
 // Nodes returns the node registry.
 func (r *Router) Nodes() *Registry { return r.nodes }
+
+// VHosts returns every virtual host in configuration order (VHost.Index).
+// The slice must not be changed.
+func (r *Router) VHosts() []*VHost { return r.all }
 
 // maxHostBytes bounds the Host values looked up (longer ones miss).
 const maxHostBytes = 255 + 6
@@ -131,4 +142,41 @@ func hostPortColon(h []byte) int {
 		}
 	}
 	return -1
+}
+
+// StatusClasses are the classes VHostStats counts: 0 (no response: the
+// client left first), 1xx … 5xx.
+const StatusClasses = 6
+
+// VHostStats are a virtual host's request counters, one line per event
+// loop (each written by its loop only), summed when read.
+type VHostStats struct {
+	loops []vhostLoopStats
+}
+
+type vhostLoopStats struct {
+	class [StatusClasses]atomic.Uint64
+	_     [64 - (StatusClasses*8)%64]byte // one cache line per loop
+}
+
+// NewVHostStats returns counters for loops event loops.
+func NewVHostStats(loops int) *VHostStats {
+	return &VHostStats{loops: make([]vhostLoopStats, loops)}
+}
+
+// Count counts a request answered with status class k (0…5) on loop l.
+func (s *VHostStats) Count(l, k int) {
+	if l < len(s.loops) && k < StatusClasses {
+		s.loops[l].class[k].Add(1)
+	}
+}
+
+// Classes sums the loops' counters.
+func (s *VHostStats) Classes() (out [StatusClasses]uint64) {
+	for i := range s.loops {
+		for k := range out {
+			out[k] += s.loops[i].class[k].Load()
+		}
+	}
+	return out
 }

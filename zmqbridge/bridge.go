@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,9 @@ const (
 	// DefaultSendTimeout is how long a message waits for a node stuck at its
 	// high-water mark before it is given up (and its session failed).
 	DefaultSendTimeout = 5 * time.Second
+	// DefaultMaxNodes is how many node identities a bridge can know,
+	// those added by reloads included.
+	DefaultMaxNodes = 4096
 	// fastPing is the ping period of nodes that are not connected, so that
 	// a node that (re)connects is found alive within this.
 	fastPing = 100 * time.Millisecond
@@ -64,8 +68,11 @@ type Handler interface {
 
 // Config is the bridge's configuration.
 type Config struct {
-	Endpoints   []string // bound by the ROUTER, e.g. tcp://127.0.0.1:5000
-	Identities  []string // node names; Msg.Node indexes them
+	Endpoints  []string // bound by the ROUTER, e.g. tcp://127.0.0.1:5000
+	Identities []string // node names; Msg.Node indexes them
+	// MaxNodes bounds the identities, Identities and AddIdentities
+	// together (at least len(Identities); DefaultMaxNodes).
+	MaxNodes    int
 	PingFreq    time.Duration
 	RingSize    int
 	HWM         int // send high-water mark, messages per node
@@ -104,9 +111,18 @@ type Bridge struct {
 	// nodeHeld counts, per node, the messages and bytes held for it: at
 	// HWM messages or MaxQueuedBytes, TrySend refuses that node's messages.
 	nodeHeld []nodeCount
-	queued   atomic.Int64 // body bytes pushed and not yet handed to libzmq
-	done     chan struct{}
-	stats    struct {
+	// nodeOut counts, per node, what was sent to it and what failed; the
+	// bridge goroutine writes, scrapes read (NodeTraffic).
+	nodeOut []nodeSent
+	ringLen atomic.Int64 // the ring's length after the last send batch
+	// added are identities AddIdentities gave, for the bridge goroutine
+	// to take (guarded by addMu, a leaf lock); known counts them all.
+	addMu  sync.Mutex
+	added  []string
+	known  atomic.Int64
+	queued atomic.Int64 // body bytes pushed and not yet handed to libzmq
+	done   chan struct{}
+	stats  struct {
 		sent, received, pings, dropped, unroutable, hwm, ringFull, nodeFull atomic.Uint64
 	}
 
@@ -120,6 +136,63 @@ type Bridge struct {
 	// for the node to leave its high-water mark, in order, so that a
 	// stuck node holds up only its own sessions.
 	queues []nodeQueue
+}
+
+// nodeSent is what was sent to one node, readable from any goroutine.
+type nodeSent struct {
+	msgs, bytes, failures atomic.Uint64
+}
+
+// NodeTraffic is a snapshot of what the bridge sent to one node.
+type NodeTraffic struct {
+	Msgs, Bytes, Failures uint64
+	Held                  int64 // messages held now at its high-water mark
+}
+
+// NodeTraffic returns node n's counters. Safe from any goroutine.
+func (b *Bridge) NodeTraffic(n int) NodeTraffic {
+	if n < 0 || n >= len(b.nodeOut) {
+		return NodeTraffic{}
+	}
+	o := &b.nodeOut[n]
+	return NodeTraffic{Msgs: o.msgs.Load(), Bytes: o.bytes.Load(), Failures: o.failures.Load(),
+		Held: b.nodeHeld[n].msgs.Load()}
+}
+
+// RingLen returns about how many messages wait in the ring for the bridge
+// (as of its last send batch), and the ring's size. Safe from any
+// goroutine.
+func (b *Bridge) RingLen() (n, size int) { return int(b.ringLen.Load()), b.ring.Cap() }
+
+// AddIdentities makes more node identities known (a reload): they get
+// the next indexes, in order, and are pinged at once. It fails beyond
+// MaxNodes. Safe from any goroutine.
+func (b *Bridge) AddIdentities(names []string) error {
+	b.addMu.Lock()
+	defer b.addMu.Unlock()
+	if n := int(b.known.Load()) + len(names); n > b.cfg.MaxNodes {
+		return fmt.Errorf("zmqbridge: %d node identities, more than max-nodes (%d)", n, b.cfg.MaxNodes)
+	}
+	b.added = append(b.added, names...)
+	b.known.Add(int64(len(names)))
+	b.wake()
+	return nil
+}
+
+// takeIdentities adopts what AddIdentities gave; on the bridge goroutine.
+func (b *Bridge) takeIdentities() {
+	if int(b.known.Load()) == len(b.ids) {
+		return
+	}
+	b.addMu.Lock()
+	added := b.added
+	b.added = nil
+	b.addMu.Unlock()
+	for _, name := range added {
+		b.ids = append(b.ids, []byte(name))
+		b.nextPing = append(b.nextPing, time.Time{})
+		b.queues = append(b.queues, nodeQueue{})
+	}
 }
 
 // nodeCount is what is held for one node, readable from any goroutine.
@@ -161,12 +234,19 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxNodes <= 0 {
+		cfg.MaxNodes = DefaultMaxNodes
+	}
+	if len(cfg.Identities) > cfg.MaxNodes {
+		return nil, fmt.Errorf("zmqbridge: %d node identities, more than %d", len(cfg.Identities), cfg.MaxNodes)
+	}
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("zmqbridge: eventfd: %w", err)
 	}
 	b := &Bridge{cfg: cfg, h: h, ring: NewRing(cfg.RingSize), efd: efd, done: make(chan struct{}),
-		nodeHeld: make([]nodeCount, len(cfg.Identities))}
+		nodeHeld: make([]nodeCount, cfg.MaxNodes), nodeOut: make([]nodeSent, cfg.MaxNodes)}
+	b.known.Store(int64(len(cfg.Identities)))
 	ready := make(chan error, 1)
 	go b.run(ready)
 	if err := <-ready; err != nil {
@@ -334,6 +414,7 @@ func (b *Bridge) run(ready chan<- error) {
 	events := make([]unix.EpollEvent, 4)
 	var drain [8]byte
 	for {
+		b.takeIdentities()
 		paused := b.h.Paused()
 		worked := !paused && b.recvBatch()
 		worked = b.sendBatch() || worked
@@ -403,6 +484,7 @@ const maxSendBytes = 256 << 10
 // message for a node that holds messages joins them, so each node's
 // messages stay in order while the other nodes' go on.
 func (b *Bridge) sendBatch() bool {
+	defer func() { b.ringLen.Store(int64(b.ring.Len())) }()
 	worked := b.retryHeld(time.Now())
 	for {
 		b.batch = b.batch[:0]
@@ -411,6 +493,9 @@ func (b *Bridge) sendBatch() bool {
 		for len(b.batch) < zmqio.MaxMessages && bytes < maxSendBytes && b.ring.Pop(&m) {
 			popped++
 			b.queued.Add(-int64(len(m.Body))) // out of the loops' budget
+			if m.Node >= len(b.ids) {
+				b.takeIdentities() // added since this iteration began
+			}
 			if m.Node < 0 || m.Node >= len(b.ids) {
 				m.Node = 0 // never happens: the server only uses its own indexes
 			}
@@ -456,6 +541,11 @@ func (b *Bridge) sendOut(msgs []Msg) {
 		}
 		sent, err := b.sendMsgs(msgs)
 		b.stats.sent.Add(uint64(sent))
+		for i := range msgs[:sent] {
+			o := &b.nodeOut[msgs[i].Node]
+			o.msgs.Add(1)
+			o.bytes.Add(uint64(len(msgs[i].Body)))
+		}
 		msgs = msgs[sent:]
 		if err == nil {
 			return
@@ -472,6 +562,7 @@ func (b *Bridge) sendOut(msgs []Msg) {
 			b.stats.unroutable.Add(1)
 			b.h.Unreachable(failed.Node)
 		}
+		b.nodeOut[failed.Node].failures.Add(1)
 		b.h.Undeliverable(&failed, err)
 	}
 }
@@ -585,6 +676,7 @@ func (b *Bridge) dropHeld(which func(node int) bool) {
 		defer b.nodeMoved()
 		for i := range msgs {
 			b.stats.hwm.Add(1)
+			b.nodeOut[msgs[i].Node].failures.Add(1)
 			b.h.Undeliverable(&msgs[i], zmq.Errno(unix.EAGAIN))
 		}
 	}

@@ -138,3 +138,53 @@ func TestStartFailsOnBadEndpoint(t *testing.T) {
 		t.Fatal("Start accepted a bad endpoint")
 	}
 }
+
+// TestAddIdentities: an identity added after the start (a reload) gets
+// the next index, is pinged, and gets the messages sent to that index;
+// past MaxNodes AddIdentities fails.
+func TestAddIdentities(t *testing.T) {
+	ep := freeEndpoint(t)
+	rec := newRecorder()
+	b, err := Start(Config{Endpoints: []string{ep}, Identities: []string{"n0"}, MaxNodes: 2, PingFreq: 50 * time.Millisecond}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	if err := b.AddIdentities([]string{"late"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddIdentities([]string{"one-too-many"}); err == nil {
+		t.Fatal("AddIdentities beyond MaxNodes succeeded")
+	}
+	dealer, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dealer.Close()
+	dealer.SetIdentity("late")
+	dealer.SetLinger(0)
+	dealer.SetRcvtimeo(5 * time.Second)
+	if err := dealer.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := dealer.RecvMessage(0)
+	if err != nil || len(parts) != 3 || parts[1] != "ping" {
+		t.Fatalf("the added node was not pinged: %q %v", parts, err)
+	}
+	m := Msg{Node: 1, SID: [16]byte{1}, Type: "uwsgi", Body: []byte("head")}
+	for !b.TrySend(&m) {
+		time.Sleep(time.Millisecond)
+	}
+	for {
+		parts, err := dealer.RecvMessage(0)
+		if err != nil {
+			t.Fatalf("the message for index 1 never came: %v", err)
+		}
+		if parts[1] == "uwsgi" {
+			if parts[2] != "head" {
+				t.Fatalf("got %q", parts)
+			}
+			return
+		}
+	}
+}

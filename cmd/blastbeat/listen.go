@@ -59,12 +59,16 @@ func listenAddrs(cfg *config.Options) []listenAddr {
 // createListeners) does not close the listeners it opened before the one
 // that failed, so an earlier address may fail only because this process
 // still holds it; the addresses after the failing one were never opened.
-func locateListenError(cfg *config.Options, err error) error {
+// The inherited addresses (socket activation) are not bound again.
+func locateListenError(cfg *config.Options, inherited map[string]int, err error) error {
 	if !strings.HasPrefix(err.Error(), "server: listen:") {
 		return err
 	}
 	found := err
 	for _, a := range listenAddrs(cfg) {
+		if _, ok := inherited[a.addr]; ok {
+			continue
+		}
 		ln, lerr := net.Listen(network(a.addr), a.addr)
 		if lerr == nil {
 			ln.Close()

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/blastbeat/blastbeat/config"
+	"github.com/blastbeat/blastbeat/internal/emperor"
+	"github.com/blastbeat/blastbeat/internal/metrics"
 	"github.com/blastbeat/blastbeat/server"
 )
 
@@ -37,6 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `FILE` until exit")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on `ADDR` (e.g. 127.0.0.1:6060); off by default")
+	iniFile := fs.String("ini", "", "the configuration `FILE`, instead of the argument (the uWSGI Emperor's emperor-wrapper runs WRAPPER --ini FILE)")
 	fs.Usage = func() {} // Parse calls it for -h and for mistakes alike: usage picks the stream
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "usage: blastbeat [flags] FILE.ini\n")
@@ -56,11 +59,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "blastbeat %s\n", version)
 		return 0
 	}
-	if fs.NArg() != 1 {
+	file := *iniFile
+	switch {
+	case file == "" && fs.NArg() == 1:
+		file = fs.Arg(0)
+	case file == "" || fs.NArg() != 0:
 		usage(stderr)
 		return 2
 	}
-	cfg, err := config.Load(fs.Arg(0))
+	cfg, err := config.Load(file)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
@@ -78,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Catch the signals before the listeners exist, so that a SIGTERM
 	// that races the start still stops gracefully.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -99,13 +106,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	srv, err := server.New(serverOptions(cfg, certs, log))
+	sup, err := openSupervisor(os.Getenv, cfg.EmperorHeartbeat, log)
+	if err != nil {
+		log.Error("supervisor", "err", err)
+		return 1
+	}
+	defer sup.close()
+	inherited, err := inheritedSockets(cfg, os.Getenv, os.Getpid(), log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	opts := serverOptions(cfg, certs, log, stderr)
+	opts.Inherited, opts.FirstRequest = inherited, sup.firstRequest()
+	srv, err := server.New(opts)
 	if err != nil {
 		log.Error("config", "file", cfg.File, "err", err)
 		return 1
 	}
 	if err := srv.Start(); err != nil {
-		log.Error("start", "err", locateListenError(cfg, err))
+		log.Error("start", "err", locateListenError(cfg, inherited, err))
 		return 1
 	}
 	if err := dropPrivileges(cfg.UID, cfg.GID); err != nil {
@@ -113,22 +133,63 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_ = srv.Shutdown(context.Background())
 		return 1
 	}
-	log.Info("blastbeat started", startAttrs(cfg)...)
-
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			log.Warn("SIGHUP: reload is not supported yet; configuration unchanged")
-			continue
+	var stats *metrics.Server
+	if cfg.Stats != "" {
+		if stats, err = metrics.Listen(cfg.Stats, srv, log); err != nil {
+			log.Error("start", "err", fmt.Errorf("%s: stats %s: %w", cfg.File, cfg.Stats, err))
+			_ = srv.Shutdown(context.Background())
+			return 1
 		}
-		log.Info("stopping", "signal", sig.String())
-		break
+		defer stats.Close()
 	}
+	log.Info("blastbeat started", startAttrs(cfg)...)
+	sup.started()
+	waitForStop(sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, func() {
+		if err := srv.ReopenLogs(); err != nil {
+			log.Error("SIGUSR1: reopening the access log", "err", err)
+			return
+		}
+		log.Info("SIGUSR1: access log reopened")
+	})
 	signal.Stop(sigs)
+	sup.stopping()
 	if err := srv.Shutdown(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("shutdown", "err", err)
 	}
 	log.Info("blastbeat stopped", "stats", fmt.Sprintf("%+v", srv.Stats()))
 	return 0
+}
+
+// waitForStop returns when a signal (SIGTERM, SIGINT) or the uWSGI
+// Emperor (stop, or its end of the link closed) says to stop. SIGHUP and
+// the Emperor's reload both take sup.reload.
+func waitForStop(sigs <-chan os.Signal, sup *supervisor, log *slog.Logger, reload func(by string), reopen func()) {
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				sup.reload("SIGHUP", reload)
+				continue
+			case syscall.SIGUSR1:
+				reopen()
+				continue
+			}
+			log.Info("stopping", "signal", sig.String())
+			return
+		case c := <-sup.commands:
+			switch {
+			case c.err != nil:
+				log.Info("stopping", "uwsgi-emperor", "gone", "err", c.err)
+				return
+			case c.cmd == emperor.Reload:
+				sup.reload("uWSGI Emperor", reload)
+			default:
+				log.Info("stopping", "uwsgi-emperor", c.cmd.String())
+				return
+			}
+		}
+	}
 }
 
 // printErrors writes err to w, one "blastbeat: " line for each line of

@@ -67,6 +67,8 @@ func TestOutputStreams(t *testing.T) {
 		{name: "bad flag value", args: []string{"-t=maybe", "x.ini"}, code: 2, stderr: "usage:"},
 		{name: "no file", args: nil, code: 2, stderr: "usage: blastbeat [flags] FILE.ini"},
 		{name: "two files", args: []string{"a.ini", "b.ini"}, code: 2, stderr: "usage:"},
+		{name: "-ini and a file", args: []string{"-ini", "a.ini", "b.ini"}, code: 2, stderr: "usage:"},
+		{name: "-ini empty", args: []string{"-ini", ""}, code: 2, stderr: "usage:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +100,8 @@ func TestCheck(t *testing.T) {
 		want []string // the lines of stderr, each a substring, in order
 	}{
 		{name: "shipped example", args: []string{"-t", "../../examples/blastbeat.ini"}, code: 0, want: []string{"configuration ok"}},
+		{name: "--ini, as the uWSGI Emperor's emperor-wrapper runs it", args: []string{"-t", "--ini", "../../examples/blastbeat.ini"}, code: 0,
+			want: []string{"configuration ok"}},
 		{name: "original README HTTPS example", args: []string{"-t", write("tls.ini", readmeTLS("foo.pem", "foo.key"))},
 			code: 0, want: []string{"configuration ok"}},
 		{name: "missing certificate", args: []string{"-t", write("nocert.ini", readmeTLS("nope.pem", "foo.key"))},
@@ -124,6 +128,12 @@ func TestCheck(t *testing.T) {
 		{name: "duplicate host name", args: []string{"-t", write("dup.ini",
 			"[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n[blastbeat:a.test]\nnode = n\n[blastbeat:b.test]\nnode = n\nalias = A.test\n")},
 			code: 1, want: []string{`dup.ini:8: [blastbeat:b.test] alias: duplicate host name "a.test": first defined at line 4 ([blastbeat:a.test])`}},
+		{name: "emperor-heartbeat too short", args: []string{"-t", write("heartbeat.ini",
+			"[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\nemperor-heartbeat = 1ms\n[blastbeat:*]\nnode = a\n")},
+			code: 1, want: []string{"heartbeat.ini:4: [blastbeat] emperor-heartbeat: bad value: must be 0 (off) or at least 10ms"}},
+		{name: "emperor-heartbeat", args: []string{"-t", write("heartbeat-ok.ini",
+			"[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\nemperor-heartbeat = 5\n[blastbeat:*]\nnode = a\n")},
+			code: 0, want: []string{"configuration ok"}},
 		{name: "missing file", args: []string{"-t", filepath.Join(dir, "nope.ini")}, code: 1, want: []string{"nope.ini"}},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 
 	"github.com/blastbeat/blastbeat/config"
@@ -10,12 +11,12 @@ import (
 
 // serverOptions gives the server the loaded configuration and the TLS
 // certificates, warning about what this version accepts but does not do.
-func serverOptions(cfg *config.Options, certs map[string]*tlsconf.Listener, log *slog.Logger) server.Options {
+func serverOptions(cfg *config.Options, certs map[string]*tlsconf.Listener, log *slog.Logger, stderr io.Writer) server.Options {
 	for _, k := range cfg.Ignored {
 		log.Warn("obsolete key of the original BlastBeat accepted and ignored", "file", cfg.File, "line", k.Line, "section", k.Section, "key", k.Key)
 	}
 	if cfg.Daemon {
 		log.Warn("daemon = true is accepted but ignored: blastbeat stays in the foreground; use a supervisor")
 	}
-	return server.Options{Options: *cfg, Logger: log, TLS: certs}
+	return server.Options{Options: *cfg, Logger: log, TLS: certs, Stderr: stderr}
 }

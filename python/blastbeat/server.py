@@ -602,7 +602,9 @@ class Server(object):
         self.graceful_timeout = graceful_timeout
         self.stats = collections.Counter()
         self._ctx = context or zmq.Context.instance()
-        self._pong = b"credits" if credits else b""
+        # Pongs name this process (a random token), so the proxy can log
+        # two processes that share one node name (PROTOCOL.md, pong).
+        self._pong = (b"credits " if credits else b"") + b"instance=" + os.urandom(8).hex().encode()
         self._out = collections.deque()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)

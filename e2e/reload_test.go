@@ -1,0 +1,152 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/blastbeat/blastbeat/node"
+)
+
+// SIGHUP reload: vhosts added and removed, a node list changed, a
+// certificate swapped, while a keep-alive connection, a WebSocket and a
+// TLS connection opened before stay open; then a broken file, refused.
+
+// rlHandler is hEcho, and echoes WebSocket messages prefixed with the
+// node's name.
+func rlHandler() hHandler {
+	echo := hEcho()
+	return func(hn *hNode, n *node.Node, m hMsg) {
+		switch {
+		case m.Type == "websocket":
+			_ = n.Send([]byte(m.SID), "websocket", append([]byte(hn.Name+": "), m.Body...))
+		case m.Type == "uwsgi" && m.Env["HTTP_UPGRADE"] != "":
+		default:
+			echo(hn, n, m)
+		}
+	}
+}
+
+// rlServed returns the serial number of the certificate a new TLS
+// handshake with sni gets.
+func rlServed(t testing.TB, addr string, cfg *tls.Config) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatalf("TLS to %s: %v", addr, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+func TestReload(t *testing.T) {
+	t.Parallel()
+	pki := tsNewPKI(t, "")
+	tlsPort := freePort(t)
+	tlsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
+	certA, keyA := pki.issue(t, "certA", tsSecure)
+	certB, keyB := pki.issue(t, "certB", tsSecure)
+	secure := func(cert, key string) string {
+		return fmt.Sprintf("[blastbeat:%s]\nnode = na\nbind-ssl = %s\ncertificate = %s\nkey = %s\n", tsSecure, tlsAddr, cert, key)
+	}
+	const wsHost = "[blastbeat:ws.test]\nnode = na\n\n"
+	v1 := wsHost + "[blastbeat:a.test]\nnode = na\n\n[blastbeat:old.test]\nnode = na\n\n" + secure(certA, keyA)
+	p := startProxy(t, "", v1)
+	hStartNode(t, p.ZMQ, "na", rlHandler())
+	hStartNode(t, p.ZMQ, "nb", rlHandler()) // listed by no vhost yet
+	waitRoutable(t, p, "a.test", "/ready")
+	tcfg := pki.config(tsSecure)
+	serialA := rlServed(t, tlsAddr, tcfg)
+
+	// Opened before the reload: a keep-alive connection, a WebSocket, and
+	// a TLS keep-alive connection.
+	keep := hDial(t, p.Addr, 20*time.Second)
+	keep.write("GET /k1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	if resp, body := keep.response("GET"); resp.StatusCode != 200 || body != "na GET /k1" {
+		t.Fatalf("before: %d %q", resp.StatusCode, body)
+	}
+	wsc := wRawUpgrade(t, p, "/ws", nil)
+	_ = wsc.SetDeadline(time.Now().Add(20 * time.Second))
+	tlsConn, err := tls.Dial("tcp", tlsAddr, tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tlsConn.Close()
+	tlsBR := bufio.NewReader(tlsConn)
+	tsRawGet(t, tlsConn, tlsBR, tsSecure, "/t1")
+
+	// v2: a.test moves to nb, new.test is added, old.test removed, and
+	// secure.test's certificate is swapped.
+	v2 := wsHost + "[blastbeat:a.test]\nnode = nb\n\n[blastbeat:new.test]\nnode = nb\n\n" + secure(certB, keyB)
+	p.rewrite(t, v2)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(p.Log(), `msg="configuration reloaded"`) {
+			return fmt.Errorf("no reload line in the log")
+		}
+		return nil
+	})
+	get := func(host, path string) (int, string) {
+		req, _ := http.NewRequest("GET", p.URL(path), nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	// nb, unknown before, is pinged at once: routable within a moment.
+	waitRoutable(t, p, "new.test", "/ready")
+	if code, body := get("new.test", "/n"); code != 200 || body != "nb GET /n" {
+		t.Errorf("added vhost: %d %q", code, body)
+	}
+	if code, _ := get("old.test", "/o"); code != 404 {
+		t.Errorf("removed vhost: %d, want 404", code)
+	}
+	// The keep-alive connection's next request follows the new config.
+	keep.write("GET /k2 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	if resp, body := keep.response("GET"); resp.StatusCode != 200 || body != "nb GET /k2" {
+		t.Errorf("keep-alive after the reload: %d %q, want nb's answer", resp.StatusCode, body)
+	}
+	// The WebSocket goes on with the node it started with.
+	if _, err := wsc.Write(wFrame(0x81, []byte("still here"))); err != nil {
+		t.Fatal(err)
+	}
+	wsc.expectFrame(t, ws.OpText, []byte("na: still here"))
+	// New handshakes get the new certificate; the TLS connection opened
+	// before keeps working.
+	if serialB := rlServed(t, tlsAddr, tcfg); serialB == serialA {
+		t.Errorf("the certificate was not swapped (serial %s)", serialA)
+	}
+	tsRawGet(t, tlsConn, tlsBR, tsSecure, "/t2")
+
+	// A broken file is refused, naming the file and line; the config
+	// before it stays.
+	p.rewrite(t, v2+"\n[blastbeat:broken.test]\nnode = nb\nno-such-key = 1\n")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(p.Log(), "reload refused") || !strings.Contains(p.Log(), p.File+":") {
+			return fmt.Errorf("no refusal naming %s in the log", p.File)
+		}
+		return nil
+	})
+	if code, body := get("new.test", "/still"); code != 200 || body != "nb GET /still" {
+		t.Errorf("after a refused reload: %d %q", code, body)
+	}
+}

@@ -1,0 +1,137 @@
+// Package metrics serves a running proxy's counters to operators: /metrics
+// in the Prometheus text format (through client_golang, from one snapshot
+// of server.Metrics per scrape: the event loops only keep their own
+// counters), and /status, the node table as JSON.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/blastbeat/blastbeat/server"
+)
+
+// Source is what is scraped: *server.Server.
+type Source interface {
+	Metrics() server.Metrics
+}
+
+// namespace prefixes every metric name.
+const namespace = "blastbeat"
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
+}
+
+// The metrics, with stable names and labels (README "Metrics").
+var (
+	dConnsOpen      = desc("connections_open", "Client connections open now, by the protocol they speak.", "protocol")
+	dConnsAccepted  = desc("connections_accepted_total", "Client connections accepted, by transport.", "transport")
+	dUpgrades       = desc("connection_upgrades_total", "Connections that became WebSocket or HTTP/2.", "protocol")
+	dRequests       = desc("requests_total", "Requests answered, by virtual host and status class (0xx: the client went away first).", "vhost", "code")
+	dRequestSeconds = desc("request_duration_seconds", "From a request's head to the end of its response.")
+	dHeadSeconds    = desc("response_head_seconds", "From forwarding a request to a node to its response head.")
+	dRejected       = desc("rejected_total", "Requests and connections the proxy refused, by reason.", "reason")
+	dNodeUp         = desc("node_up", "1 when the node answered within 3 x ping-freq.", "node")
+	dNodeSessions   = desc("node_sessions", "Sessions bound to the node now.", "node")
+	dNodeMsgs       = desc("node_messages_total", "Messages to and from the node.", "node", "direction")
+	dNodeBytes      = desc("node_bytes_total", "Message body bytes to and from the node.", "node", "direction")
+	dNodeFailures   = desc("node_send_failures_total", "Messages the proxy could not hand to the node.", "node")
+	dNodeRetries    = desc("node_retries_total", "`retry` replies the node sent.", "node")
+	dNodePongAge    = desc("node_last_pong_age_seconds", "Seconds since the node's last pong (absent: never).", "node")
+	dNodeQueued     = desc("node_queued_messages", "Messages held for the node at its ZeroMQ high-water mark.", "node")
+	dRingLen        = desc("bridge_ring_messages", "Messages waiting in the ring for the ZeroMQ bridge.")
+	dRingCap        = desc("bridge_ring_capacity", "Slots of the ring.")
+	dTLSHandshakes  = desc("tls_handshakes_total", "TLS handshakes completed.")
+	dTLSFailures    = desc("tls_handshake_failures_total", "TLS handshakes failed or timed out.")
+	dStale          = desc("stale_replies_total", "Node replies for sessions already gone.")
+	dUnknownNode    = desc("unknown_node_messages_total", "Messages from identities no virtual host lists.")
+)
+
+// collector turns one snapshot into the metrics.
+type collector struct{ src Source }
+
+// NewCollector returns a prometheus.Collector of src.
+func NewCollector(src Source) prometheus.Collector { return collector{src} }
+
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dConnsOpen, dConnsAccepted, dUpgrades, dRequests, dRequestSeconds,
+		dHeadSeconds, dRejected, dNodeUp, dNodeSessions, dNodeMsgs, dNodeBytes, dNodeFailures, dNodeRetries,
+		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	m := c.src.Metrics()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	for p := server.ProtoHTTP1; p <= server.ProtoHTTP2; p++ {
+		gauge(dConnsOpen, float64(m.Open[p]), p.String())
+		if p != server.ProtoHTTP1 {
+			counter(dUpgrades, m.Upgrades[p], p.String())
+		}
+	}
+	counter(dConnsAccepted, m.Accepted[0], "plain")
+	counter(dConnsAccepted, m.Accepted[1], "tls")
+	for _, vh := range m.VHosts {
+		name := vh.Name
+		if name == "" {
+			name = "-" // no virtual host matched (or none was read)
+		}
+		for k, n := range vh.Classes {
+			if n > 0 {
+				counter(dRequests, n, name, strconv.Itoa(k)+"xx")
+			}
+		}
+	}
+	ch <- histogram(dRequestSeconds, &m.Request)
+	ch <- histogram(dHeadSeconds, &m.RespHead)
+	for reason, n := range m.Rejected {
+		counter(dRejected, n, reason)
+	}
+	now := time.Now().UnixNano()
+	for _, n := range m.Nodes {
+		up := 0.0
+		if n.Up {
+			up = 1
+		}
+		gauge(dNodeUp, up, n.Name)
+		gauge(dNodeSessions, float64(n.Sessions), n.Name)
+		counter(dNodeMsgs, n.MsgsOut, n.Name, "out")
+		counter(dNodeMsgs, n.MsgsIn, n.Name, "in")
+		counter(dNodeBytes, n.BytesOut, n.Name, "out")
+		counter(dNodeBytes, n.BytesIn, n.Name, "in")
+		counter(dNodeFailures, n.SendFailures, n.Name)
+		counter(dNodeRetries, n.Retries, n.Name)
+		gauge(dNodeQueued, float64(n.Queued), n.Name)
+		if n.LastPong != 0 {
+			gauge(dNodePongAge, time.Duration(now-n.LastPong).Seconds(), n.Name)
+		}
+	}
+	gauge(dRingLen, float64(m.RingLen))
+	gauge(dRingCap, float64(m.RingCap))
+	counter(dTLSHandshakes, m.Stats.TLSHandshakes)
+	counter(dTLSFailures, m.Stats.TLSFailures)
+	counter(dStale, m.Stats.Stale)
+	counter(dUnknownNode, m.Stats.UnknownNode)
+}
+
+// histogram converts a snapshot to a Prometheus histogram (cumulative
+// buckets).
+func histogram(d *prometheus.Desc, h *server.Histogram) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(server.LatencyBuckets))
+	var cum uint64
+	for i, bound := range server.LatencyBuckets {
+		cum += h.Counts[i]
+		buckets[bound] = cum
+	}
+	total := cum + h.Counts[len(server.LatencyBuckets)]
+	return prometheus.MustNewConstHistogram(d, total, h.Sum.Seconds(), buckets)
+}

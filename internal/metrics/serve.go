@@ -1,0 +1,109 @@
+package metrics
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Timeouts of the stats listener: it serves operators and scrapers, never
+// clients, and a stuck scraper must not keep a goroutine forever.
+const (
+	readHeaderTimeout = 5 * time.Second
+	writeTimeout      = 30 * time.Second
+)
+
+// NodeStatus is one line of /status.
+type NodeStatus struct {
+	Name     string   `json:"name"`
+	VHosts   []string `json:"vhosts"`
+	Up       bool     `json:"up"`
+	Sessions int64    `json:"sessions"`
+	// LastPong is the time of the node's last pong (RFC 3339), "" for
+	// never; LastPongAge its age in seconds, -1 for never.
+	LastPong    string  `json:"last_pong"`
+	LastPongAge float64 `json:"last_pong_age_seconds"`
+}
+
+// Status is the /status document.
+type Status struct {
+	Nodes       []NodeStatus `json:"nodes"`
+	Connections int64        `json:"connections"`
+}
+
+// Handler serves /metrics and /status for src.
+func Handler(src Source) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(src), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(status(src))
+	})
+	return mux
+}
+
+func status(src Source) Status {
+	m := src.Metrics()
+	now := time.Now()
+	var st Status
+	for _, n := range m.Open {
+		st.Connections += n
+	}
+	st.Nodes = []NodeStatus{}
+	for _, n := range m.Nodes {
+		ns := NodeStatus{Name: n.Name, VHosts: n.VHosts, Up: n.Up, Sessions: n.Sessions, LastPongAge: -1}
+		if ns.VHosts == nil {
+			ns.VHosts = []string{}
+		}
+		if n.LastPong != 0 {
+			t := time.Unix(0, n.LastPong)
+			ns.LastPong = t.UTC().Format(time.RFC3339Nano)
+			ns.LastPongAge = now.Sub(t).Seconds()
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Name < st.Nodes[j].Name })
+	return st
+}
+
+// Server is the stats listener.
+type Server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen binds addr and serves src's /metrics and /status on it until
+// Close.
+func Listen(addr string, src Source, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{ln: ln, srv: &http.Server{Handler: Handler(src), ReadHeaderTimeout: readHeaderTimeout,
+		WriteTimeout: writeTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("stats listener", "addr", addr, "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the address it listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops it.
+func (s *Server) Close() error { return s.srv.Close() }

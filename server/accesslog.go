@@ -1,0 +1,284 @@
+package server
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/blastbeat/blastbeat/protocol"
+	"github.com/blastbeat/blastbeat/session"
+)
+
+// The access log (access-log, access-log-format): one line per request,
+// nginx's combined format with BlastBeat's fields after it, or JSON. Lines
+// are formatted on the loop into the loop's own buffer and written by one
+// goroutine, off every loop, at least every accessLogFlushEvery.
+
+// Access log tuning, not worth a config key.
+const (
+	// accessLogFlushEvery bounds how long a line waits in memory.
+	accessLogFlushEvery = 200 * time.Millisecond
+	// accessLogKickBytes wakes the writer early when a loop's buffer
+	// holds this much.
+	accessLogKickBytes = 64 << 10
+	// accessLogMaxBytes bounds a loop's buffer: past it (the file is
+	// slower than the traffic) lines are dropped and counted.
+	accessLogMaxBytes = 16 << 20
+)
+
+// accessEntry is what a request's line needs from its head, copied.
+type accessEntry struct {
+	remote, method, uri, proto, referer, agent string
+}
+
+func newAccessEntry(r *protocol.Request, proto string, ci *protocol.ConnInfo) *accessEntry {
+	e := &accessEntry{remote: ci.RemoteAddr, method: string(r.Method), uri: string(r.URI), proto: proto}
+	for _, h := range r.Headers {
+		switch {
+		case asciiEqualFold(h.Name, "referer"):
+			e.referer = string(h.Value)
+		case asciiEqualFold(h.Name, "user-agent"):
+			e.agent = string(h.Value)
+		}
+	}
+	return e
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog is the writer.
+type accessLog struct {
+	json bool
+	path string // "" for stderr
+	bufs []accessBuf
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex // guards out (the writer goroutine and Reopen)
+	out     io.Writer
+	file    *os.File // out when path is set
+	dropped uint64   // lines lost to a full buffer (under the bufs' locks)
+}
+
+// accessBuf is one loop's pending lines.
+type accessBuf struct {
+	mu      sync.Mutex
+	b       []byte
+	dropped uint64
+	_       [64]byte
+}
+
+// newAccessLog opens the log: "stderr", or a file appended to.
+func newAccessLog(dest, format string, loops int, stderr io.Writer) (*accessLog, error) {
+	a := &accessLog{json: format == "json", bufs: make([]accessBuf, loops),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if dest == "stderr" {
+		a.out = stderr
+	} else {
+		a.path = dest
+		if err := a.Reopen(); err != nil {
+			return nil, err
+		}
+	}
+	go a.run()
+	return a, nil
+}
+
+// Reopen reopens the file (logrotate's SIGUSR1); stderr stays.
+func (a *accessLog) Reopen() error {
+	if a.path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("access-log: %w", err)
+	}
+	a.mu.Lock()
+	old := a.file
+	a.file, a.out = f, f
+	a.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return nil
+}
+
+// write formats one line into loop i's buffer. Runs on the loop.
+func (a *accessLog) write(i int, ex *exchange, node *session.Node, sid session.SID, d time.Duration) {
+	e := ex.entry
+	vhost, nodeName := "-", "-"
+	if ex.vhost != nil {
+		vhost = ex.vhost.Name
+	}
+	if node != nil {
+		nodeName = node.Name
+	}
+	var sidHex [32]byte
+	hex.Encode(sidHex[:], sid[:])
+	buf := &a.bufs[i]
+	buf.mu.Lock()
+	if len(buf.b) > accessLogMaxBytes {
+		buf.dropped++
+		buf.mu.Unlock()
+		return
+	}
+	b := buf.b
+	t := time.Unix(0, ex.start)
+	if a.json {
+		line, _ := json.Marshal(accessJSON{Time: t.UTC().Format(time.RFC3339Nano), Remote: e.remote,
+			Method: e.method, URI: e.uri, Proto: e.proto, Status: ex.status, Bytes: ex.bytes,
+			Referer: e.referer, Agent: e.agent, VHost: vhost, Node: nodeName, SID: string(sidHex[:]),
+			DurationMS: float64(d.Microseconds()) / 1000})
+		b = append(append(b, line...), '\n')
+	} else {
+		b = append(b, e.remote...)
+		b = append(b, " - - ["...)
+		b = t.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+		b = append(b, "] \""...)
+		b = appendLogString(b, e.method+" "+e.uri+" "+e.proto)
+		b = append(b, "\" "...)
+		b = strconv.AppendInt(b, int64(ex.status), 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, ex.bytes, 10)
+		b = append(b, " \""...)
+		b = appendLogString(b, orDash(e.referer))
+		b = append(b, "\" \""...)
+		b = appendLogString(b, orDash(e.agent))
+		b = append(b, "\" vhost="...)
+		b = appendLogString(b, vhost)
+		b = append(b, " node="...)
+		b = appendLogString(b, nodeName)
+		b = append(b, " sid="...)
+		b = append(b, sidHex[:]...)
+		b = append(b, " rt="...)
+		b = strconv.AppendFloat(b, d.Seconds(), 'f', 6, 64)
+		b = append(b, '\n')
+	}
+	buf.b = b
+	kick := len(b) > accessLogKickBytes
+	buf.mu.Unlock()
+	if kick {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+type accessJSON struct {
+	Time       string  `json:"time"`
+	Remote     string  `json:"remote"`
+	Method     string  `json:"method"`
+	URI        string  `json:"uri"`
+	Proto      string  `json:"proto"`
+	Status     int     `json:"status"`
+	Bytes      int64   `json:"bytes"`
+	Referer    string  `json:"referer,omitempty"`
+	Agent      string  `json:"user_agent,omitempty"`
+	VHost      string  `json:"vhost"`
+	Node       string  `json:"node"`
+	SID        string  `json:"sid"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// appendLogString appends s with '"', '\\' and control bytes escaped as
+// nginx does (\xHH), so a line cannot be forged by a client.
+func appendLogString(b []byte, s string) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x7f {
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// run writes the loops' lines until Close.
+func (a *accessLog) run() {
+	defer close(a.done)
+	t := time.NewTicker(accessLogFlushEvery)
+	defer t.Stop()
+	var spare []byte
+	for {
+		select {
+		case <-a.stop:
+			a.flush(&spare)
+			return
+		case <-t.C:
+		case <-a.kick:
+		}
+		a.flush(&spare)
+	}
+}
+
+// flush swaps out each loop's buffer and writes it.
+func (a *accessLog) flush(spare *[]byte) {
+	for i := range a.bufs {
+		buf := &a.bufs[i]
+		buf.mu.Lock()
+		b := buf.b
+		buf.b = (*spare)[:0]
+		a.dropped += buf.dropped
+		buf.dropped = 0
+		buf.mu.Unlock()
+		if len(b) > 0 {
+			a.mu.Lock()
+			_, _ = a.out.Write(b)
+			a.mu.Unlock()
+		}
+		if cap(b) > accessLogKickBytes*4 {
+			b = nil // a burst's buffer is not kept
+		}
+		*spare = b
+	}
+}
+
+// Close writes what is left and closes the file.
+func (a *accessLog) Close() {
+	close(a.stop)
+	<-a.done
+	a.mu.Lock()
+	if a.file != nil {
+		_ = a.file.Close()
+	}
+	a.mu.Unlock()
+}
+
+// ReopenLogs reopens the access log file (SIGUSR1, after logrotate moved
+// it). Safe from any goroutine.
+func (s *Server) ReopenLogs() error {
+	if s.alog == nil {
+		return nil
+	}
+	return s.alog.Reopen()
+}

@@ -1,0 +1,144 @@
+package server
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/blastbeat/blastbeat/session"
+)
+
+// Node events in the log: a node speaks for the first time (connected),
+// stops answering pings (down, after 3 × ping-freq of silence), speaks
+// again (up: it reconnected, or came back), and messages from an
+// identity that no virtual host lists (a warning naming it, once).
+
+// maxUnknownLogged bounds the identities remembered for that warning.
+const maxUnknownLogged = 1024
+
+// A process that takes a node name already connected: ZeroMQ hands the
+// identity over to the newest connection (ROUTER_HANDOVER) and the older
+// process, still connected, gets no more messages. The pongs' instance
+// tokens (PROTOCOL.md) tell the proxy a new process answers for the name:
+// a restart, or such a second process; it is logged, at most every
+// instanceWarnEvery per node.
+const instanceWarnEvery = 10 * time.Second
+
+// nodeInstance is what the bridge goroutine knows of a node's process.
+type nodeInstance struct {
+	last   string
+	warned int64 // unix ns
+}
+
+// instanceSeen follows the instance token of node n's pong; on the bridge
+// goroutine.
+func (s *Server) instanceSeen(n *session.Node, body []byte, now int64) {
+	inst := featureValue(body, "instance")
+	if len(inst) == 0 || n.Index >= len(s.instances) {
+		return // a node that names no instance (the original's)
+	}
+	st := &s.instances[n.Index]
+	if st.last == string(inst) {
+		return
+	}
+	prev := st.last
+	st.last = string(inst)
+	if prev == "" || now-st.warned < int64(instanceWarnEvery) {
+		return
+	}
+	st.warned = now
+	s.opts.Logger.Warn("a new process answers for this node name: a restart, or a second process using the name "+
+		"(the older one then gets no more messages: give each process its own name, listed in the vhost)",
+		"node", n.Name, "old-instance", prev, "new-instance", st.last)
+}
+
+// featureValue returns the value of a "name=value" token of a pong body.
+func featureValue(body []byte, name string) []byte {
+	for _, t := range bytes.FieldsFunc(body, func(r rune) bool { return r == ' ' || r == ',' }) {
+		if len(t) > len(name) && t[len(name)] == '=' && string(t[:len(name)]) == name {
+			return t[len(name)+1:]
+		}
+	}
+	return nil
+}
+
+// nodeWatch is the ticker goroutine's view of which nodes are up.
+type nodeWatch struct {
+	up []bool
+}
+
+// watchNodes logs the nodes that went down or came up since the last
+// sweep. Runs on the ticker goroutine.
+func (s *Server) watchNodes(w *nodeWatch, now int64) {
+	nodes := s.rt.Load().nodes.Nodes()
+	for len(w.up) < len(nodes) {
+		w.up = append(w.up, false) // nodes a reload added
+	}
+	for i, n := range nodes {
+		t := n.Traffic()
+		if t.LastSeen == 0 && !w.up[i] {
+			continue // never spoke (or marked dead and not up before)
+		}
+		alive := n.Alive(now, s.deadAfter)
+		if alive == w.up[i] {
+			continue
+		}
+		w.up[i] = alive
+		if alive {
+			s.opts.Logger.Info("node up", "node", n.Name, "sessions", n.Sessions())
+			continue
+		}
+		silent := "unreachable"
+		if t.LastSeen != 0 {
+			silent = time.Duration(now - t.LastSeen).Round(time.Millisecond).String()
+		}
+		s.opts.Logger.Warn("node down: missed its pings", "node", n.Name, "silent", silent,
+			"sessions", n.Sessions(), "dead-after", s.deadAfter)
+	}
+}
+
+// nodeSpoke accounts a message from node n; on the bridge goroutine.
+func (s *Server) nodeSpoke(n *session.Node, typ []byte, body []byte, now int64) {
+	pong := string(typ) == "pong"
+	if n.Received(now, len(body), pong) {
+		s.opts.Logger.Info("node connected", "node", n.Name)
+	}
+	if pong {
+		s.instanceSeen(n, body, now)
+	}
+	if string(typ) == "retry" {
+		n.Retried()
+	}
+}
+
+// unknownIdentity warns, once per identity, about a DEALER whose identity
+// no virtual host lists; on the bridge goroutine.
+func (h *bridgeHandler) unknownIdentity(identity []byte) {
+	if _, seen := h.unknownIDs[string(identity)]; seen || len(h.unknownIDs) >= maxUnknownLogged {
+		return
+	}
+	if h.unknownIDs == nil {
+		h.unknownIDs = map[string]struct{}{}
+	}
+	h.unknownIDs[string(identity)] = struct{}{}
+	h.opts.Logger.Warn("message from a node no virtual host lists: dropped (add `node = NAME` to a vhost)",
+		"identity", printableIdentity(identity))
+}
+
+// printableIdentity quotes an identity for the log (it is any bytes).
+func printableIdentity(id []byte) string {
+	for _, c := range id {
+		if c < 0x20 || c >= 0x7f {
+			return "0x" + hexString(id)
+		}
+	}
+	return string(id)
+}
+
+func hexString(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 2*len(b))
+	for i, c := range b {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
+	}
+	return string(out)
+}

@@ -1,0 +1,29 @@
+package server
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/blastbeat/blastbeat/config"
+)
+
+func TestKeyName(t *testing.T) {
+	for field, key := range map[string]string{"HTTP2MaxStreams": "http2-max-streams", "PingFreq": "ping-freq",
+		"TLSHandshakeTimeout": "tls-handshake-timeout", "ZMQHWM": "zmq-hwm", "ZMQ": "zmq", "MaxURI": "max-uri",
+		"HTTP2": "http2", "UID": "uid", "MaxPendingOutputTotal": "max-pending-output-total", "Binds": "bind"} {
+		if got := keyName(field); got != key {
+			t.Errorf("keyName(%s) = %s, want %s", field, got, key)
+		}
+	}
+}
+
+func TestChangedKeys(t *testing.T) {
+	a, b := config.Defaults(), config.Defaults()
+	a.Binds = []config.Bind{{Addr: "127.0.0.1:1", Line: 3}}
+	b.Binds = []config.Bind{{Addr: "127.0.0.1:1", Line: 9}} // moved in the file only
+	b.MaxBody = 5
+	b.VHosts = []config.VHost{{Name: "x"}}
+	if got := changedKeys(&a, &b); !slices.Equal(got, []string{"max-body"}) {
+		t.Errorf("changed %v, want [max-body]", got)
+	}
+}
