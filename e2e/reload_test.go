@@ -60,7 +60,12 @@ func TestReload(t *testing.T) {
 		return fmt.Sprintf("[blastbeat:%s]\nnode = na\nbind-ssl = %s\ncertificate = %s\nkey = %s\n", tsSecure, tlsAddr, cert, key)
 	}
 	const wsHost = "[blastbeat:ws.test]\nnode = na\n\n"
-	v1 := wsHost + "[blastbeat:a.test]\nnode = na\n\n[blastbeat:old.test]\nnode = na\n\n" + secure(certA, keyA)
+	// side.test has a listener of its own, which v2 drops; new.test gets
+	// one of its own in v2.
+	sideAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	newAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	side := fmt.Sprintf("[blastbeat:side.test]\nnode = na\nbind = %s\n\n", sideAddr)
+	v1 := wsHost + side + "[blastbeat:a.test]\nnode = na\n\n[blastbeat:old.test]\nnode = na\n\n" + secure(certA, keyA)
 	p := startProxy(t, "", v1)
 	hStartNode(t, p.ZMQ, "na", rlHandler())
 	hStartNode(t, p.ZMQ, "nb", rlHandler()) // listed by no vhost yet
@@ -84,10 +89,16 @@ func TestReload(t *testing.T) {
 	defer tlsConn.Close()
 	tlsBR := bufio.NewReader(tlsConn)
 	tsRawGet(t, tlsConn, tlsBR, tsSecure, "/t1")
+	sideConn := hDial(t, sideAddr, 20*time.Second)
+	sideConn.write("GET /s1 HTTP/1.1\r\nHost: side.test\r\n\r\n")
+	if resp, body := sideConn.response("GET"); resp.StatusCode != 200 || body != "na GET /s1" {
+		t.Fatalf("side listener before: %d %q", resp.StatusCode, body)
+	}
 
 	// v2: a.test moves to nb, new.test is added, old.test removed, and
 	// secure.test's certificate is swapped.
-	v2 := wsHost + "[blastbeat:a.test]\nnode = nb\n\n[blastbeat:new.test]\nnode = nb\n\n" + secure(certB, keyB)
+	v2 := wsHost + "[blastbeat:a.test]\nnode = nb\n\n[blastbeat:new.test]\nnode = nb\n\n" +
+		fmt.Sprintf("[blastbeat:fresh.test]\nnode = nb\nbind = %s\n\n", newAddr) + secure(certB, keyB)
 	p.rewrite(t, v2)
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -117,6 +128,21 @@ func TestReload(t *testing.T) {
 	if code, _ := get("old.test", "/o"); code != 404 {
 		t.Errorf("removed vhost: %d, want 404", code)
 	}
+	// The new listener serves its vhost; the dropped one refuses new
+	// connections, while the connection it accepted goes on.
+	fresh := hDial(t, newAddr, 20*time.Second)
+	fresh.write("GET /f HTTP/1.1\r\nHost: fresh.test\r\n\r\n")
+	if resp, body := fresh.response("GET"); resp.StatusCode != 200 || body != "nb GET /f" {
+		t.Errorf("new listener: %d %q", resp.StatusCode, body)
+	}
+	if c, err := net.DialTimeout("tcp", sideAddr, 2*time.Second); err == nil {
+		c.Close()
+		t.Errorf("the dropped listener %s still accepts", sideAddr)
+	}
+	sideConn.write("GET /s2 HTTP/1.1\r\nHost: side.test\r\n\r\n")
+	if resp, _ := sideConn.response("GET"); resp.StatusCode != 404 {
+		t.Errorf("on the dropped listener's open connection, the removed vhost: %d, want 404", resp.StatusCode)
+	}
 	// The keep-alive connection's next request follows the new config.
 	keep.write("GET /k2 HTTP/1.1\r\nHost: a.test\r\n\r\n")
 	if resp, body := keep.response("GET"); resp.StatusCode != 200 || body != "nb GET /k2" {
@@ -133,6 +159,26 @@ func TestReload(t *testing.T) {
 		t.Errorf("the certificate was not swapped (serial %s)", serialA)
 	}
 	tsRawGet(t, tlsConn, tlsBR, tsSecure, "/t2")
+
+	// An address that cannot be bound is refused; the config stays.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	p.rewrite(t, v2+fmt.Sprintf("\n[blastbeat:busy.test]\nnode = nb\nbind = %s\n", taken.Addr()))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(p.Log(), "reload refused: listen "+taken.Addr().String()) {
+			return fmt.Errorf("no refusal naming %s in the log", taken.Addr())
+		}
+		return nil
+	})
+	if code, body := get("new.test", "/kept"); code != 200 || body != "nb GET /kept" {
+		t.Errorf("after a refused reload: %d %q", code, body)
+	}
 
 	// A broken file is refused, naming the file and line; the config
 	// before it stays.

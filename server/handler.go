@@ -38,7 +38,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	now := s.now()
 	// The header deadline starts at accept: a client that says nothing
 	// gives its slot back at header-timeout.
-	c := &conn{t: gc, m: http1{}, l: l, ln: s.listeners.of(gc.LocalAddr()), lastActive: now, headBy: now + int64(s.opts.HeaderTimeout)}
+	c := &conn{t: gc, m: http1{}, l: l, ln: s.lns.Load().of(gc.LocalAddr()), lastActive: now, headBy: now + int64(s.opts.HeaderTimeout)}
 	sid, err := l.table.Add(c)
 	if err != nil {
 		s.stats.ConnsRefused.Add(1)

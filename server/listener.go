@@ -31,7 +31,9 @@ type listeners struct {
 // newListeners builds the listeners of opts: the [blastbeat] binds and
 // every vhost's bind and bind-ssl. An address cannot be both plain and
 // TLS, and every bind-ssl address needs its certificates in opts.TLS.
-func newListeners(opts *Options) (*listeners, error) {
+// With prev (a reload), an address prev has keeps its listener (with the
+// new certificates stored by the caller); it must keep its kind.
+func newListeners(opts *Options, prev *listeners) (*listeners, error) {
 	ls := &listeners{byAddr: map[string]*listener{}, byPort: map[string][]*listener{}}
 	get := func(addr string, secure bool) (*listener, error) {
 		if ln := ls.byAddr[addr]; ln != nil {
@@ -39,6 +41,20 @@ func newListeners(opts *Options) (*listeners, error) {
 				return nil, fmt.Errorf("server: %s is both a bind and a bind-ssl address", addr)
 			}
 			return ln, nil
+		}
+		if prev != nil {
+			if ln := prev.byAddr[addr]; ln != nil {
+				if (ln.tls != nil) != secure {
+					return nil, fmt.Errorf("server: %s changes between bind and bind-ssl: that needs a restart", addr)
+				}
+				if secure && opts.TLS[addr] == nil {
+					return nil, fmt.Errorf("server: bind-ssl %s: no certificates loaded", addr)
+				}
+				ls.byAddr[addr] = ln
+				ls.all = append(ls.all, ln)
+				ls.byPort[ln.port] = append(ls.byPort[ln.port], ln)
+				return ln, nil
+			}
 		}
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -129,12 +145,13 @@ func (ls *listeners) of(local net.Addr) *listener {
 // hook for a reload on SIGHUP. Every bind-ssl address must be in certs;
 // addresses are not added or removed here. Safe from any goroutine.
 func (s *Server) SetCertificates(certs map[string]*tlsconf.Listener) error {
-	for _, ln := range s.listeners.all {
+	all := s.lns.Load().all
+	for _, ln := range all {
 		if ln.tls != nil && certs[ln.addr] == nil {
 			return fmt.Errorf("server: bind-ssl %s: no certificates given", ln.addr)
 		}
 	}
-	for _, ln := range s.listeners.all {
+	for _, ln := range all {
 		if ln.tls != nil {
 			ln.certs.Store(certs[ln.addr])
 		}

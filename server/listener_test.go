@@ -39,7 +39,7 @@ func TestSetCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := s.listeners.all[0]
+	ln := s.lns.Load().all[0]
 	cn := func() string {
 		c, err := ln.tls.GetCertificate(&tls.ClientHelloInfo{ServerName: "a.test"})
 		if err != nil {

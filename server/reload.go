@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -13,42 +14,76 @@ import (
 // Reload applies a new configuration to the running server (SIGHUP, the
 // uWSGI Emperor's reload): the virtual hosts (names, aliases, nodes,
 // formats, per-vhost limits and keys), the nodes (new ones are connected
-// and pinged; removed ones keep their sessions until these end) and the
-// certificates of the bind-ssl listeners. New sessions and the next
-// request of a keep-alive connection follow it; connections, WebSockets,
-// HTTP/2 streams and requests in flight go on as they started.
+// and pinged; removed ones keep their sessions until these end), the
+// listen addresses (new ones are bound, removed ones closed: the
+// connections they accepted go on) and the certificates of the bind-ssl
+// listeners. New connections and sessions, and the next request of a
+// keep-alive connection, follow it; connections, WebSockets, HTTP/2
+// streams and requests in flight go on as they started.
 //
-// What a running process cannot change is refused, and the old
-// configuration kept: a listen address that is not one of this process's
-// (listeners are opened at the start). The [blastbeat] keys that shape
+// What cannot apply is refused, and the running configuration stays: an
+// address that cannot be bound, one that changes between bind and
+// bind-ssl, more nodes than max-nodes. The [blastbeat] keys that shape
 // connections and the bridge (limits, timeouts, ping-freq, zmq, …) apply
 // at the next start: their changes are returned in restartKeys, for the
 // caller to log. Safe from any goroutine; one reload at a time.
 func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	prev := s.rt.Load()
-	rt, added, err := buildRouting(&opts, s.listeners, prev, len(s.loops))
+	cur := s.lns.Load()
+	next, err := newListeners(&opts, cur)
 	if err != nil {
 		return nil, fmt.Errorf("reload refused: %w", err)
 	}
-	for _, ln := range s.listeners.all {
-		if ln.tls != nil && opts.TLS[ln.addr] == nil {
-			return nil, fmt.Errorf("reload refused: bind-ssl %s: no certificates loaded", ln.addr)
+	prev := s.rt.Load()
+	rt, added, err := buildRouting(&opts, next, prev, len(s.loops))
+	if err != nil {
+		return nil, fmt.Errorf("reload refused: %w", err)
+	}
+	var opened []*listener
+	for _, ln := range next.all {
+		if cur.byAddr[ln.addr] != nil {
+			continue
 		}
+		if err := s.eng.AddListener("tcp://" + ln.addr); err != nil {
+			for _, o := range opened {
+				_ = s.eng.CloseListener(s.protoAddr(o))
+			}
+			return nil, fmt.Errorf("reload refused: listen %s: %w", ln.addr, err)
+		}
+		opened = append(opened, ln)
 	}
 	if len(added) > 0 && s.bridge != nil {
 		if err := s.bridge.AddIdentities(added); err != nil {
+			for _, o := range opened {
+				_ = s.eng.CloseListener(s.protoAddr(o))
+			}
 			return nil, fmt.Errorf("reload refused: %w (max-nodes)", err)
 		}
 	}
-	for _, ln := range s.listeners.all {
-		if ln.tls != nil {
+	for _, ln := range next.all {
+		if ln.tls != nil && cur.byAddr[ln.addr] != nil {
 			ln.certs.Store(opts.TLS[ln.addr])
 		}
 	}
+	s.lns.Store(next)
 	s.rt.Store(rt)
+	for _, ln := range cur.all {
+		if next.byAddr[ln.addr] == nil {
+			if err := s.eng.CloseListener(s.protoAddr(ln)); err != nil {
+				s.opts.Logger.Warn("reload: closing a listener", "addr", ln.addr, "err", err)
+			}
+		}
+	}
 	return changedKeys(&s.given, &opts.Options), nil
+}
+
+// protoAddr is how the engine names ln: fd://N for an inherited socket.
+func (s *Server) protoAddr(ln *listener) string {
+	if fd, ok := s.opts.Inherited[ln.addr]; ok {
+		return "fd://" + strconv.Itoa(fd)
+	}
+	return "tcp://" + ln.addr
 }
 
 // changedKeys names the [blastbeat] keys whose values differ between a
@@ -59,7 +94,7 @@ func changedKeys(a, b *config.Options) []string {
 	var out []string
 	for i := 0; i < t.NumField(); i++ {
 		name := t.Field(i).Name
-		if slices.Contains([]string{"VHosts", "File", "Ignored", "Certificate", "Key"}, name) {
+		if slices.Contains([]string{"VHosts", "File", "Ignored", "Certificate", "Key", "Binds"}, name) {
 			continue
 		}
 		x, y := va.Field(i).Interface(), vb.Field(i).Interface()

@@ -39,7 +39,7 @@ func (rt *routing) serves(ln *listener, vh *session.VHost) bool {
 // prev (a reload) the registry keeps prev's nodes at their indexes and
 // appends new ones (added names them), and a vhost keeps the counters of
 // prev's vhost of the same name. Every listen address of opts must be one
-// of ls: listeners are opened at the start only.
+// of ls (newListeners made it from the same opts).
 func buildRouting(opts *Options, ls *listeners, prev *routing, loops int) (rt *routing, added []string, err error) {
 	var names []string
 	for _, v := range opts.VHosts {
@@ -69,7 +69,7 @@ func buildRouting(opts *Options, ls *listeners, prev *routing, loops int) (rt *r
 			if secure {
 				what = "bind-ssl"
 			}
-			return nil, fmt.Errorf("%s %s is not a listener of this process: listeners change at a restart", what, addr)
+			return nil, fmt.Errorf("%s %s: no such listener", what, addr)
 		}
 		return ln, nil
 	}

@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,12 +40,12 @@ type Server struct {
 	opts      Options
 	given     config.Options  // the configuration as given (Reload compares)
 	limits    protocol.Limits // the request parser's
-	listeners *listeners
-	deadAfter time.Duration // a node silent this long is dead (3 × ping-freq)
+	deadAfter time.Duration   // a node silent this long is dead (3 × ping-freq)
 	loops     []*loop
 
-	rt       atomic.Pointer[routing] // vhosts, nodes, listener use: swapped by Reload
-	reloadMu sync.Mutex              // one Reload at a time
+	lns      atomic.Pointer[listeners] // the listen addresses: swapped by Reload
+	rt       atomic.Pointer[routing]   // vhosts, nodes, listener use: swapped by Reload
+	reloadMu sync.Mutex                // one Reload at a time
 
 	// Set once in Start/OnBoot.
 	bridge *zmqbridge.Bridge // Stop and Stats
@@ -94,7 +93,7 @@ func New(opts Options) (*Server, error) {
 	}
 	opts.Workers = workers
 
-	lns, err := newListeners(&opts)
+	lns, err := newListeners(&opts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -107,9 +106,8 @@ func New(opts Options) (*Server, error) {
 		maxNodes = zmqbridge.DefaultMaxNodes
 	}
 	s := &Server{
-		opts:      opts,
-		given:     given,
-		listeners: lns,
+		opts:  opts,
+		given: given,
 		limits: protocol.Limits{MaxHeadBytes: opts.MaxHeaderSize, MaxURIBytes: opts.MaxURI,
 			MaxBodyBytes: opts.MaxBody},
 		deadAfter: 3 * opts.PingFreq,
@@ -119,6 +117,7 @@ func New(opts Options) (*Server, error) {
 		done:      make(chan struct{}),
 	}
 	s.rt.Store(rt)
+	s.lns.Store(lns)
 	if opts.AccessLog != "" {
 		stderr := opts.Stderr
 		if stderr == nil {
@@ -158,13 +157,10 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.bridge, s.ring = b, b
-	addrs := make([]string, len(s.listeners.all))
-	for i, ln := range s.listeners.all {
-		if fd, ok := s.opts.Inherited[ln.addr]; ok {
-			addrs[i] = "fd://" + strconv.Itoa(fd) // gnet patched: an inherited socket
-		} else {
-			addrs[i] = "tcp://" + ln.addr
-		}
+	all := s.lns.Load().all
+	addrs := make([]string, len(all))
+	for i, ln := range all {
+		addrs[i] = s.protoAddr(ln) // fd://N for an inherited socket (gnet patched)
 	}
 	go func() {
 		s.ran <- gnet.Rotate((*handler)(s), addrs,

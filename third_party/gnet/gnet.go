@@ -182,6 +182,30 @@ func (e Engine) StopAccepting() error {
 	return e.eng.stopAccepting()
 }
 
+// AddListener starts accepting on protoAddr ("tcp://127.0.0.1:8081")
+// while the engine runs: the socket is bound now (an error, such as the
+// address in use, is returned), and the loop that accepts polls it. Only
+// without WithReusePort, where one loop accepts for all. It is
+// concurrency-safe and returns once the listener is polled. (blastbeat
+// patch)
+func (e Engine) AddListener(protoAddr string) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	return e.eng.addListener(protoAddr)
+}
+
+// CloseListener stops accepting on protoAddr, a listener the engine
+// started with or one AddListener added; the connections it accepted go
+// on. It is concurrency-safe and returns once the listener is closed.
+// (blastbeat patch)
+func (e Engine) CloseListener(protoAddr string) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	return e.eng.closeListener(protoAddr)
+}
+
 /*
 type asyncCmdType uint8
 

@@ -1,0 +1,108 @@
+// Copyright (c) 2019 The Gnet Authors. All rights reserved.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+//go:build darwin || dragonfly || freebsd || linux || netbsd || openbsd
+
+package gnet
+
+import (
+	"errors"
+	"time"
+
+	"github.com/panjf2000/gnet/v2/pkg/queue"
+)
+
+// blastbeat patch: listeners added and closed while the engine runs (a
+// configuration reload). Without WithReusePort one loop, the ingress,
+// polls every listener and is the only goroutine that reads
+// eng.listeners until the engine stops (closeEventLoops runs after every
+// loop returned), so both changes run on it, through its task queue.
+
+var errNeedIngress = errors.New("gnet: listeners change at run time only without WithReusePort")
+
+func (eng *engine) addListener(protoAddr string) error {
+	<-eng.started
+	if eng.ingress == nil {
+		return errNeedIngress
+	}
+	network, addr, err := parseProtoAddr(protoAddr)
+	if err != nil {
+		return err
+	}
+	ln, err := initListener(network, addr, eng.opts)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	el := eng.ingress
+	err = el.poller.Trigger(queue.HighPriority, func(any) error {
+		el.listeners[ln.fd] = ln
+		if err := el.poller.AddRead(ln.packPollAttachment(el.accept0), true); err != nil {
+			delete(el.listeners, ln.fd)
+			ln.close()
+			done <- err
+			return nil
+		}
+		done <- nil
+		return nil
+	}, nil)
+	if err != nil {
+		ln.close()
+		return err
+	}
+	return waitTask(done)
+}
+
+func (eng *engine) closeListener(protoAddr string) error {
+	<-eng.started
+	if eng.ingress == nil {
+		return errNeedIngress
+	}
+	network, addr, err := parseProtoAddr(protoAddr)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	el := eng.ingress
+	err = el.poller.Trigger(queue.HighPriority, func(any) error {
+		for fd, ln := range el.listeners {
+			if ln.network == network && ln.address == addr {
+				_ = el.poller.Delete(fd)
+				ln.close()
+				delete(el.listeners, fd)
+				done <- nil
+				return nil
+			}
+		}
+		done <- errors.New("gnet: no listener " + protoAddr)
+		return nil
+	}, nil)
+	if err != nil {
+		return err
+	}
+	return waitTask(done)
+}
+
+// taskWait bounds the wait for a task of the ingress loop, which runs no
+// more once the engine stopped.
+const taskWait = 5 * time.Second
+
+func waitTask(done <-chan error) error {
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(taskWait):
+		return errors.New("gnet: the accepting loop did not run the listener change (engine stopping?)")
+	}
+}
