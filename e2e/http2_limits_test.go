@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,13 +56,19 @@ func h2lDial(t *testing.T, addr string, settings ...http2.Setting) *h2lConn {
 	}
 	_ = sf.ForeachSetting(func(s http2.Setting) error { h.settings[s.ID] = s.Val; return nil })
 	_ = h.fr.WriteSettingsAck()
+	if v, ok := h.settings[http2.SettingHeaderTableSize]; ok {
+		h.enc.SetMaxDynamicTableSizeLimit(v) // as a client must (RFC 7541 §4.2)
+	}
 	return h
 }
 
 // block encodes a GET of path.
-func (h *h2lConn) block(path string) []byte {
+func (h *h2lConn) block(path string) []byte { return h.blockOf("GET", path) }
+
+// blockOf encodes a request of method for path.
+func (h *h2lConn) blockOf(method, path string) []byte {
 	h.hb.Reset()
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", path}, {":authority", "x"}} {
+	for _, f := range [][2]string{{":method", method}, {":scheme", "http"}, {":path", path}, {":authority", "x"}} {
 		_ = h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	return append([]byte(nil), h.hb.Bytes()...)
@@ -98,7 +105,7 @@ func (h *h2lConn) next() http2.Frame {
 
 func TestHTTP2Limits(t *testing.T) {
 	t.Parallel()
-	p := startProxy(t, "http2-max-streams = 2\nhttp2-max-header-block = 4k\nhttp2-header-table-size = 1024\nmax-pending-output = 64k\n",
+	p := startProxy(t, "http2-max-streams = 2\nhttp2-max-header-block = 4k\nhttp2-header-table-size = 1024\nmax-pending-output = 64k\nmax-uri = 1k\n",
 		"[blastbeat:*]\nnode = n\n")
 	hStartNode(t, p.ZMQ, "n", func(hn *hNode, n *node.Node, m hMsg) {
 		if m.Type != "uwsgi" {
@@ -132,6 +139,34 @@ func TestHTTP2Limits(t *testing.T) {
 		rst, ok := h.next().(*http2.RSTStreamFrame)
 		if !ok || rst.StreamID != 5 || rst.ErrCode != http2.ErrCodeRefusedStream {
 			t.Fatalf("a third stream over http2-max-streams = 2: %v, want RST_STREAM REFUSED_STREAM on 5", rst)
+		}
+	})
+
+	t.Run("answered-streams-close", func(t *testing.T) {
+		// Streams the proxy answers itself (TRACE: 405; a path over
+		// max-uri: 414) with the client's END_STREAM on their HEADERS
+		// close: they never count against http2-max-streams afterwards.
+		h := h2lDial(t, p.Addr)
+		long := "/" + strings.Repeat("u", 2000)
+		for id := uint32(1); id <= 7; id += 2 {
+			method, path := "TRACE", "/t"
+			if id > 3 {
+				method, path = "GET", long
+			}
+			if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h.blockOf(method, path), EndStream: true, EndHeaders: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.get(9, "/fine")
+		for {
+			switch f := h.next().(type) {
+			case *http2.RSTStreamFrame:
+				t.Fatalf("stream %d reset (%v): answered streams still count", f.StreamID, f.ErrCode)
+			case *http2.HeadersFrame:
+				if f.StreamID == 9 {
+					return
+				}
+			}
 		}
 	})
 

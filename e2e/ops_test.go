@@ -121,6 +121,9 @@ func TestMetrics(t *testing.T) {
 	if s := get("nowhere.test", "/"); s != 404 {
 		t.Fatalf("no vhost: %d", s)
 	}
+	if s := get("other.test", "/"); s != 503 { // its node never connected
+		t.Fatalf("no live node: %d", s)
+	}
 	if out := rawExchange(t, p.Addr, "GET /x HTTP/1.1\r\nHost: m.test\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 5*time.Second); !strings.HasPrefix(out, "HTTP/1.1 400") {
 		t.Fatalf("smuggling shape: %q", out)
 	}
@@ -152,6 +155,8 @@ func TestMetrics(t *testing.T) {
 		{"blastbeat_requests_total", map[string]string{"vhost": "-", "code": "4xx"}, 2}, // the 404 and the 400
 		{"blastbeat_requests_total", map[string]string{"vhost": "ws.test", "code": "1xx"}, 1},
 		{"blastbeat_rejected_total", map[string]string{"reason": "no_vhost"}, 1},
+		{"blastbeat_rejected_total", map[string]string{"reason": "no_live_node"}, 1},
+		{"blastbeat_requests_total", map[string]string{"vhost": "other.test", "code": "5xx"}, 1}, // the proxy's 503, under its vhost
 		{"blastbeat_rejected_total", map[string]string{"reason": "cl_and_te"}, 1},
 		{"blastbeat_connection_upgrades_total", map[string]string{"protocol": "ws"}, 1},
 		{"blastbeat_connection_upgrades_total", map[string]string{"protocol": "h2"}, 1},
@@ -262,9 +267,9 @@ func TestAccessLog(t *testing.T) {
 		}
 		return fmt.Errorf("no line for /logged in %q", b)
 	})
-	if d := time.Since(sent); d > time.Second {
-		t.Errorf("the line took %v to reach the file; want within a second", d)
-	}
+	// Written within accessLogFlushEvery (200 ms); logged, not asserted
+	// (no test asserts on wall-clock time).
+	t.Logf("the line reached the file %v after the response", time.Since(sent).Round(time.Millisecond))
 	for _, part := range []string{`127.0.0.1 - - [`, `"GET /logged?q=1 HTTP/1.1" 200 `, `"http://ref.test/" "ops-test \x22quoted\x22"`,
 		` vhost=log.test node=l1 sid=`, ` rt=`} {
 		if !strings.Contains(line, part) {

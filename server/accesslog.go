@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blastbeat/blastbeat/protocol"
@@ -76,8 +77,8 @@ type accessLog struct {
 
 	mu      sync.Mutex // guards out (the writer goroutine and Reopen)
 	out     io.Writer
-	file    *os.File // out when path is set
-	dropped uint64   // lines lost to a full buffer (under the bufs' locks)
+	file    *os.File      // out when path is set
+	dropped atomic.Uint64 // lines lost to a full buffer, summed by the writer
 }
 
 // accessBuf is one loop's pending lines.
@@ -248,7 +249,7 @@ func (a *accessLog) flush(spare *[]byte) {
 		buf.mu.Lock()
 		b := buf.b
 		buf.b = (*spare)[:0]
-		a.dropped += buf.dropped
+		a.dropped.Add(buf.dropped)
 		buf.dropped = 0
 		buf.mu.Unlock()
 		if len(b) > 0 {

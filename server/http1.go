@@ -128,6 +128,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		// request for one served over TLS is sent there (308).
 		if port, ok := rt.https[vh]; ok && c.ln.tls == nil && vh.HTTPSRedirect {
 			c.srv().stats.Redirected.Add(1)
+			c.ex.vhost = vh
 			c.respond(308, appendHTTPSRedirect(nil, r, port, !c.keepAlive))
 			return
 		}
@@ -137,6 +138,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		c.reject(404, "no virtual host for this Host")
 		return
 	}
+	c.ex.vhost = vh // counted under its vhost, whoever answers
 	if string(r.Method) == "TRACE" && !vh.AllowTrace {
 		// TRACE echoes the request, credentials included (cross-site
 		// tracing): refused unless the vhost says allow-trace.

@@ -77,8 +77,10 @@ type h2Stream struct {
 
 	ws      bool       // an RFC 8441 WebSocket: DATA carries its frames
 	wsAwait *wsPending // its handshake waits for the node's answer
-	wsIn    []byte     // client WebSocket bytes short of a whole frame
-	wsFrags wsFrags    // a fragmented message being joined
+	// nodeEnded: its node got `end` already (the proxy answered it).
+	nodeEnded bool
+	wsIn      []byte  // client WebSocket bytes short of a whole frame
+	wsFrags   wsFrags // a fragmented message being joined
 }
 
 // HTTP/2 limits.
@@ -338,7 +340,9 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		c.queue(protocol.AppendH2RSTStream(nil, id, protocol.H2RefusedStream))
 		return
 	}
-	st := &h2Stream{c: c, id: id, sid: sid, sendWin: h.initWin, reqCL: -1}
+	// endRecv from the start: a stream the proxy answers at once (a bad
+	// request) must not wait for an END_STREAM the client already sent.
+	st := &h2Stream{c: c, id: id, sid: sid, sendWin: h.initWin, reqCL: -1, endRecv: h.hdrEnd}
 	h.streams[id] = st
 	h.bySID[sid] = st
 	if r != nil {
@@ -378,6 +382,9 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	vh := rt.router.Match(r.Host)
 	if vh != nil && !rt.serves(c.ln, vh) {
 		vh = nil
+	}
+	if vh != nil {
+		st.ex.vhost = vh // counted under its vhost, whoever answers
 	}
 	switch {
 	case vh == nil:
@@ -444,6 +451,10 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 	if st == nil || st.endRecv {
 		if f.StreamID > h.lastID {
 			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "DATA on an idle stream"})
+			return
+		}
+		if st != nil {
+			c.h2Reset(st.id, protocol.H2StreamClosed) // §5.1: half-closed (remote)
 			return
 		}
 		c.queue(protocol.AppendH2RSTStream(nil, f.StreamID, protocol.H2StreamClosed))
@@ -744,8 +755,9 @@ func (c *conn) h2Respond(st *h2Stream, status int, msg string) {
 // the proxy's own, and ends it.
 func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 	h := c.h2
-	if st.node != nil && st.phase == phAwaitHead {
+	if st.node != nil && st.phase == phAwaitHead && !st.nodeEnded {
 		c.h2Send(st, "end", nil)
+		st.nodeEnded = true
 	}
 	st.phase = phStreaming
 	st.mode = modeNone
@@ -790,7 +802,9 @@ func (c *conn) h2CloseStream(st *h2Stream) {
 	c.l.table.Remove(&st.sid)
 	c.l.finish(&st.ex, st.node, st.sid) // status 0 if reset before its response
 	if st.node != nil {
-		c.h2Send(st, "end", nil)
+		if !st.nodeEnded {
+			c.h2Send(st, "end", nil)
+		}
 		st.node.Unbind()
 		st.node = nil
 	}
@@ -828,7 +842,7 @@ func (c *conn) h2GoAway(code protocol.H2ErrCode, now bool) {
 func (c *conn) h2Drain() {
 	c.h2GoAway(protocol.H2NoError, false)
 	for _, st := range c.h2.streams {
-		if st.ws {
+		if st.ws && st.wsAwait == nil { // one awaiting its node's answer has no HEADERS yet
 			c.h2WebSocketClose(st, ws.StatusGoingAway, "server shutting down")
 		}
 	}

@@ -127,6 +127,9 @@ type Metrics struct {
 	Stats    StatsSnapshot
 	// RingLen and RingCap: messages waiting for the bridge, and room.
 	RingLen, RingCap int
+	// AccessLogDropped counts access log lines lost to a file slower
+	// than the traffic.
+	AccessLogDropped uint64
 }
 
 // VHostMetrics counts a virtual host's requests by status class.
@@ -190,6 +193,9 @@ func (s *Server) Metrics() Metrics {
 	}
 	if s.bridge != nil {
 		m.RingLen, m.RingCap = s.bridge.RingLen()
+	}
+	if s.alog != nil {
+		m.AccessLogDropped = s.alog.dropped.Load()
 	}
 	return m
 }

@@ -36,10 +36,38 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 		return nil, fmt.Errorf("reload refused: %w", err)
 	}
 	prev := s.rt.Load()
-	rt, added, err := buildRouting(&opts, next, prev, len(s.loops))
+	// The global timeout and max-body apply at the next start (the
+	// request parser keeps its limits): vhosts inherit the running ones.
+	ropts := opts
+	ropts.Timeout, ropts.MaxBody = s.opts.Timeout, s.opts.MaxBody
+	rt, added, err := buildRouting(&ropts, next, prev, cur, len(s.loops))
 	if err != nil {
 		return nil, fmt.Errorf("reload refused: %w", err)
 	}
+	// New nodes get their indexes in the bridge before any session can
+	// name them. (A reload refused after this leaves them known, pinged
+	// and unused: harmless, bounded by max-nodes.)
+	if len(added) > 0 && s.bridge != nil {
+		if err := s.bridge.AddIdentities(added); err != nil {
+			return nil, fmt.Errorf("reload refused: %w (max-nodes)", err)
+		}
+	}
+	// While listeners open and close, connections are accepted on both
+	// sets: publish their union first, the new routing (which serves
+	// both) once the new listeners are bound, and the new set once the
+	// old are shut. (A request on a new listener in the microseconds
+	// before the routing is published is answered by the old: a 404.)
+	union := &listeners{byAddr: map[string]*listener{}, byPort: map[string][]*listener{}}
+	for _, set := range []*listeners{next, cur} {
+		for _, ln := range set.all {
+			if union.byAddr[ln.addr] == nil {
+				union.byAddr[ln.addr] = ln
+				union.all = append(union.all, ln)
+				union.byPort[ln.port] = append(union.byPort[ln.port], ln)
+			}
+		}
+	}
+	s.lns.Store(union)
 	var opened []*listener
 	for _, ln := range next.all {
 		if cur.byAddr[ln.addr] != nil {
@@ -49,24 +77,16 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 			for _, o := range opened {
 				_ = s.eng.CloseListener(s.protoAddr(o))
 			}
+			s.lns.Store(cur)
 			return nil, fmt.Errorf("reload refused: listen %s: %w", ln.addr, err)
 		}
 		opened = append(opened, ln)
-	}
-	if len(added) > 0 && s.bridge != nil {
-		if err := s.bridge.AddIdentities(added); err != nil {
-			for _, o := range opened {
-				_ = s.eng.CloseListener(s.protoAddr(o))
-			}
-			return nil, fmt.Errorf("reload refused: %w (max-nodes)", err)
-		}
 	}
 	for _, ln := range next.all {
 		if ln.tls != nil && cur.byAddr[ln.addr] != nil {
 			ln.certs.Store(opts.TLS[ln.addr])
 		}
 	}
-	s.lns.Store(next)
 	s.rt.Store(rt)
 	for _, ln := range cur.all {
 		if next.byAddr[ln.addr] == nil {
@@ -75,6 +95,7 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 			}
 		}
 	}
+	s.lns.Store(next)
 	return changedKeys(&s.given, &opts.Options), nil
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/blastbeat/blastbeat/session"
@@ -24,23 +25,20 @@ type routing struct {
 // serves reports whether ln serves vh: a vhost with listeners of its own
 // is served only on them, the others on the global binds.
 func (rt *routing) serves(ln *listener, vh *session.VHost) bool {
-	if !rt.own[vh] {
-		return rt.global[ln]
+	if !rt.own[vh] && rt.global[ln] {
+		return true
 	}
-	for _, v := range rt.serve[ln] {
-		if v == vh {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(rt.serve[ln], vh)
 }
 
 // buildRouting makes the routing of opts over the listeners ls. With
 // prev (a reload) the registry keeps prev's nodes at their indexes and
 // appends new ones (added names them), and a vhost keeps the counters of
 // prev's vhost of the same name. Every listen address of opts must be one
-// of ls (newListeners made it from the same opts).
-func buildRouting(opts *Options, ls *listeners, prev *routing, loops int) (rt *routing, added []string, err error) {
+// of ls (newListeners made it from the same opts). The listeners of
+// prevLs that ls drops (a reload closes them) keep serving, on the
+// connections they accepted, the vhosts of the same names they served.
+func buildRouting(opts *Options, ls *listeners, prev *routing, prevLs *listeners, loops int) (rt *routing, added []string, err error) {
 	var names []string
 	for _, v := range opts.VHosts {
 		names = append(names, v.Nodes...)
@@ -127,5 +125,22 @@ func buildRouting(opts *Options, ls *listeners, prev *routing, loops int) (rt *r
 		vhosts = append(vhosts, vh)
 	}
 	rt.router = session.NewRouter(vhosts, nodes)
+	if prev != nil && prevLs != nil {
+		byName := map[string]*session.VHost{}
+		for _, vh := range vhosts {
+			byName[vh.Name] = vh
+		}
+		for _, ln := range prevLs.all {
+			if ls.byAddr[ln.addr] == ln {
+				continue
+			}
+			rt.global[ln] = prev.global[ln]
+			for _, old := range prev.serve[ln] {
+				if vh := byName[old.Name]; vh != nil {
+					rt.serve[ln] = append(rt.serve[ln], vh)
+				}
+			}
+		}
+	}
 	return rt, added, nil
 }

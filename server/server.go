@@ -97,7 +97,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, _, err := buildRouting(&opts, lns, nil, workers)
+	rt, _, err := buildRouting(&opts, lns, nil, nil, workers)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

@@ -39,6 +39,9 @@ func (c *conn) checkWebSocketHandshake(r *protocol.Request, w protocol.WebSocket
 		c.queue([]byte("HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 33\r\nConnection: close\r\n\r\nunsupported WebSocket version\r\n\r\n"))
 		c.closeAfter = true
 		c.discard = true
+		c.srv().reject("websocket_version")
+		c.l.responded(&c.ex, 426)
+		c.l.finish(&c.ex, nil, c.sid)
 		return false
 	}
 	return true

@@ -48,6 +48,7 @@ var (
 	dTLSFailures    = desc("tls_handshake_failures_total", "TLS handshakes failed or timed out.")
 	dStale          = desc("stale_replies_total", "Node replies for sessions already gone.")
 	dUnknownNode    = desc("unknown_node_messages_total", "Messages from identities no virtual host lists.")
+	dAccessDropped  = desc("access_log_dropped_total", "Access log lines lost to a file slower than the traffic.")
 )
 
 // collector turns one snapshot into the metrics.
@@ -59,7 +60,7 @@ func NewCollector(src Source) prometheus.Collector { return collector{src} }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dConnsOpen, dConnsAccepted, dUpgrades, dRequests, dRequestSeconds,
 		dHeadSeconds, dRejected, dNodeUp, dNodeSessions, dNodeMsgs, dNodeBytes, dNodeFailures, dNodeRetries,
-		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode} {
+		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dAccessDropped} {
 		ch <- d
 	}
 }
@@ -121,6 +122,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dTLSFailures, m.Stats.TLSFailures)
 	counter(dStale, m.Stats.Stale)
 	counter(dUnknownNode, m.Stats.UnknownNode)
+	counter(dAccessDropped, m.AccessLogDropped)
 }
 
 // histogram converts a snapshot to a Prometheus histogram (cumulative

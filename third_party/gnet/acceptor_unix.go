@@ -45,7 +45,8 @@ func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error
 		}
 
 		remoteAddr := socket.SockaddrToTCPOrUnixAddr(sa)
-		network := el.listeners[fd].network
+		ln := el.listeners[fd] // the ingress's (blastbeat patch: read before el is shadowed)
+		network := ln.network
 		if opts := el.engine.opts; opts.TCPKeepAlive > 0 && network == "tcp" &&
 			(runtime.GOOS != "linux" && runtime.GOOS != "freebsd" && runtime.GOOS != "dragonfly") {
 			// TCP keepalive options are not inherited from the listening socket
@@ -64,7 +65,7 @@ func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error
 		}
 
 		el := el.engine.eventLoops.next(remoteAddr)
-		c := newStreamConn(network, nfd, el, sa, el.listeners[fd].addr, remoteAddr)
+		c := newStreamConn(network, nfd, el, sa, ln.addr, remoteAddr)
 		err = el.poller.Trigger(queue.HighPriority, el.register, c)
 		if err != nil {
 			el.getLogger().Errorf("failed to enqueue the accepted socket fd=%d to poller: %v", c.fd, err)

@@ -25,9 +25,10 @@ import (
 
 // blastbeat patch: listeners added and closed while the engine runs (a
 // configuration reload). Without WithReusePort one loop, the ingress,
-// polls every listener and is the only goroutine that reads
-// eng.listeners until the engine stops (closeEventLoops runs after every
-// loop returned), so both changes run on it, through its task queue.
+// polls every listener and is the only goroutine that uses eng.listeners
+// until the engine stops (the other loops have a copy, made at start;
+// closeEventLoops runs after every loop returned), so both changes run
+// on it, through its task queue.
 
 var errNeedIngress = errors.New("gnet: listeners change at run time only without WithReusePort")
 
@@ -77,7 +78,9 @@ func (eng *engine) closeListener(protoAddr string) error {
 	el := eng.ingress
 	err = el.poller.Trigger(queue.HighPriority, func(any) error {
 		for fd, ln := range el.listeners {
-			if ln.network == network && ln.address == addr {
+			// An inherited socket (fd://N) keeps its address N, and its
+			// network became the socket's own.
+			if ln.address == addr && (ln.network == network || network == "fd" && ln.inherited) {
 				_ = el.poller.Delete(fd)
 				ln.close()
 				delete(el.listeners, fd)

@@ -148,7 +148,13 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 			return err
 		}
 		el := new(eventloop)
-		el.listeners = eng.listeners
+		// blastbeat patch: a copy, not the ingress's map, which
+		// AddListener and CloseListener change while these loops run
+		// (they only read it: its length, and stale-fd lookups).
+		el.listeners = make(map[int]*listener, len(eng.listeners))
+		for fd, ln := range eng.listeners {
+			el.listeners[fd] = ln
+		}
 		el.engine = eng
 		el.poller = p
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
