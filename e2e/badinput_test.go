@@ -450,13 +450,17 @@ func bStopStats(t *testing.T, p *proxy) string {
 	return line
 }
 
-// bStat returns counter name of a stats line (-1 when absent).
+// bStat returns counter name (BadMessage: bad_message=N, DroppedFrames:
+// bridge_dropped_frames=N) of the stop line; 0 when absent (zero counters
+// are left out of it).
 func bStat(line, name string) int {
-	m := regexp.MustCompile(`[{ ]` + name + `:(\d+)`).FindStringSubmatch(line)
+	key := regexp.MustCompile(`([a-z0-9])([A-Z])`).ReplaceAllString(name, "${1}_${2}")
+	key = strings.ToLower(key)
+	m := regexp.MustCompile(`[ ](bridge_)?` + key + `=(\d+)`).FindStringSubmatch(line)
 	if m == nil {
-		return -1
+		return 0
 	}
-	n, _ := strconv.Atoi(m[1])
+	n, _ := strconv.Atoi(m[2])
 	return n
 }
 

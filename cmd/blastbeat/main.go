@@ -156,7 +156,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := srv.Shutdown(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("shutdown", "err", err)
 	}
-	log.Info("blastbeat stopped", "stats", fmt.Sprintf("%+v", srv.Stats()))
+	log.Info("blastbeat stopped", statsAttrs(srv.Stats())...)
 	return 0
 }
 
