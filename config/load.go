@@ -320,6 +320,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"http2-header-table-size":  set(&o.HTTP2HeaderTableSize, parseSizeInt),
 		"http2-max-header-block":   set(&o.HTTP2MaxHeaderBlock, parseSizeInt),
 		"max-nodes":                set(&o.MaxNodes, parseInt),
+		"reuse-port":               set(&o.ReusePort, parseBool),
 		"stats":                    set(&o.Stats, parseString),
 		"stats-public":             set(&o.StatsPublic, parseBool),
 		"access-log":               set(&o.AccessLog, parseAccessLog),

@@ -158,6 +158,12 @@ type Options struct {
 	// CONTINUATION flood, CVE-2024-27316; http2-max-header-block, default
 	// 64 KiB). The decoded list is bounded by max-header-size.
 	HTTP2MaxHeaderBlock int
+	// ReusePort gives every event loop a listening socket of its own
+	// (SO_REUSEPORT): the kernel spreads new connections over the loops,
+	// and no loop hands them on (reuse-port, default false: with it, a
+	// second process binding the same port with SO_REUSEPORT would share
+	// the traffic instead of failing to start).
+	ReusePort bool
 	// MaxNodes bounds the node identities the proxy knows, those a
 	// reload adds included (max-nodes, default 4096).
 	MaxNodes int

@@ -51,6 +51,18 @@ func rlServed(t testing.TB, addr string, cfg *tls.Config) string {
 
 func TestReload(t *testing.T) {
 	t.Parallel()
+	rlScenario(t, "")
+}
+
+// TestReloadReusePort: the same with a listening socket per loop
+// (reuse-port = on, workers = 2), where a reload binds and closes one
+// socket per loop.
+func TestReloadReusePort(t *testing.T) {
+	t.Parallel()
+	rlScenario(t, "reuse-port = on\nworkers = 2\n")
+}
+
+func rlScenario(t *testing.T, extra string) {
 	pki := tsNewPKI(t, "")
 	tlsPort := freePort(t)
 	tlsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
@@ -66,7 +78,7 @@ func TestReload(t *testing.T) {
 	newAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	side := fmt.Sprintf("[blastbeat:side.test]\nnode = na\nbind = %s\n\n", sideAddr)
 	v1 := wsHost + side + "[blastbeat:a.test]\nnode = na\n\n[blastbeat:old.test]\nnode = na\n\n" + secure(certA, keyA)
-	p := startProxy(t, "", v1)
+	p := startProxy(t, extra, v1)
 	hStartNode(t, p.ZMQ, "na", rlHandler())
 	hStartNode(t, p.ZMQ, "nb", rlHandler()) // listed by no vhost yet
 	waitRoutable(t, p, "a.test", "/ready")

@@ -167,6 +167,7 @@ func (s *Server) Start() error {
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(s.opts.Workers),
 			gnet.WithReuseAddr(true),
+			gnet.WithReusePort(s.opts.ReusePort),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(gnetLogger{s.opts.Logger}),
 		)

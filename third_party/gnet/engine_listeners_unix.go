@@ -30,53 +30,74 @@ import (
 // closeEventLoops runs after every loop returned), so both changes run
 // on it, through its task queue.
 
-var errNeedIngress = errors.New("gnet: listeners change at run time only without WithReusePort")
+// With WithReusePort every loop accepts on a listener socket of its own
+// (SO_REUSEPORT): a change runs on every loop, each binding its own.
 
 func (eng *engine) addListener(protoAddr string) error {
 	<-eng.started
-	if eng.ingress == nil {
-		return errNeedIngress
-	}
 	network, addr, err := parseProtoAddr(protoAddr)
 	if err != nil {
 		return err
 	}
-	ln, err := initListener(network, addr, eng.opts)
-	if err != nil {
-		return err
+	var loops []*eventloop
+	if eng.ingress != nil {
+		loops = []*eventloop{eng.ingress}
+	} else {
+		eng.eventLoops.iterate(func(_ int, el *eventloop) bool { loops = append(loops, el); return true })
 	}
-	done := make(chan error, 1)
-	el := eng.ingress
-	err = el.poller.Trigger(queue.HighPriority, func(any) error {
-		el.listeners[ln.fd] = ln
-		if err := el.poller.AddRead(ln.packPollAttachment(el.accept0), true); err != nil {
-			delete(el.listeners, ln.fd)
-			ln.close()
-			done <- err
-			return nil
+	var added []*eventloop
+	for _, el := range loops {
+		ln, err := initListener(network, addr, eng.opts)
+		if err == nil {
+			accept := el.accept
+			if el == eng.ingress {
+				accept = el.accept0
+			}
+			err = el.runTask(func() error {
+				el.listeners[ln.fd] = ln
+				if err := el.poller.AddRead(ln.packPollAttachment(accept), el == eng.ingress); err != nil {
+					delete(el.listeners, ln.fd)
+					return err
+				}
+				return nil
+			})
+			if err != nil {
+				ln.close()
+			}
 		}
-		done <- nil
-		return nil
-	}, nil)
-	if err != nil {
-		ln.close()
-		return err
+		if err != nil {
+			for _, done := range added {
+				_ = done.closeListenerTask(network, addr)
+			}
+			return err
+		}
+		added = append(added, el)
 	}
-	return waitTask(done)
+	return nil
 }
 
 func (eng *engine) closeListener(protoAddr string) error {
 	<-eng.started
-	if eng.ingress == nil {
-		return errNeedIngress
-	}
 	network, addr, err := parseProtoAddr(protoAddr)
 	if err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	el := eng.ingress
-	err = el.poller.Trigger(queue.HighPriority, func(any) error {
+	if eng.ingress != nil {
+		return eng.ingress.closeListenerTask(network, addr)
+	}
+	var first error
+	eng.eventLoops.iterate(func(_ int, el *eventloop) bool {
+		if err := el.closeListenerTask(network, addr); err != nil && first == nil {
+			first = err
+		}
+		return true
+	})
+	return first
+}
+
+// closeListenerTask closes, on el, its listener for addr.
+func (el *eventloop) closeListenerTask(network, addr string) error {
+	return el.runTask(func() error {
 		for fd, ln := range el.listeners {
 			// An inherited socket (fd://N) keeps its address N, and its
 			// network became the socket's own.
@@ -84,11 +105,18 @@ func (eng *engine) closeListener(protoAddr string) error {
 				_ = el.poller.Delete(fd)
 				ln.close()
 				delete(el.listeners, fd)
-				done <- nil
 				return nil
 			}
 		}
-		done <- errors.New("gnet: no listener " + protoAddr)
+		return errors.New("gnet: no listener " + network + "://" + addr)
+	})
+}
+
+// runTask runs fn on el's goroutine and returns its error.
+func (el *eventloop) runTask(fn func() error) error {
+	done := make(chan error, 1)
+	err := el.poller.Trigger(queue.HighPriority, func(any) error {
+		done <- fn()
 		return nil
 	}, nil)
 	if err != nil {
