@@ -333,3 +333,21 @@ func StatusText(code int) string {
 	}
 	return "Error"
 }
+
+// HeadField returns the trimmed value of the first field called name
+// (lower case) in a response head that ParseResponseHead accepted; nil
+// when there is none.
+func HeadField(head []byte, name string) []byte {
+	_, rest := nextLine(head) // the status line
+	for len(rest) > 0 {
+		var line []byte
+		line, rest = nextLine(rest)
+		if len(line) == 0 {
+			break
+		}
+		if c := bytes.IndexByte(line, ':'); c > 0 && equalFold(line[:c], name) {
+			return bytes.TrimSpace(line[c+1:])
+		}
+	}
+	return nil
+}

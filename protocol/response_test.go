@@ -562,3 +562,16 @@ func BenchmarkRewriteResponseHead(b *testing.B) {
 		dst = protocol.RewriteResponseHead(dst[:0], raw, false, false, false, date)
 	}
 }
+
+func TestHeadField(t *testing.T) {
+	head := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\nSec-WebSocket-Protocol:  chat \r\nX: a\r\n\r\nsec-websocket-protocol: body")
+	if got := string(protocol.HeadField(head, "sec-websocket-protocol")); got != "chat" {
+		t.Errorf("got %q, want chat (case-insensitive, trimmed, LF lines too)", got)
+	}
+	if got := protocol.HeadField(head, "upgrade-x"); got != nil {
+		t.Errorf("absent field: %q", got)
+	}
+	if got := protocol.HeadField([]byte("HTTP/1.1 200 OK\r\n\r\nX: body"), "x"); got != nil {
+		t.Errorf("a field after the head: %q", got)
+	}
+}

@@ -96,3 +96,7 @@ func trimOWS(b []byte) []byte {
 	}
 	return b
 }
+
+// EqualFold compares b with the lower-case ASCII string s, ignoring case
+// (field names: EqualFold(h.Name, "user-agent")).
+func EqualFold(b []byte, s string) bool { return equalFold(b, s) }

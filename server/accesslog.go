@@ -41,29 +41,13 @@ func newAccessEntry(r *protocol.Request, proto string, ci *protocol.ConnInfo) *a
 	e := &accessEntry{remote: ci.RemoteAddr, method: string(r.Method), uri: string(r.URI), proto: proto}
 	for _, h := range r.Headers {
 		switch {
-		case asciiEqualFold(h.Name, "referer"):
+		case protocol.EqualFold(h.Name, "referer"):
 			e.referer = string(h.Value)
-		case asciiEqualFold(h.Name, "user-agent"):
+		case protocol.EqualFold(h.Name, "user-agent"):
 			e.agent = string(h.Value)
 		}
 	}
 	return e
-}
-
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // accessLog is the writer.

@@ -178,8 +178,8 @@ func (c *conn) h2WebSocketNodeAnswer(st *h2Stream, r *reply) {
 	case hr.Status == 101:
 		w := st.wsAwait
 		st.wsAwait = nil
-		proto := string(responseField(head[:n], "sec-websocket-protocol"))
-		if proto != "" && protocol.ChooseSubprotocol(w.offered, []string{proto}) == "" {
+		proto, ok := w.subprotocol(head[:n])
+		if !ok {
 			s.stats.BadResponse.Add(1)
 			c.h2Respond(st, 502, "backend chose a subprotocol the client did not offer")
 			return

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/hex"
 	"time"
 
 	"github.com/blastbeat/blastbeat/session"
@@ -128,17 +129,8 @@ func (h *bridgeHandler) unknownIdentity(identity []byte) {
 func printableIdentity(id []byte) string {
 	for _, c := range id {
 		if c < 0x20 || c >= 0x7f {
-			return "0x" + hexString(id)
+			return "0x" + hex.EncodeToString(id)
 		}
 	}
 	return string(id)
-}
-
-func hexString(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 2*len(b))
-	for i, c := range b {
-		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
-	}
-	return string(out)
 }

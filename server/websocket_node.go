@@ -24,32 +24,21 @@ func newWSPending(w protocol.WebSocketRequest) *wsPending {
 }
 
 // nodeAcceptedWebSocket completes a handshake the node answered with
-// head (a 101): its subprotocol, if any, must be one the client offered.
+// head (a 101).
 func (c *conn) nodeAcceptedWebSocket(head []byte) {
 	w := c.wsAwait
 	c.wsAwait = nil
-	proto := string(responseField(head, "sec-websocket-protocol"))
-	if proto != "" && protocol.ChooseSubprotocol(w.offered, []string{proto}) == "" {
-		c.badResponse() // a subprotocol the client did not offer (RFC 6455 §4.1)
+	proto, ok := w.subprotocol(head)
+	if !ok {
+		c.badResponse()
 		return
 	}
 	c.startWebSocket(protocol.WebSocketRequest{Key: w.key}, proto)
 }
 
-// responseField returns the value of the first field name (lower case) of
-// a head ParseResponseHead accepted, trimmed; nil when absent.
-func responseField(head []byte, name string) []byte {
-	for len(head) > 0 {
-		i := bytes.IndexByte(head, '\n')
-		if i < 0 {
-			i = len(head) - 1
-		}
-		line := bytes.TrimRight(head[:i+1], "\r\n")
-		head = head[i+1:]
-		c := bytes.IndexByte(line, ':')
-		if c > 0 && asciiEqualFold(line[:c], name) {
-			return bytes.TrimSpace(line[c+1:])
-		}
-	}
-	return nil
+// subprotocol is the one the node's 101 head names ("" for none); ok is
+// false when the client did not offer it (RFC 6455 §4.1).
+func (w *wsPending) subprotocol(head []byte) (proto string, ok bool) {
+	proto = string(protocol.HeadField(head, "sec-websocket-protocol"))
+	return proto, proto == "" || protocol.ChooseSubprotocol(w.offered, []string{proto}) != ""
 }
