@@ -3,7 +3,6 @@ package server
 import (
 	"net"
 	"strconv"
-	"time"
 
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
@@ -184,9 +183,10 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.retryLost = false
 	c.phase = phAwaitHead
 	// A deadline from the coarse clock could fire up to sweepEvery early.
-	sentAt := time.Now().UnixNano()
-	c.answerBy = sentAt + int64(vh.Timeout)
-	c.ex.forwarded(vh, sentAt)
+	// The head's clock reading (begin) is the deadline's start too: one
+	// clock read per request, not one per use.
+	c.answerBy = c.ex.start + int64(vh.Timeout)
+	c.ex.forwarded(vh, c.ex.start)
 	c.send(typ, msg)
 	c.startCredit()
 	s.stats.Requests.Add(1)

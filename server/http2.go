@@ -411,9 +411,8 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	n.Bind()
 	st.reqSeq = 1
 	st.phase = phAwaitHead
-	sentAt := time.Now().UnixNano()
-	st.answerBy = sentAt + int64(vh.Timeout)
-	st.ex.forwarded(vh, sentAt)
+	st.answerBy = st.ex.start + int64(vh.Timeout) // begin's clock reading
+	st.ex.forwarded(vh, st.ex.start)
 	s.stats.Requests.Add(1)
 	c.h2Send(st, "uwsgi", msg)
 	c.h2StartCredit(st)

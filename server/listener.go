@@ -34,7 +34,7 @@ type listeners struct {
 // With prev (a reload), an address prev has keeps its listener (with the
 // new certificates stored by the caller); it must keep its kind.
 func newListeners(opts *Options, prev *listeners) (*listeners, error) {
-	ls := &listeners{byAddr: map[string]*listener{}, byPort: map[string][]*listener{}}
+	ls := newListenerSet()
 	get := func(addr string, secure bool) (*listener, error) {
 		if ln := ls.byAddr[addr]; ln != nil {
 			if (ln.tls != nil) != secure {
@@ -50,9 +50,7 @@ func newListeners(opts *Options, prev *listeners) (*listeners, error) {
 				if secure && opts.TLS[addr] == nil {
 					return nil, fmt.Errorf("server: bind-ssl %s: no certificates loaded", addr)
 				}
-				ls.byAddr[addr] = ln
-				ls.all = append(ls.all, ln)
-				ls.byPort[ln.port] = append(ls.byPort[ln.port], ln)
+				ls.add(ln)
 				return ln, nil
 			}
 		}
@@ -83,9 +81,7 @@ func newListeners(opts *Options, prev *listeners) (*listeners, error) {
 				return ln.certs.Load().Certificate(hello.ServerName), nil
 			}
 		}
-		ls.byAddr[addr] = ln
-		ls.all = append(ls.all, ln)
-		ls.byPort[port] = append(ls.byPort[port], ln)
+		ls.add(ln)
 		return ln, nil
 	}
 	for _, b := range opts.Binds {
@@ -109,6 +105,20 @@ func newListeners(opts *Options, prev *listeners) (*listeners, error) {
 		return nil, fmt.Errorf("server: no bind address")
 	}
 	return ls, nil
+}
+
+func newListenerSet() *listeners {
+	return &listeners{byAddr: map[string]*listener{}, byPort: map[string][]*listener{}}
+}
+
+// add puts ln in the set (an address once: a later one is ignored).
+func (ls *listeners) add(ln *listener) {
+	if ls.byAddr[ln.addr] != nil {
+		return
+	}
+	ls.byAddr[ln.addr] = ln
+	ls.all = append(ls.all, ln)
+	ls.byPort[ln.port] = append(ls.byPort[ln.port], ln)
 }
 
 // of returns the listener that accepted a connection whose local address

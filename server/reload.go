@@ -57,14 +57,10 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 	// both) once the new listeners are bound, and the new set once the
 	// old are shut. (A request on a new listener in the microseconds
 	// before the routing is published is answered by the old: a 404.)
-	union := &listeners{byAddr: map[string]*listener{}, byPort: map[string][]*listener{}}
+	union := newListenerSet()
 	for _, set := range []*listeners{next, cur} {
 		for _, ln := range set.all {
-			if union.byAddr[ln.addr] == nil {
-				union.byAddr[ln.addr] = ln
-				union.all = append(union.all, ln)
-				union.byPort[ln.port] = append(union.byPort[ln.port], ln)
-			}
+			union.add(ln)
 		}
 	}
 	s.lns.Store(union)
