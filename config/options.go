@@ -211,6 +211,12 @@ type Options struct {
 	// ZMQHWM is the ZeroMQ high-water mark towards each node, in messages
 	// (zmq-hwm, default 256).
 	ZMQHWM int
+	// ZMQQueueBytes bounds the request body bytes the event loops have
+	// handed the ZeroMQ bridge and libzmq has not taken yet, and the
+	// bytes held for one node at its high-water mark; past it the
+	// clients whose bodies wait stop being read (zmq-queue-bytes,
+	// default 8 MiB).
+	ZMQQueueBytes int64
 	// StallTimeout is how long a client may read none of the output held
 	// for it before it is closed (stall-timeout, default 60s).
 	StallTimeout time.Duration
@@ -260,5 +266,6 @@ func Defaults() Options {
 		StallTimeout:          60 * time.Second,
 		SendTimeout:           5 * time.Second,
 		ZMQHWM:                256,
+		ZMQQueueBytes:         8 << 20,
 	}
 }

@@ -144,14 +144,15 @@ func (s *Server) Start() error {
 		ids[i] = n.Name
 	}
 	b, err := zmqbridge.Start(zmqbridge.Config{
-		Endpoints:   s.opts.ZMQ,
-		Identities:  ids,
-		MaxNodes:    len(s.instances),
-		PingFreq:    s.opts.PingFreq,
-		RingSize:    s.opts.RingSize,
-		HWM:         s.opts.ZMQHWM,
-		SendTimeout: s.opts.SendTimeout,
-		Logger:      s.opts.Logger,
+		Endpoints:      s.opts.ZMQ,
+		Identities:     ids,
+		MaxNodes:       len(s.instances),
+		PingFreq:       s.opts.PingFreq,
+		RingSize:       s.opts.RingSize,
+		HWM:            s.opts.ZMQHWM,
+		MaxQueuedBytes: s.opts.ZMQQueueBytes,
+		SendTimeout:    s.opts.SendTimeout,
+		Logger:         s.opts.Logger,
 	}, (*bridgeHandler)(s))
 	if err != nil {
 		return err

@@ -31,7 +31,7 @@ const (
 	DefaultRcvHWM = 16
 	// DefaultMaxQueuedBytes is the body bytes the loops may queue for the
 	// bridge before they wait (and so stop reading from their clients).
-	DefaultMaxQueuedBytes = 1 << 20
+	DefaultMaxQueuedBytes = 8 << 20
 	// DefaultSendTimeout is how long a message waits for a node stuck at its
 	// high-water mark before it is given up (and its session failed).
 	DefaultSendTimeout = 5 * time.Second
