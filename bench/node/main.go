@@ -71,7 +71,9 @@ func main() {
 	}()
 
 	for {
-		got, dropped, ev := io.Recv(zmqio.MaxMessages, func(f [][]byte) { _ = n.handle(f) })
+		// handle keeps nothing it is handed (it copies what waits for
+		// credit), so one receive buffer serves every batch.
+		got, dropped, ev := io.RecvReuse(zmqio.MaxMessages, func(f [][]byte) { _ = n.handle(f) })
 		n.stats.dropped.Add(uint64(dropped))
 		flush(io, &n.stats)
 		if got+dropped == 0 && !ev.Readable() {

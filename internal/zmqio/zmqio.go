@@ -36,6 +36,12 @@ type Batcher struct {
 	frames int
 	b      *C.bb_batch
 	sizes  [C.BB_MAXMSGS * C.BB_MAXFRAMES]C.size_t
+	// out receives bb_recv's and bb_send's results (in the Batcher, not
+	// on the stack: a pointer passed to cgo makes a local escape).
+	out [2]C.int
+	fr  [maxFrames][]byte
+	// rbuf is RecvReuse's buffer (at most maxRecvBytes plus one message).
+	rbuf []byte
 	// send side
 	lens []C.uint32_t
 	buf  []byte
@@ -92,12 +98,22 @@ func (b *Batcher) Events() Events { return Events(C.bb_events(b.sock)) }
 // allocation, owned by fn's callee. It returns the number of messages,
 // messages dropped for a wrong frame count, and ZMQ_EVENTS after.
 func (b *Batcher) Recv(max int, fn func(frames [][]byte)) (n, dropped int, ev Events) {
+	return b.recv(max, fn, false)
+}
+
+// RecvReuse is Recv for a callee that keeps nothing: the frames are valid
+// only during fn, and every batch reuses one buffer, so a steady stream
+// of messages allocates nothing.
+func (b *Batcher) RecvReuse(max int, fn func(frames [][]byte)) (n, dropped int, ev Events) {
+	return b.recv(max, fn, true)
+}
+
+func (b *Batcher) recv(max int, fn func(frames [][]byte), reuse bool) (n, dropped int, ev Events) {
 	if max > MaxMessages {
 		max = MaxMessages
 	}
-	var cd, cev C.int
-	cn := C.bb_recv(b.sock, b.b, C.int(b.frames), C.int(max), maxRecvBytes, &b.sizes[0], &cd, &cev)
-	n, dropped, ev = int(cn), int(cd), Events(cev)
+	cn := C.bb_recv(b.sock, b.b, C.int(b.frames), C.int(max), maxRecvBytes, &b.sizes[0], &b.out[0], &b.out[1])
+	n, dropped, ev = int(cn), int(b.out[0]), Events(b.out[1])
 	if n == 0 {
 		return n, dropped, ev
 	}
@@ -106,9 +122,17 @@ func (b *Batcher) Recv(max int, fn func(frames [][]byte)) (n, dropped int, ev Ev
 	for i := 0; i < nf; i++ {
 		total += int(b.sizes[i])
 	}
-	buf := make([]byte, total+1) // +1: never a zero-length base pointer
+	var buf []byte
+	if reuse {
+		if cap(b.rbuf) < total+1 {
+			b.rbuf = make([]byte, total+1)
+		}
+		buf = b.rbuf[:total+1]
+	} else {
+		buf = make([]byte, total+1) // +1: never a zero-length base pointer
+	}
 	C.bb_copy(b.b, C.int(nf), (*C.char)(unsafe.Pointer(&buf[0])))
-	var frames [maxFrames][]byte
+	frames := &b.fr // not a local: fn's argument would move it to the heap
 	off := 0
 	for m := 0; m < n; m++ {
 		for f := 0; f < b.frames; f++ {
@@ -118,6 +142,7 @@ func (b *Batcher) Recv(max int, fn func(frames [][]byte)) (n, dropped int, ev Ev
 		}
 		fn(frames[:b.frames])
 	}
+	*frames = [maxFrames][]byte{}
 	return n, dropped, ev
 }
 
@@ -153,9 +178,9 @@ func (b *Batcher) Send() (sent int, ev Events, err error) {
 	if len(b.buf) == 0 {
 		b.buf = append(b.buf, 0)
 	}
-	var cerr, cev C.int
-	cs := C.bb_send(b.sock, (*C.char)(unsafe.Pointer(&b.buf[0])), &b.lens[0], C.int(b.frames), C.int(b.n), &cerr, &cev)
-	sent, ev = int(cs), Events(cev)
+	cs := C.bb_send(b.sock, (*C.char)(unsafe.Pointer(&b.buf[0])), &b.lens[0], C.int(b.frames), C.int(b.n), &b.out[0], &b.out[1])
+	cerr := b.out[0]
+	sent, ev = int(cs), Events(b.out[1])
 	if cerr != 0 {
 		e := cerr
 		if e < 0 {
