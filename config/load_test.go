@@ -231,7 +231,7 @@ func TestDefaults(t *testing.T) {
 		StallTimeout:          60 * time.Second,
 		SendTimeout:           5 * time.Second,
 		ZMQHWM:                256,
-		ZMQQueueBytes:         8 << 20,
+		ZMQQueueBytes:         2 << 20,
 	}
 	if got := config.Defaults(); !reflect.DeepEqual(got, wantDefaults) {
 		t.Errorf("Defaults:\n got %+v\nwant %+v", got, wantDefaults)
@@ -331,7 +331,7 @@ node = fallback
 		StallTimeout:          60 * time.Second,
 		SendTimeout:           5 * time.Second,
 		ZMQHWM:                256,
-		ZMQQueueBytes:         8 << 20,
+		ZMQQueueBytes:         2 << 20,
 		VHosts: []config.VHost{
 			{
 				Name:               "example.com:8443",

@@ -215,7 +215,7 @@ type Options struct {
 	// handed the ZeroMQ bridge and libzmq has not taken yet, and the
 	// bytes held for one node at its high-water mark; past it the
 	// clients whose bodies wait stop being read (zmq-queue-bytes,
-	// default 8 MiB).
+	// default 2 MiB).
 	ZMQQueueBytes int64
 	// StallTimeout is how long a client may read none of the output held
 	// for it before it is closed (stall-timeout, default 60s).
@@ -266,6 +266,6 @@ func Defaults() Options {
 		StallTimeout:          60 * time.Second,
 		SendTimeout:           5 * time.Second,
 		ZMQHWM:                256,
-		ZMQQueueBytes:         8 << 20,
+		ZMQQueueBytes:         2 << 20,
 	}
 }

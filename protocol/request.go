@@ -148,8 +148,13 @@ func (p *RequestParser) Init(lim Limits) {
 	if lim.MaxHeaders <= 0 {
 		lim.MaxHeaders = DefaultMaxHeaders
 	}
+	// The span and header tables keep their room: a reused parser
+	// allocates nothing once they have grown. The old fields are
+	// cleared, so the buffers they point into are not kept alive.
 	spans := p.spans[:0]
-	*p = RequestParser{limits: lim, spans: spans}
+	hdrs := p.req.Headers[:cap(p.req.Headers)]
+	clear(hdrs)
+	*p = RequestParser{limits: lim, spans: spans, req: Request{Headers: hdrs[:0]}}
 }
 
 // Request returns the head parsed by the last EvHead; see Request's

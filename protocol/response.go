@@ -260,7 +260,18 @@ func AppendChunk(dst, data []byte) []byte {
 
 // AppendChunkHeader appends the size line of a chunk of n > 0 bytes.
 func AppendChunkHeader(dst []byte, n int) []byte {
-	dst = strconv.AppendInt(dst, int64(n), 16)
+	// By hand: strconv.AppendInt's base-16 path allocates.
+	const hex = "0123456789abcdef"
+	var a [16]byte
+	i := len(a)
+	for u := uint64(n); ; u >>= 4 {
+		i--
+		a[i] = hex[u&15]
+		if u < 16 {
+			break
+		}
+	}
+	dst = append(dst, a[i:]...)
 	return append(dst, '\r', '\n')
 }
 

@@ -90,6 +90,10 @@ func ParseFrameHeader(b []byte, maxPayload int64) (h ws.Header, n int, ok bool, 
 	return h, n, true, nil
 }
 
+// MaxFrameHeader is the longest unmasked frame header: 2 bytes and a
+// 64-bit length.
+const MaxFrameHeader = 10
+
 // AppendFrameHeader appends an unmasked server frame header (§5.2) for a
 // payload of length bytes.
 func AppendFrameHeader(dst []byte, op ws.OpCode, fin bool, length int) []byte {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
@@ -66,6 +67,29 @@ func (c *conn) queue(b []byte) {
 	c.l.markDirty(c)
 }
 
+// maxKeptOut is the most output pieces whose slice a connection keeps
+// between flushes: a chunked response of 16 chunks queues 49 (header,
+// chunk, CRLF each), and an idle connection holds at most this many
+// slice headers (24 bytes each).
+const maxKeptOut = 64
+
+// queueOwn queues b, claimed in the loop's arena (used), joined to the
+// piece queued before it when that one ends in the arena where b starts:
+// a response built in the arena goes out as one piece.
+func (c *conn) queueOwn(b []byte) {
+	if k := len(c.out); k > 0 && len(b) > 0 && !c.closed {
+		prev := c.out[k-1]
+		if off := c.l.arenaOffset(prev); off >= 0 && off+len(prev) == c.l.arenaOffset(b) {
+			end := off + len(prev) + len(b)
+			c.out[k-1] = c.l.arena[off:end:end]
+			c.ex.bytes += int64(len(b))
+			c.l.markDirty(c)
+			return
+		}
+	}
+	c.queue(b)
+}
+
 // flush writes queued output with one writev, closes the connection when
 // asked, and accounts what the client has not read yet.
 func (c *conn) flush() {
@@ -79,7 +103,7 @@ func (c *conn) flush() {
 			c.out[i] = nil
 		}
 		c.out = c.out[:0]
-		if cap(c.out) > 16 {
+		if cap(c.out) > maxKeptOut {
 			c.out = nil
 		}
 	}
@@ -224,17 +248,29 @@ func (c *conn) tlsTraffic() bool {
 // (loop.retryRing); the other connections of the loop go on.
 func (c *conn) send(typ string, body []byte) {
 	c.endSent = typ == "end"
-	c.sendTo(c.node, c.sid, typ, body, c.reqSeq)
+	c.sendTo(c.node, c.sid, typ, body, nil, c.reqSeq)
+}
+
+// sendBuf is send for a body in a pooled buffer: the message takes the
+// caller's reference.
+func (c *conn) sendBuf(typ string, buf *bufpool.Buf) {
+	c.endSent = false
+	c.sendTo(c.node, c.sid, typ, buf.B, buf, c.reqSeq)
 }
 
 // sendTo queues a message for node n about session sid (the connection's
 // own, or one of its HTTP/2 streams').
-func (c *conn) sendTo(n *session.Node, sid session.SID, typ string, body []byte, tag uint32) {
-	m := zmqbridge.Msg{Node: n.Index, SID: sid, Type: typ, Body: body, Tag: tag}
-	if !c.queuedFor(m.Node) && !c.l.orphanFor(m.Node) && c.srv().ring.TrySend(&m) {
+func (c *conn) sendTo(n *session.Node, sid session.SID, typ string, body []byte, buf *bufpool.Buf, tag uint32) {
+	// The loop's scratch message: a local would escape to the heap
+	// through the ring's interface (one allocation per message).
+	m := &c.l.msg
+	*m = zmqbridge.Msg{Node: n.Index, SID: sid, Type: typ, Body: body, Tag: tag, Buf: buf}
+	if !c.queuedFor(m.Node) && !c.l.orphanFor(m.Node) && c.srv().ring.TrySend(m) {
+		*m = zmqbridge.Msg{}
 		return
 	}
-	c.queueOut(m)
+	c.queueOut(*m)
+	*m = zmqbridge.Msg{}
 }
 
 // queuedFor reports whether messages for node n wait in outq (a new one

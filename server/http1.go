@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 )
@@ -154,40 +155,46 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	if upgrade && !c.checkWebSocketHandshake(r, wsReq) {
 		return
 	}
-	var msg []byte
+	// The head goes to the node in a pooled buffer (bufpool): one
+	// reference for the message, one for the retry.
 	var typ string
 	var err error
+	buf := s.bufs.Get(r.HeadLen + 256)
 	if vh.Format == session.FormatHeaders {
 		typ = "headers"
-		msg = append(make([]byte, 0, r.HeadLen), trimLeadingCRLF(raw)...)
+		buf.B = append(buf.B[:0], trimLeadingCRLF(raw)...)
 	} else {
 		typ = "uwsgi"
-		msg, err = protocol.AppendEnviron(make([]byte, 0, r.HeadLen+256), r, c.connInfo())
+		buf.B, err = protocol.AppendEnviron(buf.B[:0], r, c.connInfo())
 		if err != nil {
+			buf.Release()
 			c.fail(431, protocol.ErrUwsgiTooLarge.Msg)
 			return
 		}
 	}
+	msg := buf.B
 	now := s.now()
 	if c.node == nil || c.vhost != vh || !c.node.Alive(now, s.deadAfter) {
 		// A new session, or its node died between requests: (re)bind.
 		n := vh.Pick(now, s.deadAfter, nil)
 		if n == nil {
+			buf.Release()
 			c.reject(503, "no live backend node")
 			return
 		}
 		c.bind(vh, n)
 	}
-	c.retry = append(c.retry[:0], msg)
-	c.retryBytes = 0
-	c.retryLost = false
+	c.dropRetry(false)
+	buf.Retain()
+	c.retry = append(c.retry, msg)
+	c.retryBufs = append(c.retryBufs, buf)
 	c.phase = phAwaitHead
 	// A deadline from the coarse clock could fire up to sweepEvery early.
 	// The head's clock reading (begin) is the deadline's start too: one
 	// clock read per request, not one per use.
 	c.answerBy = c.ex.start + int64(vh.Timeout)
 	c.ex.forwarded(vh, c.ex.start)
-	c.send(typ, msg)
+	c.sendBuf(typ, buf)
 	c.startCredit()
 	s.stats.Requests.Add(1)
 	if upgrade {
@@ -300,20 +307,29 @@ func (c *conn) onBody(data []byte) {
 		c.protocolError(protocol.ErrBodyTooLarge)
 		return
 	}
-	piece := append([]byte(nil), data...)
-	c.keepForRetry(piece)
-	c.send("body", piece)
+	// The piece outlives gnet's buffer: it is copied into a pooled one.
+	buf := c.srv().bufs.Get(len(data))
+	copy(buf.B, data)
+	c.keepForRetry(buf.B, buf)
+	c.sendBuf("body", buf)
 }
 
-func (c *conn) keepForRetry(piece []byte) {
+// keepForRetry keeps a piece of the request body for a retry while the
+// response head is awaited, within retry-buffer; buf, when not nil, is
+// the pooled buffer the piece lies in, and the retry takes a reference.
+func (c *conn) keepForRetry(piece []byte, buf *bufpool.Buf) {
 	if c.phase != phAwaitHead || c.retryLost {
 		return
 	}
 	if c.retryBytes+len(piece) > c.srv().opts.RetryBuffer {
-		c.retry, c.retryLost = nil, true
+		c.dropRetry(true)
 		return
 	}
+	if buf != nil {
+		buf.Retain()
+	}
 	c.retry = append(c.retry, piece)
+	c.retryBufs = append(c.retryBufs, buf)
 	c.retryBytes += len(piece)
 }
 
@@ -322,7 +338,7 @@ func (c *conn) onEnd() {
 	chunked := p.Request().Chunked
 	if !c.discard && c.node != nil && c.reading && chunked {
 		empty := []byte{}
-		c.keepForRetry(empty)
+		c.keepForRetry(empty, nil)
 		c.send("body", empty)
 	}
 	c.reading = false

@@ -510,7 +510,7 @@ func (c *conn) h2EndRecv(st *h2Stream) {
 
 // h2Send queues a message for the stream's node.
 func (c *conn) h2Send(st *h2Stream, typ string, body []byte) {
-	c.sendTo(st.node, st.sid, typ, body, st.reqSeq)
+	c.sendTo(st.node, st.sid, typ, body, nil, st.reqSeq)
 }
 
 // h2Apply frames a node's reply on its stream.
@@ -605,7 +605,7 @@ func (c *conn) h2ResponseHead(st *h2Stream, raw []byte) {
 	end := !hr.HasBody
 	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, end, block, int(h.maxFrame)))
 	st.phase = phStreaming
-	st.retry, st.retryBytes = nil, 0
+	st.dropRetry(st.retryLost)
 	switch {
 	case end:
 		st.mode = modeNone

@@ -16,10 +16,11 @@ func (c *conn) h2Keep(st *h2Stream, piece []byte) {
 		return
 	}
 	if st.retryBytes+len(piece) > c.srv().opts.RetryBuffer {
-		st.retry, st.retryLost = nil, true
+		st.dropRetry(true)
 		return
 	}
 	st.retry = append(st.retry, piece)
+	st.retryBufs = append(st.retryBufs, nil) // HTTP/2 bodies are not pooled (yet)
 	st.retryBytes += len(piece)
 }
 

@@ -4,6 +4,7 @@ import (
 	"github.com/gobwas/ws"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
 )
 
@@ -104,7 +105,7 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 		if len(buf) < total {
 			break
 		}
-		wsFrame(st, &st.wsFrags, opts.MaxWebSocketMessage, &h, buf[hn:total])
+		wsFrame(st, &st.wsFrags, &c.srv().bufs, opts.MaxWebSocketMessage, &h, buf[hn:total])
 		buf = buf[total:]
 	}
 	if c.h2.streams[st.id] != st {
@@ -221,7 +222,9 @@ func (st *h2Stream) wsOut(b []byte) {
 	}
 }
 
-func (st *h2Stream) wsForward(typ string, m []byte) { st.c.h2Send(st, typ, m) }
+func (st *h2Stream) wsForward(typ string, buf *bufpool.Buf) {
+	st.c.sendTo(st.node, st.sid, typ, buf.B, buf, st.reqSeq)
+}
 
 func (st *h2Stream) wsFail(err error) {
 	code, reason := ws.StatusProtocolError, "protocol error"

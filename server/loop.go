@@ -69,6 +69,9 @@ type loop struct {
 	handshakes int             // TLS handshakes running on this loop
 	hsWait     []*conn         // TLS conns waiting for a handshake slot
 	orphans    []zmqbridge.Msg // `end`s of closed conns the ring refused
+	msg        zmqbridge.Msg   // conn.sendTo's scratch message
+	arena      []byte          // output the proxy writes itself (arena.go)
+	flushing   int             // flush's nesting depth
 	drainFn    gnet.RunnableFunc
 	retryFn    gnet.RunnableFunc
 }
@@ -157,6 +160,7 @@ func (l *loop) markDirty(c *conn) {
 
 // flush writes every dirty connection's queued output.
 func (l *loop) flush() {
+	l.flushing++
 	// Detach the list: a write error closes a conn synchronously, and its
 	// OnClose may drain and flush again (re-entrantly) before we return.
 	for len(l.dirty) > 0 {
@@ -176,6 +180,10 @@ func (l *loop) flush() {
 		if !c.closed {
 			c.onTraffic()
 		}
+	}
+	if l.flushing--; l.flushing == 0 && len(l.dirty) == 0 {
+		// Every queued byte went to its transport: the arena is free.
+		l.recycleArena()
 	}
 }
 

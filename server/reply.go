@@ -120,7 +120,7 @@ func (c *conn) onResponseHead(raw []byte) {
 		// to HTTP/1.1 clients (RFC 9110 §15.2: not to 1.0 ones); the final
 		// head is still to come.
 		if !client10 {
-			c.queue(protocol.RewriteResponseHead(make([]byte, 0, n+16), raw[:n], false, false, false, nil))
+			c.queueOwn(c.l.used(protocol.RewriteResponseHead(c.l.arenaRoom(n+16), raw[:n], false, false, false, nil)))
 		}
 		return
 	}
@@ -139,10 +139,10 @@ func (c *conn) onResponseHead(raw []byte) {
 	if !c.keepAlive || h.Close || c.mode == modeClose || s.draining.Load() {
 		c.closeAfter = true
 	}
-	out := protocol.RewriteResponseHead(make([]byte, 0, n+72), raw[:n], c.dechunk, c.closeAfter, client10 && !c.closeAfter, c.srv().date())
+	out := c.l.used(protocol.RewriteResponseHead(c.l.arenaRoom(n+72), raw[:n], c.dechunk, c.closeAfter, client10 && !c.closeAfter, c.srv().date()))
 	c.l.responded(&c.ex, h.Status)
-	c.queue(out)
-	c.retry, c.retryBytes, c.retryLost = nil, 0, false
+	c.queueOwn(out)
+	c.dropRetry(false)
 	c.phase = phStreaming
 	if c.mode == modeNone {
 		c.responseDone()
@@ -176,16 +176,30 @@ func (c *conn) onResponseBody(b []byte) {
 		// body pieces of a chunked response go out as chunks too, so the
 		// client's framing stays valid.
 		if len(b) > 0 {
-			c.queue(protocol.AppendChunkHeader(nil, len(b)))
-			c.queue(b)
-			c.queue(crlf[:])
+			c.queueChunk(b)
 		}
 	default:
 		c.queue(b)
 	}
 }
 
-var crlf = [2]byte{'\r', '\n'}
+// queueChunk queues b as one chunk of chunked coding: a small one copied
+// into the arena with its framing, a big one framed around where it lies.
+func (c *conn) queueChunk(b []byte) {
+	if len(b) <= copyOutMax {
+		out := protocol.AppendChunkHeader(c.l.arenaRoom(len(b)+maxChunkFraming), len(b))
+		out = append(out, b...)
+		c.queueOwn(c.l.used(append(out, '\r', '\n')))
+		return
+	}
+	c.queueOwn(c.l.used(protocol.AppendChunkHeader(c.l.arenaRoom(maxChunkFraming), len(b))))
+	c.queue(b)
+	c.queueOwn(c.l.bytesOf("\r\n"))
+}
+
+// maxChunkFraming is the most bytes a chunk's framing takes: 16 hex
+// digits and two CRLFs.
+const maxChunkFraming = 20
 
 func (c *conn) onResponseChunk(b []byte) {
 	if c.phase != phStreaming {
@@ -195,13 +209,11 @@ func (c *conn) onResponseChunk(b []byte) {
 	switch c.mode {
 	case modeChunked:
 		if len(b) == 0 {
-			c.queue([]byte("0\r\n\r\n"))
+			c.queueOwn(c.l.bytesOf("0\r\n\r\n"))
 			c.responseDone()
 			return
 		}
-		c.queue(protocol.AppendChunkHeader(nil, len(b)))
-		c.queue(b)
-		c.queue(crlf[:])
+		c.queueChunk(b)
 	case modeLength:
 		if len(b) == 0 {
 			return

@@ -29,6 +29,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/blastbeat/blastbeat/config"
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
@@ -61,6 +62,7 @@ type Server struct {
 	draining     atomic.Bool
 	pendingTotal atomic.Int64           // output held for clients that lag, all conns
 	inboxed      atomic.Int64           // reply body bytes posted to loops, not yet applied
+	bufs         bufpool.Pool           // request heads and bodies on their way to the bridge
 	clock        atomic.Int64           // unix ns, refreshed every sweepEvery: see now
 	httpDate     atomic.Pointer[[]byte] // the Date field value, refreshed each second
 	dateSec      atomic.Int64           // the second httpDate names

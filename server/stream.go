@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 )
@@ -29,9 +30,10 @@ type stream struct {
 	answerBy  int64 // unix ns: the response head must arrive by then (504)
 	credit    int64 // body bytes the node may still send (creditOn)
 
-	reqSeq     uint32   // numbers requests, to tell stale send failures
-	bodyBytes  int64    // request body bytes so far (the vhost's max-body)
-	retry      [][]byte // request head and body kept for retry/failover
+	reqSeq     uint32         // numbers requests, to tell stale send failures
+	bodyBytes  int64          // request body bytes so far (the vhost's max-body)
+	retry      [][]byte       // request head and body kept for retry/failover
+	retryBufs  []*bufpool.Buf // retry's pooled buffers, one reference each (nil: not pooled)
 	retryBytes int
 
 	ex exchange // the request as metrics and the access log see it
@@ -127,13 +129,31 @@ func (c *conn) resend() bool {
 		if i == 0 {
 			t = typ
 		}
-		c.send(t, b)
+		if buf := c.retryBufs[i]; buf != nil {
+			buf.Retain() // the message's reference; the retry keeps its own
+			c.sendBuf(t, buf)
+		} else {
+			c.send(t, b)
+		}
 		if i == 0 {
 			c.startCredit()
 		}
 	}
 	c.answerBy = time.Now().UnixNano() + int64(c.vhost.Timeout)
 	return true
+}
+
+// dropRetry forgets the request kept for retry; lost says whether a
+// retry is impossible from now on (the body outgrew retry-buffer). The
+// list keeps its room for the next request.
+func (s *stream) dropRetry(lost bool) {
+	for _, b := range s.retryBufs {
+		b.Release()
+	}
+	clear(s.retryBufs)
+	s.retryBufs = s.retryBufs[:0]
+	clear(s.retry)
+	s.retry, s.retryBytes, s.retryLost = s.retry[:0], 0, lost
 }
 
 // bind attaches the session to node n of vh.
@@ -151,7 +171,7 @@ func (c *conn) bind(vh *session.VHost, n *session.Node) {
 // closeAfter is set, even if no byte is left to write.
 func (c *conn) endRequest() {
 	c.phase = phIdle
-	c.retry, c.retryBytes, c.retryLost = nil, 0, false
+	c.dropRetry(false)
 	c.lastActive = c.srv().now() // idle-timeout counts from here
 	c.l.markDirty(c)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
 )
 
@@ -78,7 +79,7 @@ func (c *conn) wsTraffic() {
 			break
 		}
 		frame, _ := c.t.Peek(total)
-		wsFrame(c, &c.wsFrags, c.srv().opts.MaxWebSocketMessage, &h, frame[hn:])
+		wsFrame(c, &c.wsFrags, &c.srv().bufs, c.srv().opts.MaxWebSocketMessage, &h, frame[hn:])
 		_, _ = c.t.Discard(total)
 	}
 }
@@ -100,14 +101,14 @@ type wsFrags struct {
 // (HTTP/1.1) or one HTTP/2 stream (RFC 8441). Frames from the client are
 // handled alike for both (wsFrame).
 type wsPeer interface {
-	wsOut(b []byte)                 // queue bytes to the client
-	wsForward(typ string, m []byte) // one whole message to the node
-	wsFail(err error)               // close for a protocol violation
-	wsClosing(code ws.StatusCode)   // the client closed: echo, then end
+	wsOut(b []byte)                         // queue bytes to the client
+	wsForward(typ string, buf *bufpool.Buf) // one whole message to the node; the message takes buf's reference
+	wsFail(err error)                       // close for a protocol violation
+	wsClosing(code ws.StatusCode)           // the client closed: echo, then end
 }
 
 // wsFrame handles one whole client frame (§5.4–5.6).
-func wsFrame(p wsPeer, fr *wsFrags, maxMsg int, h *ws.Header, payload []byte) {
+func wsFrame(p wsPeer, fr *wsFrags, bufs *bufpool.Pool, maxMsg int, h *ws.Header, payload []byte) {
 	switch h.OpCode {
 	case ws.OpPing:
 		p.wsOut(protocol.AppendFrame(nil, ws.OpPong, unmasked(h, payload)))
@@ -124,12 +125,16 @@ func wsFrame(p wsPeer, fr *wsFrags, maxMsg int, h *ws.Header, payload []byte) {
 			p.wsFail(protocol.ErrWSContinuation)
 			return
 		}
-		msg := unmasked(h, payload)
 		if !h.Fin {
-			fr.frag, fr.op = msg, h.OpCode
+			fr.frag, fr.op = unmasked(h, payload), h.OpCode
 			return
 		}
-		wsDeliver(p, h.OpCode, msg)
+		// A whole message, the common case: unmasked into a pooled
+		// buffer, which the message to the node carries.
+		buf := bufs.Get(len(payload))
+		copy(buf.B, payload)
+		ws.Cipher(buf.B, h.Mask, 0)
+		wsDeliver(p, h.OpCode, buf)
 	case ws.OpContinuation:
 		if fr.frag == nil {
 			p.wsFail(protocol.ErrWSContinuation)
@@ -145,28 +150,29 @@ func wsFrame(p wsPeer, fr *wsFrags, maxMsg int, h *ws.Header, payload []byte) {
 		if h.Fin {
 			msg, op := fr.frag, fr.op
 			fr.frag = nil
-			wsDeliver(p, op, msg)
+			wsDeliver(p, op, bufpool.Wrap(msg))
 		}
 	}
 }
 
-// wsDeliver forwards one whole message to the node.
-func wsDeliver(p wsPeer, op ws.OpCode, msg []byte) {
+// wsDeliver forwards one whole message, in buf, to the node.
+func wsDeliver(p wsPeer, op ws.OpCode, buf *bufpool.Buf) {
 	typ := "websocket-binary"
 	if op == ws.OpText {
 		// §8.1: a text message that is not UTF-8 fails the connection.
-		if !utf8.Valid(msg) {
+		if !utf8.Valid(buf.B) {
+			buf.Release()
 			p.wsFail(protocol.ErrWSUTF8)
 			return
 		}
 		typ = "websocket"
 	}
-	p.wsForward(typ, msg)
+	p.wsForward(typ, buf)
 }
 
 // The connection is the wsPeer of an HTTP/1.1 WebSocket.
-func (c *conn) wsOut(b []byte)                 { c.queue(b) }
-func (c *conn) wsForward(typ string, m []byte) { c.send(typ, m) }
+func (c *conn) wsOut(b []byte)                         { c.queue(b) }
+func (c *conn) wsForward(typ string, buf *bufpool.Buf) { c.sendBuf(typ, buf) }
 
 // wsClosing answers the client's close frame (§5.5.1: echoing the
 // code), then closes.
@@ -201,7 +207,14 @@ func (c *conn) wsReply(op ws.OpCode, body []byte) {
 	if c.closeAfter {
 		return
 	}
-	c.queue(protocol.AppendFrameHeader(nil, op, true, len(body)))
+	if len(body) <= copyOutMax {
+		// Small: copied with its header, so that frames in a row go out
+		// as one piece.
+		out := protocol.AppendFrameHeader(c.l.arenaRoom(protocol.MaxFrameHeader+len(body)), op, true, len(body))
+		c.queueOwn(c.l.used(append(out, body...)))
+		return
+	}
+	c.queueOwn(c.l.used(protocol.AppendFrameHeader(c.l.arenaRoom(protocol.MaxFrameHeader), op, true, len(body))))
 	c.queue(body)
 }
 

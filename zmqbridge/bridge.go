@@ -31,7 +31,7 @@ const (
 	DefaultRcvHWM = 16
 	// DefaultMaxQueuedBytes is the body bytes the loops may queue for the
 	// bridge before they wait (and so stop reading from their clients).
-	DefaultMaxQueuedBytes = 8 << 20
+	DefaultMaxQueuedBytes = 2 << 20
 	// DefaultSendTimeout is how long a message waits for a node stuck at its
 	// high-water mark before it is given up (and its session failed).
 	DefaultSendTimeout = 5 * time.Second
@@ -545,6 +545,7 @@ func (b *Bridge) sendOut(msgs []Msg) {
 			o := &b.nodeOut[msgs[i].Node]
 			o.msgs.Add(1)
 			o.bytes.Add(uint64(len(msgs[i].Body)))
+			msgs[i].Buf.Release() // libzmq has the bytes
 		}
 		msgs = msgs[sent:]
 		if err == nil {
@@ -564,6 +565,7 @@ func (b *Bridge) sendOut(msgs []Msg) {
 		}
 		b.nodeOut[failed.Node].failures.Add(1)
 		b.h.Undeliverable(&failed, err)
+		failed.Buf.Release()
 	}
 }
 
@@ -642,6 +644,7 @@ func (b *Bridge) unhold(n, k int) {
 	bytes := 0
 	for i := 0; i < k; i++ {
 		bytes += len(q.msgs[i].Body)
+		q.msgs[i].Buf.Release() // sent: libzmq has the bytes
 	}
 	rest := copy(q.msgs, q.msgs[k:])
 	clear(q.msgs[rest:])
@@ -678,6 +681,7 @@ func (b *Bridge) dropHeld(which func(node int) bool) {
 			b.stats.hwm.Add(1)
 			b.nodeOut[msgs[i].Node].failures.Add(1)
 			b.h.Undeliverable(&msgs[i], zmq.Errno(unix.EAGAIN))
+			msgs[i].Buf.Release()
 		}
 	}
 }

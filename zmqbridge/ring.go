@@ -1,6 +1,10 @@
 package zmqbridge
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/blastbeat/blastbeat/internal/bufpool"
+)
 
 // Msg is one message to a node: [identity, sid, type, body].
 type Msg struct {
@@ -9,6 +13,10 @@ type Msg struct {
 	Type string   // message type, e.g. "uwsgi"
 	Body []byte   // owned by the message from Push on
 	Tag  uint32   // opaque to the bridge; handed back by Undeliverable
+	// Buf, when set, is the pooled buffer Body lies in: the message
+	// holds one reference, which the bridge gives back once libzmq has
+	// the bytes or the message failed (after Undeliverable).
+	Buf *bufpool.Buf
 }
 
 // cell is one ring slot; seq tells whose turn it is (Vyukov's bounded

@@ -1,0 +1,87 @@
+package zmqbridge
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/blastbeat/blastbeat/internal/bufpool"
+)
+
+// TestBufReleased: a pooled message's reference is given back once
+// libzmq has its bytes (batched and sent on its own alike) and once it
+// failed (after Undeliverable), and the node gets the bytes intact.
+func TestBufReleased(t *testing.T) {
+	ep := freeEndpoint(t)
+	rec := newRecorder()
+	b, err := Start(Config{Endpoints: []string{ep}, Identities: []string{"n0", "n1"}, PingFreq: 50 * time.Millisecond}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	dealer, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dealer.Close()
+	dealer.SetIdentity("n1")
+	dealer.SetLinger(0)
+	dealer.SetRcvtimeo(5 * time.Second)
+	if err := dealer.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := dealer.RecvMessage(0); err != nil || msg[1] != "ping" {
+		t.Fatalf("first message %q, %v", msg, err)
+	}
+	var pool bufpool.Pool
+	small, big := pool.Get(100), pool.Get(bigBody+1)
+	for _, buf := range []*bufpool.Buf{small, big} {
+		for i := range buf.B {
+			buf.B[i] = byte('a' + len(buf.B)%26)
+		}
+		buf.Retain() // the test's own reference, to read Refs after
+		m := Msg{Node: 1, SID: [16]byte{9}, Type: "body", Body: buf.B, Buf: buf}
+		if !b.TrySend(&m) {
+			t.Fatal("TrySend refused")
+		}
+	}
+	for _, buf := range []*bufpool.Buf{small, big} {
+		var msg [][]byte
+		for {
+			if msg, err = dealer.RecvMessageBytes(0); err != nil {
+				t.Fatal(err)
+			}
+			if string(msg[1]) != "ping" {
+				break
+			}
+		}
+		if !bytes.Equal(msg[2], buf.B) {
+			t.Fatalf("node got %d bytes, want the %d sent", len(msg[2]), len(buf.B))
+		}
+		waitRefs(t, buf, 1)
+		buf.Release()
+	}
+	// n0 never connected: undeliverable, and released after.
+	failed := pool.Get(10)
+	failed.Retain()
+	b.TrySend(&Msg{Node: 0, SID: [16]byte{9}, Type: "body", Body: failed.B, Buf: failed})
+	waitRefs(t, failed, 1)
+	rec.mu.Lock()
+	u := rec.undeliv
+	rec.mu.Unlock()
+	if u != 1 {
+		t.Fatalf("undeliverable %d, want 1 before the release", u)
+	}
+}
+
+// waitRefs waits until buf has n references left.
+func waitRefs(t *testing.T, buf *bufpool.Buf, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); buf.Refs() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("refs %d, want %d", buf.Refs(), n)
+		}
+	}
+}
