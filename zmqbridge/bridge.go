@@ -460,13 +460,13 @@ func (b *Bridge) readable() bool { return b.io.Events().Readable() }
 func (b *Bridge) recvBatch() bool {
 	total := 0
 	for total < 4*zmqio.MaxMessages {
-		n, dropped, ev := b.io.Recv(zmqio.MaxMessages, func(f [][]byte) {
+		n, dropped, more := b.io.Recv(zmqio.MaxMessages, func(f [][]byte) {
 			b.h.Deliver(f[0], f[1], f[2], f[3])
 		})
 		b.stats.received.Add(uint64(n))
 		b.stats.dropped.Add(uint64(dropped))
 		total += n + dropped
-		if n+dropped == 0 || !ev.Readable() {
+		if !more {
 			break
 		}
 	}
@@ -695,7 +695,7 @@ const bigBody = 16 << 10
 func (b *Bridge) sendMsgs(msgs []Msg) (int, error) {
 	sent := 0
 	flush := func() error {
-		n, _, err := b.io.Send()
+		n, err := b.io.Send()
 		sent += n
 		return err
 	}
@@ -732,7 +732,7 @@ func (b *Bridge) ping(now time.Time) time.Duration {
 		}
 		period := b.cfg.PingFreq
 		b.io.AddTyped(b.ids[i], nil, "ping", nil)
-		if _, _, err := b.io.Send(); err != nil {
+		if _, err := b.io.Send(); err != nil {
 			period = fastPing
 			var se *zmqio.SendError
 			if errors.As(err, &se) && se.Errno == unix.EHOSTUNREACH {

@@ -73,10 +73,11 @@ func main() {
 	for {
 		// handle keeps nothing it is handed (it copies what waits for
 		// credit), so one receive buffer serves every batch.
-		got, dropped, ev := io.RecvReuse(zmqio.MaxMessages, func(f [][]byte) { _ = n.handle(f) })
+		got, dropped, more := io.RecvReuse(zmqio.MaxMessages, func(f [][]byte) { _ = n.handle(f) })
 		n.stats.dropped.Add(uint64(dropped))
 		flush(io, &n.stats)
-		if got+dropped == 0 && !ev.Readable() {
+		if got+dropped == 0 && !more {
+			// Nothing came: wait (zmq_poll reads ZMQ_EVENTS itself).
 			if _, err := poller.Poll(-1); err != nil && zmq.AsErrno(err) != zmq.Errno(syscall.EINTR) {
 				fatal(err)
 			}
@@ -91,7 +92,7 @@ func flush(io *zmqio.Batcher, st *stats) {
 		if msgs, _ := io.Pending(); msgs == 0 {
 			return
 		}
-		if _, _, err := io.Send(); err != nil {
+		if _, err := io.Send(); err != nil {
 			st.dropped.Add(1) // the rest of the batch is lost: count it
 			fmt.Fprintln(os.Stderr, "node: send:", err)
 			return

@@ -21,13 +21,17 @@ static void bb_batch_free(bb_batch *b) { free(b); }
 // bb_recv receives, without blocking, up to maxmsgs messages of exactly
 // nframes frames (others are dropped and counted in *dropped) or until
 // maxbytes are held. Frame sizes go to sizes[]. It returns the number of
-// messages held (their frames stay in b until bb_copy), and *events gets
-// ZMQ_EVENTS afterwards.
+// messages held (their frames stay in b until bb_copy); *left is 1 when
+// it stopped at a limit (more may wait) and 0 when libzmq had nothing
+// more (EAGAIN). It reads no ZMQ_EVENTS: each read processes libzmq's
+// commands, with a poll and a getpid, so the caller reads it once,
+// before it sleeps.
 static int bb_recv(void *sock, bb_batch *b, int nframes, int maxmsgs, size_t maxbytes,
-		size_t *sizes, int *dropped, int *events) {
+		size_t *sizes, int *dropped, int *left) {
 	int nm = 0;
 	size_t bytes = 0;
 	*dropped = 0;
+	*left = 1;
 	while (nm < maxmsgs && bytes < maxbytes) {
 		int count = 0, more = 1, flags = ZMQ_DONTWAIT;
 		int base = nm * nframes;
@@ -40,8 +44,11 @@ static int bb_recv(void *sock, bb_batch *b, int nframes, int maxmsgs, size_t max
 				;
 			if (rc < 0) {
 				zmq_msg_close(m);
-				if (count == 0) goto done; // EAGAIN (or EINTR): nothing more now
-				break;                      // cannot happen mid-message
+				if (count == 0) { // EAGAIN: nothing more now
+					*left = 0;
+					goto done;
+				}
+				break; // cannot happen mid-message
 			}
 			more = zmq_msg_more(m);
 			if (count >= nframes) zmq_msg_close(m);
@@ -58,11 +65,7 @@ static int bb_recv(void *sock, bb_batch *b, int nframes, int maxmsgs, size_t max
 		}
 		nm++;
 	}
-done:;
-	size_t len = sizeof(int);
-	while (zmq_getsockopt(sock, ZMQ_EVENTS, events, &len) < 0) {
-		if (errno != EINTR) { *events = 0; break; }
-	}
+done:
 	return nm;
 }
 
@@ -81,11 +84,11 @@ static void bb_copy(bb_batch *b, int n, char *dst) {
 // to back in buf with their lengths in lens[]. Every frame is sent with
 // ZMQ_DONTWAIT; only the first frame of a message can fail (ROUTER
 // mandatory routing and the high-water mark are checked there). It
-// returns how many messages were sent; on a failure *err gets errno and
-// *failed_frames whether the failure was past the first frame. *events
-// gets ZMQ_EVENTS afterwards.
+// returns how many messages were sent; on a failure *err gets errno
+// (negated when the failure was past the first frame). Like bb_recv it
+// reads no ZMQ_EVENTS.
 static int bb_send(void *sock, const char *buf, const uint32_t *lens, int nframes, int nmsgs,
-		int *err, int *events) {
+		int *err) {
 	int i;
 	*err = 0;
 	for (i = 0; i < nmsgs; i++) {
@@ -103,11 +106,7 @@ static int bb_send(void *sock, const char *buf, const uint32_t *lens, int nframe
 			buf += l;
 		}
 	}
-out:;
-	size_t len = sizeof(int);
-	while (zmq_getsockopt(sock, ZMQ_EVENTS, events, &len) < 0) {
-		if (errno != EINTR) { *events = 0; break; }
-	}
+out:
 	return i;
 }
 

@@ -43,3 +43,28 @@ func TestRecvReuse(t *testing.T) {
 		t.Fatalf("received %d of %d", got, n)
 	}
 }
+
+// TestRecvMore: a batch cut short by its limit says more may wait; one
+// that drained the socket says none does.
+func TestRecvMore(t *testing.T) {
+	router, dealer := pair(t)
+	rb, err := New(router, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	for i := 0; i < 5; i++ {
+		dealer.SendMessage("sid", "body", fmt.Sprint(i))
+	}
+	for deadline := time.Now().Add(5 * time.Second); !rb.Events().Readable(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing arrived")
+		}
+	}
+	if n, _, more := rb.Recv(3, func([][]byte) {}); n != 3 || !more {
+		t.Fatalf("Recv(3) of 5: %d messages, more %v; want 3, true", n, more)
+	}
+	if n, _, more := rb.Recv(MaxMessages, func([][]byte) {}); n != 2 || more {
+		t.Fatalf("Recv of the last 2: %d messages, more %v; want 2, false", n, more)
+	}
+}

@@ -96,26 +96,29 @@ func (b *Batcher) Events() Events { return Events(C.bb_events(b.sock)) }
 // Recv receives up to max whole messages without blocking and calls fn
 // for each with its frames. The frames of one batch share one fresh
 // allocation, owned by fn's callee. It returns the number of messages,
-// messages dropped for a wrong frame count, and ZMQ_EVENTS after.
-func (b *Batcher) Recv(max int, fn func(frames [][]byte)) (n, dropped int, ev Events) {
+// messages dropped for a wrong frame count, and whether more may wait
+// (the batch stopped at a limit, not because libzmq had nothing more).
+// It does not read ZMQ_EVENTS: a caller that sleeps on the socket's
+// ZMQ_FD reads Events first, as the edge-triggered descriptor requires.
+func (b *Batcher) Recv(max int, fn func(frames [][]byte)) (n, dropped int, more bool) {
 	return b.recv(max, fn, false)
 }
 
 // RecvReuse is Recv for a callee that keeps nothing: the frames are valid
 // only during fn, and every batch reuses one buffer, so a steady stream
 // of messages allocates nothing.
-func (b *Batcher) RecvReuse(max int, fn func(frames [][]byte)) (n, dropped int, ev Events) {
+func (b *Batcher) RecvReuse(max int, fn func(frames [][]byte)) (n, dropped int, more bool) {
 	return b.recv(max, fn, true)
 }
 
-func (b *Batcher) recv(max int, fn func(frames [][]byte), reuse bool) (n, dropped int, ev Events) {
+func (b *Batcher) recv(max int, fn func(frames [][]byte), reuse bool) (n, dropped int, more bool) {
 	if max > MaxMessages {
 		max = MaxMessages
 	}
 	cn := C.bb_recv(b.sock, b.b, C.int(b.frames), C.int(max), maxRecvBytes, &b.sizes[0], &b.out[0], &b.out[1])
-	n, dropped, ev = int(cn), int(b.out[0]), Events(b.out[1])
+	n, dropped, more = int(cn), int(b.out[0]), b.out[1] != 0
 	if n == 0 {
-		return n, dropped, ev
+		return n, dropped, more
 	}
 	nf := n * b.frames
 	total := 0
@@ -143,7 +146,7 @@ func (b *Batcher) recv(max int, fn func(frames [][]byte), reuse bool) (n, droppe
 		fn(frames[:b.frames])
 	}
 	*frames = [maxFrames][]byte{}
-	return n, dropped, ev
+	return n, dropped, more
 }
 
 // Add appends one message to the send batch; the frames are copied.
@@ -169,18 +172,19 @@ type SendError struct {
 func (e *SendError) Error() string { return "zmqio: send: " + e.Errno.Error() }
 
 // Send sends the batch without blocking. It returns how many messages
-// went out, ZMQ_EVENTS after, and a *SendError when a message failed; the
-// messages from the failed one on are dropped from the batch.
-func (b *Batcher) Send() (sent int, ev Events, err error) {
+// went out, and a *SendError when a message failed; the messages from
+// the failed one on are dropped from the batch. Like Recv, it does not
+// read ZMQ_EVENTS.
+func (b *Batcher) Send() (sent int, err error) {
 	if b.n == 0 {
-		return 0, b.Events(), nil
+		return 0, nil
 	}
 	if len(b.buf) == 0 {
 		b.buf = append(b.buf, 0)
 	}
-	cs := C.bb_send(b.sock, (*C.char)(unsafe.Pointer(&b.buf[0])), &b.lens[0], C.int(b.frames), C.int(b.n), &b.out[0], &b.out[1])
+	cs := C.bb_send(b.sock, (*C.char)(unsafe.Pointer(&b.buf[0])), &b.lens[0], C.int(b.frames), C.int(b.n), &b.out[0])
 	cerr := b.out[0]
-	sent, ev = int(cs), Events(b.out[1])
+	sent = int(cs)
 	if cerr != 0 {
 		e := cerr
 		if e < 0 {
@@ -192,7 +196,7 @@ func (b *Batcher) Send() (sent int, ev Events, err error) {
 	if cap(b.buf) > 4<<20 {
 		b.buf = nil // do not keep a huge buffer after a burst of big bodies
 	}
-	return sent, ev, err
+	return sent, err
 }
 
 // AddTyped appends one 4-frame message whose third frame is a string,

@@ -81,7 +81,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	rb.Add([]byte("nobody"), []byte("sid"), []byte("body"), nil)
 	rb.Add([]byte("n1"), []byte("sid"), []byte("body"), []byte("lost"))
-	sent, _, err := rb.Send()
+	sent, err := rb.Send()
 	var se *SendError
 	if sent != 10 || !errors.As(err, &se) || se.Errno != syscall.EHOSTUNREACH || se.Index != 10 {
 		t.Fatalf("Send = %d, %v", sent, err)
