@@ -159,12 +159,11 @@ func ValidWebSocketKey(key []byte) bool {
 // AppendHandshake appends the server's 101 answer to a WebSocket opening
 // handshake with key (§4.2.2), naming protocol when it is not empty.
 func AppendHandshake(dst, key []byte, protocol string) []byte {
-	h := sha1.New()
-	h.Write(key)
-	h.Write([]byte(wsGUID))
-	var sum [sha1.Size]byte
+	// sha1.Sum over a stack buffer: a sha1.New digest would allocate.
+	var in [128]byte
+	sum := sha1.Sum(append(append(in[:0], key...), wsGUID...))
 	var accept [28]byte
-	base64.StdEncoding.Encode(accept[:], h.Sum(sum[:0]))
+	base64.StdEncoding.Encode(accept[:], sum[:])
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	dst = append(dst, accept[:]...)
 	if protocol != "" {

@@ -41,9 +41,9 @@ type conn struct {
 	readPaused bool
 	tlsEOF     bool       // the TLS client sent close_notify
 	shut       bool       // lingering: the write side is shut down
+	proto      Proto      // what it speaks now (metrics)
 	wsFrags    wsFrags    // a fragmented WebSocket message being joined
 	wsAwait    *wsPending // a handshake the node answers (websocket-handshake = node)
-	proto      Proto      // what it speaks now (metrics)
 
 	headBy     int64 // unix ns: the request head must be complete by then (408)
 	lastActive int64

@@ -106,7 +106,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		c.parser = nil
 	}
 	c.dropRetry(false) // gives the pooled buffers back
-	c.retry, c.retryBufs, c.out = nil, nil, nil
+	c.retry, c.out = nil, nil
 	c.l.table.Remove(&c.sid)
 	gc.SetContext(nil)
 	s.conns.Add(-1)

@@ -186,8 +186,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	}
 	c.dropRetry(false)
 	buf.Retain()
-	c.retry = append(c.retry, msg)
-	c.retryBufs = append(c.retryBufs, buf)
+	c.retry = append(c.retry, retryPiece{b: msg, buf: buf})
 	c.phase = phAwaitHead
 	// A deadline from the coarse clock could fire up to sweepEvery early.
 	// The head's clock reading (begin) is the deadline's start too: one
@@ -328,8 +327,7 @@ func (c *conn) keepForRetry(piece []byte, buf *bufpool.Buf) {
 	if buf != nil {
 		buf.Retain()
 	}
-	c.retry = append(c.retry, piece)
-	c.retryBufs = append(c.retryBufs, buf)
+	c.retry = append(c.retry, retryPiece{b: piece, buf: buf})
 	c.retryBytes += len(piece)
 }
 

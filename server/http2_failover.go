@@ -19,8 +19,7 @@ func (c *conn) h2Keep(st *h2Stream, piece []byte) {
 		st.dropRetry(true)
 		return
 	}
-	st.retry = append(st.retry, piece)
-	st.retryBufs = append(st.retryBufs, nil) // HTTP/2 bodies are not pooled (yet)
+	st.retry = append(st.retry, retryPiece{b: piece}) // HTTP/2 bodies are not pooled (yet)
 	st.retryBytes += len(piece)
 }
 
@@ -46,7 +45,7 @@ func (c *conn) h2Resend(st *h2Stream) bool {
 		if i == 0 {
 			t = "uwsgi" // an HTTP/2 head always goes as an environ
 		}
-		c.h2Send(st, t, b)
+		c.h2Send(st, t, b.b)
 		if i == 0 {
 			c.h2StartCredit(st)
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/blastbeat/blastbeat/internal/tlsconf"
@@ -15,6 +16,8 @@ type listener struct {
 	addr  string                           // host:port as configured
 	host  string                           // its IP, "" when unspecified (0.0.0.0, [::])
 	port  string                           // its port, for SERVER_PORT and redirects
+	ip    net.IP                           // host parsed; nil when unspecified
+	pnum  int                              // port parsed
 	tls   *tls.Config                      // nil: plain HTTP
 	certs atomic.Pointer[tlsconf.Listener] // bind-ssl: swapped by SetCertificates
 }
@@ -25,7 +28,7 @@ type listener struct {
 type listeners struct {
 	all    []*listener
 	byAddr map[string]*listener
-	byPort map[string][]*listener
+	byPort map[int][]*listener
 }
 
 // newListeners builds the listeners of opts: the [blastbeat] binds and
@@ -58,12 +61,17 @@ func newListeners(opts *Options, prev *listeners) (*listeners, error) {
 		if err != nil {
 			return nil, fmt.Errorf("server: listen address %s: %w", addr, err)
 		}
-		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-			host = ""
+		ip := net.ParseIP(host)
+		if ip == nil || ip.IsUnspecified() {
+			host, ip = "", nil
 		} else {
 			host = ip.String()
 		}
-		ln := &listener{addr: addr, host: host, port: port}
+		pnum, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("server: listen address %s: bad port", addr)
+		}
+		ln := &listener{addr: addr, host: host, port: port, ip: ip, pnum: pnum}
 		if secure {
 			certs := opts.TLS[addr]
 			if certs == nil {
@@ -108,7 +116,7 @@ func newListeners(opts *Options, prev *listeners) (*listeners, error) {
 }
 
 func newListenerSet() *listeners {
-	return &listeners{byAddr: map[string]*listener{}, byPort: map[string][]*listener{}}
+	return &listeners{byAddr: map[string]*listener{}, byPort: map[int][]*listener{}}
 }
 
 // add puts ln in the set (an address once: a later one is ignored).
@@ -118,7 +126,7 @@ func (ls *listeners) add(ln *listener) {
 	}
 	ls.byAddr[ln.addr] = ln
 	ls.all = append(ls.all, ln)
-	ls.byPort[ln.port] = append(ls.byPort[ln.port], ln)
+	ls.byPort[ln.pnum] = append(ls.byPort[ln.pnum], ln)
 }
 
 // of returns the listener that accepted a connection whose local address
@@ -129,15 +137,16 @@ func (ls *listeners) of(local net.Addr) *listener {
 	if !ok {
 		return ls.all[0]
 	}
-	cands := ls.byPort[fmt.Sprint(a.Port)]
-	ip := a.IP.String()
+	// Compared as parsed values: formatting them would allocate for
+	// every connection.
+	cands := ls.byPort[a.Port]
 	var any *listener
 	for _, ln := range cands {
-		switch ln.host {
-		case ip:
-			return ln
-		case "":
+		switch {
+		case ln.ip == nil:
 			any = ln
+		case ln.ip.Equal(a.IP):
+			return ln
 		}
 	}
 	if any == nil && len(cands) > 0 {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -61,5 +62,37 @@ func TestSetCertificates(t *testing.T) {
 	}
 	if got := cn(); got != "new.test" {
 		t.Fatalf("after a refused swap: %s", got)
+	}
+}
+
+// TestListenerOf: a connection's local address finds the listener bound
+// to that IP and port, else the one on the unspecified address with that
+// port, with no allocation.
+func TestListenerOf(t *testing.T) {
+	ls := newListenerSet()
+	mk := func(addr, host, port string, ip net.IP, pnum int) *listener {
+		ln := &listener{addr: addr, host: host, port: port, ip: ip, pnum: pnum}
+		ls.add(ln)
+		return ln
+	}
+	lo := mk("127.0.0.2:8080", "127.0.0.2", "8080", net.ParseIP("127.0.0.2"), 8080)
+	any := mk("0.0.0.0:8080", "", "8080", nil, 8080)
+	v6 := mk("[::1]:9090", "::1", "9090", net.ParseIP("::1"), 9090)
+	for _, tt := range []struct {
+		local *net.TCPAddr
+		want  *listener
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 8080}, lo},
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 2).To4(), Port: 8080}, lo},
+		{&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 8080}, any},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 9090}, v6},
+	} {
+		if got := ls.of(tt.local); got != tt.want {
+			t.Errorf("of(%v) = %s, want %s", tt.local, got.addr, tt.want.addr)
+		}
+	}
+	local := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 8080}
+	if a := testing.AllocsPerRun(100, func() { ls.of(local) }); a != 0 {
+		t.Errorf("of: %.1f allocations, want 0", a)
 	}
 }

@@ -17,26 +17,33 @@ import (
 type stream struct {
 	phase     phase
 	mode      respMode
-	minor     uint8 // the request's HTTP/1.minor
-	hops      uint8 // retries so far
-	headReq   bool  // the request in flight is HEAD
-	reading   bool  // the request body is still arriving
-	discard   bool  // drop the body: the proxy answered this request
-	dechunk   bool  // chunk messages are written raw (HTTP/1.0 client)
-	retryLost bool  // the body outgrew the retry buffer
-	creditOn  bool  // the node speaks credits for the response in flight
+	minor     uint8  // the request's HTTP/1.minor
+	hops      uint8  // retries so far
+	headReq   bool   // the request in flight is HEAD
+	reading   bool   // the request body is still arriving
+	discard   bool   // drop the body: the proxy answered this request
+	dechunk   bool   // chunk messages are written raw (HTTP/1.0 client)
+	retryLost bool   // the body outgrew the retry buffer
+	creditOn  bool   // the node speaks credits for the response in flight
+	reqSeq    uint32 // numbers requests, to tell stale send failures (beside the flags: no padding)
 
 	remaining int64 // modeLength: body bytes still due
 	answerBy  int64 // unix ns: the response head must arrive by then (504)
 	credit    int64 // body bytes the node may still send (creditOn)
 
-	reqSeq     uint32         // numbers requests, to tell stale send failures
-	bodyBytes  int64          // request body bytes so far (the vhost's max-body)
-	retry      [][]byte       // request head and body kept for retry/failover
-	retryBufs  []*bufpool.Buf // retry's pooled buffers, one reference each (nil: not pooled)
+	bodyBytes  int64        // request body bytes so far (the vhost's max-body)
+	retry      []retryPiece // request head and body kept for retry/failover
 	retryBytes int
 
 	ex exchange // the request as metrics and the access log see it
+}
+
+// retryPiece is a piece of a request kept for a retry: its bytes, and
+// the pooled buffer they lie in (nil: not pooled), of which the retry
+// holds a reference.
+type retryPiece struct {
+	b   []byte
+	buf *bufpool.Buf
 }
 
 // phase is where a connection is in its request/response cycle.
@@ -129,11 +136,11 @@ func (c *conn) resend() bool {
 		if i == 0 {
 			t = typ
 		}
-		if buf := c.retryBufs[i]; buf != nil {
-			buf.Retain() // the message's reference; the retry keeps its own
-			c.sendBuf(t, buf)
+		if b.buf != nil {
+			b.buf.Retain() // the message's reference; the retry keeps its own
+			c.sendBuf(t, b.buf)
 		} else {
-			c.send(t, b)
+			c.send(t, b.b)
 		}
 		if i == 0 {
 			c.startCredit()
@@ -147,11 +154,9 @@ func (c *conn) resend() bool {
 // retry is impossible from now on (the body outgrew retry-buffer). The
 // list keeps its room for the next request.
 func (s *stream) dropRetry(lost bool) {
-	for _, b := range s.retryBufs {
-		b.Release()
+	for _, p := range s.retry {
+		p.buf.Release()
 	}
-	clear(s.retryBufs)
-	s.retryBufs = s.retryBufs[:0]
 	clear(s.retry)
 	s.retry, s.retryBytes, s.retryLost = s.retry[:0], 0, lost
 }

@@ -14,7 +14,7 @@ import (
 // The node already has the handshake's environ as a `uwsgi` message.
 // proto is the subprotocol to name ("" for none).
 func (c *conn) startWebSocket(w protocol.WebSocketRequest, proto string) {
-	c.queue(protocol.AppendHandshake(nil, w.Key, proto))
+	c.queueOwn(c.l.used(protocol.AppendHandshake(c.l.arenaRoom(160+len(proto)), w.Key, proto)))
 	c.l.responded(&c.ex, 101)
 	c.l.finish(&c.ex, c.node, c.sid)
 	c.switchProto(ProtoWebSocket)
@@ -25,6 +25,10 @@ func (c *conn) startWebSocket(w protocol.WebSocketRequest, proto string) {
 		c.parser = nil
 	}
 	c.endRequest()
+	// What only HTTP requests use goes: an idle WebSocket holds the
+	// least it can (many of them are the proxy's common case).
+	c.ci = nil
+	c.retry = nil
 }
 
 // checkWebSocketHandshake validates the opening handshake (RFC 6455
@@ -91,8 +95,12 @@ func unmasked(h *ws.Header, p []byte) []byte {
 	return out
 }
 
-// wsFrags joins a fragmented message (§5.4): nil frag when none is open.
-type wsFrags struct {
+// wsFrags joins a fragmented message (§5.4). It is a pointer to what
+// is being joined, nil when no message is open: 8 bytes in every idle
+// connection instead of a slice and an opcode.
+type wsFrags struct{ p *wsFrag }
+
+type wsFrag struct {
 	frag []byte
 	op   ws.OpCode
 }
@@ -121,12 +129,12 @@ func wsFrame(p wsPeer, fr *wsFrags, bufs *bufpool.Pool, maxMsg int, h *ws.Header
 		}
 		p.wsClosing(code)
 	case ws.OpText, ws.OpBinary:
-		if fr.frag != nil {
+		if fr.p != nil {
 			p.wsFail(protocol.ErrWSContinuation)
 			return
 		}
 		if !h.Fin {
-			fr.frag, fr.op = unmasked(h, payload), h.OpCode
+			fr.p = &wsFrag{frag: unmasked(h, payload), op: h.OpCode}
 			return
 		}
 		// A whole message, the common case: unmasked into a pooled
@@ -136,20 +144,20 @@ func wsFrame(p wsPeer, fr *wsFrags, bufs *bufpool.Pool, maxMsg int, h *ws.Header
 		ws.Cipher(buf.B, h.Mask, 0)
 		wsDeliver(p, h.OpCode, buf)
 	case ws.OpContinuation:
-		if fr.frag == nil {
+		if fr.p == nil {
 			p.wsFail(protocol.ErrWSContinuation)
 			return
 		}
-		if len(fr.frag)+len(payload) > maxMsg {
+		if len(fr.p.frag)+len(payload) > maxMsg {
 			p.wsFail(protocol.ErrWSTooBig)
 			return
 		}
-		start := len(fr.frag)
-		fr.frag = append(fr.frag, payload...)
-		ws.Cipher(fr.frag[start:], h.Mask, 0)
+		start := len(fr.p.frag)
+		fr.p.frag = append(fr.p.frag, payload...)
+		ws.Cipher(fr.p.frag[start:], h.Mask, 0)
 		if h.Fin {
-			msg, op := fr.frag, fr.op
-			fr.frag = nil
+			msg, op := fr.p.frag, fr.p.op
+			fr.p = nil
 			wsDeliver(p, op, bufpool.Wrap(msg))
 		}
 	}

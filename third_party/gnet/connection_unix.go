@@ -55,11 +55,13 @@ type conn struct {
 	readPaused     bool                   // PauseRead: no read interest (blastbeat patch)
 }
 
-func newStreamConn(proto string, fd int, el *eventloop, sa unix.Sockaddr, localAddr, remoteAddr net.Addr) (c *conn) {
+func newStreamConn(proto string, fd int, el *eventloop, _ unix.Sockaddr, localAddr, remoteAddr net.Addr) (c *conn) {
+	// BlastBeat patch: remote is only read for datagram connections; a
+	// stream connection does not keep its accept(2) sockaddr alive
+	// (32 bytes or more for every idle connection).
 	c = &conn{
 		fd:             fd,
 		proto:          proto,
-		remote:         sa,
 		loop:           el,
 		localAddr:      localAddr,
 		remoteAddr:     remoteAddr,
