@@ -14,12 +14,26 @@ type entry[T any] struct {
 
 // Table maps sids to the sessions of one event loop. It is owned by that
 // loop and not safe for concurrent use; it never needs to be.
+//
+// Its slots lie in fixed chunks of chunkLen: a table that grows to
+// hundreds of thousands of sessions never copies them into a bigger
+// array, which would leave the old one as garbage (and pause the loop
+// for the copy).
 type Table[T any] struct {
-	src   sidSource
-	slots []entry[T]
-	free  []uint32
-	limit int
-	n     int
+	src    sidSource
+	chunks [][]entry[T]
+	size   int // slots handed out so far: the chunks hold at least this many
+	free   []uint32
+	limit  int
+	n      int
+}
+
+// chunkLen is the slots of one chunk (32 KiB of them for a *conn).
+const chunkLen = 1 << 10
+
+// at returns slot's entry; slot < t.size.
+func (t *Table[T]) at(slot int) *entry[T] {
+	return &t.chunks[slot/chunkLen][slot%chunkLen]
 }
 
 // NewTable returns the table of loop index loop (0 ≤ loop < MaxLoops),
@@ -38,14 +52,17 @@ func (t *Table[T]) Add(v T) (SID, error) {
 		slot = int(t.free[k-1])
 		t.free = t.free[:k-1]
 	} else {
-		if len(t.slots) >= t.limit {
+		if t.size >= t.limit {
 			return SID{}, ErrTableFull
 		}
-		slot = len(t.slots)
-		t.slots = append(t.slots, entry[T]{})
+		slot = t.size
+		if slot/chunkLen == len(t.chunks) {
+			t.chunks = append(t.chunks, make([]entry[T], chunkLen))
+		}
+		t.size++
 	}
 	sid := t.src.make(slot)
-	t.slots[slot] = entry[T]{sid: sid, val: v, ok: true}
+	*t.at(slot) = entry[T]{sid: sid, val: v, ok: true}
 	t.n++
 	return sid, nil
 }
@@ -54,10 +71,10 @@ func (t *Table[T]) Add(v T) (SID, error) {
 // never issued by this table.
 func (t *Table[T]) Get(sid *SID) (v T, ok bool) {
 	slot := sid.Slot()
-	if slot >= len(t.slots) {
+	if slot >= t.size {
 		return v, false
 	}
-	e := &t.slots[slot]
+	e := t.at(slot)
 	if !e.ok || e.sid != *sid {
 		return v, false
 	}
@@ -67,10 +84,10 @@ func (t *Table[T]) Get(sid *SID) (v T, ok bool) {
 // Remove forgets sid. Removing an unknown sid does nothing.
 func (t *Table[T]) Remove(sid *SID) {
 	slot := sid.Slot()
-	if slot >= len(t.slots) {
+	if slot >= t.size {
 		return
 	}
-	e := &t.slots[slot]
+	e := t.at(slot)
 	if !e.ok || e.sid != *sid {
 		return
 	}
@@ -84,8 +101,8 @@ func (t *Table[T]) Len() int { return t.n }
 
 // Range calls fn for every live session until fn returns false.
 func (t *Table[T]) Range(fn func(sid *SID, v T) bool) {
-	for i := range t.slots {
-		if e := &t.slots[i]; e.ok && !fn(&e.sid, e.val) {
+	for i := 0; i < t.size; i++ {
+		if e := t.at(i); e.ok && !fn(&e.sid, e.val) {
 			return
 		}
 	}

@@ -48,3 +48,40 @@ func TestTableAddGetRemove(t *testing.T) {
 		t.Fatal("forged slot found")
 	}
 }
+
+// TestTableChunks: sessions across several chunks are found, ranged and
+// removed, and a full table of more than one chunk refuses the next.
+func TestTableChunks(t *testing.T) {
+	const n = 3*chunkLen + 7
+	tb := NewTable[int](1, n)
+	sids := make([]SID, n)
+	for i := range sids {
+		sid, err := tb.Add(i)
+		if err != nil {
+			t.Fatalf("Add %d: %v", i, err)
+		}
+		sids[i] = sid
+	}
+	if _, err := tb.Add(-1); err != ErrTableFull {
+		t.Fatalf("Add past the limit: %v", err)
+	}
+	for i := range sids {
+		if v, ok := tb.Get(&sids[i]); !ok || v != i {
+			t.Fatalf("Get %d: %d %v", i, v, ok)
+		}
+	}
+	for i := 0; i < n; i += 2 {
+		tb.Remove(&sids[i])
+	}
+	seen := 0
+	tb.Range(func(sid *SID, v int) bool {
+		if v%2 == 0 || *sid != sids[v] {
+			t.Fatalf("Range gave %d under %s", v, sid)
+		}
+		seen++
+		return true
+	})
+	if want := n / 2; seen != want || tb.Len() != want {
+		t.Fatalf("Range saw %d, Len %d; want %d", seen, tb.Len(), want)
+	}
+}
