@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"strconv"
 )
 
@@ -82,12 +83,46 @@ func RangeUwsgi(pkt []byte, fn func(key, val []byte) bool) error {
 }
 
 // ConnInfo is what the environ needs to know of the client connection.
+// The addresses come formatted (the strings) or as values (LocalPort,
+// Remote), which AppendEnviron formats straight into the packet: a
+// connection then keeps no strings and builds its ConnInfo without
+// allocating.
 type ConnInfo struct {
-	ServerPort string // the listener's port
-	RemoteAddr string // client IP, no brackets
-	RemotePort string
+	ServerPort string // the listener's port; empty: LocalPort
+	RemoteAddr string // client IP, no brackets; empty: Remote's
+	RemotePort string // empty: Remote's
+	LocalPort  uint16
+	Remote     netip.AddrPort
 	TLS        bool
 	Proto      string // "HTTP/1.1", "HTTP/1.0", "HTTP/2"; empty: from the request
+}
+
+// RemoteIP returns the client IP as REMOTE_ADDR has it.
+func (ci *ConnInfo) RemoteIP() string {
+	if ci.RemoteAddr != "" || !ci.Remote.IsValid() {
+		return ci.RemoteAddr
+	}
+	return ci.Remote.Addr().Unmap().WithZone("").String()
+}
+
+// appendConnVars appends SERVER_PORT, REMOTE_ADDR and REMOTE_PORT.
+func appendConnVars(dst []byte, ci *ConnInfo) []byte {
+	var num [20]byte
+	if ci.ServerPort != "" {
+		dst = AppendUwsgiString(dst, "SERVER_PORT", ci.ServerPort)
+	} else {
+		dst = AppendUwsgiVar(dst, []byte("SERVER_PORT"), strconv.AppendUint(num[:0], uint64(ci.LocalPort), 10))
+	}
+	if ci.RemoteAddr != "" || !ci.Remote.IsValid() {
+		dst = AppendUwsgiString(dst, "REMOTE_ADDR", ci.RemoteAddr)
+	} else {
+		var ip [64]byte
+		dst = AppendUwsgiVar(dst, []byte("REMOTE_ADDR"), ci.Remote.Addr().Unmap().WithZone("").AppendTo(ip[:0]))
+	}
+	if ci.RemotePort != "" || !ci.Remote.IsValid() {
+		return AppendUwsgiString(dst, "REMOTE_PORT", ci.RemotePort)
+	}
+	return AppendUwsgiVar(dst, []byte("REMOTE_PORT"), strconv.AppendUint(num[:0], uint64(ci.Remote.Port()), 10))
 }
 
 // AppendEnviron appends r as a uwsgi packet holding the WSGI environ
@@ -107,9 +142,7 @@ func AppendEnviron(dst []byte, r *Request, ci *ConnInfo) ([]byte, error) {
 	dst = AppendUwsgiString(dst, "SCRIPT_NAME", "")
 	host, _ := SplitHostPort(r.Host)
 	dst = AppendUwsgiVar(dst, []byte("SERVER_NAME"), host)
-	dst = AppendUwsgiString(dst, "SERVER_PORT", ci.ServerPort)
-	dst = AppendUwsgiString(dst, "REMOTE_ADDR", ci.RemoteAddr)
-	dst = AppendUwsgiString(dst, "REMOTE_PORT", ci.RemotePort)
+	dst = appendConnVars(dst, ci)
 	if ci.TLS {
 		dst = AppendUwsgiString(dst, "HTTPS", "on")
 		dst = AppendUwsgiString(dst, "UWSGI_SCHEME", "https")

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -554,5 +555,40 @@ func TestAppendEnvironDropsSpoofableHeaders(t *testing.T) {
 	}
 	if _, ok := env["HTTP_PROXY"]; ok {
 		t.Fatal("Proxy header reached the environ as HTTP_PROXY")
+	}
+}
+
+// TestEnvironConnValues: a ConnInfo given as values (LocalPort, Remote)
+// makes the same environ as one given as strings, IPv4 addresses seen
+// through an IPv6 socket and zoned IPv6 addresses included; RemoteIP
+// agrees.
+func TestEnvironConnValues(t *testing.T) {
+	p := protocol.NewRequestParser(protocol.Limits{})
+	p.Feed([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	for _, tt := range []struct {
+		remote netip.AddrPort
+		ip     string
+	}{
+		{netip.MustParseAddrPort("192.0.2.7:54321"), "192.0.2.7"},
+		{netip.MustParseAddrPort("[::ffff:192.0.2.7]:1"), "192.0.2.7"},
+		{netip.MustParseAddrPort("[2001:db8::2]:65535"), "2001:db8::2"},
+		{netip.AddrPortFrom(netip.MustParseAddr("fe80::1%eth0"), 80), "fe80::1"},
+	} {
+		port := fmt.Sprint(tt.remote.Port())
+		want, err := protocol.AppendEnviron(nil, p.Request(), &protocol.ConnInfo{ServerPort: "8443", RemoteAddr: tt.ip, RemotePort: port, TLS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci := &protocol.ConnInfo{LocalPort: 8443, Remote: tt.remote, TLS: true}
+		got, err := protocol.AppendEnviron(nil, p.Request(), ci)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%v: the environ from values differs:\n got %q\nwant %q", tt.remote, got, want)
+		}
+		if ci.RemoteIP() != tt.ip {
+			t.Errorf("%v: RemoteIP %q, want %q", tt.remote, ci.RemoteIP(), tt.ip)
+		}
 	}
 }

@@ -38,7 +38,7 @@ type accessEntry struct {
 }
 
 func newAccessEntry(r *protocol.Request, proto string, ci *protocol.ConnInfo) *accessEntry {
-	e := &accessEntry{remote: ci.RemoteAddr, method: string(r.Method), uri: string(r.URI), proto: proto}
+	e := &accessEntry{remote: ci.RemoteIP(), method: string(r.Method), uri: string(r.URI), proto: proto}
 	for _, h := range r.Headers {
 		switch {
 		case protocol.EqualFold(h.Name, "referer"):

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 
@@ -39,10 +40,16 @@ func (atOnceLoop) Execute(_ context.Context, r gnet.Runnable) error {
 // nothing either.
 type readAllConn struct {
 	fakeConn
-	wrote int
+	wrote         int
+	local, remote net.Addr
 }
 
 func (f *readAllConn) EventLoop() gnet.EventLoop { return atOnceLoop{} }
+
+// Its addresses are made once, as gnet makes them (fakeConn makes them
+// anew on every call).
+func (f *readAllConn) LocalAddr() net.Addr  { return f.local }
+func (f *readAllConn) RemoteAddr() net.Addr { return f.remote }
 func (f *readAllConn) Writev(bs [][]byte) (int, error) {
 	n := 0
 	for _, b := range bs {
@@ -75,7 +82,9 @@ func newAllocRig(t *testing.T, format string) *allocRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &allocRig{t: t, s: s, ring: &takeAllRing{}, fc: &readAllConn{}, node: []byte("n1")}
+	fc := &readAllConn{local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080},
+		remote: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 9), Port: 40000}}
+	r := &allocRig{t: t, s: s, ring: &takeAllRing{}, fc: fc, node: []byte("n1")}
 	s.ring = r.ring
 	s.rt.Load().nodes.Lookup(r.node).Seen(s.now())
 	if _, act := (*handler)(s).OnOpen(r.fc); act != gnet.None {

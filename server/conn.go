@@ -25,7 +25,6 @@ type conn struct {
 	l   *loop
 	ln  *listener // the listener that accepted it
 	sid session.SID
-	ci  *protocol.ConnInfo // built at the first request
 
 	parser *protocol.RequestParser // only while a request is being read
 	vhost  *session.VHost
@@ -62,15 +61,17 @@ func (c *conn) queue(b []byte) {
 	if len(b) == 0 || c.closed {
 		return
 	}
+	if c.out == nil {
+		c.out = c.l.outSlice()
+	}
 	c.out = append(c.out, b)
 	c.ex.bytes += int64(len(b))
 	c.l.markDirty(c)
 }
 
-// maxKeptOut is the most output pieces whose slice a connection keeps
-// between flushes: a chunked response of 16 chunks queues 49 (header,
-// chunk, CRLF each), and an idle connection holds at most this many
-// slice headers (24 bytes each).
+// maxKeptOut is the most output pieces whose slice the loop keeps for
+// reuse: bigger ones (a burst of many big pieces) are left to the
+// collector.
 const maxKeptOut = 64
 
 // queueOwn queues b, claimed in the loop's arena (used), joined to the
@@ -93,20 +94,13 @@ func (c *conn) queueOwn(b []byte) {
 // flush writes queued output with one writev, closes the connection when
 // asked, and accounts what the client has not read yet.
 func (c *conn) flush() {
-	if c.closed {
-		c.out = c.out[:0]
-		return
-	}
-	if len(c.out) > 0 {
+	if len(c.out) > 0 && !c.closed {
 		_, _ = c.t.Writev(c.out)
-		for i := range c.out {
-			c.out[i] = nil
-		}
-		c.out = c.out[:0]
-		if cap(c.out) > maxKeptOut {
-			c.out = nil
-		}
 	}
+	// The slice goes back to the loop: a connection holds one only while
+	// it has output queued, so an idle one holds none.
+	c.l.putOutSlice(c.out)
+	c.out = nil
 	if c.closed {
 		return
 	}

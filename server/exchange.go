@@ -24,7 +24,8 @@ type exchange struct {
 func (c *conn) begin(ex *exchange, r *protocol.Request, proto string) {
 	*ex = exchange{start: time.Now().UnixNano()}
 	if c.srv().alog != nil {
-		ex.entry = newAccessEntry(r, proto, c.connInfo())
+		ci := c.connInfo()
+		ex.entry = newAccessEntry(r, proto, &ci)
 	}
 }
 

@@ -165,7 +165,8 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		buf.B = append(buf.B[:0], trimLeadingCRLF(raw)...)
 	} else {
 		typ = "uwsgi"
-		buf.B, err = protocol.AppendEnviron(buf.B[:0], r, c.connInfo())
+		ci := c.connInfo()
+		buf.B, err = protocol.AppendEnviron(buf.B[:0], r, &ci)
 		if err != nil {
 			buf.Release()
 			c.fail(431, protocol.ErrUwsgiTooLarge.Msg)
@@ -371,19 +372,15 @@ func (c *conn) httpTimeouts(now int64) {
 	}
 }
 
-// connInfo returns the connection's environ facts, computed once.
-func (c *conn) connInfo() *protocol.ConnInfo {
-	if c.ci != nil {
-		return c.ci
-	}
-	ci := &protocol.ConnInfo{TLS: c.ln.tls != nil}
+// connInfo returns the connection's environ facts, as values: nothing is
+// formatted or kept (AppendEnviron formats them into the packet).
+func (c *conn) connInfo() protocol.ConnInfo {
+	ci := protocol.ConnInfo{TLS: c.ln.tls != nil}
 	if a, ok := c.t.LocalAddr().(*net.TCPAddr); ok {
-		ci.ServerPort = strconv.Itoa(a.Port)
+		ci.LocalPort = uint16(a.Port)
 	}
 	if a, ok := c.t.RemoteAddr().(*net.TCPAddr); ok {
-		ci.RemoteAddr = a.IP.String()
-		ci.RemotePort = strconv.Itoa(a.Port)
+		ci.Remote = a.AddrPort()
 	}
-	c.ci = ci
 	return ci
 }

@@ -106,7 +106,7 @@ func (c *conn) startH2() {
 	h.enc = hpack.NewEncoder(&h.encBuf)
 	h.dec = hpack.NewDecoder(uint32(s.opts.HTTP2HeaderTableSize), func(f hpack.HeaderField) { _ = h.bld.Add(f.Name, f.Value) })
 	h.dec.SetMaxStringLength(s.opts.MaxHeaderSize)
-	h.ci = *c.connInfo()
+	h.ci = c.connInfo()
 	h.ci.Proto = "HTTP/2"
 	c.h2 = h
 	c.m = h2{}

@@ -71,6 +71,7 @@ type loop struct {
 	orphans    []zmqbridge.Msg // `end`s of closed conns the ring refused
 	msg        zmqbridge.Msg   // conn.sendTo's scratch message
 	arena      []byte          // output the proxy writes itself (arena.go)
+	outSlices  [][][]byte      // conn.out slices for reuse (outSlice)
 	flushing   int             // flush's nesting depth
 	drainFn    gnet.RunnableFunc
 	retryFn    gnet.RunnableFunc
@@ -185,6 +186,29 @@ func (l *loop) flush() {
 		// Every queued byte went to its transport: the arena is free.
 		l.recycleArena()
 	}
+}
+
+// outSlice lends a connection the slice its output is queued in until
+// the flush; putOutSlice takes it back.
+func (l *loop) outSlice() [][]byte {
+	if k := len(l.outSlices); k > 0 {
+		s := l.outSlices[k-1]
+		l.outSlices[k-1] = nil
+		l.outSlices = l.outSlices[:k-1]
+		return s
+	}
+	return make([][]byte, 0, 8)
+}
+
+// maxSpareOutSlices bounds the output slices a loop keeps for reuse.
+const maxSpareOutSlices = 1024
+
+func (l *loop) putOutSlice(s [][]byte) {
+	if s == nil || cap(s) > maxKeptOut || len(l.outSlices) >= maxSpareOutSlices {
+		return
+	}
+	clear(s)
+	l.outSlices = append(l.outSlices, s[:0])
 }
 
 // parser lends a request parser; parsers are kept only by connections in

@@ -27,7 +27,6 @@ func (c *conn) startWebSocket(w protocol.WebSocketRequest, proto string) {
 	c.endRequest()
 	// What only HTTP requests use goes: an idle WebSocket holds the
 	// least it can (many of them are the proxy's common case).
-	c.ci = nil
 	c.retry = nil
 }
 
