@@ -50,26 +50,40 @@ func freeEndpoint(t *testing.T) string {
 	return fmt.Sprintf("tcp://%s", l.Addr())
 }
 
-func TestBridgeRoundTrip(t *testing.T) {
+// dialNode connects a node's DEALER named name to the bridge at ep; it
+// is closed when the test ends.
+func dialNode(t *testing.T, ep, name string) *zmq.Socket {
+	t.Helper()
+	dealer, err := zmq.NewSocket(zmq.DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dealer.Close() })
+	dealer.SetIdentity(name)
+	dealer.SetLinger(0)
+	dealer.SetRcvtimeo(5 * time.Second)
+	if err := dealer.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	return dealer
+}
+
+// startWithNode starts a bridge that knows nodes n0 and n1, with n1
+// connected; it stops when the test ends.
+func startWithNode(t *testing.T) (*Bridge, *recorder, *zmq.Socket) {
+	t.Helper()
 	ep := freeEndpoint(t)
 	rec := newRecorder()
 	b, err := Start(Config{Endpoints: []string{ep}, Identities: []string{"n0", "n1"}, PingFreq: 50 * time.Millisecond}, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Stop()
+	t.Cleanup(b.Stop)
+	return b, rec, dialNode(t, ep, "n1")
+}
 
-	dealer, err := zmq.NewSocket(zmq.DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dealer.Close()
-	dealer.SetIdentity("n1")
-	dealer.SetLinger(0)
-	dealer.SetRcvtimeo(5 * time.Second)
-	if err := dealer.Connect(ep); err != nil {
-		t.Fatal(err)
-	}
+func TestBridgeRoundTrip(t *testing.T) {
+	b, rec, dealer := startWithNode(t)
 	// The bridge pings every node; n1 gets its ping once connected.
 	msg, err := dealer.RecvMessage(0)
 	if err != nil || len(msg) != 3 || msg[0] != "" || msg[1] != "ping" {
@@ -156,17 +170,7 @@ func TestAddIdentities(t *testing.T) {
 	if err := b.AddIdentities([]string{"one-too-many"}); err == nil {
 		t.Fatal("AddIdentities beyond MaxNodes succeeded")
 	}
-	dealer, err := zmq.NewSocket(zmq.DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dealer.Close()
-	dealer.SetIdentity("late")
-	dealer.SetLinger(0)
-	dealer.SetRcvtimeo(5 * time.Second)
-	if err := dealer.Connect(ep); err != nil {
-		t.Fatal(err)
-	}
+	dealer := dialNode(t, ep, "late")
 	parts, err := dealer.RecvMessage(0)
 	if err != nil || len(parts) != 3 || parts[1] != "ping" {
 		t.Fatalf("the added node was not pinged: %q %v", parts, err)

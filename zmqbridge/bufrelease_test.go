@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	zmq "github.com/pebbe/zmq4"
-
 	"github.com/blastbeat/blastbeat/internal/bufpool"
 )
 
@@ -14,24 +12,7 @@ import (
 // libzmq has its bytes (batched and sent on its own alike) and once it
 // failed (after Undeliverable), and the node gets the bytes intact.
 func TestBufReleased(t *testing.T) {
-	ep := freeEndpoint(t)
-	rec := newRecorder()
-	b, err := Start(Config{Endpoints: []string{ep}, Identities: []string{"n0", "n1"}, PingFreq: 50 * time.Millisecond}, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop()
-	dealer, err := zmq.NewSocket(zmq.DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dealer.Close()
-	dealer.SetIdentity("n1")
-	dealer.SetLinger(0)
-	dealer.SetRcvtimeo(5 * time.Second)
-	if err := dealer.Connect(ep); err != nil {
-		t.Fatal(err)
-	}
+	b, rec, dealer := startWithNode(t)
 	if msg, err := dealer.RecvMessage(0); err != nil || msg[1] != "ping" {
 		t.Fatalf("first message %q, %v", msg, err)
 	}
@@ -49,6 +30,7 @@ func TestBufReleased(t *testing.T) {
 	}
 	for _, buf := range []*bufpool.Buf{small, big} {
 		var msg [][]byte
+		var err error
 		for {
 			if msg, err = dealer.RecvMessageBytes(0); err != nil {
 				t.Fatal(err)

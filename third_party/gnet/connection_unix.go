@@ -67,7 +67,9 @@ func newStreamConn(proto string, fd int, el *eventloop, _ unix.Sockaddr, localAd
 		remoteAddr:     remoteAddr,
 		pollAttachment: netpoll.PollAttachment{FD: fd},
 	}
-	c.pollAttachment.Callback = c.processIO
+	if connCallback {
+		c.pollAttachment.Callback = c.processIO
+	}
 	c.outboundBuffer.Reset(el.engine.opts.WriteBufferCap)
 	return
 }
