@@ -360,8 +360,11 @@ func TestAppendChunk(t *testing.T) {
 			}
 		})
 	}
-	if got := protocol.AppendChunkHeader(nil, 4096); string(got) != "1000\r\n" {
-		t.Fatalf("AppendChunkHeader: %q", got)
+	for _, n := range []int{0, 1, 9, 10, 15, 16, 255, 4096, 65535, 1 << 20, 1<<31 - 1, 1<<62 + 12345} {
+		want := strconv.FormatInt(int64(n), 16) + "\r\n"
+		if got := protocol.AppendChunkHeader([]byte("pre"), n); string(got) != "pre"+want {
+			t.Fatalf("AppendChunkHeader(%d) = %q, want pre%q", n, got, want)
+		}
 	}
 	// Chunks written by AppendChunk parse back with our own parser.
 	in := "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"

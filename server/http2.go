@@ -10,6 +10,7 @@ import (
 	"github.com/gobwas/ws"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 )
@@ -397,13 +398,17 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		c.h2Respond(st, 413, protocol.ErrBodyTooLarge.Msg)
 		return
 	}
-	msg, err := protocol.AppendEnviron(make([]byte, 0, r.HeadLen+512), r, &h.ci)
+	// The head goes in a pooled buffer, as on HTTP/1.1 (onHead).
+	buf := s.bufs.Get(r.HeadLen + 512)
+	buf.B, err = protocol.AppendEnviron(buf.B[:0], r, &h.ci)
 	if err != nil {
+		buf.Release()
 		c.h2Respond(st, 431, protocol.ErrUwsgiTooLarge.Msg)
 		return
 	}
 	n := vh.Pick(s.now(), s.deadAfter, nil)
 	if n == nil {
+		buf.Release()
 		c.h2Respond(st, 503, "no live backend node")
 		return
 	}
@@ -414,7 +419,12 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	st.answerBy = st.ex.start + int64(vh.Timeout) // begin's clock reading
 	st.ex.forwarded(vh, st.ex.start)
 	s.stats.Requests.Add(1)
-	c.h2Send(st, "uwsgi", msg)
+	if !st.ws {
+		// Kept for a retry before the message goes: once the bridge has
+		// the message, it may give its reference back at any time.
+		c.h2Keep(st, buf.B, buf)
+	}
+	c.h2SendBuf(st, "uwsgi", buf)
 	c.h2StartCredit(st)
 	if st.ws {
 		w, _ := protocol.IsWebSocketUpgrade(r)
@@ -424,9 +434,7 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		}
 		st.ex.sentAt = 0 // the proxy answers, not the node
 		c.h2WebSocketAccept(st, protocol.ChooseSubprotocol(w.Protocols, vh.WebSocketProtocols))
-		return
 	}
-	c.h2Keep(st, msg)
 }
 
 // h2StartCredit opens the stream's credit window when its node speaks
@@ -475,9 +483,10 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 		return
 	}
 	if st.node != nil && len(f.Data) > 0 {
-		piece := append([]byte(nil), f.Data...)
-		c.h2Send(st, "body", piece)
-		c.h2Keep(st, piece)
+		buf := c.srv().bufs.Get(len(f.Data))
+		copy(buf.B, f.Data)
+		c.h2Keep(st, buf.B, buf) // before the send: see h2Open
+		c.h2SendBuf(st, "body", buf)
 	}
 	if f.EndStream() {
 		if st.reqCL >= 0 && st.recvd != st.reqCL {
@@ -486,7 +495,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 		}
 		if st.node != nil && st.reqCL < 0 {
 			c.h2Send(st, "body", []byte{}) // a body of unknown length ends
-			c.h2Keep(st, []byte{})
+			c.h2Keep(st, []byte{}, nil)
 		}
 		c.h2EndRecv(st)
 	}
@@ -511,6 +520,12 @@ func (c *conn) h2EndRecv(st *h2Stream) {
 // h2Send queues a message for the stream's node.
 func (c *conn) h2Send(st *h2Stream, typ string, body []byte) {
 	c.sendTo(st.node, st.sid, typ, body, nil, st.reqSeq)
+}
+
+// h2SendBuf is h2Send for bytes in a pooled buffer: the message takes
+// the caller's reference.
+func (c *conn) h2SendBuf(st *h2Stream, typ string, buf *bufpool.Buf) {
+	c.sendTo(st.node, st.sid, typ, buf.B, buf, st.reqSeq)
 }
 
 // h2Apply frames a node's reply on its stream.
@@ -808,6 +823,7 @@ func (c *conn) h2CloseStream(st *h2Stream) {
 		st.node = nil
 	}
 	st.pending = nil
+	st.dropRetry(false) // gives its pooled buffers back
 	c.h2CloseIfDone()
 }
 

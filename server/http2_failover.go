@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/blastbeat/blastbeat/internal/bufpool"
+)
 
 // Retry and failover of an HTTP/2 stream, as for an HTTP/1.x request
 // (stream.go's resend): while no byte of the response was sent, the
@@ -10,8 +14,9 @@ import "time"
 
 // h2Keep keeps a piece of the request (head or body) for a retry while
 // the stream awaits its response head; a body past retry-buffer makes the
-// request unretryable.
-func (c *conn) h2Keep(st *h2Stream, piece []byte) {
+// request unretryable. buf, when not nil, is the pooled buffer the piece
+// lies in: the retry takes a reference.
+func (c *conn) h2Keep(st *h2Stream, piece []byte, buf *bufpool.Buf) {
 	if st.phase != phAwaitHead || st.retryLost {
 		return
 	}
@@ -19,7 +24,10 @@ func (c *conn) h2Keep(st *h2Stream, piece []byte) {
 		st.dropRetry(true)
 		return
 	}
-	st.retry = append(st.retry, retryPiece{b: piece}) // HTTP/2 bodies are not pooled (yet)
+	if buf != nil {
+		buf.Retain()
+	}
+	st.retry = append(st.retry, retryPiece{b: piece, buf: buf})
 	st.retryBytes += len(piece)
 }
 
@@ -45,7 +53,12 @@ func (c *conn) h2Resend(st *h2Stream) bool {
 		if i == 0 {
 			t = "uwsgi" // an HTTP/2 head always goes as an environ
 		}
-		c.h2Send(st, t, b.b)
+		if b.buf != nil {
+			b.buf.Retain() // the message's reference; the retry keeps its own
+			c.h2SendBuf(st, t, b.buf)
+		} else {
+			c.h2Send(st, t, b.b)
+		}
 		if i == 0 {
 			c.h2StartCredit(st)
 		}
