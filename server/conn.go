@@ -69,11 +69,6 @@ func (c *conn) queue(b []byte) {
 	c.l.markDirty(c)
 }
 
-// maxKeptOut is the most output pieces whose slice the loop keeps for
-// reuse: bigger ones (a burst of many big pieces) are left to the
-// collector.
-const maxKeptOut = 64
-
 // queueOwn queues b, claimed in the loop's arena (used), joined to the
 // piece queued before it when that one ends in the arena where b starts:
 // a response built in the arena goes out as one piece.

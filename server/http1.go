@@ -185,6 +185,8 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		}
 		c.bind(vh, n)
 	}
+	// The head is always kept (retry-buffer bounds the body), its
+	// reference taken before the send (see stream.keep).
 	c.dropRetry(false)
 	buf.Retain()
 	c.retry = append(c.retry, retryPiece{b: msg, buf: buf})
@@ -314,22 +316,10 @@ func (c *conn) onBody(data []byte) {
 	c.sendBuf("body", buf)
 }
 
-// keepForRetry keeps a piece of the request body for a retry while the
-// response head is awaited, within retry-buffer; buf, when not nil, is
-// the pooled buffer the piece lies in, and the retry takes a reference.
+// keepForRetry keeps a piece of the request body for a retry
+// (stream.keep).
 func (c *conn) keepForRetry(piece []byte, buf *bufpool.Buf) {
-	if c.phase != phAwaitHead || c.retryLost {
-		return
-	}
-	if c.retryBytes+len(piece) > c.srv().opts.RetryBuffer {
-		c.dropRetry(true)
-		return
-	}
-	if buf != nil {
-		buf.Retain()
-	}
-	c.retry = append(c.retry, retryPiece{b: piece, buf: buf})
-	c.retryBytes += len(piece)
+	c.stream.keep(piece, buf, c.srv().opts.RetryBuffer)
 }
 
 func (c *conn) onEnd() {

@@ -12,23 +12,9 @@ import (
 // to another live node of its virtual host on the node's `retry`, on a
 // head the bridge could not deliver, and on the death of the node.
 
-// h2Keep keeps a piece of the request (head or body) for a retry while
-// the stream awaits its response head; a body past retry-buffer makes the
-// request unretryable. buf, when not nil, is the pooled buffer the piece
-// lies in: the retry takes a reference.
+// h2Keep keeps a piece of the stream's request for a retry (stream.keep).
 func (c *conn) h2Keep(st *h2Stream, piece []byte, buf *bufpool.Buf) {
-	if st.phase != phAwaitHead || st.retryLost {
-		return
-	}
-	if st.retryBytes+len(piece) > c.srv().opts.RetryBuffer {
-		st.dropRetry(true)
-		return
-	}
-	if buf != nil {
-		buf.Retain()
-	}
-	st.retry = append(st.retry, retryPiece{b: piece, buf: buf})
-	st.retryBytes += len(piece)
+	st.keep(piece, buf, c.srv().opts.RetryBuffer)
 }
 
 // h2Resend sends the stream's kept request to another live node; it
@@ -53,12 +39,8 @@ func (c *conn) h2Resend(st *h2Stream) bool {
 		if i == 0 {
 			t = "uwsgi" // an HTTP/2 head always goes as an environ
 		}
-		if b.buf != nil {
-			b.buf.Retain() // the message's reference; the retry keeps its own
-			c.h2SendBuf(st, t, b.buf)
-		} else {
-			c.h2Send(st, t, b.b)
-		}
+		body, buf := b.again()
+		c.sendTo(st.node, st.sid, t, body, buf, st.reqSeq)
 		if i == 0 {
 			c.h2StartCredit(st)
 		}

@@ -222,9 +222,7 @@ func (st *h2Stream) wsOut(b []byte) {
 	}
 }
 
-func (st *h2Stream) wsForward(typ string, buf *bufpool.Buf) {
-	st.c.sendTo(st.node, st.sid, typ, buf.B, buf, st.reqSeq)
-}
+func (st *h2Stream) wsForward(typ string, buf *bufpool.Buf) { st.c.h2SendBuf(st, typ, buf) }
 
 func (st *h2Stream) wsFail(err error) {
 	code, reason := ws.StatusProtocolError, "protocol error"

@@ -14,9 +14,8 @@ import (
 // after newListeners.
 type listener struct {
 	addr  string                           // host:port as configured
-	host  string                           // its IP, "" when unspecified (0.0.0.0, [::])
 	port  string                           // its port, for SERVER_PORT and redirects
-	ip    net.IP                           // host parsed; nil when unspecified
+	ip    net.IP                           // its IP; nil when unspecified (0.0.0.0, [::])
 	pnum  int                              // port parsed
 	tls   *tls.Config                      // nil: plain HTTP
 	certs atomic.Pointer[tlsconf.Listener] // bind-ssl: swapped by SetCertificates
@@ -62,16 +61,14 @@ func newListeners(opts *Options, prev *listeners) (*listeners, error) {
 			return nil, fmt.Errorf("server: listen address %s: %w", addr, err)
 		}
 		ip := net.ParseIP(host)
-		if ip == nil || ip.IsUnspecified() {
-			host, ip = "", nil
-		} else {
-			host = ip.String()
+		if ip != nil && ip.IsUnspecified() {
+			ip = nil
 		}
 		pnum, err := strconv.Atoi(port)
 		if err != nil {
 			return nil, fmt.Errorf("server: listen address %s: bad port", addr)
 		}
-		ln := &listener{addr: addr, host: host, port: port, ip: ip, pnum: pnum}
+		ln := &listener{addr: addr, port: port, ip: ip, pnum: pnum}
 		if secure {
 			certs := opts.TLS[addr]
 			if certs == nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,14 +71,14 @@ func TestSetCertificates(t *testing.T) {
 // port, with no allocation.
 func TestListenerOf(t *testing.T) {
 	ls := newListenerSet()
-	mk := func(addr, host, port string, ip net.IP, pnum int) *listener {
-		ln := &listener{addr: addr, host: host, port: port, ip: ip, pnum: pnum}
+	mk := func(addr, port string, ip net.IP, pnum int) *listener {
+		ln := &listener{addr: addr, port: port, ip: ip, pnum: pnum}
 		ls.add(ln)
 		return ln
 	}
-	lo := mk("127.0.0.2:8080", "127.0.0.2", "8080", net.ParseIP("127.0.0.2"), 8080)
-	any := mk("0.0.0.0:8080", "", "8080", nil, 8080)
-	v6 := mk("[::1]:9090", "::1", "9090", net.ParseIP("::1"), 9090)
+	lo := mk("127.0.0.2:8080", "8080", net.ParseIP("127.0.0.2"), 8080)
+	any := mk("0.0.0.0:8080", "8080", nil, 8080)
+	v6 := mk("[::1]:9090", "9090", net.ParseIP("::1"), 9090)
 	for _, tt := range []struct {
 		local *net.TCPAddr
 		want  *listener
@@ -94,5 +95,15 @@ func TestListenerOf(t *testing.T) {
 	local := &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 8080}
 	if a := testing.AllocsPerRun(100, func() { ls.of(local) }); a != 0 {
 		t.Errorf("of: %.1f allocations, want 0", a)
+	}
+}
+
+// TestListenerBadPort: options that did not come through config (which
+// checks every port) are refused with the address named, not bound.
+func TestListenerBadPort(t *testing.T) {
+	o := testOptions()
+	o.Binds = []config.Bind{{Addr: "127.0.0.1:http"}}
+	if _, err := newListeners(&o, nil); err == nil || !strings.Contains(err.Error(), "127.0.0.1:http") {
+		t.Fatalf("newListeners with port http: %v, want an error naming the address", err)
 	}
 }

@@ -200,8 +200,13 @@ func (l *loop) outSlice() [][]byte {
 	return make([][]byte, 0, 8)
 }
 
-// maxSpareOutSlices bounds the output slices a loop keeps for reuse.
-const maxSpareOutSlices = 1024
+// Bounds of the output slices a loop keeps for reuse: how many, and how
+// many pieces one may hold (a bigger one, from a burst of many pieces,
+// is left to the collector).
+const (
+	maxSpareOutSlices = 1024
+	maxKeptOut        = 64
+)
 
 func (l *loop) putOutSlice(s [][]byte) {
 	if s == nil || cap(s) > maxKeptOut || len(l.outSlices) >= maxSpareOutSlices {

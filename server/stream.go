@@ -136,18 +136,45 @@ func (c *conn) resend() bool {
 		if i == 0 {
 			t = typ
 		}
-		if b.buf != nil {
-			b.buf.Retain() // the message's reference; the retry keeps its own
-			c.sendBuf(t, b.buf)
-		} else {
-			c.send(t, b.b)
-		}
+		body, buf := b.again()
+		c.endSent = false
+		c.sendTo(c.node, c.sid, t, body, buf, c.reqSeq)
 		if i == 0 {
 			c.startCredit()
 		}
 	}
 	c.answerBy = time.Now().UnixNano() + int64(c.vhost.Timeout)
 	return true
+}
+
+// keep keeps a piece of the request (head or body) for a retry while the
+// response head is awaited, within budget (retry-buffer) bytes: past it
+// the request cannot be retried. buf, when not nil, is the pooled buffer
+// the piece lies in, and the retry takes a reference; take it before the
+// piece's message goes to the ring, which may give the message's
+// reference back at once. HTTP/1.x and HTTP/2 keep alike.
+func (s *stream) keep(piece []byte, buf *bufpool.Buf, budget int) {
+	if s.phase != phAwaitHead || s.retryLost {
+		return
+	}
+	if s.retryBytes+len(piece) > budget {
+		s.dropRetry(true)
+		return
+	}
+	if buf != nil {
+		buf.Retain()
+	}
+	s.retry = append(s.retry, retryPiece{b: piece, buf: buf})
+	s.retryBytes += len(piece)
+}
+
+// again returns the piece for one more message: a pooled one with a new
+// reference for it (the retry keeps its own).
+func (p retryPiece) again() ([]byte, *bufpool.Buf) {
+	if p.buf != nil {
+		p.buf.Retain()
+	}
+	return p.b, p.buf
 }
 
 // dropRetry forgets the request kept for retry; lost says whether a

@@ -4,7 +4,6 @@ package zmqio
 
 import (
 	"testing"
-	"time"
 )
 
 // TestRecvReuseAllocs: once its buffer has grown, RecvReuse receives
@@ -12,22 +11,12 @@ import (
 // -race: the race detector allocates.
 func TestRecvReuseAllocs(t *testing.T) {
 	router, dealer := pair(t)
-	rb, err := New(router, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rb.Close()
+	rb := batcher(t, router, 4)
 	const runs = 100
 	for i := 0; i < runs+2; i++ {
 		dealer.SendMessage("sid", "body", "0123456789")
 	}
-	// inproc: wait until the first message is readable, then all are.
-	for deadline := time.Now().Add(5 * time.Second); !rb.Events().Readable(); {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing arrived")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitReadable(t, rb)
 	got := 0
 	fn := func(f [][]byte) { got += len(f[3]) }
 	rb.RecvReuse(1, fn) // grows the buffer

@@ -11,11 +11,7 @@ import (
 // order, batch after batch from one reused buffer, a big one included.
 func TestRecvReuse(t *testing.T) {
 	router, dealer := pair(t)
-	rb, err := New(router, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rb.Close()
+	rb := batcher(t, router, 4)
 	const n = 600
 	big := bytes.Repeat([]byte("y"), 300<<10) // over maxRecvBytes: a batch of its own
 	for i := 0; i < n; i++ {
@@ -48,19 +44,11 @@ func TestRecvReuse(t *testing.T) {
 // that drained the socket says none does.
 func TestRecvMore(t *testing.T) {
 	router, dealer := pair(t)
-	rb, err := New(router, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rb.Close()
+	rb := batcher(t, router, 4)
 	for i := 0; i < 5; i++ {
 		dealer.SendMessage("sid", "body", fmt.Sprint(i))
 	}
-	for deadline := time.Now().Add(5 * time.Second); !rb.Events().Readable(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing arrived")
-		}
-	}
+	waitReadable(t, rb)
 	if n, _, more := rb.Recv(3, func([][]byte) {}); n != 3 || !more {
 		t.Fatalf("Recv(3) of 5: %d messages, more %v; want 3, true", n, more)
 	}

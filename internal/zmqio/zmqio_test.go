@@ -30,6 +30,29 @@ func pair(t testing.TB) (router, dealer *zmq.Socket) {
 	return router, dealer
 }
 
+// batcher returns a Batcher of frames-frame messages on s, closed when
+// the test ends.
+func batcher(t testing.TB, s *zmq.Socket, frames int) *Batcher {
+	t.Helper()
+	b, err := New(s, frames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// waitReadable waits until a message is readable on b's socket (inproc:
+// then every message sent before it is).
+func waitReadable(t testing.TB, b *Batcher) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !b.Events().Readable(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing arrived")
+		}
+	}
+}
+
 func TestHandle(t *testing.T) {
 	s, _ := zmq.NewSocket(zmq.DEALER)
 	defer s.Close()
@@ -40,11 +63,7 @@ func TestHandle(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	router, dealer := pair(t)
-	rb, err := New(router, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rb.Close()
+	rb := batcher(t, router, 4)
 	const n = 300
 	for i := 0; i < n; i++ {
 		dealer.SendMessage("sid", "body", fmt.Sprint(i))
