@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -50,6 +51,9 @@ func (f *readAllConn) EventLoop() gnet.EventLoop { return atOnceLoop{} }
 // anew on every call).
 func (f *readAllConn) LocalAddr() net.Addr  { return f.local }
 func (f *readAllConn) RemoteAddr() net.Addr { return f.remote }
+func (f *readAllConn) RemoteAddrPort() netip.AddrPort {
+	return f.remote.(*net.TCPAddr).AddrPort()
+}
 func (f *readAllConn) Writev(bs [][]byte) (int, error) {
 	n := 0
 	for _, b := range bs {

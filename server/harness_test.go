@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -106,12 +107,15 @@ func (f *fakeConn) SetContext(ctx any)        { f.ctx = ctx }
 func (f *fakeConn) EventLoop() gnet.EventLoop { return f.el }
 func (f *fakeConn) LocalAddr() net.Addr       { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080} }
 func (f *fakeConn) RemoteAddr() net.Addr      { return &net.TCPAddr{IP: net.IPv4(10, 0, 0, 9), Port: 40000} }
-func (f *fakeConn) InboundBuffered() int      { return len(f.in) }
-func (f *fakeConn) OutboundBuffered() int     { return f.outbound }
-func (f *fakeConn) ReadPaused() bool          { return f.paused }
-func (f *fakeConn) Close() error              { f.closed = true; return nil }
-func (f *fakeConn) PauseRead() error          { f.paused = true; f.pauses++; return nil }
-func (f *fakeConn) ResumeRead() error         { f.paused = false; return nil }
+func (f *fakeConn) RemoteAddrPort() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, 9}), 40000)
+}
+func (f *fakeConn) InboundBuffered() int  { return len(f.in) }
+func (f *fakeConn) OutboundBuffered() int { return f.outbound }
+func (f *fakeConn) ReadPaused() bool      { return f.paused }
+func (f *fakeConn) Close() error          { f.closed = true; return nil }
+func (f *fakeConn) PauseRead() error      { f.paused = true; f.pauses++; return nil }
+func (f *fakeConn) ResumeRead() error     { f.paused = false; return nil }
 func (f *fakeConn) Writev(bs [][]byte) (int, error) {
 	n := 0
 	for _, b := range bs {

@@ -369,8 +369,6 @@ func (c *conn) connInfo() protocol.ConnInfo {
 	if a, ok := c.t.LocalAddr().(*net.TCPAddr); ok {
 		ci.LocalPort = uint16(a.Port)
 	}
-	if a, ok := c.t.RemoteAddr().(*net.TCPAddr); ok {
-		ci.Remote = a.AddrPort()
-	}
+	ci.Remote = c.t.RemoteAddrPort()
 	return ci
 }

@@ -1,6 +1,9 @@
 package server
 
-import "net"
+import (
+	"net"
+	"net/netip"
+)
 
 // transport is how a connection reaches its client: the bytes read and
 // not yet consumed, and the output. A plain connection's transport is the
@@ -26,4 +29,7 @@ type transport interface {
 	Close() error
 	LocalAddr() net.Addr
 	RemoteAddr() net.Addr
+	// RemoteAddrPort is the client's address as a value (nothing is
+	// allocated); the zero AddrPort for a unix-socket client.
+	RemoteAddrPort() netip.AddrPort
 }

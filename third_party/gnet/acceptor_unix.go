@@ -24,12 +24,11 @@ import (
 	"github.com/panjf2000/gnet/v2/pkg/errors"
 	"github.com/panjf2000/gnet/v2/pkg/netpoll"
 	"github.com/panjf2000/gnet/v2/pkg/queue"
-	"github.com/panjf2000/gnet/v2/pkg/socket"
 )
 
 func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error {
 	for {
-		nfd, sa, err := socket.Accept(fd)
+		nfd, sa, remoteAddr, err := el.acceptStream(fd) // blastbeat patch 7
 		switch err {
 		case nil:
 		case unix.EAGAIN: // the Accept queue has been drained out, we can return now
@@ -44,7 +43,6 @@ func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error
 			return errors.ErrAcceptSocket
 		}
 
-		remoteAddr := socket.SockaddrToTCPOrUnixAddr(sa)
 		ln := el.listeners[fd] // the ingress's (blastbeat patch: read before el is shadowed)
 		network := ln.network
 		if opts := el.engine.opts; opts.TCPKeepAlive > 0 && network == "tcp" &&
@@ -81,7 +79,7 @@ func (el *eventloop) accept(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) e
 		return el.readUDP(fd, ev, flags)
 	}
 
-	nfd, sa, err := socket.Accept(fd)
+	nfd, sa, remoteAddr, err := el.acceptStream(fd) // blastbeat patch 7
 	switch err {
 	case nil:
 	case unix.EINTR, unix.EAGAIN, unix.ECONNRESET, unix.ECONNABORTED:
@@ -94,7 +92,6 @@ func (el *eventloop) accept(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) e
 		return errors.ErrAcceptSocket
 	}
 
-	remoteAddr := socket.SockaddrToTCPOrUnixAddr(sa)
 	if opts := el.engine.opts; opts.TCPKeepAlive > 0 && el.listeners[fd].network == "tcp" &&
 		(runtime.GOOS != "linux" && runtime.GOOS != "freebsd" && runtime.GOOS != "dragonfly") {
 		// TCP keepalive options are not inherited from the listening socket

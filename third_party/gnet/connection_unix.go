@@ -19,6 +19,7 @@ package gnet
 import (
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -464,10 +465,20 @@ func (c *conn) OutboundBuffered() int {
 	return c.outboundBuffer.Buffered()
 }
 
-func (c *conn) Context() any         { return c.ctx }
-func (c *conn) SetContext(ctx any)   { c.ctx = ctx }
-func (c *conn) LocalAddr() net.Addr  { return c.localAddr }
-func (c *conn) RemoteAddr() net.Addr { return c.remoteAddr }
+func (c *conn) Context() any        { return c.ctx }
+func (c *conn) SetContext(ctx any)  { c.ctx = ctx }
+func (c *conn) LocalAddr() net.Addr { return c.localAddr }
+
+// RemoteAddr answers a TCP peer kept compact (see remote_addr.go) with a
+// *net.TCPAddr made for the call, as before the patch. (blastbeat patch)
+func (c *conn) RemoteAddr() net.Addr {
+	if a, ok := c.remoteAddr.(compactAddr); ok {
+		return net.TCPAddrFromAddrPort(a.addrPort())
+	}
+	return c.remoteAddr
+}
+
+func (c *conn) RemoteAddrPort() netip.AddrPort { return addrPortOf(c.remoteAddr) } // blastbeat patch
 
 // Implementation of Socket interface
 

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"time"
@@ -293,6 +294,8 @@ func (c *conn) Context() any         { return c.ctx }
 func (c *conn) SetContext(ctx any)   { c.ctx = ctx }
 func (c *conn) LocalAddr() net.Addr  { return c.localAddr }
 func (c *conn) RemoteAddr() net.Addr { return c.remoteAddr }
+
+func (c *conn) RemoteAddrPort() netip.AddrPort { return addrPortOf(c.remoteAddr) } // blastbeat patch
 
 func (c *conn) Fd() (fd int) {
 	if c.rawConn == nil {

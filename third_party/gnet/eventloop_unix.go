@@ -40,13 +40,14 @@ import (
 )
 
 type eventloop struct {
-	listeners    map[int]*listener // listeners
-	idx          int               // loop index in the engine loops list
-	engine       *engine           // engine in loop
-	poller       *netpoll.Poller   // epoll or kqueue
-	buffer       []byte            // read packet buffer whose capacity is set by user, default value is 64KB
-	connections  connMatrix        // loop connections storage
-	eventHandler EventHandler      // user eventHandler
+	listeners    map[int]*listener   // listeners
+	idx          int                 // loop index in the engine loops list
+	engine       *engine             // engine in loop
+	poller       *netpoll.Poller     // epoll or kqueue
+	buffer       []byte              // read packet buffer whose capacity is set by user, default value is 64KB
+	connections  connMatrix          // loop connections storage
+	eventHandler EventHandler        // user eventHandler
+	acceptAddr   unix.RawSockaddrAny // accept(2)'s peer address (blastbeat patch 7)
 }
 
 func (el *eventloop) Register(ctx context.Context, addr net.Addr) (<-chan RegisteredResult, error) {

@@ -22,6 +22,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"runtime"
@@ -480,6 +481,12 @@ type Conn interface {
 	// RemoteAddr is the connection's remote address, it's not concurrency-safe,
 	// you must invoke it within any method in EventHandler.
 	RemoteAddr() net.Addr
+
+	// RemoteAddrPort is RemoteAddr as a value, the zero AddrPort when the
+	// peer is not an IP address (a unix socket). Unlike RemoteAddr it
+	// allocates nothing. It's not concurrency-safe, you must invoke it
+	// within any method in EventHandler. (blastbeat patch)
+	RemoteAddrPort() netip.AddrPort
 
 	// Wake triggers an OnTraffic event for the current connection, it's concurrency-safe.
 	Wake(callback AsyncCallback) error
