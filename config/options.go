@@ -193,7 +193,8 @@ type Options struct {
 	// (shutdown-grace, default 10s).
 	ShutdownGrace time.Duration
 	// Workers is the number of event loops (workers, default 0: one per
-	// CPU but one, at least 1).
+	// CPU but one, at least 1; the CPUs are GOMAXPROCS, which follows a
+	// container's CPU limit).
 	Workers int
 	// RingSize is the capacity in messages of the ring from the event
 	// loops to ZeroMQ (ring-size, default 65536, a power of two of at

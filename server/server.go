@@ -77,6 +77,17 @@ type Server struct {
 }
 
 // New checks opts and builds the server; Start runs it.
+// defaultWorkers is the event loops for procs CPUs: one per CPU but one
+// (which the bridge keeps busy), at least 1. procs is GOMAXPROCS, which
+// (since Go 1.25) honours a container's CPU limit: runtime.NumCPU counts
+// the host's cores, 63 loops for a sidecar limited to 2 CPUs on a
+// 64-core host.
+func defaultWorkers(procs int) int { return max(1, procs-1) }
+
+// Workers is the number of event loops the server runs (Options.Workers,
+// or its default).
+func (s *Server) Workers() int { return s.opts.Workers }
+
 func New(opts Options) (*Server, error) {
 	given := opts.Options
 	if opts.Logger == nil {
@@ -88,7 +99,7 @@ func New(opts Options) (*Server, error) {
 		// an I/O thread): one loop per remaining core. More loops than
 		// that only queue behind each other (on 2 cores, 2 loops raised
 		// the keep-alive p99 from ~2 ms to ~9 ms at the same rate).
-		workers = max(1, runtime.NumCPU()-1)
+		workers = defaultWorkers(runtime.GOMAXPROCS(0))
 	}
 	if workers > session.MaxLoops {
 		workers = session.MaxLoops

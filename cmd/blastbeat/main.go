@@ -142,7 +142,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stats.Close()
 	}
-	log.Info("blastbeat started", startAttrs(cfg)...)
+	log.Info("blastbeat started", append(startAttrs(cfg), "workers", srv.Workers())...)
 	sup.started()
 	waitForStop(sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, func() {
 		if err := srv.ReopenLogs(); err != nil {
