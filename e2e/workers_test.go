@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -10,24 +11,31 @@ import (
 // TestWorkersFollowCPULimit checks the default number of event loops:
 // one per CPU but one, counting the CPUs Go's GOMAXPROCS allows (a
 // container's CPU limit sets it; here the environment variable does),
-// not the host's cores; an explicit `workers` wins.
+// not the host's cores; an explicit `workers` wins. It also checks the
+// GOMAXPROCS the proxy runs with: the variable's when it is set, else two
+// more than the loops (one idle P beside the loops and the bridge, see
+// cmd/blastbeat/procs.go), or the CPUs if more.
 func TestWorkersFollowCPULimit(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		procs, extra string
-		want         int
+		procs, extra    string
+		want, procsWant int
 	}{
-		{"1", "", 1},
-		{"3", "", 2},
-		{"1", "workers = 3", 3},
+		{"1", "", 1, 1},
+		{"3", "", 2, 3},
+		{"1", "workers = 3", 3, 1},
+		{"", "workers = 40", 40, 42}, // unset: GOMAXPROCS raised to 42 (if the CPUs are fewer)
 	} {
+		if tc.procs == "" && runtime.NumCPU() > tc.procsWant {
+			continue // more CPUs than that: Go's default stands, and is not known here
+		}
 		t.Run(strings.TrimSpace("GOMAXPROCS="+tc.procs+" "+tc.extra), func(t *testing.T) {
 			p := startSupervised(t, supervised{
 				extra:  tc.extra,
 				vhosts: hCatchAll,
 				setup:  func() ([]string, []*os.File) { return []string{"GOMAXPROCS=" + tc.procs}, nil },
 			})
-			waitLog(t, p.proxy, fmt.Sprintf("workers=%d", tc.want))
+			waitLog(t, p.proxy, fmt.Sprintf("workers=%d procs=%d\n", tc.want, tc.procsWant))
 		})
 	}
 }

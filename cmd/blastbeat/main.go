@@ -142,7 +142,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stats.Close()
 	}
-	log.Info("blastbeat started", append(startAttrs(cfg), "workers", srv.Workers())...)
+	procs, restore := setProcs(os.Getenv, srv.Workers())
+	defer restore()
+	log.Info("blastbeat started", append(startAttrs(cfg), "workers", srv.Workers(), "procs", procs)...)
 	sup.started()
 	waitForStop(sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, func() {
 		if err := srv.ReopenLogs(); err != nil {
