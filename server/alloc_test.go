@@ -12,6 +12,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
 )
@@ -77,6 +78,7 @@ type allocRig struct {
 	fc   *readAllConn
 	sid  session.SID
 	node []byte
+	bufs bufpool.Pool // the bridge's receive buffers
 }
 
 func newAllocRig(t *testing.T, format string) *allocRig {
@@ -104,12 +106,23 @@ func (r *allocRig) client(b []byte) {
 	(*handler)(r.s).OnTraffic(r.fc)
 }
 
-// reply delivers the node's messages, one bridge batch.
+// reply delivers the node's messages, one bridge batch in one pooled
+// receive buffer, as zmqio.RecvPooled hands them over: the batch's own
+// reference is given back once every message was delivered.
 func (r *allocRig) reply(typ []byte, bodies ...[]byte) {
 	bh := (*bridgeHandler)(r.s)
+	n := 0
 	for _, b := range bodies {
-		bh.Deliver(r.node, r.sid[:], typ, b)
+		n += len(b)
 	}
+	buf := r.bufs.Get(n + 1)
+	off := 0
+	for _, b := range bodies {
+		m := copy(buf.B[off:], b)
+		bh.Deliver(r.node, r.sid[:], typ, buf.B[off:off+m:off+m], buf)
+		off += m
+	}
+	buf.Release()
 	bh.Flush()
 }
 
@@ -168,6 +181,22 @@ func TestRequestAllocs(t *testing.T) {
 				r.client(get)
 				r.reply(headers, streamHead)
 				r.reply(chunkT, chunks...)
+			})
+			// A burst over one arena chunk in one loop turn: the chunks
+			// filled are reused after the flush, not left to the collector.
+			burst := make([][]byte, 101)
+			for i := range burst[:100] {
+				burst[i] = chunk
+			}
+			burst[100] = []byte{}
+			r.expectNoAllocs("burst of 100 KiB", r.roundBytes(func() {
+				r.client(get)
+				r.reply(headers, streamHead)
+				r.reply(chunkT, burst...)
+			}), func() {
+				r.client(get)
+				r.reply(headers, streamHead)
+				r.reply(chunkT, burst...)
 			})
 		})
 	}

@@ -15,15 +15,30 @@ import "unsafe"
 // three per chunk; bigger pieces are written from where they lie.
 const copyOutMax = 4 << 10
 
-// arenaChunk is the arena's size; a burst that needs more gets a new
-// chunk, and the old one is left to the collector.
-const arenaChunk = 64 << 10
+// arenaChunk is the size of the arena's chunks. A turn that fills one
+// takes another; the filled ones are reused once the turn's flush has
+// handed their bytes to the transports, up to arenaKeepChunks of them (a
+// loop keeps at most that many times 64 KiB); a piece bigger than a chunk
+// gets a chunk of its own, left to the collector.
+const (
+	arenaChunk      = 64 << 10
+	arenaKeepChunks = 8
+)
 
 // arenaRoom returns an empty slice with room for n bytes in the arena, to
 // build on with append; used then claims what was built.
 func (l *loop) arenaRoom(n int) []byte {
 	if cap(l.arena)-len(l.arena) < n {
-		l.arena = make([]byte, 0, max(arenaChunk, n))
+		if cap(l.arena) == arenaChunk {
+			l.arenaFull = append(l.arenaFull, l.arena) // in use until the flush
+		}
+		if k := len(l.arenaFree); k > 0 && n <= arenaChunk {
+			l.arena = l.arenaFree[k-1]
+			l.arenaFree[k-1] = nil
+			l.arenaFree = l.arenaFree[:k-1]
+		} else {
+			l.arena = make([]byte, 0, max(arenaChunk, n))
+		}
 	}
 	return l.arena[len(l.arena):len(l.arena)]
 }
@@ -62,8 +77,15 @@ func (l *loop) arenaOffset(b []byte) int {
 // recycleArena makes the arena reusable; flush calls it once nothing
 // queued is left unwritten.
 func (l *loop) recycleArena() {
+	for i, c := range l.arenaFull {
+		if len(l.arenaFree) < arenaKeepChunks-1 {
+			l.arenaFree = append(l.arenaFree, c[:0])
+		}
+		l.arenaFull[i] = nil
+	}
+	l.arenaFull = l.arenaFull[:0]
 	if cap(l.arena) > arenaChunk {
-		l.arena = nil // a burst's big chunk is not kept
+		l.arena = nil // a piece's own big chunk is not kept
 		return
 	}
 	l.arena = l.arena[:0]

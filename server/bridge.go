@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
 )
@@ -33,7 +34,7 @@ func parseReplyType(t []byte) replyType {
 }
 
 // Deliver routes a node's message to the loop that owns its sid.
-func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
+func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Buf) {
 	s := (*Server)(h)
 	n := s.rt.Load().nodes.Lookup(identity)
 	if n == nil {
@@ -62,7 +63,10 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte) {
 		return
 	}
 	s.inboxed.Add(int64(len(body)))
-	l.batch = append(l.batch, reply{typ: t, node: n, sid: id, body: body})
+	if buf != nil {
+		buf.Retain() // the loop gives it back (loop.hold)
+	}
+	l.batch = append(l.batch, reply{typ: t, node: n, sid: id, body: body, buf: buf})
 }
 
 // Flush hands each loop the replies of this batch (one lock per loop and

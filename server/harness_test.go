@@ -100,6 +100,7 @@ type fakeConn struct {
 	paused   bool
 	pauses   int // PauseRead calls
 	closed   bool
+	onWritev func() // called before each Writev takes the bytes, when set
 }
 
 func (f *fakeConn) Context() any              { return f.ctx }
@@ -117,6 +118,9 @@ func (f *fakeConn) Close() error          { f.closed = true; return nil }
 func (f *fakeConn) PauseRead() error      { f.paused = true; f.pauses++; return nil }
 func (f *fakeConn) ResumeRead() error     { f.paused = false; return nil }
 func (f *fakeConn) Writev(bs [][]byte) (int, error) {
+	if f.onWritev != nil {
+		f.onWritev()
+	}
 	n := 0
 	for _, b := range bs {
 		f.out = append(f.out, b...)
@@ -230,7 +234,7 @@ func (h *harness) client(b string) {
 // handler, as the bridge goroutine would.
 func (h *harness) reply(node, typ, body string) {
 	bh := (*bridgeHandler)(h.s)
-	bh.Deliver([]byte(node), h.sid[:], []byte(typ), []byte(body))
+	bh.Deliver([]byte(node), h.sid[:], []byte(typ), []byte(body), nil)
 	bh.Flush()
 	h.settle()
 }

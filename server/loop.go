@@ -7,6 +7,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
@@ -33,6 +34,10 @@ type reply struct {
 	node *session.Node
 	sid  session.SID
 	body []byte
+	// buf is the bridge's receive buffer body lies in, of which the reply
+	// holds a reference (nil: body is not pooled). The loop gives it back
+	// once the output that may point into it went to the transports.
+	buf *bufpool.Buf
 	// rUndeliverable only: the request the lost message belonged to, and
 	// whether it was the request head (else the node has the head).
 	tag      uint32
@@ -71,6 +76,9 @@ type loop struct {
 	orphans    []zmqbridge.Msg // `end`s of closed conns the ring refused
 	msg        zmqbridge.Msg   // conn.sendTo's scratch message
 	arena      []byte          // output the proxy writes itself (arena.go)
+	arenaFull  [][]byte        // arena chunks filled this turn
+	arenaFree  [][]byte        // arena chunks to reuse
+	held       []*bufpool.Buf  // receive buffers replies of this turn lie in
 	outSlices  [][][]byte      // conn.out slices for reuse (outSlice)
 	flushing   int             // flush's nesting depth
 	drainFn    gnet.RunnableFunc
@@ -144,11 +152,36 @@ func (l *loop) drain() {
 		} else {
 			l.s.stats.Stale.Add(1)
 		}
+		l.hold(r.buf)
 		batch[i] = reply{}
 	}
 	l.spare = batch[:0]
 	l.s.inboxed.Add(-bytes)
 	l.flush()
+}
+
+// hold keeps a reply's receive buffer until the output queued this turn
+// was written: a body may be queued by reference (conn.queue). The
+// replies of one bridge batch share a buffer, so the reference of a
+// reply whose buffer is held already is given back at once.
+func (l *loop) hold(b *bufpool.Buf) {
+	switch k := len(l.held); {
+	case b == nil:
+	case k > 0 && l.held[k-1] == b:
+		b.Release()
+	default:
+		l.held = append(l.held, b)
+	}
+}
+
+// releaseHeld gives back the receive buffers held (see hold): every
+// byte queued went to its transport, which copied what it did not write.
+func (l *loop) releaseHeld() {
+	for i, b := range l.held {
+		b.Release()
+		l.held[i] = nil
+	}
+	l.held = l.held[:0]
 }
 
 // markDirty queues c for the flush at the end of this loop turn.
@@ -183,8 +216,10 @@ func (l *loop) flush() {
 		}
 	}
 	if l.flushing--; l.flushing == 0 && len(l.dirty) == 0 {
-		// Every queued byte went to its transport: the arena is free.
+		// Every queued byte went to its transport: the arena is free, and
+		// so are the receive buffers replies pointed into.
 		l.recycleArena()
+		l.releaseHeld()
 	}
 }
 

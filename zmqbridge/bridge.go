@@ -12,6 +12,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 	"golang.org/x/sys/unix"
 
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/internal/zmqio"
 )
 
@@ -46,9 +47,14 @@ const (
 // Handler receives what the bridge reads. Its methods run on the bridge
 // goroutine and must not block.
 type Handler interface {
-	// Deliver gets one well-formed message. The slices are freshly
-	// allocated and owned by the callee.
-	Deliver(identity, sid, typ, body []byte)
+	// Deliver gets one well-formed message. When buf is set, the slices
+	// lie in it, a pooled buffer shared by the messages of one receive
+	// batch, and stay valid only until Deliver returns: a callee that
+	// keeps them takes a reference (buf.Retain) and gives it back
+	// (buf.Release) once done. A nil buf (a batch under
+	// zmqio.MinPooledBatch) means the slices are freshly allocated and
+	// the callee's.
+	Deliver(identity, sid, typ, body []byte, buf *bufpool.Buf)
 	// Flush ends a batch of Deliver calls.
 	Flush()
 	// Undeliverable gets a message that could not be sent: its node is not
@@ -129,6 +135,7 @@ type Bridge struct {
 	// Owned by the bridge goroutine.
 	sock     *zmq.Socket
 	io       *zmqio.Batcher
+	recvBufs bufpool.Pool // receive batches, lent to Deliver
 	ids      [][]byte
 	nextPing []time.Time
 	batch    []Msg // messages of the send batch in flight
@@ -460,8 +467,8 @@ func (b *Bridge) readable() bool { return b.io.Events().Readable() }
 func (b *Bridge) recvBatch() bool {
 	total := 0
 	for total < 4*zmqio.MaxMessages {
-		n, dropped, more := b.io.Recv(zmqio.MaxMessages, func(f [][]byte) {
-			b.h.Deliver(f[0], f[1], f[2], f[3])
+		n, dropped, more := b.io.RecvPooled(zmqio.MaxMessages, &b.recvBufs, func(f [][]byte, buf *bufpool.Buf) {
+			b.h.Deliver(f[0], f[1], f[2], f[3], buf)
 		})
 		b.stats.received.Add(uint64(n))
 		b.stats.dropped.Add(uint64(dropped))

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/blastbeat/blastbeat/internal/bufpool"
 )
 
 type delivered struct{ id, sid, typ, body string }
@@ -24,7 +26,7 @@ func newRecorder() *recorder {
 	return &recorder{msgs: make(chan delivered, 1024), unreachable: map[int]int{}}
 }
 
-func (r *recorder) Deliver(id, sid, typ, body []byte) {
+func (r *recorder) Deliver(id, sid, typ, body []byte, _ *bufpool.Buf) {
 	r.msgs <- delivered{string(id), string(sid), string(typ), string(body)}
 }
 func (r *recorder) Flush() {}
