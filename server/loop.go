@@ -127,6 +127,7 @@ func (l *loop) wake() {
 	var bytes int64
 	for i := range l.inbox {
 		bytes += int64(len(l.inbox[i].body))
+		l.inbox[i].buf.Release() // the receive buffer's reference (nil-safe)
 	}
 	clear(l.inbox)
 	l.inbox, l.scheduled = l.inbox[:0], false
@@ -144,6 +145,10 @@ func (l *loop) drain() {
 	l.scheduled = false
 	l.mu.Unlock()
 	var bytes int64
+	// As one flush: a flush reached from inside apply must not recycle
+	// the arena (a piece may be between arenaRoom and used) nor give back
+	// the receive buffers of the replies still to apply.
+	l.flushing++
 	for i := range batch {
 		r := &batch[i]
 		bytes += int64(len(r.body))
@@ -157,6 +162,7 @@ func (l *loop) drain() {
 	}
 	l.spare = batch[:0]
 	l.s.inboxed.Add(-bytes)
+	l.flushing--
 	l.flush()
 }
 

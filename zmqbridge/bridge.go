@@ -423,7 +423,10 @@ func (b *Bridge) run(ready chan<- error) {
 	for {
 		b.takeIdentities()
 		paused := b.h.Paused()
-		worked := !paused && b.recvBatch()
+		worked, more := false, false
+		if !paused {
+			worked, more = b.recvBatch()
+		}
 		worked = b.sendBatch() || worked
 		now := time.Now()
 		wait := b.ping(now)
@@ -438,9 +441,14 @@ func (b *Bridge) run(ready chan<- error) {
 			b.wantRing.Store(false)
 			b.h.Room()
 		}
-		if worked {
+		if worked && (more || !b.ring.Empty()) {
 			continue
 		}
+		// Otherwise the receive ended at EAGAIN and the ring is empty: the
+		// check below (ZMQ_EVENTS, which libzmq needs read before sleeping
+		// on ZMQ_FD anyway) finds what came meanwhile, without another
+		// receive that would only say EAGAIN (each one a poll and a getpid
+		// in libzmq).
 		if b.held.Load() > 0 {
 			wait = time.Millisecond // retry the held nodes
 		}
@@ -463,24 +471,24 @@ func (b *Bridge) run(ready chan<- error) {
 func (b *Bridge) readable() bool { return b.io.Events().Readable() }
 
 // recvBatch hands every waiting message to the handler, in batches of one
-// cgo call each.
-func (b *Bridge) recvBatch() bool {
+// cgo call each. It reports whether it received anything, and whether it
+// stopped at its limit (more may wait) rather than at EAGAIN.
+func (b *Bridge) recvBatch() (got, more bool) {
 	total := 0
-	for total < 4*zmqio.MaxMessages {
-		n, dropped, more := b.io.RecvPooled(zmqio.MaxMessages, &b.recvBufs, func(f [][]byte, buf *bufpool.Buf) {
+	more = true
+	for more && total < 4*zmqio.MaxMessages {
+		var n, dropped int
+		n, dropped, more = b.io.RecvPooled(zmqio.MaxMessages, &b.recvBufs, func(f [][]byte, buf *bufpool.Buf) {
 			b.h.Deliver(f[0], f[1], f[2], f[3], buf)
 		})
 		b.stats.received.Add(uint64(n))
 		b.stats.dropped.Add(uint64(dropped))
 		total += n + dropped
-		if !more {
-			break
-		}
 	}
 	if total > 0 {
 		b.h.Flush()
 	}
-	return total > 0
+	return total > 0, more
 }
 
 // maxSendBytes bounds one send batch's copy buffer.
