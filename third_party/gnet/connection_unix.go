@@ -54,6 +54,7 @@ type conn struct {
 	opened         bool                   // connection opened event fired
 	isEOF          bool                   // whether the connection has reached EOF
 	readPaused     bool                   // PauseRead: no read interest (blastbeat patch)
+	duped          bool                   // Dup was called: close must delete it from the poller (blastbeat patch 8)
 }
 
 func newStreamConn(proto string, fd int, el *eventloop, _ unix.Sockaddr, localAddr, remoteAddr net.Addr) (c *conn) {
@@ -484,8 +485,11 @@ func (c *conn) RemoteAddrPort() netip.AddrPort { return addrPortOf(c.remoteAddr)
 
 // func (c *conn) Gfd() gfd.GFD             { return c.gfd }
 
-func (c *conn) Fd() int                        { return c.fd }
-func (c *conn) Dup() (fd int, err error)       { return socket.Dup(c.fd) }
+func (c *conn) Fd() int { return c.fd }
+func (c *conn) Dup() (fd int, err error) {
+	c.duped = true // blastbeat patch 8
+	return socket.Dup(c.fd)
+}
 func (c *conn) SetReadBuffer(bytes int) error  { return socket.SetRecvBuffer(c.fd, bytes) }
 func (c *conn) SetWriteBuffer(bytes int) error { return socket.SetSendBuffer(c.fd, bytes) }
 func (c *conn) SetLinger(sec int) error        { return socket.SetLinger(c.fd, sec) }

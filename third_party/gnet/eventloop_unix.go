@@ -396,7 +396,15 @@ func (el *eventloop) close(c *conn, err error) error {
 	c.release()
 
 	var errStr strings.Builder
-	err0, err1 := el.poller.Delete(c.fd), unix.Close(c.fd)
+	// blastbeat patch 8: closing the socket takes it out of the poller (an
+	// epoll item goes with the last descriptor of its file, a kqueue
+	// filter with its descriptor), so the delete is a system call per
+	// connection for nothing, unless Dup made another descriptor.
+	var err0 error
+	if c.duped || c.isDatagram {
+		err0 = el.poller.Delete(c.fd)
+	}
+	err1 := unix.Close(c.fd)
 	if err0 != nil {
 		err0 = fmt.Errorf("failed to delete fd=%d from poller in event-loop(%d): %v",
 			c.fd, el.idx, os.NewSyscallError("delete", err0))
