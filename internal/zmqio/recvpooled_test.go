@@ -19,16 +19,8 @@ func TestRecvPooled(t *testing.T) {
 	router, dealer := pair(t)
 	rb := batcher(t, router, 4)
 	const n = 600
-	big := bytes.Repeat([]byte("y"), 300<<10) // over maxRecvBytes and bufpool.MaxPooled
 	pad := string(bytes.Repeat([]byte("-"), 1000))
-	body := func(i int) []byte { return []byte(fmt.Sprint(i) + pad) }
-	for i := 0; i < n; i++ {
-		if i == n/2 {
-			dealer.SendMessage("sid", "body", big)
-			continue
-		}
-		dealer.SendMessage("sid", "body", body(i))
-	}
+	want := sendNumbered(dealer, n, func(i int) []byte { return []byte(fmt.Sprint(i) + pad) })
 	var pool bufpool.Pool
 	type kept struct {
 		body []byte
@@ -41,13 +33,7 @@ func TestRecvPooled(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for got < n && time.Now().Before(deadline) {
 		rb.RecvPooled(MaxMessages, &pool, func(f [][]byte, buf *bufpool.Buf) {
-			want := body(got)
-			if got == n/2 {
-				want = big
-			}
-			if string(f[0]) != "n1" || string(f[1]) != "sid" || string(f[2]) != "body" || !bytes.Equal(f[3], want) {
-				t.Fatalf("message %d: %q %q %q %d bytes", got, f[0], f[1], f[2], len(f[3]))
-			}
+			checkFrames(t, f, got, want)
 			if buf == nil {
 				got++ // a batch under MinPooledBatch: its own allocation
 				return
@@ -57,7 +43,7 @@ func TestRecvPooled(t *testing.T) {
 			}
 			if got%7 == 0 { // keep every seventh message's bytes
 				buf.Retain()
-				keep = append(keep, kept{f[3], string(want), buf})
+				keep = append(keep, kept{f[3], string(want(got)), buf})
 			}
 			got++
 		})

@@ -1,7 +1,6 @@
 package zmqio
 
 import (
-	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -13,25 +12,12 @@ func TestRecvReuse(t *testing.T) {
 	router, dealer := pair(t)
 	rb := batcher(t, router, 4)
 	const n = 600
-	big := bytes.Repeat([]byte("y"), 300<<10) // over maxRecvBytes: a batch of its own
-	for i := 0; i < n; i++ {
-		if i == n/2 {
-			dealer.SendMessage("sid", "body", big)
-			continue
-		}
-		dealer.SendMessage("sid", "body", fmt.Sprint(i))
-	}
+	want := sendNumbered(dealer, n, func(i int) []byte { return []byte(fmt.Sprint(i)) })
 	got := 0
 	deadline := time.Now().Add(5 * time.Second)
 	for got < n && time.Now().Before(deadline) {
 		rb.RecvReuse(MaxMessages, func(f [][]byte) {
-			want := []byte(fmt.Sprint(got))
-			if got == n/2 {
-				want = big
-			}
-			if string(f[0]) != "n1" || string(f[1]) != "sid" || string(f[2]) != "body" || !bytes.Equal(f[3], want) {
-				t.Fatalf("message %d: %q %q %q %d bytes", got, f[0], f[1], f[2], len(f[3]))
-			}
+			checkFrames(t, f, got, want)
 			got++
 		})
 	}

@@ -11,6 +11,32 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
+// sendNumbered sends n messages ("sid", "body", body) from dealer:
+// message i's body is body(i), but the one in the middle is 300 KiB
+// (over maxRecvBytes and bufpool.MaxPooled: a batch of its own). It
+// returns the body of each, by number.
+func sendNumbered(dealer *zmq.Socket, n int, body func(i int) []byte) func(i int) []byte {
+	big := bytes.Repeat([]byte("y"), 300<<10)
+	want := func(i int) []byte {
+		if i == n/2 {
+			return big
+		}
+		return body(i)
+	}
+	for i := 0; i < n; i++ {
+		dealer.SendMessage("sid", "body", want(i))
+	}
+	return want
+}
+
+// checkFrames fails t unless f is message got of sendNumbered.
+func checkFrames(t testing.TB, f [][]byte, got int, want func(int) []byte) {
+	t.Helper()
+	if string(f[0]) != "n1" || string(f[1]) != "sid" || string(f[2]) != "body" || !bytes.Equal(f[3], want(got)) {
+		t.Fatalf("message %d: %q %q %q %d bytes", got, f[0], f[1], f[2], len(f[3]))
+	}
+}
+
 func pair(t testing.TB) (router, dealer *zmq.Socket) {
 	t.Helper()
 	ep := fmt.Sprintf("inproc://zmqio-%d", time.Now().UnixNano())
