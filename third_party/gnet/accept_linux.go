@@ -8,10 +8,11 @@ package gnet
 import (
 	"net"
 	"net/netip"
-	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/panjf2000/gnet/v2/pkg/socket"
 )
 
 // acceptStream accepts the next connection on listener fd (non-blocking,
@@ -40,7 +41,7 @@ func (el *eventloop) acceptStream(fd int) (int, unix.Sockaddr, net.Addr, error) 
 			return int(nfd), nil, newTCP4Remote(ip.Unmap().As4(), port(p.Port), true), nil
 		}
 		if p.Scope_id != 0 {
-			ip = ip.WithZone(zoneName(p.Scope_id))
+			ip = ip.WithZone(socket.IP6ZoneToString(p.Scope_id))
 		}
 		return int(nfd), nil, &tcp6Remote{netip.AddrPortFrom(ip, port(p.Port))}, nil
 	case unix.AF_UNIX:
@@ -72,13 +73,4 @@ func (el *eventloop) acceptStream(fd int) (int, unix.Sockaddr, net.Addr, error) 
 func port(p uint16) uint16 {
 	b := (*[2]byte)(unsafe.Pointer(&p))
 	return uint16(b[0])<<8 | uint16(b[1])
-}
-
-// zoneName names an IPv6 scope as net does: the interface's name, else
-// the number.
-func zoneName(id uint32) string {
-	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
-		return ifi.Name
-	}
-	return strconv.FormatUint(uint64(id), 10)
 }

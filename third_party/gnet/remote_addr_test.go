@@ -119,10 +119,10 @@ func TestBlastBeatAcceptStream(t *testing.T) {
 	tcpCase("ipv4", "tcp4", "127.0.0.1:0", "127.0.0.1", false)
 	tcpCase("ipv6", "tcp6", "[::1]:0", "::1", false)
 	tcpCase("dual-stack over ipv4", "tcp", ":0", "127.0.0.1", true)
-	for _, name := range []string{"path", "@abstract"} {
+	for _, name := range []string{"path", "@abstract", "unnamed"} {
 		t.Run("unix "+name, func(t *testing.T) {
 			addr := name
-			if name == "path" {
+			if name != "@abstract" {
 				addr = filepath.Join(t.TempDir(), "s")
 			}
 			l, err := net.Listen("unix", addr)
@@ -130,12 +130,19 @@ func TestBlastBeatAcceptStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			client := addr + "-client"
-			if name == "path" {
+			var client string // unnamed: the usual client, which binds no name
+			switch name {
+			case "path":
 				client = filepath.Join(filepath.Dir(addr), "c")
+			case "@abstract":
+				client = addr + "-client"
 			}
 			_, ra := accept(t, l, func() (net.Conn, error) {
-				return net.DialUnix("unix", &net.UnixAddr{Name: client, Net: "unix"}, &net.UnixAddr{Name: addr, Net: "unix"})
+				var local *net.UnixAddr
+				if client != "" {
+					local = &net.UnixAddr{Name: client, Net: "unix"}
+				}
+				return net.DialUnix("unix", local, &net.UnixAddr{Name: addr, Net: "unix"})
 			})
 			ua, ok := ra.(*net.UnixAddr)
 			if !ok || ua.Name != client || ua.Net != "unix" {

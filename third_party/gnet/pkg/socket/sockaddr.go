@@ -148,6 +148,11 @@ func ip6ZoneToInt(zone string) int {
 	return n
 }
 
+// IP6ZoneToString is ip6ZoneToString, for the accept path of the gnet
+// package (blastbeat patch 7). A numeric name may lie in a pooled buffer
+// that is never given back here: netip's WithZone copies it.
+func IP6ZoneToString(zone uint32) string { return ip6ZoneToString(zone) }
+
 // ip6ZoneToString converts an IP6 Zone unix int to a net string,
 // Returns "" if zone is 0.
 func ip6ZoneToString(zone uint32) string {
