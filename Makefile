@@ -46,13 +46,13 @@ run: build
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
-	cd third_party/gnet && $(GO) vet .
+	cd third_party/gnet && $(GO) vet ./...
 
 # test runs every test, with the race detector, against the real binary
 # and real libzmq (see e2e/), and the tests of BlastBeat's gnet patches
 # (third_party/gnet is a module of its own: ./... does not reach it).
 test: build vet tools
-	cd third_party/gnet && $(GO) test -race -count=1 -run BlastBeat .
+	cd third_party/gnet && $(GO) test -race -count=1 -run BlastBeat ./...
 	H2SPEC=$(CURDIR)/$(BINDIR)/h2spec $(GO) test -race -count=1 -timeout 15m ./...
 
 # fuzz runs each fuzz target for FUZZTIME (seeds always run in `make test`).

@@ -420,6 +420,7 @@ func (b *Bridge) run(ready chan<- error) {
 	defer b.io.Close()
 	events := make([]unix.EpollEvent, 4)
 	var drain [8]byte
+	var idle idleYield
 	for {
 		b.takeIdentities()
 		paused := b.h.Paused()
@@ -451,6 +452,9 @@ func (b *Bridge) run(ready chan<- error) {
 		// in libzmq).
 		if b.held.Load() > 0 {
 			wait = time.Millisecond // retry the held nodes
+		}
+		if idle.due(now) {
+			runtime.Gosched()
 		}
 		b.sleeping.Store(true)
 		if !b.ring.Empty() || !paused && b.readable() || b.stopping.Load() || b.wantRing.Load() && b.hasRoom() {
