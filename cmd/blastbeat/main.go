@@ -145,6 +145,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	procs, restore := setProcs(os.Getenv, srv.Workers())
 	defer restore()
 	log.Info("blastbeat started", append(startAttrs(cfg), "workers", srv.Workers(), "procs", procs)...)
+	warnFileLimit(log, cfg.MaxConnections)
 	sup.started()
 	waitForStop(sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, func() {
 		if err := srv.ReopenLogs(); err != nil {

@@ -29,16 +29,16 @@ import (
 func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error {
 	for {
 		nfd, sa, remoteAddr, err := el.acceptStream(fd) // blastbeat patch 7
-		switch err {
-		case nil:
-		case unix.EAGAIN: // the Accept queue has been drained out, we can return now
-			return nil
-		case unix.EINTR, unix.ECONNRESET, unix.ECONNABORTED:
-			// ECONNRESET or ECONNABORTED could indicate that a socket
-			// in the Accept queue was closed before we Accept()ed it.
-			// It's a silly error, let's retry it.
-			continue
-		default:
+		if err != nil {
+			switch classifyAccept(err) { // blastbeat patch 10
+			case acceptDrained: // the Accept queue has been drained out, we can return now
+				return nil
+			case acceptSkip:
+				continue
+			case acceptExhausted:
+				el.pauseAccept(fd, err)
+				return nil
+			}
 			el.getLogger().Errorf("Accept() failed due to error: %v", err)
 			return errors.ErrAcceptSocket
 		}
@@ -80,14 +80,14 @@ func (el *eventloop) accept(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) e
 	}
 
 	nfd, sa, remoteAddr, err := el.acceptStream(fd) // blastbeat patch 7
-	switch err {
-	case nil:
-	case unix.EINTR, unix.EAGAIN, unix.ECONNRESET, unix.ECONNABORTED:
-		// ECONNRESET or ECONNABORTED could indicate that a socket
-		// in the Accept queue was closed before we Accept()ed it.
-		// It's a silly error, let's retry it.
-		return nil
-	default:
+	if err != nil {
+		switch classifyAccept(err) { // blastbeat patch 10
+		case acceptDrained, acceptSkip:
+			return nil
+		case acceptExhausted:
+			el.pauseAccept(fd, err)
+			return nil
+		}
 		el.getLogger().Errorf("Accept() failed due to error: %v", err)
 		return errors.ErrAcceptSocket
 	}

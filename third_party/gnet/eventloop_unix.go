@@ -48,6 +48,7 @@ type eventloop struct {
 	connections  connMatrix          // loop connections storage
 	eventHandler EventHandler        // user eventHandler
 	acceptAddr   unix.RawSockaddrAny // accept(2)'s peer address (blastbeat patch 7)
+	acceptWarned time.Time           // the last accept pause warning (blastbeat patch 10)
 }
 
 func (el *eventloop) Register(ctx context.Context, addr net.Addr) (<-chan RegisteredResult, error) {

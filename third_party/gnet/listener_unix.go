@@ -40,6 +40,7 @@ type listener struct {
 	sockOptStrs         []socket.Option[string]
 	pollAttachment      *netpoll.PollAttachment // listener attachment for poller
 	inherited           bool                    // opened from fd://N (blastbeat patch)
+	acceptPaused        bool                    // not polled for AcceptPause (blastbeat patch 10)
 }
 
 func (ln *listener) packPollAttachment(handler netpoll.PollEventHandler) *netpoll.PollAttachment {
