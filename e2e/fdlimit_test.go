@@ -19,7 +19,15 @@ import (
 // waiting ones once descriptors are free. (gnet v2.9.7 shut its engine
 // down at the first EMFILE: the proxy refused everyone from then on.)
 func TestOpenFileLimit(t *testing.T) {
-	p := startProxy(t, "", "[blastbeat:*]\nnode = n\n")
+	// One loop accepts for itself; with several, gnet's main reactor
+	// accepts and hands connections on: both pause.
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { testOpenFileLimit(t, workers) })
+	}
+}
+
+func testOpenFileLimit(t *testing.T, workers int) {
+	p := startProxy(t, fmt.Sprintf("workers = %d\n", workers), "[blastbeat:*]\nnode = n\n")
 	hStartNode(t, p.ZMQ, "n", hEcho())
 	waitRoutable(t, p, "", "/")
 	http.DefaultClient.CloseIdleConnections()

@@ -176,12 +176,19 @@ func (s *Server) Start() error {
 	for i, ln := range all {
 		addrs[i] = s.protoAddr(ln) // fd://N for an inherited socket (gnet patched)
 	}
+	// One event loop accepts for itself (gnet patch 11): a main reactor
+	// would only hand it every connection, a thread wake-up each. Several
+	// loops keep the reactor, which deals connections round-robin; loops
+	// accepting for themselves would get them by who is idle, and a box
+	// of mostly idle connections would pile them on the first loop.
+	loopAccept := s.opts.Workers == 1
 	go func() {
 		s.ran <- gnet.Rotate((*handler)(s), addrs,
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(s.opts.Workers),
 			gnet.WithReuseAddr(true),
 			gnet.WithReusePort(s.opts.ReusePort),
+			gnet.WithLoopAccept(loopAccept),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLogger(gnetLogger{s.opts.Logger}),
 		)

@@ -89,7 +89,7 @@ func (el *eventloop) resumeAccept(ln *listener) {
 		return
 	}
 	ln.acceptPaused = false
-	if err := el.poller.AddRead(ln.pollAttachment, el == el.engine.ingress); err != nil {
+	if err := el.pollListener(ln); err != nil {
 		el.getLogger().Errorf("cannot resume accepting on %s://%s: %v", ln.network, ln.address, err)
 	}
 }

@@ -31,7 +31,9 @@ import (
 // on it, through its task queue.
 
 // With WithReusePort every loop accepts on a listener socket of its own
-// (SO_REUSEPORT): a change runs on every loop, each binding its own.
+// (SO_REUSEPORT): a change runs on every loop, each binding its own. With
+// WithLoopAccept (patch 11) too, but the first loop binds the socket and
+// the others poll duplicates of it.
 
 func (eng *engine) addListener(protoAddr string) error {
 	<-eng.started
@@ -46,16 +48,22 @@ func (eng *engine) addListener(protoAddr string) error {
 		eng.eventLoops.iterate(func(_ int, el *eventloop) bool { loops = append(loops, el); return true })
 	}
 	var added []*eventloop
+	var first *listener
 	for _, el := range loops {
-		ln, err := initListener(network, addr, eng.opts)
+		var ln *listener
+		var err error
+		if first != nil && !eng.opts.ReusePort { // LoopAccept: one socket, polled by every loop
+			ln, err = first.share()
+		} else {
+			ln, err = initListener(network, addr, eng.opts)
+		}
 		if err == nil {
-			accept := el.accept
-			if el == eng.ingress {
-				accept = el.accept0
+			if first == nil {
+				first = ln
 			}
 			err = el.runTask(func() error {
 				el.listeners[ln.fd] = ln
-				if err := el.poller.AddRead(ln.packPollAttachment(accept), el == eng.ingress); err != nil {
+				if err := el.pollListener(ln); err != nil {
 					delete(el.listeners, ln.fd)
 					return err
 				}

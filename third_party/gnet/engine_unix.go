@@ -90,7 +90,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 			for _, l := range eng.listeners {
 				var ln *listener
 				var err error
-				if l.inherited { // blastbeat patch: one socket, polled by every loop
+				if l.inherited || !eng.opts.ReusePort { // blastbeat patch: one socket, polled by every loop
 					ln, err = l.share()
 				} else {
 					ln, err = initListener(l.network, l.address, eng.opts)
@@ -113,7 +113,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
 		for _, ln := range lns {
-			if err = el.poller.AddRead(ln.packPollAttachment(el.accept), false); err != nil {
+			if err = el.pollListener(ln); err != nil { // blastbeat patch 11
 				return err
 			}
 		}
@@ -201,7 +201,7 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 }
 
 func (eng *engine) start(ctx context.Context, numEventLoop int) error {
-	if eng.opts.ReusePort {
+	if eng.opts.ReusePort || eng.opts.LoopAccept { // blastbeat patch 11: LoopAccept
 		return eng.runEventLoops(ctx, numEventLoop)
 	}
 

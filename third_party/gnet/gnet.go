@@ -185,8 +185,9 @@ func (e Engine) StopAccepting() error {
 
 // AddListener starts accepting on protoAddr ("tcp://127.0.0.1:8081")
 // while the engine runs: the socket is bound now (an error, such as the
-// address in use, is returned), and the loop that accepts polls it. Only
-// without WithReusePort, where one loop accepts for all. It is
+// address in use, is returned), and the loops that accept poll it: the
+// main reactor; with WithReusePort every loop, each binding a socket of
+// its own; with WithLoopAccept every loop, polling one socket. It is
 // concurrency-safe and returns once the listener is polled. (blastbeat
 // patch)
 func (e Engine) AddListener(protoAddr string) error {

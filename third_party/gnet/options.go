@@ -54,6 +54,15 @@ type Options struct {
 	// This option is server-only.
 	ReusePort bool
 
+	// LoopAccept (blastbeat patch 11) has every event-loop accept on the
+	// listening sockets itself, without SO_REUSEPORT: one socket per
+	// address, polled by every loop (on Linux with EPOLLEXCLUSIVE, so a
+	// new connection wakes one waiting loop), and no main reactor handing
+	// connections on. It saves a thread hand-off per connection; the
+	// loops get connections by who is idle, not round-robin.
+	// This option is server-only; ReusePort takes precedence.
+	LoopAccept bool
+
 	// MulticastInterfaceIndex is the index of the interface name where the multicast UDP addresses will be bound to.
 	// This option is server-only.
 	MulticastInterfaceIndex int
@@ -205,6 +214,13 @@ func WithLoadBalancing(lb LoadBalancing) Option {
 func WithNumEventLoop(numEventLoop int) Option {
 	return func(opts *Options) {
 		opts.NumEventLoop = numEventLoop
+	}
+}
+
+// WithLoopAccept sets LoopAccept (blastbeat patch 11).
+func WithLoopAccept(loopAccept bool) Option {
+	return func(opts *Options) {
+		opts.LoopAccept = loopAccept
 	}
 }
 

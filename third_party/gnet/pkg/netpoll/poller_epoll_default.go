@@ -209,6 +209,16 @@ func (p *Poller) AddRead(pa *PollAttachment, edgeTriggered bool) error {
 		unix.EpollCtl(p.fd, unix.EPOLL_CTL_ADD, pa.FD, &unix.EpollEvent{Fd: int32(pa.FD), Events: ev}))
 }
 
+// AddReadExclusive registers a listening socket that other pollers
+// register too, level-triggered with EPOLLEXCLUSIVE: a readiness change
+// wakes one of the pollers waiting on it, not every one (blastbeat patch
+// 11). EPOLLPRI may not go with EPOLLEXCLUSIVE, nor may the registration
+// be modified: delete it and add it again.
+func (p *Poller) AddReadExclusive(pa *PollAttachment) error {
+	return os.NewSyscallError("epoll_ctl add",
+		unix.EpollCtl(p.fd, unix.EPOLL_CTL_ADD, pa.FD, &unix.EpollEvent{Fd: int32(pa.FD), Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE}))
+}
+
 // AddWrite registers the given file descriptor with writable event to the poller.
 func (p *Poller) AddWrite(pa *PollAttachment, edgeTriggered bool) error {
 	var ev uint32 = WriteEvents

@@ -209,6 +209,16 @@ func (p *Poller) AddRead(pa *PollAttachment, edgeTriggered bool) error {
 	return os.NewSyscallError("epoll_ctl add", epollCtl(p.fd, unix.EPOLL_CTL_ADD, pa.FD, &ev))
 }
 
+// AddReadExclusive registers a listening socket that other pollers
+// register too, level-triggered with EPOLLEXCLUSIVE (blastbeat patch 11;
+// see the default poller).
+func (p *Poller) AddReadExclusive(pa *PollAttachment) error {
+	var ev epollevent
+	ev.events = unix.EPOLLIN | unix.EPOLLEXCLUSIVE
+	convertPollAttachment(unsafe.Pointer(&ev.data), pa)
+	return os.NewSyscallError("epoll_ctl add", epollCtl(p.fd, unix.EPOLL_CTL_ADD, pa.FD, &ev))
+}
+
 // AddWrite registers the given file descriptor with writable event to the poller.
 func (p *Poller) AddWrite(pa *PollAttachment, edgeTriggered bool) error {
 	var ev epollevent
