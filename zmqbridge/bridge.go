@@ -420,7 +420,7 @@ func (b *Bridge) run(ready chan<- error) {
 	defer b.io.Close()
 	events := make([]unix.EpollEvent, 4)
 	var drain [8]byte
-	var idle idleYield
+	var yield yielder
 	for {
 		b.takeIdentities()
 		paused := b.h.Paused()
@@ -430,6 +430,9 @@ func (b *Bridge) run(ready chan<- error) {
 		}
 		worked = b.sendBatch() || worked
 		now := time.Now()
+		if yield.due(now) {
+			runtime.Gosched()
+		}
 		wait := b.ping(now)
 		if paused {
 			wait = time.Millisecond
@@ -452,9 +455,6 @@ func (b *Bridge) run(ready chan<- error) {
 		// in libzmq).
 		if b.held.Load() > 0 {
 			wait = time.Millisecond // retry the held nodes
-		}
-		if idle.due(now) {
-			runtime.Gosched()
 		}
 		b.sleeping.Store(true)
 		if !b.ring.Empty() || !paused && b.readable() || b.stopping.Load() || b.wantRing.Load() && b.hasRoom() {

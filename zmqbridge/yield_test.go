@@ -5,15 +5,15 @@ import (
 	"time"
 )
 
-func TestIdleYield(t *testing.T) {
-	var y idleYield
+func TestYielder(t *testing.T) {
+	var y yielder
 	t0 := time.Unix(1000, 0)
 	steps := []struct {
 		at   time.Duration
 		want bool
 	}{
-		{0, true},                  // the first sleep yields
-		{time.Microsecond, false},  // asleep again at once: no hand-off
+		{0, true},                  // the first turn yields
+		{time.Microsecond, false},  // the next turn at once: no hand-off
 		{yieldInterval - 1, false}, // still inside the interval
 		{yieldInterval, true},      // the interval has passed
 		{yieldInterval + 1, false}, // counted from the last yield

@@ -118,14 +118,14 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 	var doChores bool
 
 	msec := -1
-	var idle IdleYield
+	var yield Yield
 	for {
+		if yield.Due(time.Now()) { // blastbeat patch: see YieldInterval
+			runtime.Gosched()
+		}
 		n, err := unix.EpollWait(p.fd, el.events, msec)
 		if n == 0 || (n < 0 && err == unix.EINTR) {
 			msec = -1
-			if idle.Due(time.Now()) { // blastbeat patch: see YieldInterval
-				runtime.Gosched()
-			}
 			continue
 		} else if err != nil {
 			logging.Errorf("error occurs in epoll: %v", os.NewSyscallError("epoll_wait", err))

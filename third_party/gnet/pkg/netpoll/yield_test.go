@@ -8,19 +8,19 @@ import (
 	"time"
 )
 
-func TestBlastBeatIdleYield(t *testing.T) {
-	var y IdleYield
+func TestBlastBeatYield(t *testing.T) {
+	var y Yield
 	t0 := time.Unix(1000, 0)
 	steps := []struct {
 		at   time.Duration
 		want bool
 	}{
-		{0, true},                  // the first idle turn yields
-		{time.Microsecond, false},  // idle again at once: no hand-off
+		{0, true},                  // the first turn yields
+		{time.Microsecond, false},  // the next turn at once: no hand-off
 		{YieldInterval - 1, false}, // still inside the interval
 		{YieldInterval, true},      // the interval has passed
 		{YieldInterval + 1, false}, // counted from the last yield
-		{3 * YieldInterval, true},  // a long busy stretch: yield at once
+		{3 * YieldInterval, true},  // after a long blocked wait: at once
 	}
 	for i, s := range steps {
 		if got := y.Due(t0.Add(s.at)); got != s.want {
