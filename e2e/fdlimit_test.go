@@ -60,7 +60,7 @@ func testOpenFileLimit(t *testing.T, workers int) {
 		conns = append(conns, c)
 	}
 	waitLog(t, p, "too many open files")
-	if strings.Contains(p.Log(), "engine shutdown") {
+	if log := p.Log(); strings.Contains(log, "being shutdown") || strings.Contains(log, "exiting due to error") {
 		t.Fatalf("the engine stopped at EMFILE:\n%s", p.Log())
 	}
 

@@ -88,6 +88,25 @@ func defaultWorkers(procs int) int { return max(1, procs-1) }
 // or its default).
 func (s *Server) Workers() int { return s.opts.Workers }
 
+// loopAccept reports whether the event loops accept for themselves (gnet
+// patch 11): with one loop, where a main reactor would only hand it every
+// connection, a thread wake-up each. Several loops keep the reactor,
+// which deals connections round-robin; loops accepting for themselves
+// would get them by who is idle, and a box of mostly idle connections
+// would pile them on the first loop.
+func (s *Server) loopAccept() bool { return s.opts.Workers == 1 }
+
+// Pollers is the number of goroutines that wait for work blocked in
+// epoll_wait: the event loops, gnet's main reactor where it runs (several
+// loops, without reuse-port), and the ZeroMQ bridge.
+func (s *Server) Pollers() int {
+	n := s.opts.Workers + 1
+	if !s.loopAccept() && !s.opts.ReusePort {
+		n++
+	}
+	return n
+}
+
 func New(opts Options) (*Server, error) {
 	given := opts.Options
 	if opts.Logger == nil {
@@ -176,12 +195,7 @@ func (s *Server) Start() error {
 	for i, ln := range all {
 		addrs[i] = s.protoAddr(ln) // fd://N for an inherited socket (gnet patched)
 	}
-	// One event loop accepts for itself (gnet patch 11): a main reactor
-	// would only hand it every connection, a thread wake-up each. Several
-	// loops keep the reactor, which deals connections round-robin; loops
-	// accepting for themselves would get them by who is idle, and a box
-	// of mostly idle connections would pile them on the first loop.
-	loopAccept := s.opts.Workers == 1
+	loopAccept := s.loopAccept()
 	go func() {
 		s.ran <- gnet.Rotate((*handler)(s), addrs,
 			gnet.WithMulticore(true),

@@ -180,7 +180,12 @@ func TestStartLine(t *testing.T) {
 	addr := freeAddr(t)
 	file := writeFile(t, dir, "start.ini", "[blastbeat]\nbind = "+addr+"\nzmq = inproc://start-line\n[blastbeat:*]\nnode = n\n")
 	cpus := runtime.GOMAXPROCS(0)
-	workers, procs := max(1, cpus-1), procsFor(cpus, max(1, cpus-1))
+	workers := max(1, cpus-1)
+	pollers := workers + 1 // the loops and the bridge
+	if workers > 1 {
+		pollers++ // gnet's main reactor
+	}
+	procs := procsFor(cpus, pollers)
 	if os.Getenv("GOMAXPROCS") != "" {
 		procs = cpus
 	}

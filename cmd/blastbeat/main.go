@@ -142,10 +142,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stats.Close()
 	}
-	procs, restore := setProcs(os.Getenv, srv.Workers())
+	procs, restore := setProcs(os.Getenv, srv.Pollers())
 	defer restore()
 	log.Info("blastbeat started", append(startAttrs(cfg), "workers", srv.Workers(), "procs", procs)...)
-	warnFileLimit(log, cfg.MaxConnections)
+	warnFileLimit(log, cfg.MaxConnections, cfg.MaxNodes)
 	sup.started()
 	waitForStop(sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, func() {
 		if err := srv.ReopenLogs(); err != nil {

@@ -3,15 +3,15 @@ package main
 import "testing"
 
 func TestProcsFor(t *testing.T) {
-	for _, tc := range []struct{ cpus, workers, want int }{
-		{1, 1, 3},    // one loop and the bridge, one idle P
-		{2, 1, 3},    // this CI machine
-		{16, 15, 17}, // the CPUs and one
-		{4, 1, 4},    // fewer loops than CPUs: Go's default stands
-		{2, 8, 10},   // workers = 8 on 2 CPUs
+	for _, tc := range []struct{ cpus, pollers, want int }{
+		{1, 2, 3},    // one loop (accepting for itself) and the bridge, one idle P
+		{2, 2, 3},    // this CI machine
+		{16, 17, 18}, // 15 loops, the main reactor, the bridge: one idle P
+		{4, 2, 4},    // fewer pollers than CPUs: Go's default stands
+		{2, 10, 11},  // workers = 8 on 2 CPUs
 	} {
-		if got := procsFor(tc.cpus, tc.workers); got != tc.want {
-			t.Errorf("procsFor(%d, %d) = %d, want %d", tc.cpus, tc.workers, got, tc.want)
+		if got := procsFor(tc.cpus, tc.pollers); got != tc.want {
+			t.Errorf("procsFor(%d, %d) = %d, want %d", tc.cpus, tc.pollers, got, tc.want)
 		}
 	}
 }

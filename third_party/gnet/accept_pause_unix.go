@@ -28,6 +28,13 @@ const AcceptPause = 100 * time.Millisecond
 // acceptWarnEvery bounds the warnings of a loop that keeps pausing.
 const acceptWarnEvery = time.Second
 
+// maxAcceptSkips is how many accept(2) errors of single connections in a
+// row a loop skips before it takes the error for a lasting one and pauses
+// as for EMFILE: an error that recurs would otherwise keep the main
+// reactor accepting in a loop (never back to its tasks, so it could not
+// even stop) and a loop polling level-triggered spinning.
+const maxAcceptSkips = 64
+
 // acceptOutcome classifies an accept(2) error.
 type acceptOutcome int
 
@@ -35,24 +42,47 @@ const (
 	acceptFatal     acceptOutcome = iota // the listener is broken
 	acceptDrained                        // EAGAIN: nothing more waits
 	acceptSkip                           // that one connection failed: go on
-	acceptExhausted                      // out of descriptors or memory: pause
+	acceptExhausted                      // out of descriptors or memory, or refused: pause
 )
 
 func classifyAccept(err error) acceptOutcome {
+	if isNoNet(err) {
+		return acceptSkip
+	}
 	switch err {
 	case unix.EAGAIN:
 		return acceptDrained
-	case unix.EINTR, unix.ECONNRESET, unix.ECONNABORTED, unix.EPROTO, unix.EPERM,
-		unix.ENETDOWN, unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.EHOSTUNREACH,
-		unix.ENETUNREACH, unix.ETIMEDOUT:
-		// The connection failed between the handshake and accept(2), or
-		// a firewall refused it (EPERM): accept(2) on Linux passes these
-		// on, and the next connection is unaffected.
+	case unix.EINTR, unix.ECONNRESET, unix.ECONNABORTED, unix.EPROTO,
+		unix.ENETDOWN, unix.ENOPROTOOPT, unix.EHOSTDOWN,
+		unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ETIMEDOUT:
+		// The connection failed between the handshake and accept(2):
+		// accept(2) on Linux passes these on, and the next connection is
+		// unaffected.
 		return acceptSkip
 	case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
 		return acceptExhausted
+	case unix.EPERM, unix.EACCES:
+		// A security module (or a seccomp filter) refuses accept(2)
+		// before it takes the connection off the queue: the same error
+		// comes back until its policy changes.
+		return acceptExhausted
 	}
 	return acceptFatal
+}
+
+// acceptSkipped counts an error of a single connection on the listener
+// fd; past maxAcceptSkips in a row it pauses the listener and reports true.
+func (el *eventloop) acceptSkipped(fd int, err error) bool {
+	ln := el.listeners[fd]
+	if ln == nil {
+		return false
+	}
+	if ln.acceptSkips++; ln.acceptSkips < maxAcceptSkips {
+		return false
+	}
+	ln.acceptSkips = 0
+	el.pauseAccept(fd, err)
+	return true
 }
 
 // pauseAccept stops polling the listener fd for AcceptPause, then polls
@@ -68,11 +98,22 @@ func (el *eventloop) pauseAccept(fd int, err error) {
 		return
 	}
 	ln.acceptPaused = true
+	el.warnAccept("accept on %s://%s: %v; new connections wait in the listen backlog, accepting again in %v",
+		ln.network, ln.address, err, AcceptPause)
+	el.resumeAfter(ln)
+}
+
+// warnAccept logs a warning, at most once per acceptWarnEvery.
+func (el *eventloop) warnAccept(format string, args ...any) {
 	if now := time.Now(); now.Sub(el.acceptWarned) >= acceptWarnEvery {
 		el.acceptWarned = now
-		el.getLogger().Warnf("accept on %s://%s: %v; new connections wait in the listen backlog, accepting again in %v",
-			ln.network, ln.address, err, AcceptPause)
+		el.getLogger().Warnf(format, args...)
 	}
+}
+
+// resumeAfter has el run resumeAccept(ln) after AcceptPause. A task that
+// comes after the loop stopped is not run (its poller takes no more).
+func (el *eventloop) resumeAfter(ln *listener) {
 	time.AfterFunc(AcceptPause, func() {
 		_ = el.poller.Trigger(queue.HighPriority, func(any) error {
 			el.resumeAccept(ln)
@@ -83,13 +124,16 @@ func (el *eventloop) pauseAccept(fd int, err error) {
 
 // resumeAccept polls ln again, if it is still el's. Adding it back makes
 // the poller report a backlog that filled meanwhile, edge-triggered or
-// not.
+// not. If it cannot be added (the poller short of memory, or of watches),
+// it stays paused and is tried again after AcceptPause.
 func (el *eventloop) resumeAccept(ln *listener) {
 	if el.listeners[ln.fd] != ln || !ln.acceptPaused {
 		return
 	}
-	ln.acceptPaused = false
 	if err := el.pollListener(ln); err != nil {
-		el.getLogger().Errorf("cannot resume accepting on %s://%s: %v", ln.network, ln.address, err)
+		el.warnAccept("cannot resume accepting on %s://%s: %v; trying again in %v", ln.network, ln.address, err, AcceptPause)
+		el.resumeAfter(ln)
+		return
 	}
+	ln.acceptPaused = false
 }

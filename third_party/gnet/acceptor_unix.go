@@ -34,6 +34,9 @@ func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error
 			case acceptDrained: // the Accept queue has been drained out, we can return now
 				return nil
 			case acceptSkip:
+				if el.acceptSkipped(fd, err) {
+					return nil
+				}
 				continue
 			case acceptExhausted:
 				el.pauseAccept(fd, err)
@@ -44,6 +47,7 @@ func (el *eventloop) accept0(fd int, _ netpoll.IOEvent, _ netpoll.IOFlags) error
 		}
 
 		ln := el.listeners[fd] // the ingress's (blastbeat patch: read before el is shadowed)
+		ln.acceptSkips = 0     // blastbeat patch 10
 		network := ln.network
 		if opts := el.engine.opts; opts.TCPKeepAlive > 0 && network == "tcp" &&
 			(runtime.GOOS != "linux" && runtime.GOOS != "freebsd" && runtime.GOOS != "dragonfly") {
@@ -82,7 +86,10 @@ func (el *eventloop) accept(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) e
 	nfd, sa, remoteAddr, err := el.acceptStream(fd) // blastbeat patch 7
 	if err != nil {
 		switch classifyAccept(err) { // blastbeat patch 10
-		case acceptDrained, acceptSkip:
+		case acceptDrained:
+			return nil
+		case acceptSkip:
+			el.acceptSkipped(fd, err)
 			return nil
 		case acceptExhausted:
 			el.pauseAccept(fd, err)
@@ -109,6 +116,8 @@ func (el *eventloop) accept(fd int, ev netpoll.IOEvent, flags netpoll.IOFlags) e
 		}
 	}
 
-	c := newStreamConn(network, nfd, el, sa, el.listeners[fd].addr, remoteAddr)
+	ln := el.listeners[fd]
+	ln.acceptSkips = 0 // blastbeat patch 10
+	c := newStreamConn(network, nfd, el, sa, ln.addr, remoteAddr)
 	return el.register0(c)
 }

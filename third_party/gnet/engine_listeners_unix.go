@@ -52,7 +52,10 @@ func (eng *engine) addListener(protoAddr string) error {
 	for _, el := range loops {
 		var ln *listener
 		var err error
-		if first != nil && !eng.opts.ReusePort { // LoopAccept: one socket, polled by every loop
+		// LoopAccept: one socket, polled by every loop; so too a unix
+		// socket (SO_REUSEPORT does not apply to it: each loop would
+		// remove the path and bind its own) and an inherited one.
+		if first != nil && (!eng.opts.ReusePort || network == "unix" || first.inherited) {
 			ln, err = first.share()
 		} else {
 			ln, err = initListener(network, addr, eng.opts)

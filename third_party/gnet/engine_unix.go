@@ -85,6 +85,21 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 	lns := eng.listeners
 	// Create loops locally and bind the listeners.
 	for i := 0; i < numEventLoop; i++ {
+		var p *netpoll.Poller
+		// blastbeat patch: a loop that fails to start closes what it made
+		// (its listener sockets, shared or bound, and its poller), which
+		// no registered loop would close.
+		fail := func(err error) error {
+			if i > 0 {
+				for _, ln := range lns {
+					ln.close()
+				}
+			}
+			if p != nil {
+				_ = p.Close()
+			}
+			return err
+		}
 		if i > 0 {
 			lns = make(map[int]*listener, len(eng.listeners))
 			for _, l := range eng.listeners {
@@ -96,14 +111,14 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 					ln, err = initListener(l.network, l.address, eng.opts)
 				}
 				if err != nil {
-					return err
+					return fail(err)
 				}
 				lns[ln.fd] = ln
 			}
 		}
-		p, err := netpoll.OpenPoller()
-		if err != nil {
-			return err
+		var err error
+		if p, err = netpoll.OpenPoller(); err != nil {
+			return fail(err)
 		}
 		el := new(eventloop)
 		el.listeners = lns
@@ -114,7 +129,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		el.eventHandler = eng.eventHandler
 		for _, ln := range lns {
 			if err = el.pollListener(ln); err != nil { // blastbeat patch 11
-				return err
+				return fail(err)
 			}
 		}
 		eng.eventLoops.register(el)

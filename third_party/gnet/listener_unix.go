@@ -41,6 +41,7 @@ type listener struct {
 	pollAttachment      *netpoll.PollAttachment // listener attachment for poller
 	inherited           bool                    // opened from fd://N (blastbeat patch)
 	acceptPaused        bool                    // not polled for AcceptPause (blastbeat patch 10)
+	acceptSkips         int                     // single-connection accept errors in a row (patch 10)
 }
 
 func (ln *listener) packPollAttachment(handler netpoll.PollEventHandler) *netpoll.PollAttachment {
