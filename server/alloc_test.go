@@ -27,9 +27,11 @@ import (
 
 type takeAllRing struct{ sent int }
 
-func (r *takeAllRing) TrySend(m *zmqbridge.Msg) bool { r.sent++; m.Buf.Release(); return true }
-func (r *takeAllRing) WantRoom(int)                  {}
-func (r *takeAllRing) NodeFull(int) bool             { return false }
+func (r *takeAllRing) TrySend(m *zmqbridge.Msg) bool         { r.sent++; m.Buf.Release(); return true }
+func (r *takeAllRing) TrySendDeferred(m *zmqbridge.Msg) bool { return r.TrySend(m) }
+func (r *takeAllRing) Kick()                                 {}
+func (r *takeAllRing) WantRoom(int)                          {}
+func (r *takeAllRing) NodeFull(int) bool                     { return false }
 
 type atOnceLoop struct{ gnet.EventLoop }
 

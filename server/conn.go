@@ -254,7 +254,7 @@ func (c *conn) sendTo(n *session.Node, sid session.SID, typ string, body []byte,
 	// through the ring's interface (one allocation per message).
 	m := &c.l.msg
 	*m = zmqbridge.Msg{Node: n.Index, SID: sid, Type: typ, Body: body, Tag: tag, Buf: buf}
-	if !c.queuedFor(m.Node) && !c.l.orphanFor(m.Node) && c.srv().ring.TrySend(m) {
+	if !c.queuedFor(m.Node) && !c.l.orphanFor(m.Node) && c.l.trySend(m) {
 		*m = zmqbridge.Msg{}
 		return
 	}
@@ -290,7 +290,7 @@ func (c *conn) leaveSession(n *session.Node, sid session.SID) {
 	clear(c.outq[len(keep):])
 	c.outq = keep
 	end := zmqbridge.Msg{Node: n.Index, SID: sid, Type: "end"}
-	if !c.srv().ring.TrySend(&end) {
+	if !c.l.trySend(&end) {
 		c.l.orphan(end)
 	}
 	c.updateReadPause()

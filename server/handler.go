@@ -86,7 +86,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		end := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: "end"}
 		switch queued := c.queuedFor(c.node.Index); {
 		case c.endSent && !queued:
-		case queued || !s.ring.TrySend(&end):
+		case queued || !c.l.trySend(&end):
 			c.l.orphan(end)
 		}
 		c.node.Unbind()
@@ -112,6 +112,26 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	s.conns.Add(-1)
 	return gnet.None
 }
+
+// OnTurnStart is gnet's (patched, patch 12) notice that loop el starts
+// handling what one epoll_wait returned: messages for the bridge wait
+// for the turn's end (loop.trySend).
+func (h *handler) OnTurnStart(el gnet.EventLoop) {
+	(*Server)(h).loopOf(el).inTurn = true
+}
+
+// OnTurnEnd wakes the bridge once for the messages the turn queued.
+func (h *handler) OnTurnEnd(el gnet.EventLoop) {
+	s := (*Server)(h)
+	l := s.loopOf(el)
+	l.inTurn = false
+	if l.kick {
+		l.kick = false
+		s.ring.Kick()
+	}
+}
+
+var _ gnet.TurnHandler = (*handler)(nil)
 
 // OnOutboundDrained is gnet's (patched) notice that a client read some
 // of the output held for it.

@@ -29,6 +29,25 @@ type fakeRing struct {
 	sent   []zmqbridge.Msg
 	refuse bool         // the ring is full: every TrySend fails
 	full   map[int]bool // stuck nodes: NodeFull, and their TrySends fail
+
+	deferred int // messages taken by TrySendDeferred
+	kicks    int // Kick calls
+}
+
+func (r *fakeRing) TrySendDeferred(m *zmqbridge.Msg) bool {
+	if !r.TrySend(m) {
+		return false
+	}
+	r.mu.Lock()
+	r.deferred++
+	r.mu.Unlock()
+	return true
+}
+
+func (r *fakeRing) Kick() {
+	r.mu.Lock()
+	r.kicks++
+	r.mu.Unlock()
 }
 
 func (r *fakeRing) TrySend(m *zmqbridge.Msg) bool {

@@ -75,6 +75,8 @@ type loop struct {
 	hsWait     []*conn         // TLS conns waiting for a handshake slot
 	orphans    []zmqbridge.Msg // `end`s of closed conns the ring refused
 	msg        zmqbridge.Msg   // conn.sendTo's scratch message
+	inTurn     bool            // between gnet's OnTurnStart and OnTurnEnd
+	kick       bool            // messages queued in this turn: wake the bridge at its end
 	arena      []byte          // output the proxy writes itself (arena.go)
 	arenaFull  [][]byte        // arena chunks filled this turn
 	arenaFree  [][]byte        // arena chunks to reuse
@@ -415,4 +417,21 @@ func (l *loop) handshakeOver(c *conn) {
 		}
 		return
 	}
+}
+
+// trySend puts m on the ring for the bridge. Within a turn of the loop
+// (handler.OnTurnStart to OnTurnEnd, gnet patch 12) the bridge is woken
+// once, at the turn's end, for every message the turn queued: a turn that
+// reads requests from several clients, or a drain that answers several,
+// costs the bridge one wake-up, not one each. Outside a turn (gnet closing
+// the connections of a stopping loop) it is woken at once.
+func (l *loop) trySend(m *zmqbridge.Msg) bool {
+	if !l.inTurn {
+		return l.s.ring.TrySend(m)
+	}
+	if !l.s.ring.TrySendDeferred(m) {
+		return false
+	}
+	l.kick = true
+	return true
 }

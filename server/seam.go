@@ -11,6 +11,10 @@ type ringSender interface {
 	// TrySend queues m for its node without waiting; false: the ring or
 	// the node is full, and the caller keeps m (see zmqbridge.TrySend).
 	TrySend(m *zmqbridge.Msg) bool
+	// TrySendDeferred is TrySend without waking the bridge; Kick wakes
+	// it for what was queued so (an event loop, at the end of its turn).
+	TrySendDeferred(m *zmqbridge.Msg) bool
+	Kick()
 	// NodeFull reports whether TrySend refuses messages for node n now.
 	NodeFull(n int) bool
 	// WantRoom asks for Room once node n (n < 0: the ring) takes

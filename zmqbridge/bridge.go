@@ -268,13 +268,25 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 // MaxQueuedBytes of bodies: the caller keeps m, stops producing (an event
 // loop stops reading the connection that wanted to send), and tries again
 // when the Handler's Room is called.
-func (b *Bridge) TrySend(m *Msg) bool {
+func (b *Bridge) TrySend(m *Msg) bool { return b.trySend(m, true) }
+
+// TrySendDeferred is TrySend without waking the bridge: the producer
+// calls Kick once it has queued what it had, so that the bridge wakes once
+// for the lot (an event loop, at the end of its turn). Safe from any
+// goroutine.
+func (b *Bridge) TrySendDeferred(m *Msg) bool { return b.trySend(m, false) }
+
+// Kick wakes the bridge if it sleeps: what TrySendDeferred queued is sent.
+// Safe from any goroutine.
+func (b *Bridge) Kick() { b.wake() }
+
+func (b *Bridge) trySend(m *Msg, wake bool) bool {
 	if b.NodeFull(m.Node) {
 		// That node is stuck: only its own sessions wait.
 		b.stats.nodeFull.Add(1)
 		return false
 	}
-	if b.tryPush(m) {
+	if b.tryPush(m, wake) {
 		return true
 	}
 	b.stats.ringFull.Add(1)
@@ -308,7 +320,7 @@ func (b *Bridge) NodeFull(n int) bool {
 
 // tryPush queues m if the byte budget and the ring allow. A message
 // alone may exceed the budget, so that a big body is never refused.
-func (b *Bridge) tryPush(m *Msg) bool {
+func (b *Bridge) tryPush(m *Msg, wake bool) bool {
 	n := int64(len(m.Body))
 	// Refused only while more than half the budget is used, so that the
 	// room hasRoom reports always takes the message retried (a body near
@@ -320,7 +332,9 @@ func (b *Bridge) tryPush(m *Msg) bool {
 		return false
 	}
 	b.queued.Add(n)
-	b.wake()
+	if wake {
+		b.wake()
+	}
 	return true
 }
 

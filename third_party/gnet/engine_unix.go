@@ -127,6 +127,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
+		el.setTurnHooks() // blastbeat patch 12
 		for _, ln := range lns {
 			if err = el.pollListener(ln); err != nil { // blastbeat patch 11
 				return fail(err)
@@ -175,6 +176,7 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
+		el.setTurnHooks() // blastbeat patch 12
 		eng.eventLoops.register(el)
 	}
 

@@ -536,6 +536,18 @@ type OutboundDrainer interface {
 	OnOutboundDrained(c Conn, buffered int)
 }
 
+// TurnHandler may be implemented by an EventHandler to learn when an
+// event-loop (not the main reactor) starts and ends a turn: the events
+// one epoll_wait returned and the tasks they woke, handled in a row.
+// Both run on the loop. A handler can defer work that batches well, such
+// as waking another goroutine, to the end of the turn. A turn cut short
+// by a loop that stops ends without OnTurnEnd. Linux, default poller
+// only. (blastbeat patch 12)
+type TurnHandler interface {
+	OnTurnStart(el EventLoop)
+	OnTurnEnd(el EventLoop)
+}
+
 type (
 	// EventHandler represents the engine events' callbacks for the Run call.
 	// Each event has an Action return value that is used manage the state

@@ -112,12 +112,7 @@ func TestBlastBeatLoopAccept(t *testing.T) {
 	}
 	var addr string
 	for _, ln := range eng.eng.listeners {
-		sa, err := unix.Getsockname(ln.fd) // the port the kernel chose
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := sa.(*unix.SockaddrInet4)
-		addr = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+		addr = bbBoundAddr(t, ln.fd).String() // the port the kernel chose
 	}
 
 	// polledFDs returns the loops' descriptors for the address.
@@ -214,4 +209,18 @@ func TestBlastBeatLoopAccept(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // StopAccepting queues the closes
 	}
+}
+
+// bbBoundAddr is the address an IPv4 listening socket is bound to.
+func bbBoundAddr(t *testing.T, fd int) *net.TCPAddr {
+	t.Helper()
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := sa.(*unix.SockaddrInet4)
+	if !ok {
+		t.Fatalf("bound to %T", sa)
+	}
+	return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
 }

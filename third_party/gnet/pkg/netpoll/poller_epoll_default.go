@@ -41,6 +41,14 @@ type Poller struct {
 	asyncTaskQueue              queue.AsyncTaskQueue // queue with low priority
 	urgentAsyncTaskQueue        queue.AsyncTaskQueue // queue with high priority
 	highPriorityEventsThreshold int32                // threshold of high-priority events
+	turnStart, turnEnd          func()               // around each turn (blastbeat patch 12)
+}
+
+// SetTurnHooks has Polling call start before it handles what one
+// epoll_wait returned, and end after those events and the tasks they
+// woke (blastbeat patch 12). Call it before Polling.
+func (p *Poller) SetTurnHooks(start, end func()) {
+	p.turnStart, p.turnEnd = start, end
 }
 
 // OpenPoller instantiates a poller.
@@ -132,6 +140,9 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 			return err
 		}
 		msec = 0
+		if p.turnStart != nil {
+			p.turnStart()
+		}
 
 		for i := 0; i < n; i++ {
 			ev := &el.events[i]
@@ -179,6 +190,10 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 					break
 				}
 			}
+		}
+
+		if p.turnEnd != nil {
+			p.turnEnd()
 		}
 
 		if n == el.size {
