@@ -424,7 +424,8 @@ func (l *loop) handshakeOver(c *conn) {
 // once, at the turn's end, for every message the turn queued: a turn that
 // reads requests from several clients, or a drain that answers several,
 // costs the bridge one wake-up, not one each. Outside a turn (gnet closing
-// the connections of a stopping loop) it is woken at once.
+// the connections of a stopping loop, after its last turn ended) it is
+// woken at once.
 func (l *loop) trySend(m *zmqbridge.Msg) bool {
 	if !l.inTurn {
 		return l.s.ring.TrySend(m)

@@ -1,7 +1,7 @@
 // Copyright (c) 2026 The BlastBeat Authors. Licensed under the Apache
 // License, Version 2.0, as the rest of gnet.
 
-//go:build linux
+//go:build linux && !poll_opt
 
 package gnet
 

@@ -538,11 +538,12 @@ type OutboundDrainer interface {
 
 // TurnHandler may be implemented by an EventHandler to learn when an
 // event-loop (not the main reactor) starts and ends a turn: the events
-// one epoll_wait returned and the tasks they woke, handled in a row.
-// Both run on the loop. A handler can defer work that batches well, such
-// as waking another goroutine, to the end of the turn. A turn cut short
-// by a loop that stops ends without OnTurnEnd. Linux, default poller
-// only. (blastbeat patch 12)
+// one epoll_wait returned and the tasks queued before it returned,
+// handled in a row. Both run on the loop, and every OnTurnStart is
+// matched by an OnTurnEnd, also when the loop stops (before it closes its
+// connections, whose OnClose then runs outside a turn). A handler can
+// defer work that batches well, such as waking another goroutine, to the
+// end of the turn. Linux, default poller only. (blastbeat patch 12)
 type TurnHandler interface {
 	OnTurnStart(el EventLoop)
 	OnTurnEnd(el EventLoop)

@@ -8,72 +8,115 @@ package gnet
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 )
 
-// bbTurns echoes, and checks that every callback on a loop comes inside a
-// turn (OnTurnStart … OnTurnEnd) of that loop.
+// bbTurns echoes, and records for each loop whether its callbacks come
+// inside a turn (OnTurnStart … OnTurnEnd) of that loop.
 type bbTurns struct {
 	BuiltinEventEngine
-	booted    chan Engine
-	inTurn    bool // touched on the one loop only
-	starts    atomic.Int64
-	ends      atomic.Int64
-	outside   atomic.Int64 // callbacks outside a turn
-	executed  chan bool    // a task's view of inTurn
-	nested    atomic.Int64 // OnTurnStart inside a turn
-	unmatched atomic.Int64 // OnTurnEnd outside a turn
+	booted   chan Engine
+	executed chan bool // a task's view of its loop's turn
+
+	mu     sync.Mutex
+	inTurn map[EventLoop]bool
+	count  map[string]int
 }
 
 func (e *bbTurns) OnBoot(eng Engine) Action { e.booted <- eng; return None }
 
-func (e *bbTurns) OnTurnStart(EventLoop) {
-	if e.inTurn {
-		e.nested.Add(1)
+// note counts what, with " outside" appended when el is not in a turn;
+// it returns whether el is in a turn.
+func (e *bbTurns) note(el EventLoop, what string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in := e.inTurn[el]
+	if !in {
+		what += " outside"
 	}
-	e.inTurn = true
-	e.starts.Add(1)
+	e.count[what]++
+	return in
 }
 
-func (e *bbTurns) OnTurnEnd(EventLoop) {
-	if !e.inTurn {
-		e.unmatched.Add(1)
+func (e *bbTurns) OnTurnStart(el EventLoop) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.inTurn[el] {
+		e.count["nested start"]++
 	}
-	e.inTurn = false
-	e.ends.Add(1)
+	e.count["start"]++
+	e.inTurn[el] = true
+}
+
+func (e *bbTurns) OnTurnEnd(el EventLoop) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.inTurn[el] {
+		e.count["end outside"]++
+	}
+	e.count["end"]++
+	e.inTurn[el] = false
 }
 
 func (e *bbTurns) OnOpen(c Conn) ([]byte, Action) {
-	if !e.inTurn {
-		e.outside.Add(1)
-	}
+	e.note(c.EventLoop(), "open")
 	return nil, None
 }
 
+func (e *bbTurns) OnClose(c Conn, _ error) Action {
+	e.note(c.EventLoop(), "close")
+	return None
+}
+
 func (e *bbTurns) OnTraffic(c Conn) Action {
-	if !e.inTurn {
-		e.outside.Add(1)
-	}
+	e.note(c.EventLoop(), "traffic")
 	b, _ := c.Next(-1)
 	_, _ = c.Write(b)
-	_ = c.EventLoop().Execute(context.Background(), RunnableFunc(func(context.Context) error {
-		e.executed <- e.inTurn
+	el := c.EventLoop()
+	_ = el.Execute(context.Background(), RunnableFunc(func(context.Context) error {
+		e.executed <- e.note(el, "task")
 		return nil
 	}))
 	return None
 }
 
+func (e *bbTurns) counts() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := make(map[string]int, len(e.count))
+	for k, v := range e.count {
+		m[k] = v
+	}
+	return m
+}
+
 // TestBlastBeatTurnHooks (patch 12): a TurnHandler hears of each turn of
-// a loop: OnOpen, OnTraffic and the tasks they queue run between an
-// OnTurnStart and its OnTurnEnd, turns do not nest, and every turn ends.
+// a loop. OnOpen, OnTraffic, a client's close and the tasks they queue run
+// between an OnTurnStart and its OnTurnEnd; turns do not nest; and at
+// Stop the last turn ends before the loop closes a connection still open
+// (its OnClose runs outside a turn), so every turn that started ended.
+// With one loop accepting for itself, and two behind the main reactor.
 func TestBlastBeatTurnHooks(t *testing.T) {
-	h := &bbTurns{booted: make(chan Engine, 1), executed: make(chan bool, 64)}
+	for _, tc := range []struct {
+		loops      int
+		loopAccept bool
+	}{{1, true}, {2, false}} {
+		t.Run(fmt.Sprintf("loops=%d loopAccept=%v", tc.loops, tc.loopAccept), func(t *testing.T) {
+			testTurnHooks(t, tc.loops, tc.loopAccept)
+		})
+	}
+}
+
+func testTurnHooks(t *testing.T, loops int, loopAccept bool) {
+	h := &bbTurns{booted: make(chan Engine, 1), executed: make(chan bool, 64),
+		inTurn: map[EventLoop]bool{}, count: map[string]int{}}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(h, "tcp://127.0.0.1:0", WithMulticore(true), WithNumEventLoop(1), WithLoopAccept(true))
+		done <- Run(h, "tcp://127.0.0.1:0", WithMulticore(true), WithNumEventLoop(loops), WithLoopAccept(loopAccept))
 	}()
 	var eng Engine
 	select {
@@ -81,22 +124,13 @@ func TestBlastBeatTurnHooks(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("engine did not start: %v", err)
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = eng.Stop(ctx)
-		<-done
-	}()
 	<-eng.eng.started
-	var addr net.Addr
+	var addr string
 	for _, ln := range eng.eng.listeners {
-		addr = bbBoundAddr(t, ln.fd)
+		addr = bbBoundAddr(t, ln.fd).String()
 	}
-	for i := 0; i < 20; i++ {
-		c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+	echo := func(c net.Conn) {
+		t.Helper()
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write([]byte("ping\n")); err != nil {
 			t.Fatal(err)
@@ -112,21 +146,41 @@ func TestBlastBeatTurnHooks(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the task did not run")
 		}
-		c.Close()
 	}
-	// The loop has nothing left to do once its last turn ended: wait for
-	// the ends to catch up with the starts (the turn is still ending).
-	deadline := time.Now().Add(5 * time.Second)
-	for h.starts.Load() != h.ends.Load() && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	const closed = 20
+	for i := 0; i < closed; i++ {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		echo(c)
+		c.Close() // the loop's OnClose comes in a later turn
 	}
-	if s, e := h.starts.Load(), h.ends.Load(); s == 0 || s != e {
-		t.Fatalf("%d turns started, %d ended", s, e)
+	open, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := h.outside.Load(); n != 0 {
-		t.Fatalf("%d callbacks outside a turn", n)
+	defer open.Close()
+	echo(open) // open and served: the loop holds it at Stop
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := eng.Stop(ctx); err != nil {
+		t.Fatal(err)
 	}
-	if n, u := h.nested.Load(), h.unmatched.Load(); n != 0 || u != 0 {
-		t.Fatalf("%d nested turn starts, %d ends without a start", n, u)
+	<-done
+	m := h.counts()
+	if m["start"] == 0 || m["start"] != m["end"] || m["end outside"] != 0 || m["nested start"] != 0 {
+		t.Fatalf("turns: %v", m)
+	}
+	for _, what := range []string{"open outside", "traffic outside", "task outside"} {
+		if m[what] != 0 {
+			t.Fatalf("%s: %d (%v)", what, m[what], m)
+		}
+	}
+	// The client-closed ones were closed in turns, the open one after the
+	// stopping loop's last turn ended.
+	if m["close"] != closed || m["close outside"] != 1 {
+		t.Fatalf("closes: %d in a turn, %d outside; want %d, 1 (%v)", m["close"], m["close outside"], closed, m)
 	}
 }

@@ -45,10 +45,19 @@ type Poller struct {
 }
 
 // SetTurnHooks has Polling call start before it handles what one
-// epoll_wait returned, and end after those events and the tasks they
-// woke (blastbeat patch 12). Call it before Polling.
+// epoll_wait returned, and end after those events and the tasks queued
+// before it returned (blastbeat patch 12); a turn cut short because the
+// loop stops ends too, before Polling returns. Call it before Polling.
 func (p *Poller) SetTurnHooks(start, end func()) {
 	p.turnStart, p.turnEnd = start, end
+}
+
+// endTurn ends a turn that Polling cuts short to return err.
+func (p *Poller) endTurn(err error) error {
+	if p.turnEnd != nil {
+		p.turnEnd()
+	}
+	return err
 }
 
 // OpenPoller instantiates a poller.
@@ -151,7 +160,7 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 			} else {
 				err = callback(fd, ev.Events, 0)
 				if errors.Is(err, errorx.ErrAcceptSocket) || errors.Is(err, errorx.ErrEngineShutdown) {
-					return err
+					return p.endTurn(err)
 				}
 			}
 		}
@@ -162,7 +171,7 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 			for ; task != nil; task = p.urgentAsyncTaskQueue.Dequeue() {
 				err = task.Exec(task.Param)
 				if errors.Is(err, errorx.ErrEngineShutdown) {
-					return err
+					return p.endTurn(err)
 				}
 				queue.PutTask(task)
 			}
@@ -172,7 +181,7 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 				}
 				err = task.Exec(task.Param)
 				if errors.Is(err, errorx.ErrEngineShutdown) {
-					return err
+					return p.endTurn(err)
 				}
 				queue.PutTask(task)
 			}
