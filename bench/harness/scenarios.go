@@ -298,9 +298,11 @@ func (e *env) runWrk(ctx context.Context, in *instance, sc scenario, m *measurem
 			return
 		}
 	}
+	opens0, opensErr := passiveOpens()
 	a := sampleCPU(in)
 	out, load, err := e.toolCPU(ctx, "wrk", append([]string{e.wrk}, wrkArgs(sc.threads, sc.conns, e.opts.dur, sc.headers, script, url)...), e.opts.dur+30*time.Second)
 	b := sampleCPU(in)
+	opens1, opensErr1 := passiveOpens()
 	if err != nil {
 		m.Error = "wrk: " + err.Error()
 		return
@@ -309,6 +311,11 @@ func (e *env) runWrk(ctx context.Context, in *instance, sc scenario, m *measurem
 	if err != nil {
 		m.Error = err.Error()
 		return
+	}
+	if asksClose(sc) && opensErr == nil && opensErr1 == nil && opens1 >= opens0 {
+		if ok, w := closesPerRequest(opens1-opens0, uint64(r.Requests)); !ok {
+			m.warn(w)
+		}
 	}
 	m.Value, m.Count = r.Rate, r.Requests
 	m.P50Ms, m.P90Ms, m.P99Ms = r.P50Ms, r.P90Ms, r.P99Ms
