@@ -215,8 +215,8 @@ type Options struct {
 	// ZMQQueueBytes bounds the request body bytes the event loops have
 	// handed the ZeroMQ bridge and libzmq has not taken yet, and the
 	// bytes held for one node at its high-water mark; past it the
-	// clients whose bodies wait stop being read (zmq-queue-bytes,
-	// default 2 MiB).
+	// clients whose bodies wait stop being read. It also bounds the body
+	// bytes lent to libzmq uncopied (zmq-queue-bytes, default 2 MiB).
 	ZMQQueueBytes int64
 	// StallTimeout is how long a client may read none of the output held
 	// for it before it is closed (stall-timeout, default 60s).

@@ -85,7 +85,8 @@ type Config struct {
 	RcvHWM      int // receive high-water mark, messages per node
 	SendTimeout time.Duration
 	// MaxQueuedBytes bounds the body bytes waiting in the ring and the
-	// bridge for libzmq (DefaultMaxQueuedBytes).
+	// bridge for libzmq (DefaultMaxQueuedBytes), and those lent to
+	// libzmq uncopied (zmqio.SendRef; past it bodies are copied).
 	MaxQueuedBytes int64
 	Logger         *slog.Logger
 }
@@ -395,6 +396,7 @@ func (b *Bridge) open() (int, error) {
 	if b.io, err = zmqio.New(sock, 4); err != nil {
 		return -1, err
 	}
+	b.io.SetMaxLent(int(b.cfg.MaxQueuedBytes))
 	return sock.GetFd()
 }
 
@@ -421,7 +423,14 @@ func (b *Bridge) run(ready chan<- error) {
 		return
 	}
 	defer unix.Close(epfd)
-	defer b.sock.Close()
+	defer func() {
+		// The socket first (linger 0): libzmq then drops what it holds,
+		// and gives back the bodies lent to it, which Close waits for.
+		b.sock.Close()
+		if n := b.io.Close(); n > 0 {
+			b.cfg.Logger.Warn("zmqbridge: libzmq did not give back bodies lent to it", "bodies", n)
+		}
+	}()
 	defer unix.Close(b.efd)
 	b.ids = make([][]byte, len(b.cfg.Identities))
 	b.nextPing = make([]time.Time, len(b.cfg.Identities))
@@ -431,11 +440,11 @@ func (b *Bridge) run(ready chan<- error) {
 	}
 	ready <- nil
 
-	defer b.io.Close()
 	events := make([]unix.EpollEvent, 4)
 	var drain [8]byte
 	var yield yielder
 	for {
+		b.io.Reclaim() // bodies libzmq is done with go back to the pool
 		b.takeIdentities()
 		paused := b.h.Paused()
 		worked, more := false, false
@@ -719,9 +728,10 @@ func (b *Bridge) dropHeld(which func(node int) bool) {
 	}
 }
 
-// bigBody is the body size from which a message is sent straight from its
-// buffer instead of being copied into the batch buffer.
-const bigBody = 16 << 10
+// bigBody is the body size from which a message is sent on its own,
+// straight from its buffer, instead of being copied into the batch
+// buffer: lent to libzmq when pooled (zmqio.SendRef), else copied by it.
+const bigBody = zmqio.MinRefBody
 
 // sendMsgs sends msgs in order: small ones batched, big ones on their
 // own. It returns how many were sent and the first failure.
@@ -745,7 +755,13 @@ func (b *Bridge) sendMsgs(msgs []Msg) (int, error) {
 		if err := flush(); err != nil {
 			return sent, err
 		}
-		if err := b.io.SendOne(b.ids[m.Node], sid, m.Type, m.Body); err != nil {
+		var err error
+		if m.Buf != nil {
+			err = b.io.SendRef(b.ids[m.Node], sid, m.Type, m.Body, m.Buf)
+		} else {
+			err = b.io.SendOne(b.ids[m.Node], sid, m.Type, m.Body)
+		}
+		if err != nil {
 			return sent, err
 		}
 		sent++

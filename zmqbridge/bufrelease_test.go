@@ -9,8 +9,9 @@ import (
 )
 
 // TestBufReleased: a pooled message's reference is given back once
-// libzmq has its bytes (batched and sent on its own alike) and once it
-// failed (after Undeliverable), and the node gets the bytes intact.
+// libzmq has its bytes (batched, copied) or is done with them (a big body,
+// lent: zmqio.SendRef), and once it failed (after Undeliverable), and the
+// node gets the bytes intact.
 func TestBufReleased(t *testing.T) {
 	b, rec, dealer := startWithNode(t)
 	if msg, err := dealer.RecvMessage(0); err != nil || msg[1] != "ping" {

@@ -60,3 +60,35 @@ func TestRecvPooledAllocs(t *testing.T) {
 		t.Errorf("received %d body bytes in %d pooled batches, want %d in %d", got, pooled, len(body)*(runs+2), runs+2)
 	}
 }
+
+// TestSendRefAllocs: lending a pooled body to libzmq and taking it back
+// allocates nothing once the Batcher has its record and pin (the bridge's
+// path for request bodies of MinRefBody bytes or more).
+func TestSendRefAllocs(t *testing.T) {
+	router, dealer := pair(t)
+	rb := batcher(t, router, 4)
+	db := batcher(t, dealer, 3)
+	var pool bufpool.Pool
+	got := 0
+	fn := func(f [][]byte) { got += len(f[2]) }
+	id, sid := []byte("n1"), []byte("sid") // as the bridge's: made once
+	one := func() {
+		buf := pool.Get(MinRefBody)
+		if err := rb.SendRef(id, sid, "body", buf.B, buf); err != nil {
+			t.Fatal(err)
+		}
+		buf.Release()
+		waitReadable(t, db)
+		db.RecvReuse(1, fn)
+		if rb.Reclaim() != 1 {
+			t.Fatal("the body was not given back")
+		}
+	}
+	one() // the record, the pin and the receive buffer
+	if allocs := testing.AllocsPerRun(100, one); allocs != 0 {
+		t.Errorf("SendRef: %.1f allocations per message, want 0", allocs)
+	}
+	if got != MinRefBody*102 { // AllocsPerRun runs it once more first
+		t.Errorf("received %d body bytes, want %d", got, MinRefBody*102)
+	}
+}

@@ -136,3 +136,97 @@ static int bb_events(void *sock) {
 	}
 	return ev;
 }
+
+// Bodies sent by reference (bb_send_ref): libzmq reads the body straight
+// from the caller's buffer instead of copying it, and calls bb_ref_done
+// once it no longer needs it, from whichever of its threads dropped the
+// message last. Each buffer lent so has a bb_ref record; bb_ref_done
+// pushes it onto its queue (a lock-free stack: any thread pushes, the
+// owner of the Batcher takes), and the owner gives the buffer back.
+typedef struct bb_ref {
+	struct bb_ref *next;
+	struct bb_refq *q;
+	int slot; // the Go side's index of the lent buffer
+} bb_ref;
+
+typedef struct bb_refq {
+	bb_ref *head; // pushed by bb_ref_done, from any thread
+	bb_ref *rest; // taken and not yet returned (the owner's only)
+} bb_refq;
+
+static bb_refq *bb_refq_new(void) { return (bb_refq *)calloc(1, sizeof(bb_refq)); }
+static void bb_refq_free(bb_refq *q) { free(q); }
+
+static bb_ref *bb_ref_new(bb_refq *q, int slot) {
+	bb_ref *r = (bb_ref *)calloc(1, sizeof(bb_ref));
+	if (r) {
+		r->q = q;
+		r->slot = slot;
+	}
+	return r;
+}
+static void bb_ref_free(bb_ref *r) { free(r); }
+
+// bb_ref_done is libzmq's free function of a body sent by reference.
+static void bb_ref_done(void *data, void *hint) {
+	(void)data;
+	bb_ref *r = (bb_ref *)hint;
+	bb_refq *q = r->q;
+	bb_ref *h = __atomic_load_n(&q->head, __ATOMIC_RELAXED);
+	do {
+		r->next = h;
+	} while (!__atomic_compare_exchange_n(&q->head, &h, r, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+// bb_ref_take writes the slots of up to max records given back into out
+// and returns how many.
+static int bb_ref_take(bb_refq *q, int *out, int max) {
+	int n = 0;
+	while (n < max) {
+		if (!q->rest) {
+			q->rest = __atomic_exchange_n(&q->head, (bb_ref *)0, __ATOMIC_ACQUIRE);
+			if (!q->rest) break;
+		}
+		bb_ref *r = q->rest;
+		q->rest = r->next;
+		r->next = 0;
+		out[n++] = r->slot;
+	}
+	return n;
+}
+
+// bb_send_ref is bb_send_one for 4 frames whose last one, the body, libzmq
+// takes by reference: r goes to bb_ref_done exactly once, when libzmq is
+// done with the body, or at once when the message was not sent. It
+// returns 0 or errno as bb_send_one does.
+static int bb_send_ref(void *sock, const char *f0, size_t l0, const char *f1, size_t l1,
+		const char *f2, size_t l2, char *body, size_t bl, bb_ref *r) {
+	const char *f[3] = {f0, f1, f2};
+	size_t l[3] = {l0, l1, l2};
+	int rc;
+	for (int i = 0; i < 3; i++) {
+		while ((rc = zmq_send(sock, f[i], l[i], ZMQ_DONTWAIT | ZMQ_SNDMORE)) < 0 && errno == EINTR)
+			;
+		if (rc < 0) {
+			int e = i == 0 ? errno : -errno;
+			bb_ref_done(body, r);
+			return e;
+		}
+	}
+	zmq_msg_t m;
+	if (zmq_msg_init_data(&m, body, bl, bb_ref_done, r) != 0) {
+		// Only when out of memory: send a copy instead.
+		bb_ref_done(body, r);
+		while ((rc = zmq_send(sock, body, bl, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+			;
+		return rc < 0 ? -errno : 0;
+	}
+	while ((rc = zmq_msg_send(&m, sock, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+		;
+	if (rc < 0) {
+		int e = -errno;
+		zmq_msg_close(&m); // calls bb_ref_done
+		return e;
+	}
+	return 0;
+}

@@ -48,6 +48,8 @@ type Batcher struct {
 	lens []C.uint32_t
 	buf  []byte
 	n    int
+	// refs are the bodies lent to libzmq by SendRef.
+	refs refs
 }
 
 // socketHandle returns libzmq's socket pointer inside a pebbe socket.
@@ -76,12 +78,17 @@ func New(s *zmq.Socket, frames int) (*Batcher, error) {
 	return &Batcher{sock: h, frames: frames, b: C.bb_batch_new()}, nil
 }
 
-// Close frees the batch memory (not the socket).
-func (b *Batcher) Close() {
+// Close frees the batch memory (not the socket). When bodies were lent
+// with SendRef, close the socket first (with linger 0): Close waits up to
+// a second for libzmq to give them back, and returns how many it did not
+// (their buffers are then left to the collector, never reused by a pool).
+func (b *Batcher) Close() (notReturned int) {
+	notReturned = b.closeRefs()
 	if b.b != nil {
 		C.bb_batch_free(b.b)
 		b.b = nil
 	}
+	return notReturned
 }
 
 // Events are ZMQ_EVENTS bits.

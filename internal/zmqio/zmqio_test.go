@@ -64,7 +64,7 @@ func batcher(t testing.TB, s *zmq.Socket, frames int) *Batcher {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.Close)
+	t.Cleanup(func() { b.Close() })
 	return b
 }
 

@@ -1,0 +1,192 @@
+package zmqio
+
+/*
+#include "batch.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/blastbeat/blastbeat/internal/bufpool"
+)
+
+// MinRefBody is the smallest body SendRef lends libzmq instead of copying:
+// below it the copy costs less than the bookkeeping (a pin, a record, and
+// the buffer's return from libzmq's thread).
+const MinRefBody = 16 << 10
+
+// closeWait is how long Close waits for libzmq to give back the bodies it
+// holds (after the socket was closed with linger 0, it drops them within
+// milliseconds).
+const closeWait = time.Second
+
+// DefaultMaxLent is the most body bytes a Batcher lends libzmq at once
+// unless SetMaxLent says otherwise.
+const DefaultMaxLent = 2 << 20
+
+// lent is one body libzmq holds by reference.
+type lent struct {
+	rec  *C.bb_ref
+	buf  *bufpool.Buf // the reference libzmq holds
+	size int
+	pin  runtime.Pinner
+}
+
+// refs are the bodies a Batcher has lent libzmq.
+type refs struct {
+	q       *C.bb_refq // nil until the first SendRef
+	slots   []*lent
+	free    []int32
+	out     int // lent and not yet given back
+	bytes   int // their bytes
+	maxLent int // 0: DefaultMaxLent
+	taken   [64]C.int
+}
+
+// SetMaxLent bounds the body bytes lent to libzmq at once (n > 0): past
+// it SendRef copies, as SendOne does. Lent bodies stay out of their pool
+// until libzmq has written them, each up to its peer's high-water mark,
+// so the bound keeps a slow peer from holding the pool's memory (copies
+// are libzmq's, freed as it writes them).
+func (b *Batcher) SetMaxLent(n int) {
+	if n > 0 {
+		b.refs.maxLent = n
+	}
+}
+
+// SendRef sends one 4-frame message as SendOne does, except that libzmq
+// reads the body straight from buf (body lies in buf.B) until it has
+// written it out, instead of copying it first: the Batcher takes a
+// reference on buf for libzmq and gives it back in a later Reclaim (or
+// Close). Past SetMaxLent's bound it copies instead. Frames added with
+// Add or AddTyped and not yet sent must be sent first. The caller keeps
+// its own reference and must not write to the body's bytes while they
+// are lent.
+func (b *Batcher) SendRef(id, sid []byte, typ string, body []byte, buf *bufpool.Buf) error {
+	r := &b.refs
+	max := r.maxLent
+	if max == 0 {
+		max = DefaultMaxLent
+	}
+	if len(body) == 0 || r.bytes+len(body) > max {
+		return b.SendOne(id, sid, typ, body)
+	}
+	if r.q == nil {
+		r.q = C.bb_refq_new()
+		if r.q == nil {
+			return b.SendOne(id, sid, typ, body)
+		}
+	}
+	s := r.slot()
+	if s == nil {
+		return b.SendOne(id, sid, typ, body)
+	}
+	p := unsafe.Pointer(unsafe.SliceData(body))
+	s.pin.Pin(p) // libzmq keeps the pointer past this call
+	buf.Retain()
+	s.buf, s.size = buf, len(body)
+	r.out++
+	r.bytes += len(body)
+	rc := C.bb_send_ref(b.sock, bufPtr(id), C.size_t(len(id)), bufPtr(sid), C.size_t(len(sid)),
+		strPtr(typ), C.size_t(len(typ)), (*C.char)(p), C.size_t(len(body)), s.rec)
+	if rc == 0 {
+		return nil
+	}
+	if rc < 0 {
+		rc = -rc
+	}
+	return &SendError{Errno: syscall.Errno(rc)}
+}
+
+// strPtr returns a C pointer to s's bytes (no copy, unlike []byte(s),
+// which a cgo argument would move to the heap); nil for "".
+func strPtr(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s)))
+}
+
+// slot returns a free record for a lent body, nil if C memory ran out.
+func (r *refs) slot() *lent {
+	if n := len(r.free); n > 0 {
+		i := r.free[n-1]
+		r.free = r.free[:n-1]
+		return r.slots[i]
+	}
+	rec := C.bb_ref_new(r.q, C.int(len(r.slots)))
+	if rec == nil {
+		return nil
+	}
+	s := &lent{rec: rec}
+	r.slots = append(r.slots, s)
+	return s
+}
+
+// Lent returns how many bodies libzmq holds by reference now, and their
+// bytes.
+func (b *Batcher) Lent() (bodies, bytes int) { return b.refs.out, b.refs.bytes }
+
+// Reclaim gives back the buffers of the bodies libzmq is done with and
+// returns how many. It costs an atomic load when there are none, so the
+// owner calls it every time round its loop.
+func (b *Batcher) Reclaim() int {
+	r := &b.refs
+	if r.q == nil || r.q.rest == nil && atomic.LoadPointer((*unsafe.Pointer)(unsafe.Pointer(&r.q.head))) == nil {
+		return 0
+	}
+	total := 0
+	for {
+		n := int(C.bb_ref_take(r.q, &r.taken[0], C.int(len(r.taken))))
+		for _, i := range r.taken[:n] {
+			s := r.slots[i]
+			s.pin.Unpin()
+			s.buf.Release()
+			s.buf = nil
+			r.bytes -= s.size
+			r.free = append(r.free, int32(i))
+		}
+		r.out -= n
+		total += n
+		if n < len(r.taken) {
+			return total
+		}
+	}
+}
+
+// closeRefs waits up to closeWait for libzmq to give back what it holds,
+// then frees the records. It returns how many bodies were not given back:
+// those are unpinned and their records left allocated, since libzmq may
+// still call back with them.
+func (b *Batcher) closeRefs() int {
+	r := &b.refs
+	if r.q == nil {
+		return 0
+	}
+	for deadline := time.Now().Add(closeWait); r.out > 0 && time.Now().Before(deadline); {
+		if b.Reclaim() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	left := r.out
+	if left > 0 {
+		for _, s := range r.slots {
+			if s.buf != nil {
+				s.pin.Unpin()
+				s.buf = nil
+			}
+		}
+	} else {
+		for _, s := range r.slots {
+			C.bb_ref_free(s.rec)
+		}
+		C.bb_refq_free(r.q)
+	}
+	*r = refs{maxLent: r.maxLent}
+	return left
+}
