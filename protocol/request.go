@@ -167,6 +167,17 @@ func (p *RequestParser) InHead() bool { return p.state <= stHeadLF }
 // Idle reports whether the parser is between requests with nothing scanned.
 func (p *RequestParser) Idle() bool { return p.state == stStart && p.scan == 0 }
 
+// BodyLeft returns how many body bytes Feed will take next with no
+// framing byte between them: what is left of a Content-Length body or of
+// the current chunk's data; 0 anywhere else (the head, a chunk-size line,
+// trailers).
+func (p *RequestParser) BodyLeft() int64 {
+	if p.state == stBodyLength || p.state == stChunkData {
+		return p.remaining
+	}
+	return 0
+}
+
 // Pending reports how many head bytes have been scanned but not consumed.
 func (p *RequestParser) Pending() int {
 	if p.InHead() {

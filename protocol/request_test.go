@@ -773,3 +773,48 @@ func BenchmarkRequestParseChunked(b *testing.B) {
 		}
 	}
 }
+
+// TestBodyLeft: what is left of a Content-Length body or of a chunk's
+// data, and 0 in a head or on a chunk-size line.
+func TestBodyLeft(t *testing.T) {
+	p := protocol.NewRequestParser(protocol.Limits{})
+	feed := func(s string) {
+		t.Helper()
+		buf := []byte(s)
+		for len(buf) > 0 {
+			n, _, _, err := p.Feed(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				t.Fatalf("Feed took nothing of %q", buf)
+			}
+			buf = buf[n:]
+		}
+	}
+	if got := p.BodyLeft(); got != 0 {
+		t.Fatalf("before a head: %d", got)
+	}
+	feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+	if got := p.BodyLeft(); got != 10 {
+		t.Fatalf("after the head: %d, want 10", got)
+	}
+	feed("abcd")
+	if got := p.BodyLeft(); got != 6 {
+		t.Fatalf("after 4 bytes: %d, want 6", got)
+	}
+	feed("efghij")
+	p.Feed(nil) // EvEnd
+	feed("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+	if got := p.BodyLeft(); got != 0 {
+		t.Fatalf("before the chunk size: %d, want 0", got)
+	}
+	feed("1a\r\n")
+	if got := p.BodyLeft(); got != 0x1a {
+		t.Fatalf("after the chunk size: %d, want 26", got)
+	}
+	feed("0123456789")
+	if got := p.BodyLeft(); got != 16 {
+		t.Fatalf("10 bytes into the chunk: %d, want 16", got)
+	}
+}

@@ -51,6 +51,7 @@ type conn struct {
 	pendingOut int             // output held in the transport, as last accounted
 	outq       []zmqbridge.Msg // messages the ring refused, in order; reading pauses
 	out        [][]byte        // output queued during one loop turn
+	bigBodies  bool            // the last request's body had zmqio.MinRefBody bytes or more
 }
 
 func (c *conn) srv() *Server { return c.l.s }
@@ -194,6 +195,7 @@ func (c *conn) onTraffic() gnet.Action {
 			c.l.markDirty(c) // the flush closes it when no response is due
 		}
 	}
+	c.l.rbuf, c.l.rbufFor = nil, nil // the read target served this OnTraffic
 	c.updateReadPause()
 	c.l.flush()
 	return gnet.None

@@ -125,6 +125,7 @@ func (h *handler) OnTurnEnd(el gnet.EventLoop) {
 	s := (*Server)(h)
 	l := s.loopOf(el)
 	l.inTurn = false
+	l.releaseReadBufs()
 	if l.kick {
 		l.kick = false
 		s.ring.Kick()

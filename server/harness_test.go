@@ -120,6 +120,10 @@ type fakeConn struct {
 	pauses   int // PauseRead calls
 	closed   bool
 	onWritev func() // called before each Writev takes the bytes, when set
+	// inPlace makes Discard reslice what is left, as gnet does with
+	// the bytes of the read in progress, instead of moving and poisoning
+	// them (readtarget_test.go: bytes read into a target stay there).
+	inPlace bool
 }
 
 func (f *fakeConn) Context() any              { return f.ctx }
@@ -165,6 +169,10 @@ func (f *fakeConn) Peek(n int) ([]byte, error) {
 func (f *fakeConn) Discard(n int) (int, error) {
 	if n <= 0 || n > len(f.in) {
 		n = len(f.in)
+	}
+	if f.inPlace {
+		f.in = f.in[n:]
+		return n, nil
 	}
 	rest := append([]byte(nil), f.in[n:]...)
 	for i := range f.in {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/blastbeat/blastbeat/internal/bufpool"
+	"github.com/blastbeat/blastbeat/internal/zmqio"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 )
@@ -118,6 +119,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.hops = 0
 	c.reqSeq++
 	c.bodyBytes = 0
+	c.bigBodies = false // until this body proves big (onBody)
 	c.begin(&c.ex, r, httpVersion(c.minor))
 
 	// r.Host is the absolute-form authority when there is one.
@@ -307,6 +309,15 @@ func (c *conn) onBody(data []byte) {
 	// The vhost's max-body also bounds bodies of unknown length.
 	if c.bodyBytes += int64(len(data)); c.vhost.MaxBody > 0 && c.bodyBytes > c.vhost.MaxBody {
 		c.protocolError(protocol.ErrBodyTooLarge)
+		return
+	}
+	c.bigBodies = c.bodyBytes >= zmqio.MinRefBody
+	if rb := c.readPiece(data); rb != nil {
+		// Read straight into a pooled buffer (readtarget.go): sent as
+		// it lies.
+		c.keepForRetry(data, rb)
+		c.endSent = false
+		c.sendTo(c.node, c.sid, "body", data, rb, c.reqSeq)
 		return
 	}
 	// The piece outlives gnet's buffer: it is copied into a pooled one.

@@ -81,8 +81,11 @@ type loop struct {
 	arenaFull  [][]byte        // arena chunks filled this turn
 	arenaFree  [][]byte        // arena chunks to reuse
 	held       []*bufpool.Buf  // receive buffers replies of this turn lie in
-	outSlices  [][][]byte      // conn.out slices for reuse (outSlice)
-	flushing   int             // flush's nesting depth
+	readBufs   []*bufpool.Buf  // this turn's read targets (readtarget.go)
+	rbuf       *bufpool.Buf    // the target of the read in progress, for rbufFor
+	rbufFor    *conn
+	outSlices  [][][]byte // conn.out slices for reuse (outSlice)
+	flushing   int        // flush's nesting depth
 	drainFn    gnet.RunnableFunc
 	retryFn    gnet.RunnableFunc
 }

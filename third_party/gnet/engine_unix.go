@@ -127,7 +127,8 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
-		el.setTurnHooks() // blastbeat patch 12
+		el.setTurnHooks()                                  // blastbeat patch 12
+		el.readTarget, _ = eng.eventHandler.(ReadTargeter) // blastbeat patch 13
 		for _, ln := range lns {
 			if err = el.pollListener(ln); err != nil { // blastbeat patch 11
 				return fail(err)
@@ -176,7 +177,8 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
-		el.setTurnHooks() // blastbeat patch 12
+		el.setTurnHooks()                                  // blastbeat patch 12
+		el.readTarget, _ = eng.eventHandler.(ReadTargeter) // blastbeat patch 13
 		eng.eventLoops.register(el)
 	}
 

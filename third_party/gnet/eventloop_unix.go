@@ -49,6 +49,7 @@ type eventloop struct {
 	eventHandler EventHandler        // user eventHandler
 	acceptAddr   unix.RawSockaddrAny // accept(2)'s peer address (blastbeat patch 7)
 	acceptWarned time.Time           // the last accept pause warning (blastbeat patch 10)
+	readTarget   ReadTargeter        // eventHandler's, if it is one (blastbeat patch 13)
 }
 
 func (el *eventloop) Register(ctx context.Context, addr net.Addr) (<-chan RegisteredResult, error) {
@@ -262,7 +263,13 @@ func (el *eventloop) read(c *conn) error {
 	isET := el.engine.opts.EdgeTriggeredIO
 	chunk := el.engine.opts.EdgeTriggeredIOChunk
 loop:
-	n, err := unix.Read(c.fd, el.buffer)
+	buf := el.buffer
+	if el.readTarget != nil && c.inboundBuffer.IsEmpty() {
+		if t := el.readTarget.ReadTarget(c); len(t) > 0 {
+			buf = t // blastbeat patch 13
+		}
+	}
+	n, err := unix.Read(c.fd, buf)
 	if err != nil || n == 0 {
 		if err == unix.EAGAIN {
 			return nil
@@ -274,7 +281,7 @@ loop:
 	}
 	recv += n
 
-	c.buffer = el.buffer[:n]
+	c.buffer = buf[:n]
 	action := el.eventHandler.OnTraffic(c)
 	switch action {
 	case None:
@@ -294,7 +301,7 @@ loop:
 	// we need to set up threshold for the maximum read bytes per connection
 	// on each event-loop. If the threshold is reached and there are still
 	// unread data in the socket buffer, we must issue another read event manually.
-	if isET && n == len(el.buffer) && !c.readPaused {
+	if isET && n == len(buf) && !c.readPaused {
 		return el.poller.Trigger(queue.LowPriority, el.read0, c)
 	}
 

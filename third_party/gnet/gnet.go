@@ -549,6 +549,19 @@ type TurnHandler interface {
 	OnTurnEnd(el EventLoop)
 }
 
+// ReadTargeter may be implemented by an EventHandler to choose where the
+// next read of a connection goes, so that bytes it would copy out of the
+// loop's read buffer are read where they are headed. ReadTarget is asked,
+// on the loop, before each read of a connection whose inbound buffer is
+// empty; it returns the buffer to read into, or nil for the loop's own.
+// The bytes read are then c's inbound bytes for OnTraffic (Peek, Next,
+// Discard) as usual, and what OnTraffic leaves unread is copied into the
+// inbound buffer after it returns: the handler must keep the target's
+// bytes unchanged until then. (blastbeat patch 13)
+type ReadTargeter interface {
+	ReadTarget(c Conn) []byte
+}
+
 type (
 	// EventHandler represents the engine events' callbacks for the Run call.
 	// Each event has an Action return value that is used manage the state

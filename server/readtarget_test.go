@@ -1,0 +1,147 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/blastbeat/blastbeat/internal/zmqio"
+)
+
+// TestReadTarget: while a request body has at least zmqio.MinRefBody bytes
+// left to frame, gnet is offered a pooled buffer to read into (patch 13),
+// and a read that fills at least half of it goes to the node as it lies:
+// the body message points into it and holds a reference, as does the
+// retry buffer; the loop's own reference goes at the turn's end. A short
+// read is copied into a buffer of its size; a head, a small remainder
+// and a read outside a turn get gnet's buffer.
+func TestReadTarget(t *testing.T) {
+	h := newHarness(t, testOptions())
+	hd := (*handler)(h.s)
+	el := h.fc.el
+	const size = 200 << 10
+
+	hd.OnTurnStart(el)
+	if tgt := hd.ReadTarget(h.fc); tgt != nil {
+		t.Fatalf("offered %d bytes before the head", len(tgt))
+	}
+	h.client(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size))
+	if got := len(h.ring.take()); got != 1 {
+		t.Fatalf("%d messages for the head, want 1", got)
+	}
+	// read has the client's next n bytes read into the offered target
+	// and returns the pooled buffer their message carries (the fake ring
+	// copies the body itself, not the buffer).
+	read := func(n int) (carried []byte, tgt []byte) {
+		t.Helper()
+		tgt = hd.ReadTarget(h.fc)
+		if tgt == nil {
+			t.Fatal("no read target in the body")
+		}
+		for i := range tgt[:n] {
+			tgt[i] = 'b'
+		}
+		h.fc.in = tgt[:n] // gnet's c.buffer: the bytes read, where they lie
+		hd.OnTraffic(h.fc)
+		h.settle()
+		sent := h.ring.take()
+		if len(sent) != 1 || sent[0].Type != "body" || len(sent[0].Body) != n {
+			t.Fatalf("read of %d: sent %d messages", n, len(sent))
+		}
+		if sent[0].Buf == nil {
+			t.Fatalf("read of %d: the body message carries no pooled buffer", n)
+		}
+		return sent[0].Buf.B, tgt
+	}
+
+	// A full read: sent as it lies.
+	body, tgt := read(maxReadTarget)
+	if len(tgt) != maxReadTarget || unsafe.SliceData(body) != unsafe.SliceData(tgt) {
+		t.Fatalf("a read of %d into a target of %d was copied", len(body), len(tgt))
+	}
+	rb := h.c.retry[len(h.c.retry)-1].buf
+	if got := rb.Refs(); got != 3 {
+		t.Fatalf("the read target holds %d references, want 3 (message, retry, loop)", got)
+	}
+	hd.OnTurnEnd(el)
+	if got := rb.Refs(); got != 2 {
+		t.Fatalf("after the turn: %d references, want 2 (message, retry)", got)
+	}
+
+	// A short read (under half the target): copied.
+	hd.OnTurnStart(el)
+	body, tgt = read(1000)
+	if unsafe.SliceData(body) == unsafe.SliceData(tgt) {
+		t.Fatal("a short read was not copied")
+	}
+	left := size - maxReadTarget - 1000
+	body, tgt = read(maxReadTarget)
+	if unsafe.SliceData(body) != unsafe.SliceData(tgt) {
+		t.Fatal("a full read was copied")
+	}
+	left -= maxReadTarget
+	body, tgt = read(left - zmqio.MinRefBody + 1) // leaves under MinRefBody
+	if len(tgt) != min(left, maxReadTarget) {
+		t.Fatalf("a target of %d for the body's last %d bytes", len(tgt), left)
+	}
+	if unsafe.SliceData(body) != unsafe.SliceData(tgt) {
+		t.Fatal("a read filling its target was copied")
+	}
+	if tgt := hd.ReadTarget(h.fc); tgt != nil {
+		t.Fatalf("offered %d bytes for a remainder under zmqio.MinRefBody", len(tgt))
+	}
+	hd.OnTurnEnd(el)
+	if tgt := hd.ReadTarget(h.fc); tgt != nil {
+		t.Fatal("offered a read target outside a turn")
+	}
+	if n := len(h.c.l.readBufs); n != 0 {
+		t.Fatalf("the loop holds %d read targets after the turn", n)
+	}
+}
+
+// TestReadTargetNextHead: once a request's body reached zmqio.MinRefBody,
+// the connection's next head is read into a target too (the body that
+// follows it in the same read goes to the node as it lies); a connection
+// whose last body was small, or that waits for a response, reads into
+// gnet's buffer.
+func TestReadTargetNextHead(t *testing.T) {
+	h := newHarness(t, testOptions())
+	hd := (*handler)(h.s)
+	el := h.fc.el
+	hd.OnTurnStart(el)
+	defer hd.OnTurnEnd(el)
+	post := func(n int) string {
+		return fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", n, strings.Repeat("b", n))
+	}
+	ok := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+	h.client(post(100))
+	if tgt := hd.ReadTarget(h.fc); tgt != nil {
+		t.Fatal("offered a target while the response is due")
+	}
+	h.reply("n1", "headers", ok)
+	if tgt := hd.ReadTarget(h.fc); tgt != nil {
+		t.Fatal("offered a target after a small body")
+	}
+	h.ring.take()
+
+	h.client(post(zmqio.MinRefBody))
+	h.reply("n1", "headers", ok)
+	h.ring.take()
+	tgt := hd.ReadTarget(h.fc)
+	if len(tgt) != maxReadTarget {
+		t.Fatalf("offered %d bytes after a big body, want %d", len(tgt), maxReadTarget)
+	}
+	req := post(40 << 10)
+	h.fc.in = tgt[:copy(tgt, req)]
+	h.fc.inPlace = true
+	hd.OnTraffic(h.fc)
+	h.fc.inPlace = false
+	h.settle()
+	sent := h.ring.take()
+	if len(sent) != 2 || sent[1].Type != "body" || len(sent[1].Body) != 40<<10 || sent[1].Buf == nil ||
+		unsafe.SliceData(sent[1].Buf.B) != unsafe.SliceData(tgt) {
+		t.Fatalf("the head and body read together: %d messages, the body not carried in the target", len(sent))
+	}
+}
