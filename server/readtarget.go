@@ -55,10 +55,26 @@ func (c *conn) readTarget() []byte {
 			return nil
 		}
 	}
-	buf := c.srv().bufs.Get(int(n))
-	c.l.readBufs = append(c.l.readBufs, buf)
+	buf := c.l.readBuf(int(n))
 	c.l.rbuf, c.l.rbufFor = buf, c
 	return buf.B
+}
+
+// readBuf returns a read target of n bytes: the turn's last one again
+// when no message took it (the read before was short, or copied) and it
+// is big enough, so that a turn of many trickling reads holds one buffer,
+// not one per read; else a new one, held until the turn's end. gnet has
+// copied what the read before left unread by the time it asks again.
+func (l *loop) readBuf(n int) *bufpool.Buf {
+	if k := len(l.readBufs); k > 0 {
+		if last := l.readBufs[k-1]; last.Refs() == 1 && cap(last.B) >= n {
+			last.B = last.B[:n]
+			return last
+		}
+	}
+	buf := l.s.bufs.Get(n)
+	l.readBufs = append(l.readBufs, buf)
+	return buf
 }
 
 // readPiece returns the read target that body piece data lies in, with a

@@ -145,3 +145,43 @@ func TestReadTargetNextHead(t *testing.T) {
 		t.Fatalf("the head and body read together: %d messages, the body not carried in the target", len(sent))
 	}
 }
+
+// TestReadTargetReused: a turn of short reads (each copied) holds one
+// read target, offered again; one that a body message took is not.
+func TestReadTargetReused(t *testing.T) {
+	h := newHarness(t, testOptions())
+	hd := (*handler)(h.s)
+	el := h.fc.el
+	hd.OnTurnStart(el)
+	defer hd.OnTurnEnd(el)
+	h.client("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+	read := func(n int) []byte {
+		t.Helper()
+		tgt := hd.ReadTarget(h.fc)
+		if len(tgt) < n {
+			t.Fatalf("offered %d bytes, want at least %d", len(tgt), n)
+		}
+		h.fc.in = tgt[:n]
+		h.fc.inPlace = true
+		hd.OnTraffic(h.fc)
+		h.fc.inPlace = false
+		h.settle()
+		return tgt
+	}
+	first := read(10)
+	for i := 0; i < 100; i++ {
+		if tgt := read(10); unsafe.SliceData(tgt) != unsafe.SliceData(first) {
+			t.Fatalf("short read %d got a new target", i)
+		}
+	}
+	if n := len(h.c.l.readBufs); n != 1 {
+		t.Fatalf("the turn holds %d read targets after short reads, want 1", n)
+	}
+	read(maxReadTarget) // taken by its body message
+	if tgt := read(10); unsafe.SliceData(tgt) == unsafe.SliceData(first) {
+		t.Fatal("a target a body message holds was offered again")
+	}
+	if n := len(h.c.l.readBufs); n != 2 {
+		t.Fatalf("the turn holds %d read targets, want 2", n)
+	}
+}

@@ -42,6 +42,9 @@ const (
 	// fastPing is the ping period of nodes that are not connected, so that
 	// a node that (re)connects is found alive within this.
 	fastPing = 100 * time.Millisecond
+	// lentWait is the longest the bridge sleeps while libzmq holds bodies
+	// lent to it.
+	lentWait = 5 * time.Millisecond
 )
 
 // Handler receives what the bridge reads. Its methods run on the bridge
@@ -428,7 +431,7 @@ func (b *Bridge) run(ready chan<- error) {
 		// and gives back the bodies lent to it, which Close waits for.
 		b.sock.Close()
 		if n := b.io.Close(); n > 0 {
-			b.cfg.Logger.Warn("zmqbridge: libzmq did not give back bodies lent to it", "bodies", n)
+			b.cfg.Logger.Warn("zmqbridge: libzmq still holds request bodies a second after the socket closed; they stay pinned until it lets go", "bodies", n)
 		}
 	}()
 	defer unix.Close(b.efd)
@@ -478,6 +481,12 @@ func (b *Bridge) run(ready chan<- error) {
 		// in libzmq).
 		if b.held.Load() > 0 {
 			wait = time.Millisecond // retry the held nodes
+		}
+		if lent, _ := b.io.Lent(); lent > 0 {
+			// libzmq gives lent bodies back without waking the bridge
+			// (zmqio.Reclaim): look again soon, so that they return to
+			// the pool while it idles.
+			wait = min(wait, lentWait)
 		}
 		b.sleeping.Store(true)
 		if !b.ring.Empty() || !paused && b.readable() || b.stopping.Load() || b.wantRing.Load() && b.hasRoom() {

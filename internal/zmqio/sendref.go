@@ -20,10 +20,14 @@ import (
 // the buffer's return from libzmq's thread).
 const MinRefBody = 16 << 10
 
-// closeWait is how long Close waits for libzmq to give back the bodies it
-// holds (after the socket was closed with linger 0, it drops them within
-// milliseconds).
-const closeWait = time.Second
+// defaultCloseWait is how long Close waits for libzmq to give back the
+// bodies it holds (after the socket was closed with linger 0, it drops
+// them within milliseconds); lateReclaim is how often a Batcher closed
+// with bodies still lent looks for them afterwards.
+const (
+	defaultCloseWait = time.Second
+	lateReclaim      = 10 * time.Millisecond
+)
 
 // DefaultMaxLent is the most body bytes a Batcher lends libzmq at once
 // unless SetMaxLent says otherwise.
@@ -43,12 +47,16 @@ type refs struct {
 	slots   []*lent
 	free    []int32
 	out     int // lent and not yet given back
-	bytes   int // their bytes
+	bytes   int // the capacity of their buffers
 	maxLent int // 0: DefaultMaxLent
 	taken   [64]C.int
+	// closeWait is how long Close waits for lent bodies (0:
+	// defaultCloseWait).
+	closeWait time.Duration
 }
 
-// SetMaxLent bounds the body bytes lent to libzmq at once (n > 0): past
+// SetMaxLent bounds the bytes lent to libzmq at once (n > 0), counted as
+// the capacity of the buffers lent, which stay out of their pool: past
 // it SendRef copies, as SendOne does. Lent bodies stay out of their pool
 // until libzmq has written them, each up to its peer's high-water mark,
 // so the bound keeps a slow peer from holding the pool's memory (copies
@@ -73,7 +81,7 @@ func (b *Batcher) SendRef(id, sid []byte, typ string, body []byte, buf *bufpool.
 	if max == 0 {
 		max = DefaultMaxLent
 	}
-	if len(body) == 0 || r.bytes+len(body) > max {
+	if len(body) == 0 || r.bytes+cap(buf.B) > max {
 		return b.SendOne(id, sid, typ, body)
 	}
 	if r.q == nil {
@@ -89,9 +97,9 @@ func (b *Batcher) SendRef(id, sid []byte, typ string, body []byte, buf *bufpool.
 	p := unsafe.Pointer(unsafe.SliceData(body))
 	s.pin.Pin(p) // libzmq keeps the pointer past this call
 	buf.Retain()
-	s.buf, s.size = buf, len(body)
+	s.buf, s.size = buf, cap(buf.B)
 	r.out++
-	r.bytes += len(body)
+	r.bytes += s.size
 	rc := C.bb_send_ref(b.sock, bufPtr(id), C.size_t(len(id)), bufPtr(sid), C.size_t(len(sid)),
 		strPtr(typ), C.size_t(len(typ)), (*C.char)(p), C.size_t(len(body)), s.rec)
 	if rc == 0 {
@@ -128,15 +136,16 @@ func (r *refs) slot() *lent {
 	return s
 }
 
-// Lent returns how many bodies libzmq holds by reference now, and their
-// bytes.
+// Lent returns how many bodies libzmq holds by reference now, and the
+// capacity of their buffers.
 func (b *Batcher) Lent() (bodies, bytes int) { return b.refs.out, b.refs.bytes }
 
 // Reclaim gives back the buffers of the bodies libzmq is done with and
 // returns how many. It costs an atomic load when there are none, so the
 // owner calls it every time round its loop.
-func (b *Batcher) Reclaim() int {
-	r := &b.refs
+func (b *Batcher) Reclaim() int { return b.refs.reclaim() }
+
+func (r *refs) reclaim() int {
 	if r.q == nil || r.q.rest == nil && atomic.LoadPointer((*unsafe.Pointer)(unsafe.Pointer(&r.q.head))) == nil {
 		return 0
 	}
@@ -160,33 +169,46 @@ func (b *Batcher) Reclaim() int {
 }
 
 // closeRefs waits up to closeWait for libzmq to give back what it holds,
-// then frees the records. It returns how many bodies were not given back:
-// those are unpinned and their records left allocated, since libzmq may
-// still call back with them.
+// then frees the records, and returns how many bodies it still holds.
+// Those stay pinned and referenced, by a goroutine that takes them back
+// as libzmq lets go of them and then frees the records: their buffers are
+// never collected or reused while libzmq may read them.
 func (b *Batcher) closeRefs() int {
 	r := &b.refs
 	if r.q == nil {
 		return 0
 	}
-	for deadline := time.Now().Add(closeWait); r.out > 0 && time.Now().Before(deadline); {
-		if b.Reclaim() == 0 {
+	wait := r.closeWait
+	if wait == 0 {
+		wait = defaultCloseWait
+	}
+	for deadline := time.Now().Add(wait); r.out > 0 && time.Now().Before(deadline); {
+		if r.reclaim() == 0 {
 			time.Sleep(time.Millisecond)
 		}
 	}
 	left := r.out
-	if left > 0 {
-		for _, s := range r.slots {
-			if s.buf != nil {
-				s.pin.Unpin()
-				s.buf = nil
+	late := *r
+	*r = refs{maxLent: r.maxLent, closeWait: r.closeWait}
+	if left == 0 {
+		late.freeRecords()
+		return 0
+	}
+	go func() {
+		for late.out > 0 {
+			if late.reclaim() == 0 {
+				time.Sleep(lateReclaim)
 			}
 		}
-	} else {
-		for _, s := range r.slots {
-			C.bb_ref_free(s.rec)
-		}
-		C.bb_refq_free(r.q)
-	}
-	*r = refs{maxLent: r.maxLent}
+		late.freeRecords()
+	}()
 	return left
+}
+
+// freeRecords frees the C records and queue; nothing may be lent.
+func (r *refs) freeRecords() {
+	for _, s := range r.slots {
+		C.bb_ref_free(s.rec)
+	}
+	C.bb_refq_free(r.q)
 }

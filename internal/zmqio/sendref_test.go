@@ -115,6 +115,7 @@ func TestSendRefPeerGone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		b.refs.closeWait = 10 * time.Second // the reader runs beside the whole suite
 		var bufs []*bufpool.Buf
 		for i := 0; i < 16; i++ {
 			buf := bufpool.Wrap(make([]byte, MinRefBody))
@@ -295,4 +296,48 @@ func TestSendRefMaxLent(t *testing.T) {
 		t.Fatal(err)
 	}
 	reclaimAll(t, rb)
+}
+
+// TestSendRefCloseLate: bodies libzmq still holds when Close gives up
+// waiting stay pinned and referenced, and are given back once it lets go
+// of them (here: an inproc peer reads them after Close returned).
+func TestSendRefCloseLate(t *testing.T) {
+	router, dealer := pair(t)
+	b, err := New(router, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.refs.closeWait = time.Millisecond
+	var bufs []*bufpool.Buf
+	for i := 0; i < 4; i++ {
+		buf := bufpool.Wrap(make([]byte, MinRefBody))
+		buf.Retain()
+		if err := b.SendRef([]byte("n1"), nil, "body", buf.B, buf); err != nil {
+			t.Fatal(err)
+		}
+		buf.Release()
+		bufs = append(bufs, buf)
+	}
+	router.Close()
+	if left := b.Close(); left != 4 {
+		t.Fatalf("Close: %d bodies still lent, want 4 (the peer has read none)", left)
+	}
+	for _, buf := range bufs {
+		if buf.Refs() != 2 {
+			t.Fatalf("a body still lent holds %d references, want 2", buf.Refs())
+		}
+	}
+	dealer.SetRcvtimeo(5 * time.Second)
+	for i := 0; i < 4; i++ {
+		if _, err := dealer.RecvMessageBytes(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, buf := range bufs {
+		for deadline := time.Now().Add(5 * time.Second); buf.Refs() != 1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("body %d: %d references 5 s after the peer read it, want 1", i, buf.Refs())
+			}
+		}
+	}
 }

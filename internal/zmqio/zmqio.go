@@ -80,8 +80,9 @@ func New(s *zmq.Socket, frames int) (*Batcher, error) {
 
 // Close frees the batch memory (not the socket). When bodies were lent
 // with SendRef, close the socket first (with linger 0): Close waits up to
-// a second for libzmq to give them back, and returns how many it did not
-// (their buffers are then left to the collector, never reused by a pool).
+// a second for libzmq to give them back, and returns how many it still
+// holds then (a goroutine keeps those pinned and takes them back when
+// libzmq lets go of them).
 func (b *Batcher) Close() (notReturned int) {
 	notReturned = b.closeRefs()
 	if b.b != nil {
