@@ -336,6 +336,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"stall-timeout":            set(&o.StallTimeout, parseDuration),
 		"send-timeout":             set(&o.SendTimeout, parseDuration),
 		"zmq-hwm":                  set(&o.ZMQHWM, parseInt),
+		"zmq-rcv-hwm":              set(&o.ZMQRcvHWM, parseInt),
 		"zmq-queue-bytes":          set(&o.ZMQQueueBytes, parseSize),
 		"emperor-heartbeat":        set(&o.EmperorHeartbeat, parseDuration),
 		"sessions":                 p.ignore("sessions"),

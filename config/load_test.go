@@ -231,6 +231,7 @@ func TestDefaults(t *testing.T) {
 		StallTimeout:          60 * time.Second,
 		SendTimeout:           5 * time.Second,
 		ZMQHWM:                256,
+		ZMQRcvHWM:             128,
 		ZMQQueueBytes:         2 << 20,
 	}
 	if got := config.Defaults(); !reflect.DeepEqual(got, wantDefaults) {
@@ -331,6 +332,7 @@ node = fallback
 		StallTimeout:          60 * time.Second,
 		SendTimeout:           5 * time.Second,
 		ZMQHWM:                256,
+		ZMQRcvHWM:             128,
 		ZMQQueueBytes:         2 << 20,
 		VHosts: []config.VHost{
 			{
@@ -442,6 +444,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad log format", src: head + "log-format = xml\n" + tail, line: 4, key: "log-format", kind: config.ErrBadValue},
 		{name: "stats on a public address", src: head + "stats = 0.0.0.0:9090\n" + tail, line: 4, key: "stats", kind: config.ErrBadValue},
 		{name: "stats without a port", src: head + "stats = 127.0.0.1\n" + tail, line: 4, key: "stats", kind: config.ErrBadValue},
+		{name: "no read-ahead from nodes", src: head + "zmq-rcv-hwm = 0\n" + tail, line: 4, key: "zmq-rcv-hwm", kind: config.ErrBadValue},
 		{name: "bad access log format", src: head + "access-log-format = common\n" + tail, line: 4, key: "access-log-format", kind: config.ErrBadValue},
 		{name: "bad format", src: head + tail + "format = json\n", line: 6, key: "format", kind: config.ErrBadValue},
 		{name: "bad websocket protocol", src: head + tail + "websocket-protocols = chat, super chat\n", line: 6, key: "websocket-protocols", kind: config.ErrBadValue},
@@ -626,12 +629,12 @@ func TestOriginalLaterKeys(t *testing.T) {
 
 func TestBridgeKeys(t *testing.T) {
 	base := "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n"
-	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\n\n[blastbeat:*]\nnode = a\n"))
+	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\nzmq-rcv-hwm = 32\n\n[blastbeat:*]\nnode = a\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 {
-		t.Fatalf("send-timeout %v zmq-hwm %d", o.SendTimeout, o.ZMQHWM)
+	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 || o.ZMQRcvHWM != 32 {
+		t.Fatalf("send-timeout %v zmq-hwm %d zmq-rcv-hwm %d", o.SendTimeout, o.ZMQHWM, o.ZMQRcvHWM)
 	}
 	_, err = config.Parse("b.ini", []byte(base+"zmq-hwm = 0\n\n[blastbeat:*]\nnode = a\n"))
 	if err == nil || !strings.Contains(err.Error(), "b.ini:4") || !strings.Contains(err.Error(), "zmq-hwm") {

@@ -212,6 +212,11 @@ type Options struct {
 	// ZMQHWM is the ZeroMQ high-water mark towards each node, in messages
 	// (zmq-hwm, default 256).
 	ZMQHWM int
+	// ZMQRcvHWM is the ZeroMQ high-water mark from each node, in
+	// messages: what libzmq reads ahead of the bridge, and what waits in
+	// the proxy while the loops lag before TCP pushes back on the node
+	// (zmq-rcv-hwm, default 128).
+	ZMQRcvHWM int
 	// ZMQQueueBytes bounds the request body bytes the event loops have
 	// handed the ZeroMQ bridge and libzmq has not taken yet, and the
 	// bytes held for one node at its high-water mark; past it the
@@ -267,6 +272,7 @@ func Defaults() Options {
 		StallTimeout:          60 * time.Second,
 		SendTimeout:           5 * time.Second,
 		ZMQHWM:                256,
+		ZMQRcvHWM:             128,
 		ZMQQueueBytes:         2 << 20,
 	}
 }

@@ -81,6 +81,7 @@ func (p *parser) validate() {
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},
 		{"send-timeout", o.SendTimeout > 0, "must be greater than 0"},
 		{"zmq-hwm", o.ZMQHWM > 0, "must be greater than 0"},
+		{"zmq-rcv-hwm", o.ZMQRcvHWM > 0, "must be greater than 0"},
 		{"zmq-queue-bytes", o.ZMQQueueBytes >= 64<<10, "must be at least 64k"},
 		{"emperor-heartbeat", o.EmperorHeartbeat == 0 || o.EmperorHeartbeat >= minEmperorHeartbeat,
 			fmt.Sprintf("must be 0 (off) or at least %v", minEmperorHeartbeat)},

@@ -182,6 +182,7 @@ func (s *Server) Start() error {
 		PingFreq:       s.opts.PingFreq,
 		RingSize:       s.opts.RingSize,
 		HWM:            s.opts.ZMQHWM,
+		RcvHWM:         s.opts.ZMQRcvHWM,
 		MaxQueuedBytes: s.opts.ZMQQueueBytes,
 		SendTimeout:    s.opts.SendTimeout,
 		Logger:         s.opts.Logger,

@@ -27,9 +27,12 @@ const (
 	DefaultHWM = 256
 	// DefaultRcvHWM bounds the messages libzmq reads ahead from each node:
 	// while the bridge pauses (clients lagging), this many messages wait in
-	// the proxy, and TCP pushes back on the node beyond them. Bodies are up
-	// to 64 KiB in practice, so this is a few MB per node.
-	DefaultRcvHWM = 16
+	// the proxy, and TCP pushes back on the node beyond them. libzmq's I/O
+	// thread is told to read on after each half of it the bridge takes (a
+	// command and a wake-up each), so a small mark costs: at 16, a chunked
+	// response of 18 messages cost two such round trips, and the stream
+	// bench row ran at half the rate it does at 128.
+	DefaultRcvHWM = 128
 	// DefaultMaxQueuedBytes is the body bytes the loops may queue for the
 	// bridge before they wait (and so stop reading from their clients).
 	DefaultMaxQueuedBytes = 2 << 20
