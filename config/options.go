@@ -215,13 +215,15 @@ type Options struct {
 	// ZMQRcvHWM is the ZeroMQ high-water mark from each node, in
 	// messages: what libzmq reads ahead of the bridge, and what waits in
 	// the proxy while the loops lag before TCP pushes back on the node
+	// (times the messages' size: 8 MiB per node with 64 KiB messages)
 	// (zmq-rcv-hwm, default 128).
 	ZMQRcvHWM int
 	// ZMQQueueBytes bounds the request body bytes the event loops have
 	// handed the ZeroMQ bridge and libzmq has not taken yet, and the
 	// bytes held for one node at its high-water mark; past it the
-	// clients whose bodies wait stop being read. It also bounds the body
-	// bytes lent to libzmq uncopied (zmq-queue-bytes, default 2 MiB).
+	// clients whose bodies wait stop being read. It also bounds the bytes
+	// of the buffers lent to libzmq uncopied (zmq-queue-bytes, default
+	// 2 MiB).
 	ZMQQueueBytes int64
 	// StallTimeout is how long a client may read none of the output held
 	// for it before it is closed (stall-timeout, default 60s).

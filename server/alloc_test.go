@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -25,9 +26,20 @@ import (
 // once libzmq has the bytes), a gnet loop that runs what it is handed at
 // once, and a client that reads everything.
 
-type takeAllRing struct{ sent int }
+type takeAllRing struct {
+	sent int
+	last unsafe.Pointer // the bytes of the last message's pooled buffer
+}
 
-func (r *takeAllRing) TrySend(m *zmqbridge.Msg) bool         { r.sent++; m.Buf.Release(); return true }
+func (r *takeAllRing) TrySend(m *zmqbridge.Msg) bool {
+	r.sent++
+	r.last = nil
+	if m.Buf != nil {
+		r.last = unsafe.Pointer(unsafe.SliceData(m.Buf.B))
+	}
+	m.Buf.Release()
+	return true
+}
 func (r *takeAllRing) TrySendDeferred(m *zmqbridge.Msg) bool { return r.TrySend(m) }
 func (r *takeAllRing) Kick()                                 {}
 func (r *takeAllRing) WantRoom(int)                          {}
@@ -164,6 +176,26 @@ func TestRequestAllocs(t *testing.T) {
 			r := newAllocRig(t, format)
 			r.expectRoundNoAllocs("GET", func() { r.client(get); r.reply(headers, hello) })
 			r.expectRoundNoAllocs("POST", func() { r.client(post); r.reply(headers, hello) })
+			// A 64 KiB POST read straight into a pooled read target
+			// (readtarget.go), inside a gnet turn whose end gives the
+			// target back: the body message carries the target itself.
+			hd, el := (*handler)(r.s), r.fc.EventLoop()
+			big := []byte("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n" + strings.Repeat("b", 60000))
+			r.client(big) // the connection now reads its next head into a target
+			r.reply(headers, hello)
+			r.expectRoundNoAllocs("POST into a read target", func() {
+				hd.OnTurnStart(el)
+				tgt := hd.ReadTarget(r.fc)
+				if len(tgt) < len(big) {
+					t.Fatalf("read target of %d bytes for a %d-byte request", len(tgt), len(big))
+				}
+				r.client(tgt[:copy(tgt, big)])
+				if r.ring.last != unsafe.Pointer(unsafe.SliceData(tgt)) {
+					t.Fatal("the body was not sent in its read target")
+				}
+				r.reply(headers, hello)
+				hd.OnTurnEnd(el)
+			})
 			for _, tc := range []struct {
 				name   string
 				chunks int

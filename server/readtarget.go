@@ -62,12 +62,14 @@ func (c *conn) readTarget() []byte {
 
 // readBuf returns a read target of n bytes: the turn's last one again
 // when no message took it (the read before was short, or copied) and it
-// is big enough, so that a turn of many trickling reads holds one buffer,
-// not one per read; else a new one, held until the turn's end. gnet has
-// copied what the read before left unread by the time it asks again.
+// is of the size class the pool would give (a bigger one would make a
+// full read look short to readPiece), so that a turn of many trickling
+// reads holds one buffer, not one per read; else a new one, held until
+// the turn's end. gnet has copied what the read before left unread by
+// the time it asks again.
 func (l *loop) readBuf(n int) *bufpool.Buf {
 	if k := len(l.readBufs); k > 0 {
-		if last := l.readBufs[k-1]; last.Refs() == 1 && cap(last.B) >= n {
+		if last := l.readBufs[k-1]; last.Refs() == 1 && cap(last.B) >= n && cap(last.B) < 2*n {
 			last.B = last.B[:n]
 			return last
 		}

@@ -185,3 +185,45 @@ func TestReadTargetReused(t *testing.T) {
 		t.Fatalf("the turn holds %d read targets, want 2", n)
 	}
 }
+
+// TestReadTargetSizeClass: the turn's last target is offered again only
+// for a read of its size class: a smaller read gets a buffer of its own
+// class, so that filling it still counts as a full read, which is lent.
+func TestReadTargetSizeClass(t *testing.T) {
+	h := newHarness(t, testOptions())
+	hd := (*handler)(h.s)
+	el := h.fc.el
+	hd.OnTurnStart(el)
+	defer hd.OnTurnEnd(el)
+	h.client("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n")
+	h.ring.take()
+	read := func(n int) (carried, tgt []byte) {
+		t.Helper()
+		tgt = hd.ReadTarget(h.fc)
+		if len(tgt) < n {
+			t.Fatalf("offered %d bytes, want at least %d", len(tgt), n)
+		}
+		h.fc.in = tgt[:n]
+		h.fc.inPlace = true
+		hd.OnTraffic(h.fc)
+		h.fc.inPlace = false
+		h.settle()
+		sent := h.ring.take()
+		if len(sent) != 1 || sent[0].Buf == nil {
+			t.Fatalf("read of %d: %d messages", n, len(sent))
+		}
+		return sent[0].Buf.B, tgt
+	}
+	_, first := read(10)         // a 64 KiB class target, copied from
+	_, again := read(20000 - 10) // the same target again (40000 left), copied from
+	carried, last := read(20000) // 20000 left: a 32 KiB target, filled
+	if unsafe.SliceData(again) != unsafe.SliceData(first) {
+		t.Fatal("a read of the same size class got a new target")
+	}
+	if unsafe.SliceData(last) == unsafe.SliceData(first) || cap(last) != 32<<10 {
+		t.Fatalf("a 20000-byte read got a target of capacity %d, want a new one of 32 KiB", cap(last))
+	}
+	if unsafe.SliceData(carried) != unsafe.SliceData(last) {
+		t.Fatal("a read that filled its target was copied")
+	}
+}

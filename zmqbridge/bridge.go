@@ -27,11 +27,12 @@ const (
 	DefaultHWM = 256
 	// DefaultRcvHWM bounds the messages libzmq reads ahead from each node:
 	// while the bridge pauses (clients lagging), this many messages wait in
-	// the proxy, and TCP pushes back on the node beyond them. libzmq's I/O
-	// thread is told to read on after each half of it the bridge takes (a
-	// command and a wake-up each), so a small mark costs: at 16, a chunked
-	// response of 18 messages cost two such round trips, and the stream
-	// bench row ran at half the rate it does at 128.
+	// the proxy (8 MiB per node with 64 KiB messages), and TCP pushes back
+	// on the node beyond them. libzmq signals its I/O thread after each
+	// half-mark of messages the bridge takes (a command and a wake-up
+	// each), so a small mark costs: at 16, a chunked response of 18
+	// messages cost two such round trips, and the stream bench row ran at
+	// half the rate it does at 128.
 	DefaultRcvHWM = 128
 	// DefaultMaxQueuedBytes is the body bytes the loops may queue for the
 	// bridge before they wait (and so stop reading from their clients).
@@ -46,8 +47,10 @@ const (
 	// a node that (re)connects is found alive within this.
 	fastPing = 100 * time.Millisecond
 	// lentWait is the longest the bridge sleeps while libzmq holds bodies
-	// lent to it.
-	lentWait = 5 * time.Millisecond
+	// lent to it; it doubles, up to lentWaitMax, while none comes back
+	// (a node that takes nothing holds its bodies until it goes).
+	lentWait    = 5 * time.Millisecond
+	lentWaitMax = time.Second
 )
 
 // Handler receives what the bridge reads. Its methods run on the bridge
@@ -91,8 +94,9 @@ type Config struct {
 	RcvHWM      int // receive high-water mark, messages per node
 	SendTimeout time.Duration
 	// MaxQueuedBytes bounds the body bytes waiting in the ring and the
-	// bridge for libzmq (DefaultMaxQueuedBytes), and those lent to
-	// libzmq uncopied (zmqio.SendRef; past it bodies are copied).
+	// bridge for libzmq (DefaultMaxQueuedBytes), and the bytes of the
+	// buffers lent to libzmq uncopied (zmqio.SendRef; past it bodies are
+	// copied).
 	MaxQueuedBytes int64
 	Logger         *slog.Logger
 }
@@ -449,8 +453,11 @@ func (b *Bridge) run(ready chan<- error) {
 	events := make([]unix.EpollEvent, 4)
 	var drain [8]byte
 	var yield yielder
+	lentBackoff := lentWait
 	for {
-		b.io.Reclaim() // bodies libzmq is done with go back to the pool
+		if b.io.Reclaim() > 0 { // bodies libzmq is done with go back to the pool
+			lentBackoff = lentWait
+		}
 		b.takeIdentities()
 		paused := b.h.Paused()
 		worked, more := false, false
@@ -489,7 +496,8 @@ func (b *Bridge) run(ready chan<- error) {
 			// libzmq gives lent bodies back without waking the bridge
 			// (zmqio.Reclaim): look again soon, so that they return to
 			// the pool while it idles.
-			wait = min(wait, lentWait)
+			wait = min(wait, lentBackoff)
+			lentBackoff = min(2*lentBackoff, lentWaitMax)
 		}
 		b.sleeping.Store(true)
 		if !b.ring.Empty() || !paused && b.readable() || b.stopping.Load() || b.wantRing.Load() && b.hasRoom() {

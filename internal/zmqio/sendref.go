@@ -29,7 +29,7 @@ const (
 	lateReclaim      = 10 * time.Millisecond
 )
 
-// DefaultMaxLent is the most body bytes a Batcher lends libzmq at once
+// DefaultMaxLent is the most bytes of buffers a Batcher lends libzmq at once
 // unless SetMaxLent says otherwise.
 const DefaultMaxLent = 2 << 20
 
