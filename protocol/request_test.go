@@ -792,29 +792,23 @@ func TestBodyLeft(t *testing.T) {
 			buf = buf[n:]
 		}
 	}
-	if got := p.BodyLeft(); got != 0 {
-		t.Fatalf("before a head: %d", got)
+	left := func(want int64, when string) {
+		t.Helper()
+		if got := p.BodyLeft(); got != want {
+			t.Fatalf("%s: BodyLeft %d, want %d", when, got, want)
+		}
 	}
+	left(0, "before a head")
 	feed("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
-	if got := p.BodyLeft(); got != 10 {
-		t.Fatalf("after the head: %d, want 10", got)
-	}
+	left(10, "after the head")
 	feed("abcd")
-	if got := p.BodyLeft(); got != 6 {
-		t.Fatalf("after 4 bytes: %d, want 6", got)
-	}
+	left(6, "after 4 bytes")
 	feed("efghij")
 	p.Feed(nil) // EvEnd
 	feed("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-	if got := p.BodyLeft(); got != 0 {
-		t.Fatalf("before the chunk size: %d, want 0", got)
-	}
+	left(0, "before the chunk size")
 	feed("1a\r\n")
-	if got := p.BodyLeft(); got != 0x1a {
-		t.Fatalf("after the chunk size: %d, want 26", got)
-	}
+	left(0x1a, "after the chunk size")
 	feed("0123456789")
-	if got := p.BodyLeft(); got != 16 {
-		t.Fatalf("10 bytes into the chunk: %d, want 16", got)
-	}
+	left(16, "10 bytes into the chunk")
 }

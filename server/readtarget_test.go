@@ -9,6 +9,42 @@ import (
 	"github.com/blastbeat/blastbeat/internal/zmqio"
 )
 
+// inTurn returns a harness whose loop is inside a gnet turn until the
+// test ends, and its handler.
+func inTurn(t *testing.T) (*harness, *handler) {
+	h := newHarness(t, testOptions())
+	hd := (*handler)(h.s)
+	hd.OnTurnStart(h.fc.el)
+	t.Cleanup(func() { hd.OnTurnEnd(h.fc.el) })
+	return h, hd
+}
+
+// readInto has the client's next n bytes (of 'b') read into the target
+// gnet is offered, where they stay (gnet's Discard reslices them), and
+// returns the target and the pooled buffer of the one body message the
+// read sent (the fake ring copies the body itself, not the buffer).
+func (h *harness) readInto(n int) (carried, tgt []byte) {
+	h.t.Helper()
+	hd := (*handler)(h.s)
+	tgt = hd.ReadTarget(h.fc)
+	if len(tgt) < n {
+		h.t.Fatalf("offered %d bytes, want at least %d", len(tgt), n)
+	}
+	for i := range tgt[:n] {
+		tgt[i] = 'b'
+	}
+	h.fc.in = tgt[:n] // gnet's c.buffer: the bytes read, where they lie
+	h.fc.inPlace = true
+	hd.OnTraffic(h.fc)
+	h.fc.inPlace = false
+	h.settle()
+	sent := h.ring.take()
+	if len(sent) != 1 || sent[0].Type != "body" || len(sent[0].Body) != n || sent[0].Buf == nil {
+		h.t.Fatalf("read of %d: %d messages, want one body in a pooled buffer", n, len(sent))
+	}
+	return sent[0].Buf.B, tgt
+}
+
 // TestReadTarget: while a request body has at least zmqio.MinRefBody bytes
 // left to frame, gnet is offered a pooled buffer to read into (patch 13),
 // and a read that fills at least half of it goes to the node as it lies:
@@ -30,30 +66,7 @@ func TestReadTarget(t *testing.T) {
 	if got := len(h.ring.take()); got != 1 {
 		t.Fatalf("%d messages for the head, want 1", got)
 	}
-	// read has the client's next n bytes read into the offered target
-	// and returns the pooled buffer their message carries (the fake ring
-	// copies the body itself, not the buffer).
-	read := func(n int) (carried []byte, tgt []byte) {
-		t.Helper()
-		tgt = hd.ReadTarget(h.fc)
-		if tgt == nil {
-			t.Fatal("no read target in the body")
-		}
-		for i := range tgt[:n] {
-			tgt[i] = 'b'
-		}
-		h.fc.in = tgt[:n] // gnet's c.buffer: the bytes read, where they lie
-		hd.OnTraffic(h.fc)
-		h.settle()
-		sent := h.ring.take()
-		if len(sent) != 1 || sent[0].Type != "body" || len(sent[0].Body) != n {
-			t.Fatalf("read of %d: sent %d messages", n, len(sent))
-		}
-		if sent[0].Buf == nil {
-			t.Fatalf("read of %d: the body message carries no pooled buffer", n)
-		}
-		return sent[0].Buf.B, tgt
-	}
+	read := h.readInto
 
 	// A full read: sent as it lies.
 	body, tgt := read(maxReadTarget)
@@ -106,11 +119,7 @@ func TestReadTarget(t *testing.T) {
 // whose last body was small, or that waits for a response, reads into
 // gnet's buffer.
 func TestReadTargetNextHead(t *testing.T) {
-	h := newHarness(t, testOptions())
-	hd := (*handler)(h.s)
-	el := h.fc.el
-	hd.OnTurnStart(el)
-	defer hd.OnTurnEnd(el)
+	h, hd := inTurn(t)
 	post := func(n int) string {
 		return fmt.Sprintf("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", n, strings.Repeat("b", n))
 	}
@@ -149,23 +158,11 @@ func TestReadTargetNextHead(t *testing.T) {
 // TestReadTargetReused: a turn of short reads (each copied) holds one
 // read target, offered again; one that a body message took is not.
 func TestReadTargetReused(t *testing.T) {
-	h := newHarness(t, testOptions())
-	hd := (*handler)(h.s)
-	el := h.fc.el
-	hd.OnTurnStart(el)
-	defer hd.OnTurnEnd(el)
+	h, _ := inTurn(t)
 	h.client("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+	h.ring.take()
 	read := func(n int) []byte {
-		t.Helper()
-		tgt := hd.ReadTarget(h.fc)
-		if len(tgt) < n {
-			t.Fatalf("offered %d bytes, want at least %d", len(tgt), n)
-		}
-		h.fc.in = tgt[:n]
-		h.fc.inPlace = true
-		hd.OnTraffic(h.fc)
-		h.fc.inPlace = false
-		h.settle()
+		_, tgt := h.readInto(n)
 		return tgt
 	}
 	first := read(10)
@@ -190,30 +187,10 @@ func TestReadTargetReused(t *testing.T) {
 // for a read of its size class: a smaller read gets a buffer of its own
 // class, so that filling it still counts as a full read, which is lent.
 func TestReadTargetSizeClass(t *testing.T) {
-	h := newHarness(t, testOptions())
-	hd := (*handler)(h.s)
-	el := h.fc.el
-	hd.OnTurnStart(el)
-	defer hd.OnTurnEnd(el)
+	h, _ := inTurn(t)
 	h.client("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n")
 	h.ring.take()
-	read := func(n int) (carried, tgt []byte) {
-		t.Helper()
-		tgt = hd.ReadTarget(h.fc)
-		if len(tgt) < n {
-			t.Fatalf("offered %d bytes, want at least %d", len(tgt), n)
-		}
-		h.fc.in = tgt[:n]
-		h.fc.inPlace = true
-		hd.OnTraffic(h.fc)
-		h.fc.inPlace = false
-		h.settle()
-		sent := h.ring.take()
-		if len(sent) != 1 || sent[0].Buf == nil {
-			t.Fatalf("read of %d: %d messages", n, len(sent))
-		}
-		return sent[0].Buf.B, tgt
-	}
+	read := h.readInto
 	_, first := read(10)         // a 64 KiB class target, copied from
 	_, again := read(20000 - 10) // the same target again (40000 left), copied from
 	carried, last := read(20000) // 20000 left: a 32 KiB target, filled

@@ -19,6 +19,24 @@ func lentCount(b *Batcher) int {
 	return n
 }
 
+// lendN sends n bodies of MinRefBody bytes to identity n1 with SendRef,
+// as the bridge does (the message's reference given back once sent), and
+// returns their buffers with a reference of the caller's each.
+func lendN(t testing.TB, b *Batcher, n int) []*bufpool.Buf {
+	t.Helper()
+	var bufs []*bufpool.Buf
+	for i := 0; i < n; i++ {
+		buf := bufpool.Wrap(make([]byte, MinRefBody))
+		buf.Retain()
+		if err := b.SendRef([]byte("n1"), nil, "body", buf.B, buf); err != nil {
+			t.Fatal(err)
+		}
+		buf.Release()
+		bufs = append(bufs, buf)
+	}
+	return bufs
+}
+
 // reclaimAll reclaims until b has nothing lent, or fails t after 5 s.
 // It reads ZMQ_EVENTS each time round, as the bridge does: libzmq's
 // socket processes its commands (a peer's pipe ending, which drops the
@@ -116,16 +134,7 @@ func TestSendRefPeerGone(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.refs.closeWait = 10 * time.Second // the reader runs beside the whole suite
-		var bufs []*bufpool.Buf
-		for i := 0; i < 16; i++ {
-			buf := bufpool.Wrap(make([]byte, MinRefBody))
-			buf.Retain()
-			if err := b.SendRef([]byte("n1"), nil, "body", buf.B, buf); err != nil {
-				t.Fatal(err)
-			}
-			buf.Release()
-			bufs = append(bufs, buf)
-		}
+		bufs := lendN(t, b, 16)
 		if lentCount(b) != 16 {
 			t.Fatalf("Lent = %d, want 16", lentCount(b))
 		}
@@ -308,16 +317,7 @@ func TestSendRefCloseLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.refs.closeWait = time.Millisecond
-	var bufs []*bufpool.Buf
-	for i := 0; i < 4; i++ {
-		buf := bufpool.Wrap(make([]byte, MinRefBody))
-		buf.Retain()
-		if err := b.SendRef([]byte("n1"), nil, "body", buf.B, buf); err != nil {
-			t.Fatal(err)
-		}
-		buf.Release()
-		bufs = append(bufs, buf)
-	}
+	bufs := lendN(t, b, 4)
 	router.Close()
 	if left := b.Close(); left != 4 {
 		t.Fatalf("Close: %d bodies still lent, want 4 (the peer has read none)", left)
