@@ -42,14 +42,21 @@ func emperorPair(t *testing.T, link **emperorLink) func() ([]string, []*os.File)
 // within 10 s.
 func (l *emperorLink) read(t *testing.T, p *supProxy) byte {
 	t.Helper()
-	if err := l.f.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	var b [1]byte
-	if _, err := io.ReadFull(l.f, b[:]); err != nil {
+	b, err := l.tryRead()
+	if err != nil {
 		t.Fatalf("reading from the vassal: %v; log:\n%s", err, p.Log())
 	}
-	return b[0]
+	return b
+}
+
+// tryRead reads one byte from the vassal, waiting up to 10 s.
+func (l *emperorLink) tryRead() (byte, error) {
+	if err := l.f.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return 0, err
+	}
+	var b [1]byte
+	_, err := io.ReadFull(l.f, b[:])
+	return b[0], err
 }
 
 // pending fails the test if the vassal sent a byte not read yet.
@@ -73,13 +80,20 @@ func (l *emperorLink) send(t *testing.T, b byte) {
 }
 
 // emperorReady waits until the vassal listens, then for its "ready"
-// byte (5).
-func emperorReady(t *testing.T, link **emperorLink) func(*supProxy) error {
+// byte (5). A vassal that could not bind (another test's process took
+// the free port first, and its listening fooled waitListening) ends the
+// link with EOF: that is returned, not fatal, so that startSupervised
+// starts it again on another port.
+func emperorReady(link **emperorLink) func(*supProxy) error {
 	return func(p *supProxy) error {
 		if err := waitListening(p); err != nil {
 			return err
 		}
-		if b := (*link).read(t, p); b != 5 {
+		b, err := (*link).tryRead()
+		if err != nil {
+			return fmt.Errorf("reading the vassal's ready byte: %w", err)
+		}
+		if b != 5 {
 			return fmt.Errorf("the vassal's first byte is %d, want 5 (ready)", b)
 		}
 		return nil
@@ -104,7 +118,7 @@ func get(t *testing.T, p *supProxy) {
 func TestEmperorLoyalThenStop(t *testing.T) {
 	t.Parallel()
 	var link *emperorLink
-	p := startSupervised(t, supervised{vhosts: catchAll, setup: emperorPair(t, &link), ready: emperorReady(t, &link)})
+	p := startSupervised(t, supervised{vhosts: catchAll, setup: emperorPair(t, &link), ready: emperorReady(&link)})
 	link.pending(t, p)
 	get(t, p)
 	if b := link.read(t, p); b != 17 {
@@ -129,7 +143,7 @@ func TestEmperorHeartbeatThenEOF(t *testing.T) {
 	t.Parallel()
 	var link *emperorLink
 	p := startSupervised(t, supervised{extra: "emperor-heartbeat = 20ms\n", vhosts: catchAll,
-		setup: emperorPair(t, &link), ready: emperorReady(t, &link)})
+		setup: emperorPair(t, &link), ready: emperorReady(&link)})
 	for i := 0; i < 3; i++ {
 		if b := link.read(t, p); b != 26 {
 			t.Fatalf("heartbeat %d: the vassal sent %d, want 26", i, b)
@@ -145,7 +159,7 @@ func TestEmperorHeartbeatThenEOF(t *testing.T) {
 func TestEmperorReload(t *testing.T) {
 	t.Parallel()
 	var link *emperorLink
-	p := startSupervised(t, supervised{vhosts: catchAll, setup: emperorPair(t, &link), ready: emperorReady(t, &link)})
+	p := startSupervised(t, supervised{vhosts: catchAll, setup: emperorPair(t, &link), ready: emperorReady(&link)})
 	link.send(t, 1)
 	waitLog(t, p.proxy, `msg="configuration reloaded" by="uWSGI Emperor"`)
 	c, err := net.Dial("tcp", p.Addr)

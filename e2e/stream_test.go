@@ -298,8 +298,13 @@ func hUpload(t *testing.T, b hBuild) {
 	// client reads, keeping the rest itself, so the proxy holds about a
 	// window. (An echoing node without credits makes the proxy hold what
 	// the way to the node and back holds, ZeroMQ's queues and TCP buffers,
-	// about 10 MB here, past max-pending-output.)
-	p := hStartProxyWith(t, b.bin, "", "[blastbeat:*]\nnode = hu\n")
+	// about 10 MB here, past max-pending-output.) Towards the node the
+	// proxy holds up to zmq-hwm messages in libzmq's queue while the node
+	// lags: at the default 256 and 64 KiB pieces that is 16 MiB, half of
+	// hMaxRSSGrowth, and with the allocators' slack the growth reached
+	// 33 MB once under the full suite (9.5-29.3 MB over 12 lone runs on
+	// one busy core). At 64 (4 MiB) it stayed at 13.1-18.8 MB.
+	p := hStartProxyWith(t, b.bin, "zmq-hwm = 64\n", "[blastbeat:*]\nnode = hu\n")
 	heads := hCreditEcho(t, p.ZMQ, "hu")
 	waitRoutable(t, p, "", "/ready")
 	base := hBaseline(t, p.Pid())

@@ -140,7 +140,8 @@ func cleanEnv() []string {
 	return out
 }
 
-// waitListening waits until p accepts connections on p.Addr.
+// waitListening waits until p accepts connections on p.Addr and has
+// logged its start line.
 func waitListening(p *supProxy) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -150,7 +151,11 @@ func waitListening(p *supProxy) error {
 		c, err := net.Dial("tcp", p.Addr)
 		if err == nil {
 			c.Close()
-			return nil
+			// Its own start line too: another test's process may hold
+			// the port this one failed to bind (it then exits).
+			if strings.Contains(p.Log(), "blastbeat started") {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("blastbeat did not listen on %s within 10s: %v", p.Addr, err)
