@@ -312,19 +312,16 @@ func (c *conn) onBody(data []byte) {
 		return
 	}
 	c.bigBodies = c.bodyBytes >= zmqio.MinRefBody
-	if rb := c.readPiece(data); rb != nil {
-		// Read straight into a pooled buffer (readtarget.go): sent as
-		// it lies.
-		c.keepForRetry(data, rb)
-		c.endSent = false
-		c.sendTo(c.node, c.sid, "body", data, rb, c.reqSeq)
-		return
+	// Read straight into a pooled buffer (readtarget.go), the piece goes
+	// as it lies; else it outlives gnet's buffer, and is copied into one.
+	buf := c.readPiece(data)
+	if buf == nil {
+		buf = c.srv().bufs.Get(len(data))
+		data = buf.B[:copy(buf.B, data)]
 	}
-	// The piece outlives gnet's buffer: it is copied into a pooled one.
-	buf := c.srv().bufs.Get(len(data))
-	copy(buf.B, data)
-	c.keepForRetry(buf.B, buf)
-	c.sendBuf("body", buf)
+	c.keepForRetry(data, buf)
+	c.endSent = false
+	c.sendTo(c.node, c.sid, "body", data, buf, c.reqSeq)
 }
 
 // keepForRetry keeps a piece of the request body for a retry

@@ -775,13 +775,7 @@ func (b *Bridge) sendMsgs(msgs []Msg) (int, error) {
 		if err := flush(); err != nil {
 			return sent, err
 		}
-		var err error
-		if m.Buf != nil {
-			err = b.io.SendRef(b.ids[m.Node], sid, m.Type, m.Body, m.Buf)
-		} else {
-			err = b.io.SendOne(b.ids[m.Node], sid, m.Type, m.Body)
-		}
-		if err != nil {
+		if err := b.io.SendRef(b.ids[m.Node], sid, m.Type, m.Body, m.Buf); err != nil {
 			return sent, err
 		}
 		sent++

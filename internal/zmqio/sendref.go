@@ -8,7 +8,6 @@ import "C"
 import (
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -48,10 +47,9 @@ type refs struct {
 	free    []int32
 	out     int // lent and not yet given back
 	bytes   int // the capacity of their buffers
-	maxLent int // 0: DefaultMaxLent
+	maxLent int // SetMaxLent's bound
 	taken   [64]C.int
-	// closeWait is how long Close waits for lent bodies (0:
-	// defaultCloseWait).
+	// closeWait is how long Close waits for lent bodies.
 	closeWait time.Duration
 }
 
@@ -71,17 +69,13 @@ func (b *Batcher) SetMaxLent(n int) {
 // reads the body straight from buf (body lies in buf.B) until it has
 // written it out, instead of copying it first: the Batcher takes a
 // reference on buf for libzmq and gives it back in a later Reclaim (or
-// Close). Past SetMaxLent's bound it copies instead. Frames added with
-// Add or AddTyped and not yet sent must be sent first. The caller keeps
-// its own reference and must not write to the body's bytes while they
-// are lent.
+// Close). Past SetMaxLent's bound, or with no buf (bytes that are not
+// pooled), it copies instead. Frames added with Add or AddTyped and not
+// yet sent must be sent first. The caller keeps its own reference and
+// must not write to the body's bytes while they are lent.
 func (b *Batcher) SendRef(id, sid []byte, typ string, body []byte, buf *bufpool.Buf) error {
 	r := &b.refs
-	max := r.maxLent
-	if max == 0 {
-		max = DefaultMaxLent
-	}
-	if len(body) == 0 || r.bytes+cap(buf.B) > max {
+	if buf == nil || len(body) == 0 || r.bytes+cap(buf.B) > r.maxLent {
 		return b.SendOne(id, sid, typ, body)
 	}
 	if r.q == nil {
@@ -102,22 +96,7 @@ func (b *Batcher) SendRef(id, sid []byte, typ string, body []byte, buf *bufpool.
 	r.bytes += s.size
 	rc := C.bb_send_ref(b.sock, bufPtr(id), C.size_t(len(id)), bufPtr(sid), C.size_t(len(sid)),
 		strPtr(typ), C.size_t(len(typ)), (*C.char)(p), C.size_t(len(body)), s.rec)
-	if rc == 0 {
-		return nil
-	}
-	if rc < 0 {
-		rc = -rc
-	}
-	return &SendError{Errno: syscall.Errno(rc)}
-}
-
-// strPtr returns a C pointer to s's bytes (no copy, unlike []byte(s),
-// which a cgo argument would move to the heap); nil for "".
-func strPtr(s string) *C.char {
-	if s == "" {
-		return nil
-	}
-	return (*C.char)(unsafe.Pointer(unsafe.StringData(s)))
+	return sendError(rc)
 }
 
 // slot returns a free record for a lent body, nil if C memory ran out.
@@ -178,11 +157,7 @@ func (b *Batcher) closeRefs() int {
 	if r.q == nil {
 		return 0
 	}
-	wait := r.closeWait
-	if wait == 0 {
-		wait = defaultCloseWait
-	}
-	for deadline := time.Now().Add(wait); r.out > 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(r.closeWait); r.out > 0 && time.Now().Before(deadline); {
 		if r.reclaim() == 0 {
 			time.Sleep(time.Millisecond)
 		}

@@ -341,3 +341,21 @@ func TestSendRefCloseLate(t *testing.T) {
 		}
 	}
 }
+
+// TestSendRefUnpooled: bytes with no pooled buffer are copied, as SendOne
+// does: nothing is lent.
+func TestSendRefUnpooled(t *testing.T) {
+	router, dealer := pair(t)
+	rb := batcher(t, router, 4)
+	body := bytes.Repeat([]byte("u"), MinRefBody)
+	if err := rb.SendRef([]byte("n1"), nil, "body", body, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := lentCount(rb); n != 0 {
+		t.Fatalf("Lent = %d for an unpooled body, want 0", n)
+	}
+	dealer.SetRcvtimeo(5 * time.Second)
+	if m, err := dealer.RecvMessageBytes(0); err != nil || !bytes.Equal(m[2], body) {
+		t.Fatalf("peer got %d frames, %v", len(m), err)
+	}
+}

@@ -75,7 +75,8 @@ func New(s *zmq.Socket, frames int) (*Batcher, error) {
 	if frames < 1 || frames > maxFrames {
 		return nil, errors.New("zmqio: frames must be 1..4")
 	}
-	return &Batcher{sock: h, frames: frames, b: C.bb_batch_new()}, nil
+	return &Batcher{sock: h, frames: frames, b: C.bb_batch_new(),
+		refs: refs{maxLent: DefaultMaxLent, closeWait: defaultCloseWait}}, nil
 }
 
 // Close frees the batch memory (not the socket). When bodies were lent
@@ -286,9 +287,14 @@ func bufPtr(b []byte) *C.char {
 // copy into the batch buffer: for large bodies. Frames added with Add or
 // AddTyped and not yet sent must be sent first.
 func (b *Batcher) SendOne(id, sid []byte, typ string, body []byte) error {
-	t := []byte(typ)
 	rc := C.bb_send_one(b.sock, 4, bufPtr(id), C.size_t(len(id)), bufPtr(sid), C.size_t(len(sid)),
-		bufPtr(t), C.size_t(len(t)), bufPtr(body), C.size_t(len(body)))
+		strPtr(typ), C.size_t(len(typ)), bufPtr(body), C.size_t(len(body)))
+	return sendError(rc)
+}
+
+// sendError turns bb_send_one's and bb_send_ref's result (0, errno, or
+// -errno past the first frame) into nil or a *SendError.
+func sendError(rc C.int) error {
 	if rc == 0 {
 		return nil
 	}
@@ -296,4 +302,13 @@ func (b *Batcher) SendOne(id, sid []byte, typ string, body []byte) error {
 		rc = -rc
 	}
 	return &SendError{Errno: syscall.Errno(rc)}
+}
+
+// strPtr returns a C pointer to s's bytes (no copy, unlike []byte(s),
+// which a cgo argument would move to the heap); nil for "".
+func strPtr(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s)))
 }
