@@ -46,7 +46,20 @@ func TestHTTP2Retry(t *testing.T) {
 		}
 	})
 	hStartNode(t, p.ZMQ, "n2", hEcho())
-	waitRoutable(t, p, "", "/")
+	// Until n2 is seen alive, n1's retry finds no other node (502), which
+	// waitRoutable takes for routable: wait for an answer, which only n2
+	// gives.
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		resp, err := http.Get(p.URL("/"))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
 	c := h2cClient(t, p.Addr)
 
 	// Every request ends on n2, whichever node it went to first; a POST
