@@ -87,11 +87,22 @@ func (p *proxy) Pid() int { return p.cmd.Process.Pid }
 // race report or panic in its log.
 func startProxy(t testing.TB, extra, vhosts string, flags ...string) *proxy {
 	t.Helper()
+	return startProxyIn(t, launchDirs{}, extra, vhosts, flags...)
+}
+
+// launchDirs says where a proxy's config is written (Config; a new
+// temporary folder when empty) and where it runs (Work; the test's
+// working directory when empty).
+type launchDirs struct{ Config, Work string }
+
+// startProxyIn is startProxy with the folders of dirs.
+func startProxyIn(t testing.TB, dirs launchDirs, extra, vhosts string, flags ...string) *proxy {
+	t.Helper()
 	// freePort's ports were free a moment ago; a test running beside this
 	// one may take one first. A start that fails only for that is retried
 	// on new ports.
 	for attempt := 1; ; attempt++ {
-		p, exited, err := launchProxy(t, extra, vhosts, flags)
+		p, exited, err := launchProxy(t, dirs, extra, vhosts, flags)
 		if err == nil {
 			registerProxyCleanup(t, p, exited)
 			return p
@@ -105,7 +116,7 @@ func startProxy(t testing.TB, extra, vhosts string, flags ...string) *proxy {
 
 // launchProxy starts blastbeat on new ports and waits until it listens;
 // on failure the process has exited.
-func launchProxy(t testing.TB, extra, vhosts string, flags []string) (*proxy, chan error, error) {
+func launchProxy(t testing.TB, dirs launchDirs, extra, vhosts string, flags []string) (*proxy, chan error, error) {
 	t.Helper()
 	p := &proxy{
 		Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
@@ -114,12 +125,16 @@ func launchProxy(t testing.TB, extra, vhosts string, flags []string) (*proxy, ch
 	}
 	p.main = fmt.Sprintf("[blastbeat]\nbind = %s\nzmq = %s\nping-freq = 1\n%s\n", p.Addr, p.ZMQ, extra)
 	cfg := p.main + "\n" + vhosts + "\n"
-	file := filepath.Join(t.TempDir(), "blastbeat.ini")
+	if dirs.Config == "" {
+		dirs.Config = t.TempDir()
+	}
+	file := filepath.Join(dirs.Config, "blastbeat.ini")
 	p.File = file
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p.cmd = exec.Command(binary, append(flags, file)...)
+	p.cmd.Dir = dirs.Work
 	p.cmd.Stderr = p.log
 	p.cmd.Stdout = p.log
 	if err := p.cmd.Start(); err != nil {
@@ -137,7 +152,11 @@ func launchProxy(t testing.TB, extra, vhosts string, flags []string) (*proxy, ch
 		c, err := net.Dial("tcp", p.Addr)
 		if err == nil {
 			c.Close()
-			return p, exited, nil
+			// Its own start line too: another test's process may hold
+			// the port this one is failing to bind (it then exits).
+			if strings.Contains(p.Log(), "blastbeat started") {
+				return p, exited, nil
+			}
 		}
 		if time.Now().After(deadline) {
 			_ = p.cmd.Process.Kill()

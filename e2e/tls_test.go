@@ -913,54 +913,7 @@ func TestTLSResumption(t *testing.T) {
 // another folder to show they are not taken from its working directory.
 func tsStartIn(t *testing.T, dir, extra, vhosts string) *proxy {
 	t.Helper()
-	p := &proxy{
-		Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		ZMQ:  fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
-		log:  &logBuffer{},
-	}
-	cfg := fmt.Sprintf("[blastbeat]\nbind = %s\nzmq = %s\nping-freq = 1\n%s\n\n%s\n", p.Addr, p.ZMQ, extra, vhosts)
-	file := filepath.Join(dir, "blastbeat.ini")
-	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(binary, file)
-	p.cmd.Dir = t.TempDir()
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("blastbeat exited with %v; log:\n%s", err, p.Log())
-			}
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-exited
-			t.Errorf("blastbeat did not stop on SIGTERM; log:\n%s", p.Log())
-		}
-		if strings.Contains(p.Log(), "DATA RACE") || strings.Contains(p.Log(), "panic:") {
-			t.Errorf("blastbeat log shows a race or panic:\n%s", p.Log())
-		}
-	})
-	checkFor(t, tsWait, 10*time.Millisecond, func() error {
-		select {
-		case err := <-exited:
-			exited <- err
-			return fmt.Errorf("blastbeat exited: %v\n%s", err, p.Log())
-		default:
-		}
-		c, err := net.Dial("tcp", p.Addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	})
-	return p
+	return startProxyIn(t, launchDirs{Config: dir, Work: t.TempDir()}, extra, vhosts)
 }
 
 // TestTLSReadmeExample runs the original README's HTTPS configuration
