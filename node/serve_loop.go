@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/blastbeat/blastbeat/internal/yield"
 )
 
 // The loop: one goroutine owns the Node (every receive and every send)
@@ -106,7 +109,11 @@ func (s *server) run() (err error) {
 		}
 		s.close()
 	}()
+	var yielder yield.Yielder // the loop never parks: see internal/yield
 	for {
+		if yielder.Due(time.Now()) {
+			runtime.Gosched()
+		}
 		if _, err := s.poller.Poll(-1); err != nil {
 			if zmq.AsErrno(err) == zmq.Errno(syscall.EINTR) {
 				continue

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/blastbeat/blastbeat/internal/bufpool"
+	"github.com/blastbeat/blastbeat/internal/yield"
 	"github.com/blastbeat/blastbeat/internal/zmqio"
 )
 
@@ -452,7 +453,7 @@ func (b *Bridge) run(ready chan<- error) {
 
 	events := make([]unix.EpollEvent, 4)
 	var drain [8]byte
-	var yield yielder
+	var yielder yield.Yielder
 	lentBackoff := lentWait
 	for {
 		if b.io.Reclaim() > 0 { // bodies libzmq is done with go back to the pool
@@ -466,7 +467,7 @@ func (b *Bridge) run(ready chan<- error) {
 		}
 		worked = b.sendBatch() || worked
 		now := time.Now()
-		if yield.due(now) {
+		if yielder.Due(now) {
 			runtime.Gosched()
 		}
 		wait := b.ping(now)

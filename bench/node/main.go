@@ -17,11 +17,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/blastbeat/blastbeat/internal/yield"
 	"github.com/blastbeat/blastbeat/internal/zmqio"
 )
 
@@ -70,7 +72,11 @@ func main() {
 		os.Exit(0)
 	}()
 
+	var yielder yield.Yielder // the loop never parks: see internal/yield
 	for {
+		if yielder.Due(time.Now()) {
+			runtime.Gosched()
+		}
 		// handle keeps nothing it is handed (it copies what waits for
 		// credit), so one receive buffer serves every batch.
 		got, dropped, more := io.RecvReuse(zmqio.MaxMessages, func(f [][]byte) { _ = n.handle(f) })
