@@ -338,6 +338,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"zmq-hwm":                  set(&o.ZMQHWM, parseInt),
 		"zmq-rcv-hwm":              set(&o.ZMQRcvHWM, parseInt),
 		"zmq-queue-bytes":          set(&o.ZMQQueueBytes, parseSize),
+		"zmq-io-threads":           set(&o.ZMQIOThreads, parseInt),
 		"emperor-heartbeat":        set(&o.EmperorHeartbeat, parseDuration),
 		"sessions":                 p.ignore("sessions"),
 	}

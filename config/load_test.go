@@ -233,6 +233,7 @@ func TestDefaults(t *testing.T) {
 		ZMQHWM:                256,
 		ZMQRcvHWM:             128,
 		ZMQQueueBytes:         2 << 20,
+		ZMQIOThreads:          1,
 	}
 	if got := config.Defaults(); !reflect.DeepEqual(got, wantDefaults) {
 		t.Errorf("Defaults:\n got %+v\nwant %+v", got, wantDefaults)
@@ -334,6 +335,7 @@ node = fallback
 		ZMQHWM:                256,
 		ZMQRcvHWM:             128,
 		ZMQQueueBytes:         2 << 20,
+		ZMQIOThreads:          1,
 		VHosts: []config.VHost{
 			{
 				Name:               "example.com:8443",
@@ -445,6 +447,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "stats on a public address", src: head + "stats = 0.0.0.0:9090\n" + tail, line: 4, key: "stats", kind: config.ErrBadValue},
 		{name: "stats without a port", src: head + "stats = 127.0.0.1\n" + tail, line: 4, key: "stats", kind: config.ErrBadValue},
 		{name: "no read-ahead from nodes", src: head + "zmq-rcv-hwm = 0\n" + tail, line: 4, key: "zmq-rcv-hwm", kind: config.ErrBadValue},
+		{name: "no libzmq I/O thread", src: head + "zmq-io-threads = 0\n" + tail, line: 4, key: "zmq-io-threads", kind: config.ErrBadValue},
+		{name: "too many libzmq I/O threads", src: head + "zmq-io-threads = 65\n" + tail, line: 4, key: "zmq-io-threads", kind: config.ErrBadValue},
 		{name: "bad access log format", src: head + "access-log-format = common\n" + tail, line: 4, key: "access-log-format", kind: config.ErrBadValue},
 		{name: "bad format", src: head + tail + "format = json\n", line: 6, key: "format", kind: config.ErrBadValue},
 		{name: "bad websocket protocol", src: head + tail + "websocket-protocols = chat, super chat\n", line: 6, key: "websocket-protocols", kind: config.ErrBadValue},
@@ -629,12 +633,12 @@ func TestOriginalLaterKeys(t *testing.T) {
 
 func TestBridgeKeys(t *testing.T) {
 	base := "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n"
-	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\nzmq-rcv-hwm = 32\n\n[blastbeat:*]\nnode = a\n"))
+	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\nzmq-rcv-hwm = 32\nzmq-io-threads = 4\n\n[blastbeat:*]\nnode = a\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 || o.ZMQRcvHWM != 32 {
-		t.Fatalf("send-timeout %v zmq-hwm %d zmq-rcv-hwm %d", o.SendTimeout, o.ZMQHWM, o.ZMQRcvHWM)
+	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 || o.ZMQRcvHWM != 32 || o.ZMQIOThreads != 4 {
+		t.Fatalf("send-timeout %v zmq-hwm %d zmq-rcv-hwm %d zmq-io-threads %d", o.SendTimeout, o.ZMQHWM, o.ZMQRcvHWM, o.ZMQIOThreads)
 	}
 	_, err = config.Parse("b.ini", []byte(base+"zmq-hwm = 0\n\n[blastbeat:*]\nnode = a\n"))
 	if err == nil || !strings.Contains(err.Error(), "b.ini:4") || !strings.Contains(err.Error(), "zmq-hwm") {

@@ -225,6 +225,12 @@ type Options struct {
 	// of the buffers lent to libzmq uncopied (zmq-queue-bytes, default
 	// 2 MiB).
 	ZMQQueueBytes int64
+	// ZMQIOThreads is the number of libzmq I/O threads behind the ROUTER
+	// (zmq-io-threads, default 1, at most MaxZMQIOThreads). Each node's
+	// connection is served by one of them, the least loaded when it
+	// connects: more than one spreads several nodes' traffic over cores,
+	// and does nothing for a single node.
+	ZMQIOThreads int
 	// StallTimeout is how long a client may read none of the output held
 	// for it before it is closed (stall-timeout, default 60s).
 	StallTimeout time.Duration
@@ -276,5 +282,6 @@ func Defaults() Options {
 		ZMQHWM:                256,
 		ZMQRcvHWM:             128,
 		ZMQQueueBytes:         2 << 20,
+		ZMQIOThreads:          1,
 	}
 }

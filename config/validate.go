@@ -31,6 +31,10 @@ func statsAddrOK(addr string, public bool) bool {
 // maxRingSize bounds ring-size (16M messages).
 const maxRingSize = 1 << 24
 
+// MaxZMQIOThreads bounds zmq-io-threads: more I/O threads than nodes
+// idle, and a machine with more cores than this serves them with fewer.
+const MaxZMQIOThreads = 64
+
 // minEmperorHeartbeat bounds emperor-heartbeat from below, when it is on.
 const minEmperorHeartbeat = 10 * time.Millisecond
 
@@ -83,6 +87,7 @@ func (p *parser) validate() {
 		{"zmq-hwm", o.ZMQHWM > 0, "must be greater than 0"},
 		{"zmq-rcv-hwm", o.ZMQRcvHWM > 0, "must be greater than 0"},
 		{"zmq-queue-bytes", o.ZMQQueueBytes >= 64<<10, "must be at least 64k"},
+		{"zmq-io-threads", o.ZMQIOThreads >= 1 && o.ZMQIOThreads <= MaxZMQIOThreads, fmt.Sprintf("must be 1 to %d", MaxZMQIOThreads)},
 		{"emperor-heartbeat", o.EmperorHeartbeat == 0 || o.EmperorHeartbeat >= minEmperorHeartbeat,
 			fmt.Sprintf("must be 0 (off) or at least %v", minEmperorHeartbeat)},
 		{"max-nodes", o.MaxNodes > 0 && o.MaxNodes <= 1<<20, "must be from 1 to 1048576"},

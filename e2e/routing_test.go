@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -479,5 +481,34 @@ func TestNodeAuthorization(t *testing.T) {
 	resp, body = cy.response("GET")
 	if resp.StatusCode != 200 || body != "y /next" {
 		t.Fatalf("next request on y's connection: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestRoutingIOThreads: with zmq-io-threads = 2 the proxy runs two libzmq
+// I/O threads, and nodes served through them answer.
+func TestRoutingIOThreads(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "zmq-io-threads = 2\n", "[blastbeat:a.test]\nnode = na\n\n[blastbeat:b.test]\nnode = nb\n")
+	hStartNode(t, p.ZMQ, "na", hNameHandler)
+	hStartNode(t, p.ZMQ, "nb", hNameHandler)
+	waitRoutable(t, p, "a.test", "/ready")
+	waitRoutable(t, p, "b.test", "/ready")
+	for host, want := range map[string]string{"a.test": "na /x", "b.test": "nb /x"} {
+		if resp, body := hRawGet(t, p, hHostReq("/x", host)); resp.StatusCode != 200 || body != want {
+			t.Fatalf("%s: got %d %q, want 200 %q", host, resp.StatusCode, body, want)
+		}
+	}
+	comms, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", p.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io := map[string]bool{}
+	for _, c := range comms {
+		if b, err := os.ReadFile(c); err == nil && strings.HasPrefix(string(b), "ZMQbg/IO/") {
+			io[strings.TrimSpace(string(b))] = true
+		}
+	}
+	if !io["ZMQbg/IO/0"] || !io["ZMQbg/IO/1"] || len(io) != 2 {
+		t.Fatalf("libzmq I/O threads %v, want ZMQbg/IO/0 and ZMQbg/IO/1", io)
 	}
 }

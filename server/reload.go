@@ -140,6 +140,8 @@ func keyName(field string) string {
 	switch field {
 	case "ZMQHWM":
 		return "zmq-hwm"
+	case "ZMQIOThreads":
+		return "zmq-io-threads"
 	case "Binds":
 		return "bind"
 	}

@@ -184,6 +184,7 @@ func (s *Server) Start() error {
 		HWM:            s.opts.ZMQHWM,
 		RcvHWM:         s.opts.ZMQRcvHWM,
 		MaxQueuedBytes: s.opts.ZMQQueueBytes,
+		IOThreads:      s.opts.ZMQIOThreads,
 		SendTimeout:    s.opts.SendTimeout,
 		Logger:         s.opts.Logger,
 	}, (*bridgeHandler)(s))

@@ -94,6 +94,9 @@ type Config struct {
 	HWM         int // send high-water mark, messages per node
 	RcvHWM      int // receive high-water mark, messages per node
 	SendTimeout time.Duration
+	// IOThreads is the number of libzmq I/O threads of the bridge's own
+	// context (0: 1). Each node's connection is served by one of them.
+	IOThreads int
 	// MaxQueuedBytes bounds the body bytes waiting in the ring and the
 	// bridge for libzmq (DefaultMaxQueuedBytes), and the bytes of the
 	// buffers lent to libzmq uncopied (zmqio.SendRef; past it bodies are
@@ -145,6 +148,7 @@ type Bridge struct {
 	}
 
 	// Owned by the bridge goroutine.
+	zctx     *zmq.Context // the bridge's own: IOThreads I/O threads
 	sock     *zmq.Socket
 	io       *zmqio.Batcher
 	recvBufs bufpool.Pool // receive batches, lent to Deliver
@@ -384,7 +388,15 @@ func (b *Bridge) Stats() Stats {
 }
 
 func (b *Bridge) open() (int, error) {
-	sock, err := zmq.NewSocket(zmq.ROUTER)
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		return -1, fmt.Errorf("zmqbridge: context: %w", err)
+	}
+	b.zctx = zctx
+	if err := zctx.SetIoThreads(max(1, b.cfg.IOThreads)); err != nil {
+		return -1, fmt.Errorf("zmqbridge: %d I/O threads: %w", b.cfg.IOThreads, err)
+	}
+	sock, err := zctx.NewSocket(zmq.ROUTER)
 	if err != nil {
 		return -1, fmt.Errorf("zmqbridge: socket: %w", err)
 	}
@@ -430,6 +442,9 @@ func (b *Bridge) run(ready chan<- error) {
 		if b.sock != nil {
 			b.sock.Close()
 		}
+		if b.zctx != nil {
+			_ = b.zctx.Term()
+		}
 		ready <- err
 		return
 	}
@@ -440,7 +455,10 @@ func (b *Bridge) run(ready chan<- error) {
 		b.sock.Close()
 		if n := b.io.Close(); n > 0 {
 			b.cfg.Logger.Warn("zmqbridge: libzmq still holds request bodies a second after the socket closed; they stay pinned until it lets go", "bodies", n)
+			go b.zctx.Term() // returns once libzmq has let go of them
+			return
 		}
+		_ = b.zctx.Term() // its I/O threads end
 	}()
 	defer unix.Close(b.efd)
 	b.ids = make([][]byte, len(b.cfg.Identities))

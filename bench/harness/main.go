@@ -45,6 +45,7 @@ type options struct {
 	cpuprofile         string
 	blastbeat          string
 	bbSet              []string
+	nodes              int // bench node processes behind BlastBeat
 	keep               bool
 	quietWait          time.Duration
 	reportFrom         string
@@ -178,6 +179,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "run BlastBeat with -cpuprofile FILE during the first scenario of round 1 and print `go tool pprof -top`")
 	fs.StringVar(&o.blastbeat, "blastbeat", "", "the BlastBeat binary (default bin/blastbeat under the module root, or DIR/blastbeat with -prebuilt; a relative path is taken from the module root, or with -prebuilt from the working directory)")
 	fs.StringVar(&o.prebuilt, "prebuilt", "", "take every binary (blastbeat, node, hello, wsload, tlsload, m2handler) from `DIR`, as bench/prebuild.sh makes it, and build nothing: no Go toolchain or source tree needed")
+	fs.IntVar(&o.nodes, "nodes", 1, "bench node processes behind BlastBeat (named bench1, bench2 … in one virtual host when more than 1; with many cores, also raise zmq-io-threads by -blastbeat-set)")
 	bbSet := fs.String("blastbeat-set", "", "extra `key = value` lines for BlastBeat's [blastbeat] section, separated by ';'")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir (configs and logs of every run)")
 	fs.StringVar(&o.reportFrom, "report-from", "", "run nothing: rebuild RESULTS.md and results.svg (into -out) from this results.json")
@@ -225,6 +227,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-ws-conns, -ws-idle-conns and -wss-idle-conns must be positive")
 	case o.deadline <= 0:
 		return o, errors.New("-deadline must be positive")
+	case o.nodes < 1 || o.nodes > maxNodes:
+		return o, fmt.Errorf("-nodes must be 1 to %d", maxNodes)
 	}
 	return o, nil
 }

@@ -97,3 +97,18 @@ func TestPrebuiltHelpers(t *testing.T) {
 		t.Errorf("bins: %+v", e.bins)
 	}
 }
+
+func TestParseFlagsNodes(t *testing.T) {
+	o, err := parseFlags([]string{"-nodes", "4", "-blastbeat-set", "zmq-io-threads = 4"})
+	if err != nil || o.nodes != 4 || !slices.Equal(o.bbSet, []string{"zmq-io-threads = 4"}) {
+		t.Errorf("-nodes 4: nodes %d, set %q, %v", o.nodes, o.bbSet, err)
+	}
+	if o, err := parseFlags(nil); err != nil || o.nodes != 1 {
+		t.Errorf("default: nodes %d, %v; want 1", o.nodes, err)
+	}
+	for _, n := range []string{"0", "65"} {
+		if _, err := parseFlags([]string{"-nodes", n}); err == nil {
+			t.Errorf("-nodes %s accepted", n)
+		}
+	}
+}

@@ -37,6 +37,7 @@ type runConfig struct {
 	Systems     []string `json:"systems"`
 	Scenarios   []string `json:"scenarios"`
 	BlastBeatIn []string `json:"blastbeat_set,omitempty"`
+	Nodes       int      `json:"blastbeat_nodes,omitempty"` // bench nodes behind BlastBeat (absent: 1)
 }
 
 // summary is one cell of the table: the medians over a scenario ×
@@ -81,6 +82,9 @@ func (r *results) finish(e *env) {
 		Rounds: e.opts.rounds, DurationS: e.opts.dur.Seconds(), WarmupS: e.opts.warmup.Seconds(),
 		WSConns: e.opts.wsConns, IdleConns: e.opts.idleConns, WSSIdle: e.opts.wssIdleConns, IdleCap: e.idleCap(),
 		Systems: e.opts.systems, Scenarios: e.opts.scenarios, BlastBeatIn: e.opts.bbSet,
+	}
+	if e.opts.nodes > 1 {
+		r.Config.Nodes = e.opts.nodes
 	}
 	r.Summaries = summarize(r.Runs, e.opts.scenarios, e.opts.systems)
 }
@@ -418,6 +422,12 @@ func (r *results) markdown() string {
 	w("")
 	w("- nginx return 200 serves `/stream` as a static 16 KiB file (Content-Length, not chunked) and answers `/post` without a backend: it is the ceiling, not a proxy.")
 	w("- nginx is configured for the bench: `worker_processes %d`, `access_log off`, upstream `keepalive 64` (HTTP/2 rows: as many as the requests in flight, 1,000), `keepalive_requests 1000000` on both sides, `client_body_buffer_size 128k` (the 64 KiB POST stays in memory; nginx still buffers the whole body before proxying it).", m.Cores)
+	if c.Nodes > 1 {
+		w("- BlastBeat runs %d bench node processes (bench1 … bench%d) in one virtual host; the backend's CPU is theirs together.", c.Nodes, c.Nodes)
+	}
+	if len(c.BlastBeatIn) > 0 {
+		w("- BlastBeat's config adds: `%s`.", strings.Join(c.BlastBeatIn, "`, `"))
+	}
 	w("- Mongrel2 gets the whole request body in one message (`limits.content_length` 1 MiB) and writes an access log (it has no switch to turn it off). Its handler sends `/stream` as one message: Mongrel2 1.12 drops the connection when a chunked response arrives in several.")
 	w("- CPU is read from /proc/PID/stat (utime+stime) of the proxy's processes (nginx: master and workers) and of the backend, at the start and end of the measured window; \"other\" is what the rest of the machine used meanwhile (/proc/stat).")
 	w("- Errors: a run with over 1%% failed requests (non-2xx, socket errors, broken WebSockets) is an error and stays out of the medians; fewer give a ⚠.")

@@ -210,17 +210,35 @@ type bbTLS struct {
 	cert, key string
 }
 
-// blastbeatINI is the bench's BlastBeat config; extra lines go to the
-// [blastbeat] section. With t.port, the catch-all virtual host is also
+// maxNodes bounds -nodes.
+const maxNodes = 64
+
+// nodeNames names the bench's n nodes: "bench" alone, else bench1 … benchN.
+func nodeNames(n int) []string {
+	if n == 1 {
+		return []string{"bench"}
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench%d", i+1)
+	}
+	return names
+}
+
+// blastbeatINI is the bench's BlastBeat config, with the catch-all
+// virtual host served by nodes; extra lines go to the [blastbeat] section. With t.port, the catch-all virtual host is also
 // served on a bind-ssl listener; a virtual host with listeners of its own
 // is served only on them, so it names the plain one too.
-func blastbeatINI(port, zmqPort int, extra []string, t bbTLS) string {
+func blastbeatINI(port, zmqPort int, extra []string, t bbTLS, nodes []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[blastbeat]\nbind = 127.0.0.1:%d\nzmq = tcp://127.0.0.1:%d\nping-freq = 3\n", port, zmqPort)
 	for _, l := range extra {
 		b.WriteString(l + "\n")
 	}
-	b.WriteString("\n[blastbeat:*]\nnode = bench\n")
+	b.WriteString("\n[blastbeat:*]\n")
+	for _, n := range nodes {
+		b.WriteString("node = " + n + "\n")
+	}
 	if t.port != 0 {
 		fmt.Fprintf(&b, "bind = 127.0.0.1:%d\nbind-ssl = 127.0.0.1:%d\ncertificate = %s\nkey = %s\n", port, t.port, t.cert, t.key)
 	}
@@ -244,7 +262,7 @@ func startBlastBeat(ctx context.Context, e *env, dir string, l launch) (*instanc
 		t.cert, t.key = e.pki.cert, e.pki.key
 	}
 	ini := filepath.Join(dir, "blastbeat.ini")
-	if err := os.WriteFile(ini, []byte(blastbeatINI(port, zport, e.opts.bbSet, t)), 0o644); err != nil {
+	if err := os.WriteFile(ini, []byte(blastbeatINI(port, zport, e.opts.bbSet, t, nodeNames(e.opts.nodes))), 0o644); err != nil {
 		return nil, err
 	}
 	argv := []string{e.blastbeat}
@@ -267,15 +285,17 @@ func startBlastBeat(ctx context.Context, e *env, dir string, l launch) (*instanc
 		in.httpsURL = fmt.Sprintf("https://127.0.0.1:%d", t.port)
 		in.wssURL = fmt.Sprintf("wss://127.0.0.1:%d/ws", t.port)
 	}
-	node, err := e.reg.start(procSpec{name: "node", argv: []string{e.bins.node, "-zmq", fmt.Sprintf("tcp://127.0.0.1:%d", zport), "-name", "bench"}, logDir: dir})
-	if err != nil {
-		in.stop(e)
-		return nil, err
-	}
-	in.procs = append(in.procs, node)
 	in.proxyPIDs = []int{bb.pid()}
-	in.backendPIDs = []int{node.pid()}
-	if err := waitReady(ctx, in.httpURL+"/", 15*time.Second, bb, node); err != nil {
+	for _, name := range nodeNames(e.opts.nodes) {
+		node, err := e.reg.start(procSpec{name: "node", argv: []string{e.bins.node, "-zmq", fmt.Sprintf("tcp://127.0.0.1:%d", zport), "-name", name}, logDir: dir})
+		if err != nil {
+			in.stop(e)
+			return nil, err
+		}
+		in.procs = append(in.procs, node)
+		in.backendPIDs = append(in.backendPIDs, node.pid())
+	}
+	if err := waitReady(ctx, in.httpURL+"/", 15*time.Second, in.procs...); err != nil {
 		in.stop(e)
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,7 +30,7 @@ func TestBlastBeatINI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ini := blastbeatINI(20001, 20002, []string{"max-connections = 20000"}, tt.tls)
+			ini := blastbeatINI(20001, 20002, []string{"max-connections = 20000"}, tt.tls, nodeNames(1))
 			for _, w := range tt.want {
 				if !strings.Contains(ini, w) {
 					t.Errorf("config lacks %q:\n%s", w, ini)
@@ -123,5 +124,22 @@ func TestSkipHTTP2(t *testing.T) {
 	}
 	if why := (&env{h2load: "/usr/bin/h2load"}).noTool(scenarioByID("h2c")); why != "" {
 		t.Errorf("h2load installed: %q", why)
+	}
+}
+
+// TestBlastBeatININodes: with several bench nodes the catch-all lists
+// them all, and BlastBeat's loader takes them as that vhost's nodes.
+func TestBlastBeatININodes(t *testing.T) {
+	ini := blastbeatINI(20001, 20002, []string{"zmq-io-threads = 3"}, bbTLS{}, nodeNames(3))
+	o, err := config.Parse("blastbeat.ini", []byte(ini))
+	if err != nil {
+		t.Fatalf("config.Parse: %v\n%s", err, ini)
+	}
+	want := []string{"bench1", "bench2", "bench3"}
+	if len(o.VHosts) != 1 || !slices.Equal(o.VHosts[0].Nodes, want) || o.ZMQIOThreads != 3 {
+		t.Errorf("vhosts %+v, zmq-io-threads %d; want one with nodes %q, 3", o.VHosts, o.ZMQIOThreads, want)
+	}
+	if got := nodeNames(1); !slices.Equal(got, []string{"bench"}) {
+		t.Errorf("nodeNames(1) = %q, want [bench]", got)
 	}
 }
