@@ -234,6 +234,7 @@ func TestDefaults(t *testing.T) {
 		ZMQRcvHWM:             128,
 		ZMQQueueBytes:         2 << 20,
 		ZMQIOThreads:          1,
+		ZMQBridges:            1,
 	}
 	if got := config.Defaults(); !reflect.DeepEqual(got, wantDefaults) {
 		t.Errorf("Defaults:\n got %+v\nwant %+v", got, wantDefaults)
@@ -336,6 +337,7 @@ node = fallback
 		ZMQRcvHWM:             128,
 		ZMQQueueBytes:         2 << 20,
 		ZMQIOThreads:          1,
+		ZMQBridges:            1,
 		VHosts: []config.VHost{
 			{
 				Name:               "example.com:8443",
@@ -449,6 +451,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "no read-ahead from nodes", src: head + "zmq-rcv-hwm = 0\n" + tail, line: 4, key: "zmq-rcv-hwm", kind: config.ErrBadValue},
 		{name: "no libzmq I/O thread", src: head + "zmq-io-threads = 0\n" + tail, line: 4, key: "zmq-io-threads", kind: config.ErrBadValue},
 		{name: "too many libzmq I/O threads", src: head + "zmq-io-threads = 65\n" + tail, line: 4, key: "zmq-io-threads", kind: config.ErrBadValue},
+		{name: "no bridge", src: head + "zmq-bridges = 0\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
+		{name: "too many bridges", src: head + "zmq-bridges = 17\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
 		{name: "bad access log format", src: head + "access-log-format = common\n" + tail, line: 4, key: "access-log-format", kind: config.ErrBadValue},
 		{name: "bad format", src: head + tail + "format = json\n", line: 6, key: "format", kind: config.ErrBadValue},
 		{name: "bad websocket protocol", src: head + tail + "websocket-protocols = chat, super chat\n", line: 6, key: "websocket-protocols", kind: config.ErrBadValue},
@@ -633,12 +637,12 @@ func TestOriginalLaterKeys(t *testing.T) {
 
 func TestBridgeKeys(t *testing.T) {
 	base := "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n"
-	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\nzmq-rcv-hwm = 32\nzmq-io-threads = 4\n\n[blastbeat:*]\nnode = a\n"))
+	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\nzmq-rcv-hwm = 32\nzmq-io-threads = 4\nzmq-bridges = 2\n\n[blastbeat:*]\nnode = a\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 || o.ZMQRcvHWM != 32 || o.ZMQIOThreads != 4 {
-		t.Fatalf("send-timeout %v zmq-hwm %d zmq-rcv-hwm %d zmq-io-threads %d", o.SendTimeout, o.ZMQHWM, o.ZMQRcvHWM, o.ZMQIOThreads)
+	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 || o.ZMQRcvHWM != 32 || o.ZMQIOThreads != 4 || o.ZMQBridges != 2 {
+		t.Fatalf("send-timeout %v zmq-hwm %d zmq-rcv-hwm %d zmq-io-threads %d zmq-bridges %d", o.SendTimeout, o.ZMQHWM, o.ZMQRcvHWM, o.ZMQIOThreads, o.ZMQBridges)
 	}
 	_, err = config.Parse("b.ini", []byte(base+"zmq-hwm = 0\n\n[blastbeat:*]\nnode = a\n"))
 	if err == nil || !strings.Contains(err.Error(), "b.ini:4") || !strings.Contains(err.Error(), "zmq-hwm") {

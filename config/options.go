@@ -231,6 +231,14 @@ type Options struct {
 	// connects: more than one spreads several nodes' traffic over cores,
 	// and does nothing for a single node.
 	ZMQIOThreads int
+	// ZMQBridges is the number of ZeroMQ bridges (zmq-bridges, default 1,
+	// at most MaxZMQBridges): each a goroutine with its own ROUTER and
+	// libzmq context behind the same endpoints. The kernel spreads the
+	// nodes' connections over them (SO_REUSEPORT on each tcp:// endpoint;
+	// an ipc:// one is the first bridge's), and each node's messages go
+	// through the bridge its connection is on. More than one lifts the
+	// one-bridge ceiling on many cores with several nodes.
+	ZMQBridges int
 	// StallTimeout is how long a client may read none of the output held
 	// for it before it is closed (stall-timeout, default 60s).
 	StallTimeout time.Duration
@@ -283,5 +291,6 @@ func Defaults() Options {
 		ZMQRcvHWM:             128,
 		ZMQQueueBytes:         2 << 20,
 		ZMQIOThreads:          1,
+		ZMQBridges:            1,
 	}
 }

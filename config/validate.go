@@ -35,6 +35,10 @@ const maxRingSize = 1 << 24
 // idle, and a machine with more cores than this serves them with fewer.
 const MaxZMQIOThreads = 64
 
+// MaxZMQBridges bounds zmq-bridges: each is a thread busy with libzmq,
+// beside the event loops.
+const MaxZMQBridges = 16
+
 // minEmperorHeartbeat bounds emperor-heartbeat from below, when it is on.
 const minEmperorHeartbeat = 10 * time.Millisecond
 
@@ -88,6 +92,7 @@ func (p *parser) validate() {
 		{"zmq-rcv-hwm", o.ZMQRcvHWM > 0, "must be greater than 0"},
 		{"zmq-queue-bytes", o.ZMQQueueBytes >= 64<<10, "must be at least 64k"},
 		{"zmq-io-threads", o.ZMQIOThreads >= 1 && o.ZMQIOThreads <= MaxZMQIOThreads, fmt.Sprintf("must be 1 to %d", MaxZMQIOThreads)},
+		{"zmq-bridges", o.ZMQBridges >= 1 && o.ZMQBridges <= MaxZMQBridges, fmt.Sprintf("must be 1 to %d", MaxZMQBridges)},
 		{"emperor-heartbeat", o.EmperorHeartbeat == 0 || o.EmperorHeartbeat >= minEmperorHeartbeat,
 			fmt.Sprintf("must be 0 (off) or at least %v", minEmperorHeartbeat)},
 		{"max-nodes", o.MaxNodes > 0 && o.MaxNodes <= 1<<20, "must be from 1 to 1048576"},

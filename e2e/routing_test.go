@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -511,4 +512,82 @@ func TestRoutingIOThreads(t *testing.T) {
 	if !io["ZMQbg/IO/0"] || !io["ZMQbg/IO/1"] || len(io) != 2 {
 		t.Fatalf("libzmq I/O threads %v, want ZMQbg/IO/0 and ZMQbg/IO/1", io)
 	}
+}
+
+// TestRoutingBridges: with zmq-bridges = 2 the proxy runs two bridges,
+// each its own libzmq context, behind one endpoint. Six nodes connect,
+// each through one of them (the kernel picks), and every node serves
+// requests, bodies included; once a node goes away, the others serve.
+func TestRoutingBridges(t *testing.T) {
+	t.Parallel()
+	const nodes = 6
+	var vh strings.Builder
+	vh.WriteString("[blastbeat:*]\n")
+	for i := range nodes {
+		fmt.Fprintf(&vh, "node = b%d\n", i)
+	}
+	p := startProxy(t, "zmq-bridges = 2\n", vh.String())
+	hns := make([]*hNode, nodes)
+	for i := range hns {
+		hns[i] = hStartNode(t, p.ZMQ, fmt.Sprintf("b%d", i), hEcho())
+	}
+	get := func() (string, error) {
+		resp, err := http.Get(p.URL("/who"))
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return "", fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return resp.Header.Get("X-Node"), nil
+	}
+	// New sessions go to the live node with the fewest: each answers.
+	seen := map[string]bool{}
+	checkFor(t, 15*time.Second, 10*time.Millisecond, func() error {
+		who, err := get()
+		if err == nil {
+			seen[who] = true
+		}
+		if len(seen) < nodes {
+			return fmt.Errorf("answers from %v", seen)
+		}
+		return nil
+	})
+	body := bytes.Repeat([]byte("0123456789abcdef"), 8<<10) // 128 KiB: lent to libzmq
+	for i := range nodes {
+		resp, err := http.Post(p.URL(fmt.Sprintf("/up/%d", i)), "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, body) {
+			t.Fatalf("POST %d via %s: %d, %d bytes back, %v", i, resp.Header.Get("X-Node"), resp.StatusCode, len(got), err)
+		}
+	}
+	comms, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", p.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	contexts := 0
+	for _, c := range comms {
+		if b, err := os.ReadFile(c); err == nil && strings.TrimSpace(string(b)) == "ZMQbg/IO/0" {
+			contexts++
+		}
+	}
+	if contexts != 2 {
+		t.Fatalf("%d libzmq contexts (threads named ZMQbg/IO/0), want 2", contexts)
+	}
+	// b0 goes away: its bridge finds it unreachable, and the others serve.
+	hns[0].Stop()
+	checkFor(t, 15*time.Second, 10*time.Millisecond, func() error {
+		for range 2 * nodes {
+			who, err := get()
+			if err != nil || who == "b0" {
+				return fmt.Errorf("answer from %q, %v", who, err)
+			}
+		}
+		return nil
+	})
 }

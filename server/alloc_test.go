@@ -42,7 +42,7 @@ func (r *takeAllRing) TrySend(m *zmqbridge.Msg) bool {
 }
 func (r *takeAllRing) TrySendDeferred(m *zmqbridge.Msg) bool { return r.TrySend(m) }
 func (r *takeAllRing) Kick()                                 {}
-func (r *takeAllRing) WantRoom(int)                          {}
+func (r *takeAllRing) WantRoomFor(int)                       {}
 func (r *takeAllRing) NodeFull(int) bool                     { return false }
 
 type atOnceLoop struct{ gnet.EventLoop }
@@ -124,7 +124,7 @@ func (r *allocRig) client(b []byte) {
 // receive buffer, as zmqio.RecvPooled hands them over: the batch's own
 // reference is given back once every message was delivered.
 func (r *allocRig) reply(typ []byte, bodies ...[]byte) {
-	bh := (*bridgeHandler)(r.s)
+	bh := r.s.handlers[0]
 	n := 0
 	for _, b := range bodies {
 		n += len(b)

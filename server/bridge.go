@@ -8,8 +8,18 @@ import (
 	"github.com/blastbeat/blastbeat/zmqbridge"
 )
 
-// bridgeHandler is the Server seen by the bridge goroutine.
-type bridgeHandler Server
+// bridgeHandler is the Server seen by bridge k's goroutine; what it
+// holds is that goroutine's alone.
+type bridgeHandler struct {
+	*Server
+	k          int
+	batches    [][]reply           // by loop: replies read in this batch, posted at Flush
+	unknownIDs map[string]struct{} // identities warned about
+}
+
+func newBridgeHandler(s *Server, k int) *bridgeHandler {
+	return &bridgeHandler{Server: s, k: k, batches: make([][]reply, len(s.loops))}
+}
 
 func parseReplyType(t []byte) replyType {
 	switch string(t) {
@@ -35,16 +45,17 @@ func parseReplyType(t []byte) replyType {
 
 // Deliver routes a node's message to the loop that owns its sid.
 func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Buf) {
-	s := (*Server)(h)
+	s := h.Server
 	n := s.rt.Load().nodes.Lookup(identity)
 	if n == nil {
 		s.stats.UnknownNode.Add(1)
 		h.unknownIdentity(identity)
 		return
 	}
+	n.ClaimBridge(h.k) // before Seen: see Unreachable
 	now := s.now()
 	n.Seen(now)
-	s.nodeSpoke(n, typ, body, now)
+	h.nodeSpoke(n, typ, body, now)
 	if string(typ) == "pong" {
 		// A node that speaks credits says so in every pong (PROTOCOL.md).
 		n.SetCredits(hasFeature(body, "credits"))
@@ -66,19 +77,20 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Bu
 	if buf != nil {
 		buf.Retain() // the loop gives it back (loop.hold)
 	}
-	l.batch = append(l.batch, reply{typ: t, node: n, sid: id, body: body, buf: buf})
+	h.batches[l.idx] = append(h.batches[l.idx], reply{typ: t, node: n, sid: id, body: body, buf: buf})
 }
 
 // Flush hands each loop the replies of this batch (one lock per loop and
 // batch) and wakes the loops that were idle.
 func (h *bridgeHandler) Flush() {
-	for _, l := range h.loops {
-		if len(l.batch) == 0 {
+	for i, l := range h.loops {
+		batch := h.batches[i]
+		if len(batch) == 0 {
 			continue
 		}
-		wake := l.postBatch(l.batch)
-		clear(l.batch)
-		l.batch = l.batch[:0]
+		wake := l.postBatch(batch)
+		clear(batch)
+		h.batches[i] = batch[:0]
 		if wake {
 			l.wake()
 		}
@@ -87,7 +99,7 @@ func (h *bridgeHandler) Flush() {
 
 // Undeliverable fails the session of a message that could not be sent.
 func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
-	s := (*Server)(h)
+	s := h.Server
 	id := session.SID(m.SID)
 	if m.SID == [16]byte{} || id.Loop() >= len(s.loops) {
 		return // a ping
@@ -99,13 +111,24 @@ func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
 	l := s.loops[id.Loop()]
 	r := reply{typ: rUndeliverable, node: nodes[m.Node], sid: id, tag: m.Tag,
 		headLost: m.Type == "uwsgi" || m.Type == "headers"}
-	l.batch = append(l.batch, r)
+	h.batches[l.idx] = append(h.batches[l.idx], r)
 	h.Flush()
 }
 
-// Unreachable marks a node dead at once.
+// Unreachable marks a node dead at once. With several bridges, each pings
+// every node and only the node's own bridge reaches it: that one's word
+// counts, and frees the node to be claimed by the bridge it reconnects
+// through. (A node not heard yet is not alive: nothing to mark.)
 func (h *bridgeHandler) Unreachable(node int) {
-	if nodes := h.rt.Load().nodes.Nodes(); node >= 0 && node < len(nodes) {
+	nodes := h.rt.Load().nodes.Nodes()
+	if node < 0 || node >= len(nodes) {
+		return
+	}
+	if h.opts.ZMQBridges <= 1 {
+		nodes[node].MarkDead()
+		return
+	}
+	if nodes[node].LeaveBridge(h.k) {
 		nodes[node].MarkDead()
 	}
 }
@@ -116,7 +139,7 @@ func (h *bridgeHandler) Unreachable(node int) {
 // output is held for it alone (max-pending-output), or its node is paced
 // by credits.
 func (h *bridgeHandler) Paused() bool {
-	return (*Server)(h).inboxed.Load() > maxInboxed
+	return h.inboxed.Load() > maxInboxed
 }
 
 // Room asks every loop with connections waiting for the ring to retry.

@@ -62,7 +62,7 @@ func (r *fakeRing) TrySend(m *zmqbridge.Msg) bool {
 	return true
 }
 
-func (r *fakeRing) WantRoom(int) {}
+func (r *fakeRing) WantRoomFor(int) {}
 
 func (r *fakeRing) NodeFull(n int) bool {
 	r.mu.Lock()
@@ -260,7 +260,7 @@ func (h *harness) client(b string) {
 // reply delivers a node's message for the session through the bridge
 // handler, as the bridge goroutine would.
 func (h *harness) reply(node, typ, body string) {
-	bh := (*bridgeHandler)(h.s)
+	bh := h.s.handlers[0]
 	bh.Deliver([]byte(node), h.sid[:], []byte(typ), []byte(body), nil)
 	bh.Flush()
 	h.settle()
@@ -270,7 +270,7 @@ func (h *harness) reply(node, typ, body string) {
 // typ for the request in flight to node.
 func (h *harness) undeliverable(node, typ string) {
 	m := zmqbridge.Msg{Node: h.node(node).Index, SID: h.sid, Type: typ, Tag: h.c.reqSeq}
-	(*bridgeHandler)(h.s).Undeliverable(&m, errors.New("test"))
+	h.s.handlers[0].Undeliverable(&m, errors.New("test"))
 	h.settle()
 }
 

@@ -54,9 +54,6 @@ type loop struct {
 	el       atomic.Pointer[gnet.EventLoop] // set when the loop's first conn opens
 	wantRoom atomic.Bool                    // conns of this loop wait for ring room
 
-	// Owned by the bridge goroutine.
-	batch []reply // replies read in this batch, posted at Flush
-
 	// Shared with the bridge goroutine, guarded by mu (a leaf lock).
 	mu        sync.Mutex
 	inbox     []reply
@@ -335,11 +332,7 @@ func (l *loop) orphanFor(n int) bool {
 // flag is set first, so the Room that follows always finds it.
 func (l *loop) askRoom(m *zmqbridge.Msg) {
 	l.wantRoom.Store(true)
-	n := -1
-	if l.s.ring.NodeFull(m.Node) {
-		n = m.Node
-	}
-	l.s.ring.WantRoom(n)
+	l.s.ring.WantRoomFor(m.Node)
 }
 
 // room is called by the bridge goroutine when the ring has room again.

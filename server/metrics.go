@@ -185,15 +185,11 @@ func (s *Server) Metrics() Metrics {
 				nm.VHosts = append(nm.VHosts, vh.Name)
 			}
 		}
-		if s.bridge != nil {
-			t := s.bridge.NodeTraffic(n.Index)
-			nm.MsgsOut, nm.BytesOut, nm.SendFailures, nm.Queued = t.Msgs, t.Bytes, t.Failures, t.Held
-		}
+		t := nodeTraffic(s.bridges, n.Index)
+		nm.MsgsOut, nm.BytesOut, nm.SendFailures, nm.Queued = t.Msgs, t.Bytes, t.Failures, t.Held
 		m.Nodes = append(m.Nodes, nm)
 	}
-	if s.bridge != nil {
-		m.RingLen, m.RingCap = s.bridge.RingLen()
-	}
+	m.RingLen, m.RingCap = ringLen(s.bridges)
 	if s.alog != nil {
 		m.AccessLogDropped = s.alog.dropped.Load()
 	}

@@ -30,13 +30,15 @@ type nodeInstance struct {
 	warned int64 // unix ns
 }
 
-// instanceSeen follows the instance token of node n's pong; on the bridge
-// goroutine.
+// instanceSeen follows the instance token of node n's pong; on a bridge
+// goroutine (pongs are rare: one lock for all the bridges).
 func (s *Server) instanceSeen(n *session.Node, body []byte, now int64) {
 	inst := featureValue(body, "instance")
 	if len(inst) == 0 || n.Index >= len(s.instances) {
 		return // a node that names no instance (the original's)
 	}
+	s.instMu.Lock()
+	defer s.instMu.Unlock()
 	st := &s.instances[n.Index]
 	if st.last == string(inst) {
 		return
@@ -98,13 +100,17 @@ func (s *Server) watchNodes(w *nodeWatch, now int64) {
 }
 
 // nodeSpoke accounts a message from node n; on the bridge goroutine.
-func (s *Server) nodeSpoke(n *session.Node, typ []byte, body []byte, now int64) {
+func (h *bridgeHandler) nodeSpoke(n *session.Node, typ []byte, body []byte, now int64) {
 	pong := string(typ) == "pong"
 	if n.Received(now, len(body), pong) {
-		s.opts.Logger.Info("node connected", "node", n.Name)
+		if h.opts.ZMQBridges > 1 {
+			h.opts.Logger.Info("node connected", "node", n.Name, "bridge", h.k)
+		} else {
+			h.opts.Logger.Info("node connected", "node", n.Name)
+		}
 	}
 	if pong {
-		s.instanceSeen(n, body, now)
+		h.instanceSeen(n, body, now)
 	}
 	if string(typ) == "retry" {
 		n.Retried()

@@ -28,7 +28,7 @@ func TestReplyBufferHeldUntilWritten(t *testing.T) {
 	var refsAtWrite []int
 	h.fc.onWritev = func() { refsAtWrite = append(refsAtWrite, buf.Refs()) }
 
-	bh := (*bridgeHandler)(h.s)
+	bh := h.s.handlers[0]
 	bh.Deliver(node, h.sid[:], []byte("headers"), buf.B[:len(head)], buf)
 	bh.Deliver(node, h.sid[:], []byte("body"), buf.B[len(head):], buf)
 	buf.Release() // the batch's own reference, as RecvPooled gives it back
@@ -65,7 +65,7 @@ func TestReplyBufferStale(t *testing.T) {
 	h.settle() // the connection is gone
 	var pool bufpool.Pool
 	buf := pool.Get(8)
-	bh := (*bridgeHandler)(h.s)
+	bh := h.s.handlers[0]
 	bh.Deliver(node, sid[:], []byte("body"), buf.B, buf)
 	buf.Release()
 	bh.Flush()

@@ -82,7 +82,7 @@ func TestOrphanEndBeforeNewHead(t *testing.T) {
 	h.reply(x.Name, "retry", "")
 	h.ring.full[x.Index] = false // X drains; the bridge's Room is on its way
 	h.reply(y, "retry", "")      // Y answers first: back to X
-	(*bridgeHandler)(h.s).Room()
+	h.s.handlers[0].Room()
 	h.settle()
 	var seq []string
 	for _, m := range h.ring.take() {

@@ -47,8 +47,13 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 	// New nodes get their indexes in the bridge before any session can
 	// name them. (A reload refused after this leaves them known, pinged
 	// and unused: harmless, bounded by max-nodes.)
-	if len(added) > 0 && s.bridge != nil {
-		if err := s.bridge.AddIdentities(added); err != nil {
+	for _, b := range s.bridges {
+		if len(added) == 0 {
+			break
+		}
+		// Each bridge numbers them alike: they all got the same
+		// identities, in the same order, and the same max-nodes.
+		if err := b.AddIdentities(added); err != nil {
 			return nil, fmt.Errorf("reload refused: %w (max-nodes)", err)
 		}
 	}
@@ -142,6 +147,8 @@ func keyName(field string) string {
 		return "zmq-hwm"
 	case "ZMQIOThreads":
 		return "zmq-io-threads"
+	case "ZMQBridges":
+		return "zmq-bridges"
 	case "Binds":
 		return "bind"
 	}

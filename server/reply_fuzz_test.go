@@ -77,7 +77,7 @@ func FuzzNodeReplies(f *testing.F) {
 				h.node(node).Seen(h.s.now())
 			case a == 12:
 				h.ring.refuse = !h.ring.refuse
-				(*bridgeHandler)(h.s).Room()
+				h.s.handlers[0].Room()
 				h.settle()
 			case a == 13:
 				h.fc.outbound = int(what) << 16
@@ -95,7 +95,7 @@ func FuzzNodeReplies(f *testing.F) {
 		// The end: the ring takes everything, both nodes die, the client
 		// reads all it was sent.
 		h.ring.refuse = false
-		(*bridgeHandler)(h.s).Room()
+		h.s.handlers[0].Room()
 		h.settle()
 		h.node("n1").MarkDead()
 		h.node("n2").MarkDead()

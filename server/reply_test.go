@@ -202,7 +202,7 @@ func TestReplies(t *testing.T) {
 			req:  getReq,
 			then: func(h *harness) {
 				m := zmqbridge.Msg{Node: h.node("n1").Index, SID: h.sid, Type: "headers", Tag: h.c.reqSeq - 1}
-				(*bridgeHandler)(h.s).Undeliverable(&m, nil)
+				h.s.handlers[0].Undeliverable(&m, nil)
 				h.settle()
 				h.reply("n1", "headers", okHead+"hello")
 			},
@@ -260,10 +260,10 @@ func TestReplies(t *testing.T) {
 				if got := h.s.stats.RingFull.Load(); got != 1 {
 					h.t.Errorf("RingFull = %d, want 1", got)
 				}
-				(*bridgeHandler)(h.s).Room() // still full
+				h.s.handlers[0].Room() // still full
 				h.settle()
 				h.ring.refuse = false
-				(*bridgeHandler)(h.s).Room()
+				h.s.handlers[0].Room()
 				h.settle()
 				if h.fc.paused {
 					h.t.Errorf("still paused after the ring took everything")
@@ -282,7 +282,7 @@ func TestReplies(t *testing.T) {
 				h.fc.closed = true // the client goes away
 				h.settle()
 				delete(h.ring.full, h.node("n1").Index)
-				(*bridgeHandler)(h.s).Room()
+				h.s.handlers[0].Room()
 				h.settle()
 			},
 			wantClosed: true,

@@ -17,9 +17,10 @@ type ringSender interface {
 	Kick()
 	// NodeFull reports whether TrySend refuses messages for node n now.
 	NodeFull(n int) bool
-	// WantRoom asks for Room once node n (n < 0: the ring) takes
-	// messages again; called after the waiter is recorded.
-	WantRoom(n int)
+	// WantRoomFor asks for Room once a message for node n may go: once
+	// n takes messages again when it is full, else once the ring it goes
+	// through has room; called after the waiter is recorded.
+	WantRoomFor(n int)
 }
 
 var _ ringSender = (*zmqbridge.Bridge)(nil)

@@ -49,11 +49,13 @@ type Server struct {
 	reloadMu sync.Mutex                // one Reload at a time
 
 	// Set once in Start/OnBoot.
-	bridge *zmqbridge.Bridge // Stop and Stats
-	ring   ringSender        // the loops' sends: bridge, or a test's fake
-	eng    gnet.Engine
-	booted chan struct{}
-	ran    chan error
+	bridges  []*zmqbridge.Bridge // Stop and Stats; one unless zmq-bridges
+	handlers []*bridgeHandler    // bridges[k]'s is handlers[k]; [0] exists from New
+	maxNodes int                 // identities the bridges may know (max-nodes)
+	ring     ringSender          // the loops' sends: the bridge(s), or a test's fake
+	eng      gnet.Engine
+	booted   chan struct{}
+	ran      chan error
 
 	loopMu   sync.Mutex // guards loopByEL writes; leaf lock
 	loopByEL sync.Map   // gnet.EventLoop → *loop
@@ -69,10 +71,10 @@ type Server struct {
 	conns        atomic.Int64
 	stats        Stats
 	rejects      rejections
-	served       atomic.Bool         // a first response was completed (Options.FirstRequest)
-	unknownIDs   map[string]struct{} // identities warned about; the bridge goroutine's
-	instances    []nodeInstance      // by node index; the bridge goroutine's
-	alog         *accessLog          // nil: no access log
+	served       atomic.Bool    // a first response was completed (Options.FirstRequest)
+	alog         *accessLog     // nil: no access log
+	instMu       sync.Mutex     // guards instances: every bridge's pongs
+	instances    []nodeInstance // by node index
 	done         chan struct{}
 }
 
@@ -98,9 +100,9 @@ func (s *Server) loopAccept() bool { return s.opts.Workers == 1 }
 
 // Pollers is the number of goroutines that wait for work blocked in
 // epoll_wait: the event loops, gnet's main reactor where it runs (several
-// loops, without reuse-port), and the ZeroMQ bridge.
+// loops, without reuse-port), and the ZeroMQ bridges.
 func (s *Server) Pollers() int {
-	n := s.opts.Workers + 1
+	n := s.opts.Workers + max(1, s.opts.ZMQBridges)
 	if !s.loopAccept() && !s.opts.ReusePort {
 		n++
 	}
@@ -144,6 +146,7 @@ func New(opts Options) (*Server, error) {
 			MaxBodyBytes: opts.MaxBody},
 		deadAfter: 3 * opts.PingFreq,
 		booted:    make(chan struct{}),
+		maxNodes:  maxNodes,
 		instances: make([]nodeInstance, maxNodes),
 		ran:       make(chan error, 1),
 		done:      make(chan struct{}),
@@ -164,6 +167,7 @@ func New(opts Options) (*Server, error) {
 	for i := 0; i < workers; i++ {
 		s.loops = append(s.loops, newLoop(s, i, perLoop))
 	}
+	s.handlers = []*bridgeHandler{newBridgeHandler(s, 0)}
 	return s, nil
 }
 
@@ -175,10 +179,14 @@ func (s *Server) Start() error {
 	for i, n := range nodes {
 		ids[i] = n.Name
 	}
-	b, err := zmqbridge.Start(zmqbridge.Config{
+	n := max(1, s.opts.ZMQBridges)
+	for k := len(s.handlers); k < n; k++ {
+		s.handlers = append(s.handlers, newBridgeHandler(s, k))
+	}
+	bs, err := zmqbridge.StartShared(zmqbridge.Config{
 		Endpoints:      s.opts.ZMQ,
 		Identities:     ids,
-		MaxNodes:       len(s.instances),
+		MaxNodes:       s.maxNodes,
 		PingFreq:       s.opts.PingFreq,
 		RingSize:       s.opts.RingSize,
 		HWM:            s.opts.ZMQHWM,
@@ -187,11 +195,14 @@ func (s *Server) Start() error {
 		IOThreads:      s.opts.ZMQIOThreads,
 		SendTimeout:    s.opts.SendTimeout,
 		Logger:         s.opts.Logger,
-	}, (*bridgeHandler)(s))
+	}, n, func(k int) zmqbridge.Handler { return s.handlers[k] })
 	if err != nil {
 		return err
 	}
-	s.bridge, s.ring = b, b
+	s.bridges = bs
+	if s.ring = bs[0]; n > 1 {
+		s.ring = &bridgeSet{s: s}
+	}
 	all := s.lns.Load().all
 	addrs := make([]string, len(all))
 	for i, ln := range all {
@@ -212,7 +223,7 @@ func (s *Server) Start() error {
 	select {
 	case <-s.booted:
 	case err := <-s.ran:
-		b.Stop()
+		s.stopBridges()
 		if err == nil {
 			err = errors.New("server: engine stopped at start")
 		}
@@ -242,7 +253,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	close(s.done)
 	err := s.eng.Stop(context.Background()) // OnClose sends `end` for the rest
 	<-s.ran
-	s.bridge.Stop()
+	s.stopBridges()
 	if s.alog != nil {
 		s.alog.Close()
 	}
@@ -250,7 +261,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Stats returns a snapshot of the server's counters.
-func (s *Server) Stats() StatsSnapshot { return s.stats.snapshot(s.bridge) }
+func (s *Server) Stats() StatsSnapshot { return s.stats.snapshot(s.bridges) }
 
 // ticker drives every loop's sweep (timeouts) until the server stops.
 func (s *Server) ticker() {

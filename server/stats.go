@@ -37,7 +37,7 @@ type StatsSnapshot struct {
 	Bridge zmqbridge.Stats
 }
 
-func (s *Stats) snapshot(b *zmqbridge.Bridge) StatsSnapshot {
+func (s *Stats) snapshot(bs []*zmqbridge.Bridge) StatsSnapshot {
 	out := StatsSnapshot{
 		Requests: s.Requests.Load(), Rejected: s.Rejected.Load(),
 		Unauthorized: s.Unauthorized.Load(), UnknownNode: s.UnknownNode.Load(),
@@ -49,8 +49,6 @@ func (s *Stats) snapshot(b *zmqbridge.Bridge) StatsSnapshot {
 		SilentClosed: s.SilentClosed.Load(), Redirected: s.Redirected.Load(),
 		TLSHandshakes: s.TLSHandshakes.Load(), TLSFailures: s.TLSFailures.Load(), DroppedNoLoop: s.DroppedNoLoop.Load(),
 	}
-	if b != nil {
-		out.Bridge = b.Stats()
-	}
+	out.Bridge = bridgeStats(bs)
 	return out
 }

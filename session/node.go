@@ -16,14 +16,34 @@ type Node struct {
 	sessions atomic.Int64 // open sessions bound to this node
 	credits  atomic.Bool  // its last pong said it speaks credits
 
-	// Traffic from the node, counted by the bridge goroutine (its only
-	// writer) and read by metrics scrapes.
+	// Traffic from the node, counted by the bridge goroutine its
+	// connection is on and read by metrics scrapes.
 	lastPong atomic.Int64 // unix nanoseconds of the last pong; 0: never
 	msgsIn   atomic.Uint64
 	bytesIn  atomic.Uint64
 	retries  atomic.Uint64 // `retry` replies it sent
 	seen     atomic.Bool   // it has spoken at least once (the connect log line)
+	bridge   atomic.Int32  // 1 + the bridge its connection is on; 0: none known
 }
+
+// A proxy with several bridges serves each node's connection on one of
+// them: the node's bridge is the first it is heard through, and stays
+// until that bridge finds it unreachable (its connection closed), so
+// that a second process with the same name, connected through another
+// bridge, does not split its sessions.
+
+// ClaimBridge makes k the node's bridge unless it has one.
+func (n *Node) ClaimBridge(k int) {
+	if n.bridge.Load() == 0 {
+		n.bridge.CompareAndSwap(0, int32(k+1))
+	}
+}
+
+// LeaveBridge forgets k as the node's bridge; it reports whether k was.
+func (n *Node) LeaveBridge(k int) bool { return n.bridge.CompareAndSwap(int32(k+1), 0) }
+
+// Bridge returns the node's bridge, or -1 when none is known.
+func (n *Node) Bridge() int { return int(n.bridge.Load()) - 1 }
 
 // Received counts one message of size body bytes from the node at now;
 // pong says it was a pong. It reports whether this is the first message

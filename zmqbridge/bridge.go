@@ -84,7 +84,11 @@ type Handler interface {
 
 // Config is the bridge's configuration.
 type Config struct {
-	Endpoints  []string // bound by the ROUTER, e.g. tcp://127.0.0.1:5000
+	Endpoints []string // bound by the ROUTER, e.g. tcp://127.0.0.1:5000
+	// UseFDs, when set, parallels Endpoints: a listening socket libzmq
+	// takes for that endpoint (ZMQ_USE_FD; several bridges share a TCP
+	// endpoint this way, see ShareEndpoints), or -1 to bind it anew.
+	UseFDs     []int
 	Identities []string // node names; Msg.Node indexes them
 	// MaxNodes bounds the identities, Identities and AddIdentities
 	// together (at least len(Identities); DefaultMaxNodes).
@@ -124,11 +128,12 @@ type Bridge struct {
 	efd  int // eventfd that wakes the bridge
 
 	// Shared.
-	sleeping atomic.Bool
-	stopping atomic.Bool
-	wantRing atomic.Bool  // a TrySend found the ring full since the last Room
-	wantNode atomic.Bool  // a TrySend found its node's queue full since then
-	held     atomic.Int64 // messages held for nodes at their high-water mark
+	sleeping   atomic.Bool
+	kickWanted atomic.Bool // MarkKick since the last KickMarked
+	stopping   atomic.Bool
+	wantRing   atomic.Bool  // a TrySend found the ring full since the last Room
+	wantNode   atomic.Bool  // a TrySend found its node's queue full since then
+	held       atomic.Int64 // messages held for nodes at their high-water mark
 	// nodeHeld counts, per node, the messages and bytes held for it: at
 	// HWM messages or MaxQueuedBytes, TrySend refuses that node's messages.
 	nodeHeld []nodeCount
@@ -261,10 +266,12 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 		cfg.MaxNodes = DefaultMaxNodes
 	}
 	if len(cfg.Identities) > cfg.MaxNodes {
+		closeFDs(cfg.UseFDs)
 		return nil, fmt.Errorf("zmqbridge: %d node identities, more than %d", len(cfg.Identities), cfg.MaxNodes)
 	}
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
+		closeFDs(cfg.UseFDs)
 		return nil, fmt.Errorf("zmqbridge: eventfd: %w", err)
 	}
 	b := &Bridge{cfg: cfg, h: h, ring: NewRing(cfg.RingSize), efd: efd, done: make(chan struct{}),
@@ -296,6 +303,23 @@ func (b *Bridge) TrySendDeferred(m *Msg) bool { return b.trySend(m, false) }
 // Safe from any goroutine.
 func (b *Bridge) Kick() { b.wake() }
 
+// MarkKick records that a producer queued with TrySendDeferred and
+// leaves the wake-up to KickMarked: producers that send through several
+// bridges wake only those they queued on. Safe from any goroutine.
+func (b *Bridge) MarkKick() {
+	if !b.kickWanted.Load() {
+		b.kickWanted.Store(true)
+	}
+}
+
+// KickMarked is Kick when a MarkKick came since the last one. Safe from
+// any goroutine.
+func (b *Bridge) KickMarked() {
+	if b.kickWanted.Load() && b.kickWanted.CompareAndSwap(true, false) {
+		b.wake()
+	}
+}
+
 func (b *Bridge) trySend(m *Msg, wake bool) bool {
 	if b.NodeFull(m.Node) {
 		// That node is stuck: only its own sessions wait.
@@ -322,6 +346,16 @@ func (b *Bridge) WantRoom(n int) {
 	}
 	b.wantRing.Store(true)
 	b.wake()
+}
+
+// WantRoomFor is WantRoom(n) when node n is full (NodeFull), else
+// WantRoom(-1): Room comes once a message for n may go. Safe from any
+// goroutine.
+func (b *Bridge) WantRoomFor(n int) {
+	if !b.NodeFull(n) {
+		n = -1
+	}
+	b.WantRoom(n)
 }
 
 // NodeFull reports whether TrySend refuses messages for node n now (it
@@ -387,7 +421,13 @@ func (b *Bridge) Stats() Stats {
 	}
 }
 
-func (b *Bridge) open() (int, error) {
+func (b *Bridge) open() (fd int, err error) {
+	next := 0 // UseFDs from here on are not libzmq's (bind closes its own on failure)
+	defer func() {
+		if err != nil {
+			closeFDs(b.cfg.UseFDs[min(next, len(b.cfg.UseFDs)):])
+		}
+	}()
 	zctx, err := zmq.NewContext()
 	if err != nil {
 		return -1, fmt.Errorf("zmqbridge: context: %w", err)
@@ -411,8 +451,9 @@ func (b *Bridge) open() (int, error) {
 	if err := errors.Join(opts...); err != nil {
 		return -1, fmt.Errorf("zmqbridge: socket options: %w", err)
 	}
-	for _, ep := range b.cfg.Endpoints {
-		if err := sock.Bind(ep); err != nil {
+	for i, ep := range b.cfg.Endpoints {
+		next = i + 1
+		if err := b.bind(i, ep); err != nil {
 			return -1, fmt.Errorf("zmqbridge: bind %s: %w", ep, err)
 		}
 	}

@@ -1,0 +1,64 @@
+package server
+
+import "testing"
+
+// TestBridgesNodeHome: with several bridges a node belongs to the first
+// bridge it is heard through; another bridge's pings that do not reach it
+// neither kill it nor move it, its own bridge's do both, and it is then
+// claimed by the bridge it speaks through next.
+func TestBridgesNodeHome(t *testing.T) {
+	opts := testOptions()
+	opts.ZMQBridges = 2
+	h := newHarness(t, opts)
+	b0, b1 := h.s.handlers[0], newBridgeHandler(h.s, 1)
+	n2 := h.node("n2")
+	alive := func() bool { return n2.Alive(h.s.now(), h.s.deadAfter) }
+
+	// Not heard yet: no bridge's EHOSTUNREACH is news.
+	b0.Unreachable(n2.Index)
+	if n2.Bridge() != -1 || alive() {
+		t.Fatalf("before it spoke: bridge %d, alive %v", n2.Bridge(), alive())
+	}
+	b1.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
+	b1.Flush()
+	if n2.Bridge() != 1 || !alive() {
+		t.Fatalf("after a pong through bridge 1: bridge %d, alive %v", n2.Bridge(), alive())
+	}
+	// Bridge 0 pings it and does not reach it: not its bridge.
+	b0.Unreachable(n2.Index)
+	if n2.Bridge() != 1 || !alive() {
+		t.Fatalf("unreachable through bridge 0: bridge %d, alive %v; want 1, alive", n2.Bridge(), alive())
+	}
+	// A second process with its name, heard through bridge 0, does not
+	// take its sessions over.
+	b0.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
+	b0.Flush()
+	if n2.Bridge() != 1 {
+		t.Fatalf("after a pong through bridge 0: bridge %d, want 1", n2.Bridge())
+	}
+	// Its own bridge loses it: dead, and free.
+	b1.Unreachable(n2.Index)
+	if n2.Bridge() != -1 || alive() {
+		t.Fatalf("unreachable through bridge 1: bridge %d, alive %v; want -1, dead", n2.Bridge(), alive())
+	}
+	// It reconnects through bridge 0.
+	b0.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
+	b0.Flush()
+	if n2.Bridge() != 0 || !alive() {
+		t.Fatalf("after it reconnected: bridge %d, alive %v; want 0, alive", n2.Bridge(), alive())
+	}
+}
+
+// TestOneBridgeUnreachable: with one bridge, EHOSTUNREACH marks a node
+// dead as it always did.
+func TestOneBridgeUnreachable(t *testing.T) {
+	h := newHarness(t, testOptions())
+	n1 := h.node("n1")
+	if !n1.Alive(h.s.now(), h.s.deadAfter) {
+		t.Fatal("n1 not alive at start")
+	}
+	h.s.handlers[0].Unreachable(n1.Index)
+	if n1.Alive(h.s.now(), h.s.deadAfter) {
+		t.Fatal("n1 alive after Unreachable")
+	}
+}

@@ -1,0 +1,164 @@
+package zmqbridge
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// bind binds endpoint i, on the listening socket UseFDs gives for it if
+// any. libzmq owns that socket once bound; on failure it is closed here.
+func (b *Bridge) bind(i int, ep string) error {
+	fd := -1
+	if i < len(b.cfg.UseFDs) {
+		fd = b.cfg.UseFDs[i]
+	}
+	if fd < 0 {
+		return b.sock.Bind(ep)
+	}
+	if err := b.sock.SetUseFd(fd); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	err := b.sock.Bind(ep)
+	if err != nil {
+		unix.Close(fd)
+	}
+	if rerr := b.sock.SetUseFd(-1); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// ShareEndpoints prepares n bridges' endpoints for one ZeroMQ address
+// set: every tcp:// endpoint gets n listening sockets on the same address
+// with SO_REUSEPORT, one per bridge, and the kernel spreads the nodes'
+// connections over them; an ipc:// (or other) endpoint is bound by the
+// first bridge only. It returns, per bridge, the endpoints to bind and the
+// matching UseFDs (Config). A tcp:// host must be an address, a name, or
+// * (any); port 0 or * picks one port for all.
+func ShareEndpoints(endpoints []string, n int) (eps [][]string, fds [][]int, err error) {
+	eps, fds = make([][]string, n), make([][]int, n)
+	// On error every socket opened so far is closed here: the returns
+	// below hand fds to this, not nil.
+	defer func() {
+		if err != nil {
+			for _, f := range fds {
+				closeFDs(f)
+			}
+			eps, fds = nil, nil
+		}
+	}()
+	for _, ep := range endpoints {
+		hostport, ok := strings.CutPrefix(ep, "tcp://")
+		if !ok || n == 1 {
+			eps[0] = append(eps[0], ep)
+			fds[0] = append(fds[0], -1)
+			continue
+		}
+		host, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return eps, fds, fmt.Errorf("zmqbridge: %s: %w", ep, err)
+		}
+		if host == "*" {
+			host = ""
+		}
+		if port == "*" {
+			port = "0"
+		}
+		addr := net.JoinHostPort(host, port)
+		for k := range n {
+			fd, bound, err := reusePortListen(addr)
+			if err != nil {
+				return eps, fds, fmt.Errorf("zmqbridge: %s: %w", ep, err)
+			}
+			addr = bound // the port the first one got, for port 0
+			eps[k] = append(eps[k], "tcp://"+bound)
+			fds[k] = append(fds[k], fd)
+		}
+	}
+	return eps, fds, nil
+}
+
+// reusePortListen opens a non-blocking listening TCP socket on addr with
+// SO_REUSEPORT and returns its descriptor and bound address.
+func reusePortListen(addr string) (int, string, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return -1, "", err
+	}
+	defer l.Close()
+	bound := l.Addr().String()
+	f, err := l.(*net.TCPListener).File() // a duplicate, in blocking mode
+	if err != nil {
+		return -1, "", err
+	}
+	defer f.Close()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return -1, "", err
+	}
+	return fd, bound, nil
+}
+
+// StartShared starts n bridges behind cfg.Endpoints (ShareEndpoints), the
+// k-th with handler(k); n == 1 is Start. On error none runs and every
+// listening socket is closed.
+func StartShared(cfg Config, n int, handler func(k int) Handler) ([]*Bridge, error) {
+	if n <= 1 {
+		b, err := Start(cfg, handler(0))
+		if err != nil {
+			return nil, err
+		}
+		return []*Bridge{b}, nil
+	}
+	eps, fds, err := ShareEndpoints(cfg.Endpoints, n)
+	if err != nil {
+		return nil, err
+	}
+	var started []*Bridge
+	for k := range n {
+		c := cfg
+		c.Endpoints, c.UseFDs = eps[k], fds[k]
+		b, err := Start(c, handler(k)) // closes c.UseFDs on error
+		if err != nil {
+			for _, b := range started {
+				b.Stop()
+			}
+			for _, f := range fds[k+1:] {
+				closeFDs(f)
+			}
+			return nil, fmt.Errorf("zmqbridge: bridge %d of %d: %w", k+1, n, err)
+		}
+		started = append(started, b)
+	}
+	return started, nil
+}
+
+// closeFDs closes the listening sockets of fds that libzmq did not take.
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
