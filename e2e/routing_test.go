@@ -43,13 +43,22 @@ func hHostReq(path, host string) string {
 	return "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n"
 }
 
-func TestRoutingVirtualHosts(t *testing.T) {
-	t.Parallel()
-	p := startProxy(t, "", "[blastbeat:a.test]\nnode = na\n\n[blastbeat:b.test:8000]\nnode = nb\n")
+// twoHosts starts a proxy with [blastbeat] lines extra and two vhosts,
+// a.test served by node na and hostB by node nb (hNameHandler), and
+// waits until both route.
+func twoHosts(t *testing.T, extra, hostB string) *proxy {
+	t.Helper()
+	p := startProxy(t, extra, "[blastbeat:a.test]\nnode = na\n\n[blastbeat:"+hostB+"]\nnode = nb\n")
 	hStartNode(t, p.ZMQ, "na", hNameHandler)
 	hStartNode(t, p.ZMQ, "nb", hNameHandler)
 	waitRoutable(t, p, "a.test", "/ready")
-	waitRoutable(t, p, "b.test:8000", "/ready")
+	waitRoutable(t, p, hostB, "/ready")
+	return p
+}
+
+func TestRoutingVirtualHosts(t *testing.T) {
+	t.Parallel()
+	p := twoHosts(t, "", "b.test:8000")
 	for _, tc := range []struct {
 		name, req string
 		status    int
@@ -489,11 +498,7 @@ func TestNodeAuthorization(t *testing.T) {
 // I/O threads, and nodes served through them answer.
 func TestRoutingIOThreads(t *testing.T) {
 	t.Parallel()
-	p := startProxy(t, "zmq-io-threads = 2\n", "[blastbeat:a.test]\nnode = na\n\n[blastbeat:b.test]\nnode = nb\n")
-	hStartNode(t, p.ZMQ, "na", hNameHandler)
-	hStartNode(t, p.ZMQ, "nb", hNameHandler)
-	waitRoutable(t, p, "a.test", "/ready")
-	waitRoutable(t, p, "b.test", "/ready")
+	p := twoHosts(t, "zmq-io-threads = 2\n", "b.test")
 	for host, want := range map[string]string{"a.test": "na /x", "b.test": "nb /x"} {
 		if resp, body := hRawGet(t, p, hHostReq("/x", host)); resp.StatusCode != 200 || body != want {
 			t.Fatalf("%s: got %d %q, want 200 %q", host, resp.StatusCode, body, want)

@@ -61,16 +61,7 @@ func (s *Server) stopBridges() {
 func bridgeStats(bs []*zmqbridge.Bridge) zmqbridge.Stats {
 	var t zmqbridge.Stats
 	for _, b := range bs {
-		st := b.Stats()
-		t.Sent += st.Sent
-		t.Received += st.Received
-		t.Pings += st.Pings
-		t.DroppedFrames += st.DroppedFrames
-		t.Unroutable += st.Unroutable
-		t.HWMTimeouts += st.HWMTimeouts
-		t.RingFull += st.RingFull
-		t.NodeFull += st.NodeFull
-		t.Held += st.Held
+		t.Add(b.Stats())
 	}
 	return t
 }
@@ -79,11 +70,7 @@ func bridgeStats(bs []*zmqbridge.Bridge) zmqbridge.Stats {
 func nodeTraffic(bs []*zmqbridge.Bridge, n int) zmqbridge.NodeTraffic {
 	var t zmqbridge.NodeTraffic
 	for _, b := range bs {
-		nt := b.NodeTraffic(n)
-		t.Msgs += nt.Msgs
-		t.Bytes += nt.Bytes
-		t.Failures += nt.Failures
-		t.Held += nt.Held
+		t.Add(b.NodeTraffic(n))
 	}
 	return t
 }

@@ -13,14 +13,17 @@ func TestBridgesNodeHome(t *testing.T) {
 	b0, b1 := h.s.handlers[0], newBridgeHandler(h.s, 1)
 	n2 := h.node("n2")
 	alive := func() bool { return n2.Alive(h.s.now(), h.s.deadAfter) }
+	pong := func(b *bridgeHandler) { // n2 answers a ping through b
+		b.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
+		b.Flush()
+	}
 
 	// Not heard yet: no bridge's EHOSTUNREACH is news.
 	b0.Unreachable(n2.Index)
 	if n2.Bridge() != -1 || alive() {
 		t.Fatalf("before it spoke: bridge %d, alive %v", n2.Bridge(), alive())
 	}
-	b1.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
-	b1.Flush()
+	pong(b1)
 	if n2.Bridge() != 1 || !alive() {
 		t.Fatalf("after a pong through bridge 1: bridge %d, alive %v", n2.Bridge(), alive())
 	}
@@ -31,8 +34,7 @@ func TestBridgesNodeHome(t *testing.T) {
 	}
 	// A second process with its name, heard through bridge 0, does not
 	// take its sessions over.
-	b0.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
-	b0.Flush()
+	pong(b0)
 	if n2.Bridge() != 1 {
 		t.Fatalf("after a pong through bridge 0: bridge %d, want 1", n2.Bridge())
 	}
@@ -42,8 +44,7 @@ func TestBridgesNodeHome(t *testing.T) {
 		t.Fatalf("unreachable through bridge 1: bridge %d, alive %v; want -1, dead", n2.Bridge(), alive())
 	}
 	// It reconnects through bridge 0.
-	b0.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
-	b0.Flush()
+	pong(b0)
 	if n2.Bridge() != 0 || !alive() {
 		t.Fatalf("after it reconnected: bridge %d, alive %v; want 0, alive", n2.Bridge(), alive())
 	}

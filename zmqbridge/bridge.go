@@ -119,6 +119,19 @@ type Stats struct {
 	Held                    int64  // messages held now for nodes at their HWM
 }
 
+// Add adds o's counters to s (several bridges' totals).
+func (s *Stats) Add(o Stats) {
+	s.Sent += o.Sent
+	s.Received += o.Received
+	s.Pings += o.Pings
+	s.DroppedFrames += o.DroppedFrames
+	s.Unroutable += o.Unroutable
+	s.HWMTimeouts += o.HWMTimeouts
+	s.RingFull += o.RingFull
+	s.NodeFull += o.NodeFull
+	s.Held += o.Held
+}
+
 // Bridge is the ZeroMQ side of the proxy.
 type Bridge struct {
 	// Immutable.
@@ -175,6 +188,14 @@ type nodeSent struct {
 type NodeTraffic struct {
 	Msgs, Bytes, Failures uint64
 	Held                  int64 // messages held now at its high-water mark
+}
+
+// Add adds o's counters to t (several bridges' totals).
+func (t *NodeTraffic) Add(o NodeTraffic) {
+	t.Msgs += o.Msgs
+	t.Bytes += o.Bytes
+	t.Failures += o.Failures
+	t.Held += o.Held
 }
 
 // NodeTraffic returns node n's counters. Safe from any goroutine.

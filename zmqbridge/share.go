@@ -100,24 +100,25 @@ func reusePortListen(addr string) (int, string, error) {
 	if err != nil {
 		return -1, "", err
 	}
-	defer l.Close()
-	bound := l.Addr().String()
-	f, err := l.(*net.TCPListener).File() // a duplicate, in blocking mode
+	defer l.Close() // libzmq gets a duplicate
+	rc, err := l.(*net.TCPListener).SyscallConn()
 	if err != nil {
 		return -1, "", err
 	}
-	defer f.Close()
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(lfd uintptr) { fd, derr = unix.FcntlInt(lfd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, "", err
 	}
-	if err != nil {
+	if derr == nil {
+		derr = unix.SetNonblock(fd, true)
+	}
+	if derr != nil {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
-		return -1, "", err
+		return -1, "", derr
 	}
-	return fd, bound, nil
+	return fd, l.Addr().String(), nil
 }
 
 // StartShared starts n bridges behind cfg.Endpoints (ShareEndpoints), the
