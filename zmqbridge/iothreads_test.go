@@ -43,8 +43,11 @@ func TestIOThreads(t *testing.T) {
 			b.Stop()
 		}
 	})
-	if got := ioThreads(t, "2"); got != before+1 {
-		t.Fatalf("%d threads named ZMQbg/IO/2 with the bridge started, %d before; want one more", got, before)
+	// Each libzmq thread names itself once it runs: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); ioThreads(t, "2") != before+1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d threads named ZMQbg/IO/2 with the bridge started, %d before; want one more", ioThreads(t, "2"), before)
+		}
 	}
 	for _, name := range []string{"n0", "n1"} {
 		dealer := dialNode(t, ep, name)
