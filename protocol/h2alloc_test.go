@@ -78,3 +78,13 @@ func TestH2WriteAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestStringCacheAllocs: a value the cache holds costs no allocation.
+func TestStringCacheAllocs(t *testing.T) {
+	var c protocol.StringCache
+	b := []byte("application/json")
+	c.String(b)
+	if allocs := testing.AllocsPerRun(100, func() { c.String(b) }); allocs != 0 {
+		t.Errorf("a cached value: %.1f allocations, want 0", allocs)
+	}
+}

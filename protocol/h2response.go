@@ -53,10 +53,18 @@ type H2ResponseHead struct {
 // after the head are not read.
 //
 // Names are lower-cased into a stack buffer, and the common ones map to
-// constant strings; every other name and every value is a new string,
-// which enc may keep in its dynamic table. enc is owned by the
-// connection's event loop.
+// constant strings; every other name and every value is a new string
+// (EncodeH2ResponseHeadWith: one from a StringCache), which enc may keep
+// in its dynamic table. enc is owned by the connection's event loop.
 func EncodeH2ResponseHead(enc *hpack.Encoder, raw []byte, head bool, date []byte) (H2ResponseHead, error) {
+	return EncodeH2ResponseHeadWith(enc, nil, raw, head, date)
+}
+
+// EncodeH2ResponseHeadWith is EncodeH2ResponseHead with the field values
+// (and names that are not among the common ones) made into strings by
+// strs, so that values repeated from response to response are not
+// allocated again; a nil strs allocates each.
+func EncodeH2ResponseHeadWith(enc *hpack.Encoder, strs *StringCache, raw []byte, head bool, date []byte) (H2ResponseHead, error) {
 	// Nodes written for the original put the environ's SERVER_PROTOCOL
 	// in their status line: "HTTP/2 200 OK" is an HTTP/2 stream's
 	// "HTTP/1.1 200 OK" (the version is not sent on HTTP/2).
@@ -68,12 +76,12 @@ func EncodeH2ResponseHead(enc *hpack.Encoder, raw []byte, head bool, date []byte
 	case bytes.HasPrefix(raw, []byte("HTTP/2.0 ")):
 		raw = append([]byte("HTTP/1.1"), raw[len("HTTP/2.0"):]...)
 	}
-	out, err := encodeH2ResponseHead(enc, raw, head, date)
+	out, err := encodeH2ResponseHead(enc, strs, raw, head, date)
 	out.HeadLen -= shift
 	return out, err
 }
 
-func encodeH2ResponseHead(enc *hpack.Encoder, raw []byte, head bool, date []byte) (H2ResponseHead, error) {
+func encodeH2ResponseHead(enc *hpack.Encoder, strs *StringCache, raw []byte, head bool, date []byte) (H2ResponseHead, error) {
 	h, n, err := ParseResponseHead(raw)
 	if err != nil {
 		return H2ResponseHead{}, err
@@ -128,13 +136,13 @@ func encodeH2ResponseHead(enc *hpack.Encoder, raw []byte, head bool, date []byte
 		case equalFold(name, "date"):
 			sawDate = true
 		}
-		f := hpack.HeaderField{Name: h2FieldName(&nameBuf, name), Value: string(val)}
+		f := hpack.HeaderField{Name: h2FieldName(&nameBuf, strs, name), Value: strs.String(val)}
 		if err := enc.WriteField(f); err != nil {
 			return out, err
 		}
 	}
 	if date != nil && !sawDate {
-		if err := enc.WriteField(hpack.HeaderField{Name: "date", Value: string(date)}); err != nil {
+		if err := enc.WriteField(hpack.HeaderField{Name: "date", Value: strs.String(date)}); err != nil {
 			return out, err
 		}
 	}
@@ -164,8 +172,8 @@ func namedIn(conns [][]byte, name []byte) bool {
 }
 
 // h2FieldName returns name lower-cased as a string: a constant for the
-// common response fields (no allocation), else a new string.
-func h2FieldName(buf *[64]byte, name []byte) string {
+// common response fields (no allocation), else strs's string.
+func h2FieldName(buf *[64]byte, strs *StringCache, name []byte) string {
 	low := buf[:0]
 	if len(name) > len(buf) {
 		low = make([]byte, 0, len(name))
@@ -233,7 +241,7 @@ func h2FieldName(buf *[64]byte, name []byte) string {
 	case "x-frame-options":
 		return "x-frame-options"
 	}
-	return string(low)
+	return strs.String(low)
 }
 
 // h2StatusValue returns the :status value: a constant for the common

@@ -331,10 +331,12 @@ func (c *conn) h2Block(frag []byte, end bool) {
 func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	s := c.srv()
 	h := c.h2
-	var se *protocol.H2StreamError
-	if errors.As(err, &se) {
-		c.queue(protocol.AppendH2RSTStream(nil, id, se.Code))
-		return
+	if err != nil { // errors.As only then: its target would escape
+		var se *protocol.H2StreamError
+		if errors.As(err, &se) {
+			c.queue(protocol.AppendH2RSTStream(nil, id, se.Code))
+			return
+		}
 	}
 	sid, terr := c.l.table.Add(c)
 	if terr != nil {
@@ -343,7 +345,8 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	}
 	// endRecv from the start: a stream the proxy answers at once (a bad
 	// request) must not wait for an END_STREAM the client already sent.
-	st := &h2Stream{c: c, id: id, sid: sid, sendWin: h.initWin, reqCL: -1, endRecv: h.hdrEnd}
+	st := c.l.newH2Stream()
+	st.c, st.id, st.sid, st.sendWin, st.reqCL, st.endRecv = c, id, sid, h.initWin, -1, h.hdrEnd
 	h.streams[id] = st
 	h.bySID[sid] = st
 	if r != nil {
@@ -469,7 +472,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 	}
 	if !f.EndStream() {
 		if st.unacked += int64(f.Length); st.unacked >= h2InitialWindow/2 {
-			c.queue(protocol.AppendH2WindowUpdate(nil, st.id, uint32(st.unacked)))
+			c.queueOwn(c.l.used(protocol.AppendH2WindowUpdate(c.l.arenaRoom(h2WindowUpdateLen), st.id, uint32(st.unacked))))
 			st.unacked = 0
 		}
 	}
@@ -505,7 +508,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 func (c *conn) h2GiveBack(n int64) {
 	h := c.h2
 	if h.unacked += n; h.unacked >= h2InitialWindow/2 {
-		c.queue(protocol.AppendH2WindowUpdate(nil, 0, uint32(h.unacked)))
+		c.queueOwn(c.l.used(protocol.AppendH2WindowUpdate(c.l.arenaRoom(h2WindowUpdateLen), 0, uint32(h.unacked))))
 		h.unacked = 0
 	}
 }
@@ -604,7 +607,7 @@ func (c *conn) h2ResponseHead(st *h2Stream, raw []byte) {
 		return
 	}
 	h.encBuf.Reset()
-	hr, err := protocol.EncodeH2ResponseHead(h.enc, raw, st.headReq, s.date())
+	hr, err := protocol.EncodeH2ResponseHeadWith(h.enc, &c.l.h2Strings, raw, st.headReq, s.date())
 	if err != nil {
 		s.stats.BadResponse.Add(1)
 		c.h2Respond(st, 502, "malformed response from backend")
@@ -613,12 +616,12 @@ func (c *conn) h2ResponseHead(st *h2Stream, raw []byte) {
 	block := h.encBuf.Bytes()
 	st.ex.bytes += int64(len(block))
 	if hr.Interim {
-		c.queue(protocol.AppendH2HeaderBlock(nil, st.id, false, block, int(h.maxFrame)))
+		c.h2QueueHeaders(st.id, false, block)
 		return
 	}
 	c.l.responded(&st.ex, hr.Status)
 	end := !hr.HasBody
-	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, end, block, int(h.maxFrame)))
+	c.h2QueueHeaders(st.id, end, block)
 	st.phase = phStreaming
 	st.dropRetry(st.retryLost)
 	switch {
@@ -681,7 +684,7 @@ func (c *conn) h2Write(st *h2Stream, b []byte, end bool) {
 			return
 		}
 		last := end && n == int64(len(b))
-		c.queue(protocol.AppendH2Data(nil, st.id, last, b[:n]))
+		c.h2QueueData(st.id, last, b[:n])
 		st.ex.bytes += n
 		st.sendWin -= n
 		h.sendWin -= n
@@ -691,7 +694,7 @@ func (c *conn) h2Write(st *h2Stream, b []byte, end bool) {
 		}
 	}
 	if end && !st.endSent {
-		c.queue(protocol.AppendH2Data(nil, st.id, true, nil))
+		c.h2QueueData(st.id, true, nil)
 		st.endSent = true
 	}
 	if st.endSent {
@@ -776,7 +779,7 @@ func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 	st.phase = phStreaming
 	st.mode = modeNone
 	h.encBuf.Reset()
-	hr, err := protocol.EncodeH2ResponseHead(h.enc, head, st.headReq, nil)
+	hr, err := protocol.EncodeH2ResponseHeadWith(h.enc, &c.l.h2Strings, head, st.headReq, nil)
 	if err != nil {
 		c.h2Reset(st.id, protocol.H2InternalError)
 		return
@@ -787,7 +790,7 @@ func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 	}
 	c.l.responded(&st.ex, hr.Status)
 	st.ex.bytes += int64(h.encBuf.Len())
-	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, len(body) == 0, h.encBuf.Bytes(), int(h.maxFrame)))
+	c.h2QueueHeaders(st.id, len(body) == 0, h.encBuf.Bytes())
 	if len(body) == 0 {
 		st.endSent = true
 		c.h2StreamDone(st)
@@ -824,6 +827,7 @@ func (c *conn) h2CloseStream(st *h2Stream) {
 	}
 	st.pending = nil
 	st.dropRetry(false) // gives its pooled buffers back
+	c.l.h2StreamClosed(st)
 	c.h2CloseIfDone()
 }
 

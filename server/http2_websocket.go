@@ -59,7 +59,7 @@ func (c *conn) h2WebSocketAccept(st *h2Stream, proto string) {
 	if proto != "" {
 		_ = h.enc.WriteField(hpack.HeaderField{Name: "sec-websocket-protocol", Value: proto})
 	}
-	c.queue(protocol.AppendH2HeaderBlock(nil, st.id, false, h.encBuf.Bytes(), int(h.maxFrame)))
+	c.h2QueueHeaders(st.id, false, h.encBuf.Bytes())
 	st.phase = phStreaming
 	st.mode = modeNone
 	// The handshake is the exchange; the messages after it are not.
@@ -200,7 +200,7 @@ func (c *conn) h2WebSocketSend(st *h2Stream, op ws.OpCode, body []byte) {
 	if st.endSent || st.endPending {
 		return
 	}
-	c.h2Write(st, protocol.AppendFrameHeader(nil, op, true, len(body)), false)
+	c.h2Write(st, c.l.used(protocol.AppendFrameHeader(c.l.arenaRoom(protocol.MaxFrameHeader), op, true, len(body))), false)
 	c.h2Write(st, body, false)
 	if st.pending == nil {
 		c.h2MaybeGrant(st)

@@ -81,8 +81,11 @@ type loop struct {
 	readBufs   []*bufpool.Buf  // this turn's read targets (readtarget.go)
 	rbuf       *bufpool.Buf    // the target of the read in progress, for rbufFor
 	rbufFor    *conn
-	outSlices  [][][]byte // conn.out slices for reuse (outSlice)
-	flushing   int        // flush's nesting depth
+	outSlices  [][][]byte           // conn.out slices for reuse (outSlice)
+	h2Strings  protocol.StringCache // HTTP/2 response field values (HPACK)
+	h2Closed   []*h2Stream          // streams closed this turn (h2pool.go)
+	h2Free     []*h2Stream          // and those reusable
+	flushing   int                  // flush's nesting depth
 	drainFn    gnet.RunnableFunc
 	retryFn    gnet.RunnableFunc
 }
@@ -228,6 +231,7 @@ func (l *loop) flush() {
 		// so are the receive buffers replies pointed into.
 		l.recycleArena()
 		l.releaseHeld()
+		l.recycleH2Streams()
 	}
 }
 

@@ -1,0 +1,46 @@
+package server
+
+// A loop reuses the h2Stream records of its closed streams, so that a
+// request on an open HTTP/2 connection allocates none. A stream closed in
+// a turn becomes reusable only when that turn's flush is done (as the
+// arena does): the code that closed it may still hold it and check
+// whether it is still its connection's stream.
+
+// h2StreamsKept is the most closed streams a loop keeps for reuse; more
+// are left to the collector (a connection of many streams that ends).
+const h2StreamsKept = 256
+
+// newH2Stream returns a zeroed stream record, reused when one is free;
+// it keeps its retry slice's room.
+func (l *loop) newH2Stream() *h2Stream {
+	k := len(l.h2Free)
+	if k == 0 {
+		return &h2Stream{}
+	}
+	st := l.h2Free[k-1]
+	l.h2Free[k-1] = nil
+	l.h2Free = l.h2Free[:k-1]
+	retry := st.retry[:0]
+	*st = h2Stream{}
+	st.retry = retry
+	return st
+}
+
+// h2StreamClosed takes a closed stream (its retry dropped) for reuse
+// after this turn.
+func (l *loop) h2StreamClosed(st *h2Stream) {
+	if len(l.h2Free)+len(l.h2Closed) < h2StreamsKept {
+		l.h2Closed = append(l.h2Closed, st)
+	}
+}
+
+// recycleH2Streams makes the streams closed this turn reusable; flush
+// calls it once the turn is done.
+func (l *loop) recycleH2Streams() {
+	if len(l.h2Closed) == 0 {
+		return
+	}
+	l.h2Free = append(l.h2Free, l.h2Closed...)
+	clear(l.h2Closed)
+	l.h2Closed = l.h2Closed[:0]
+}
