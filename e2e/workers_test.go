@@ -9,7 +9,7 @@ import (
 )
 
 // TestWorkersFollowCPULimit checks the default number of event loops:
-// one per CPU but one, counting the CPUs Go's GOMAXPROCS allows (a
+// one per CPU but one per bridge, counting the CPUs Go's GOMAXPROCS allows (a
 // container's CPU limit sets it; here the environment variable does),
 // not the host's cores; an explicit `workers` wins. It also checks the
 // GOMAXPROCS the proxy runs with: the variable's when it is set, else one
@@ -24,6 +24,7 @@ func TestWorkersFollowCPULimit(t *testing.T) {
 	}{
 		{"1", "", 1, 1},
 		{"3", "", 2, 3},
+		{"4", "zmq-bridges = 2", 2, 4}, // a CPU per bridge
 		{"1", "workers = 3", 3, 1},
 		{"", "workers = 40", 40, 43},                    // unset: GOMAXPROCS raised to 43 (if the CPUs are fewer)
 		{"", "workers = 40\nreuse-port = true", 40, 42}, // no main reactor: 42

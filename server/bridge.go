@@ -118,19 +118,23 @@ func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
 // Unreachable marks a node dead at once. With several bridges, each pings
 // every node and only the node's own bridge reaches it: that one's word
 // counts, and frees the node to be claimed by the bridge it reconnects
-// through. (A node not heard yet is not alive: nothing to mark.)
-func (h *bridgeHandler) Unreachable(node int) {
+// through. (A node not heard yet is not alive: nothing to mark.) It
+// returns false for a node on another bridge: this one need not look for
+// it at the fast ping period.
+func (h *bridgeHandler) Unreachable(node int) (watch bool) {
 	nodes := h.rt.Load().nodes.Nodes()
 	if node < 0 || node >= len(nodes) {
-		return
+		return true
 	}
 	if h.opts.ZMQBridges <= 1 {
 		nodes[node].MarkDead()
-		return
+		return true
 	}
 	if nodes[node].LeaveBridge(h.k) {
 		nodes[node].MarkDead()
+		return true
 	}
+	return nodes[node].Bridge() < 0 // on another bridge: not news here
 }
 
 // Paused stops reading from nodes while the loops have not applied what

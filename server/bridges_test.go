@@ -18,17 +18,20 @@ func TestBridgesNodeHome(t *testing.T) {
 		b.Flush()
 	}
 
-	// Not heard yet: no bridge's EHOSTUNREACH is news.
-	b0.Unreachable(n2.Index)
-	if n2.Bridge() != -1 || alive() {
-		t.Fatalf("before it spoke: bridge %d, alive %v", n2.Bridge(), alive())
+	// Not heard yet: no bridge's EHOSTUNREACH is news, and every bridge
+	// looks for it at the fast ping period.
+	if !b0.Unreachable(n2.Index) || n2.Bridge() != -1 || alive() {
+		t.Fatalf("before it spoke: bridge %d, alive %v, or not watched", n2.Bridge(), alive())
 	}
 	pong(b1)
 	if n2.Bridge() != 1 || !alive() {
 		t.Fatalf("after a pong through bridge 1: bridge %d, alive %v", n2.Bridge(), alive())
 	}
-	// Bridge 0 pings it and does not reach it: not its bridge.
-	b0.Unreachable(n2.Index)
+	// Bridge 0 pings it and does not reach it: not its bridge, which
+	// need not look for it at the fast period.
+	if b0.Unreachable(n2.Index) {
+		t.Fatal("bridge 0 told to watch a node bridge 1 has")
+	}
 	if n2.Bridge() != 1 || !alive() {
 		t.Fatalf("unreachable through bridge 0: bridge %d, alive %v; want 1, alive", n2.Bridge(), alive())
 	}
@@ -38,8 +41,10 @@ func TestBridgesNodeHome(t *testing.T) {
 	if n2.Bridge() != 1 {
 		t.Fatalf("after a pong through bridge 0: bridge %d, want 1", n2.Bridge())
 	}
-	// Its own bridge loses it: dead, and free.
-	b1.Unreachable(n2.Index)
+	// Its own bridge loses it: dead, and free; watched again.
+	if !b1.Unreachable(n2.Index) {
+		t.Fatal("bridge 1 not told to watch the node it lost")
+	}
 	if n2.Bridge() != -1 || alive() {
 		t.Fatalf("unreachable through bridge 1: bridge %d, alive %v; want -1, dead", n2.Bridge(), alive())
 	}
@@ -58,7 +63,9 @@ func TestOneBridgeUnreachable(t *testing.T) {
 	if !n1.Alive(h.s.now(), h.s.deadAfter) {
 		t.Fatal("n1 not alive at start")
 	}
-	h.s.handlers[0].Unreachable(n1.Index)
+	if !h.s.handlers[0].Unreachable(n1.Index) {
+		t.Fatal("one bridge not told to watch the node it lost")
+	}
 	if n1.Alive(h.s.now(), h.s.deadAfter) {
 		t.Fatal("n1 alive after Unreachable")
 	}

@@ -79,12 +79,13 @@ type Server struct {
 }
 
 // New checks opts and builds the server; Start runs it.
-// defaultWorkers is the event loops for procs CPUs: one per CPU but one
-// (which the bridge keeps busy), at least 1. procs is GOMAXPROCS, which
+// defaultWorkers is the event loops for procs CPUs and bridges ZeroMQ
+// bridges: one per CPU but one per bridge (which it keeps busy), at
+// least 1. procs is GOMAXPROCS, which
 // (since Go 1.25) honours a container's CPU limit: runtime.NumCPU counts
 // the host's cores, 63 loops for a sidecar limited to 2 CPUs on a
 // 64-core host.
-func defaultWorkers(procs int) int { return max(1, procs-1) }
+func defaultWorkers(procs, bridges int) int { return max(1, procs-max(1, bridges)) }
 
 // Workers is the number of event loops the server runs (Options.Workers,
 // or its default).
@@ -116,11 +117,13 @@ func New(opts Options) (*Server, error) {
 	}
 	workers := opts.Workers
 	if workers <= 0 {
-		// The bridge goroutine keeps a core busy under load (and libzmq
+		// Each bridge goroutine keeps a core busy under load (and libzmq
 		// an I/O thread): one loop per remaining core. More loops than
-		// that only queue behind each other (on 2 cores, 2 loops raised
-		// the keep-alive p99 from ~2 ms to ~9 ms at the same rate).
-		workers = defaultWorkers(runtime.GOMAXPROCS(0))
+		// that queue behind each other: on 2 cores, 2 loops against 1
+		// (bench, interleaved) gave WebSocket echo 13-21% more messages
+		// but cost a new connection 7 us more proxy CPU, and one
+		// connection, POST and stream some of their rate.
+		workers = defaultWorkers(runtime.GOMAXPROCS(0), opts.ZMQBridges)
 	}
 	if workers > session.MaxLoops {
 		workers = session.MaxLoops

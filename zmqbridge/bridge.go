@@ -47,6 +47,12 @@ const (
 	// fastPing is the ping period of nodes that are not connected, so that
 	// a node that (re)connects is found alive within this.
 	fastPing = 100 * time.Millisecond
+	// elsewherePing is the ping period (at most PingFreq) of a node that
+	// is connected through another bridge: its own bridge finds it gone
+	// within PingFreq, and this one then within elsewherePing. Pinging
+	// it every fastPing would cost every bridge but one ten failed sends
+	// a second for each node.
+	elsewherePing = time.Second
 	// lentWait is the longest the bridge sleeps while libzmq holds bodies
 	// lent to it; it doubles, up to lentWaitMax, while none comes back
 	// (a node that takes nothing holds its bodies until it goes).
@@ -71,8 +77,12 @@ type Handler interface {
 	// connected (EHOSTUNREACH) or stayed at its high-water mark for
 	// SendTimeout. The node index is m.Node.
 	Undeliverable(m *Msg, err error)
-	// Unreachable reports that node (an index) is not connected.
-	Unreachable(node int)
+	// Unreachable reports that node (an index) is not connected through
+	// this bridge. It returns whether the node may come back through it
+	// at any moment (then its pings go every fastPing); false means
+	// another bridge has the node (several bridges share the endpoints),
+	// and this one pings it every elsewherePing only.
+	Unreachable(node int) (watch bool)
 	// Paused reports whether reading from nodes must pause because the
 	// event loops have not applied what was read yet. While paused the
 	// bridge still sends, and asks again every millisecond.
@@ -864,9 +874,25 @@ func (b *Bridge) sendMsgs(msgs []Msg) (int, error) {
 	return sent, flush()
 }
 
+// pingPeriod is how long until a node's next ping, after one whose send
+// returned err: freq when it went; fastPing when the node is not there
+// (unreachable: told to the handler, whose answer may make it
+// elsewherePing) or at its high-water mark.
+func pingPeriod(err error, unreachable func() (watch bool), freq time.Duration) time.Duration {
+	if err == nil {
+		return freq
+	}
+	var se *zmqio.SendError
+	if errors.As(err, &se) && se.Errno == unix.EHOSTUNREACH && !unreachable() {
+		return min(freq, elsewherePing)
+	}
+	return fastPing
+}
+
 // ping sends `ping` to every node whose time has come and returns how long
 // until the next one is due. A node that is not connected is pinged every
-// fastPing, so that it is found as soon as it connects.
+// fastPing, so that it is found as soon as it connects (elsewherePing when
+// another bridge has it).
 func (b *Bridge) ping(now time.Time) time.Duration {
 	next := b.cfg.PingFreq
 	for i := range b.ids {
@@ -874,15 +900,9 @@ func (b *Bridge) ping(now time.Time) time.Duration {
 			next = min(next, d)
 			continue
 		}
-		period := b.cfg.PingFreq
 		b.io.AddTyped(b.ids[i], nil, "ping", nil)
-		if _, err := b.io.Send(); err != nil {
-			period = fastPing
-			var se *zmqio.SendError
-			if errors.As(err, &se) && se.Errno == unix.EHOSTUNREACH {
-				b.h.Unreachable(i)
-			}
-		}
+		_, err := b.io.Send()
+		period := pingPeriod(err, func() bool { return b.h.Unreachable(i) }, b.cfg.PingFreq)
 		b.stats.pings.Add(1)
 		b.nextPing[i] = now.Add(period)
 		next = min(next, period)

@@ -35,10 +35,11 @@ func (r *recorder) Undeliverable(*Msg, error) {
 	r.undeliv++
 	r.mu.Unlock()
 }
-func (r *recorder) Unreachable(n int) {
+func (r *recorder) Unreachable(n int) bool {
 	r.mu.Lock()
 	r.unreachable[n]++
 	r.mu.Unlock()
+	return true
 }
 func (r *recorder) Paused() bool { return false }
 func (r *recorder) Room()        {}
