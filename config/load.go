@@ -339,6 +339,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"zmq-rcv-hwm":              set(&o.ZMQRcvHWM, parseInt),
 		"zmq-queue-bytes":          set(&o.ZMQQueueBytes, parseSize),
 		"zmq-io-threads":           set(&o.ZMQIOThreads, parseInt),
+		"zmq-busy-poll":            set(&o.ZMQBusyPoll, parseDuration),
 		"zmq-bridges":              set(&o.ZMQBridges, parseInt),
 		"emperor-heartbeat":        set(&o.EmperorHeartbeat, parseDuration),
 		"sessions":                 p.ignore("sessions"),

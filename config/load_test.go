@@ -451,6 +451,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "no read-ahead from nodes", src: head + "zmq-rcv-hwm = 0\n" + tail, line: 4, key: "zmq-rcv-hwm", kind: config.ErrBadValue},
 		{name: "no libzmq I/O thread", src: head + "zmq-io-threads = 0\n" + tail, line: 4, key: "zmq-io-threads", kind: config.ErrBadValue},
 		{name: "too many libzmq I/O threads", src: head + "zmq-io-threads = 65\n" + tail, line: 4, key: "zmq-io-threads", kind: config.ErrBadValue},
+		{name: "busy poll too long", src: head + "zmq-busy-poll = 20ms\n" + tail, line: 4, key: "zmq-busy-poll", kind: config.ErrBadValue},
+		{name: "busy poll not a duration", src: head + "zmq-busy-poll = soon\n" + tail, line: 4, key: "zmq-busy-poll", kind: config.ErrBadValue},
 		{name: "no bridge", src: head + "zmq-bridges = 0\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
 		{name: "too many bridges", src: head + "zmq-bridges = 17\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
 		{name: "bad access log format", src: head + "access-log-format = common\n" + tail, line: 4, key: "access-log-format", kind: config.ErrBadValue},
@@ -637,12 +639,12 @@ func TestOriginalLaterKeys(t *testing.T) {
 
 func TestBridgeKeys(t *testing.T) {
 	base := "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n"
-	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\nzmq-rcv-hwm = 32\nzmq-io-threads = 4\nzmq-bridges = 2\n\n[blastbeat:*]\nnode = a\n"))
+	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\nzmq-rcv-hwm = 32\nzmq-io-threads = 4\nzmq-bridges = 2\nzmq-busy-poll = 100us\n\n[blastbeat:*]\nnode = a\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 || o.ZMQRcvHWM != 32 || o.ZMQIOThreads != 4 || o.ZMQBridges != 2 {
-		t.Fatalf("send-timeout %v zmq-hwm %d zmq-rcv-hwm %d zmq-io-threads %d zmq-bridges %d", o.SendTimeout, o.ZMQHWM, o.ZMQRcvHWM, o.ZMQIOThreads, o.ZMQBridges)
+	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 || o.ZMQRcvHWM != 32 || o.ZMQIOThreads != 4 || o.ZMQBridges != 2 || o.ZMQBusyPoll != 100*time.Microsecond {
+		t.Fatalf("send-timeout %v zmq-hwm %d zmq-rcv-hwm %d zmq-io-threads %d zmq-bridges %d zmq-busy-poll %v", o.SendTimeout, o.ZMQHWM, o.ZMQRcvHWM, o.ZMQIOThreads, o.ZMQBridges, o.ZMQBusyPoll)
 	}
 	_, err = config.Parse("b.ini", []byte(base+"zmq-hwm = 0\n\n[blastbeat:*]\nnode = a\n"))
 	if err == nil || !strings.Contains(err.Error(), "b.ini:4") || !strings.Contains(err.Error(), "zmq-hwm") {

@@ -239,6 +239,13 @@ type Options struct {
 	// through the bridge its connection is on. More than one lifts the
 	// one-bridge ceiling on many cores with several nodes.
 	ZMQBridges int
+	// ZMQBusyPoll is how long each bridge, its work done, keeps polling
+	// for more before it sleeps (zmq-busy-poll, default 0: off; at most
+	// MaxZMQBusyPoll). Waking a sleeping thread costs tens of microseconds
+	// on a virtual machine; polling spends CPU to save it, as HAProxy's
+	// busy-polling does: one connection's requests answer sooner, and the
+	// bridge runs at up to a whole core while requests keep coming.
+	ZMQBusyPoll time.Duration
 	// StallTimeout is how long a client may read none of the output held
 	// for it before it is closed (stall-timeout, default 60s).
 	StallTimeout time.Duration

@@ -39,6 +39,10 @@ const MaxZMQIOThreads = 64
 // beside the event loops.
 const MaxZMQBridges = 16
 
+// MaxZMQBusyPoll bounds zmq-busy-poll: a request that takes longer to
+// come back than a scheduler tick gains nothing from a thread kept awake.
+const MaxZMQBusyPoll = 10 * time.Millisecond
+
 // minEmperorHeartbeat bounds emperor-heartbeat from below, when it is on.
 const minEmperorHeartbeat = 10 * time.Millisecond
 
@@ -93,6 +97,7 @@ func (p *parser) validate() {
 		{"zmq-queue-bytes", o.ZMQQueueBytes >= 64<<10, "must be at least 64k"},
 		{"zmq-io-threads", o.ZMQIOThreads >= 1 && o.ZMQIOThreads <= MaxZMQIOThreads, fmt.Sprintf("must be 1 to %d", MaxZMQIOThreads)},
 		{"zmq-bridges", o.ZMQBridges >= 1 && o.ZMQBridges <= MaxZMQBridges, fmt.Sprintf("must be 1 to %d", MaxZMQBridges)},
+		{"zmq-busy-poll", o.ZMQBusyPoll >= 0 && o.ZMQBusyPoll <= MaxZMQBusyPoll, fmt.Sprintf("must be from 0 (off) to %v", MaxZMQBusyPoll)},
 		{"emperor-heartbeat", o.EmperorHeartbeat == 0 || o.EmperorHeartbeat >= minEmperorHeartbeat,
 			fmt.Sprintf("must be 0 (off) or at least %v", minEmperorHeartbeat)},
 		{"max-nodes", o.MaxNodes > 0 && o.MaxNodes <= 1<<20, "must be from 1 to 1048576"},

@@ -509,6 +509,27 @@ func TestRoutingIOThreads(t *testing.T) {
 	}
 }
 
+// TestRoutingBusyPoll: with zmq-busy-poll the proxy answers as without
+// it, and /metrics counts the bridge's polls for work.
+func TestRoutingBusyPoll(t *testing.T) {
+	t.Parallel()
+	stats := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := twoHosts(t, "zmq-busy-poll = 500us\nstats = "+stats+"\n", "b.test")
+	for i := range 10 {
+		for host, want := range map[string]string{"a.test": "na /x", "b.test": "nb /x"} {
+			if resp, body := hRawGet(t, p, hHostReq("/x", host)); resp.StatusCode != 200 || body != want {
+				t.Fatalf("request %d to %s: got %d %q, want 200 %q", i, host, resp.StatusCode, body, want)
+			}
+		}
+	}
+	fams := opsScrape(t, stats)
+	work, ok1 := opsValue(fams, "blastbeat_bridge_busy_polls_total", map[string]string{"result": "work"})
+	idle, ok2 := opsValue(fams, "blastbeat_bridge_busy_polls_total", map[string]string{"result": "idle"})
+	if !ok1 || !ok2 || work+idle < 20 {
+		t.Fatalf("bridge_busy_polls_total: work %v (%v), idle %v (%v); want at least one poll per request", work, ok1, idle, ok2)
+	}
+}
+
 // threadNames counts the threads of process pid by name (libzmq names its
 // I/O threads ZMQbg/IO/<i>, one set per context).
 func threadNames(t *testing.T, pid int) map[string]int {

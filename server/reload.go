@@ -149,6 +149,8 @@ func keyName(field string) string {
 		return "zmq-io-threads"
 	case "ZMQBridges":
 		return "zmq-bridges"
+	case "ZMQBusyPoll":
+		return "zmq-busy-poll"
 	case "Binds":
 		return "bind"
 	}

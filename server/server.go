@@ -196,6 +196,7 @@ func (s *Server) Start() error {
 		RcvHWM:         s.opts.ZMQRcvHWM,
 		MaxQueuedBytes: s.opts.ZMQQueueBytes,
 		IOThreads:      s.opts.ZMQIOThreads,
+		BusyPoll:       s.opts.ZMQBusyPoll,
 		SendTimeout:    s.opts.SendTimeout,
 		Logger:         s.opts.Logger,
 	}, n, func(k int) zmqbridge.Handler { return s.handlers[k] })

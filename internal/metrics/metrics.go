@@ -44,6 +44,7 @@ var (
 	dNodeQueued     = desc("node_queued_messages", "Messages held for the node at its ZeroMQ high-water mark.", "node")
 	dRingLen        = desc("bridge_ring_messages", "Messages waiting in the ring for the ZeroMQ bridge.")
 	dRingCap        = desc("bridge_ring_capacity", "Slots of the ring.")
+	dBusyPolls      = desc("bridge_busy_polls_total", "The bridges' polls for work before sleeping (zmq-busy-poll), by whether they found some.", "result")
 	dTLSHandshakes  = desc("tls_handshakes_total", "TLS handshakes completed.")
 	dTLSFailures    = desc("tls_handshake_failures_total", "TLS handshakes failed or timed out.")
 	dStale          = desc("stale_replies_total", "Node replies for sessions already gone.")
@@ -60,7 +61,7 @@ func NewCollector(src Source) prometheus.Collector { return collector{src} }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dConnsOpen, dConnsAccepted, dUpgrades, dRequests, dRequestSeconds,
 		dHeadSeconds, dRejected, dNodeUp, dNodeSessions, dNodeMsgs, dNodeBytes, dNodeFailures, dNodeRetries,
-		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dAccessDropped} {
+		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dBusyPolls, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dAccessDropped} {
 		ch <- d
 	}
 }
@@ -118,6 +119,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(dRingLen, float64(m.RingLen))
 	gauge(dRingCap, float64(m.RingCap))
+	counter(dBusyPolls, m.Stats.Bridge.BusyPollHits, "work")
+	counter(dBusyPolls, m.Stats.Bridge.BusyPolls-m.Stats.Bridge.BusyPollHits, "idle")
 	counter(dTLSHandshakes, m.Stats.TLSHandshakes)
 	counter(dTLSFailures, m.Stats.TLSFailures)
 	counter(dStale, m.Stats.Stale)

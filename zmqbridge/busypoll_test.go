@@ -1,0 +1,56 @@
+package zmqbridge
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestBusyPoll: with Config.BusyPoll the bridge polls for work after each
+// burst instead of sleeping at once, messages go both ways as without
+// it, and once the work stops it sleeps (no thread left spinning on an
+// idle proxy). Stop ends it from either state.
+func TestBusyPoll(t *testing.T) {
+	ep := freeEndpoint(t)
+	rec := newRecorder()
+	b, err := Start(Config{Endpoints: []string{ep}, Identities: []string{"n1"}, PingFreq: time.Hour, BusyPoll: 2 * time.Millisecond}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	dealer := dialNode(t, ep, "n1")
+	if msg, err := dealer.RecvMessage(0); err != nil || msg[1] != "ping" {
+		t.Fatalf("first message %q, %v; want a ping", msg, err)
+	}
+	for i := range 50 {
+		var sid [16]byte
+		sid[0] = byte(i + 1)
+		body := fmt.Sprint("req ", i)
+		if !b.TrySend(&Msg{Node: 0, SID: sid, Type: "body", Body: []byte(body)}) {
+			t.Fatalf("round %d: TrySend refused", i)
+		}
+		msg, err := dealer.RecvMessage(0)
+		for err == nil && msg[1] == "ping" {
+			msg, err = dealer.RecvMessage(0)
+		}
+		if err != nil || msg[0] != string(sid[:]) || msg[2] != body {
+			t.Fatalf("round %d: node got %q, %v", i, msg, err)
+		}
+		if _, err := dealer.SendMessage(string(sid[:]), "body", "re "+body); err != nil {
+			t.Fatal(err)
+		}
+		if d := <-rec.msgs; d != (delivered{"n1", string(sid[:]), "body", "re " + body}) {
+			t.Fatalf("round %d: delivered %+v", i, d)
+		}
+	}
+	st := b.Stats()
+	if st.BusyPolls == 0 || st.BusyPollHits > st.BusyPolls {
+		t.Fatalf("BusyPolls %d, BusyPollHits %d: want polls, and no more hits than polls", st.BusyPolls, st.BusyPollHits)
+	}
+	// Idle now: the bridge stops polling and sleeps.
+	for deadline := time.Now().Add(5 * time.Second); !b.sleeping.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the bridge did not go to sleep once idle")
+		}
+	}
+}
