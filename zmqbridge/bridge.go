@@ -108,9 +108,9 @@ type Config struct {
 	HWM         int // send high-water mark, messages per node
 	RcvHWM      int // receive high-water mark, messages per node
 	SendTimeout time.Duration
-	// BusyPoll is how long the bridge, its work done, keeps looking for
-	// more (the ring, the nodes' messages) before it sleeps; 0: it sleeps
-	// at once. A bridge woken from sleep costs a request tens of
+	// BusyPoll is how long the bridge, after sessions' messages (pings
+	// and pongs do not count), keeps looking for more (the ring, the
+	// nodes' messages) before it sleeps; 0: it sleeps at once. A bridge woken from sleep costs a request tens of
 	// microseconds on a virtual machine; polling trades CPU for that.
 	BusyPoll time.Duration
 	// IOThreads is the number of libzmq I/O threads of the bridge's own
@@ -191,6 +191,7 @@ type Bridge struct {
 	sock     *zmq.Socket
 	io       *zmqio.Batcher
 	recvBufs bufpool.Pool // receive batches, lent to Deliver
+	traffic  bool         // sessions' messages sent or received since the last look (BusyPoll)
 	ids      [][]byte
 	nextPing []time.Time
 	batch    []Msg // messages of the send batch in flight
@@ -558,7 +559,7 @@ func (b *Bridge) run(ready chan<- error) {
 	var drain [8]byte
 	var yielder yield.Yielder
 	lentBackoff := lentWait
-	polled := false // since the last work
+	polled := true // since the last traffic (none yet)
 	for {
 		if b.io.Reclaim() > 0 { // bodies libzmq is done with go back to the pool
 			lentBackoff = lentWait
@@ -570,8 +571,10 @@ func (b *Bridge) run(ready chan<- error) {
 			worked, more = b.recvBatch()
 		}
 		worked = b.sendBatch() || worked
-		if worked {
-			polled = false
+		if b.traffic {
+			// Sessions' messages went one way or the other (not just
+			// pongs): more may follow at once, worth a poll.
+			b.traffic, polled = false, false
 		}
 		now := time.Now()
 		if yielder.Due(now) {
@@ -666,6 +669,9 @@ func (b *Bridge) recvBatch() (got, more bool) {
 	for more && total < 4*zmqio.MaxMessages {
 		var n, dropped int
 		n, dropped, more = b.io.RecvPooled(zmqio.MaxMessages, &b.recvBufs, func(f [][]byte, buf *bufpool.Buf) {
+			if string(f[2]) != "pong" {
+				b.traffic = true
+			}
 			b.h.Deliver(f[0], f[1], f[2], f[3], buf)
 		})
 		b.stats.received.Add(uint64(n))
@@ -711,7 +717,7 @@ func (b *Bridge) sendBatch() bool {
 		if popped == 0 {
 			return worked
 		}
-		worked = true
+		worked, b.traffic = true, true
 		full := len(b.batch) == zmqio.MaxMessages || bytes >= maxSendBytes
 		if len(b.batch) > 0 {
 			b.sendOut(b.batch)

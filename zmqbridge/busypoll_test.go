@@ -7,9 +7,10 @@ import (
 )
 
 // TestBusyPoll: with Config.BusyPoll the bridge polls for work after each
-// burst instead of sleeping at once, messages go both ways as without
-// it, and once the work stops it sleeps (no thread left spinning on an
-// idle proxy). Stop ends it from either state.
+// burst of sessions' messages (not after pings and pongs) instead of
+// sleeping at once, messages go both ways as without it, and once the
+// work stops it sleeps (no thread left spinning on an idle proxy). Stop
+// ends it from either state.
 func TestBusyPoll(t *testing.T) {
 	ep := freeEndpoint(t)
 	rec := newRecorder()
@@ -21,6 +22,16 @@ func TestBusyPoll(t *testing.T) {
 	dealer := dialNode(t, ep, "n1")
 	if msg, err := dealer.RecvMessage(0); err != nil || msg[1] != "ping" {
 		t.Fatalf("first message %q, %v; want a ping", msg, err)
+	}
+	// A ping and its pong are no traffic to poll after.
+	if _, err := dealer.SendMessage("", "pong", ""); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-rec.msgs; d.typ != "pong" {
+		t.Fatalf("delivered %+v, want the pong", d)
+	}
+	if n := b.Stats().BusyPolls; n != 0 {
+		t.Fatalf("%d polls after a ping and a pong alone, want 0", n)
 	}
 	for i := range 50 {
 		var sid [16]byte
