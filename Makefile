@@ -50,10 +50,13 @@ vet:
 
 # test runs every test, with the race detector, against the real binary
 # and real libzmq (see e2e/), and the tests of BlastBeat's gnet patches
-# (third_party/gnet is a module of its own: ./... does not reach it).
+# (third_party/gnet is a module of its own: ./... does not reach it); then
+# the allocation tests (testing.AllocsPerRun), which are built without
+# the race detector (it allocates), in every package that has one.
 test: build vet tools
 	cd third_party/gnet && $(GO) test -race -count=1 -run BlastBeat ./...
 	H2SPEC=$(CURDIR)/$(BINDIR)/h2spec $(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -run Allocs $$(grep -rl --include='*_test.go' AllocsPerRun . | grep -v '^./third_party/' | xargs -n1 dirname | sort -u)
 
 # fuzz runs each fuzz target for FUZZTIME (seeds always run in `make test`).
 FUZZTIME ?= 30s

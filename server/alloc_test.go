@@ -3,162 +3,12 @@
 package server
 
 import (
-	"context"
-	"net"
-	"net/netip"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/gobwas/ws"
-	"github.com/panjf2000/gnet/v2"
-
-	"github.com/blastbeat/blastbeat/internal/bufpool"
-	"github.com/blastbeat/blastbeat/session"
-	"github.com/blastbeat/blastbeat/zmqbridge"
 )
-
-// The allocation tests drive one connection through the per-request and
-// per-message paths and count allocations (testing.AllocsPerRun). Built
-// without -race: the race detector allocates. The fakes below stand in
-// for what is not the proxy's own code: a bridge that takes every
-// message at once and gives its pooled buffer back (as the real one does
-// once libzmq has the bytes), a gnet loop that runs what it is handed at
-// once, and a client that reads everything.
-
-type takeAllRing struct {
-	sent int
-	last unsafe.Pointer // the bytes of the last message's pooled buffer
-}
-
-func (r *takeAllRing) TrySend(m *zmqbridge.Msg) bool {
-	r.sent++
-	r.last = nil
-	if m.Buf != nil {
-		r.last = unsafe.Pointer(unsafe.SliceData(m.Buf.B))
-	}
-	m.Buf.Release()
-	return true
-}
-func (r *takeAllRing) TrySendDeferred(m *zmqbridge.Msg) bool { return r.TrySend(m) }
-func (r *takeAllRing) Kick()                                 {}
-func (r *takeAllRing) WantRoomFor(int)                       {}
-func (r *takeAllRing) NodeFull(int) bool                     { return false }
-
-type atOnceLoop struct{ gnet.EventLoop }
-
-func (atOnceLoop) Execute(_ context.Context, r gnet.Runnable) error {
-	return r.Run(context.Background())
-}
-
-// readAllConn is a client that reads everything at once. Its input is a
-// fixed request, set before each OnTraffic, so the client allocates
-// nothing either.
-type readAllConn struct {
-	fakeConn
-	wrote         int
-	local, remote net.Addr
-}
-
-func (f *readAllConn) EventLoop() gnet.EventLoop { return atOnceLoop{} }
-
-// Its addresses are made once, as gnet makes them (fakeConn makes them
-// anew on every call).
-func (f *readAllConn) LocalAddr() net.Addr  { return f.local }
-func (f *readAllConn) RemoteAddr() net.Addr { return f.remote }
-func (f *readAllConn) RemoteAddrPort() netip.AddrPort {
-	return f.remote.(*net.TCPAddr).AddrPort()
-}
-func (f *readAllConn) Writev(bs [][]byte) (int, error) {
-	n := 0
-	for _, b := range bs {
-		n += len(b)
-	}
-	f.wrote += n
-	return n, nil
-}
-func (f *readAllConn) Discard(n int) (int, error) {
-	if n <= 0 || n > len(f.in) {
-		n = len(f.in)
-	}
-	f.in = f.in[n:]
-	return n, nil
-}
-
-type allocRig struct {
-	t    *testing.T
-	s    *Server
-	ring *takeAllRing
-	fc   *readAllConn
-	sid  session.SID
-	node []byte
-	bufs bufpool.Pool // the bridge's receive buffers
-}
-
-func newAllocRig(t *testing.T, format string) *allocRig {
-	o := testOptions()
-	o.VHosts[0].Format = format
-	s, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fc := &readAllConn{local: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080},
-		remote: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 9), Port: 40000}}
-	r := &allocRig{t: t, s: s, ring: &takeAllRing{}, fc: fc, node: []byte("n1")}
-	s.ring = r.ring
-	s.rt.Load().nodes.Lookup(r.node).Seen(s.now())
-	if _, act := (*handler)(s).OnOpen(r.fc); act != gnet.None {
-		t.Fatalf("OnOpen: %v", act)
-	}
-	r.sid = r.fc.ctx.(*conn).sid
-	return r
-}
-
-// client sends b (kept by the caller: not copied).
-func (r *allocRig) client(b []byte) {
-	r.fc.in = b
-	(*handler)(r.s).OnTraffic(r.fc)
-}
-
-// reply delivers the node's messages, one bridge batch in one pooled
-// receive buffer, as zmqio.RecvPooled hands them over: the batch's own
-// reference is given back once every message was delivered.
-func (r *allocRig) reply(typ []byte, bodies ...[]byte) {
-	bh := r.s.handlers[0]
-	n := 0
-	for _, b := range bodies {
-		n += len(b)
-	}
-	buf := r.bufs.Get(n + 1)
-	off := 0
-	for _, b := range bodies {
-		m := copy(buf.B[off:], b)
-		bh.Deliver(r.node, r.sid[:], typ, buf.B[off:off+m:off+m], buf)
-		off += m
-	}
-	buf.Release()
-	bh.Flush()
-}
-
-// expectNoAllocs runs warm-up rounds, checks that a round writes want
-// bytes to the client, then counts allocations.
-func (r *allocRig) expectNoAllocs(name string, want int, round func()) {
-	r.t.Helper()
-	if want <= 0 {
-		r.t.Fatalf("%s: a round wrote nothing to the client", name)
-	}
-	for i := 0; i < 3; i++ {
-		round() // the tables and buffers grow to their size
-	}
-	before := r.fc.wrote
-	round()
-	if got := r.fc.wrote - before; got != want {
-		r.t.Fatalf("%s: a round wrote %d bytes to the client, want %d", name, got, want)
-	}
-	if allocs := testing.AllocsPerRun(200, round); allocs != 0 {
-		r.t.Errorf("%s: %.1f allocations per round, want 0", name, allocs)
-	}
-}
 
 // TestRequestAllocs: a keep-alive request (head and body to the node, in
 // pooled buffers) and its response (head rewritten into the loop's
@@ -219,14 +69,6 @@ func TestRequestAllocs(t *testing.T) {
 			}
 		})
 	}
-}
-
-// expectRoundNoAllocs is expectNoAllocs for a round that writes to the
-// client what it wrote the first time it ran.
-func (r *allocRig) expectRoundNoAllocs(name string, round func()) {
-	before := r.fc.wrote
-	round()
-	r.expectNoAllocs(name, r.fc.wrote-before, round)
 }
 
 // TestWebSocketAllocs: a message each way on an open WebSocket allocates

@@ -10,8 +10,7 @@ package server
 // are left to the collector (a connection of many streams that ends).
 const h2StreamsKept = 256
 
-// newH2Stream returns a zeroed stream record, reused when one is free;
-// it keeps its retry slice's room.
+// newH2Stream returns a zeroed stream record, reused when one is free.
 func (l *loop) newH2Stream() *h2Stream {
 	k := len(l.h2Free)
 	if k == 0 {
@@ -20,9 +19,6 @@ func (l *loop) newH2Stream() *h2Stream {
 	st := l.h2Free[k-1]
 	l.h2Free[k-1] = nil
 	l.h2Free = l.h2Free[:k-1]
-	retry := st.retry[:0]
-	*st = h2Stream{}
-	st.retry = retry
 	return st
 }
 
@@ -35,10 +31,17 @@ func (l *loop) h2StreamClosed(st *h2Stream) {
 }
 
 // recycleH2Streams makes the streams closed this turn reusable; flush
-// calls it once the turn is done.
+// calls it once the turn is done. They are zeroed here (keeping only
+// their retry slice's room), so that a free record holds nothing of its
+// stream: not its connection, nor bytes a WebSocket stream had buffered.
 func (l *loop) recycleH2Streams() {
 	if len(l.h2Closed) == 0 {
 		return
+	}
+	for _, st := range l.h2Closed {
+		retry := st.retry[:0] // dropRetry cleared its pieces
+		*st = h2Stream{}
+		st.retry = retry
 	}
 	l.h2Free = append(l.h2Free, l.h2Closed...)
 	clear(l.h2Closed)

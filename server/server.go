@@ -78,7 +78,6 @@ type Server struct {
 	done         chan struct{}
 }
 
-// New checks opts and builds the server; Start runs it.
 // defaultWorkers is the event loops for procs CPUs and bridges ZeroMQ
 // bridges: one per CPU but one per bridge (which it keeps busy), at
 // least 1. procs is GOMAXPROCS, which
@@ -110,6 +109,7 @@ func (s *Server) Pollers() int {
 	return n
 }
 
+// New checks opts and builds the server; Start runs it.
 func New(opts Options) (*Server, error) {
 	given := opts.Options
 	if opts.Logger == nil {

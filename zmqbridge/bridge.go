@@ -132,9 +132,10 @@ type Stats struct {
 	RingFull                uint64
 	NodeFull                uint64 // TrySend refusals for a node whose queue was full
 	Held                    int64  // messages held now for nodes at their HWM
-	// BusyPolls counts the bridge's polls for work before sleeping
-	// (Config.BusyPoll); BusyPollHits those that found some.
-	BusyPolls, BusyPollHits uint64
+	// BusyPollWork counts the bridge's polls for work before sleeping
+	// (Config.BusyPoll) that found some, BusyPollIdle those that ran out
+	// and slept. Each is counted once its poll ends: both only grow.
+	BusyPollWork, BusyPollIdle uint64
 }
 
 // Add adds o's counters to s (several bridges' totals).
@@ -148,8 +149,8 @@ func (s *Stats) Add(o Stats) {
 	s.RingFull += o.RingFull
 	s.NodeFull += o.NodeFull
 	s.Held += o.Held
-	s.BusyPolls += o.BusyPolls
-	s.BusyPollHits += o.BusyPollHits
+	s.BusyPollWork += o.BusyPollWork
+	s.BusyPollIdle += o.BusyPollIdle
 }
 
 // Bridge is the ZeroMQ side of the proxy.
@@ -183,7 +184,7 @@ type Bridge struct {
 	done   chan struct{}
 	stats  struct {
 		sent, received, pings, dropped, unroutable, hwm, ringFull, nodeFull atomic.Uint64
-		polls, pollHits                                                     atomic.Uint64
+		pollWork, pollIdle                                                  atomic.Uint64
 	}
 
 	// Owned by the bridge goroutine.
@@ -456,13 +457,12 @@ func (b *Bridge) Stop() {
 // Stats returns a snapshot of the counters. Safe from any goroutine.
 func (b *Bridge) Stats() Stats {
 	s := &b.stats
-	hits := s.pollHits.Load() // before polls, which counts each first: hits <= polls
 	return Stats{
 		Sent: s.sent.Load(), Received: s.received.Load(), Pings: s.pings.Load(),
 		DroppedFrames: s.dropped.Load(), Unroutable: s.unroutable.Load(),
 		HWMTimeouts: s.hwm.Load(), RingFull: s.ringFull.Load(),
 		Held: b.held.Load(), NodeFull: s.nodeFull.Load(),
-		BusyPolls: s.polls.Load(), BusyPollHits: hits,
+		BusyPollWork: s.pollWork.Load(), BusyPollIdle: s.pollIdle.Load(),
 	}
 }
 
@@ -612,7 +612,7 @@ func (b *Bridge) run(ready chan<- error) {
 		}
 		if b.cfg.BusyPoll > 0 && !polled && !paused {
 			polled = true
-			b.busyPoll(epfd, events)
+			b.busyPoll(epfd, events, min(b.cfg.BusyPoll, wait))
 			continue
 		}
 		b.sleeping.Store(true)
@@ -630,13 +630,19 @@ func (b *Bridge) run(ready chan<- error) {
 	}
 }
 
-// busyPoll looks for work for up to Config.BusyPoll without sleeping: the
-// ring, the bridge's eventfd and ZMQ_FD (epoll_wait with no timeout). The
-// producers do not write the eventfd meanwhile (the bridge is not
-// sleeping), and the run loop's next turn finds what came.
-func (b *Bridge) busyPoll(epfd int, events []unix.EpollEvent) {
-	b.stats.polls.Add(1)
-	deadline := time.Now().Add(b.cfg.BusyPoll)
+// busyPoll looks for work for up to limit (Config.BusyPoll, or less when
+// a ping or a retry is due sooner) without sleeping: ZMQ_EVENTS once (a
+// send since the last receive may have consumed ZMQ_FD's edge; reading
+// it re-arms the edge), then the ring, and the bridge's eventfd and
+// ZMQ_FD (epoll_wait with no timeout). The producers do not write the
+// eventfd meanwhile (the bridge is not sleeping), and the run loop's
+// next turn takes what came.
+func (b *Bridge) busyPoll(epfd int, events []unix.EpollEvent, limit time.Duration) {
+	if b.readable() {
+		b.stats.pollWork.Add(1)
+		return
+	}
+	deadline := time.Now().Add(limit)
 	for {
 		if !b.ring.Empty() || b.stopping.Load() || b.wantRing.Load() && b.hasRoom() {
 			break
@@ -651,10 +657,11 @@ func (b *Bridge) busyPoll(epfd int, events []unix.EpollEvent) {
 			break
 		}
 		if !time.Now().Before(deadline) {
+			b.stats.pollIdle.Add(1)
 			return
 		}
 	}
-	b.stats.pollHits.Add(1)
+	b.stats.pollWork.Add(1)
 }
 
 // readable re-reads ZMQ_EVENTS, as ZMQ_FD's edge trigger requires.
@@ -769,7 +776,9 @@ func (b *Bridge) sendOut(msgs []Msg) {
 		}
 		if se != nil && se.Errno == unix.EHOSTUNREACH {
 			b.stats.unroutable.Add(1)
-			b.h.Unreachable(failed.Node)
+			if b.h.Unreachable(failed.Node) {
+				b.nextPing[failed.Node] = time.Time{} // look for its return at the fast period from now
+			}
 		}
 		b.nodeOut[failed.Node].failures.Add(1)
 		b.h.Undeliverable(&failed, err)
@@ -832,7 +841,9 @@ func (b *Bridge) retryHeld(now time.Time) bool {
 			// Gone (EHOSTUNREACH) or worse: fail what it holds.
 			if se != nil && se.Errno == unix.EHOSTUNREACH {
 				b.stats.unroutable.Add(1)
-				b.h.Unreachable(n)
+				if b.h.Unreachable(n) {
+					b.nextPing[n] = time.Time{}
+				}
 			}
 			b.dropHeld(func(i int) bool { return i == n })
 			worked = true
@@ -939,7 +950,7 @@ func pingPeriod(err error, unreachable func() (watch bool), freq time.Duration) 
 	}
 	var se *zmqio.SendError
 	if errors.As(err, &se) && se.Errno == unix.EHOSTUNREACH && !unreachable() {
-		return min(freq, elsewherePing)
+		return max(fastPing, min(freq, elsewherePing)) // never more often than an absent node
 	}
 	return fastPing
 }

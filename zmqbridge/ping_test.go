@@ -30,6 +30,7 @@ func TestPingPeriod(t *testing.T) {
 		{"not connected", unreach, true, 3 * time.Second, fastPing, true},
 		{"on another bridge", unreach, false, 3 * time.Second, elsewherePing, true},
 		{"on another bridge, short ping-freq", unreach, false, 300 * time.Millisecond, 300 * time.Millisecond, true},
+		{"on another bridge, ping-freq under fastPing", unreach, false, 50 * time.Millisecond, fastPing, true},
 		{"at its high-water mark", full, true, 3 * time.Second, fastPing, false},
 		{"another error", errors.New("zmq: closed"), true, 3 * time.Second, fastPing, false},
 	} {

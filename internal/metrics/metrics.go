@@ -119,8 +119,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(dRingLen, float64(m.RingLen))
 	gauge(dRingCap, float64(m.RingCap))
-	counter(dBusyPolls, m.Stats.Bridge.BusyPollHits, "work")
-	counter(dBusyPolls, m.Stats.Bridge.BusyPolls-m.Stats.Bridge.BusyPollHits, "idle")
+	counter(dBusyPolls, m.Stats.Bridge.BusyPollWork, "work")
+	counter(dBusyPolls, m.Stats.Bridge.BusyPollIdle, "idle")
 	counter(dTLSHandshakes, m.Stats.TLSHandshakes)
 	counter(dTLSFailures, m.Stats.TLSFailures)
 	counter(dStale, m.Stats.Stale)
