@@ -52,8 +52,11 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Bu
 		h.unknownIdentity(identity)
 		return
 	}
-	n.ClaimBridge(h.k) // before Seen: see Unreachable
 	now := s.now()
+	if n.ClaimBridge(h.k, now, int64(s.deadAfter)) { // before Seen: see Unreachable
+		s.opts.Logger.Warn("node moved to another bridge: its old connection was silent for the dead-after time (gone without a close)",
+			"node", n.Name, "bridge", h.k, "dead-after", s.deadAfter)
+	}
 	n.Seen(now)
 	h.nodeSpoke(n, typ, body, now)
 	if string(typ) == "pong" {

@@ -55,6 +55,40 @@ func TestBridgesNodeHome(t *testing.T) {
 	}
 }
 
+// TestBridgesNodeMoves: a node whose connection dies without a close
+// (its host lost power, a partition) still takes pings through its
+// bridge, into the dead TCP connection, so that bridge never finds it
+// unreachable. Once its bridge has not heard it for dead-after while
+// another bridge does (the node reconnected there), it moves there.
+func TestBridgesNodeMoves(t *testing.T) {
+	opts := testOptions()
+	opts.ZMQBridges = 2
+	h := newHarness(t, opts)
+	b0, b1 := h.s.handlers[0], newBridgeHandler(h.s, 1)
+	n2 := h.node("n2")
+	pong := func(b *bridgeHandler) {
+		b.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
+		b.Flush()
+	}
+	pong(b1)
+	pong(b0)
+	if n2.Bridge() != 1 {
+		t.Fatalf("bridge %d, want 1 (first heard)", n2.Bridge())
+	}
+	h.s.clock.Add(int64(h.s.deadAfter) + 1)
+	pong(b0)
+	if n2.Bridge() != 0 || !n2.Alive(h.s.now(), h.s.deadAfter) {
+		t.Fatalf("bridge 1 silent for dead-after: bridge %d; want 0, alive", n2.Bridge())
+	}
+	pong(b1) // a late word through the old connection does not move it back
+	if n2.Bridge() != 0 {
+		t.Fatalf("after a pong through the old bridge: bridge %d, want 0", n2.Bridge())
+	}
+	if b1.Unreachable(n2.Index) || n2.Bridge() != 0 {
+		t.Fatalf("the old bridge losing it: bridge %d; want it kept on 0, and not watched by 1", n2.Bridge())
+	}
+}
+
 // TestOneBridgeUnreachable: with one bridge, EHOSTUNREACH marks a node
 // dead as it always did.
 func TestOneBridgeUnreachable(t *testing.T) {

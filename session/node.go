@@ -24,6 +24,8 @@ type Node struct {
 	retries  atomic.Uint64 // `retry` replies it sent
 	seen     atomic.Bool   // it has spoken at least once (the connect log line)
 	bridge   atomic.Int32  // 1 + the bridge its connection is on; 0: none known
+	// homeHeard is when it last spoke through that bridge (unix ns).
+	homeHeard atomic.Int64
 }
 
 // A proxy with several bridges serves each node's connection on one of
@@ -32,11 +34,30 @@ type Node struct {
 // that a second process with the same name, connected through another
 // bridge, does not split its sessions.
 
-// ClaimBridge makes k the node's bridge unless it has one.
-func (n *Node) ClaimBridge(k int) {
-	if n.bridge.Load() == 0 {
-		n.bridge.CompareAndSwap(0, int32(k+1))
+// ClaimBridge records that the node spoke through bridge k at now (unix
+// ns), and makes k its bridge if it has none, or if its bridge has not
+// heard it for more than stale while k does: its old connection is gone
+// without a close (its host died, a partition), which no ping through
+// that bridge can tell, since libzmq takes pings into a dead TCP
+// connection. It reports whether the node moved from another bridge.
+func (n *Node) ClaimBridge(k int, now, stale int64) (moved bool) {
+	want := int32(k + 1)
+	switch cur := n.bridge.Load(); {
+	case cur == want:
+		if n.homeHeard.Load() != now { // now is a coarse clock: mostly equal
+			n.homeHeard.Store(now)
+		}
+		return false
+	case cur == 0:
+		if n.bridge.CompareAndSwap(0, want) {
+			n.homeHeard.Store(now)
+		}
+		return false
+	case now-n.homeHeard.Load() > stale && n.bridge.CompareAndSwap(cur, want):
+		n.homeHeard.Store(now)
+		return true
 	}
+	return false
 }
 
 // LeaveBridge forgets k as the node's bridge; it reports whether k was.
