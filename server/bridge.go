@@ -53,7 +53,9 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Bu
 		return
 	}
 	now := s.now()
-	if n.ClaimBridge(h.k, now, int64(s.deadAfter)) { // before Seen: see Unreachable
+	// Before Seen: see Unreachable. now is the coarse clock: a sweep
+	// period more, so that it never moves a node that spoke in time.
+	if n.ClaimBridge(h.k, now, int64(s.deadAfter+sweepEvery)) {
 		s.opts.Logger.Warn("node moved to another bridge: its old connection was silent for the dead-after time (gone without a close)",
 			"node", n.Name, "bridge", h.k, "dead-after", s.deadAfter)
 	}

@@ -75,7 +75,7 @@ func TestBridgesNodeMoves(t *testing.T) {
 	if n2.Bridge() != 1 {
 		t.Fatalf("bridge %d, want 1 (first heard)", n2.Bridge())
 	}
-	h.s.clock.Add(int64(h.s.deadAfter) + 1)
+	h.s.clock.Add(int64(h.s.deadAfter+sweepEvery) + 1) // the coarse clock gets a sweep period more
 	pong(b0)
 	if n2.Bridge() != 0 || !n2.Alive(h.s.now(), h.s.deadAfter) {
 		t.Fatalf("bridge 1 silent for dead-after: bridge %d; want 0, alive", n2.Bridge())

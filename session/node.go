@@ -30,9 +30,10 @@ type Node struct {
 
 // A proxy with several bridges serves each node's connection on one of
 // them: the node's bridge is the first it is heard through, and stays
-// until that bridge finds it unreachable (its connection closed), so
-// that a second process with the same name, connected through another
-// bridge, does not split its sessions.
+// until that bridge finds it unreachable (its connection closed) or has
+// not heard it for a while that another bridge does, so that a second
+// process with the same name, connected through another bridge, does not
+// split its sessions.
 
 // ClaimBridge records that the node spoke through bridge k at now (unix
 // ns), and makes k its bridge if it has none, or if its bridge has not
@@ -42,22 +43,31 @@ type Node struct {
 // connection. It reports whether the node moved from another bridge.
 func (n *Node) ClaimBridge(k int, now, stale int64) (moved bool) {
 	want := int32(k + 1)
-	switch cur := n.bridge.Load(); {
-	case cur == want:
-		if n.homeHeard.Load() != now { // now is a coarse clock: mostly equal
+	for {
+		switch cur := n.bridge.Load(); {
+		case cur == want:
+			if n.homeHeard.Load() != now { // now is a coarse clock: mostly equal
+				n.homeHeard.Store(now)
+			}
+			return false
+		case cur == 0:
+			// The time first: a bridge that sees the claim sees it fresh.
 			n.homeHeard.Store(now)
+			if n.bridge.CompareAndSwap(0, want) {
+				return false
+			}
+		default:
+			// A move: one claimer takes the heard time, then the bridge.
+			h := n.homeHeard.Load()
+			if now-h <= stale || !n.homeHeard.CompareAndSwap(h, now) {
+				return false
+			}
+			if n.bridge.CompareAndSwap(cur, want) {
+				return true
+			}
 		}
-		return false
-	case cur == 0:
-		if n.bridge.CompareAndSwap(0, want) {
-			n.homeHeard.Store(now)
-		}
-		return false
-	case now-n.homeHeard.Load() > stale && n.bridge.CompareAndSwap(cur, want):
-		n.homeHeard.Store(now)
-		return true
+		// Another bridge claimed or left it meanwhile: look again.
 	}
-	return false
 }
 
 // LeaveBridge forgets k as the node's bridge; it reports whether k was.

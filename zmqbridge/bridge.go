@@ -47,8 +47,8 @@ const (
 	// fastPing is the ping period of nodes that are not connected, so that
 	// a node that (re)connects is found alive within this.
 	fastPing = 100 * time.Millisecond
-	// elsewherePing is the ping period (at most PingFreq) of a node that
-	// is connected through another bridge: its own bridge finds it gone
+	// elsewherePing is the ping period (at most PingFreq, at least
+	// fastPing) of a node that is connected through another bridge: its own bridge finds it gone
 	// within PingFreq, and this one then within elsewherePing. Pinging
 	// it every fastPing would cost every bridge but one ten failed sends
 	// a second for each node.
@@ -777,7 +777,7 @@ func (b *Bridge) sendOut(msgs []Msg) {
 		if se != nil && se.Errno == unix.EHOSTUNREACH {
 			b.stats.unroutable.Add(1)
 			if b.h.Unreachable(failed.Node) {
-				b.nextPing[failed.Node] = time.Time{} // look for its return at the fast period from now
+				b.nextPing[failed.Node] = time.Now().Add(fastPing) // look for its return at the fast period from now
 			}
 		}
 		b.nodeOut[failed.Node].failures.Add(1)
@@ -842,7 +842,7 @@ func (b *Bridge) retryHeld(now time.Time) bool {
 			if se != nil && se.Errno == unix.EHOSTUNREACH {
 				b.stats.unroutable.Add(1)
 				if b.h.Unreachable(n) {
-					b.nextPing[n] = time.Time{}
+					b.nextPing[n] = time.Now().Add(fastPing)
 				}
 			}
 			b.dropHeld(func(i int) bool { return i == n })
