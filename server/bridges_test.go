@@ -1,22 +1,33 @@
 package server
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/blastbeat/blastbeat/session"
+)
+
+// twoBridges is a server with two bridges' handlers, node n2, and pong,
+// which delivers a pong from n2 through a bridge.
+func twoBridges(t *testing.T) (h *harness, b0, b1 *bridgeHandler, n2 *session.Node, pong func(*bridgeHandler)) {
+	opts := testOptions()
+	opts.ZMQBridges = 2
+	h = newHarness(t, opts)
+	b0, b1 = h.s.handlers[0], newBridgeHandler(h.s, 1)
+	n2 = h.node("n2")
+	pong = func(b *bridgeHandler) {
+		b.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
+		b.Flush()
+	}
+	return h, b0, b1, n2, pong
+}
 
 // TestBridgesNodeHome: with several bridges a node belongs to the first
 // bridge it is heard through; another bridge's pings that do not reach it
 // neither kill it nor move it, its own bridge's do both, and it is then
 // claimed by the bridge it speaks through next.
 func TestBridgesNodeHome(t *testing.T) {
-	opts := testOptions()
-	opts.ZMQBridges = 2
-	h := newHarness(t, opts)
-	b0, b1 := h.s.handlers[0], newBridgeHandler(h.s, 1)
-	n2 := h.node("n2")
+	h, b0, b1, n2, pong := twoBridges(t)
 	alive := func() bool { return n2.Alive(h.s.now(), h.s.deadAfter) }
-	pong := func(b *bridgeHandler) { // n2 answers a ping through b
-		b.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
-		b.Flush()
-	}
 
 	// Not heard yet: no bridge's EHOSTUNREACH is news, and every bridge
 	// looks for it at the fast ping period.
@@ -61,15 +72,7 @@ func TestBridgesNodeHome(t *testing.T) {
 // unreachable. Once its bridge has not heard it for dead-after while
 // another bridge does (the node reconnected there), it moves there.
 func TestBridgesNodeMoves(t *testing.T) {
-	opts := testOptions()
-	opts.ZMQBridges = 2
-	h := newHarness(t, opts)
-	b0, b1 := h.s.handlers[0], newBridgeHandler(h.s, 1)
-	n2 := h.node("n2")
-	pong := func(b *bridgeHandler) {
-		b.Deliver([]byte("n2"), nil, []byte("pong"), nil, nil)
-		b.Flush()
-	}
+	h, b0, b1, n2, pong := twoBridges(t)
 	pong(b1)
 	pong(b0)
 	if n2.Bridge() != 1 {
