@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
 )
 
 // TestRequestAllocs: a keep-alive request (head and body to the node, in
@@ -93,5 +94,39 @@ func TestWebSocketAllocs(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(200, func() { r.client(frame) }); allocs != 0 {
 		t.Errorf("client to node: %.1f allocations per message, want 0", allocs)
+	}
+}
+
+// TestConnectionAllocs: a connection per request (open, a request, its
+// response, `Connection: close`, close) allocates its conn record only:
+// its retry slice comes from the loop and goes back, and its `end` to
+// the node is the loop's scratch message.
+func TestConnectionAllocs(t *testing.T) {
+	r := newAllocRig(t, "headers")
+	hd := (*handler)(r.s)
+	hd.OnClose(r.fc, nil)
+	get := []byte("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	hello := []byte("HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!")
+	ends := 0
+	round := func() {
+		if _, act := hd.OnOpen(r.fc); act != gnet.None {
+			t.Fatalf("OnOpen: %v", act)
+		}
+		r.sid = r.fc.ctx.(*conn).sid
+		r.client(get)
+		r.reply([]byte("headers"), hello)
+		sent := r.ring.sent
+		hd.OnClose(r.fc, nil)
+		ends += r.ring.sent - sent
+	}
+	before := r.fc.wrote
+	for range 3 {
+		round() // the loop's tables and spare slices grow to their size
+	}
+	if r.fc.wrote == before || ends != 3 {
+		t.Fatalf("3 connections: %d bytes to the client, %d `end`s to the node", r.fc.wrote-before, ends)
+	}
+	if allocs := testing.AllocsPerRun(200, round); allocs > 1 {
+		t.Errorf("%.1f allocations per connection, want 1 (its conn)", allocs)
 	}
 }

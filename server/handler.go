@@ -83,12 +83,14 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		// after everything it was sent (loop.orphans keep the order).
 		// Once: a failed request already told the node (endSent), unless
 		// that `end` still waits in outq, which is dropped here.
-		end := zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: "end"}
+		end := &c.l.endMsg // the loop's: a local would escape through the ring
+		*end = zmqbridge.Msg{Node: c.node.Index, SID: c.sid, Type: "end"}
 		switch queued := c.queuedFor(c.node.Index); {
 		case c.endSent && !queued:
-		case queued || !c.l.trySend(&end):
-			c.l.orphan(end)
+		case queued || !c.l.trySend(end):
+			c.l.orphan(*end)
 		}
+		*end = zmqbridge.Msg{}
 		c.node.Unbind()
 		c.node = nil
 	}
@@ -106,6 +108,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		c.parser = nil
 	}
 	c.dropRetry(false) // gives the pooled buffers back
+	c.l.putRetrySlice(c.retry)
 	c.retry, c.out = nil, nil
 	c.l.table.Remove(&c.sid)
 	gc.SetContext(nil)

@@ -191,6 +191,9 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	// reference taken before the send (see stream.keep).
 	c.dropRetry(false)
 	buf.Retain()
+	if c.retry == nil {
+		c.retry = c.l.retrySlice()
+	}
 	c.retry = append(c.retry, retryPiece{b: msg, buf: buf})
 	c.phase = phAwaitHead
 	// A deadline from the coarse clock could fire up to sweepEvery early.

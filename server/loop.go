@@ -60,34 +60,36 @@ type loop struct {
 	scheduled bool // a drain runnable is queued
 
 	// Owned by the loop goroutine.
-	table      *session.Table[*conn]
-	spare      []reply // the drained inbox, reused
-	dirty      []*conn // conns with output queued in this drain
-	spareDirty []*conn
-	resume     []*conn // conns with pipelined requests to parse after flush
-	parsers    []*protocol.RequestParser
-	roomWait   []*conn         // conns with messages the ring refused
-	tlsScratch []byte          // plaintext of one OnTraffic (tlsTransport)
-	handshakes int             // TLS handshakes running on this loop
-	hsWait     []*conn         // TLS conns waiting for a handshake slot
-	orphans    []zmqbridge.Msg // `end`s of closed conns the ring refused
-	msg        zmqbridge.Msg   // conn.sendTo's scratch message
-	inTurn     bool            // between gnet's OnTurnStart and OnTurnEnd
-	kick       bool            // messages queued in this turn: wake the bridge at its end
-	arena      []byte          // output the proxy writes itself (arena.go)
-	arenaFull  [][]byte        // arena chunks filled this turn
-	arenaFree  [][]byte        // arena chunks to reuse
-	held       []*bufpool.Buf  // receive buffers replies of this turn lie in
-	readBufs   []*bufpool.Buf  // this turn's read targets (readtarget.go)
-	rbuf       *bufpool.Buf    // the target of the read in progress, for rbufFor
-	rbufFor    *conn
-	outSlices  [][][]byte           // conn.out slices for reuse (outSlice)
-	h2Strings  protocol.StringCache // HTTP/2 response field values (HPACK)
-	h2Closed   []*h2Stream          // streams closed this turn (h2pool.go)
-	h2Free     []*h2Stream          // and those reusable
-	flushing   int                  // flush's nesting depth
-	drainFn    gnet.RunnableFunc
-	retryFn    gnet.RunnableFunc
+	table       *session.Table[*conn]
+	spare       []reply // the drained inbox, reused
+	dirty       []*conn // conns with output queued in this drain
+	spareDirty  []*conn
+	resume      []*conn // conns with pipelined requests to parse after flush
+	parsers     []*protocol.RequestParser
+	roomWait    []*conn         // conns with messages the ring refused
+	tlsScratch  []byte          // plaintext of one OnTraffic (tlsTransport)
+	handshakes  int             // TLS handshakes running on this loop
+	hsWait      []*conn         // TLS conns waiting for a handshake slot
+	orphans     []zmqbridge.Msg // `end`s of closed conns the ring refused
+	msg         zmqbridge.Msg   // conn.sendTo's scratch message
+	endMsg      zmqbridge.Msg   // OnClose's scratch `end`
+	retrySlices [][]retryPiece  // closed conns' retry slices, for new ones
+	inTurn      bool            // between gnet's OnTurnStart and OnTurnEnd
+	kick        bool            // messages queued in this turn: wake the bridge at its end
+	arena       []byte          // output the proxy writes itself (arena.go)
+	arenaFull   [][]byte        // arena chunks filled this turn
+	arenaFree   [][]byte        // arena chunks to reuse
+	held        []*bufpool.Buf  // receive buffers replies of this turn lie in
+	readBufs    []*bufpool.Buf  // this turn's read targets (readtarget.go)
+	rbuf        *bufpool.Buf    // the target of the read in progress, for rbufFor
+	rbufFor     *conn
+	outSlices   [][][]byte           // conn.out slices for reuse (outSlice)
+	h2Strings   protocol.StringCache // HTTP/2 response field values (HPACK)
+	h2Closed    []*h2Stream          // streams closed this turn (h2pool.go)
+	h2Free      []*h2Stream          // and those reusable
+	flushing    int                  // flush's nesting depth
+	drainFn     gnet.RunnableFunc
+	retryFn     gnet.RunnableFunc
 }
 
 func newLoop(s *Server, idx, limit int) *loop {
@@ -261,6 +263,30 @@ func (l *loop) putOutSlice(s [][]byte) {
 	}
 	clear(s)
 	l.outSlices = append(l.outSlices, s[:0])
+}
+
+// retrySlice lends a new connection the slice its first request is kept
+// in for retry (OnClose gives it back): a connection per request costs
+// no allocation for it.
+func (l *loop) retrySlice() []retryPiece {
+	if k := len(l.retrySlices); k > 0 {
+		s := l.retrySlices[k-1]
+		l.retrySlices[k-1] = nil
+		l.retrySlices = l.retrySlices[:k-1]
+		return s
+	}
+	return make([]retryPiece, 0, 4)
+}
+
+// putRetrySlice takes back a closed connection's retry slice (dropped:
+// no piece left), up to maxSpareOutSlices of them, each of at most
+// maxKeptOut pieces.
+func (l *loop) putRetrySlice(s []retryPiece) {
+	if s == nil || cap(s) > maxKeptOut || len(l.retrySlices) >= maxSpareOutSlices {
+		return
+	}
+	clear(s[:cap(s)])
+	l.retrySlices = append(l.retrySlices, s[:0])
 }
 
 // parser lends a request parser; parsers are kept only by connections in

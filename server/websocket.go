@@ -27,6 +27,7 @@ func (c *conn) startWebSocket(w protocol.WebSocketRequest, proto string) {
 	c.endRequest()
 	// What only HTTP requests use goes: an idle WebSocket holds the
 	// least it can (many of them are the proxy's common case).
+	c.l.putRetrySlice(c.retry) // dropped by endRequest
 	c.retry = nil
 }
 
