@@ -43,11 +43,21 @@ func AppendH2Frame(dst []byte, h H2FrameHeader, payload []byte) []byte {
 // AppendH2Data appends one unpadded DATA frame (§6.1). data must fit the
 // peer's SETTINGS_MAX_FRAME_SIZE and both flow-control windows.
 func AppendH2Data(dst []byte, stream uint32, endStream bool, data []byte) []byte {
+	return AppendH2Frame(dst, h2DataHeader(stream, endStream, 0), data)
+}
+
+// AppendH2DataHeader appends the 9-byte header of a DATA frame of n
+// payload bytes, for a payload the caller writes separately.
+func AppendH2DataHeader(dst []byte, stream uint32, endStream bool, n int) []byte {
+	return AppendH2FrameHeader(dst, h2DataHeader(stream, endStream, uint32(n)))
+}
+
+func h2DataHeader(stream uint32, endStream bool, n uint32) H2FrameHeader {
 	var flags uint8
 	if endStream {
 		flags = H2FlagEndStream
 	}
-	return AppendH2Frame(dst, H2FrameHeader{Type: H2FrameData, Flags: flags, StreamID: stream}, data)
+	return H2FrameHeader{Length: n, Type: H2FrameData, Flags: flags, StreamID: stream}
 }
 
 // AppendH2Headers appends one unpadded HEADERS frame without priority

@@ -31,11 +31,6 @@ func (c *conn) h2QueueData(id uint32, endStream bool, data []byte) {
 		c.queueOwn(c.l.used(protocol.AppendH2Data(room, id, endStream, data)))
 		return
 	}
-	var flags uint8
-	if endStream {
-		flags = protocol.H2FlagEndStream
-	}
-	h := protocol.H2FrameHeader{Length: uint32(len(data)), Type: protocol.H2FrameData, Flags: flags, StreamID: id}
-	c.queueOwn(c.l.used(protocol.AppendH2FrameHeader(c.l.arenaRoom(protocol.H2FrameHeaderLen), h)))
+	c.queueOwn(c.l.used(protocol.AppendH2DataHeader(c.l.arenaRoom(protocol.H2FrameHeaderLen), id, endStream, len(data))))
 	c.queue(data)
 }

@@ -278,11 +278,18 @@ func (l *loop) retrySlice() []retryPiece {
 	return make([]retryPiece, 0, 4)
 }
 
+// Bounds of the retry slices a loop keeps for reuse: how many, and how
+// many pieces one may hold (a request kept in many body pieces leaves its
+// slice to the collector).
+const (
+	maxSpareRetrySlices = 1024
+	maxKeptRetry        = 16
+)
+
 // putRetrySlice takes back a closed connection's retry slice (dropped:
-// no piece left), up to maxSpareOutSlices of them, each of at most
-// maxKeptOut pieces.
+// no piece left), within the bounds above.
 func (l *loop) putRetrySlice(s []retryPiece) {
-	if s == nil || cap(s) > maxKeptOut || len(l.retrySlices) >= maxSpareOutSlices {
+	if s == nil || cap(s) > maxKeptRetry || len(l.retrySlices) >= maxSpareRetrySlices {
 		return
 	}
 	clear(s[:cap(s)])

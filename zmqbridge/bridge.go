@@ -48,10 +48,10 @@ const (
 	// a node that (re)connects is found alive within this.
 	fastPing = 100 * time.Millisecond
 	// elsewherePing is the ping period (at most PingFreq, at least
-	// fastPing) of a node that is connected through another bridge: its own bridge finds it gone
-	// within PingFreq, and this one then within elsewherePing. Pinging
-	// it every fastPing would cost every bridge but one ten failed sends
-	// a second for each node.
+	// fastPing) of a node that is connected through another bridge: its
+	// own bridge finds it gone within PingFreq, and this one then within
+	// elsewherePing. Pinging it every fastPing would cost every bridge
+	// but one ten failed sends a second for each node.
 	elsewherePing = time.Second
 	// lentWait is the longest the bridge sleeps while libzmq holds bodies
 	// lent to it; it doubles, up to lentWaitMax, while none comes back
@@ -110,8 +110,9 @@ type Config struct {
 	SendTimeout time.Duration
 	// BusyPoll is how long the bridge, after sessions' messages (pings
 	// and pongs do not count), keeps looking for more (the ring, the
-	// nodes' messages) before it sleeps; 0: it sleeps at once. A bridge woken from sleep costs a request tens of
-	// microseconds on a virtual machine; polling trades CPU for that.
+	// nodes' messages) before it sleeps; 0: it sleeps at once. A bridge
+	// woken from sleep costs a request tens of microseconds on a virtual
+	// machine; polling trades CPU for that.
 	BusyPoll time.Duration
 	// IOThreads is the number of libzmq I/O threads of the bridge's own
 	// context (0: 1). Each node's connection is served by one of them.
