@@ -187,7 +187,8 @@ type Options struct {
 	// (header-timeout, default 10s).
 	HeaderTimeout time.Duration
 	// IdleTimeout closes idle client connections (idle-timeout, default
-	// 120s, 0 for none).
+	// 120s, 0 for none), counted from the last byte the client sent or
+	// the socket took for it.
 	IdleTimeout time.Duration
 	// ShutdownGrace is how long shutdown waits for requests in flight
 	// (shutdown-grace, default 10s).

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
@@ -40,6 +41,7 @@ type conn struct {
 	readPaused bool
 	tlsEOF     bool       // the TLS client sent close_notify
 	shut       bool       // lingering: the write side is shut down
+	corked     bool       // TCP_CORK is set: the last response's tail waits for the FIN
 	proto      Proto      // what it speaks now (metrics)
 	wsFrags    wsFrags    // a fragmented WebSocket message being joined
 	wsAwait    *wsPending // a handshake the node answers (websocket-handshake = node)
@@ -91,6 +93,9 @@ func (c *conn) queueOwn(b []byte) {
 // asked, and accounts what the client has not read yet.
 func (c *conn) flush() {
 	if len(c.out) > 0 && !c.closed {
+		if c.closeAfter && c.phase == phIdle {
+			c.cork()
+		}
 		_, _ = c.t.Writev(c.out)
 	}
 	// The slice goes back to the loop: a connection holds one only while
@@ -101,7 +106,7 @@ func (c *conn) flush() {
 		return
 	}
 	if c.closeAfter && c.phase == phIdle {
-		c.closeNow()
+		c.closeWhenWritten()
 		return
 	}
 	if c.m == (lingering{}) {
@@ -109,6 +114,51 @@ func (c *conn) flush() {
 		return
 	}
 	c.accountOutput()
+}
+
+// closeWhenWritten closes a connection whose last response is queued:
+// at once when the socket took all of it, else once the client has read
+// what is held (onDrained), as stall-timeout and max-pending-output allow.
+// Closing earlier would drop the held bytes (gnet writes what the socket
+// takes at close, no more).
+func (c *conn) closeWhenWritten() {
+	if c.t.OutboundBuffered() > 0 {
+		c.accountOutput()
+		return
+	}
+	if c.corked {
+		// The FIN goes with the corked tail, now: a close with input
+		// unread would reset the connection instead, and drop the tail.
+		if fd, ok := c.sockFD(); ok {
+			_ = unix.Shutdown(fd, unix.SHUT_WR)
+		}
+	}
+	c.closeNow()
+}
+
+// cork holds the last response's final segment back (TCP_CORK) for the
+// FIN that closeWhenWritten sends: one packet instead of two, for both
+// kernels. TCP sends a corked segment after 200 ms anyway. A TLS
+// connection is not corked: its close_notify follows the output.
+func (c *conn) cork() {
+	if c.tls != nil || c.corked {
+		return
+	}
+	if fd, ok := c.sockFD(); ok && fd >= 0 {
+		c.corked = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_CORK, 1) == nil
+	}
+}
+
+// sockFD is the client socket's descriptor, when the transport has one.
+func (c *conn) sockFD() (int, bool) {
+	if c.tls != nil {
+		return c.tls.Conn.Fd(), true
+	}
+	g, ok := c.t.(interface{ Fd() int })
+	if !ok {
+		return 0, false
+	}
+	return g.Fd(), true
 }
 
 // accountOutput records what the client has not read yet and enforces
@@ -162,6 +212,11 @@ func (c *conn) onDrained() {
 		return
 	}
 	c.progressAt = c.srv().now()
+	c.lastActive = c.progressAt // idle-timeout counts from the client's last read
+	if c.closeAfter && c.phase == phIdle {
+		c.closeWhenWritten()
+		return
+	}
 	c.accountOutput()
 	c.l.flush() // credit messages, or a close
 }
@@ -181,12 +236,22 @@ func (c *conn) onTraffic() gnet.Action {
 	if c.tls != nil && !c.tlsTraffic() {
 		return gnet.None
 	}
-	for m := c.m; ; m = c.m {
-		m.traffic(c)
-		if c.m == m {
-			break
+	if c.closeAfter && c.phase == phIdle {
+		// Closing once its output is written (closeWhenWritten): what
+		// the client still sends is read and dropped, as a lingering
+		// close does, so it neither piles up here nor resets the
+		// connection at the close.
+		if n := c.t.InboundBuffered(); n > 0 {
+			_, _ = c.t.Discard(n)
 		}
-		// Upgraded: the new machine reads what followed the handshake.
+	} else {
+		for m := c.m; ; m = c.m {
+			m.traffic(c)
+			if c.m == m {
+				break
+			}
+			// Upgraded: the new machine reads what followed the handshake.
+		}
 	}
 	if c.tls != nil {
 		c.tls.settle()

@@ -126,6 +126,9 @@ type fakeConn struct {
 	inPlace bool
 }
 
+// Fd is no descriptor: the server skips socket options on it.
+func (f *fakeConn) Fd() int { return -1 }
+
 func (f *fakeConn) Context() any              { return f.ctx }
 func (f *fakeConn) SetContext(ctx any)        { f.ctx = ctx }
 func (f *fakeConn) EventLoop() gnet.EventLoop { return f.el }

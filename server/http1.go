@@ -368,7 +368,7 @@ func (c *conn) httpTimeouts(now int64) {
 		s.stats.SilentClosed.Add(1)
 		s.reject("silent_connection")
 		c.closeNow()
-	case c.idle() && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout):
+	case c.idle() && c.pendingOut == 0 && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout):
 		c.closeNow()
 	}
 }

@@ -99,17 +99,10 @@ func (c *conn) shutWrite() {
 	if c.shut || c.closing || c.closed || c.t.OutboundBuffered() > 0 {
 		return
 	}
-	var fd int
-	switch {
-	case c.tls != nil:
-		fd = c.tls.Conn.Fd()
-	default:
-		g, ok := c.t.(interface{ Fd() int })
-		if !ok {
-			c.closeNow()
-			return
-		}
-		fd = g.Fd()
+	fd, ok := c.sockFD()
+	if !ok {
+		c.closeNow()
+		return
 	}
 	c.shut = true
 	if unix.Shutdown(fd, unix.SHUT_WR) != nil {

@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blastbeat/blastbeat/node"
+)
+
+// The output a lagging client has not read yet is held by the proxy (up
+// to max-pending-output); a response that ends its connection, and a
+// keep-alive one past idle-timeout, must still reach the client whole.
+
+// cfBodySize is well over what the kernel's socket buffers take on
+// loopback (tcp_wmem's 4 MiB and the client's receive window), so most
+// of it waits in the proxy when the response ends.
+const cfBodySize = 24 << 20
+
+// cfNode answers /big with cfBodySize bytes in 64 KiB body messages and
+// Content-Length, /delimited with as many and no length, ended by `end`
+// (a close-delimited response), and anything else with "ready".
+func cfNode(t *testing.T, endpoint, identity string) {
+	piece := bytes.Repeat([]byte("0123456789abcdef"), 4<<10)
+	hStartNode(t, endpoint, identity, func(hn *hNode, n *node.Node, m hMsg) {
+		if m.Type != "uwsgi" {
+			return
+		}
+		sid := []byte(m.SID)
+		uri := m.Env["REQUEST_URI"]
+		if uri != "/big" && uri != "/delimited" {
+			hRespond(n, m.SID, 200, "", "ready")
+			return
+		}
+		delimited := uri == "/delimited"
+		head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", cfBodySize)
+		if delimited {
+			head = "HTTP/1.1 200 OK\r\n\r\n"
+		}
+		_ = n.Send(sid, "headers", []byte(head))
+		for sent := 0; sent < cfBodySize && !hn.Stopping(); sent += len(piece) {
+			_ = n.Send(sid, "body", piece)
+		}
+		if delimited {
+			_ = n.Send(sid, "end", nil)
+		}
+	})
+}
+
+// cfReadPaced reads the whole body slowly (64 KiB every 2 ms), so that
+// the proxy has the node's last byte long before the client does, and
+// checks every byte.
+func cfReadPaced(t *testing.T, r io.Reader, want int) {
+	t.Helper()
+	buf := make([]byte, 64<<10)
+	piece := []byte("0123456789abcdef")
+	got := 0
+	for got < want {
+		n, err := io.ReadFull(r, buf[:min(len(buf), want-got)])
+		for i := 0; i < n; i++ {
+			if buf[i] != piece[(got+i)%len(piece)] {
+				t.Fatalf("byte %d is %q, want %q", got+i, buf[i], piece[(got+i)%len(piece)])
+			}
+		}
+		got += n
+		if err != nil {
+			t.Fatalf("the body ended at %d of %d bytes: %v", got, want, err)
+		}
+		time.Sleep(2 * time.Millisecond) // pacing, not synchronisation
+	}
+}
+
+// TestCloseFlushesHeldOutput: a response that closes its connection
+// (the client asked for it, HTTP/1.0, or a close-delimited body) is
+// written to the end before the close, however much of it the client
+// had not read when the node finished.
+func TestCloseFlushesHeldOutput(t *testing.T) {
+	pki := tsNewPKI(t, "")
+	tlsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	cert, key := pki.issue(t, "secure", tsSecure)
+	p := startProxy(t, "max-pending-output = 64M\n",
+		"[blastbeat:*]\nnode = cf\n\n"+tsVHost(tsSecure, tlsAddr, cert, key, ""))
+	cfNode(t, p.ZMQ, "cf")
+	cfNode(t, p.ZMQ, tsNodeName)
+	waitRoutable(t, p, "", "/ready")
+	tsWaitRoutable(t, tsHTTPClient(t, pki.config(""), tlsAddr), "https://"+tsSecure+"/ready")
+	for _, tc := range []struct {
+		name, req string
+		tls       bool
+	}{
+		{"connection-close", "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false},
+		{"http-1.0", "GET /big HTTP/1.0\r\nHost: x\r\n\r\n", false},
+		{"close-delimited", "GET /delimited HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"tls-connection-close", "GET /big HTTP/1.1\r\nHost: " + tsSecure + "\r\nConnection: close\r\n\r\n", true},
+		// What follows a request that closes the connection is read and
+		// dropped while the response drains (else it would pile up, and
+		// closing with it unread would reset the connection).
+		{"more-after-close", "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" +
+			strings.Repeat("GET /big HTTP/1.1\r\nHost: x\r\n\r\n", 2000), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c net.Conn
+			if tc.tls {
+				c = tsDial(t, tlsAddr, pki.config(tsSecure), 60*time.Second)
+			} else {
+				c = hDial(t, p.Addr, 60*time.Second).c
+			}
+			if _, err := io.WriteString(c, tc.req); err != nil {
+				t.Fatal(err)
+			}
+			r := &hRaw{t: t, c: c, br: bufio.NewReaderSize(c, 64<<10)}
+			resp, err := http.ReadResponse(r.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			cfReadPaced(t, r.br, cfBodySize)
+			if rest, err := io.ReadAll(r.br); err != nil || len(rest) > 0 {
+				t.Fatalf("after the body: %d more bytes, %v (want EOF)", len(rest), err)
+			}
+		})
+	}
+}
+
+// TestIdleTimeoutSparesHeldOutput: a keep-alive connection whose client
+// is still reading the last response is not idle; idle-timeout counts
+// from the last byte it read.
+func TestIdleTimeoutSparesHeldOutput(t *testing.T) {
+	p := startProxy(t, "max-pending-output = 64M\nidle-timeout = 300ms\n", "[blastbeat:*]\nnode = cf\n")
+	cfNode(t, p.ZMQ, "cf")
+	waitRoutable(t, p, "", "/ready")
+	r := hDial(t, p.Addr, 60*time.Second)
+	r.write("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(r.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	cfReadPaced(t, resp.Body, cfBodySize)
+	t.Logf("read %d bytes in %v (idle-timeout 300ms)", cfBodySize, time.Since(start).Round(time.Millisecond))
+	// Still open, and idle from here on: it closes at idle-timeout.
+	r.write("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err = http.ReadResponse(r.br, nil)
+	if err != nil {
+		t.Fatalf("the connection did not outlive its response: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if closed, got := r.closed(); !closed {
+		t.Fatalf("an idle connection stayed open past idle-timeout (read %q)", strings.TrimSpace(got))
+	}
+}
