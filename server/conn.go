@@ -42,6 +42,7 @@ type conn struct {
 	tlsEOF     bool       // the TLS client sent close_notify
 	shut       bool       // lingering: the write side is shut down
 	corked     bool       // TCP_CORK is set: the last response's tail waits for the FIN
+	droppedIn  bool       // closing, it read and dropped bytes the client sent
 	proto      Proto      // what it speaks now (metrics)
 	wsFrags    wsFrags    // a fragmented WebSocket message being joined
 	wsAwait    *wsPending // a handshake the node answers (websocket-handshake = node)
@@ -93,7 +94,7 @@ func (c *conn) queueOwn(b []byte) {
 // asked, and accounts what the client has not read yet.
 func (c *conn) flush() {
 	if len(c.out) > 0 && !c.closed {
-		if c.closeAfter && c.phase == phIdle {
+		if c.closingOut() {
 			c.cork()
 		}
 		_, _ = c.t.Writev(c.out)
@@ -105,43 +106,73 @@ func (c *conn) flush() {
 	if c.closed {
 		return
 	}
-	if c.closeAfter && c.phase == phIdle {
-		c.closeWhenWritten()
-		return
-	}
 	if c.m == (lingering{}) {
 		c.shutWrite()
+		return
+	}
+	if c.closingOut() {
+		c.closeWhenWritten()
 		return
 	}
 	c.accountOutput()
 }
 
-// closeWhenWritten closes a connection whose last response is queued:
-// at once when the socket took all of it, else once the client has read
-// what is held (onDrained), as stall-timeout and max-pending-output allow.
-// Closing earlier would drop the held bytes (gnet writes what the socket
-// takes at close, no more).
+// closingOut reports whether the connection closes after the output it
+// holds: its last response is queued (closeAfter, no request in flight).
+// Nothing more is parsed; what the client still sends is read and dropped.
+func (c *conn) closingOut() bool { return c.closeAfter && c.phase == phIdle }
+
+// closeWhenWritten closes a connection whose last response is queued,
+// once gnet holds none of it: onDrained calls it again until then, while
+// stall-timeout and max-pending-output still bound a client that stops
+// reading (gnet's close writes what the socket takes at that moment, no
+// more). A plain connection whose client may still be sending closes as
+// nginx's lingering_close does: its write side is shut down, the FIN
+// following the last byte, and what the client still sends is read and
+// dropped until it closes too, or for lingerTime. Closing at once with
+// input unread would reset the connection, and the reset would destroy
+// the output the kernel still holds for the client. Otherwise, and on
+// TLS (its close_notify goes first), it closes at once.
 func (c *conn) closeWhenWritten() {
-	if c.t.OutboundBuffered() > 0 {
-		c.accountOutput()
+	c.accountOutput()
+	c.updateReadPause() // what it reads is dropped: never paused
+	if c.closing || c.t.OutboundBuffered() > 0 {
 		return
 	}
-	if c.corked {
-		// The FIN goes with the corked tail, now: a close with input
-		// unread would reset the connection instead, and drop the tail.
-		if fd, ok := c.sockFD(); ok {
-			_ = unix.Shutdown(fd, unix.SHUT_WR)
-		}
+	if c.tls != nil || !c.mayStillSend() {
+		c.closeNow() // a corked tail leaves with the FIN
+		return
 	}
-	c.closeNow()
+	c.m = lingering{}
+	c.headBy = c.srv().now() + int64(lingerTime)
+	c.shutWrite() // or closes at once, when the socket cannot be shut
+}
+
+// mayStillSend reports whether the client of a closing connection may
+// be sending, nginx's test for a lingering close: it speaks a protocol
+// that sends without asking (WebSocket, HTTP/2), its request body is not
+// all read, it sent bytes since the connection began closing, or bytes
+// wait unread in the socket (SIOCINQ).
+func (c *conn) mayStillSend() bool {
+	if c.m != (http1{}) || c.reading || c.droppedIn {
+		return true
+	}
+	fd, ok := c.sockFD()
+	if !ok || fd < 0 {
+		return false
+	}
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	return err != nil || n > 0
 }
 
 // cork holds the last response's final segment back (TCP_CORK) for the
-// FIN that closeWhenWritten sends: one packet instead of two, for both
-// kernels. TCP sends a corked segment after 200 ms anyway. A TLS
-// connection is not corked: its close_notify follows the output.
+// FIN that closeWhenWritten sends (by close or shutdown): one packet
+// instead of two, for both kernels. TCP sends a corked segment after 200
+// ms anyway, and the FIN follows as soon as gnet holds nothing. Only TCP:
+// a TLS connection's close_notify follows the output, and a unix socket
+// has no cork.
 func (c *conn) cork() {
-	if c.tls != nil || c.corked {
+	if c.tls != nil || c.corked || !c.t.RemoteAddrPort().IsValid() {
 		return
 	}
 	if fd, ok := c.sockFD(); ok && fd >= 0 {
@@ -212,12 +243,12 @@ func (c *conn) onDrained() {
 		return
 	}
 	c.progressAt = c.srv().now()
-	c.lastActive = c.progressAt // idle-timeout counts from the client's last read
-	if c.closeAfter && c.phase == phIdle {
+	c.lastActive = c.progressAt // idle-timeout counts from the socket's last take
+	if c.closingOut() {
 		c.closeWhenWritten()
-		return
+	} else {
+		c.accountOutput()
 	}
-	c.accountOutput()
 	c.l.flush() // credit messages, or a close
 }
 
@@ -236,13 +267,14 @@ func (c *conn) onTraffic() gnet.Action {
 	if c.tls != nil && !c.tlsTraffic() {
 		return gnet.None
 	}
-	if c.closeAfter && c.phase == phIdle {
+	if c.closingOut() {
 		// Closing once its output is written (closeWhenWritten): what
 		// the client still sends is read and dropped, as a lingering
 		// close does, so it neither piles up here nor resets the
 		// connection at the close.
 		if n := c.t.InboundBuffered(); n > 0 {
 			_, _ = c.t.Discard(n)
+			c.droppedIn = true
 		}
 	} else {
 		for m := c.m; ; m = c.m {
@@ -426,9 +458,10 @@ func (c *conn) updateReadPause() {
 		return
 	}
 	o := &c.srv().opts
-	want := len(c.outq) > 0 || c.pendingOut > o.MaxPendingOutput/2 ||
+	// A closing connection drops what it reads: reading it never waits.
+	want := !c.closingOut() && c.m != (lingering{}) && (len(c.outq) > 0 || c.pendingOut > o.MaxPendingOutput/2 ||
 		c.tls != nil && !c.tls.open && !c.tls.counted || // waits for a handshake slot
-		c.m.readAhead(c) && c.t.InboundBuffered() >= o.MaxReadAhead
+		c.m.readAhead(c) && c.t.InboundBuffered() >= o.MaxReadAhead)
 	if want == c.readPaused {
 		return
 	}

@@ -40,7 +40,9 @@ func (http1) timeouts(c *conn, now int64)     { c.httpTimeouts(now) }
 func (http1) readAhead(c *conn) bool          { return c.phase != phIdle }
 func (http1) drainIdle(c *conn) {
 	if c.idle() {
-		c.closeNow()
+		// After the output it holds (a response still draining).
+		c.closeAfter = true
+		c.closeWhenWritten()
 	}
 }
 
@@ -60,12 +62,12 @@ func (wsMachine) timeouts(c *conn, now int64) {
 	}
 }
 
-// lingering is a connection closing after a fatal error whose last
-// words (an HTTP/2 GOAWAY) must reach the client: its output is written,
-// its write side shut down, and what it still sends is read and dropped
-// until it closes or lingerTime passes; closing with unread input would
-// reset the connection and destroy those last words (nginx's
-// lingering_close).
+// lingering is a connection closing after output that must reach the
+// client (an HTTP/2 GOAWAY after a fatal error, a plain connection's
+// last response: closeWhenWritten): its output is written, its write
+// side shut down, and what it still sends is read and dropped until it
+// closes or lingerTime passes; closing with unread input would reset the
+// connection and destroy that output (nginx's lingering_close).
 type lingering struct{}
 
 // lingerTime bounds a lingering close.
