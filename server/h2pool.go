@@ -12,20 +12,16 @@ const h2StreamsKept = 256
 
 // newH2Stream returns a zeroed stream record, reused when one is free.
 func (l *loop) newH2Stream() *h2Stream {
-	k := len(l.h2Free)
-	if k == 0 {
-		return &h2Stream{}
+	if st, ok := l.h2Free.take(); ok {
+		return st
 	}
-	st := l.h2Free[k-1]
-	l.h2Free[k-1] = nil
-	l.h2Free = l.h2Free[:k-1]
-	return st
+	return &h2Stream{}
 }
 
 // h2StreamClosed takes a closed stream (its retry dropped) for reuse
 // after this turn.
 func (l *loop) h2StreamClosed(st *h2Stream) {
-	if len(l.h2Free)+len(l.h2Closed) < h2StreamsKept {
+	if l.h2Free.len()+len(l.h2Closed) < h2StreamsKept {
 		l.h2Closed = append(l.h2Closed, st)
 	}
 }
@@ -42,8 +38,8 @@ func (l *loop) recycleH2Streams() {
 		retry := st.retry[:0] // dropRetry cleared its pieces
 		*st = h2Stream{}
 		st.retry = retry
+		l.h2Free.put(st, h2StreamsKept)
 	}
-	l.h2Free = append(l.h2Free, l.h2Closed...)
 	clear(l.h2Closed)
 	l.h2Closed = l.h2Closed[:0]
 }

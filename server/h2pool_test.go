@@ -45,10 +45,10 @@ func TestH2ClosedStreamRecycled(t *testing.T) {
 		t.Fatalf("%d streams open after the reset", len(r.c.h2.streams))
 	}
 	l := r.c.l
-	if len(l.h2Free) != 1 || len(l.h2Closed) != 0 {
-		t.Fatalf("%d records free, %d closed; want the reset stream's free", len(l.h2Free), len(l.h2Closed))
+	if l.h2Free.len() != 1 || len(l.h2Closed) != 0 {
+		t.Fatalf("%d records free, %d closed; want the reset stream's free", l.h2Free.len(), len(l.h2Closed))
 	}
-	if st := l.h2Free[0]; len(st.wsIn) > 0 || st.c != nil || st.vhost != nil || st.ex.vhost != nil || st.wsFrags.p != nil {
+	if st := l.h2Free.kept[0]; len(st.wsIn) > 0 || st.c != nil || st.vhost != nil || st.ex.vhost != nil || st.wsFrags.p != nil {
 		t.Errorf("a free record still holds its stream's state: wsIn %d bytes, conn %v, vhost %v", len(st.wsIn), st.c != nil, st.vhost != nil)
 	}
 }
@@ -84,7 +84,7 @@ func TestH2SameTurnNoReuse(t *testing.T) {
 	if st3 == nil || r.c.h2.streams[1] != nil {
 		t.Fatalf("streams open: %v; want 3 only", r.c.h2.streams)
 	}
-	if len(l.h2Free) != 1 || l.h2Free[0] == st3 {
-		t.Fatalf("%d records free; stream 3 took the record stream 1 closed in the same turn", len(l.h2Free))
+	if l.h2Free.len() != 1 || l.h2Free.kept[0] == st3 {
+		t.Fatalf("%d records free; stream 3 took the record stream 1 closed in the same turn", l.h2Free.len())
 	}
 }

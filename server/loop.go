@@ -65,28 +65,28 @@ type loop struct {
 	dirty       []*conn // conns with output queued in this drain
 	spareDirty  []*conn
 	resume      []*conn // conns with pipelined requests to parse after flush
-	parsers     []*protocol.RequestParser
-	roomWait    []*conn         // conns with messages the ring refused
-	tlsScratch  []byte          // plaintext of one OnTraffic (tlsTransport)
-	handshakes  int             // TLS handshakes running on this loop
-	hsWait      []*conn         // TLS conns waiting for a handshake slot
-	orphans     []zmqbridge.Msg // `end`s of closed conns the ring refused
-	msg         zmqbridge.Msg   // conn.sendTo's scratch message
-	endMsg      zmqbridge.Msg   // OnClose's scratch `end`
-	retrySlices [][]retryPiece  // closed conns' retry slices, for new ones
-	inTurn      bool            // between gnet's OnTurnStart and OnTurnEnd
-	kick        bool            // messages queued in this turn: wake the bridge at its end
-	arena       []byte          // output the proxy writes itself (arena.go)
-	arenaFull   [][]byte        // arena chunks filled this turn
-	arenaFree   [][]byte        // arena chunks to reuse
-	held        []*bufpool.Buf  // receive buffers replies of this turn lie in
-	readBufs    []*bufpool.Buf  // this turn's read targets (readtarget.go)
-	rbuf        *bufpool.Buf    // the target of the read in progress, for rbufFor
+	parsers     spares[*protocol.RequestParser]
+	roomWait    []*conn              // conns with messages the ring refused
+	tlsScratch  []byte               // plaintext of one OnTraffic (tlsTransport)
+	handshakes  int                  // TLS handshakes running on this loop
+	hsWait      []*conn              // TLS conns waiting for a handshake slot
+	orphans     []zmqbridge.Msg      // `end`s of closed conns the ring refused
+	msg         zmqbridge.Msg        // conn.sendTo's scratch message
+	endMsg      zmqbridge.Msg        // OnClose's scratch `end`
+	retrySlices spares[[]retryPiece] // closed conns' retry slices, for new ones
+	inTurn      bool                 // between gnet's OnTurnStart and OnTurnEnd
+	kick        bool                 // messages queued in this turn: wake the bridge at its end
+	arena       []byte               // output the proxy writes itself (arena.go)
+	arenaFull   [][]byte             // arena chunks filled this turn
+	arenaFree   [][]byte             // arena chunks to reuse
+	held        []*bufpool.Buf       // receive buffers replies of this turn lie in
+	readBufs    []*bufpool.Buf       // this turn's read targets (readtarget.go)
+	rbuf        *bufpool.Buf         // the target of the read in progress, for rbufFor
 	rbufFor     *conn
-	outSlices   [][][]byte           // conn.out slices for reuse (outSlice)
+	outSlices   spares[[][]byte]     // conn.out slices for reuse (outSlice)
 	h2Strings   protocol.StringCache // HTTP/2 response field values (HPACK)
 	h2Closed    []*h2Stream          // streams closed this turn (h2pool.go)
-	h2Free      []*h2Stream          // and those reusable
+	h2Free      spares[*h2Stream]    // and those reusable
 	flushing    int                  // flush's nesting depth
 	drainFn     gnet.RunnableFunc
 	retryFn     gnet.RunnableFunc
@@ -240,10 +240,7 @@ func (l *loop) flush() {
 // outSlice lends a connection the slice its output is queued in until
 // the flush; putOutSlice takes it back.
 func (l *loop) outSlice() [][]byte {
-	if k := len(l.outSlices); k > 0 {
-		s := l.outSlices[k-1]
-		l.outSlices[k-1] = nil
-		l.outSlices = l.outSlices[:k-1]
+	if s, ok := l.outSlices.take(); ok {
 		return s
 	}
 	return make([][]byte, 0, 8)
@@ -258,21 +255,18 @@ const (
 )
 
 func (l *loop) putOutSlice(s [][]byte) {
-	if s == nil || cap(s) > maxKeptOut || len(l.outSlices) >= maxSpareOutSlices {
+	if s == nil || cap(s) > maxKeptOut || l.outSlices.len() >= maxSpareOutSlices {
 		return
 	}
 	clear(s)
-	l.outSlices = append(l.outSlices, s[:0])
+	l.outSlices.put(s[:0], maxSpareOutSlices)
 }
 
 // retrySlice lends a new connection the slice its first request is kept
 // in for retry (OnClose gives it back): a connection per request costs
 // no allocation for it.
 func (l *loop) retrySlice() []retryPiece {
-	if k := len(l.retrySlices); k > 0 {
-		s := l.retrySlices[k-1]
-		l.retrySlices[k-1] = nil
-		l.retrySlices = l.retrySlices[:k-1]
+	if s, ok := l.retrySlices.take(); ok {
 		return s
 	}
 	return make([]retryPiece, 0, 4)
@@ -289,19 +283,17 @@ const (
 // putRetrySlice takes back a closed connection's retry slice (dropped:
 // no piece left), within the bounds above.
 func (l *loop) putRetrySlice(s []retryPiece) {
-	if s == nil || cap(s) > maxKeptRetry || len(l.retrySlices) >= maxSpareRetrySlices {
+	if s == nil || cap(s) > maxKeptRetry || l.retrySlices.len() >= maxSpareRetrySlices {
 		return
 	}
 	clear(s[:cap(s)])
-	l.retrySlices = append(l.retrySlices, s[:0])
+	l.retrySlices.put(s[:0], maxSpareRetrySlices)
 }
 
 // parser lends a request parser; parsers are kept only by connections in
 // the middle of a request, so idle connections hold none.
 func (l *loop) parser() *protocol.RequestParser {
-	if k := len(l.parsers); k > 0 {
-		p := l.parsers[k-1]
-		l.parsers = l.parsers[:k-1]
+	if p, ok := l.parsers.take(); ok {
 		return p
 	}
 	return protocol.NewRequestParser(l.s.limits)
@@ -311,9 +303,9 @@ func (l *loop) parser() *protocol.RequestParser {
 const maxSpareParsers = 1024
 
 func (l *loop) releaseParser(p *protocol.RequestParser) {
-	if len(l.parsers) < maxSpareParsers {
+	if l.parsers.len() < maxSpareParsers {
 		p.Init(l.s.limits)
-		l.parsers = append(l.parsers, p)
+		l.parsers.put(p, maxSpareParsers)
 	}
 }
 
