@@ -90,6 +90,23 @@ func cfReadPaced(t *testing.T, r io.Reader, want, paced int) {
 	}
 }
 
+// cfReadToClose reads a 200 response of size body bytes (paced), then
+// wants the connection's end: EOF and no byte more.
+func cfReadToClose(t *testing.T, br *bufio.Reader, size int) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	cfReadPaced(t, br, size, size)
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Fatalf("after the body: %d more bytes, %v (want EOF)", len(rest), err)
+	}
+}
+
 // TestCloseFlushesHeldOutput: a response that closes its connection
 // (the client asked for it, HTTP/1.0, or a close-delimited body) is
 // written to the end before the close, however much of it the client
@@ -123,18 +140,7 @@ func TestCloseFlushesHeldOutput(t *testing.T) {
 			if _, err := io.WriteString(c, tc.req); err != nil {
 				t.Fatal(err)
 			}
-			r := &hRaw{t: t, c: c, br: bufio.NewReaderSize(c, 64<<10)}
-			resp, err := http.ReadResponse(r.br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != 200 {
-				t.Fatalf("status %d", resp.StatusCode)
-			}
-			cfReadPaced(t, r.br, cfBodySize, cfBodySize)
-			if rest, err := io.ReadAll(r.br); err != nil || len(rest) > 0 {
-				t.Fatalf("after the body: %d more bytes, %v (want EOF)", len(rest), err)
-			}
+			cfReadToClose(t, bufio.NewReaderSize(c, 64<<10), cfBodySize)
 		})
 	}
 }
@@ -168,21 +174,9 @@ func TestCloseWhileClientSends(t *testing.T) {
 			n++
 		}
 	}()
-	resp, err := http.ReadResponse(r.br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	cfReadPaced(t, r.br, cfBodySize, cfBodySize)
-	rest, err := io.ReadAll(r.br)
+	cfReadToClose(t, r.br, cfBodySize)
 	close(done)
-	n := <-wrote
-	if err != nil || len(rest) > 0 {
-		t.Fatalf("after the body: %d more bytes, %v (want EOF)", len(rest), err)
-	}
-	t.Logf("the client sent %d more requests while it read", n)
+	t.Logf("the client sent %d more requests while it read", <-wrote)
 }
 
 // TestCloseWhileClientUploads: a client that sends its whole upload
@@ -202,17 +196,7 @@ func TestCloseWhileClientUploads(t *testing.T) {
 	if _, err := io.Copy(r.c, io.LimitReader(zeros{}, upload)); err != nil {
 		t.Fatalf("upload: %v", err)
 	}
-	resp, err := http.ReadResponse(r.br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	cfReadPaced(t, r.br, cfEarlySize, 0)
-	if rest, err := io.ReadAll(r.br); err != nil || len(rest) > 0 {
-		t.Fatalf("after the body: %d more bytes, %v (want EOF)", len(rest), err)
-	}
+	cfReadToClose(t, r.br, cfEarlySize)
 }
 
 // zeros reads as an endless run of zero bytes.
