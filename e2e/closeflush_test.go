@@ -151,32 +151,50 @@ func TestCloseFlushesHeldOutput(t *testing.T) {
 // with its bytes unread would reset the connection and destroy what the
 // kernel still held for it.
 func TestCloseWhileClientSends(t *testing.T) {
-	p := startProxy(t, "max-pending-output = 64M\n", "[blastbeat:*]\nnode = cf\n")
+	pki := tsNewPKI(t, "")
+	tlsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	cert, key := pki.issue(t, "secure", tsSecure)
+	p := startProxy(t, "max-pending-output = 64M\n",
+		"[blastbeat:*]\nnode = cf\n\n"+tsVHost(tsSecure, tlsAddr, cert, key, ""))
 	cfNode(t, p.ZMQ, "cf")
+	cfNode(t, p.ZMQ, tsNodeName)
 	waitRoutable(t, p, "", "/ready")
-	r := hDial(t, p.Addr, 60*time.Second)
-	r.write("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	done := make(chan struct{})
-	wrote := make(chan int)
-	go func() {
-		n := 0
-		defer func() { wrote <- n }()
-		more := []byte("GET /more HTTP/1.1\r\nHost: x\r\n\r\n")
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
+	tsWaitRoutable(t, tsHTTPClient(t, pki.config(""), tlsAddr), "https://"+tsSecure+"/ready")
+	for _, secure := range []bool{false, true} {
+		name := map[bool]string{false: "plain", true: "tls"}[secure]
+		t.Run(name, func(t *testing.T) {
+			var c net.Conn
+			if secure {
+				c = tsDial(t, tlsAddr, pki.config(tsSecure), 60*time.Second)
+			} else {
+				c = hDial(t, p.Addr, 60*time.Second).c
 			}
-			if _, err := r.c.Write(more); err != nil {
-				return
+			if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+map[bool]string{false: "x", true: tsSecure}[secure]+"\r\nConnection: close\r\n\r\n"); err != nil {
+				t.Fatal(err)
 			}
-			n++
-		}
-	}()
-	cfReadToClose(t, r.br, cfBodySize)
-	close(done)
-	t.Logf("the client sent %d more requests while it read", <-wrote)
+			done := make(chan struct{})
+			wrote := make(chan int)
+			go func() {
+				n := 0
+				defer func() { wrote <- n }()
+				more := []byte("GET /more HTTP/1.1\r\nHost: x\r\n\r\n")
+				for {
+					select {
+					case <-done:
+						return
+					case <-time.After(time.Millisecond):
+					}
+					if _, err := c.Write(more); err != nil {
+						return
+					}
+					n++
+				}
+			}()
+			cfReadToClose(t, bufio.NewReaderSize(c, 64<<10), cfBodySize)
+			close(done)
+			t.Logf("the client sent %d more requests while it read", <-wrote)
+		})
+	}
 }
 
 // TestCloseWhileClientUploads: a client that sends its whole upload

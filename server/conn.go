@@ -43,6 +43,7 @@ type conn struct {
 	shut       bool       // lingering: the write side is shut down
 	corked     bool       // TCP_CORK is set: the last response's tail waits for the FIN
 	droppedIn  bool       // closing, it read and dropped bytes the client sent
+	tlsBye     bool       // closing: close_notify is sent, and TLS input dropped undecrypted
 	proto      Proto      // what it speaks now (metrics)
 	wsFrags    wsFrags    // a fragmented WebSocket message being joined
 	wsAwait    *wsPending // a handshake the node answers (websocket-handshake = node)
@@ -126,20 +127,29 @@ func (c *conn) closingOut() bool { return c.closeAfter && c.phase == phIdle }
 // once gnet holds none of it: onDrained calls it again until then, while
 // stall-timeout and max-pending-output still bound a client that stops
 // reading (gnet's close writes what the socket takes at that moment, no
-// more). A plain connection whose client may still be sending closes as
+// more). A TLS connection's close_notify follows the output, and drains
+// like it. A connection whose client may still be sending then closes as
 // nginx's lingering_close does: its write side is shut down, the FIN
 // following the last byte, and what the client still sends is read and
 // dropped until it closes too, or for lingerTime. Closing at once with
 // input unread would reset the connection, and the reset would destroy
-// the output the kernel still holds for the client. Otherwise, and on
-// TLS (its close_notify goes first), it closes at once.
+// the output the kernel still holds for the client. Otherwise it closes
+// at once.
 func (c *conn) closeWhenWritten() {
 	c.accountOutput()
 	c.updateReadPause() // what it reads is dropped: never paused
 	if c.closing || c.t.OutboundBuffered() > 0 {
 		return
 	}
-	if c.tls != nil || !c.mayStillSend() {
+	if c.tls != nil && !c.tlsBye {
+		c.tlsBye = true
+		c.tls.closeTLS()
+		if c.t.OutboundBuffered() > 0 {
+			c.accountOutput() // onDrained comes back here
+			return
+		}
+	}
+	if !c.mayStillSend() {
 		c.closeNow() // a corked tail leaves with the FIN
 		return
 	}
@@ -264,6 +274,15 @@ func (c *conn) closeNow() {
 // handler.OnTraffic.
 func (c *conn) onTraffic() gnet.Action {
 	c.lastActive = c.srv().now()
+	if c.tlsBye {
+		// The TLS side is closed (closeWhenWritten): what the client
+		// still sends is dropped as it comes, undecrypted.
+		if n := c.tls.Conn.InboundBuffered(); n > 0 {
+			_, _ = c.tls.Conn.Discard(n)
+			c.droppedIn = true
+		}
+		return gnet.None
+	}
 	if c.tls != nil && !c.tlsTraffic() {
 		return gnet.None
 	}
