@@ -334,6 +334,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"log-format":               set(&o.LogFormat, oneOf("text", "json")),
 		"log-level":                set(&o.LogLevel, oneOf("debug", "info", "warn", "error")),
 		"stall-timeout":            set(&o.StallTimeout, parseDuration),
+		"lingering-timeout":        set(&o.LingeringTimeout, parseDuration),
+		"lingering-time":           set(&o.LingeringTime, parseDuration),
 		"send-timeout":             set(&o.SendTimeout, parseDuration),
 		"zmq-hwm":                  set(&o.ZMQHWM, parseInt),
 		"zmq-rcv-hwm":              set(&o.ZMQRcvHWM, parseInt),

@@ -250,6 +250,14 @@ type Options struct {
 	// StallTimeout is how long a client may read none of the output held
 	// for it before it is closed (stall-timeout, default 60s).
 	StallTimeout time.Duration
+	// LingeringTimeout and LingeringTime bound a lingering close, as
+	// nginx's directives of the same names do: after a connection's last
+	// output, what its client still sends is read and dropped until it
+	// closes, or until it sends nothing for LingeringTimeout while the
+	// kernel holds no output for it (lingering-timeout, default 2s), and
+	// for LingeringTime at most (lingering-time, default 30s).
+	LingeringTimeout time.Duration
+	LingeringTime    time.Duration
 	// EmperorHeartbeat is how often a heartbeat is sent to the uWSGI
 	// Emperor when running as its vassal (emperor-heartbeat, default 0:
 	// none; else at least 10ms).
@@ -294,6 +302,8 @@ func Defaults() Options {
 		LogFormat:             "text",
 		LogLevel:              "info",
 		StallTimeout:          60 * time.Second,
+		LingeringTimeout:      2 * time.Second,
+		LingeringTime:         30 * time.Second,
 		SendTimeout:           5 * time.Second,
 		ZMQHWM:                256,
 		ZMQRcvHWM:             128,

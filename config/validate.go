@@ -91,6 +91,8 @@ func (p *parser) validate() {
 		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
 		{"workers", o.Workers >= 0, "must not be negative"},
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},
+		{"lingering-timeout", o.LingeringTimeout > 0, "must be greater than 0"},
+		{"lingering-time", o.LingeringTime >= o.LingeringTimeout, "must be at least lingering-timeout"},
 		{"send-timeout", o.SendTimeout > 0, "must be greater than 0"},
 		{"zmq-hwm", o.ZMQHWM > 0, "must be greater than 0"},
 		{"zmq-rcv-hwm", o.ZMQRcvHWM > 0, "must be greater than 0"},

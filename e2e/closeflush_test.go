@@ -64,15 +64,15 @@ func cfNode(t *testing.T, endpoint, identity string) {
 	})
 }
 
-// cfReadPaced reads want bytes of the body, the first paced of them
-// slowly (64 KiB every 2 ms), so that the proxy has the node's last byte
-// long before the client does, and the rest at once; it checks every
-// byte.
-func cfReadPaced(t *testing.T, r io.Reader, want, paced int) {
+// cfReadPaced reads want bytes of the body in pieces of chunk bytes,
+// 2 ms apart until pace has passed, then at once, and checks every byte:
+// paced, the proxy has the node's last byte long before the client does.
+func cfReadPaced(t *testing.T, r io.Reader, want, chunk int, pace time.Duration) {
 	t.Helper()
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, chunk)
 	piece := []byte("0123456789abcdef")
 	got := 0
+	start := time.Now()
 	for got < want {
 		n, err := io.ReadFull(r, buf[:min(len(buf), want-got)])
 		for i := 0; i < n; i++ {
@@ -84,7 +84,7 @@ func cfReadPaced(t *testing.T, r io.Reader, want, paced int) {
 		if err != nil {
 			t.Fatalf("the body ended at %d of %d bytes: %v", got, want, err)
 		}
-		if got < paced {
+		if time.Since(start) < pace {
 			time.Sleep(2 * time.Millisecond) // pacing, not synchronisation
 		}
 	}
@@ -101,7 +101,7 @@ func cfReadToClose(t *testing.T, br *bufio.Reader, size int) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	cfReadPaced(t, br, size, size)
+	cfReadPaced(t, br, size, 64<<10, time.Hour)
 	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
 		t.Fatalf("after the body: %d more bytes, %v (want EOF)", len(rest), err)
 	}
@@ -173,7 +173,7 @@ func TestCloseWhileClientSends(t *testing.T) {
 				t.Fatal(err)
 			}
 			done := make(chan struct{})
-			wrote := make(chan int)
+			wrote := make(chan int, 1)
 			go func() {
 				n := 0
 				defer func() { wrote <- n }()
@@ -217,6 +217,46 @@ func TestCloseWhileClientUploads(t *testing.T) {
 	cfReadToClose(t, r.br, cfEarlySize)
 }
 
+// TestLingerAfterEarlyError: a request the proxy refuses while its body
+// is still coming (413, Content-Length over max-body) ends the connection
+// with a lingering close: the client, still sending, is not reset (its
+// writes would fail, and on a real network a reset can overtake the
+// answer and destroy it), and gets EOF after the answer.
+func TestLingerAfterEarlyError(t *testing.T) {
+	p := startProxy(t, "", "[blastbeat:*]\nnode = cf\nmax-body = 1M\n")
+	cfNode(t, p.ZMQ, "cf")
+	waitRoutable(t, p, "", "/ready")
+	r := hDial(t, p.Addr, 30*time.Second)
+	r.write("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n")
+	resp, err := http.ReadResponse(r.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 413 {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+	// Go on sending for a while, as a client that has not looked at the
+	// answer yet does: the proxy reads and drops it.
+	chunk := make([]byte, 64<<10)
+	sent := 0
+	for i := 0; i < 60; i++ {
+		time.Sleep(5 * time.Millisecond) // pacing, not synchronisation
+		n, err := r.c.Write(chunk)
+		sent += n
+		if err != nil {
+			t.Fatalf("writing the body after the 413, at %d bytes: %v (the proxy reset the connection)", sent, err)
+		}
+	}
+	if rest, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("the 413's body: %q, %v", rest, err)
+	}
+	_ = r.c.(*net.TCPConn).CloseWrite() // done sending: the linger ends
+	if rest, err := io.ReadAll(r.br); err != nil || len(rest) > 0 {
+		t.Fatalf("after the answer: %d more bytes, %v (want EOF)", len(rest), err)
+	}
+	t.Logf("sent %d body bytes after the 413", sent)
+}
+
 // zeros reads as an endless run of zero bytes.
 type zeros struct{}
 
@@ -239,11 +279,11 @@ func TestIdleTimeoutSparesHeldOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	// Paced for well over idle-timeout (at least 256 reads 2 ms apart),
-	// then at once: idle-timeout counts from the socket's last take,
-	// after which the client reads what the kernel holds for it (a few
-	// MiB on loopback) well within it.
-	cfReadPaced(t, resp.Body, cfBodySize, 16<<20)
+	// Paced for twice idle-timeout (16 KiB every 2 ms or slower: under
+	// 10 MiB of the 24), then at once: idle-timeout counts from the
+	// socket's last take, after which the client reads what the kernel
+	// holds for it (a few MiB on loopback) well within it.
+	cfReadPaced(t, resp.Body, cfBodySize, 16<<10, 1200*time.Millisecond)
 	t.Logf("read %d bytes in %v (idle-timeout 600ms)", cfBodySize, time.Since(start).Round(time.Millisecond))
 	// Still open, and idle from here on: it closes at idle-timeout.
 	r.write("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")

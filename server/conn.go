@@ -131,10 +131,10 @@ func (c *conn) closingOut() bool { return c.closeAfter && c.phase == phIdle }
 // like it. A connection whose client may still be sending then closes as
 // nginx's lingering_close does: its write side is shut down, the FIN
 // following the last byte, and what the client still sends is read and
-// dropped until it closes too, or for lingerTime. Closing at once with
-// input unread would reset the connection, and the reset would destroy
-// the output the kernel still holds for the client. Otherwise it closes
-// at once.
+// dropped until it closes too (lingering.timeouts bounds it). Closing at
+// once with input unread would reset the connection, and the reset would
+// destroy the output the kernel still holds for the client. Otherwise it
+// closes at once.
 func (c *conn) closeWhenWritten() {
 	c.accountOutput()
 	c.updateReadPause() // what it reads is dropped: never paused
@@ -144,6 +144,9 @@ func (c *conn) closeWhenWritten() {
 	if c.tls != nil && !c.tlsBye {
 		c.tlsBye = true
 		c.tls.closeTLS()
+		if c.closed || c.closing {
+			return // the write failed, and gnet closed it
+		}
 		if c.t.OutboundBuffered() > 0 {
 			c.accountOutput() // onDrained comes back here
 			return
@@ -153,18 +156,19 @@ func (c *conn) closeWhenWritten() {
 		c.closeNow() // a corked tail leaves with the FIN
 		return
 	}
-	c.m = lingering{}
-	c.headBy = c.srv().now() + int64(lingerTime)
+	c.startLinger()
 	c.shutWrite() // or closes at once, when the socket cannot be shut
 }
 
 // mayStillSend reports whether the client of a closing connection may
 // be sending, nginx's test for a lingering close: it speaks a protocol
-// that sends without asking (WebSocket, HTTP/2), its request body is not
-// all read, it sent bytes since the connection began closing, or bytes
-// wait unread in the socket (SIOCINQ).
+// that sends without asking (WebSocket, HTTP/2), its request is not all
+// read (the proxy answered it early), it sent bytes since the connection
+// began closing, or bytes wait unread, in gnet or in the socket
+// (SIOCINQ).
 func (c *conn) mayStillSend() bool {
-	if c.m != (http1{}) || c.reading || c.droppedIn {
+	if c.m != (http1{}) || c.reading || c.parser != nil && !c.parser.Idle() || c.droppedIn ||
+		c.t.InboundBuffered() > 0 || c.tls != nil && c.tls.Conn.InboundBuffered() > 0 {
 		return true
 	}
 	fd, ok := c.sockFD()
@@ -274,6 +278,9 @@ func (c *conn) closeNow() {
 // handler.OnTraffic.
 func (c *conn) onTraffic() gnet.Action {
 	c.lastActive = c.srv().now()
+	if c.m == (lingering{}) {
+		c.headBy = c.lastActive + int64(c.srv().opts.LingeringTimeout)
+	}
 	if c.tlsBye {
 		// The TLS side is closed (closeWhenWritten): what the client
 		// still sends is dropped as it comes, undecrypted.

@@ -60,6 +60,7 @@ func (c *conn) httpTraffic() {
 			c.protocolError(err)
 			if len(buf) > 0 {
 				_, _ = c.t.Discard(len(buf))
+				c.droppedIn = true // the client was sending: linger at the close
 			}
 			break
 		}

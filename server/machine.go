@@ -1,8 +1,6 @@
 package server
 
 import (
-	"time"
-
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
@@ -63,15 +61,13 @@ func (wsMachine) timeouts(c *conn, now int64) {
 }
 
 // lingering is a connection closing after output that must reach the
-// client (an HTTP/2 GOAWAY after a fatal error, a plain connection's
-// last response: closeWhenWritten): its output is written, its write
-// side shut down, and what it still sends is read and dropped until it
-// closes or lingerTime passes; closing with unread input would reset the
-// connection and destroy that output (nginx's lingering_close).
+// client (an HTTP/2 GOAWAY after a fatal error, a last response whose
+// client may still be sending: closeWhenWritten): its output is written,
+// its write side shut down, and what the client still sends is read and
+// dropped until it closes (or timeouts ends it); closing with unread
+// input would reset the connection and destroy that output (nginx's
+// lingering_close).
 type lingering struct{}
-
-// lingerTime bounds a lingering close.
-const lingerTime = 2 * time.Second
 
 func (lingering) traffic(c *conn) {
 	if n := c.t.InboundBuffered(); n > 0 {
@@ -81,18 +77,46 @@ func (lingering) traffic(c *conn) {
 func (lingering) apply(*conn, *reply)         {}
 func (lingering) undeliverable(*conn, *reply) {}
 func (lingering) readAhead(*conn) bool        { return false }
-func (lingering) drainIdle(c *conn)           { c.closeNow() }
+func (lingering) drainIdle(*conn)             {} // bounded by lingering-time already
+
+// timeouts ends a linger once the client has sent nothing for
+// lingering-timeout while the kernel holds no output for it (closing
+// with output unsent could reset the connection and lose it), and at
+// lingering-time in any case.
 func (lingering) timeouts(c *conn, now int64) {
-	if now > c.headBy {
+	if now > c.answerBy || now > c.headBy && c.unsent() == 0 {
 		c.closeNow()
 	}
 }
 
 // lingerClose closes the connection gracefully after what is queued.
 func (c *conn) lingerClose() {
-	c.m = lingering{}
-	c.headBy = c.srv().now() + int64(lingerTime)
+	c.startLinger()
 	c.l.markDirty(c)
+}
+
+// startLinger makes c a lingering connection. It keeps its bounds in
+// headBy (lingering-timeout: pushed back by what the client sends) and
+// answerBy (lingering-time): a lingering connection has no request in
+// flight.
+func (c *conn) startLinger() {
+	s := c.srv()
+	now := s.now()
+	c.m = lingering{}
+	c.headBy = now + int64(s.opts.LingeringTimeout)
+	c.answerBy = now + int64(s.opts.LingeringTime)
+}
+
+// unsent is the output not yet acknowledged by the client: what gnet
+// holds, and what the kernel holds (SIOCOUTQ).
+func (c *conn) unsent() int {
+	n := c.t.OutboundBuffered()
+	if fd, ok := c.sockFD(); ok && fd >= 0 {
+		if q, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ); err == nil {
+			n += q
+		}
+	}
+	return n
 }
 
 // shutWrite ends the output of a lingering connection once it is all
