@@ -22,7 +22,7 @@ import (
 // cfBodySize is well over what the kernel's socket buffers take on
 // loopback (tcp_wmem's 4 MiB and the client's receive window), so most
 // of it waits in the proxy when the response ends.
-const cfBodySize = 24 << 20
+const cfBodySize = 16 << 20
 
 // cfEarlySize is over half of the default max-pending-output (4 MiB),
 // where reading a client that does not read its output pauses.
@@ -90,6 +90,36 @@ func cfReadPaced(t *testing.T, r io.Reader, want, chunk int, pace time.Duration)
 	}
 }
 
+// cfBoth is a proxy with cf nodes behind its plain listener and behind a
+// TLS listener for secure.test, and max-pending-output 64M.
+type cfBoth struct {
+	p       *proxy
+	pki     *tsPKI
+	tlsAddr string
+}
+
+func cfStartBoth(t *testing.T) *cfBoth {
+	t.Helper()
+	s := &cfBoth{pki: tsNewPKI(t, "")}
+	s.tlsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	cert, key := s.pki.issue(t, "secure", tsSecure)
+	s.p = startProxy(t, "max-pending-output = 64M\n",
+		"[blastbeat:*]\nnode = cf\n\n"+tsVHost(tsSecure, s.tlsAddr, cert, key, ""))
+	cfNode(t, s.p.ZMQ, "cf")
+	cfNode(t, s.p.ZMQ, tsNodeName)
+	waitRoutable(t, s.p, "", "/ready")
+	tsWaitRoutable(t, tsHTTPClient(t, s.pki.config(""), s.tlsAddr), "https://"+tsSecure+"/ready")
+	return s
+}
+
+// dial connects to the plain listener, or over TLS to secure.test.
+func (s *cfBoth) dial(t *testing.T, secure bool) net.Conn {
+	if secure {
+		return tsDial(t, s.tlsAddr, s.pki.config(tsSecure), 60*time.Second)
+	}
+	return hDial(t, s.p.Addr, 60*time.Second).c
+}
+
 // cfReadToClose reads a 200 response of size body bytes (paced), then
 // wants the connection's end: EOF and no byte more.
 func cfReadToClose(t *testing.T, br *bufio.Reader, size int) {
@@ -112,15 +142,7 @@ func cfReadToClose(t *testing.T, br *bufio.Reader, size int) {
 // written to the end before the close, however much of it the client
 // had not read when the node finished.
 func TestCloseFlushesHeldOutput(t *testing.T) {
-	pki := tsNewPKI(t, "")
-	tlsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	cert, key := pki.issue(t, "secure", tsSecure)
-	p := startProxy(t, "max-pending-output = 64M\n",
-		"[blastbeat:*]\nnode = cf\n\n"+tsVHost(tsSecure, tlsAddr, cert, key, ""))
-	cfNode(t, p.ZMQ, "cf")
-	cfNode(t, p.ZMQ, tsNodeName)
-	waitRoutable(t, p, "", "/ready")
-	tsWaitRoutable(t, tsHTTPClient(t, pki.config(""), tlsAddr), "https://"+tsSecure+"/ready")
+	s := cfStartBoth(t)
 	for _, tc := range []struct {
 		name, req string
 		tls       bool
@@ -131,12 +153,7 @@ func TestCloseFlushesHeldOutput(t *testing.T) {
 		{"tls-connection-close", "GET /big HTTP/1.1\r\nHost: " + tsSecure + "\r\nConnection: close\r\n\r\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var c net.Conn
-			if tc.tls {
-				c = tsDial(t, tlsAddr, pki.config(tsSecure), 60*time.Second)
-			} else {
-				c = hDial(t, p.Addr, 60*time.Second).c
-			}
+			c := s.dial(t, tc.tls)
 			if _, err := io.WriteString(c, tc.req); err != nil {
 				t.Fatal(err)
 			}
@@ -151,24 +168,11 @@ func TestCloseFlushesHeldOutput(t *testing.T) {
 // with its bytes unread would reset the connection and destroy what the
 // kernel still held for it.
 func TestCloseWhileClientSends(t *testing.T) {
-	pki := tsNewPKI(t, "")
-	tlsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	cert, key := pki.issue(t, "secure", tsSecure)
-	p := startProxy(t, "max-pending-output = 64M\n",
-		"[blastbeat:*]\nnode = cf\n\n"+tsVHost(tsSecure, tlsAddr, cert, key, ""))
-	cfNode(t, p.ZMQ, "cf")
-	cfNode(t, p.ZMQ, tsNodeName)
-	waitRoutable(t, p, "", "/ready")
-	tsWaitRoutable(t, tsHTTPClient(t, pki.config(""), tlsAddr), "https://"+tsSecure+"/ready")
+	s := cfStartBoth(t)
 	for _, secure := range []bool{false, true} {
 		name := map[bool]string{false: "plain", true: "tls"}[secure]
 		t.Run(name, func(t *testing.T) {
-			var c net.Conn
-			if secure {
-				c = tsDial(t, tlsAddr, pki.config(tsSecure), 60*time.Second)
-			} else {
-				c = hDial(t, p.Addr, 60*time.Second).c
-			}
+			c := s.dial(t, secure)
 			if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+map[bool]string{false: "x", true: tsSecure}[secure]+"\r\nConnection: close\r\n\r\n"); err != nil {
 				t.Fatal(err)
 			}
@@ -280,7 +284,7 @@ func TestIdleTimeoutSparesHeldOutput(t *testing.T) {
 	}
 	start := time.Now()
 	// Paced for twice idle-timeout (16 KiB every 2 ms or slower: under
-	// 10 MiB of the 24), then at once: idle-timeout counts from the
+	// 10 MiB of the 16), then at once: idle-timeout counts from the
 	// socket's last take, after which the client reads what the kernel
 	// holds for it (a few MiB on loopback) well within it.
 	cfReadPaced(t, resp.Body, cfBodySize, 16<<10, 1200*time.Millisecond)
