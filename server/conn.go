@@ -172,7 +172,7 @@ func (c *conn) mayStillSend() bool {
 		return true
 	}
 	fd, ok := c.sockFD()
-	if !ok || fd < 0 {
+	if !ok {
 		return false
 	}
 	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
@@ -189,21 +189,39 @@ func (c *conn) cork() {
 	if c.tls != nil || c.corked || !c.t.RemoteAddrPort().IsValid() {
 		return
 	}
-	if fd, ok := c.sockFD(); ok && fd >= 0 {
+	if fd, ok := c.sockFD(); ok {
 		c.corked = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_CORK, 1) == nil
 	}
 }
 
 // sockFD is the client socket's descriptor, when the transport has one.
 func (c *conn) sockFD() (int, bool) {
+	var fd int
 	if c.tls != nil {
-		return c.tls.Conn.Fd(), true
-	}
-	g, ok := c.t.(interface{ Fd() int })
-	if !ok {
+		fd = c.tls.Conn.Fd()
+	} else if g, ok := c.t.(interface{ Fd() int }); ok {
+		fd = g.Fd()
+	} else {
 		return 0, false
 	}
-	return g.Fd(), true
+	return fd, fd >= 0
+}
+
+// inbound is what holds the client's bytes not yet consumed: the
+// transport, or, for a TLS connection whose TLS side is closed, the
+// socket's raw buffer.
+type inbound interface {
+	InboundBuffered() int
+	Discard(n int) (int, error)
+}
+
+// dropIn drops what in holds of the client's input, noting that the
+// client was sending (a lingering close follows).
+func (c *conn) dropIn(in inbound) {
+	if n := in.InboundBuffered(); n > 0 {
+		_, _ = in.Discard(n) // never 0: gnet's Discard(0) drops everything
+		c.droppedIn = true
+	}
 }
 
 // accountOutput records what the client has not read yet and enforces
@@ -284,10 +302,7 @@ func (c *conn) onTraffic() gnet.Action {
 	if c.tlsBye {
 		// The TLS side is closed (closeWhenWritten): what the client
 		// still sends is dropped as it comes, undecrypted.
-		if n := c.tls.Conn.InboundBuffered(); n > 0 {
-			_, _ = c.tls.Conn.Discard(n)
-			c.droppedIn = true
-		}
+		c.dropIn(c.tls.Conn)
 		return gnet.None
 	}
 	if c.tls != nil && !c.tlsTraffic() {
@@ -298,10 +313,7 @@ func (c *conn) onTraffic() gnet.Action {
 		// the client still sends is read and dropped, as a lingering
 		// close does, so it neither piles up here nor resets the
 		// connection at the close.
-		if n := c.t.InboundBuffered(); n > 0 {
-			_, _ = c.t.Discard(n)
-			c.droppedIn = true
-		}
+		c.dropIn(c.t)
 	} else {
 		for m := c.m; ; m = c.m {
 			m.traffic(c)

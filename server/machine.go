@@ -69,11 +69,7 @@ func (wsMachine) timeouts(c *conn, now int64) {
 // lingering_close).
 type lingering struct{}
 
-func (lingering) traffic(c *conn) {
-	if n := c.t.InboundBuffered(); n > 0 {
-		_, _ = c.t.Discard(n)
-	}
-}
+func (lingering) traffic(c *conn)             { c.dropIn(c.t) }
 func (lingering) apply(*conn, *reply)         {}
 func (lingering) undeliverable(*conn, *reply) {}
 func (lingering) readAhead(*conn) bool        { return false }
@@ -111,7 +107,7 @@ func (c *conn) startLinger() {
 // holds, and what the kernel holds (SIOCOUTQ).
 func (c *conn) unsent() int {
 	n := c.t.OutboundBuffered()
-	if fd, ok := c.sockFD(); ok && fd >= 0 {
+	if fd, ok := c.sockFD(); ok {
 		if q, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ); err == nil {
 			n += q
 		}
