@@ -116,6 +116,9 @@ func (c *conn) flush() {
 		return
 	}
 	c.accountOutput()
+	if c.h2 != nil {
+		c.h2Flushed()
+	}
 }
 
 // closingOut reports whether the connection closes after the output it
@@ -280,6 +283,9 @@ func (c *conn) onDrained() {
 		c.closeWhenWritten()
 	} else {
 		c.accountOutput()
+		if c.h2 != nil {
+			c.h2FlushBlocked() // the room the client made
+		}
 	}
 	c.l.flush() // credit messages, or a close
 }

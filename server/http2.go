@@ -49,9 +49,11 @@ type h2Conn struct {
 	maxFrame uint32 // the client's SETTINGS_MAX_FRAME_SIZE
 	initWin  int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	sendWin  int64  // connection-level send window
-	resets   int    // RST_STREAMs from the client since the last sweep
+	resets   int    // RST_STREAMs from the client, and resets its errors caused, since the last sweep
 	control  int    // control frames since the last sweep (floods)
 	unacked  int64  // request DATA bytes not yet given back (WINDOW_UPDATE)
+	held     int64  // response bytes the streams hold (pending), in pendingTotal
+	turnOut  int64  // DATA bytes queued since the last flush
 
 	hdrID   uint32 // stream of the field block being read; 0: none
 	hdrEnd  bool   // its HEADERS carried END_STREAM
@@ -68,8 +70,9 @@ type h2Stream struct {
 	stream
 
 	sendWin    int64
-	pending    []byte // response DATA waiting for flow-control window
+	pending    []byte // response DATA waiting for window, or for the client to read (h2Room); nil when none
 	endPending bool   // END_STREAM follows pending
+	blockedAt  int64  // when pending last moved (stall-timeout)
 	endRecv    bool   // the client's half is closed
 	endSent    bool   // ours is
 	reqCL      int64  // the request's content-length; -1: none
@@ -149,7 +152,7 @@ func (c *conn) h2Traffic() {
 		if err != nil {
 			var se *protocol.H2StreamError
 			if errors.As(err, &se) {
-				c.h2Reset(se.StreamID, se.Code)
+				c.h2ResetBad(se.StreamID, se.Code)
 				if n > 0 {
 					_, _ = c.t.Discard(n)
 				}
@@ -196,23 +199,27 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 		if f.Ack() {
 			return
 		}
+		initWin := h.initWin
 		for i := 0; i < f.NumSettings(); i++ {
 			st := f.Setting(i)
 			switch st.ID {
 			case protocol.H2SettingMaxFrameSize:
 				h.maxFrame = st.Val
 			case protocol.H2SettingInitialWindowSize:
-				// §6.9.2: the change applies to every open stream.
-				delta := int64(st.Val) - h.initWin
-				h.initWin = int64(st.Val)
-				for _, s := range h.streams {
-					if s.sendWin += delta; s.sendWin > h2MaxWindow {
-						c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2FlowControlError, Reason: "window overflow"})
-						return
-					}
-				}
+				initWin = int64(st.Val)
 			case protocol.H2SettingHeaderTableSize:
 				h.enc.SetMaxDynamicTableSizeLimit(st.Val)
+			}
+		}
+		if delta := initWin - h.initWin; delta != 0 {
+			// §6.9.2: the change applies to every open stream; once per
+			// frame, whatever number of entries set it.
+			h.initWin = initWin
+			for _, s := range h.streams {
+				if s.sendWin += delta; s.sendWin > h2MaxWindow {
+					c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2FlowControlError, Reason: "window overflow"})
+					return
+				}
 			}
 		}
 		c.queue(protocol.AppendH2SettingsAck(nil))
@@ -236,7 +243,7 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			return
 		} else if st := h.streams[f.StreamID]; st != nil {
 			if st.sendWin += int64(f.Increment); st.sendWin > h2MaxWindow {
-				c.h2Reset(st.id, protocol.H2FlowControlError)
+				c.h2ResetBad(st.id, protocol.H2FlowControlError)
 				return
 			}
 		}
@@ -256,16 +263,9 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 	case protocol.H2FramePriority:
 		if f.Priority.StreamDep == f.StreamID {
 			// §5.3.1 (RFC 7540): a stream cannot depend on itself.
-			c.h2Reset(f.StreamID, protocol.H2ProtocolError)
+			c.h2ResetBad(f.StreamID, protocol.H2ProtocolError)
 		}
 	case protocol.H2FrameHeaders:
-		if f.HasPriority() && f.Priority.StreamDep == f.StreamID {
-			c.h2Reset(f.StreamID, protocol.H2ProtocolError)
-			if f.StreamID > h.lastID {
-				h.lastID = f.StreamID
-			}
-			return
-		}
 		c.h2Headers(f)
 	case protocol.H2FrameContinuation:
 		c.h2Block(f.Data, f.EndHeaders())
@@ -283,7 +283,17 @@ func (c *conn) h2Headers(f *protocol.H2Frame) {
 		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "even stream id from a client"})
 		return
 	}
-	if id <= h.lastID {
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		// §5.3.1 (RFC 7540): a stream cannot depend on itself. Its
+		// field block is still decoded (and dropped): HPACK's table
+		// must stay in step with the client's.
+		h.hdrDrop = true
+		h.lastID = max(h.lastID, id)
+		c.h2ResetBad(id, protocol.H2ProtocolError)
+		if c.m != (h2{}) {
+			return // that reset was one too many
+		}
+	} else if id <= h.lastID {
 		st := h.streams[id]
 		if st == nil || st.endRecv || !f.EndStream() {
 			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2StreamClosed, Reason: "HEADERS on a closed stream"})
@@ -464,9 +474,11 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 			return
 		}
 		if st != nil {
-			c.h2Reset(st.id, protocol.H2StreamClosed) // §5.1: half-closed (remote)
+			c.h2ResetBad(st.id, protocol.H2StreamClosed) // §5.1: half-closed (remote)
 			return
 		}
+		// Closed: no node works for it, and no reset counts (DATA the
+		// client sent before it saw ours may follow any reset).
 		c.queue(protocol.AppendH2RSTStream(nil, f.StreamID, protocol.H2StreamClosed))
 		return
 	}
@@ -482,7 +494,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 	}
 	st.recvd += int64(len(f.Data))
 	if st.reqCL >= 0 && st.recvd > st.reqCL || st.vhost != nil && st.vhost.MaxBody > 0 && st.recvd > st.vhost.MaxBody {
-		c.h2Reset(st.id, protocol.H2ProtocolError)
+		c.h2ResetBad(st.id, protocol.H2ProtocolError)
 		return
 	}
 	if st.node != nil && len(f.Data) > 0 {
@@ -493,7 +505,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 	}
 	if f.EndStream() {
 		if st.reqCL >= 0 && st.recvd != st.reqCL {
-			c.h2Reset(st.id, protocol.H2ProtocolError)
+			c.h2ResetBad(st.id, protocol.H2ProtocolError)
 			return
 		}
 		if st.node != nil && st.reqCL < 0 {
@@ -666,28 +678,40 @@ func (c *conn) h2Body(st *h2Stream, b []byte, end bool) {
 	}
 }
 
-// h2Write writes DATA within the flow-control windows; the rest waits.
+// h2Write writes DATA within the flow-control windows and h2Room; the
+// rest waits in the stream's pending bytes (bounded by h2CheckPending,
+// timed by stall-timeout), sent as window and room come back.
 func (c *conn) h2Write(st *h2Stream, b []byte, end bool) {
-	h := c.h2
-	if len(st.pending) > 0 {
-		st.pending = append(st.pending, b...)
+	if st.pending != nil {
+		c.h2SetPending(st, append(st.pending, b...))
 		st.endPending = st.endPending || end
 		c.h2CheckPending(st)
 		return
 	}
+	if rest := c.h2Out(st, b, end); len(rest) > 0 {
+		c.h2SetPending(st, append([]byte(nil), rest...)) // b lies in a reply's buffer
+		st.endPending = end
+		st.blockedAt = c.srv().now()
+		c.h2CheckPending(st)
+	}
+}
+
+// h2Out queues as much of b as DATA as the windows and h2Room allow, and
+// the END_STREAM when end and all of it went; it returns what did not.
+// Queued bytes are referenced, not copied (h2QueueData).
+func (c *conn) h2Out(st *h2Stream, b []byte, end bool) (rest []byte) {
+	h := c.h2
 	for len(b) > 0 {
-		n := min(int64(len(b)), st.sendWin, h.sendWin, int64(h.maxFrame))
+		n := min(int64(len(b)), st.sendWin, h.sendWin, int64(h.maxFrame), c.h2Room())
 		if n <= 0 {
-			st.pending = append([]byte(nil), b...)
-			st.endPending = end
-			c.h2CheckPending(st)
-			return
+			return b
 		}
 		last := end && n == int64(len(b))
 		c.h2QueueData(st.id, last, b[:n])
 		st.ex.bytes += n
 		st.sendWin -= n
 		h.sendWin -= n
+		h.turnOut += n
 		b = b[n:]
 		if last {
 			st.endSent = true
@@ -700,28 +724,83 @@ func (c *conn) h2Write(st *h2Stream, b []byte, end bool) {
 	if st.endSent {
 		c.h2StreamDone(st)
 	}
+	return nil
 }
 
-// h2CheckPending resets a stream whose client does not open its window
-// while its node keeps sending (max-pending-output, as for HTTP/1).
+// h2Room is how many more DATA bytes the connection may frame now: half
+// of max-pending-output, less what the client has not read yet (gnet's
+// buffer) and what this turn queued. Past it a stream's output waits
+// with its node (credits) or in its pending bytes, as when its window is
+// closed, instead of piling up in the transport until the connection
+// is closed as a slow reader (every stream with it).
+func (c *conn) h2Room() int64 {
+	return int64(c.srv().opts.MaxPendingOutput/2-c.t.OutboundBuffered()) - c.h2.turnOut
+}
+
+// h2SetPending makes p the stream's pending bytes (nil: none), counted
+// in the connection's held bytes and in max-pending-output-total.
+func (c *conn) h2SetPending(st *h2Stream, p []byte) {
+	if len(p) == 0 {
+		p = nil
+	}
+	if d := int64(len(p) - len(st.pending)); d != 0 {
+		c.h2.held += d
+		c.srv().pendingTotal.Add(d)
+	}
+	st.pending = p
+}
+
+// h2CheckPending resets a stream whose output cannot go while its node
+// keeps sending (a node that speaks no credits): past max-pending-output
+// for the stream, or for the connection's streams together with what
+// the transport holds. The stream that grew is reset, not the others.
 func (c *conn) h2CheckPending(st *h2Stream) {
-	if len(st.pending) > c.srv().opts.MaxPendingOutput {
+	limit := c.srv().opts.MaxPendingOutput
+	if len(st.pending) > limit || c.h2.held+int64(c.t.OutboundBuffered()) > int64(limit) {
 		c.srv().stats.SlowClients.Add(1)
 		c.srv().reject("slow_reader")
 		c.h2Reset(st.id, protocol.H2FlowControlError)
 	}
 }
 
-// h2FlushBlocked sends what waits for window, stream by stream.
+// h2Flushed follows a flush of the connection's output: the room this
+// turn took is the transport's now (h2Room counts it there), and what
+// waited for room, not for window, goes; the loop's flush writes it in
+// turn, until the room or what waits runs out (else onDrained sends it).
+func (c *conn) h2Flushed() {
+	h := c.h2
+	h.turnOut = 0
+	if h.held > 0 && !c.closing && !c.closed && c.m == (h2{}) && c.h2Room() > 0 {
+		c.h2FlushBlocked()
+	}
+}
+
+// h2FlushBlocked sends what waits for window and room, stream by stream,
+// from where it lies (what a stream still cannot send stays, uncopied).
 func (c *conn) h2FlushBlocked() {
-	for _, st := range c.h2.streams {
-		if len(st.pending) == 0 || c.h2.sendWin <= 0 {
+	h := c.h2
+	if h.held == 0 {
+		return
+	}
+	now := c.srv().now()
+	for _, st := range h.streams {
+		if st.pending == nil || st.sendWin <= 0 {
 			continue
 		}
-		b, end := st.pending, st.endPending
-		st.pending, st.endPending = nil, false
-		c.h2Write(st, b, end)
+		if h.sendWin <= 0 || c.h2Room() <= 0 {
+			return
+		}
+		was := len(st.pending)
+		rest := c.h2Out(st, st.pending, st.endPending)
+		if h.streams[st.id] != st {
+			continue // done: closed with the client's half
+		}
+		if len(rest) < was {
+			st.blockedAt = now
+		}
+		c.h2SetPending(st, rest)
 		if st.pending == nil {
+			st.endPending = false
 			c.h2MaybeGrant(st)
 		}
 	}
@@ -807,6 +886,18 @@ func (c *conn) h2Reset(id uint32, code protocol.H2ErrCode) {
 	}
 }
 
+// h2ResetBad resets a stream for the client's error. Such resets count
+// with the client's own RST_STREAMs against http2-max-resets: a client
+// that makes the proxy reset its streams (CVE-2025-8671, "MadeYouReset"),
+// each after its request went to a node, gets ENHANCE_YOUR_CALM as one
+// that resets them itself.
+func (c *conn) h2ResetBad(id uint32, code protocol.H2ErrCode) {
+	c.h2Reset(id, code)
+	if c.h2.resets++; c.h2.resets > c.srv().opts.HTTP2MaxResets {
+		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2EnhanceYourCalm, Reason: "too many stream errors"})
+	}
+}
+
 // h2CloseStream forgets a stream; its node gets `end` (always: the sid is
 // never used again).
 func (c *conn) h2CloseStream(st *h2Stream) {
@@ -825,7 +916,8 @@ func (c *conn) h2CloseStream(st *h2Stream) {
 		st.node.Unbind()
 		st.node = nil
 	}
-	st.pending = nil
+	c.h2SetPending(st, nil)
+	st.endPending = false
 	st.dropRetry(false) // gives its pooled buffers back
 	c.l.h2StreamClosed(st)
 	c.h2CloseIfDone()
@@ -921,6 +1013,14 @@ func (c *conn) h2Timeouts(now int64) {
 	h.resets, h.control = 0, 0
 	for _, st := range h.streams {
 		switch {
+		case st.pending != nil && s.opts.StallTimeout > 0 && now-st.blockedAt > int64(s.opts.StallTimeout):
+			// Its output has not moved for stall-timeout: the client
+			// keeps its window closed, or reads nothing at all.
+			s.stats.SlowClients.Add(1)
+			s.reject("slow_reader")
+			s.opts.Logger.Info("resetting a stalled HTTP/2 stream", "limit", "stall-timeout", "held", len(st.pending),
+				"remote", c.t.RemoteAddr().String(), "sid", st.sid.String())
+			c.h2Reset(st.id, protocol.H2Cancel)
 		case st.phase == phAwaitHead && now > st.answerBy:
 			s.stats.Timeouts.Add(1)
 			c.h2Respond(st, 504, "backend did not answer in time")

@@ -83,6 +83,17 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 		return
 	}
 	opts := &c.srv().opts
+	if st.endSent || st.endPending {
+		// Our close frame is sent, or waits for window: the client's
+		// frames can no longer be answered, and are dropped as they
+		// come (held, they would grow without bound while the client's
+		// window stays closed).
+		st.wsIn = nil
+		if end {
+			c.h2EndRecv(st)
+		}
+		return
+	}
 	buf := data
 	if len(st.wsIn) > 0 {
 		st.wsIn = append(st.wsIn, data...)
