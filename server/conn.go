@@ -243,6 +243,9 @@ func (c *conn) accountOutput() {
 	}
 	if c.pendingOut == 0 {
 		c.progressAt = s.now() // stall-timeout counts from the first byte held
+		s.holders.Add(1)
+	} else if ob == 0 {
+		s.holders.Add(-1)
 	}
 	total := s.pendingTotal.Add(int64(ob - c.pendingOut))
 	before := c.pendingOut
@@ -250,14 +253,23 @@ func (c *conn) accountOutput() {
 	switch {
 	case ob > s.opts.MaxPendingOutput:
 		c.slowReader("max-pending-output", ob)
-	case total > s.opts.MaxPendingOutputTotal && ob > before && ob > s.opts.MaxPendingOutput/2:
-		// Over the total: the one that just grew past half its own cap
-		// goes, not whichever client happens to account next.
+	case total > s.opts.MaxPendingOutputTotal && ob > before && int64(ob) > s.fairShare():
+		// Over the total: the one that just grew past its share goes,
+		// not whichever client happens to account next.
 		c.slowReader("max-pending-output-total", ob)
 	default:
 		c.maybeGrant()
 		c.updateReadPause()
 	}
+}
+
+// fairShare is what one client may hold while all of them together hold
+// more than max-pending-output-total: the total split between those that
+// hold any, and never more than half of max-pending-output. Many clients
+// that each stay under their own cap (reading a byte now and then, so
+// that stall-timeout never ends them) are then closed as they grow.
+func (s *Server) fairShare() int64 {
+	return min(int64(s.opts.MaxPendingOutput/2), s.opts.MaxPendingOutputTotal/max(1, s.holders.Load()))
 }
 
 // slowReader closes a client that does not read its output.
@@ -428,6 +440,8 @@ func (c *conn) leaveSession(n *session.Node, sid session.SID) {
 	for _, m := range c.outq {
 		if m.Node != n.Index || m.SID != [16]byte(sid) {
 			keep = append(keep, m)
+		} else {
+			m.Buf.Release() // dropped: its pooled buffer goes back (nil-safe)
 		}
 	}
 	clear(c.outq[len(keep):])

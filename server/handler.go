@@ -76,8 +76,11 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	if c.h2 != nil {
 		c.h2Gone() // every stream's node gets end
 	}
-	s.pendingTotal.Add(-int64(c.pendingOut))
-	c.pendingOut = 0
+	if c.pendingOut > 0 {
+		s.pendingTotal.Add(-int64(c.pendingOut))
+		s.holders.Add(-1)
+		c.pendingOut = 0
+	}
 	if c.node != nil {
 		// What the ring refused is dropped; the node still gets `end`,
 		// after everything it was sent (loop.orphans keep the order).
@@ -100,7 +103,9 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		// connection, but every stream's node still gets its `end`.
 		if m.Type == "end" && m.SID != [16]byte(c.sid) {
 			c.l.orphan(m)
+			continue
 		}
+		m.Buf.Release() // dropped: its pooled buffer goes back (nil-safe)
 	}
 	c.outq = nil
 	if c.parser != nil {

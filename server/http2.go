@@ -755,8 +755,10 @@ func (c *conn) h2SetPending(st *h2Stream, p []byte) {
 // for the stream, or for the connection's streams together with what
 // the transport holds. The stream that grew is reset, not the others.
 func (c *conn) h2CheckPending(st *h2Stream) {
-	limit := c.srv().opts.MaxPendingOutput
-	if len(st.pending) > limit || c.h2.held+int64(c.t.OutboundBuffered()) > int64(limit) {
+	s := c.srv()
+	limit := s.opts.MaxPendingOutput
+	if len(st.pending) > limit || c.h2.held+int64(c.t.OutboundBuffered()) > int64(limit) ||
+		s.pendingTotal.Load() > s.opts.MaxPendingOutputTotal && int64(len(st.pending)) > s.fairShare() {
 		c.srv().stats.SlowClients.Add(1)
 		c.srv().reject("slow_reader")
 		c.h2Reset(st.id, protocol.H2FlowControlError)

@@ -84,8 +84,8 @@ func (c *conn) maybeGrant() {
 	// Not closeAfter: a response that closes the connection after it
 	// (Connection: close, HTTP/1.0, close-delimited) still needs credit;
 	// accountOutput stops once the connection is closing.
-	if !c.creditOn || c.node == nil {
-		return
+	if !c.creditOn || c.node == nil || c.endSent {
+		return // (after its `end`, a credit would reopen the session for the node)
 	}
 	w := int64(c.srv().opts.CreditWindow)
 	outstanding := max(c.credit, 0) + int64(c.pendingOut)
