@@ -459,3 +459,41 @@ func TestHTTP2SelfDependentHeaders(t *testing.T) {
 		t.Errorf("the next request's body: %d bytes, want 5 (the :path the table held)", n)
 	}
 }
+
+// TestHTTP2CreditStreamsWindowClosed: twenty downloads from a node that
+// speaks credits, on one connection whose client keeps every stream's
+// window closed for a while, with max-pending-output 1m: each stream
+// holds its credit window (256 KiB), 5 MiB together, and none is reset
+// for the others' (a credit stream's output is bounded by its window);
+// once the client opens the windows, every byte arrives. (At 73ac6e6 the
+// stream that pushed the connection past max-pending-output was reset,
+// and the credit grant that followed its reset dereferenced its node,
+// gone with it: the proxy crashed.)
+func TestHTTP2CreditStreamsWindowClosed(t *testing.T) {
+	t.Parallel()
+	p, _ := crSetup(t)
+	h := h2fDial(t, p.Addr, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	if err := h.fr.WriteWindowUpdate(0, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	const streams, size = 20, 1 << 20
+	for i := range streams {
+		h.request(uint32(2*i+1), fmt.Sprintf("/big?size=%d&seed=3", size))
+	}
+	for i := range streams {
+		if status := h.waitHeaders(uint32(2*i + 1)); status != "200" {
+			t.Fatalf("stream %d: %s", 2*i+1, status)
+		}
+	}
+	h.pingAck() // the proxy holds every stream's window of output, alive
+	for i := range streams {
+		if err := h.fr.WriteWindowUpdate(uint32(2*i+1), size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range streams {
+		if n := h.waitBody(uint32(2*i + 1)); n != size {
+			t.Fatalf("stream %d: %d of %d bytes", 2*i+1, n, size)
+		}
+	}
+}

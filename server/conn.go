@@ -343,7 +343,12 @@ func (c *conn) onTraffic() gnet.Action {
 	}
 	if c.tls != nil {
 		c.tls.settle()
-		if c.tlsEOF {
+		switch {
+		case c.tlsEOF && c.m == (h2{}):
+			// The client sends nothing more: its open streams finish,
+			// then the connection closes (h2ClientDone).
+			c.h2ClientDone()
+		case c.tlsEOF:
 			c.closeAfter = true
 			c.l.markDirty(c) // the flush closes it when no response is due
 		}

@@ -682,6 +682,9 @@ func (c *conn) h2Body(st *h2Stream, b []byte, end bool) {
 // rest waits in the stream's pending bytes (bounded by h2CheckPending,
 // timed by stall-timeout), sent as window and room come back.
 func (c *conn) h2Write(st *h2Stream, b []byte, end bool) {
+	if c.h2.streams[st.id] != st {
+		return // reset meanwhile (h2CheckPending): nothing more goes
+	}
 	if st.pending != nil {
 		c.h2SetPending(st, append(st.pending, b...))
 		st.endPending = st.endPending || end
@@ -727,14 +730,22 @@ func (c *conn) h2Out(st *h2Stream, b []byte, end bool) (rest []byte) {
 	return nil
 }
 
-// h2Room is how many more DATA bytes the connection may frame now: half
+// h2Room is how many more DATA bytes the connection may frame now: 3/8
 // of max-pending-output, less what the client has not read yet (gnet's
 // buffer) and what this turn queued. Past it a stream's output waits
 // with its node (credits) or in its pending bytes, as when its window is
 // closed, instead of piling up in the transport until the connection
-// is closed as a slow reader (every stream with it).
+// is closed as a slow reader (every stream with it). The 1/8 left below
+// half of max-pending-output, where reading pauses (updateReadPause),
+// is for frame headers and TLS records; and a frame may always go when
+// the transport holds nothing, however small the cap.
 func (c *conn) h2Room() int64 {
-	return int64(c.srv().opts.MaxPendingOutput/2-c.t.OutboundBuffered()) - c.h2.turnOut
+	ob := int64(c.t.OutboundBuffered()) + c.h2.turnOut
+	room := int64(c.srv().opts.MaxPendingOutput)*3/8 - ob
+	if ob == 0 {
+		room = max(room, int64(c.h2.maxFrame))
+	}
+	return room
 }
 
 // h2SetPending makes p the stream's pending bytes (nil: none), counted
@@ -753,12 +764,16 @@ func (c *conn) h2SetPending(st *h2Stream, p []byte) {
 // h2CheckPending resets a stream whose output cannot go while its node
 // keeps sending (a node that speaks no credits): past max-pending-output
 // for the stream, or for the connection's streams together with what
-// the transport holds. The stream that grew is reset, not the others.
+// the transport holds, or past its share of max-pending-output-total
+// while that is exceeded. The stream that grew is reset, not the others.
+// A credit-speaking node's stream holds at most its credit window, and
+// is never reset for the others'.
 func (c *conn) h2CheckPending(st *h2Stream) {
 	s := c.srv()
-	limit := s.opts.MaxPendingOutput
-	if len(st.pending) > limit || c.h2.held+int64(c.t.OutboundBuffered()) > int64(limit) ||
-		s.pendingTotal.Load() > s.opts.MaxPendingOutputTotal && int64(len(st.pending)) > s.fairShare() {
+	limit := int64(s.opts.MaxPendingOutput)
+	held := c.h2.held + int64(c.t.OutboundBuffered())
+	if int64(len(st.pending)) > limit || !st.creditOn && (held > limit ||
+		s.pendingTotal.Load() > s.opts.MaxPendingOutputTotal && held > s.fairShare()) {
 		c.srv().stats.SlowClients.Add(1)
 		c.srv().reject("slow_reader")
 		c.h2Reset(st.id, protocol.H2FlowControlError)
@@ -799,6 +814,11 @@ func (c *conn) h2FlushBlocked() {
 		}
 		if len(rest) < was {
 			st.blockedAt = now
+			if len(rest) > 0 && cap(rest) > 2*len(rest) && cap(rest) > 64<<10 {
+				// What is left would pin the whole array, uncounted:
+				// copied (c.out keeps the old one until the flush).
+				rest = append([]byte(nil), rest...)
+			}
 		}
 		c.h2SetPending(st, rest)
 		if st.pending == nil {
@@ -811,8 +831,8 @@ func (c *conn) h2FlushBlocked() {
 // h2MaybeGrant grants a credit-speaking node more once its stream drained
 // half the window into the client's.
 func (c *conn) h2MaybeGrant(st *h2Stream) {
-	if !st.creditOn || st.endSent {
-		return
+	if !st.creditOn || st.endSent || st.node == nil || c.h2.streams[st.id] != st {
+		return // (a stream reset meanwhile, h2CheckPending: no node, no credit)
 	}
 	w := int64(c.srv().opts.CreditWindow)
 	outstanding := max(st.credit, 0) + int64(len(st.pending))
@@ -922,6 +942,21 @@ func (c *conn) h2CloseStream(st *h2Stream) {
 	st.endPending = false
 	st.dropRetry(false) // gives its pooled buffers back
 	c.l.h2StreamClosed(st)
+	c.h2CloseIfDone()
+}
+
+// h2ClientDone is the client's close_notify: it sends nothing more. No
+// stream opens (GOAWAY); those whose request it had not ended cannot be
+// completed and are reset (CANCEL); the others get their responses, and
+// the connection closes after the last.
+func (c *conn) h2ClientDone() {
+	h := c.h2
+	c.h2GoAway(protocol.H2NoError, false)
+	for _, st := range h.streams {
+		if !st.endRecv {
+			c.h2Reset(st.id, protocol.H2Cancel)
+		}
+	}
 	c.h2CloseIfDone()
 }
 

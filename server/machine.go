@@ -121,6 +121,16 @@ func (c *conn) shutWrite() {
 	if c.shut || c.closing || c.closed || c.t.OutboundBuffered() > 0 {
 		return
 	}
+	if c.tls != nil && !c.tlsBye {
+		// close_notify first, as closeWhenWritten sends it: without it
+		// a TLS client takes the end for a truncation. (What the client
+		// sends from now on is dropped undecrypted: onTraffic.)
+		c.tlsBye = true
+		c.tls.closeTLS()
+		if c.closed || c.closing || c.t.OutboundBuffered() > 0 {
+			return // the write failed; or onDrained comes back here
+		}
+	}
 	fd, ok := c.sockFD()
 	if !ok {
 		c.closeNow()
