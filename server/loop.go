@@ -71,6 +71,7 @@ type loop struct {
 	handshakes  int                  // TLS handshakes running on this loop
 	hsWait      []*conn              // TLS conns waiting for a handshake slot
 	orphans     []zmqbridge.Msg      // `end`s of closed conns the ring refused
+	orphanN     []int32              // orphans by node index (orphanFor)
 	msg         zmqbridge.Msg        // conn.sendTo's scratch message
 	endMsg      zmqbridge.Msg        // OnClose's scratch `end`
 	retrySlices spares[[]retryPiece] // closed conns' retry slices, for new ones
@@ -341,20 +342,37 @@ func (l *loop) waitRoom(c *conn, m *zmqbridge.Msg) {
 }
 
 // orphan keeps the `end` of a closed connection that the ring refused.
+// A loop keeps at most ring-size of them: past that (a node stuck for
+// long while its clients come and go) the oldest is dropped and counted
+// (EndsDropped), as the bridge gives up what a stuck node holds past
+// send-timeout.
 func (l *loop) orphan(m zmqbridge.Msg) {
+	if len(l.orphans) >= max(1, l.s.opts.RingSize) {
+		l.orphanN[l.orphans[0].Node]--
+		l.orphans[0] = zmqbridge.Msg{}
+		l.orphans = l.orphans[1:]
+		l.s.stats.EndsDropped.Add(1)
+	}
 	l.orphans = append(l.orphans, m)
+	if m.Node >= len(l.orphanN) {
+		l.orphanN = append(l.orphanN, make([]int32, m.Node+1-len(l.orphanN))...)
+	}
+	l.orphanN[m.Node]++
 	l.askRoom(&m)
 }
 
 // orphanFor reports whether an orphaned `end` for node n waits: a new
-// message for n must go after it.
+// message for n must go after it. Every message the loop sends asks.
 func (l *loop) orphanFor(n int) bool {
+	return n >= 0 && n < len(l.orphanN) && l.orphanN[n] > 0
+}
+
+// countOrphans recounts the orphans by node after some went.
+func (l *loop) countOrphans() {
+	clear(l.orphanN)
 	for i := range l.orphans {
-		if l.orphans[i].Node == n {
-			return true
-		}
+		l.orphanN[l.orphans[i].Node]++
 	}
-	return false
 }
 
 // askRoom asks the bridge for a Room call once m can go. The loop's
@@ -378,7 +396,10 @@ func (l *loop) room() {
 func (l *loop) retryRoom() {
 	l.wantRoom.Store(false)
 	var stuck []int
-	l.orphans = retryMsgs(l.s.ring, l.orphans, &stuck)
+	if len(l.orphans) > 0 {
+		l.orphans = retryMsgs(l.s.ring, l.orphans, &stuck)
+		l.countOrphans()
+	}
 	waiting := l.roomWait
 	l.roomWait = nil
 	var again []*conn

@@ -26,6 +26,7 @@ type Stats struct {
 	DroppedNoLoop atomic.Uint64 // replies for a loop that never had a connection
 	RingFull      atomic.Uint64
 	ConnsRefused  atomic.Uint64
+	EndsDropped   atomic.Uint64 // `end`s of closed sessions given up for a node stuck long (loop.orphan)
 }
 
 // StatsSnapshot is a copy of the counters with the bridge's.
@@ -33,7 +34,7 @@ type StatsSnapshot struct {
 	Requests, Rejected, Unauthorized, UnknownNode, BadMessage, Stale,
 	Unexpected, BadResponse, Timeouts, Retries, SlowClients, RingFull,
 	ConnsRefused, SilentClosed, DroppedNoLoop, Redirected,
-	TLSHandshakes, TLSFailures uint64
+	TLSHandshakes, TLSFailures, EndsDropped uint64
 	Bridge zmqbridge.Stats
 }
 
@@ -48,6 +49,7 @@ func (s *Stats) snapshot(bs []*zmqbridge.Bridge) StatsSnapshot {
 		ConnsRefused: s.ConnsRefused.Load(),
 		SilentClosed: s.SilentClosed.Load(), Redirected: s.Redirected.Load(),
 		TLSHandshakes: s.TLSHandshakes.Load(), TLSFailures: s.TLSFailures.Load(), DroppedNoLoop: s.DroppedNoLoop.Load(),
+		EndsDropped: s.EndsDropped.Load(),
 	}
 	out.Bridge = bridgeStats(bs)
 	return out

@@ -49,6 +49,7 @@ var (
 	dTLSFailures    = desc("tls_handshake_failures_total", "TLS handshakes failed or timed out.")
 	dStale          = desc("stale_replies_total", "Node replies for sessions already gone.")
 	dUnknownNode    = desc("unknown_node_messages_total", "Messages from identities no virtual host lists.")
+	dEndsDropped    = desc("ends_dropped_total", "`end`s of closed sessions given up for a node stuck long (past ring-size per event loop).")
 	dAccessDropped  = desc("access_log_dropped_total", "Access log lines lost to a file slower than the traffic.")
 )
 
@@ -61,7 +62,7 @@ func NewCollector(src Source) prometheus.Collector { return collector{src} }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dConnsOpen, dConnsAccepted, dUpgrades, dRequests, dRequestSeconds,
 		dHeadSeconds, dRejected, dNodeUp, dNodeSessions, dNodeMsgs, dNodeBytes, dNodeFailures, dNodeRetries,
-		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dBusyPolls, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dAccessDropped} {
+		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dBusyPolls, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dEndsDropped, dAccessDropped} {
 		ch <- d
 	}
 }
@@ -125,6 +126,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dTLSFailures, m.Stats.TLSFailures)
 	counter(dStale, m.Stats.Stale)
 	counter(dUnknownNode, m.Stats.UnknownNode)
+	counter(dEndsDropped, m.Stats.EndsDropped)
 	counter(dAccessDropped, m.AccessLogDropped)
 }
 
