@@ -497,3 +497,33 @@ func TestHTTP2CreditStreamsWindowClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP2EarlyResponseEndsStream: a stream answered before its request
+// is complete (an upload the node answers at once), whose client then
+// sends nothing on it for idle-timeout, is ended with RST_STREAM
+// NO_ERROR (RFC 9113 §8.1): a client that never ends its half holds no
+// stream, no node session and no place under http2-max-streams. Before,
+// the stream stayed half-closed for as long as the connection lived.
+func TestHTTP2EarlyResponseEndsStream(t *testing.T) {
+	t.Parallel()
+	p := h2aProxy(t, "idle-timeout = 1s\n")
+	h := h2fDial(t, p.Addr, nil)
+	h.open(1)
+	h.hb.Reset()
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/up"}, {":authority", "x"}, {"content-length", "100000"}} {
+		_ = h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.hb.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.data(1, 1000) // and never the rest
+	if status := h.waitHeaders(1); status != "200" {
+		t.Fatalf("the early answer: %s", status)
+	}
+	if n := h.waitBody(1); n != 2 {
+		t.Errorf("the early answer's body: %d bytes, want 2", n)
+	}
+	if code := h.waitReset(1, 10*time.Second); code != http2.ErrCodeNo {
+		t.Errorf("the stream was reset with %v, want NO_ERROR", code)
+	}
+}

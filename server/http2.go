@@ -73,6 +73,7 @@ type h2Stream struct {
 	pending    []byte // response DATA waiting for window, or for the client to read (h2Room); nil when none
 	endPending bool   // END_STREAM follows pending
 	blockedAt  int64  // when pending last moved (stall-timeout)
+	lastIn     int64  // when the client last sent on it (idle-timeout once answered)
 	endRecv    bool   // the client's half is closed
 	endSent    bool   // ours is
 	reqCL      int64  // the request's content-length; -1: none
@@ -356,6 +357,7 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	// endRecv from the start: a stream the proxy answers at once (a bad
 	// request) must not wait for an END_STREAM the client already sent.
 	st := c.l.newH2Stream()
+	st.lastIn = s.now()
 	st.c, st.id, st.sid, st.sendWin, st.reqCL, st.endRecv = c, id, sid, h.initWin, -1, h.hdrEnd
 	h.streams[id] = st
 	h.bySID[sid] = st
@@ -468,6 +470,9 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 	// §6.9: the whole frame counts, padding included.
 	defer c.h2GiveBack(int64(f.Length))
 	st := h.streams[f.StreamID]
+	if st != nil {
+		st.lastIn = c.srv().now()
+	}
 	if st == nil || st.endRecv {
 		if f.StreamID > h.lastID {
 			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "DATA on an idle stream"})
@@ -1058,6 +1063,13 @@ func (c *conn) h2Timeouts(now int64) {
 			s.opts.Logger.Info("resetting a stalled HTTP/2 stream", "limit", "stall-timeout", "held", len(st.pending),
 				"remote", c.t.RemoteAddr().String(), "sid", st.sid.String())
 			c.h2Reset(st.id, protocol.H2Cancel)
+		case st.phase == phIdle && !st.endRecv && s.opts.IdleTimeout > 0 && now-st.lastIn > int64(s.opts.IdleTimeout):
+			// Answered, and its client has sent nothing on it for
+			// idle-timeout without ending its half: RFC 9113 §8.1 lets
+			// the server end it with NO_ERROR, so that the stream, its
+			// node's session and its place under http2-max-streams do
+			// not wait for a client that may never end it.
+			c.h2Reset(st.id, protocol.H2NoError)
 		case st.phase == phAwaitHead && now > st.answerBy:
 			s.stats.Timeouts.Add(1)
 			c.h2Respond(st, 504, "backend did not answer in time")
