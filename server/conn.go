@@ -346,8 +346,15 @@ func (c *conn) onTraffic() gnet.Action {
 		switch {
 		case c.tlsEOF && c.m == (h2{}):
 			// The client sends nothing more: its open streams finish,
-			// then the connection closes (h2ClientDone).
-			c.h2ClientDone()
+			// then the connection closes (h2ClientDone); what it sends
+			// after its close_notify is dropped undecrypted. Frames it
+			// sent before, still unparsed while the ring refuses a
+			// message, are read first (retryRoom resumes the reading,
+			// and this comes back): they may end its streams.
+			c.dropIn(c.tls.Conn)
+			if len(c.outq) == 0 || c.t.InboundBuffered() == 0 {
+				c.h2ClientDone()
+			}
 		case c.tlsEOF:
 			c.closeAfter = true
 			c.l.markDirty(c) // the flush closes it when no response is due

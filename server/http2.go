@@ -53,6 +53,7 @@ type h2Conn struct {
 	control  int    // control frames since the last sweep (floods)
 	unacked  int64  // request DATA bytes not yet given back (WINDOW_UPDATE)
 	held     int64  // response bytes the streams hold (pending), in pendingTotal
+	heldOwn  int64  // of which streams of nodes that speak no credits hold
 	turnOut  int64  // DATA bytes queued since the last flush
 
 	hdrID   uint32 // stream of the field block being read; 0: none
@@ -761,6 +762,9 @@ func (c *conn) h2SetPending(st *h2Stream, p []byte) {
 	}
 	if d := int64(len(p) - len(st.pending)); d != 0 {
 		c.h2.held += d
+		if !st.creditOn {
+			c.h2.heldOwn += d
+		}
 		c.srv().pendingTotal.Add(d)
 	}
 	st.pending = p
@@ -776,7 +780,7 @@ func (c *conn) h2SetPending(st *h2Stream, p []byte) {
 func (c *conn) h2CheckPending(st *h2Stream) {
 	s := c.srv()
 	limit := int64(s.opts.MaxPendingOutput)
-	held := c.h2.held + int64(c.t.OutboundBuffered())
+	held := c.h2.heldOwn + int64(c.t.OutboundBuffered()) // credit streams are bounded by their window
 	if int64(len(st.pending)) > limit || !st.creditOn && (held > limit ||
 		s.pendingTotal.Load() > s.opts.MaxPendingOutputTotal && held > s.fairShare()) {
 		c.srv().stats.SlowClients.Add(1)
@@ -852,6 +856,7 @@ func (c *conn) h2MaybeGrant(st *h2Stream) {
 // h2StreamDone: our half is closed; the stream closes with the client's.
 func (c *conn) h2StreamDone(st *h2Stream) {
 	st.phase = phIdle
+	st.lastIn = c.srv().now() // idle-timeout counts from the response's end at the earliest
 	if st.endRecv {
 		c.h2CloseStream(st)
 		return

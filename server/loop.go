@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -348,10 +349,7 @@ func (l *loop) waitRoom(c *conn, m *zmqbridge.Msg) {
 // send-timeout.
 func (l *loop) orphan(m zmqbridge.Msg) {
 	if len(l.orphans) >= max(1, l.s.opts.RingSize) {
-		l.orphanN[l.orphans[0].Node]--
-		l.orphans[0] = zmqbridge.Msg{}
-		l.orphans = l.orphans[1:]
-		l.s.stats.EndsDropped.Add(1)
+		l.dropOrphan()
 	}
 	l.orphans = append(l.orphans, m)
 	if m.Node >= len(l.orphanN) {
@@ -359,6 +357,24 @@ func (l *loop) orphan(m zmqbridge.Msg) {
 	}
 	l.orphanN[m.Node]++
 	l.askRoom(&m)
+}
+
+// dropOrphan gives up the oldest orphaned `end` of the node that has the
+// most (the stuck one, not a healthy node's behind a ring full a moment).
+func (l *loop) dropOrphan() {
+	k := 0
+	for n, c := range l.orphanN {
+		if c > l.orphanN[k] {
+			k = n
+		}
+	}
+	i := slices.IndexFunc(l.orphans, func(m zmqbridge.Msg) bool { return m.Node == k })
+	if i < 0 {
+		return // never: orphanN counts l.orphans
+	}
+	l.orphans = slices.Delete(l.orphans, i, i+1)
+	l.orphanN[k]--
+	l.s.stats.EndsDropped.Add(1)
 }
 
 // orphanFor reports whether an orphaned `end` for node n waits: a new

@@ -127,9 +127,12 @@ func (c *conn) shutWrite() {
 		// sends from now on is dropped undecrypted: onTraffic.)
 		c.tlsBye = true
 		c.tls.closeTLS()
-		if c.closed || c.closing || c.t.OutboundBuffered() > 0 {
-			return // the write failed; or onDrained comes back here
-		}
+	}
+	if c.tls != nil && (c.tls.closeIn || c.closed || c.closing || c.t.OutboundBuffered() > 0) {
+		// Its close_notify waits for the TLS side (closeIn: written when
+		// it is free) or for the socket (onDrained comes back here); or
+		// the write failed.
+		return
 	}
 	fd, ok := c.sockFD()
 	if !ok {

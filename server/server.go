@@ -130,6 +130,10 @@ func New(opts Options) (*Server, error) {
 		workers = session.MaxLoops
 	}
 	opts.Workers = workers
+	// A credit window wider than max-pending-output would let a client
+	// that reads nothing hold more than its cap, and be closed (or its
+	// HTTP/2 stream reset) for output its node was allowed to send.
+	opts.CreditWindow = min(opts.CreditWindow, opts.MaxPendingOutput)
 
 	lns, err := newListeners(&opts, nil)
 	if err != nil {
