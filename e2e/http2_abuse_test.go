@@ -527,3 +527,43 @@ func TestHTTP2EarlyResponseEndsStream(t *testing.T) {
 		t.Errorf("the stream was reset with %v, want NO_ERROR", code)
 	}
 }
+
+// TestHTTP2FramesAfterRefusal: a request over http2-max-streams is
+// refused (RST_STREAM REFUSED_STREAM); its DATA and trailers, sent before
+// the client saw the refusal, are ignored (RFC 9113 §5.1), and the
+// connection and its other stream go on. Before, the trailers (HEADERS
+// on a closed stream) ended the connection with STREAM_CLOSED, every
+// stream with it.
+func TestHTTP2FramesAfterRefusal(t *testing.T) {
+	t.Parallel()
+	p := h2aProxy(t, "http2-max-streams = 1\n")
+	h := h2fDial(t, p.Addr, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	h.request(1, "/sized?n=5000") // open while its window stays closed
+	if status := h.waitHeaders(1); status != "200" {
+		t.Fatalf("stream 1: %s", status)
+	}
+	h.open(3)
+	h.hb.Reset()
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/up"}, {":authority", "x"}, {"content-length", "10"}} {
+		_ = h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h.hb.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.data(3, 10)
+	h.hb.Reset()
+	_ = h.enc.WriteField(hpack.HeaderField{Name: "x-trailer", Value: "1"})
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h.hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if code := h.waitReset(3, 10*time.Second); code != http2.ErrCodeRefusedStream {
+		t.Fatalf("stream 3 reset with %v, want REFUSED_STREAM", code)
+	}
+	h.pingAck() // the trailers did not end the connection
+	if err := h.fr.WriteWindowUpdate(1, 5000); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.waitBody(1); n != 5000 {
+		t.Errorf("stream 1's body: %d bytes, want 5000", n)
+	}
+}

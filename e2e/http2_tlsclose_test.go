@@ -174,3 +174,53 @@ func TestHTTP2TLSClientCloseNotify(t *testing.T) {
 		t.Errorf("the last TLS record before the FIN is %d bytes long; a close_notify is %d", n, tls13CloseNotifyLen)
 	}
 }
+
+// TestHTTP2TLSInputAfterCloseNotify: after its close_notify a client can
+// send nothing valid; what it sends anyway is dropped, not kept, while
+// the connection lives on for a stream still open (its window closed,
+// its response waiting). At bb126c5 the 32 MiB sent here grew the proxy
+// by 346 MiB.
+func TestHTTP2TLSInputAfterCloseNotify(t *testing.T) {
+	t.Parallel()
+	s := tsStart(t, "http2 = on\n", "", nil)
+	c, fr, _ := h2tDial(t, s, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/open"}, {":authority", tsSecure}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	for { // the response head: its body waits for the window
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("before the response head: %v", err)
+		}
+		if h, ok := f.(*http2.HeadersFrame); ok && h.StreamID == 1 {
+			break
+		}
+	}
+	if err := c.CloseWrite(); err != nil { // close_notify
+		t.Fatal(err)
+	}
+	before, err := hRSS(s.p.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := c.NetConn()
+	_ = raw.SetWriteDeadline(time.Now().Add(20 * time.Second)) // crypto/tls's close_notify set it to now
+	junk := bytes.Repeat([]byte{0x17, 0x03, 0x03, 0x40, 0x00}, 64<<10/5)
+	for sent := 0; sent < 32<<20; sent += len(junk) {
+		if _, err := raw.Write(junk); err != nil {
+			t.Fatalf("the proxy stopped reading after %d MiB: %v", sent>>20, err)
+		}
+	}
+	after, err := hRSS(s.p.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := after - before; grew > 16<<20 {
+		t.Errorf("the proxy grew by %d MiB while the client sent 32 MiB after its close_notify", grew>>20)
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,12 @@ type h2Conn struct {
 	held     int64  // response bytes the streams hold (pending), in pendingTotal
 	heldOwn  int64  // of which streams of nodes that speak no credits hold
 	turnOut  int64  // DATA bytes queued since the last flush
+
+	// resetIDs are the streams the proxy reset or refused last: frames
+	// the client sent on them before it saw the RST_STREAM are ignored
+	// (RFC 9113 §5.1), not errors that would end the connection.
+	resetIDs  [16]uint32
+	resetNext uint8
 
 	hdrID   uint32 // stream of the field block being read; 0: none
 	hdrEnd  bool   // its HEADERS carried END_STREAM
@@ -297,16 +304,21 @@ func (c *conn) h2Headers(f *protocol.H2Frame) {
 		}
 	} else if id <= h.lastID {
 		st := h.streams[id]
-		if st == nil || st.endRecv || !f.EndStream() {
+		if st == nil && h.resetByUs(id) {
+			// Trailers (or a request) in flight when the proxy reset the
+			// stream: ignored, the block decoded for HPACK's sake.
+			h.hdrDrop = true
+		} else if st == nil || st.endRecv || !f.EndStream() {
 			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2StreamClosed, Reason: "HEADERS on a closed stream"})
 			return
+		} else {
+			h.hdrDrop = true // trailers: decoded and dropped (nodes get no trailers)
 		}
-		h.hdrDrop = true // trailers: decoded and dropped (nodes get no trailers)
 	} else {
 		h.lastID = id
 		if h.goaway || len(h.streams) >= c.srv().opts.HTTP2MaxStreams {
 			h.hdrDrop = true
-			c.queue(protocol.AppendH2RSTStream(nil, id, protocol.H2RefusedStream))
+			c.h2Refuse(id, protocol.H2RefusedStream)
 		}
 	}
 	h.bld.Reset(id)
@@ -346,13 +358,13 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	if err != nil { // errors.As only then: its target would escape
 		var se *protocol.H2StreamError
 		if errors.As(err, &se) {
-			c.queue(protocol.AppendH2RSTStream(nil, id, se.Code))
+			c.h2Refuse(id, se.Code)
 			return
 		}
 	}
 	sid, terr := c.l.table.Add(c)
 	if terr != nil {
-		c.queue(protocol.AppendH2RSTStream(nil, id, protocol.H2RefusedStream))
+		c.h2Refuse(id, protocol.H2RefusedStream)
 		return
 	}
 	// endRecv from the start: a stream the proxy answers at once (a bad
@@ -484,8 +496,11 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 			return
 		}
 		// Closed: no node works for it, and no reset counts (DATA the
-		// client sent before it saw ours may follow any reset).
-		c.queue(protocol.AppendH2RSTStream(nil, f.StreamID, protocol.H2StreamClosed))
+		// client sent before it saw ours may follow any reset). After
+		// the proxy's own RST_STREAM it is ignored (§5.1).
+		if !h.resetByUs(f.StreamID) {
+			c.queue(protocol.AppendH2RSTStream(nil, f.StreamID, protocol.H2StreamClosed))
+		}
 		return
 	}
 	if !f.EndStream() {
@@ -912,10 +927,25 @@ func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 
 // h2Reset resets a stream (a stream error, §5.4.2).
 func (c *conn) h2Reset(id uint32, code protocol.H2ErrCode) {
-	c.queue(protocol.AppendH2RSTStream(nil, id, code))
+	c.h2Refuse(id, code)
 	if st := c.h2.streams[id]; st != nil {
 		c.h2CloseStream(st)
 	}
+}
+
+// h2Refuse sends RST_STREAM for a stream the proxy will not serve (or no
+// longer), and remembers it: what the client sent on it before it saw
+// the reset is then ignored.
+func (c *conn) h2Refuse(id uint32, code protocol.H2ErrCode) {
+	c.queue(protocol.AppendH2RSTStream(nil, id, code))
+	h := c.h2
+	h.resetIDs[h.resetNext%uint8(len(h.resetIDs))] = id
+	h.resetNext++
+}
+
+// resetByUs reports whether the proxy reset or refused stream id lately.
+func (h *h2Conn) resetByUs(id uint32) bool {
+	return id != 0 && slices.Contains(h.resetIDs[:], id)
 }
 
 // h2ResetBad resets a stream for the client's error. Such resets count
