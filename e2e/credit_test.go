@@ -529,3 +529,27 @@ func TestCreditKeepAlive(t *testing.T) {
 		t.Errorf("one connection, two sids %x %x", got[0].SID, got[1].SID)
 	}
 }
+
+// TestCreditWindowOverCap: a credit-window wider than max-pending-output
+// counts as max-pending-output. Here 2m against 1m: a slow client gets
+// every byte of 5 MB. Before, the node could send a whole window ahead,
+// and the client, holding more than its cap unread, was closed as a slow
+// reader.
+func TestCreditWindowOverCap(t *testing.T) {
+	t.Parallel()
+	const size = 5 << 20
+	p, c := crSetupOn(t, startProxy(t, "credit-window = 2m\nmax-pending-output = 1m\n", crVHosts))
+	r := hDial(t, p.Addr, crDeadline)
+	r.write("GET /big?size=" + strconv.Itoa(size) + "&seed=9 HTTP/1.1\r\nHost: x\r\n\r\n")
+	if first := c.waitCredit(t, "/big?size="+strconv.Itoa(size)+"&seed=9", 1).Credits[0]; first != 1<<20 {
+		t.Errorf("first credit %d, want max-pending-output (1m), not the 2m configured", first)
+	}
+	resp, err := http.ReadResponse(r.br, &http.Request{Method: "GET"})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("head: %v %v", resp, err)
+	}
+	slow := &crSlowReader{r: resp.Body, step: crReadStep, pause: crReadPause}
+	if err := hVerify(slow, 9, size); err != nil {
+		t.Fatalf("%v (log:\n%s)", err, p.Log())
+	}
+}
