@@ -244,13 +244,10 @@ func TestHTTP2WebSocketFloodAfterClose(t *testing.T) {
 	t.Parallel()
 	p, _, _ := wEchoProxy(t, "http2 = on\n")
 	h := h2fDial(t, p.Addr, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	h.hb.Reset()
-	for _, f := range [][2]string{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "http"},
-		{":path", "/h2/echo"}, {":authority", "x"}, {"sec-websocket-version", "13"}} {
-		_ = h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
+	block := h.fields([][2]string{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "http"},
+		{":path", "/h2/echo"}, {":authority", "x"}, {"sec-websocket-version", "13"}})
 	h.open(1)
-	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.hb.Bytes(), EndHeaders: true}); err != nil {
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
 	if status := h.waitHeaders(1); status != "200" {
@@ -429,14 +426,7 @@ func TestHTTP2SelfDependentHeaders(t *testing.T) {
 	p := h2aProxy(t, "")
 	h := h2fDial(t, p.Addr, nil)
 	fields := [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", "/sized?n=5"}, {":authority", "x"}, {"x-dynamic", "abc"}}
-	encode := func() []byte {
-		h.hb.Reset()
-		for _, f := range fields {
-			_ = h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-		}
-		return append([]byte(nil), h.hb.Bytes()...)
-	}
-	block := encode() // the dynamic table learns :path and x-dynamic
+	block := h.fields(fields) // the dynamic table learns :path and x-dynamic
 	h.open(1)
 	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:3], EndStream: true,
 		Priority: http2.PriorityParam{StreamDep: 1, Weight: 15}}); err != nil {
@@ -449,7 +439,7 @@ func TestHTTP2SelfDependentHeaders(t *testing.T) {
 		t.Errorf("the self-dependent stream was reset with %v, want PROTOCOL_ERROR", code)
 	}
 	h.open(3)
-	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: encode(), EndStream: true, EndHeaders: true}); err != nil {
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h.fields(fields), EndStream: true, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
 	if status := h.waitHeaders(3); status != "200" {
@@ -509,11 +499,8 @@ func TestHTTP2EarlyResponseEndsStream(t *testing.T) {
 	p := h2aProxy(t, "idle-timeout = 1s\n")
 	h := h2fDial(t, p.Addr, nil)
 	h.open(1)
-	h.hb.Reset()
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/up"}, {":authority", "x"}, {"content-length", "100000"}} {
-		_ = h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.hb.Bytes(), EndHeaders: true}); err != nil {
+	block := h.fields([][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/up"}, {":authority", "x"}, {"content-length", "100000"}})
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
 	h.data(1, 1000) // and never the rest
@@ -543,17 +530,13 @@ func TestHTTP2FramesAfterRefusal(t *testing.T) {
 		t.Fatalf("stream 1: %s", status)
 	}
 	h.open(3)
-	h.hb.Reset()
-	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/up"}, {":authority", "x"}, {"content-length", "10"}} {
-		_ = h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h.hb.Bytes(), EndHeaders: true}); err != nil {
+	block := h.fields([][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/up"}, {":authority", "x"}, {"content-length", "10"}})
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: block, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
 	h.data(3, 10)
-	h.hb.Reset()
-	_ = h.enc.WriteField(hpack.HeaderField{Name: "x-trailer", Value: "1"})
-	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h.hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+	trailers := h.fields([][2]string{{"x-trailer", "1"}})
+	if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: trailers, EndStream: true, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
 	if code := h.waitReset(3, 10*time.Second); code != http2.ErrCodeRefusedStream {

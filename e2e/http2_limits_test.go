@@ -67,11 +67,20 @@ func (h *h2lConn) block(path string) []byte { return h.blockOf("GET", path) }
 
 // blockOf encodes a request of method for path.
 func (h *h2lConn) blockOf(method, path string) []byte {
-	h.hb.Reset()
-	for _, f := range [][2]string{{":method", method}, {":scheme", "http"}, {":path", path}, {":authority", "x"}} {
-		_ = h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	return h.fields([][2]string{{":method", method}, {":scheme", "http"}, {":path", path}, {":authority", "x"}})
+}
+
+// fields encodes a field block with the connection's HPACK encoder.
+func (h *h2lConn) fields(fields [][2]string) []byte { return h2EncodeFields(h.enc, &h.hb, fields) }
+
+// h2EncodeFields encodes fields with enc, which writes to buf, and
+// returns a copy of the block.
+func h2EncodeFields(enc *hpack.Encoder, buf *bytes.Buffer, fields [][2]string) []byte {
+	buf.Reset()
+	for _, f := range fields {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
-	return append([]byte(nil), h.hb.Bytes()...)
+	return append([]byte(nil), buf.Bytes()...)
 }
 
 func (h *h2lConn) get(id uint32, path string) {

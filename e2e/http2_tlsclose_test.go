@@ -135,11 +135,8 @@ func TestHTTP2TLSClientCloseNotify(t *testing.T) {
 	s := tsStart(t, "http2 = on\n", "", nil)
 	c, fr, rec := h2tDial(t, s)
 	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/last"}, {":authority", tsSecure}} {
-		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+	block := h2EncodeFields(hpack.NewEncoder(&hb), &hb, [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/last"}, {":authority", tsSecure}})
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndStream: true, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.CloseWrite(); err != nil { // close_notify
@@ -185,11 +182,8 @@ func TestHTTP2TLSInputAfterCloseNotify(t *testing.T) {
 	s := tsStart(t, "http2 = on\n", "", nil)
 	c, fr, _ := h2tDial(t, s, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/open"}, {":authority", tsSecure}} {
-		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+	block := h2EncodeFields(hpack.NewEncoder(&hb), &hb, [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/open"}, {":authority", tsSecure}})
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndStream: true, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
 	for { // the response head: its body waits for the window
