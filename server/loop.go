@@ -369,10 +369,17 @@ func (l *loop) dropOrphan() {
 		}
 	}
 	i := slices.IndexFunc(l.orphans, func(m zmqbridge.Msg) bool { return m.Node == k })
-	if i < 0 {
+	switch {
+	case i < 0:
 		return // never: orphanN counts l.orphans
+	case i == 0:
+		// The usual case (the stuck node's ends fill the list): off the
+		// front, not a copy of the whole list for every close past it.
+		l.orphans[0] = zmqbridge.Msg{}
+		l.orphans = l.orphans[1:]
+	default:
+		l.orphans = slices.Delete(l.orphans, i, i+1)
 	}
-	l.orphans = slices.Delete(l.orphans, i, i+1)
 	l.orphanN[k]--
 	l.s.stats.EndsDropped.Add(1)
 }
