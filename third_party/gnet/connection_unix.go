@@ -214,7 +214,18 @@ func (c *conn) writev(bs [][]byte) (n int, err error) {
 	remaining := n
 	var sent int
 loop:
-	if sent, err = gio.Writev(c.fd, bs); err != nil {
+	// blastbeat patch 14: at most iovMax buffers a call (more is EINVAL,
+	// which closed the connection); the next ones follow at once while
+	// the socket takes everything.
+	iov, want := bs, 0
+	capped := len(iov) > iovMax
+	if capped {
+		iov = iov[:iovMax]
+	}
+	for _, b := range iov {
+		want += len(b)
+	}
+	if sent, err = gio.Writev(c.fd, iov); err != nil {
 		// A temporary error occurs, append the data to outbound buffer,
 		// writing it back to the remote in the next round for LT mode.
 		if err == unix.EAGAIN {
@@ -227,6 +238,7 @@ loop:
 		return 0, err
 	}
 	pos := len(bs)
+	took := sent == want // the socket may take more
 	if remaining -= sent; remaining > 0 {
 		for i := range bs {
 			bn := len(bs[i])
@@ -239,7 +251,7 @@ loop:
 		}
 	}
 	bs = bs[pos:]
-	if isET && remaining > 0 {
+	if remaining > 0 && (isET || capped && took) {
 		goto loop
 	}
 
