@@ -254,6 +254,66 @@ func TestHTTP2Floods(t *testing.T) {
 	}
 }
 
+// TestHTTP2DownloadIsNoFlood: a client that gives back the window of a
+// fast download in small pieces (Go's client sends a stream and a
+// connection WINDOW_UPDATE for every 4 KiB it reads) sends more
+// WINDOW_UPDATEs than http2-max-control-frames allows per 250 ms; they
+// answer the proxy's DATA, so they are no flood. Before, such a
+// download from Go's client ended in GOAWAY ENHANCE_YOUR_CALM.
+func TestHTTP2DownloadIsNoFlood(t *testing.T) {
+	t.Parallel()
+	// The node sends it all at once (it speaks no credits): the proxy
+	// may hold it all.
+	p := startProxy(t, "max-pending-output = 64m\n", "[blastbeat:*]\nnode = n\n")
+	const size = 20 << 20 // 1,280 DATA frames of 16 KiB
+	hStartNode(t, p.ZMQ, "n", func(hn *hNode, n *node.Node, m hMsg) {
+		if m.Type != "uwsgi" {
+			return
+		}
+		_ = n.Send([]byte(m.SID), "headers", []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)))
+		for sent := 0; sent < size; sent += 64 << 10 {
+			_ = n.Send([]byte(m.SID), "body", make([]byte, 64<<10))
+		}
+	})
+	waitRoutable(t, p, "", "/")
+	h := h2lDial(t, p.Addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+	if err := h.fr.WriteWindowUpdate(0, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	h.get(1, "/big")
+	var frames, got int
+	for got < size {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d bytes in %d frames: %v", got, frames, err)
+		}
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			frames++
+			got += len(f.Data())
+		case *http2.GoAwayFrame, *http2.RSTStreamFrame:
+			t.Fatalf("during the download: %v", f)
+		}
+	}
+	// The window back, 4 KiB at a time on the stream and the connection,
+	// in one burst.
+	var burst bytes.Buffer
+	bf := http2.NewFramer(&burst, nil)
+	for n := 0; n < size; n += 4 << 10 {
+		_ = bf.WriteWindowUpdate(1, 4<<10)
+		_ = bf.WriteWindowUpdate(0, 4<<10)
+	}
+	_ = bf.WritePing(false, [8]byte{7})
+	if _, err := h.c.Write(burst.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	switch f := h.next().(type) {
+	case *http2.PingFrame:
+	default:
+		t.Fatalf("after %d WINDOW_UPDATEs for %d DATA frames: %v, want the PING's ack", 2*size/(4<<10), frames, f)
+	}
+}
+
 // TestHTTP2RapidReset: a client that opens and resets streams faster than
 // http2-max-resets allows (CVE-2023-44487) loses its connection; each
 // reset stream's node gets `end`; the proxy goes on serving.

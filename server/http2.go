@@ -57,6 +57,11 @@ type h2Conn struct {
 	heldOwn  int64  // of which streams of nodes that speak no credits hold
 	turnOut  int64  // DATA bytes queued since the last flush
 
+	// updatesFree are WINDOW_UPDATEs the client may send outside the
+	// control count: the window of the DATA the proxy sent it, given
+	// back (h2UpdatesPerData a frame).
+	updatesFree int
+
 	// resetIDs are the streams the proxy reset or refused last: frames
 	// the client sent on them before it saw the RST_STREAM are ignored
 	// (RFC 9113 §5.1), not errors that would end the connection.
@@ -100,13 +105,22 @@ type h2Stream struct {
 const (
 	h2InitialWindow = 65535
 	h2MaxWindow     = 1<<31 - 1
+
+	// h2UpdatesPerData: a client gives a DATA frame's window back on its
+	// stream and on the connection, in pieces as small as its reads (Go's
+	// client sends both for every 4 KiB it reads): up to 8 WINDOW_UPDATEs
+	// for a 16 KiB frame, which a fast download must not see counted as
+	// a flood. h2MaxFreeUpdates bounds what a connection banks.
+	h2UpdatesPerData = 8
+	h2MaxFreeUpdates = 1 << 24
 )
 
 // The flood limits (config http2-max-resets, http2-max-control-frames)
 // count per sweep period (sweepEvery): client RST_STREAMs (CVE-2023-44487,
 // rapid reset) and frames the proxy works for without a request (SETTINGS
-// and PING, each answered; PRIORITY; empty DATA; WINDOW_UPDATE: CVE-2019-
-// 9512, -9515, -9518). More is ENHANCE_YOUR_CALM.
+// and PING, each answered; PRIORITY; empty DATA; WINDOW_UPDATE beyond
+// those that give back the window of DATA the proxy sent: CVE-2019-9512,
+// -9515, -9518). More is ENHANCE_YOUR_CALM.
 
 // startH2 turns the connection into an HTTP/2 one: the server's preface
 // (its SETTINGS) goes out at once; the client's is read first.
@@ -192,8 +206,14 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 		h.settings = true
 	}
 	switch f.Type {
-	case protocol.H2FrameSettings, protocol.H2FramePing, protocol.H2FramePriority, protocol.H2FrameWindowUpdate:
+	case protocol.H2FrameSettings, protocol.H2FramePing, protocol.H2FramePriority:
 		h.control++
+	case protocol.H2FrameWindowUpdate:
+		if h.updatesFree > 0 {
+			h.updatesFree-- // a download's: not a flood, however fast
+		} else {
+			h.control++
+		}
 	case protocol.H2FrameData:
 		if f.Length == 0 && !f.EndStream() {
 			h.control++
