@@ -164,6 +164,13 @@ func hStartNode(t testing.TB, endpoint, identity string, h hHandler) *hNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return hRunNode(t, n, identity, h)
+}
+
+// hRunNode is hStartNode for a node already dialled (its socket set up
+// by the test).
+func hRunNode(t testing.TB, n *node.Node, identity string, h hHandler) *hNode {
+	t.Helper()
 	// A node never blocks forever on a proxy that went away.
 	if err := n.Socket().SetSndtimeo(10 * time.Second); err != nil {
 		t.Fatal(err)

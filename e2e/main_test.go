@@ -123,7 +123,11 @@ func launchProxy(t testing.TB, dirs launchDirs, extra, vhosts string, flags []st
 		ZMQ:  fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
 		log:  &logBuffer{},
 	}
-	p.main = fmt.Sprintf("[blastbeat]\nbind = %s\nzmq = %s\nping-freq = 1\n%s\n", p.Addr, p.ZMQ, extra)
+	ping := "ping-freq = 1\n" // nodes found dead in 3 s, unless extra says otherwise
+	if strings.Contains(extra, "ping-freq") {
+		ping = ""
+	}
+	p.main = fmt.Sprintf("[blastbeat]\nbind = %s\nzmq = %s\n%s%s\n", p.Addr, p.ZMQ, ping, extra)
 	cfg := p.main + "\n" + vhosts + "\n"
 	if dirs.Config == "" {
 		dirs.Config = t.TempDir()

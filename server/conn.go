@@ -352,7 +352,7 @@ func (c *conn) onTraffic() gnet.Action {
 			// message, are read first (retryRoom resumes the reading,
 			// and this comes back): they may end its streams.
 			c.dropIn(c.tls.Conn)
-			if len(c.outq) == 0 || c.t.InboundBuffered() == 0 {
+			if !c.h2ReadWaits() || c.t.InboundBuffered() == 0 {
 				c.h2ClientDone()
 			}
 		case c.tlsEOF:
@@ -448,6 +448,16 @@ func (c *conn) leave(n *session.Node) { c.leaveSession(n, c.sid) }
 // leaveSession is leave for session sid of the connection (its own, or
 // one of its HTTP/2 streams'): only that session's messages are dropped.
 func (c *conn) leaveSession(n *session.Node, sid session.SID) {
+	c.dropQueued(n, sid)
+	end := zmqbridge.Msg{Node: n.Index, SID: sid, Type: "end"}
+	if !c.l.trySend(&end) {
+		c.l.orphan(end)
+	}
+	c.updateReadPause()
+}
+
+// dropQueued drops what waits in outq for node n about session sid.
+func (c *conn) dropQueued(n *session.Node, sid session.SID) {
 	keep := c.outq[:0]
 	for _, m := range c.outq {
 		if m.Node != n.Index || m.SID != [16]byte(sid) {
@@ -457,21 +467,26 @@ func (c *conn) leaveSession(n *session.Node, sid session.SID) {
 		}
 	}
 	clear(c.outq[len(keep):])
-	c.outq = keep
-	end := zmqbridge.Msg{Node: n.Index, SID: sid, Type: "end"}
-	if !c.l.trySend(&end) {
-		c.l.orphan(end)
+	if len(keep) == 0 {
+		keep = nil
 	}
-	c.updateReadPause()
+	c.outq = keep
+	c.m.outqMoved(c, nil)
 }
 
-// queueOut keeps m until the ring has room.
+// queueOut keeps m until the ring has room. Room is asked for every
+// message, not only the first: on HTTP/2 the ones after it may wait for
+// another node, or for the ring itself.
 func (c *conn) queueOut(m zmqbridge.Msg) {
 	c.outq = append(c.outq, m)
+	last := &c.outq[len(c.outq)-1]
 	if len(c.outq) == 1 {
 		c.srv().stats.RingFull.Add(1)
-		c.l.waitRoom(c, &c.outq[0])
+		c.l.waitRoom(c, last)
+	} else {
+		c.l.askRoom(last)
 	}
+	c.m.outqMoved(c, last)
 	c.updateReadPause()
 }
 
@@ -482,7 +497,18 @@ func (c *conn) retryOut(stuck *[]int) bool {
 	if len(c.outq) == 0 {
 		c.outq = nil
 	}
+	c.m.outqMoved(c, nil) // also when none went: what waits for what may have changed
 	return len(c.outq) == 0
+}
+
+// askRoomAll asks for Room for what waits in outq: once for each run of
+// messages for one node.
+func (c *conn) askRoomAll() {
+	for i := range c.outq {
+		if i == 0 || c.outq[i].Node != c.outq[i-1].Node {
+			c.l.askRoom(&c.outq[i])
+		}
+	}
 }
 
 // retryMsgs pushes msgs in order per node: a message for a stuck node
@@ -519,17 +545,18 @@ func (c *conn) sendEnd() {
 }
 
 // updateReadPause stops reading the client while its messages wait for
-// the ring, while max-read-ahead bytes of pipelined requests wait for the
-// response in flight, or while half of max-pending-output waits for it to
-// read (a client that uploads without reading what it is sent, e.g. to
-// an echoing node); it resumes reading when none holds.
+// the ring (machine.readWaits), while max-read-ahead bytes of pipelined
+// requests wait for the response in flight, or while half of
+// max-pending-output waits for it to read (a client that uploads without
+// reading what it is sent, e.g. to an echoing node); it resumes reading
+// when none holds.
 func (c *conn) updateReadPause() {
 	if c.closed || c.closing {
 		return
 	}
 	o := &c.srv().opts
 	// A closing connection drops what it reads: reading it never waits.
-	want := !c.closingOut() && c.m != (lingering{}) && (len(c.outq) > 0 || c.pendingOut > o.MaxPendingOutput/2 ||
+	want := !c.closingOut() && c.m != (lingering{}) && (c.m.readWaits(c) || c.pendingOut > o.MaxPendingOutput/2 ||
 		c.tls != nil && !c.tls.open && !c.tls.counted || // waits for a handshake slot
 		c.m.readAhead(c) && c.t.InboundBuffered() >= o.MaxReadAhead)
 	if want == c.readPaused {

@@ -14,6 +14,7 @@ import (
 	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
+	"github.com/blastbeat/blastbeat/zmqbridge"
 )
 
 // The HTTP/2 machine (RFC 9113): each stream is a session of its own,
@@ -25,12 +26,14 @@ import (
 // h2 is the HTTP/2 machine; its state is conn.h2.
 type h2 struct{}
 
-func (h2) traffic(c *conn)                 { c.h2Traffic() }
-func (h2) apply(c *conn, r *reply)         { c.h2Apply(r) }
-func (h2) undeliverable(c *conn, r *reply) { c.h2Undeliverable(r) }
-func (h2) timeouts(c *conn, now int64)     { c.h2Timeouts(now) }
-func (h2) readAhead(*conn) bool            { return false }
-func (h2) drainIdle(c *conn)               { c.h2Drain() }
+func (h2) traffic(c *conn)                     { c.h2Traffic() }
+func (h2) apply(c *conn, r *reply)             { c.h2Apply(r) }
+func (h2) undeliverable(c *conn, r *reply)     { c.h2Undeliverable(r) }
+func (h2) timeouts(c *conn, now int64)         { c.h2Timeouts(now) }
+func (h2) readAhead(*conn) bool                { return false }
+func (h2) drainIdle(c *conn)                   { c.h2Drain() }
+func (h2) readWaits(c *conn) bool              { return c.h2ReadWaits() }
+func (h2) outqMoved(c *conn, m *zmqbridge.Msg) { c.h2OutqMoved(m) }
 
 // h2Conn is the connection-wide HTTP/2 state. Owned by the loop.
 type h2Conn struct {
@@ -61,6 +64,13 @@ type h2Conn struct {
 	// control count: the window of the DATA the proxy sent it, given
 	// back (h2UpdatesPerData a frame).
 	updatesFree int
+
+	// What waits in outq (http2_queue.go): its cost (msgCost), whether
+	// a message of it waits for the ring rather than a stuck node, and
+	// whether a stream's WINDOW_UPDATE is withheld until its messages go.
+	queued      int
+	ringWait    bool
+	windowsHeld bool
 
 	// resetIDs are the streams the proxy reset or refused last: frames
 	// the client sent on them before it saw the RST_STREAM are ignored
@@ -153,7 +163,7 @@ func (c *conn) startH2() {
 // h2Traffic reads the client's preface and frames.
 func (c *conn) h2Traffic() {
 	h := c.h2
-	for !c.closeAfter && len(c.outq) == 0 && c.m == (h2{}) {
+	for !c.closeAfter && !c.h2ReadWaits() && c.m == (h2{}) {
 		buf, _ := c.t.Peek(-1)
 		if len(buf) == 0 {
 			return
@@ -495,9 +505,10 @@ func (c *conn) h2StartCredit(st *h2Stream) {
 	}
 }
 
-// h2Data forwards request body bytes; their window goes back once half
-// of it is used (the node side took them: they are on the ring or queued
-// with the connection, whose reading pauses when they wait).
+// h2Data forwards request body bytes. The connection's window goes back
+// once half of it is used; a stream's too, unless its messages wait for
+// a stuck node (http2_queue.go): the stream's window then bounds what the
+// proxy holds for it while the other streams go on.
 func (c *conn) h2Data(f *protocol.H2Frame) {
 	h := c.h2
 	// §6.9: the whole frame counts, padding included.
@@ -523,20 +534,31 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 		}
 		return
 	}
+	if int64(f.Length) > h2InitialWindow-st.unacked {
+		// §6.9.1: past the window it was given (possible only while
+		// the stream's is withheld; the connection's always goes back
+		// long before a 16 KiB frame could pass it).
+		c.h2ResetBad(st.id, protocol.H2FlowControlError)
+		return
+	}
 	if !f.EndStream() {
-		if st.unacked += int64(f.Length); st.unacked >= h2InitialWindow/2 {
-			c.queueOwn(c.l.used(protocol.AppendH2WindowUpdate(c.l.arenaRoom(h2WindowUpdateLen), st.id, uint32(st.unacked))))
-			st.unacked = 0
-		}
+		st.unacked += int64(f.Length)
 	}
 	if st.ws {
 		c.h2WebSocketData(st, f.Data, f.EndStream())
+	} else if !c.h2RequestData(st, f) {
 		return
 	}
+	c.h2Ack(st)
+}
+
+// h2RequestData forwards a request's DATA to the stream's node; false:
+// the stream was reset for it.
+func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 	st.recvd += int64(len(f.Data))
 	if st.reqCL >= 0 && st.recvd > st.reqCL || st.vhost != nil && st.vhost.MaxBody > 0 && st.recvd > st.vhost.MaxBody {
 		c.h2ResetBad(st.id, protocol.H2ProtocolError)
-		return
+		return false
 	}
 	if st.node != nil && len(f.Data) > 0 {
 		buf := c.srv().bufs.Get(len(f.Data))
@@ -547,7 +569,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 	if f.EndStream() {
 		if st.reqCL >= 0 && st.recvd != st.reqCL {
 			c.h2ResetBad(st.id, protocol.H2ProtocolError)
-			return
+			return false
 		}
 		if st.node != nil && st.reqCL < 0 {
 			c.h2Send(st, "body", []byte{}) // a body of unknown length ends
@@ -555,6 +577,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 		}
 		c.h2EndRecv(st)
 	}
+	return true
 }
 
 // h2GiveBack returns n bytes of connection window once half is used.
@@ -992,6 +1015,12 @@ func (c *conn) h2CloseStream(st *h2Stream) {
 	c.l.table.Remove(&st.sid)
 	c.l.finish(&st.ex, st.node, st.sid) // status 0 if reset before its response
 	if st.node != nil {
+		if c.waitsFor(st.sid) {
+			// What waits for a stuck node is of no use to it now; it
+			// still gets `end`.
+			c.dropQueued(st.node, st.sid)
+			c.updateReadPause()
+		}
 		if !st.nodeEnded {
 			c.h2Send(st, "end", nil)
 		}

@@ -433,8 +433,11 @@ func (l *loop) retryRoom() {
 		}
 		if !c.retryOut(&stuck) {
 			again = append(again, c)
+		}
+		if c.m.readWaits(c) {
 			continue
 		}
+		// All went, or what stays waits only for stuck nodes (HTTP/2).
 		c.updateReadPause()
 		if c.t.InboundBuffered() > 0 {
 			l.resume = append(l.resume, c)
@@ -442,7 +445,7 @@ func (l *loop) retryRoom() {
 	}
 	l.roomWait = append(again, l.roomWait...)
 	for _, c := range l.roomWait {
-		l.askRoom(&c.outq[0])
+		c.askRoomAll()
 	}
 	if len(l.orphans) > 0 {
 		l.askRoom(&l.orphans[0])

@@ -3,12 +3,14 @@ package server
 import (
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
+
+	"github.com/blastbeat/blastbeat/zmqbridge"
 )
 
 // machine is a connection's protocol machine: it reads the client's bytes
 // from the transport and frames the node's replies for the client. A
 // connection starts with http1; a WebSocket upgrade swaps in wsMachine
-// (HTTP/2 will be a third). Nothing else asks which protocol a connection
+// and h2 (http2.go) is a third. Nothing else asks which protocol a connection
 // speaks. Every method runs on the connection's loop.
 type machine interface {
 	// traffic parses what the client sent, as far as it can.
@@ -26,6 +28,14 @@ type machine interface {
 	// readAhead reports whether unread input now waits for a response
 	// (so reading pauses at max-read-ahead).
 	readAhead(c *conn) bool
+	// readWaits reports whether reading waits for the messages in outq
+	// (the ring refused them). HTTP/1.x and WebSocket wait for any: the
+	// connection carries one session. HTTP/2 reads on while they only
+	// wait for stuck nodes (http2_queue.go).
+	readWaits(c *conn) bool
+	// outqMoved is told that m joined outq, or (m nil) that messages
+	// left it.
+	outqMoved(c *conn, m *zmqbridge.Msg)
 }
 
 // http1 is the HTTP/1.x machine (http1.go, reply.go).
@@ -36,6 +46,8 @@ func (http1) apply(c *conn, r *reply)         { c.applyOwn(r, c.httpApply) }
 func (http1) undeliverable(c *conn, r *reply) { c.httpUndeliverable(r) }
 func (http1) timeouts(c *conn, now int64)     { c.httpTimeouts(now) }
 func (http1) readAhead(c *conn) bool          { return c.phase != phIdle }
+func (http1) readWaits(c *conn) bool          { return len(c.outq) > 0 }
+func (http1) outqMoved(*conn, *zmqbridge.Msg) {}
 func (http1) drainIdle(c *conn) {
 	if c.idle() {
 		// After the output it holds (a response still draining).
@@ -52,8 +64,10 @@ func (wsMachine) apply(c *conn, r *reply) { c.applyOwn(r, c.wsApply) }
 func (wsMachine) undeliverable(c *conn, _ *reply) {
 	c.wsClose(ws.StatusInternalServerError, "backend unreachable")
 }
-func (wsMachine) readAhead(*conn) bool { return false }
-func (wsMachine) drainIdle(c *conn)    { c.wsClose(ws.StatusGoingAway, "server shutting down") }
+func (wsMachine) readAhead(*conn) bool            { return false }
+func (wsMachine) readWaits(c *conn) bool          { return len(c.outq) > 0 }
+func (wsMachine) outqMoved(*conn, *zmqbridge.Msg) {}
+func (wsMachine) drainIdle(c *conn)               { c.wsClose(ws.StatusGoingAway, "server shutting down") }
 func (wsMachine) timeouts(c *conn, now int64) {
 	if c.node != nil && !c.node.Alive(now, c.srv().deadAfter) {
 		c.wsClose(ws.StatusGoingAway, "backend node gone")
@@ -69,11 +83,13 @@ func (wsMachine) timeouts(c *conn, now int64) {
 // lingering_close).
 type lingering struct{}
 
-func (lingering) traffic(c *conn)             { c.dropIn(c.t) }
-func (lingering) apply(*conn, *reply)         {}
-func (lingering) undeliverable(*conn, *reply) {}
-func (lingering) readAhead(*conn) bool        { return false }
-func (lingering) drainIdle(*conn)             {} // bounded by lingering-time already
+func (lingering) traffic(c *conn)                 { c.dropIn(c.t) }
+func (lingering) apply(*conn, *reply)             {}
+func (lingering) undeliverable(*conn, *reply)     {}
+func (lingering) readAhead(*conn) bool            { return false }
+func (lingering) readWaits(*conn) bool            { return false } // it drops what it reads
+func (lingering) outqMoved(*conn, *zmqbridge.Msg) {}
+func (lingering) drainIdle(*conn)                 {} // bounded by lingering-time already
 
 // timeouts ends a linger once the client has sent nothing for
 // lingering-timeout while the kernel holds no output for it (closing
