@@ -148,9 +148,9 @@ type Options struct {
 	HTTP2MaxResets int
 	// HTTP2MaxControlFrames bounds a client's SETTINGS, PING, PRIORITY,
 	// WINDOW_UPDATE and empty DATA frames per 250 ms (floods;
-	// http2-max-control-frames, default 2000). WINDOW_UPDATEs that give
-	// back the window of DATA the proxy sent (up to 8 per DATA frame)
-	// do not count: a fast download is no flood.
+	// http2-max-control-frames, default 2000). A WINDOW_UPDATE that gives
+	// back at least 1 KiB of window the proxy's DATA used does not
+	// count: a fast download is no flood.
 	HTTP2MaxControlFrames int
 	// HTTP2HeaderTableSize is the HPACK dynamic table a client's encoder
 	// may use (SETTINGS_HEADER_TABLE_SIZE; http2-header-table-size,

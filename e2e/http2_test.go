@@ -259,7 +259,8 @@ func TestHTTP2Floods(t *testing.T) {
 // connection WINDOW_UPDATE for every 4 KiB it reads) sends more
 // WINDOW_UPDATEs than http2-max-control-frames allows per 250 ms; they
 // answer the proxy's DATA, so they are no flood. Before, such a
-// download from Go's client ended in GOAWAY ENHANCE_YOUR_CALM.
+// download from Go's client ended in GOAWAY ENHANCE_YOUR_CALM. Window
+// opened a byte at a time still counts.
 func TestHTTP2DownloadIsNoFlood(t *testing.T) {
 	t.Parallel()
 	// The node sends it all at once (it speaks no credits): the proxy
@@ -311,6 +312,20 @@ func TestHTTP2DownloadIsNoFlood(t *testing.T) {
 	case *http2.PingFrame:
 	default:
 		t.Fatalf("after %d WINDOW_UPDATEs for %d DATA frames: %v, want the PING's ack", 2*size/(4<<10), frames, f)
+	}
+	// Windows dribbled open a byte at a time still count: 5,000 of them
+	// (more than twice the limit, so that a sweep between two halves
+	// cannot spare them) end the connection.
+	burst.Reset()
+	for i := 0; i < 5000; i++ {
+		_ = bf.WriteWindowUpdate(0, 1)
+	}
+	if _, err := h.c.Write(burst.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	ga, ok := h.next().(*http2.GoAwayFrame)
+	if !ok || ga.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Fatalf("after 5,000 one-byte WINDOW_UPDATEs: %v, want GOAWAY ENHANCE_YOUR_CALM", ga)
 	}
 }
 

@@ -44,6 +44,7 @@ type conn struct {
 	corked     bool       // TCP_CORK is set: the last response's tail waits for the FIN
 	droppedIn  bool       // closing, it read and dropped bytes the client sent
 	tlsBye     bool       // closing: close_notify is sent, and TLS input dropped undecrypted
+	inRoomWait bool       // listed in loop.roomWait
 	proto      Proto      // what it speaks now (metrics)
 	wsFrags    wsFrags    // a fragmented WebSocket message being joined
 	wsAwait    *wsPending // a handshake the node answers (websocket-handshake = node)
@@ -448,19 +449,29 @@ func (c *conn) leave(n *session.Node) { c.leaveSession(n, c.sid) }
 // leaveSession is leave for session sid of the connection (its own, or
 // one of its HTTP/2 streams'): only that session's messages are dropped.
 func (c *conn) leaveSession(n *session.Node, sid session.SID) {
-	c.dropQueued(n, sid)
-	end := zmqbridge.Msg{Node: n.Index, SID: sid, Type: "end"}
-	if !c.l.trySend(&end) {
-		c.l.orphan(end)
-	}
+	c.dropQueued(n, sid, false)
+	c.endNow(n, sid)
 	c.updateReadPause()
 }
 
-// dropQueued drops what waits in outq for node n about session sid.
-func (c *conn) dropQueued(n *session.Node, sid session.SID) {
+// endNow tells node n that session sid is over, ahead of what other
+// sessions of the connection have waiting for n; after the loop's
+// orphaned `end`s for n, if any.
+func (c *conn) endNow(n *session.Node, sid session.SID) {
+	end := &c.l.msg // the loop's scratch: a local would escape through the ring
+	*end = zmqbridge.Msg{Node: n.Index, SID: sid, Type: "end"}
+	if c.l.orphanFor(n.Index) || !c.l.trySend(end) {
+		c.l.orphan(*end)
+	}
+	*end = zmqbridge.Msg{}
+}
+
+// dropQueued drops what waits in outq for node n about session sid; its
+// `end` too, unless keepEnd.
+func (c *conn) dropQueued(n *session.Node, sid session.SID, keepEnd bool) {
 	keep := c.outq[:0]
 	for _, m := range c.outq {
-		if m.Node != n.Index || m.SID != [16]byte(sid) {
+		if m.Node != n.Index || m.SID != [16]byte(sid) || keepEnd && m.Type == "end" {
 			keep = append(keep, m)
 		} else {
 			m.Buf.Release() // dropped: its pooled buffer goes back (nil-safe)

@@ -26,9 +26,6 @@ func (c *conn) h2QueueHeaders(id uint32, endStream bool, block []byte) {
 // written from where it lies, which lives until the turn's flush (a
 // reply's receive buffer, or a stream's pending bytes).
 func (c *conn) h2QueueData(id uint32, endStream bool, data []byte) {
-	if h := c.h2; len(data) > 0 && h.updatesFree < h2MaxFreeUpdates {
-		h.updatesFree += h2UpdatesPerData // the client gives its window back
-	}
 	if len(data) <= copyOutMax {
 		room := c.l.arenaRoom(protocol.H2FrameHeaderLen + len(data))
 		c.queueOwn(c.l.used(protocol.AppendH2Data(room, id, endStream, data)))

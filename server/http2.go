@@ -60,10 +60,13 @@ type h2Conn struct {
 	heldOwn  int64  // of which streams of nodes that speak no credits hold
 	turnOut  int64  // DATA bytes queued since the last flush
 
-	// updatesFree are WINDOW_UPDATEs the client may send outside the
-	// control count: the window of the DATA the proxy sent it, given
-	// back (h2UpdatesPerData a frame).
-	updatesFree int
+	// unreturned is the connection window the proxy's DATA used that
+	// the client has not given back: a WINDOW_UPDATE that gives back
+	// some is no control frame (h2FreeUpdate). closedOwed is what closed
+	// streams' windows were owed: a client gives back the window of
+	// what it reads after the stream ended.
+	unreturned int64
+	closedOwed int64
 
 	// What waits in outq (http2_queue.go): its cost (msgCost), whether
 	// a message of it waits for the ring rather than a stuck node, and
@@ -93,6 +96,8 @@ type h2Stream struct {
 	stream
 
 	sendWin    int64
+	unreturned int64  // the stream's window our DATA used, not given back yet (h2FreeUpdate)
+	waiting    int32  // its messages that wait in outq (http2_queue.go)
 	pending    []byte // response DATA waiting for window, or for the client to read (h2Room); nil when none
 	endPending bool   // END_STREAM follows pending
 	blockedAt  int64  // when pending last moved (stall-timeout)
@@ -116,21 +121,21 @@ const (
 	h2InitialWindow = 65535
 	h2MaxWindow     = 1<<31 - 1
 
-	// h2UpdatesPerData: a client gives a DATA frame's window back on its
-	// stream and on the connection, in pieces as small as its reads (Go's
-	// client sends both for every 4 KiB it reads): up to 8 WINDOW_UPDATEs
-	// for a 16 KiB frame, which a fast download must not see counted as
-	// a flood. h2MaxFreeUpdates bounds what a connection banks.
-	h2UpdatesPerData = 8
-	h2MaxFreeUpdates = 1 << 24
+	// h2MinFreeUpdate: a WINDOW_UPDATE that gives back at least this much
+	// of what the proxy's DATA used is not counted as a control frame
+	// (h2FreeUpdate). Go's client gives back every 4 KiB it reads, on the
+	// stream and the connection: a fast download must not look like a
+	// flood; smaller increments (a window dribbled open a byte at a time)
+	// still count.
+	h2MinFreeUpdate = 1024
 )
 
 // The flood limits (config http2-max-resets, http2-max-control-frames)
 // count per sweep period (sweepEvery): client RST_STREAMs (CVE-2023-44487,
 // rapid reset) and frames the proxy works for without a request (SETTINGS
-// and PING, each answered; PRIORITY; empty DATA; WINDOW_UPDATE beyond
-// those that give back the window of DATA the proxy sent: CVE-2019-9512,
-// -9515, -9518). More is ENHANCE_YOUR_CALM.
+// and PING, each answered; PRIORITY; empty DATA; WINDOW_UPDATE, unless
+// it gives back window the proxy's DATA used: CVE-2019-9512, -9515,
+// -9518). More is ENHANCE_YOUR_CALM.
 
 // startH2 turns the connection into an HTTP/2 one: the server's preface
 // (its SETTINGS) goes out at once; the client's is read first.
@@ -219,9 +224,7 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 	case protocol.H2FrameSettings, protocol.H2FramePing, protocol.H2FramePriority:
 		h.control++
 	case protocol.H2FrameWindowUpdate:
-		if h.updatesFree > 0 {
-			h.updatesFree-- // a download's: not a flood, however fast
-		} else {
+		if !c.h2FreeUpdate(f) {
 			h.control++
 		}
 	case protocol.H2FrameData:
@@ -297,7 +300,7 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			return
 		}
 		if st := h.streams[f.StreamID]; st != nil {
-			c.h2CloseStream(st)
+			c.h2Close(st, true)
 		}
 	case protocol.H2FramePriority:
 		if f.Priority.StreamDep == f.StreamID {
@@ -311,6 +314,30 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 	case protocol.H2FrameData:
 		c.h2Data(f)
 	}
+}
+
+// h2FreeUpdate reports whether WINDOW_UPDATE f gives back window that
+// the proxy's DATA used (at least h2MinFreeUpdate of it), and takes it
+// off what is owed: such updates answer the proxy's own output, and so
+// are not counted against http2-max-control-frames.
+func (c *conn) h2FreeUpdate(f *protocol.H2Frame) bool {
+	h := c.h2
+	inc := int64(f.Increment)
+	if inc < h2MinFreeUpdate {
+		return false
+	}
+	owed := &h.unreturned
+	if f.StreamID != 0 {
+		owed = &h.closedOwed
+		if st := h.streams[f.StreamID]; st != nil {
+			owed = &st.unreturned
+		}
+	}
+	if inc > *owed {
+		return false
+	}
+	*owed -= inc
+	return true
 }
 
 // h2Headers opens a stream (or reads trailers) and starts its field block.
@@ -560,7 +587,7 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 		c.h2ResetBad(st.id, protocol.H2ProtocolError)
 		return false
 	}
-	if st.node != nil && len(f.Data) > 0 {
+	if st.node != nil && !st.nodeEnded && len(f.Data) > 0 {
 		buf := c.srv().bufs.Get(len(f.Data))
 		copy(buf.B, f.Data)
 		c.h2Keep(st, buf.B, buf) // before the send: see h2Open
@@ -571,7 +598,7 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 			c.h2ResetBad(st.id, protocol.H2ProtocolError)
 			return false
 		}
-		if st.node != nil && st.reqCL < 0 {
+		if st.node != nil && !st.nodeEnded && st.reqCL < 0 {
 			c.h2Send(st, "body", []byte{}) // a body of unknown length ends
 			c.h2Keep(st, []byte{}, nil)
 		}
@@ -597,13 +624,22 @@ func (c *conn) h2EndRecv(st *h2Stream) {
 }
 
 // h2Send queues a message for the stream's node.
+// Nothing follows the `end` the proxy sent when it answered the stream
+// itself (nodeEnded).
 func (c *conn) h2Send(st *h2Stream, typ string, body []byte) {
+	if st.nodeEnded {
+		return
+	}
 	c.sendTo(st.node, st.sid, typ, body, nil, st.reqSeq)
 }
 
 // h2SendBuf is h2Send for bytes in a pooled buffer: the message takes
 // the caller's reference.
 func (c *conn) h2SendBuf(st *h2Stream, typ string, buf *bufpool.Buf) {
+	if st.nodeEnded {
+		buf.Release()
+		return
+	}
 	c.sendTo(st.node, st.sid, typ, buf.B, buf, st.reqSeq)
 }
 
@@ -778,6 +814,8 @@ func (c *conn) h2Out(st *h2Stream, b []byte, end bool) (rest []byte) {
 		st.ex.bytes += n
 		st.sendWin -= n
 		h.sendWin -= n
+		st.unreturned += n
+		h.unreturned += n
 		h.turnOut += n
 		b = b[n:]
 		if last {
@@ -969,10 +1007,12 @@ func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 }
 
 // h2Reset resets a stream (a stream error, §5.4.2).
+// Only NO_ERROR (a WebSocket closed in good order) keeps what waits for
+// its node: an error aborts the exchange.
 func (c *conn) h2Reset(id uint32, code protocol.H2ErrCode) {
 	c.h2Refuse(id, code)
 	if st := c.h2.streams[id]; st != nil {
-		c.h2CloseStream(st)
+		c.h2Close(st, code != protocol.H2NoError)
 	}
 }
 
@@ -1003,26 +1043,35 @@ func (c *conn) h2ResetBad(id uint32, code protocol.H2ErrCode) {
 	}
 }
 
-// h2CloseStream forgets a stream; its node gets `end` (always: the sid is
-// never used again).
-func (c *conn) h2CloseStream(st *h2Stream) {
+// h2CloseStream forgets a stream whose exchange is over; its node gets
+// `end` (always: the sid is never used again).
+func (c *conn) h2CloseStream(st *h2Stream) { c.h2Close(st, false) }
+
+// h2Close is h2CloseStream; abort: the stream was reset, and what still
+// waits for its (stuck) node is dropped, its `end` excepted.
+func (c *conn) h2Close(st *h2Stream, abort bool) {
 	h := c.h2
 	if h.streams[st.id] != st {
 		return
 	}
+	if abort && st.waiting > 0 && st.node != nil {
+		c.dropQueued(st.node, st.sid, true)
+		c.updateReadPause()
+	}
 	delete(h.streams, st.id)
 	delete(h.bySID, st.sid)
+	h.closedOwed += st.unreturned
 	c.l.table.Remove(&st.sid)
 	c.l.finish(&st.ex, st.node, st.sid) // status 0 if reset before its response
 	if st.node != nil {
-		if c.waitsFor(st.sid) {
-			// What waits for a stuck node is of no use to it now; it
-			// still gets `end`.
-			c.dropQueued(st.node, st.sid)
-			c.updateReadPause()
-		}
-		if !st.nodeEnded {
-			c.h2Send(st, "end", nil)
+		switch {
+		case st.nodeEnded: // its `end` went, or waits behind its messages
+		case st.waiting > 0:
+			c.h2Send(st, "end", nil) // after its messages that wait
+		default:
+			// Not behind other sessions' messages for a stuck node:
+			// those of a closed stream would fill outq.
+			c.endNow(st.node, st.sid)
 		}
 		st.node.Unbind()
 		st.node = nil

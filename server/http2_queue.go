@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"github.com/blastbeat/blastbeat/protocol"
+	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
 )
 
@@ -17,20 +18,30 @@ import (
 //     wait gets no WINDOW_UPDATE until they go, so its client can send
 //     it at most one window (64 KiB) more;
 //   - per connection, by max-read-ahead: past that many bytes waiting
-//     (pooled buffers and message headers counted), reading pauses, as
-//     it does at once while a message waits for the ring itself (the
-//     bridge is behind: every client waits).
+//     (pooled buffers and message headers counted, each message at least
+//     1 KiB), reading pauses, as it does at once while a message waits
+//     for the ring itself (the bridge is behind: every client waits).
+//
+// A stream that closes normally leaves what waits to go, its `end` after
+// it; one that is reset drops it (http2.go, h2Close).
 
-// queuedMsgCost is what a message waiting in outq costs beyond its body.
-const queuedMsgCost = int(unsafe.Sizeof(zmqbridge.Msg{})) + 64
+// queuedMsgCost is what a message waiting in outq costs beyond its body;
+// queuedMsgMin the least one counts, so that outq holds at most about a
+// thousand messages at the default max-read-ahead: the loop scans it
+// (queuedFor, retryMsgs).
+const (
+	queuedMsgCost = int(unsafe.Sizeof(zmqbridge.Msg{})) + 64
+	queuedMsgMin  = 1024
+)
 
 // msgCost is the memory a waiting message holds: its pooled buffer's
 // capacity, or its body, and its header.
 func msgCost(m *zmqbridge.Msg) int {
+	n := len(m.Body)
 	if m.Buf != nil {
-		return cap(m.Buf.B) + queuedMsgCost
+		n = cap(m.Buf.B)
 	}
-	return len(m.Body) + queuedMsgCost
+	return max(n+queuedMsgCost, queuedMsgMin)
 }
 
 // h2ReadWaits reports whether reading the connection waits for outq.
@@ -47,13 +58,22 @@ func (c *conn) h2OutqMoved(m *zmqbridge.Msg) {
 	if m != nil {
 		h.queued += msgCost(m)
 		h.ringWait = h.ringWait || !ring.NodeFull(m.Node)
+		if st := h.bySID[session.SID(m.SID)]; st != nil {
+			st.waiting++
+		}
 		return
 	}
 	h.queued, h.ringWait = 0, false
+	for _, st := range h.streams {
+		st.waiting = 0
+	}
 	for i := range c.outq {
 		m := &c.outq[i]
 		h.queued += msgCost(m)
 		h.ringWait = h.ringWait || !ring.NodeFull(m.Node)
+		if st := h.bySID[session.SID(m.SID)]; st != nil {
+			st.waiting++
+		}
 	}
 	if h.windowsHeld {
 		c.h2GiveWindows()
@@ -66,7 +86,7 @@ func (c *conn) h2Ack(st *h2Stream) {
 	if st.unacked < h2InitialWindow/2 || st.endRecv || c.h2.streams[st.id] != st {
 		return
 	}
-	if c.waitsFor(st.sid) {
+	if st.waiting > 0 {
 		c.h2.windowsHeld = true
 		return
 	}
@@ -82,7 +102,7 @@ func (c *conn) h2GiveWindows() {
 		if st.unacked < h2InitialWindow/2 || st.endRecv {
 			continue
 		}
-		if c.waitsFor(st.sid) {
+		if st.waiting > 0 {
 			h.windowsHeld = true
 			continue
 		}
@@ -94,14 +114,4 @@ func (c *conn) h2GiveWindows() {
 func (c *conn) h2WindowUpdate(st *h2Stream) {
 	c.queueOwn(c.l.used(protocol.AppendH2WindowUpdate(c.l.arenaRoom(h2WindowUpdateLen), st.id, uint32(st.unacked))))
 	st.unacked = 0
-}
-
-// waitsFor reports whether a message of session sid waits in outq.
-func (c *conn) waitsFor(sid [16]byte) bool {
-	for i := range c.outq {
-		if c.outq[i].SID == sid {
-			return true
-		}
-	}
-	return false
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -203,5 +204,132 @@ func TestH2RingFullPauses(t *testing.T) {
 	h.s.loops[0].retryRoom()
 	if h.fc.paused || len(h.c.outq) != 0 {
 		t.Fatalf("after room: paused %v, %d messages wait", h.fc.paused, len(h.c.outq))
+	}
+}
+
+// sentFor returns the types of the messages node n got about sid since the
+// last take.
+func sentFor(h *harness, node int, sid [16]byte) []string {
+	var types []string
+	for _, m := range h.ring.take() {
+		if m.Node == node && m.SID == sid {
+			types = append(types, m.Type)
+		}
+	}
+	return types
+}
+
+// An `end` the proxy queued for a stuck node when it answered a stream
+// itself (504 here) still reaches the node after the stream closed:
+// closing it normally, or aborting it (the client's RST_STREAM), must
+// not drop it. (Review of 878e4d2: the node never learnt the session
+// was over.)
+func TestH2QueuedEndSurvivesClose(t *testing.T) {
+	for _, abort := range []bool{false, true} {
+		t.Run(map[bool]string{false: "closed", true: "reset"}[abort], func(t *testing.T) {
+			q := newH2qHarness(t, nil)
+			h := q.h
+			n1 := h.node("n1").Index
+			q.open(1, "POST", "a", false) // the head reaches n1
+			sid := h.c.h2.streams[1].sid
+			h.ring.take()
+			h.ring.full[n1] = true
+			q.data(1, 1000)                          // waits for n1
+			h.sweep(time.Now().Add(2 * time.Minute)) // past timeout: 504, and `end` waits behind the body
+			if !abort {
+				_ = q.fr.WriteData(1, true, nil) // the client ends its half: the stream closes normally
+			} else {
+				_ = q.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+			}
+			q.send()
+			if h.c.h2.streams[1] != nil {
+				t.Fatal("stream 1 is still open")
+			}
+			h.ring.full[n1] = false
+			h.s.loops[0].retryRoom()
+			got := sentFor(h, n1, sid)
+			if len(got) == 0 || got[len(got)-1] != "end" {
+				t.Errorf("node n1 got %v for the stream, want its `end` last", got)
+			}
+		})
+	}
+}
+
+// The `end`s of streams closed while their node is stuck do not wait in
+// the connection's outq (they would fill it, and pause the connection,
+// with nothing of theirs left to send): they wait with the loop, and all
+// reach the node once it moves. The connection sits once in roomWait.
+func TestH2EndsOfClosedStreamsLeaveOutq(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.MaxReadAhead = 4096 })
+	h := q.h
+	n1 := h.node("n1").Index
+	const streams = 50
+	for id := uint32(1); id < 2*streams; id += 2 {
+		q.open(id, "GET", "a", true)
+	}
+	h.ring.take()
+	h.ring.full[n1] = true
+	for id := uint32(1); id < 2*streams; id += 2 {
+		_ = q.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+	}
+	q.send()
+	if len(h.c.outq) != 0 || h.fc.paused {
+		t.Fatalf("after %d resets: %d messages wait with the connection, paused %v; want none, reading", streams, len(h.c.outq), h.fc.paused)
+	}
+	// A stream's body waits, is dropped with its reset, and a second
+	// one waits: the connection is listed once.
+	q.open(101, "POST", "a", false)
+	q.data(101, 100)
+	_ = q.fr.WriteRSTStream(101, http2.ErrCodeCancel)
+	q.send()
+	q.open(103, "POST", "a", false)
+	q.data(103, 100)
+	if n := len(h.s.loops[0].roomWait); n != 1 {
+		t.Errorf("the connection is listed %d times in roomWait, want 1", n)
+	}
+	h.ring.full[n1] = false
+	h.s.loops[0].retryRoom()
+	ends := 0
+	for _, m := range h.ring.take() {
+		if m.Node == n1 && m.Type == "end" {
+			ends++
+		}
+	}
+	if ends != streams+1 {
+		t.Errorf("node n1 got %d ends, want %d", ends, streams+1)
+	}
+}
+
+// A WebSocket over HTTP/2 closed in good order (the client's close
+// frame) while its messages wait for a stuck node keeps them: they reach
+// the node before its `end`, as on HTTP/1.1.
+func TestH2WebSocketCloseKeepsQueued(t *testing.T) {
+	q := newH2qHarness(t, nil)
+	h := q.h
+	n1 := h.node("n1").Index
+	q.hb.Reset()
+	for _, f := range [][2]string{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "http"},
+		{":path", "/"}, {":authority", "a"}, {"sec-websocket-version", "13"}} {
+		_ = q.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	_ = q.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: q.hb.Bytes(), EndHeaders: true})
+	q.send()
+	st := h.c.h2.streams[1]
+	if st == nil || !st.ws {
+		t.Fatal("the extended CONNECT did not open a WebSocket stream")
+	}
+	sid := st.sid
+	h.ring.take()
+	h.ring.full[n1] = true
+	text := []byte{0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2} // masked "hi"
+	close := []byte{0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2}
+	_ = q.fr.WriteData(1, false, text)
+	_ = q.fr.WriteData(1, false, close)
+	q.send()
+	h.ring.full[n1] = false
+	h.s.loops[0].retryRoom()
+	got := sentFor(h, n1, sid)
+	if len(got) != 2 || got[0] != "websocket" || got[1] != "end" {
+		t.Errorf("node n1 got %v after the close, want [websocket end]", got)
 	}
 }

@@ -338,7 +338,10 @@ func (l *loop) closeIdle() {
 // waitRoom registers c, whose message m was refused, to be retried when
 // there is room for it.
 func (l *loop) waitRoom(c *conn, m *zmqbridge.Msg) {
-	l.roomWait = append(l.roomWait, c)
+	if !c.inRoomWait {
+		c.inRoomWait = true
+		l.roomWait = append(l.roomWait, c)
+	}
 	l.askRoom(m)
 }
 
@@ -428,10 +431,12 @@ func (l *loop) retryRoom() {
 	var again []*conn
 	for i, c := range waiting {
 		waiting[i] = nil
+		c.inRoomWait = false
 		if c.closed || len(c.outq) == 0 {
 			continue
 		}
 		if !c.retryOut(&stuck) {
+			c.inRoomWait = true
 			again = append(again, c)
 		}
 		if c.m.readWaits(c) {
