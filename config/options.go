@@ -125,9 +125,10 @@ type Options struct {
 	// send ahead of its client (credit-window, default 256 KiB).
 	CreditWindow int
 	// MaxReadAhead is how many bytes of pipelined requests are read while
-	// a response is in flight before reading pauses, and how many bytes
-	// of an HTTP/2 connection's input may wait for stuck nodes before it
-	// pauses (max-read-ahead, default 1 MiB).
+	// a response is in flight before reading pauses, how many bytes of
+	// an HTTP/2 connection's input may wait for stuck nodes before it
+	// pauses, and how much its WebSocket streams may hold of messages in
+	// part before all but one wait (max-read-ahead, default 1 MiB).
 	MaxReadAhead int
 	// TLSHandshakeTimeout bounds a TLS handshake (tls-handshake-timeout,
 	// default 10s).

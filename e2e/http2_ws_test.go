@@ -282,3 +282,35 @@ func TestHTTP2WebSocketTLS(t *testing.T) {
 	c.expectClose(t, ws.StatusGoingAway)
 	e.waitEnd(t, "/h2tls/echo")
 }
+
+// TestHTTP2WebSocketsBigMessagesAtOnce: 16 WebSocket streams of one h2c
+// connection each send a 1 MiB message at the same time. Past
+// max-read-ahead of partial messages held for the connection, only the
+// stream holding the most gets window, the others wait for it: every
+// message still comes back whole, in turn (the proxy held about one
+// message, not sixteen).
+func TestHTTP2WebSocketsBigMessagesAtOnce(t *testing.T) {
+	t.Parallel()
+	p, _, _ := wEchoProxy(t, "")
+	tr := h2cTransport(t, p.Addr)
+	const streams = 16
+	conns := make([]*wConn, streams)
+	for i := range conns {
+		conns[i], _ = h2wsDial(t, tr, fmt.Sprintf("http://x/h2/big%d", i), nil)
+	}
+	errs := make(chan error, streams)
+	for i, c := range conns {
+		go func() {
+			if err := c.echo(ws.OpBinary, wPattern(wMiB-16, byte(i))); err != nil {
+				errs <- fmt.Errorf("stream %d: %w", i, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -75,6 +75,10 @@ type h2Conn struct {
 	ringWait    bool
 	windowsHeld bool
 
+	// wsHeld is what the WebSocket streams hold of partial frames and
+	// messages (http2_websocket.go, h2WSAccount).
+	wsHeld int
+
 	// resetIDs are the streams the proxy reset or refused last: frames
 	// the client sent on them before it saw the RST_STREAM are ignored
 	// (RFC 9113 §5.1), not errors that would end the connection.
@@ -114,6 +118,7 @@ type h2Stream struct {
 	nodeEnded bool
 	wsIn      []byte  // client WebSocket bytes short of a whole frame
 	wsFrags   wsFrags // a fragmented message being joined
+	wsHeld    int     // their capacity, as counted in h2Conn.wsHeld
 }
 
 // HTTP/2 limits.
@@ -573,6 +578,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 	}
 	if st.ws {
 		c.h2WebSocketData(st, f.Data, f.EndStream())
+		c.h2WSAccount(st)
 	} else if !c.h2RequestData(st, f) {
 		return
 	}
@@ -1061,6 +1067,11 @@ func (c *conn) h2Close(st *h2Stream, abort bool) {
 	delete(h.streams, st.id)
 	delete(h.bySID, st.sid)
 	h.closedOwed += st.unreturned
+	h.wsHeld -= st.wsHeld
+	st.wsHeld = 0
+	if h.windowsHeld {
+		c.h2GiveWindows() // it may have been the stream the others waited for
+	}
 	c.l.table.Remove(&st.sid)
 	c.l.finish(&st.ex, st.node, st.sid) // status 0 if reset before its response
 	if st.node != nil {

@@ -80,29 +80,38 @@ func (c *conn) h2OutqMoved(m *zmqbridge.Msg) {
 	}
 }
 
-// h2Ack gives a stream's window back once half of it is used, unless
-// its messages wait (h2GiveWindows does then, once they went).
+// h2Ack gives a stream's window back once half of it is used, unless it
+// is held back (h2HeldBack; h2GiveWindows gives it once it is not).
 func (c *conn) h2Ack(st *h2Stream) {
 	if st.unacked < h2InitialWindow/2 || st.endRecv || c.h2.streams[st.id] != st {
 		return
 	}
-	if st.waiting > 0 {
+	if c.h2HeldBack(st, c.h2WSLead()) {
 		c.h2.windowsHeld = true
 		return
 	}
 	c.h2WindowUpdate(st)
 }
 
-// h2GiveWindows gives back the windows withheld from streams whose
-// messages no longer wait.
+// h2HeldBack reports whether a stream's window stays closed: its
+// messages wait for a stuck node, or it holds part of a WebSocket
+// message while the connection's WebSocket streams hold too much and
+// another (lead) goes first (http2_websocket.go).
+func (c *conn) h2HeldBack(st, lead *h2Stream) bool {
+	return st.waiting > 0 || lead != nil && st != lead && st.wsHeld > 0
+}
+
+// h2GiveWindows gives back the windows withheld from streams no longer
+// held back.
 func (c *conn) h2GiveWindows() {
 	h := c.h2
 	h.windowsHeld = false
+	lead := c.h2WSLead()
 	for _, st := range h.streams {
 		if st.unacked < h2InitialWindow/2 || st.endRecv {
 			continue
 		}
-		if st.waiting > 0 {
+		if c.h2HeldBack(st, lead) {
 			h.windowsHeld = true
 			continue
 		}

@@ -89,6 +89,7 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 		// come (held, they would grow without bound while the client's
 		// window stays closed).
 		st.wsIn = nil
+		st.wsFrags = wsFrags{}
 		if end {
 			c.h2EndRecv(st)
 		}
@@ -245,3 +246,51 @@ func (st *h2Stream) wsFail(err error) {
 }
 
 func (st *h2Stream) wsClosing(code ws.StatusCode) { st.c.h2WebSocketClose(st, code, "") }
+
+// A WebSocket stream holds a client frame until it is whole, and the
+// fragments of a message until its last: up to max-websocket-message
+// each. Many streams of one connection could so hold a hundred times
+// what one HTTP/1.1 WebSocket may. Past max-read-ahead held by the
+// connection's WebSocket streams together, only the stream holding the
+// most gets its window back (so that it completes its message and frees
+// what it holds); the others holding a part keep their windows closed
+// until it did. A stream holding nothing is not held back: its next
+// frames may be whole (small messages go on), and its window bounds
+// what it can start.
+
+// h2WSAccount counts what the stream holds now.
+func (c *conn) h2WSAccount(st *h2Stream) {
+	h := c.h2
+	if h.streams[st.id] != st {
+		return // closed: h2Close took it off
+	}
+	held := cap(st.wsIn)
+	if st.wsFrags.p != nil {
+		held += cap(st.wsFrags.p.frag)
+	}
+	if held == st.wsHeld {
+		return
+	}
+	h.wsHeld += held - st.wsHeld
+	st.wsHeld = held
+	if h.windowsHeld {
+		c.h2GiveWindows() // what it freed may let another stream go on
+	}
+}
+
+// h2WSLead is the WebSocket stream that may go on while the connection's
+// WebSocket streams hold more than max-read-ahead (the one holding the
+// most, the oldest of equals); nil while they hold less.
+func (c *conn) h2WSLead() *h2Stream {
+	h := c.h2
+	if h.wsHeld <= c.srv().opts.MaxReadAhead {
+		return nil
+	}
+	var lead *h2Stream
+	for _, st := range h.streams {
+		if st.wsHeld > 0 && (lead == nil || st.wsHeld > lead.wsHeld || st.wsHeld == lead.wsHeld && st.id < lead.id) {
+			lead = st
+		}
+	}
+	return lead
+}
