@@ -538,7 +538,15 @@ func retryMsgs(b ringSender, msgs []zmqbridge.Msg, stuck *[]int) []zmqbridge.Msg
 			*stuck = append(*stuck, m.Node)
 			keep = append(keep, m)
 		case !b.TrySend(&m):
-			keep = append(keep, msgs[i:]...) // the ring is full
+			// The ring is full: this and every later message stay, and
+			// their nodes count as stuck for the rest of the round, so
+			// that no one else's message for them overtakes these.
+			for _, r := range msgs[i:] {
+				if !slices.Contains(*stuck, r.Node) {
+					*stuck = append(*stuck, r.Node)
+				}
+			}
+			keep = append(keep, msgs[i:]...)
 			clear(msgs[len(keep):])
 			return keep
 		}

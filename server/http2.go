@@ -986,7 +986,10 @@ func (c *conn) h2Respond(st *h2Stream, status int, msg string) {
 func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 	h := c.h2
 	if st.node != nil && st.phase == phAwaitHead && !st.nodeEnded {
-		c.h2Send(st, "end", nil)
+		// What of it still waits for the node is of no use now: dropped,
+		// and the `end` goes at once (or with the loop's orphans), not
+		// behind other streams' messages; the stream's window is free.
+		c.leaveSession(st.node, st.sid)
 		st.nodeEnded = true
 	}
 	st.phase = phStreaming
@@ -1060,12 +1063,16 @@ func (c *conn) h2Close(st *h2Stream, abort bool) {
 	if h.streams[st.id] != st {
 		return
 	}
-	if abort && st.waiting > 0 && st.node != nil {
-		c.dropQueued(st.node, st.sid, true)
-		c.updateReadPause()
-	}
+	drop := abort && st.waiting > 0 && st.node != nil
+	// Out of the maps first: the recount and window give-back that the
+	// drop runs must not see it (no WINDOW_UPDATE after its RST_STREAM).
 	delete(h.streams, st.id)
 	delete(h.bySID, st.sid)
+	if drop {
+		c.dropQueued(st.node, st.sid, true)
+		st.waiting = 0 // only a queued `end` could stay, and then nodeEnded is set
+		c.updateReadPause()
+	}
 	h.closedOwed += st.unreturned
 	h.wsHeld -= st.wsHeld
 	st.wsHeld = 0

@@ -18,30 +18,29 @@ import (
 //     wait gets no WINDOW_UPDATE until they go, so its client can send
 //     it at most one window (64 KiB) more;
 //   - per connection, by max-read-ahead: past that many bytes waiting
-//     (pooled buffers and message headers counted, each message at least
-//     1 KiB), reading pauses, as it does at once while a message waits
-//     for the ring itself (the bridge is behind: every client waits).
+//     (pooled buffers and message headers counted: a small message holds
+//     at least a 512-byte buffer, so one window of tiny WebSocket
+//     messages counts about 12 times its bytes, under 1 MiB), reading
+//     pauses, as it does at once while a message waits for the ring
+//     itself (the bridge is behind: every client waits).
 //
 // A stream that closes normally leaves what waits to go, its `end` after
 // it; one that is reset drops it (http2.go, h2Close).
 
-// queuedMsgCost is what a message waiting in outq costs beyond its body;
-// queuedMsgMin the least one counts, so that outq holds at most about a
-// thousand messages at the default max-read-ahead: the loop scans it
-// (queuedFor, retryMsgs).
-const (
-	queuedMsgCost = int(unsafe.Sizeof(zmqbridge.Msg{})) + 64
-	queuedMsgMin  = 1024
-)
+// queuedMsgCost is what a message waiting in outq costs beyond its body.
+// Messages from the client's bytes hold a pooled buffer of 512 bytes at
+// least, so outq holds fewer than about 1,600 of them at the default
+// max-read-ahead (the loop scans it: queuedFor, retryMsgs), besides a
+// few bufferless ones (credit, end) per stream.
+const queuedMsgCost = int(unsafe.Sizeof(zmqbridge.Msg{})) + 64
 
 // msgCost is the memory a waiting message holds: its pooled buffer's
 // capacity, or its body, and its header.
 func msgCost(m *zmqbridge.Msg) int {
-	n := len(m.Body)
 	if m.Buf != nil {
-		n = cap(m.Buf.B)
+		return cap(m.Buf.B) + queuedMsgCost
 	}
-	return max(n+queuedMsgCost, queuedMsgMin)
+	return len(m.Body) + queuedMsgCost
 }
 
 // h2ReadWaits reports whether reading the connection waits for outq.

@@ -149,13 +149,17 @@ func TestH2WithheldWindowEnforced(t *testing.T) {
 	}
 	q.data(1, 1)
 	var reset *http2.RSTStreamFrame
-	for _, f := range q.frames() {
+	fs := q.frames()
+	for _, f := range fs {
 		if r, ok := f.(*http2.RSTStreamFrame); ok && r.StreamID == 1 {
 			reset = r
 		}
 	}
 	if reset == nil || reset.ErrCode != http2.ErrCodeFlowControl {
 		t.Fatalf("one byte past the window: reset %v, want RST_STREAM FLOW_CONTROL_ERROR", reset)
+	}
+	if w := windowFor(fs, 1); w != 0 {
+		t.Errorf("a WINDOW_UPDATE of %d followed the stream's RST_STREAM (RFC 9113 §5.1: the client must treat it as an error)", w)
 	}
 	for _, m := range h.c.outq {
 		if m.Type == "body" {
@@ -235,7 +239,12 @@ func TestH2QueuedEndSurvivesClose(t *testing.T) {
 			h.ring.take()
 			h.ring.full[n1] = true
 			q.data(1, 1000)                          // waits for n1
-			h.sweep(time.Now().Add(2 * time.Minute)) // past timeout: 504, and `end` waits behind the body
+			h.sweep(time.Now().Add(2 * time.Minute)) // past timeout: 504
+			// What waited is of no use now: dropped, the `end` with the
+			// loop, so that answered streams do not fill outq.
+			if len(h.c.outq) != 0 {
+				t.Errorf("after the 504, %d messages of the answered stream still wait with the connection", len(h.c.outq))
+			}
 			if !abort {
 				_ = q.fr.WriteData(1, true, nil) // the client ends its half: the stream closes normally
 			} else {

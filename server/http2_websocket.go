@@ -125,9 +125,19 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 	}
 	// What is left is short of a frame: keep it (copied out of the
 	// connection's buffer, or moved to the front of wsIn).
-	if len(buf) == 0 {
-		st.wsIn = nil // an idle WebSocket holds no buffer
-	} else {
+	switch {
+	case len(buf) == 0 || end:
+		// An idle WebSocket holds no buffer; nor does one whose client
+		// ended its half (that frame can never complete).
+		st.wsIn = nil
+		if end {
+			st.wsFrags = wsFrags{}
+		}
+	case cap(st.wsIn) > 2*len(buf)+wsInSlack:
+		// A big frame's buffer, holding a small rest: it would count
+		// (and be held) as the big one.
+		st.wsIn = append(make([]byte, 0, len(buf)), buf...)
+	default:
 		st.wsIn = append(st.wsIn[:0], buf...)
 	}
 	if end {
@@ -278,9 +288,14 @@ func (c *conn) h2WSAccount(st *h2Stream) {
 	}
 }
 
+// wsInSlack is how much more than twice its content wsIn may keep.
+const wsInSlack = 4096
+
 // h2WSLead is the WebSocket stream that may go on while the connection's
-// WebSocket streams hold more than max-read-ahead (the one holding the
-// most, the oldest of equals); nil while they hold less.
+// WebSocket streams hold more than max-read-ahead: of those that can
+// complete what they hold (the client may still send on them, and their
+// messages do not wait for a stuck node), the one holding the most, the
+// oldest of equals. Nil while they hold less, or when none can.
 func (c *conn) h2WSLead() *h2Stream {
 	h := c.h2
 	if h.wsHeld <= c.srv().opts.MaxReadAhead {
@@ -288,7 +303,10 @@ func (c *conn) h2WSLead() *h2Stream {
 	}
 	var lead *h2Stream
 	for _, st := range h.streams {
-		if st.wsHeld > 0 && (lead == nil || st.wsHeld > lead.wsHeld || st.wsHeld == lead.wsHeld && st.id < lead.id) {
+		if st.wsHeld == 0 || st.waiting > 0 || st.endRecv || st.endSent || st.endPending || st.wsAwait != nil {
+			continue
+		}
+		if lead == nil || st.wsHeld > lead.wsHeld || st.wsHeld == lead.wsHeld && st.id < lead.id {
 			lead = st
 		}
 	}

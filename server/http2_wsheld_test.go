@@ -93,3 +93,25 @@ func testH2WebSocketHeldBudget(t *testing.T, reset bool) {
 		t.Errorf("the connection still counts %d bytes held after both messages went", h.c.h2.wsHeld)
 	}
 }
+
+// The stream let go first must be one that can complete its message: not
+// one whose messages wait for a stuck node. Here stream 1 (node n1,
+// stuck) holds the most, and stream 3 (node n2) still gets its window.
+func TestH2WebSocketLeadCanMove(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.MaxReadAhead = 4096 })
+	h := q.h
+	q.openWS(1, "a")
+	q.openWS(3, "b")
+	q.frames()
+	h.ring.take()
+	h.ring.full[h.node("n1").Index] = true
+	small := []byte{0x82, 0x81, 0, 0, 0, 0, 'x'} // a whole message: it waits for n1
+	q.dataBytes(1, append(small, wsBinaryFrame(100000)[:40000]...))
+	if st := h.c.h2.streams[1]; st == nil || st.waiting == 0 {
+		t.Fatal("stream 1's message does not wait for its stuck node")
+	}
+	q.dataBytes(3, wsBinaryFrame(100000)[:33000])
+	if w := windowFor(q.frames(), 3); w != 32768 {
+		t.Errorf("stream 3 got %d bytes of window back, want 32768: held behind a stream whose node is stuck", w)
+	}
+}

@@ -435,6 +435,15 @@ func TestRetryMsgs(t *testing.T) {
 		}
 		return out
 	}
+	// A full ring makes the nodes of what stays stuck for the rest of the
+	// round: a later retry (another connection's) must not overtake.
+	t.Run("full ring marks its nodes stuck", func(t *testing.T) {
+		stuck := []int{}
+		retryMsgs(&fakeRing{refuse: true}, []zmqbridge.Msg{msg(0, "a"), msg(1, "b"), msg(0, "c")}, &stuck)
+		if !slices.Equal(stuck, []int{0, 1}) {
+			t.Errorf("stuck %v, want [0 1]", stuck)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			kept := retryMsgs(tt.ring, tt.msgs, new([]int))
