@@ -1,0 +1,59 @@
+package server
+
+import (
+	"bytes"
+	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// headersBlocks returns the field blocks of the HEADERS frames the proxy
+// wrote since the last call.
+func (q *h2qClient) headersBlocks() [][]byte {
+	fr := http2.NewFramer(nil, bytes.NewReader(q.h.takeOut()))
+	var out [][]byte
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return out
+		}
+		if hf, ok := f.(*http2.HeadersFrame); ok {
+			out = append(out, append([]byte(nil), hf.HeaderBlockFragment()...))
+		}
+	}
+}
+
+// Response heads are encoded without HPACK's dynamic table: the first
+// block sets its size to 0, and the same head encodes to the same bytes
+// every time (nothing is indexed, so an idle connection keeps no table).
+func TestH2ResponsesNotIndexed(t *testing.T) {
+	q := newH2qHarness(t, nil)
+	h := q.h
+	head := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Served-By: some-node-with-a-long-name\r\nContent-Length: 2\r\n\r\nok"
+	var blocks [][]byte
+	for id := uint32(1); id <= 3; id += 2 {
+		q.open(id, "GET", "b", true)
+		sid := h.c.h2.streams[id].sid
+		h.s.handlers[0].Deliver([]byte("n2"), sid[:], []byte("headers"), []byte(head), nil)
+		h.s.handlers[0].Flush()
+		h.settle()
+		blocks = append(blocks, q.headersBlocks()...)
+	}
+	if len(blocks) != 2 {
+		t.Fatalf("%d response heads, want 2", len(blocks))
+	}
+	if len(blocks[0]) == 0 || blocks[0][0] != 0x20 {
+		t.Errorf("the first block starts %x, want a dynamic table size update to 0 (0x20)", blocks[0][:1])
+	}
+	if !bytes.Equal(blocks[0][1:], blocks[1]) {
+		t.Errorf("the same head encoded to %d, then %d bytes: the encoder indexes", len(blocks[0])-1, len(blocks[1]))
+	}
+	dec := hpack.NewDecoder(4096, nil)
+	for _, b := range blocks {
+		fields, err := dec.DecodeFull(b)
+		if err != nil || len(fields) == 0 || fields[0].Value != "200" {
+			t.Fatalf("the block does not decode to a 200 head: %v %v", fields, err)
+		}
+	}
+}
