@@ -30,8 +30,9 @@ type fakeRing struct {
 	refuse bool         // the ring is full: every TrySend fails
 	full   map[int]bool // stuck nodes: NodeFull, and their TrySends fail
 
-	deferred int // messages taken by TrySendDeferred
-	kicks    int // Kick calls
+	deferred int   // messages taken by TrySendDeferred
+	kicks    int   // Kick calls
+	wanted   []int // WantRoomFor calls, by node
 }
 
 func (r *fakeRing) TrySendDeferred(m *zmqbridge.Msg) bool {
@@ -62,7 +63,11 @@ func (r *fakeRing) TrySend(m *zmqbridge.Msg) bool {
 	return true
 }
 
-func (r *fakeRing) WantRoomFor(int) {}
+func (r *fakeRing) WantRoomFor(n int) {
+	r.mu.Lock()
+	r.wanted = append(r.wanted, n)
+	r.mu.Unlock()
+}
 
 func (r *fakeRing) NodeFull(n int) bool {
 	r.mu.Lock()

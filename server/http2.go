@@ -409,8 +409,15 @@ func (c *conn) h2Block(frag []byte, end bool) {
 	id := h.hdrID
 	h.hdrID = 0
 	if h.hdrDrop {
-		if st := h.streams[id]; st != nil && h.hdrEnd {
-			c.h2EndRecv(st)
+		if st := h.streams[id]; st != nil && h.hdrEnd && !st.endRecv {
+			// Trailers with END_STREAM end the request as END_STREAM
+			// on DATA does.
+			if st.ws {
+				c.h2WebSocketData(st, nil, true)
+				c.h2WSAccount(st)
+			} else {
+				c.h2RequestEnd(st)
+			}
 		}
 		return
 	}
@@ -605,16 +612,24 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 		c.h2SendBuf(st, "body", buf)
 	}
 	if f.EndStream() {
-		if st.reqCL >= 0 && st.recvd != st.reqCL {
-			c.h2ResetBad(st.id, protocol.H2ProtocolError)
-			return false
-		}
-		if st.node != nil && !st.nodeEnded && st.reqCL < 0 {
-			c.h2Send(st, "body", []byte{}) // a body of unknown length ends
-			c.h2Keep(st, []byte{}, nil)
-		}
-		c.h2EndRecv(st)
+		return c.h2RequestEnd(st)
 	}
+	return true
+}
+
+// h2RequestEnd is the client's END_STREAM on a request (on DATA, or on
+// trailers): its length is checked, and a body of unknown length ends
+// for the node. False: the stream was reset for it.
+func (c *conn) h2RequestEnd(st *h2Stream) bool {
+	if st.reqCL >= 0 && st.recvd != st.reqCL {
+		c.h2ResetBad(st.id, protocol.H2ProtocolError)
+		return false
+	}
+	if st.node != nil && !st.nodeEnded && st.reqCL < 0 {
+		c.h2Send(st, "body", []byte{}) // a body of unknown length ends
+		c.h2Keep(st, []byte{}, nil)
+	}
+	c.h2EndRecv(st)
 	return true
 }
 
@@ -668,6 +683,12 @@ func (c *conn) h2Apply(r *reply) {
 	}
 	if r.node != st.node {
 		s.stats.Unauthorized.Add(1)
+		return
+	}
+	if st.nodeEnded {
+		// The proxy answered the stream itself and told the node: what
+		// the node sent meanwhile (a WebSocket's 101, a head) is stale.
+		s.stats.Stale.Add(1)
 		return
 	}
 	if st.creditOn {
@@ -997,6 +1018,8 @@ func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 		c.leaveSession(st.node, st.sid)
 		st.nodeEnded = true
 	}
+	st.dropRetry(false) // no retry after the proxy's own answer: its pieces go back
+	st.wsAwait = nil    // a WebSocket handshake the node was to answer is answered
 	st.phase = phStreaming
 	st.mode = modeNone
 	h.encBuf.Reset()
@@ -1176,8 +1199,8 @@ func (c *conn) h2ConnError(err error) {
 // h2Undeliverable fails the stream whose message was lost.
 func (c *conn) h2Undeliverable(r *reply) {
 	st := c.h2.bySID[r.sid]
-	if st == nil || r.node != st.node {
-		return
+	if st == nil || r.node != st.node || st.nodeEnded {
+		return // nodeEnded: the proxy's own answer is on its way
 	}
 	switch {
 	case st.phase == phAwaitHead && r.headLost:
@@ -1229,7 +1252,7 @@ func (c *conn) h2Timeouts(now int64) {
 		case st.phase == phAwaitHead && now > st.answerBy:
 			s.stats.Timeouts.Add(1)
 			c.h2Respond(st, 504, "backend did not answer in time")
-		case st.node != nil && st.phase != phIdle && !st.node.Alive(now, s.deadAfter):
+		case st.node != nil && st.phase != phIdle && !st.nodeEnded && !st.node.Alive(now, s.deadAfter):
 			switch {
 			case st.phase == phAwaitHead:
 				c.h2Failover(st, "backend node failed")

@@ -21,8 +21,9 @@ type h2qClient struct {
 }
 
 // newH2qHarness is a harness with vhost a on node n1 and vhost b on node
-// n2, both alive, and an HTTP/2 client past its preface.
-func newH2qHarness(t *testing.T, tune func(*Options)) *h2qClient {
+// n2, both alive, and an HTTP/2 client past its preface, which sent
+// settings.
+func newH2qHarness(t *testing.T, tune func(*Options), settings ...http2.Setting) *h2qClient {
 	o := testOptions()
 	o.VHosts = []config.VHost{{Name: "a", Nodes: []string{"n1"}}, {Name: "b", Nodes: []string{"n2"}}}
 	if tune != nil {
@@ -34,7 +35,7 @@ func newH2qHarness(t *testing.T, tune func(*Options)) *h2qClient {
 	q.fr = http2.NewFramer(&q.buf, nil)
 	q.enc = hpack.NewEncoder(&q.hb)
 	q.buf.WriteString(http2.ClientPreface)
-	_ = q.fr.WriteSettings()
+	_ = q.fr.WriteSettings(settings...)
 	q.send()
 	h.ring.take()
 	h.takeOut()

@@ -142,12 +142,15 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 	}
 	if end {
 		// The client's FIN: our side ends too (nothing more can be
-		// answered), and the node gets `end` as the stream closes.
+		// answered), and the node gets `end` as the stream closes. Its
+		// half first: our END_STREAM then closes the stream, with no
+		// RST_STREAM after it.
+		st.endRecv = true
 		if !st.endSent && !st.endPending {
 			c.h2Write(st, nil, true)
 		}
-		if c.h2.streams[st.id] == st {
-			c.h2EndRecv(st)
+		if c.h2.streams[st.id] == st && st.endSent {
+			c.h2CloseStream(st)
 		}
 	}
 }
@@ -234,6 +237,10 @@ func (c *conn) h2WebSocketClose(st *h2Stream, code ws.StatusCode, reason string)
 	if st.endSent || st.endPending || c.h2.streams[st.id] != st {
 		return
 	}
+	// The client's frames can no longer be answered: what it holds of
+	// them goes (and may let another stream have window).
+	st.wsIn, st.wsFrags = nil, wsFrags{}
+	c.h2WSAccount(st)
 	c.h2Write(st, protocol.AppendCloseFrame(nil, code, reason), true)
 }
 

@@ -452,8 +452,15 @@ func (l *loop) retryRoom() {
 	for _, c := range l.roomWait {
 		c.askRoomAll()
 	}
+	// Room for every node with orphaned ends, not only the first's: a
+	// healthy node's may wait behind a stuck one's.
 	if len(l.orphans) > 0 {
-		l.askRoom(&l.orphans[0])
+		for n, k := range l.orphanN {
+			if k > 0 {
+				l.wantRoom.Store(true)
+				l.s.ring.WantRoomFor(n)
+			}
+		}
 	}
 	l.flush()
 }
