@@ -244,13 +244,12 @@ func (c *conn) accountOutput() {
 	}
 	if c.pendingOut == 0 {
 		c.progressAt = s.now() // stall-timeout counts from the first byte held
-		s.holders.Add(1)
-	} else if ob == 0 {
-		s.holders.Add(-1)
 	}
+	was := c.holding()
 	total := s.pendingTotal.Add(int64(ob - c.pendingOut))
 	before := c.pendingOut
 	c.pendingOut = ob
+	c.countHolder(was)
 	switch {
 	case ob > s.opts.MaxPendingOutput:
 		c.slowReader("max-pending-output", ob)
@@ -261,6 +260,23 @@ func (c *conn) accountOutput() {
 	default:
 		c.maybeGrant()
 		c.updateReadPause()
+	}
+}
+
+// holding reports whether the connection holds output for its client:
+// in its transport, or (HTTP/2) in its streams' pending bytes. Those that
+// do are counted in Server.holders, which fairShare divides by.
+func (c *conn) holding() bool { return c.pendingOut > 0 || c.h2 != nil && c.h2.held > 0 }
+
+// countHolder counts the connection in or out of Server.holders when
+// holding changed from was.
+func (c *conn) countHolder(was bool) {
+	if now := c.holding(); now != was {
+		if now {
+			c.srv().holders.Add(1)
+		} else {
+			c.srv().holders.Add(-1)
+		}
 	}
 }
 

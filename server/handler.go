@@ -78,8 +78,9 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	}
 	if c.pendingOut > 0 {
 		s.pendingTotal.Add(-int64(c.pendingOut))
-		s.holders.Add(-1)
+		was := c.holding()
 		c.pendingOut = 0
+		c.countHolder(was) // its streams' were given back by h2Gone
 	}
 	if c.node != nil {
 		// What the ring refused is dropped; the node still gets `end`,

@@ -889,11 +889,13 @@ func (c *conn) h2SetPending(st *h2Stream, p []byte) {
 		p = nil
 	}
 	if d := int64(len(p) - len(st.pending)); d != 0 {
+		was := c.holding()
 		c.h2.held += d
 		if !st.creditOn {
 			c.h2.heldOwn += d
 		}
 		c.srv().pendingTotal.Add(d)
+		c.countHolder(was)
 	}
 	st.pending = p
 }

@@ -63,7 +63,7 @@ type Server struct {
 	// Shared (atomic).
 	draining     atomic.Bool
 	pendingTotal atomic.Int64           // output held for clients that lag, all conns
-	holders      atomic.Int64           // connections holding output (pendingOut > 0)
+	holders      atomic.Int64           // connections holding output (conn.holding)
 	inboxed      atomic.Int64           // reply body bytes posted to loops, not yet applied
 	bufs         bufpool.Pool           // request heads and bodies on their way to the bridge
 	clock        atomic.Int64           // unix ns, refreshed every sweepEvery: see now
