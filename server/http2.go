@@ -119,6 +119,7 @@ type h2Stream struct {
 	wsIn      []byte  // client WebSocket bytes short of a whole frame
 	wsFrags   wsFrags // a fragmented message being joined
 	wsHeld    int     // their capacity, as counted in h2Conn.wsHeld
+	noBody    bool    // a refused WebSocket: what the client sends is dropped
 }
 
 // HTTP/2 limits.
@@ -605,7 +606,7 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 		c.h2ResetBad(st.id, protocol.H2ProtocolError)
 		return false
 	}
-	if st.node != nil && !st.nodeEnded && len(f.Data) > 0 {
+	if st.node != nil && !st.nodeEnded && !st.noBody && len(f.Data) > 0 {
 		buf := c.srv().bufs.Get(len(f.Data))
 		copy(buf.B, f.Data)
 		c.h2Keep(st, buf.B, buf) // before the send: see h2Open
@@ -625,7 +626,7 @@ func (c *conn) h2RequestEnd(st *h2Stream) bool {
 		c.h2ResetBad(st.id, protocol.H2ProtocolError)
 		return false
 	}
-	if st.node != nil && !st.nodeEnded && st.reqCL < 0 {
+	if st.node != nil && !st.nodeEnded && !st.noBody && st.reqCL < 0 {
 		c.h2Send(st, "body", []byte{}) // a body of unknown length ends
 		c.h2Keep(st, []byte{}, nil)
 	}

@@ -124,19 +124,62 @@ func TestH2TrailersEndTheBody(t *testing.T) {
 }
 
 // The client's END_STREAM on a WebSocket ends ours: the stream closes
-// with our END_STREAM, and no RST_STREAM follows it (RFC 9113 §5.1).
+// with our END_STREAM, and no RST_STREAM follows it (RFC 9113 §5.1);
+// also when that DATA carries the client's close frame, whose echo ends
+// our half first.
 func TestH2WebSocketEndStreamNoReset(t *testing.T) {
-	q := newH2qHarness(t, nil)
+	closeFrame := []byte{0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2} // masked close 1000
+	for name, last := range map[string][]byte{"empty": nil, "close frame": closeFrame} {
+		t.Run(name, func(t *testing.T) {
+			q := newH2qHarness(t, nil)
+			h := q.h
+			q.openWS(1, "a")
+			q.heads(1)
+			_ = q.fr.WriteData(1, true, last)
+			q.send()
+			if _, reset := q.heads(1); reset {
+				t.Error("RST_STREAM after the stream's END_STREAM both ways")
+			}
+			if h.c.h2.streams[1] != nil {
+				t.Error("the stream is still open")
+			}
+		})
+	}
+}
+
+// What follows the client's close frame in the same DATA is dropped
+// while our close frame waits for window: it could never be answered.
+// Before, it was kept (and counted against max-read-ahead).
+func TestH2WebSocketRestAfterCloseDropped(t *testing.T) {
+	q := newH2qHarness(t, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	h := q.h
 	q.openWS(1, "a")
-	q.heads(1)
-	_ = q.fr.WriteData(1, true, nil)
-	q.send()
-	if _, reset := q.heads(1); reset {
-		t.Error("RST_STREAM after the stream's END_STREAM both ways")
+	closeFrame := []byte{0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2}
+	q.dataBytes(1, append(closeFrame, wsBinaryFrame(1000)[:500]...))
+	st := h.c.h2.streams[1]
+	if st == nil || !st.endPending {
+		t.Fatal("our close frame does not wait for window")
 	}
-	if h.c.h2.streams[1] != nil {
-		t.Error("the stream is still open")
+	if len(st.wsIn) != 0 || h.c.h2.wsHeld != 0 {
+		t.Errorf("after our close: %d bytes kept, %d counted; want none", len(st.wsIn), h.c.h2.wsHeld)
+	}
+}
+
+// A WebSocket handshake its node refused (403) is an ordinary response:
+// the frames its client sent meanwhile are no request body, and the node
+// gets none of them (its environ declared no body).
+func TestH2RefusedWebSocketSendsNoBody(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.VHosts[0].WebSocketHandshake = "node" },
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	h := q.h
+	q.openWS(1, "a")
+	sid := h.c.h2.streams[1].sid
+	q.deliver("n1", 1, "headers", "HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno")
+	h.ring.take()
+	_ = q.fr.WriteData(1, true, []byte{0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2})
+	q.send()
+	if got := sentFor(h, h.node("n1").Index, sid); len(got) != 0 {
+		t.Errorf("after the refusal node n1 got %v, want nothing", got)
 	}
 }
 

@@ -83,6 +83,12 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 		return
 	}
 	opts := &c.srv().opts
+	if end {
+		// The client's half is over before anything below ends ours (a
+		// close frame in this DATA, a bad frame): our END_STREAM then
+		// closes the stream, with no RST_STREAM after it.
+		st.endRecv = true
+	}
 	if st.endSent || st.endPending {
 		// Our close frame is sent, or waits for window: the client's
 		// frames can no longer be answered, and are dropped as they
@@ -126,9 +132,10 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 	// What is left is short of a frame: keep it (copied out of the
 	// connection's buffer, or moved to the front of wsIn).
 	switch {
-	case len(buf) == 0 || end:
+	case len(buf) == 0 || end || st.endSent || st.endPending:
 		// An idle WebSocket holds no buffer; nor does one whose client
-		// ended its half (that frame can never complete).
+		// ended its half (that frame can never complete), nor one that
+		// sent its close frame in this DATA (the rest is dropped).
 		st.wsIn = nil
 		if end {
 			st.wsFrags = wsFrags{}
@@ -142,10 +149,7 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 	}
 	if end {
 		// The client's FIN: our side ends too (nothing more can be
-		// answered), and the node gets `end` as the stream closes. Its
-		// half first: our END_STREAM then closes the stream, with no
-		// RST_STREAM after it.
-		st.endRecv = true
+		// answered), and the node gets `end` as the stream closes.
 		if !st.endSent && !st.endPending {
 			c.h2Write(st, nil, true)
 		}
@@ -214,8 +218,10 @@ func (c *conn) h2WebSocketNodeAnswer(st *h2Stream, r *reply) {
 	case hr.Status < 200:
 		// An interim head before the decision: nothing to pass on.
 	default:
-		// Refused: an ordinary response; the stream is no WebSocket.
-		st.wsAwait, st.ws = nil, false
+		// Refused: an ordinary response; the stream is no WebSocket, and
+		// what its client still sends (frames sent before it saw the
+		// refusal) is no request body: the node gets none of it.
+		st.wsAwait, st.ws, st.noBody = nil, false, true
 		c.h2ResponseHead(st, head)
 	}
 }
