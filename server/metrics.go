@@ -127,6 +127,10 @@ type Metrics struct {
 	Stats    StatsSnapshot
 	// RingLen and RingCap: messages waiting for the bridge, and room.
 	RingLen, RingCap int
+	// PendingOutput is the output held for clients that have not read
+	// it yet (max-pending-output-total counts it); OutputHolders the
+	// connections holding some.
+	PendingOutput, OutputHolders int64
 	// AccessLogDropped counts access log lines lost to a file slower
 	// than the traffic.
 	AccessLogDropped uint64
@@ -190,6 +194,7 @@ func (s *Server) Metrics() Metrics {
 		m.Nodes = append(m.Nodes, nm)
 	}
 	m.RingLen, m.RingCap = ringLen(s.bridges)
+	m.PendingOutput, m.OutputHolders = s.pendingTotal.Load(), s.holders.Load()
 	if s.alog != nil {
 		m.AccessLogDropped = s.alog.dropped.Load()
 	}

@@ -44,6 +44,8 @@ var (
 	dNodeQueued     = desc("node_queued_messages", "Messages held for the node at its ZeroMQ high-water mark.", "node")
 	dRingLen        = desc("bridge_ring_messages", "Messages waiting in the ring for the ZeroMQ bridge.")
 	dRingCap        = desc("bridge_ring_capacity", "Slots of the ring.")
+	dPendingOutput  = desc("pending_output_bytes", "Output held for clients that have not read it yet (max-pending-output-total counts it).")
+	dOutputHolders  = desc("output_holders", "Client connections holding output they have not read yet.")
 	dRefusals       = desc("bridge_refusals_total", "Messages the bridges refused for a while, by reason: node_full (their node at its high-water mark: only its sessions wait), ring_full (the bridge behind: their client waits).", "reason")
 	dBusyPolls      = desc("bridge_busy_polls_total", "The bridges' polls for work before sleeping (zmq-busy-poll), by whether they found some.", "result")
 	dTLSHandshakes  = desc("tls_handshakes_total", "TLS handshakes completed.")
@@ -63,7 +65,7 @@ func NewCollector(src Source) prometheus.Collector { return collector{src} }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dConnsOpen, dConnsAccepted, dUpgrades, dRequests, dRequestSeconds,
 		dHeadSeconds, dRejected, dNodeUp, dNodeSessions, dNodeMsgs, dNodeBytes, dNodeFailures, dNodeRetries,
-		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dRefusals, dBusyPolls, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dEndsDropped, dAccessDropped} {
+		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dPendingOutput, dOutputHolders, dRefusals, dBusyPolls, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dEndsDropped, dAccessDropped} {
 		ch <- d
 	}
 }
@@ -121,6 +123,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(dRingLen, float64(m.RingLen))
 	gauge(dRingCap, float64(m.RingCap))
+	gauge(dPendingOutput, float64(m.PendingOutput))
+	gauge(dOutputHolders, float64(m.OutputHolders))
 	counter(dRefusals, m.Stats.Bridge.NodeFull, "node_full")
 	counter(dRefusals, m.Stats.Bridge.RingFull, "ring_full")
 	counter(dBusyPolls, m.Stats.Bridge.BusyPollWork, "work")
