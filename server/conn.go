@@ -465,7 +465,7 @@ func (c *conn) leave(n *session.Node) { c.leaveSession(n, c.sid) }
 // leaveSession is leave for session sid of the connection (its own, or
 // one of its HTTP/2 streams'): only that session's messages are dropped.
 func (c *conn) leaveSession(n *session.Node, sid session.SID) {
-	c.dropQueued(n, sid, false)
+	c.dropQueued(n, sid)
 	c.endNow(n, sid)
 	c.updateReadPause()
 }
@@ -482,12 +482,11 @@ func (c *conn) endNow(n *session.Node, sid session.SID) {
 	*end = zmqbridge.Msg{}
 }
 
-// dropQueued drops what waits in outq for node n about session sid; its
-// `end` too, unless keepEnd.
-func (c *conn) dropQueued(n *session.Node, sid session.SID, keepEnd bool) {
+// dropQueued drops what waits in outq for node n about session sid.
+func (c *conn) dropQueued(n *session.Node, sid session.SID) {
 	keep := c.outq[:0]
 	for _, m := range c.outq {
-		if m.Node != n.Index || m.SID != [16]byte(sid) || keepEnd && m.Type == "end" {
+		if m.Node != n.Index || m.SID != [16]byte(sid) {
 			keep = append(keep, m)
 		} else {
 			m.Buf.Release() // dropped: its pooled buffer goes back (nil-safe)

@@ -78,9 +78,8 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	}
 	if c.pendingOut > 0 {
 		s.pendingTotal.Add(-int64(c.pendingOut))
-		was := c.holding()
 		c.pendingOut = 0
-		c.countHolder(was) // its streams' were given back by h2Gone
+		c.countHolder(true) // its streams' held output went with h2Gone
 	}
 	if c.node != nil {
 		// What the ring refused is dropped; the node still gets `end`,

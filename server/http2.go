@@ -82,7 +82,7 @@ type h2Conn struct {
 	// resetIDs are the streams the proxy reset or refused last: frames
 	// the client sent on them before it saw the RST_STREAM are ignored
 	// (RFC 9113 §5.1), not errors that would end the connection.
-	resetIDs  [16]uint32
+	resetIDs  [h2ResetsRemembered]uint32
 	resetNext uint8
 
 	hdrID   uint32 // stream of the field block being read; 0: none
@@ -134,6 +134,11 @@ const (
 	// flood; smaller increments (a window dribbled open a byte at a time)
 	// still count.
 	h2MinFreeUpdate = 1024
+
+	// h2ResetsRemembered is how many of the streams the proxy reset last
+	// it remembers (h2Conn.resetIDs): frames in flight on them are
+	// ignored; on older ones they get STREAM_CLOSED again.
+	h2ResetsRemembered = 16
 )
 
 // The flood limits (config http2-max-resets, http2-max-control-frames)
@@ -606,7 +611,7 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 		c.h2ResetBad(st.id, protocol.H2ProtocolError)
 		return false
 	}
-	if st.node != nil && !st.nodeEnded && !st.noBody && len(f.Data) > 0 {
+	if st.takesBody() && len(f.Data) > 0 {
 		buf := c.srv().bufs.Get(len(f.Data))
 		copy(buf.B, f.Data)
 		c.h2Keep(st, buf.B, buf) // before the send: see h2Open
@@ -618,6 +623,11 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 	return true
 }
 
+// takesBody reports whether the stream's node gets what its client
+// sends: not once the proxy answered it (nodeEnded), nor after a refused
+// WebSocket handshake (noBody).
+func (st *h2Stream) takesBody() bool { return st.node != nil && !st.nodeEnded && !st.noBody }
+
 // h2RequestEnd is the client's END_STREAM on a request (on DATA, or on
 // trailers): its length is checked, and a body of unknown length ends
 // for the node. False: the stream was reset for it.
@@ -626,7 +636,7 @@ func (c *conn) h2RequestEnd(st *h2Stream) bool {
 		c.h2ResetBad(st.id, protocol.H2ProtocolError)
 		return false
 	}
-	if st.node != nil && !st.nodeEnded && !st.noBody && st.reqCL < 0 {
+	if st.takesBody() && st.reqCL < 0 {
 		c.h2Send(st, "body", []byte{}) // a body of unknown length ends
 		c.h2Keep(st, []byte{}, nil)
 	}
@@ -1088,7 +1098,8 @@ func (c *conn) h2ResetBad(id uint32, code protocol.H2ErrCode) {
 func (c *conn) h2CloseStream(st *h2Stream) { c.h2Close(st, false) }
 
 // h2Close is h2CloseStream; abort: the stream was reset, and what still
-// waits for its (stuck) node is dropped, its `end` excepted.
+// waits for its (stuck) node is dropped. (No `end` of an open stream
+// waits in outq: the proxy's own answer sends it at once, leaveSession.)
 func (c *conn) h2Close(st *h2Stream, abort bool) {
 	h := c.h2
 	if h.streams[st.id] != st {
@@ -1100,8 +1111,8 @@ func (c *conn) h2Close(st *h2Stream, abort bool) {
 	delete(h.streams, st.id)
 	delete(h.bySID, st.sid)
 	if drop {
-		c.dropQueued(st.node, st.sid, true)
-		st.waiting = 0 // only a queued `end` could stay, and then nodeEnded is set
+		c.dropQueued(st.node, st.sid)
+		st.waiting = 0 // out of bySID, the recount passed it by
 		c.updateReadPause()
 	}
 	h.closedOwed += st.unreturned
@@ -1114,7 +1125,7 @@ func (c *conn) h2Close(st *h2Stream, abort bool) {
 	c.l.finish(&st.ex, st.node, st.sid) // status 0 if reset before its response
 	if st.node != nil {
 		switch {
-		case st.nodeEnded: // its `end` went, or waits behind its messages
+		case st.nodeEnded: // its `end` went when the proxy answered
 		case st.waiting > 0:
 			c.h2Send(st, "end", nil) // after its messages that wait
 		default:

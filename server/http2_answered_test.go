@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"slices"
 	"testing"
 	"time"
@@ -29,17 +28,26 @@ func (q *h2qClient) deliver(node string, id uint32, typ, body string) {
 	q.h.settle()
 }
 
+// pastTimeout runs the sweep past the vhosts' timeout (60 s): streams
+// still awaiting their node's head are answered 504.
+func (q *h2qClient) pastTimeout() { q.h.sweep(time.Now().Add(2 * time.Minute)) }
+
+// postClosedWindow opens stream 1, a POST to node n1 with n body bytes so
+// far, on a client whose windows are 0: an answer of the proxy's own then
+// waits for window, and the stream stays open.
+func postClosedWindow(t *testing.T, n int) (*h2qClient, *h2Stream) {
+	q := newH2qHarness(t, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	q.open(1, "POST", "a", false)
+	q.data(1, n)
+	return q, q.h.c.h2.streams[1]
+}
+
 // heads counts the HEADERS frames for stream id among what the proxy
 // wrote since the last call, and reports whether it reset the stream.
 func (q *h2qClient) heads(id uint32) (heads int, reset bool) {
-	fr := http2.NewFramer(nil, bytes.NewReader(q.h.takeOut()))
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			return heads, reset
-		}
+	q.readOut(func(f http2.Frame) {
 		if f.Header().StreamID != id {
-			continue
+			return
 		}
 		switch f.(type) {
 		case *http2.HeadersFrame:
@@ -47,7 +55,8 @@ func (q *h2qClient) heads(id uint32) (heads int, reset bool) {
 		case *http2.RSTStreamFrame:
 			reset = true
 		}
-	}
+	})
+	return heads, reset
 }
 
 // A WebSocket whose node answers the handshake, answered 504 by the
@@ -56,9 +65,8 @@ func (q *h2qClient) heads(id uint32) (heads int, reset bool) {
 func TestH2AnsweredWebSocketIgnoresNode(t *testing.T) {
 	q := newH2qHarness(t, func(o *Options) { o.VHosts[0].WebSocketHandshake = "node" },
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	h := q.h
 	q.openWS(1, "a")
-	h.sweep(time.Now().Add(2 * time.Minute)) // the node did not answer in time: 504
+	q.pastTimeout() // the node did not answer in time: 504
 	if n, _ := q.heads(1); n != 1 {
 		t.Fatalf("%d heads for the 504, want 1", n)
 	}
@@ -72,16 +80,12 @@ func TestH2AnsweredWebSocketIgnoresNode(t *testing.T) {
 // After its 504 the stream keeps no retry pieces: up to retry-buffer of
 // pooled buffers, per stream, for as long as the client kept it open.
 func TestH2AnsweredStreamDropsRetry(t *testing.T) {
-	q := newH2qHarness(t, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
-	h := q.h
-	q.open(1, "POST", "a", false)
-	q.data(1, 30000)
-	st := h.c.h2.streams[1]
+	q, st := postClosedWindow(t, 30000)
 	if st.retryBytes == 0 {
 		t.Fatal("no retry pieces kept for the body")
 	}
-	h.sweep(time.Now().Add(2 * time.Minute))
-	if st := h.c.h2.streams[1]; st == nil || st.retryBytes != 0 {
+	q.pastTimeout()
+	if st := q.h.c.h2.streams[1]; st == nil || st.retryBytes != 0 {
 		t.Errorf("after the 504 the stream keeps %d bytes to retry, want 0 (open: %v)", st.retryBytes, st != nil)
 	}
 }
@@ -89,12 +93,9 @@ func TestH2AnsweredStreamDropsRetry(t *testing.T) {
 // A send failure the bridge reports after the 504 (for the body already
 // on the ring) must not reset the stream and lose the 504.
 func TestH2AnsweredStreamIgnoresUndeliverable(t *testing.T) {
-	q := newH2qHarness(t, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	q, st := postClosedWindow(t, 1000)
 	h := q.h
-	q.open(1, "POST", "a", false)
-	q.data(1, 1000)
-	st := h.c.h2.streams[1]
-	h.sweep(time.Now().Add(2 * time.Minute))
+	q.pastTimeout()
 	q.heads(1)
 	m := zmqbridge.Msg{Node: h.node("n1").Index, SID: st.sid, Type: "body", Tag: st.reqSeq}
 	h.s.handlers[0].Undeliverable(&m, nil)

@@ -11,17 +11,13 @@ import (
 // headersBlocks returns the field blocks of the HEADERS frames the proxy
 // wrote since the last call.
 func (q *h2qClient) headersBlocks() [][]byte {
-	fr := http2.NewFramer(nil, bytes.NewReader(q.h.takeOut()))
 	var out [][]byte
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			return out
-		}
+	q.readOut(func(f http2.Frame) {
 		if hf, ok := f.(*http2.HeadersFrame); ok {
 			out = append(out, append([]byte(nil), hf.HeaderBlockFragment()...))
 		}
-	}
+	})
+	return out
 }
 
 // Response heads are encoded without HPACK's dynamic table: the first

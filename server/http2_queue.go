@@ -53,13 +53,8 @@ func (c *conn) h2ReadWaits() bool {
 // streams whose messages all went get their withheld windows back.
 func (c *conn) h2OutqMoved(m *zmqbridge.Msg) {
 	h := c.h2
-	ring := c.srv().ring
 	if m != nil {
-		h.queued += msgCost(m)
-		h.ringWait = h.ringWait || !ring.NodeFull(m.Node)
-		if st := h.bySID[session.SID(m.SID)]; st != nil {
-			st.waiting++
-		}
+		c.h2CountQueued(m)
 		return
 	}
 	h.queued, h.ringWait = 0, false
@@ -67,15 +62,21 @@ func (c *conn) h2OutqMoved(m *zmqbridge.Msg) {
 		st.waiting = 0
 	}
 	for i := range c.outq {
-		m := &c.outq[i]
-		h.queued += msgCost(m)
-		h.ringWait = h.ringWait || !ring.NodeFull(m.Node)
-		if st := h.bySID[session.SID(m.SID)]; st != nil {
-			st.waiting++
-		}
+		c.h2CountQueued(&c.outq[i])
 	}
 	if h.windowsHeld {
 		c.h2GiveWindows()
+	}
+}
+
+// h2CountQueued counts m, waiting in outq: its cost, whether it waits
+// for the ring rather than a stuck node, and its stream's waiting.
+func (c *conn) h2CountQueued(m *zmqbridge.Msg) {
+	h := c.h2
+	h.queued += msgCost(m)
+	h.ringWait = h.ringWait || !c.srv().ring.NodeFull(m.Node)
+	if st := h.bySID[session.SID(m.SID)]; st != nil {
+		st.waiting++
 	}
 }
 

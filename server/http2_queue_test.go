@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"testing"
-	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -69,15 +68,24 @@ func (q *h2qClient) data(id uint32, n int) {
 }
 
 // frames parses what the proxy wrote since the last call.
+// Only their headers and fields stay readable: the framer reuses the
+// payloads (readOut hands them over while they are valid).
 func (q *h2qClient) frames() []http2.Frame {
-	fr := http2.NewFramer(nil, bytes.NewReader(q.h.takeOut()))
 	var out []http2.Frame
+	q.readOut(func(f http2.Frame) { out = append(out, f) })
+	return out
+}
+
+// readOut hands fn each frame the proxy wrote since the last call, while
+// its payload is valid.
+func (q *h2qClient) readOut(fn func(http2.Frame)) {
+	fr := http2.NewFramer(nil, bytes.NewReader(q.h.takeOut()))
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
-			return out
+			return
 		}
-		out = append(out, f)
+		fn(f)
 	}
 }
 
@@ -239,8 +247,8 @@ func TestH2QueuedEndSurvivesClose(t *testing.T) {
 			sid := h.c.h2.streams[1].sid
 			h.ring.take()
 			h.ring.full[n1] = true
-			q.data(1, 1000)                          // waits for n1
-			h.sweep(time.Now().Add(2 * time.Minute)) // past timeout: 504
+			q.data(1, 1000) // waits for n1
+			q.pastTimeout() // 504
 			// What waited is of no use now: dropped, the `end` with the
 			// loop, so that answered streams do not fill outq.
 			if len(h.c.outq) != 0 {

@@ -153,9 +153,7 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 		if !st.endSent && !st.endPending {
 			c.h2Write(st, nil, true)
 		}
-		if c.h2.streams[st.id] == st && st.endSent {
-			c.h2CloseStream(st)
-		}
+		c.h2EndRecv(st)
 	}
 }
 

@@ -217,13 +217,13 @@ loop:
 	// blastbeat patch 14: at most iovMax buffers a call (more is EINVAL,
 	// which closed the connection); the next ones follow at once while
 	// the socket takes everything.
-	iov, want := bs, 0
+	iov, want := bs, remaining
 	capped := len(iov) > iovMax
 	if capped {
-		iov = iov[:iovMax]
-	}
-	for _, b := range iov {
-		want += len(b)
+		iov, want = iov[:iovMax], 0
+		for _, b := range iov {
+			want += len(b)
+		}
 	}
 	if sent, err = gio.Writev(c.fd, iov); err != nil {
 		// A temporary error occurs, append the data to outbound buffer,
