@@ -208,3 +208,64 @@ func rlScenario(t *testing.T, extra string) {
 		t.Errorf("after a refused reload: %d %q", code, body)
 	}
 }
+
+// TestReloadRefusedKeepsNodeNumbers: a reload refused after it named a
+// new node (its address could not be bound) leaves the bridges' node
+// numbering as the running configuration's, so that a later reload's new
+// node gets its own traffic. Before, the bridges had taken the refused
+// reload's node, and the next new node's sessions went to it.
+func TestReloadRefusedKeepsNodeNumbers(t *testing.T) {
+	t.Parallel()
+	v1 := "[blastbeat:a.test]\nnode = na\n\n"
+	p := startProxy(t, "max-nodes = 3\n", v1)
+	for _, name := range []string{"na", "nc", "nd", "ne"} {
+		hStartNode(t, p.ZMQ, name, rlHandler())
+	}
+	waitRoutable(t, p, "a.test", "/ready")
+	reload := func(cfg, want string) {
+		t.Helper()
+		before := strings.Count(p.Log(), want)
+		p.rewrite(t, cfg)
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			if strings.Count(p.Log(), want) == before {
+				return fmt.Errorf("no %q in the log", want)
+			}
+			return nil
+		})
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	reload(v1+fmt.Sprintf("[blastbeat:busy.test]\nnode = nc\nbind = %s\n\n", taken.Addr()), "reload refused: listen")
+	reload(v1+"[blastbeat:d.test]\nnode = nd\n\n", `msg="configuration reloaded"`)
+	served := func(host, node string) {
+		t.Helper()
+		waitRoutable(t, p, host, "/ready")
+		for i := range 3 {
+			req, _ := http.NewRequest("GET", p.URL(fmt.Sprintf("/%d", i)), nil)
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := fmt.Sprintf("%s GET /%d", node, i); resp.StatusCode != 200 || string(b) != want {
+				t.Fatalf("%s: %d %q, want %q", host, resp.StatusCode, b, want)
+			}
+		}
+	}
+	served("d.test", "nd")
+	// The refused reload took no slot of max-nodes (3): a third node
+	// fits, a fourth is refused, and the configuration stays.
+	v3 := v1 + "[blastbeat:d.test]\nnode = nd\n\n[blastbeat:e.test]\nnode = ne\n\n"
+	reload(v3, `msg="configuration reloaded"`)
+	served("e.test", "ne")
+	reload(v3+"[blastbeat:f.test]\nnode = nf\n\n", "more than max-nodes (3)")
+	served("e.test", "ne")
+}

@@ -44,18 +44,13 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("reload refused: %w", err)
 	}
-	// New nodes get their indexes in the bridge before any session can
-	// name them. (A reload refused after this leaves them known, pinged
-	// and unused: harmless, bounded by max-nodes.)
-	for _, b := range s.bridges {
-		if len(added) == 0 {
-			break
-		}
-		// Each bridge numbers them alike: they all got the same
-		// identities, in the same order, and the same max-nodes.
-		if err := b.AddIdentities(added); err != nil {
-			return nil, fmt.Errorf("reload refused: %w (max-nodes)", err)
-		}
+	// New nodes get their indexes in the bridges once nothing can refuse
+	// the reload any more, and before any session can name them (the
+	// routing is published after): a refused reload must not leave
+	// indexes the running configuration does not have, or the next
+	// reload's new nodes would be numbered apart from the bridges'.
+	if n := len(rt.nodes.Nodes()); n > s.maxNodes {
+		return nil, fmt.Errorf("reload refused: %d nodes, more than max-nodes (%d)", n, s.maxNodes)
 	}
 	// While listeners open and close, connections are accepted on both
 	// sets: publish their union first, the new routing (which serves
@@ -82,6 +77,21 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 			return nil, fmt.Errorf("reload refused: listen %s: %w", ln.addr, err)
 		}
 		opened = append(opened, ln)
+	}
+	for _, b := range s.bridges {
+		if len(added) == 0 {
+			break
+		}
+		// Each bridge numbers them alike: they all got the same
+		// identities, in the same order, and the same max-nodes (checked
+		// above, so this cannot fail but for a bug).
+		if err := b.AddIdentities(added); err != nil {
+			for _, o := range opened {
+				_ = s.eng.CloseListener(s.protoAddr(o))
+			}
+			s.lns.Store(cur)
+			return nil, fmt.Errorf("reload refused: %w (max-nodes)", err)
+		}
 	}
 	for _, ln := range next.all {
 		if ln.tls != nil && cur.byAddr[ln.addr] != nil {
