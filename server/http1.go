@@ -20,8 +20,16 @@ func (c *conn) idle() bool {
 
 // httpTraffic parses HTTP/1.x requests.
 func (c *conn) httpTraffic() {
-	for !c.closeAfter && len(c.outq) == 0 && c.m == (http1{}) {
+	for !c.closing && !c.closed && len(c.outq) == 0 && c.m == (http1{}) {
 		atHead := c.parser == nil || c.parser.InHead()
+		if c.closeAfter && (atHead || c.phase == phIdle) {
+			// No request after this one; a body whose response is
+			// done is read and dropped (closingOut). A body whose
+			// response is still on its way goes on to the node, which
+			// may need all of it to finish (an HTTP/1.0 client, or one
+			// that sent Connection: close).
+			break
+		}
 		if atHead && c.phase != phIdle {
 			// A pipelined request waits for the current response; reading
 			// pauses once max-read-ahead bytes wait (updateReadPause).

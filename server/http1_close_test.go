@@ -1,0 +1,54 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+// sentTypes lists the types and bodies of what went to the nodes since
+// the last take, as "type:body".
+func sentTypes(h *harness) []string {
+	var out []string
+	for _, m := range h.ring.take() {
+		out = append(out, m.Type+":"+string(m.Body))
+	}
+	return out
+}
+
+// TestCloseResponseKeepsForwardingBody: a response that closes the
+// connection after it (an HTTP/1.0 client, or Connection: close) may
+// begin before the request body ends; the rest of the body still goes to
+// the node, which may need it to finish. Before, nothing more of the body
+// was parsed once the head was sent: node and client waited for each
+// other.
+func TestCloseResponseKeepsForwardingBody(t *testing.T) {
+	for _, req := range []string{
+		"POST /up HTTP/1.0\r\nContent-Length: 10\r\n\r\nabc",
+		"POST /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\nabc",
+	} {
+		t.Run(strings.Fields(req)[2], func(t *testing.T) {
+			h := newHarness(t, testOptions())
+			h.client(req)
+			if got := sentTypes(h); len(got) != 2 || got[1] != "body:abc" {
+				t.Fatalf("node got %q, want the head and body:abc", got)
+			}
+			h.reply("n1", "headers", "HTTP/1.1 200 OK\r\n\r\n")
+			if out := string(h.takeOut()); !strings.HasPrefix(out, "HTTP/1.") {
+				t.Fatalf("client got %q, want the response head", out)
+			}
+			h.client("defg")
+			h.client("hij")
+			if got := sentTypes(h); strings.Join(got, " ") != "body:defg body:hij" {
+				t.Fatalf("after the response head, the node got %q, want the rest of the body", got)
+			}
+			h.reply("n1", "body", "done")
+			h.reply("n1", "end", "")
+			if out := string(h.takeOut()); out != "done" {
+				t.Fatalf("client got %q, want done", out)
+			}
+			if !h.fc.closed {
+				t.Fatal("the connection stays open after a response that closes it")
+			}
+		})
+	}
+}
