@@ -334,6 +334,9 @@ func (c *conn) onBody(data []byte) {
 	c.keepForRetry(data, buf)
 	c.endSent = false
 	c.sendTo(c.node, c.sid, "body", data, buf, c.reqSeq)
+	if c.phase == phAwaitHead {
+		c.answerBy = bodyDeadline(c.answerBy, c.srv(), c.vhost.Timeout)
+	}
 }
 
 // keepForRetry keeps a piece of the request body for a retry
@@ -367,6 +370,12 @@ func (c *conn) httpTimeouts(now int64) {
 	case c.phase == phAwaitHead && now > c.answerBy:
 		s.stats.Timeouts.Add(1)
 		c.sendEnd()
+		if c.reading && len(c.outq) == 0 {
+			// The client stopped sending its body (each piece pushes
+			// the deadline on: bodyDeadline), not the node answering.
+			c.fail(408, "request body not received in time")
+			return
+		}
 		c.fail(504, "backend did not answer in time")
 	case c.phase != phIdle && c.node != nil && !c.node.Alive(now, s.deadAfter):
 		c.nodeFailed()
@@ -378,6 +387,11 @@ func (c *conn) httpTimeouts(now int64) {
 		s.reject("silent_connection")
 		c.closeNow()
 	case c.idle() && c.pendingOut == 0 && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout):
+		c.closeNow()
+	case c.phase == phIdle && c.reading && c.pendingOut == 0 && s.opts.IdleTimeout > 0 && now-c.lastActive > int64(s.opts.IdleTimeout):
+		// Answered before its body ended (a 404, or a node's early
+		// answer), and the client has sent nothing of the rest for
+		// idle-timeout: nothing is due either way, the slot goes back.
 		c.closeNow()
 	}
 }

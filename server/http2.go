@@ -616,6 +616,9 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 		copy(buf.B, f.Data)
 		c.h2Keep(st, buf.B, buf) // before the send: see h2Open
 		c.h2SendBuf(st, "body", buf)
+		if st.phase == phAwaitHead {
+			st.answerBy = bodyDeadline(st.answerBy, c.srv(), st.vhost.Timeout)
+		}
 	}
 	if f.EndStream() {
 		return c.h2RequestEnd(st)
@@ -1265,6 +1268,11 @@ func (c *conn) h2Timeouts(now int64) {
 			c.h2Reset(st.id, protocol.H2NoError)
 		case st.phase == phAwaitHead && now > st.answerBy:
 			s.stats.Timeouts.Add(1)
+			if !st.endRecv && !st.ws && st.waiting == 0 {
+				// Its client stopped sending the body (bodyDeadline).
+				c.h2Respond(st, 408, "request body not received in time")
+				continue
+			}
 			c.h2Respond(st, 504, "backend did not answer in time")
 		case st.node != nil && st.phase != phIdle && !st.nodeEnded && !st.node.Alive(now, s.deadAfter):
 			switch {

@@ -28,7 +28,7 @@ type stream struct {
 	reqSeq    uint32 // numbers requests, to tell stale send failures (beside the flags: no padding)
 
 	remaining int64 // modeLength: body bytes still due
-	answerBy  int64 // unix ns: the response head must arrive by then (504)
+	answerBy  int64 // unix ns: the response head must arrive by then (504; bodyDeadline)
 	credit    int64 // body bytes the node may still send (creditOn)
 
 	bodyBytes  int64        // request body bytes so far (the vhost's max-body)
@@ -251,4 +251,14 @@ func statusReason(status int) string {
 		return "node_timeout"
 	}
 	return "status_" + strconv.Itoa(status)
+}
+
+// bodyDeadline is a response deadline pushed on by a piece of the
+// request body that went to the node: `timeout` counts from the
+// request's last byte, so that an upload longer than it is not cut, as
+// nginx's proxy timeouts count from the last byte sent. The coarse
+// clock lags by up to sweepEvery: that much is added, so that the
+// deadline never comes early.
+func bodyDeadline(by int64, s *Server, timeout time.Duration) int64 {
+	return max(by, s.now()+int64(timeout)+int64(sweepEvery))
 }
