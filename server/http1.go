@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"net"
 	"strconv"
 
@@ -57,6 +58,7 @@ func (c *conn) httpTraffic() {
 			}
 		}
 		if c.parser == nil {
+			c.headReq = false // a new request: none known until its head
 			c.parser = c.l.parser()
 			if c.reqSeq > 0 {
 				// The first request's deadline runs from accept (OnOpen).
@@ -246,12 +248,25 @@ func appendMethodNotAllowed(closeConn bool) []byte {
 // client asked to close it.
 func (c *conn) respond(status int, b []byte) {
 	c.discard = true
-	c.queue(b)
+	c.queue(c.answerBytes(b))
 	if !c.keepAlive {
 		c.closeAfter = true
 	}
 	c.l.responded(&c.ex, status)
 	c.l.finish(&c.ex, nil, c.sid)
+}
+
+// answerBytes is a response of the proxy's own (head and body) as the
+// request in flight gets it: a HEAD request gets the head alone, its
+// Content-Length kept (RFC 9110 §9.3.2); a body would be read as the
+// start of the next response on a kept-alive connection.
+func (c *conn) answerBytes(b []byte) []byte {
+	if c.headReq {
+		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+			return b[:i+4]
+		}
+	}
+	return b
 }
 
 // httpVersion is the access log's protocol of an HTTP/1.minor request.
@@ -306,7 +321,7 @@ func (c *conn) reject(status int, msg string) {
 	c.srv().reject(statusReason(status))
 	c.discard = true
 	close := !c.keepAlive
-	c.queue(protocol.AppendError(nil, status, msg, close))
+	c.queue(c.answerBytes(protocol.AppendError(nil, status, msg, close)))
 	if close {
 		c.closeAfter = true
 	}

@@ -52,3 +52,28 @@ func TestCloseResponseKeepsForwardingBody(t *testing.T) {
 		})
 	}
 }
+
+// TestHeadAnswersHaveNoBody: the proxy's own answers to HEAD requests
+// (404, 503, 405 …) are heads alone, Content-Length kept; a GET after
+// them on the same connection gets its body. Before, the HEAD answers
+// carried their bodies, which a client reads as the start of the next
+// response.
+func TestHeadAnswersHaveNoBody(t *testing.T) {
+	o := testOptions()
+	o.VHosts[0].Name = "a"
+	o.VHosts = append(o.VHosts, o.VHosts[0])
+	o.VHosts[1].Name, o.VHosts[1].Nodes = "b", []string{"n2"} // n2 is not alive
+	h := newHarness(t, o)
+	h.client("HEAD / HTTP/1.1\r\nHost: zzz\r\n\r\n" +
+		"HEAD / HTTP/1.1\r\nHost: b\r\n\r\n" +
+		"GET / HTTP/1.1\r\nHost: zzz\r\n\r\n")
+	out := string(h.takeOut())
+	parts := strings.SplitAfter(out, "\r\n\r\n")
+	if len(parts) != 4 || !strings.HasPrefix(parts[0], "HTTP/1.1 404 ") || !strings.HasPrefix(parts[1], "HTTP/1.1 503 ") ||
+		!strings.HasPrefix(parts[2], "HTTP/1.1 404 ") || parts[3] != "no virtual host for this Host\n" {
+		t.Fatalf("got %q: want a 404 head, a 503 head, then a 404 with its body", out)
+	}
+	if !strings.Contains(parts[0], "Content-Length: 30\r\n") {
+		t.Errorf("the HEAD answer lost its Content-Length: %q", parts[0])
+	}
+}

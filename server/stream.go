@@ -222,7 +222,7 @@ func (c *conn) failAs(reason string, status int, msg string) {
 		// not logged (nothing of it is known).
 		c.ex = exchange{start: time.Now().UnixNano()}
 	}
-	c.queue(protocol.AppendError(nil, status, msg, true))
+	c.queue(c.answerBytes(protocol.AppendError(nil, status, msg, true)))
 	c.closeAfter = true
 	c.discard = true
 	c.l.responded(&c.ex, status)
