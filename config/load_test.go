@@ -435,6 +435,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "default section", src: head + "[DEFAULT]\n" + tail, line: 4, section: "DEFAULT", kind: config.ErrUnknownSection},
 		{name: "empty vhost name", src: head + "[blastbeat:]\nnode = x\n", line: 4, section: "blastbeat:", kind: config.ErrBadValue, msg: "virtual host"},
 		{name: "bad vhost name", src: head + "[blastbeat:bad host]\nnode = x\n", line: 4, kind: config.ErrBadValue, msg: "bad host"},
+		{name: "node name not UTF-8", src: head + tail + "node = caf\xe9\n", line: 6, section: "blastbeat:localhost", key: "node", kind: config.ErrBadValue, msg: "not UTF-8"},
+		{name: "vhost label starts with a hyphen", src: head + "[blastbeat:-]\nnode = x\n", line: 4, kind: config.ErrBadValue, msg: `"-"`},
 		{name: "bad vhost port", src: head + "[blastbeat:host:http]\nnode = x\n", line: 4, kind: config.ErrBadValue, msg: `"host:http"`},
 		{name: "duplicate vhost", src: head + tail + "[blastbeat:LocalHost]\nnode = y\n", line: 6, section: "blastbeat:LocalHost", kind: config.ErrDuplicate, msg: "line 4"},
 		{name: "duplicate main section", src: head + tail + "[blastbeat]\n", line: 6, section: "blastbeat", kind: config.ErrDuplicate, msg: "line 1"},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // maxNodeLen is the longest ZeroMQ identity, in bytes.
@@ -120,7 +121,8 @@ func isAlnum(r rune) bool {
 // dot separated, non-empty labels of letters, digits, '-' and '_'.
 func isHostname(s string) bool {
 	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || strings.ContainsFunc(label, func(r rune) bool { return !isAlnum(r) && r != '-' && r != '_' }) {
+		if label == "" || label[0] == '-' || label[len(label)-1] == '-' ||
+			strings.ContainsFunc(label, func(r rune) bool { return !isAlnum(r) && r != '-' && r != '_' }) {
 			return false
 		}
 	}
@@ -196,10 +198,14 @@ func parseVHostName(s string) (string, error) {
 	return name, nil
 }
 
-// parseNode checks a backend node identity: 1 to 255 bytes.
+// parseNode checks a backend node identity: 1 to 255 bytes of UTF-8
+// (it is a label of the metrics, which Prometheus wants in UTF-8).
 func parseNode(s string) (string, error) {
 	if s == "" || len(s) > maxNodeLen {
 		return "", fmt.Errorf("node name must be 1 to %d bytes, got %d", maxNodeLen, len(s))
+	}
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("node name %q is not UTF-8", s)
 	}
 	return s, nil
 }

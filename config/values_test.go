@@ -193,6 +193,10 @@ func TestParseVHostName(t *testing.T) {
 		{in: "*.example.com", wantErr: true},
 		{in: "a..b", wantErr: true},
 		{in: "bad host", wantErr: true},
+		{in: "-", wantErr: true},
+		{in: "-a.example", wantErr: true},
+		{in: "a-.example", wantErr: true},
+		{in: "a-b.example", want: "a-b.example"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

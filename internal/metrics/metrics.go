@@ -72,11 +72,19 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m := c.src.Metrics()
+	// A sample whose labels Prometheus refuses (config checks node and
+	// vhost names, so this is a bug's doing) is left out rather than
+	// panicking: Gather runs Collect with no recover, and a panic there
+	// would end the proxy.
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		if m, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, v, labels...); err == nil {
+			ch <- m
+		}
 	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+		if m, err := prometheus.NewConstMetric(d, prometheus.CounterValue, float64(v), labels...); err == nil {
+			ch <- m
+		}
 	}
 	for p := server.ProtoHTTP1; p <= server.ProtoHTTP2; p++ {
 		gauge(dConnsOpen, float64(m.Open[p]), p.String())
