@@ -77,6 +77,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, err)
 		return 1
 	}
+	ident, err := resolveIdentity(cfg.UID, cfg.GID)
+	if err != nil {
+		fmt.Fprintf(stderr, "blastbeat: %s: %v\n", cfg.File, err)
+		return 1
+	}
 	if *check {
 		fmt.Fprintf(stderr, "blastbeat: %s: configuration ok\n", cfg.File)
 		return 0
@@ -128,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("start", "err", locateListenError(cfg, inherited, err))
 		return 1
 	}
-	if err := dropPrivileges(cfg.UID, cfg.GID); err != nil {
+	if err := ident.apply(); err != nil {
 		log.Error("privileges", "err", err)
 		_ = srv.Shutdown(context.Background())
 		return 1

@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"testing"
+)
+
+// TestPrivilegeDrop: started as root with uid = nobody, the proxy ends
+// up as nobody, in nobody's primary group and its groups only, and still
+// serves. Before, with uid alone the gid stayed 0 and root's
+// supplementary groups stayed.
+func TestPrivilegeDrop(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody here")
+	}
+	p := startProxy(t, "uid = nobody\n", "[blastbeat:*]\nnode = n1\n")
+	hStartNode(t, p.ZMQ, "n1", hEcho())
+	waitRoutable(t, p, "", "/ready")
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"Uid:":    strings.Repeat(nobody.Uid+"\t", 3) + nobody.Uid,
+		"Gid:":    strings.Repeat(nobody.Gid+"\t", 3) + nobody.Gid,
+		"Groups:": nobody.Gid,
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		f := strings.SplitN(line, "\t", 2)
+		if w, ok := want[f[0]]; ok {
+			if got := strings.TrimSpace(f[1]); got != w {
+				t.Errorf("%s %q, want %q", f[0], got, w)
+			}
+			delete(want, f[0])
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not in /proc/PID/status: %v", want)
+	}
+}
