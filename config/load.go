@@ -323,6 +323,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"reuse-port":               set(&o.ReusePort, parseBool),
 		"stats":                    set(&o.Stats, parseString),
 		"stats-public":             set(&o.StatsPublic, parseBool),
+		"stats-max-connections":    set(&o.StatsMaxConnections, parseInt),
+		"stats-idle-timeout":       set(&o.StatsIdleTimeout, parseDuration),
 		"access-log":               set(&o.AccessLog, parseAccessLog),
 		"access-log-format":        set(&o.AccessLogFormat, oneOf("combined", "json")),
 		"retry-buffer":             set(&o.RetryBuffer, parseSizeInt),

@@ -215,6 +215,8 @@ func TestDefaults(t *testing.T) {
 		HTTP2:                 true,
 		AccessLogFormat:       "combined",
 		MaxNodes:              4096,
+		StatsMaxConnections:   64,
+		StatsIdleTimeout:      30 * time.Second,
 		HTTP2MaxStreams:       100,
 		HTTP2MaxResets:        200,
 		HTTP2MaxControlFrames: 2000,
@@ -276,6 +278,8 @@ workers = 4
 ring-size = 1024
 log-format = JSON
 log-level = debug
+stats-max-connections = 8
+stats-idle-timeout = 5s
 
 [blastbeat:Example.COM:8443]
 node = n1
@@ -320,6 +324,8 @@ node = fallback
 		HTTP2:                 true,
 		AccessLogFormat:       "combined",
 		MaxNodes:              4096,
+		StatsMaxConnections:   8,
+		StatsIdleTimeout:      5 * time.Second,
 		HTTP2MaxStreams:       100,
 		HTTP2MaxResets:        200,
 		HTTP2MaxControlFrames: 2000,
@@ -346,8 +352,8 @@ node = fallback
 			{
 				Name:               "example.com:8443",
 				Nodes:              []string{"n1", "n2"},
-				Binds:              []config.Bind{{Addr: "0.0.0.0:8081", Line: 38}},
-				BindSSL:            []config.Bind{{Addr: "0.0.0.0:8443", Line: 39}, {Addr: "[::]:8443", Line: 40}},
+				Binds:              []config.Bind{{Addr: "0.0.0.0:8081", Line: 40}},
+				BindSSL:            []config.Bind{{Addr: "0.0.0.0:8443", Line: 41}, {Addr: "[::]:8443", Line: 42}},
 				Certificate:        "ex.pem",
 				Key:                "ex.key",
 				Format:             "headers",
@@ -355,9 +361,9 @@ node = fallback
 				Timeout:            250 * time.Millisecond,
 				MaxBody:            10 << 20,
 				HTTPSRedirect:      true,
-				Line:               34,
+				Line:               36,
 			},
-			vhost("*", 48, "fallback"),
+			vhost("*", 50, "fallback"),
 		},
 	}
 	got, err := config.Parse("test.ini", []byte(src))
@@ -437,6 +443,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad vhost name", src: head + "[blastbeat:bad host]\nnode = x\n", line: 4, kind: config.ErrBadValue, msg: "bad host"},
 		{name: "node name not UTF-8", src: head + tail + "node = caf\xe9\n", line: 6, section: "blastbeat:localhost", key: "node", kind: config.ErrBadValue, msg: "not UTF-8"},
 		{name: "vhost label starts with a hyphen", src: head + "[blastbeat:-]\nnode = x\n", line: 4, kind: config.ErrBadValue, msg: `"-"`},
+		{name: "duration over a year", src: head + "timeout = 1e10\n" + tail, line: 4, section: "blastbeat", key: "timeout", kind: config.ErrBadValue, msg: "more than a year"},
+		{name: "duration over a year, with a unit", src: head + "idle-timeout = 9000h\n" + tail, line: 4, section: "blastbeat", key: "idle-timeout", kind: config.ErrBadValue, msg: "more than a year"},
+		{name: "stats-max-connections 0", src: head + "stats-max-connections = 0\n" + tail, line: 4, section: "blastbeat", key: "stats-max-connections", kind: config.ErrBadValue},
 		{name: "bad vhost port", src: head + "[blastbeat:host:http]\nnode = x\n", line: 4, kind: config.ErrBadValue, msg: `"host:http"`},
 		{name: "duplicate vhost", src: head + tail + "[blastbeat:LocalHost]\nnode = y\n", line: 6, section: "blastbeat:LocalHost", kind: config.ErrDuplicate, msg: "line 4"},
 		{name: "duplicate main section", src: head + tail + "[blastbeat]\n", line: 6, section: "blastbeat", kind: config.ErrDuplicate, msg: "line 1"},

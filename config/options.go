@@ -178,6 +178,13 @@ type Options struct {
 	// StatsPublic allows Stats on an address that is not loopback
 	// (stats-public, default false).
 	StatsPublic bool
+	// StatsMaxConnections bounds the stats listener's connections open at
+	// once; more wait in its listen backlog (stats-max-connections,
+	// default 64).
+	StatsMaxConnections int
+	// StatsIdleTimeout closes a stats connection idle between requests
+	// this long (stats-idle-timeout, default 30 s).
+	StatsIdleTimeout time.Duration
 	// AccessLog is where request lines go: "stderr", a file path, or ""
 	// for none (access-log, default off: "off").
 	AccessLog string
@@ -293,6 +300,8 @@ func Defaults() Options {
 		HTTP2:                 true,
 		AccessLogFormat:       "combined",
 		MaxNodes:              4096,
+		StatsMaxConnections:   64,
+		StatsIdleTimeout:      30 * time.Second,
 		HTTP2MaxStreams:       100,
 		HTTP2MaxResets:        200,
 		HTTP2MaxControlFrames: 2000,

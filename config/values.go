@@ -44,17 +44,25 @@ func parseBool(s string) (bool, error) {
 // Negative durations are rejected.
 func parseDuration(s string) (time.Duration, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f >= 0 && f < math.MaxInt64/float64(time.Second) { // false for NaN
+		if f >= 0 && f <= float64(maxDuration/time.Second) { // false for NaN
 			return time.Duration(math.Round(f * float64(time.Second))), nil
 		}
-		return 0, fmt.Errorf("%q is negative or too large", s)
+		return 0, fmt.Errorf("%q is negative or more than a year", s)
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
 		return 0, fmt.Errorf(`%q is not a duration (seconds such as "3" or "0.5", or "500ms")`, s)
 	}
+	if d > maxDuration {
+		return 0, fmt.Errorf("%q is more than a year", s)
+	}
 	return d, nil
 }
+
+// maxDuration bounds every duration key: deadlines are computed as
+// now + duration in int64 nanoseconds, which a few hundred years would
+// overflow (every request then timing out at once).
+const maxDuration = 365 * 24 * time.Hour
 
 // parseSize parses a byte count with an optional k, m or g suffix
 // (1024-based, either case).

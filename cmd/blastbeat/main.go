@@ -140,7 +140,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var stats *metrics.Server
 	if cfg.Stats != "" {
-		if stats, err = metrics.Listen(cfg.Stats, srv, log); err != nil {
+		if stats, err = metrics.Listen(cfg.Stats, cfg.StatsMaxConnections, cfg.StatsIdleTimeout, srv, log); err != nil {
 			log.Error("start", "err", fmt.Errorf("%s: stats %s: %w", cfg.File, cfg.Stats, err))
 			_ = srv.Shutdown(context.Background())
 			return 1

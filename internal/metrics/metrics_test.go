@@ -1,7 +1,13 @@
 package metrics
 
 import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,5 +38,36 @@ func TestCollectSkipsRefusedLabels(t *testing.T) {
 	}
 	if up != 1 {
 		t.Fatalf("blastbeat_node_up has %d samples, want 1 (the valid node)", up)
+	}
+}
+
+// TestStatsIdleConnClosed: a scraper's keep-alive connection idle past
+// the idle timeout is closed (before, none was: each held a goroutine
+// and a descriptor for good).
+func TestStatsIdleConnClosed(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", 4, 100*time.Millisecond, fixedSource{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, "GET /status HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	// Now idle: the server closes it (EOF), long before the deadline.
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("an idle stats connection: %v, want EOF", err)
 	}
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"encoding/json"
 	"errors"
+	"golang.org/x/net/netutil"
 	"log/slog"
 	"net"
 	"net/http"
@@ -87,13 +88,18 @@ type Server struct {
 
 // Listen binds addr and serves src's /metrics and /status on it until
 // Close.
-func Listen(addr string, src Source, log *slog.Logger) (*Server, error) {
+// At most maxConns connections are served at once (more wait in the
+// listen backlog), and one idle between requests for idleTimeout is
+// closed, so that scrapers that keep connections open cannot pile up
+// goroutines and descriptors the proxy's clients need.
+func Listen(addr string, maxConns int, idleTimeout time.Duration, src Source, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	ln = netutil.LimitListener(ln, max(maxConns, 1))
 	s := &Server{ln: ln, srv: &http.Server{Handler: Handler(src), ReadHeaderTimeout: readHeaderTimeout,
-		WriteTimeout: writeTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
+		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("stats listener", "addr", addr, "err", err)
