@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -30,6 +31,9 @@ const (
 	// accessLogMaxBytes bounds a loop's buffer: past it (the file is
 	// slower than the traffic) lines are dropped and counted.
 	accessLogMaxBytes = 16 << 20
+	// accessLogCloseWait bounds how long the shutdown waits for the
+	// writer's last lines.
+	accessLogCloseWait = 5 * time.Second
 )
 
 // accessEntry is what a request's line needs from its head, copied.
@@ -59,10 +63,12 @@ type accessLog struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu      sync.Mutex // guards out (the writer goroutine and Reopen)
-	out     io.Writer
-	file    *os.File      // out when path is set
-	dropped atomic.Uint64 // lines lost to a full buffer, summed by the writer
+	out     io.Writer     // the writer goroutine's
+	file    *os.File      // out when path is set; the writer goroutine's
+	dropped atomic.Uint64 // lines lost to a full buffer or a failed write
+
+	mu   sync.Mutex // guards next: no I/O is done under it
+	next *os.File   // Reopen's file, for the writer to switch to
 }
 
 // accessBuf is one loop's pending lines.
@@ -81,31 +87,61 @@ func newAccessLog(dest, format string, loops int, stderr io.Writer) (*accessLog,
 		a.out = stderr
 	} else {
 		a.path = dest
-		if err := a.Reopen(); err != nil {
+		f, err := a.open()
+		if err != nil {
 			return nil, err
 		}
+		a.file, a.out = f, f
 	}
 	go a.run()
 	return a, nil
 }
 
-// Reopen reopens the file (logrotate's SIGUSR1); stderr stays.
+func (a *accessLog) open() (*os.File, error) {
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("access-log: %w", err)
+	}
+	return f, nil
+}
+
+// Reopen reopens the file (logrotate's SIGUSR1); stderr stays. The
+// writer goroutine switches to the new file before its next write and
+// closes the old one: Reopen never waits for a write, which a slow or
+// hung file system could hold up (and with it the signals' goroutine).
 func (a *accessLog) Reopen() error {
 	if a.path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := a.open()
 	if err != nil {
-		return fmt.Errorf("access-log: %w", err)
+		return err
 	}
 	a.mu.Lock()
-	old := a.file
-	a.file, a.out = f, f
+	unused := a.next
+	a.next = f
 	a.mu.Unlock()
-	if old != nil {
-		_ = old.Close()
+	if unused != nil {
+		_ = unused.Close() // two reopens before the writer took the first
+	}
+	select {
+	case a.kick <- struct{}{}:
+	default:
 	}
 	return nil
+}
+
+// switchFile takes Reopen's file, if any; on the writer goroutine.
+func (a *accessLog) switchFile() {
+	a.mu.Lock()
+	f := a.next
+	a.next = nil
+	a.mu.Unlock()
+	if f != nil {
+		old := a.file
+		a.file, a.out = f, f
+		_ = old.Close()
+	}
 }
 
 // write formats one line into loop i's buffer. Runs on the loop.
@@ -232,6 +268,7 @@ func (a *accessLog) run() {
 
 // flush swaps out each loop's buffer and writes it.
 func (a *accessLog) flush(spare *[]byte) {
+	a.switchFile()
 	for i := range a.bufs {
 		buf := &a.bufs[i]
 		buf.mu.Lock()
@@ -241,9 +278,11 @@ func (a *accessLog) flush(spare *[]byte) {
 		buf.dropped = 0
 		buf.mu.Unlock()
 		if len(b) > 0 {
-			a.mu.Lock()
-			_, _ = a.out.Write(b)
-			a.mu.Unlock()
+			if n, err := a.out.Write(b); err != nil {
+				// A full disk, an I/O error: the lines not written
+				// count as dropped (access_log_dropped_total).
+				a.dropped.Add(uint64(bytes.Count(b[min(n, len(b)):], []byte{'\n'})))
+			}
 		}
 		if cap(b) > accessLogKickBytes*4 {
 			b = nil // a burst's buffer is not kept
@@ -252,15 +291,21 @@ func (a *accessLog) flush(spare *[]byte) {
 	}
 }
 
-// Close writes what is left and closes the file.
+// Close writes what is left and closes the file. It waits for the
+// writer at most accessLogCloseWait: a write that a hung file system
+// holds up must not hold up the shutdown (the file is then left to the
+// process's exit).
 func (a *accessLog) Close() {
 	close(a.stop)
-	<-a.done
-	a.mu.Lock()
+	select {
+	case <-a.done:
+	case <-time.After(accessLogCloseWait):
+		return
+	}
+	a.switchFile()
 	if a.file != nil {
 		_ = a.file.Close()
 	}
-	a.mu.Unlock()
 }
 
 // ReopenLogs reopens the access log file (SIGUSR1, after logrotate moved

@@ -53,7 +53,7 @@ var (
 	dStale          = desc("stale_replies_total", "Node replies for sessions already gone.")
 	dUnknownNode    = desc("unknown_node_messages_total", "Messages from identities no virtual host lists.")
 	dEndsDropped    = desc("ends_dropped_total", "`end`s of closed sessions given up for a node stuck long (past ring-size per event loop).")
-	dAccessDropped  = desc("access_log_dropped_total", "Access log lines lost to a file slower than the traffic.")
+	dAccessDropped  = desc("access_log_dropped_total", "Access log lines lost: a loop's buffer full (the file slower than the traffic), or a write that failed (a full disk, an I/O error).")
 )
 
 // collector turns one snapshot into the metrics.

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// stuckWriter blocks every Write until release is closed, as a hung
+// file system would; entered is closed on the first.
+type stuckWriter struct {
+	entered, release chan struct{}
+}
+
+func (w *stuckWriter) Write(b []byte) (int, error) {
+	select {
+	case <-w.entered:
+	default:
+		close(w.entered)
+	}
+	<-w.release
+	return len(b), nil
+}
+
+// TestAccessLogReopenDoesNotWaitForWrites: SIGUSR1's Reopen returns while
+// the writer is stuck in a write; the writer takes the new file after it.
+// Before, Reopen waited for the lock the stuck write held, and with it
+// the goroutine that reads the signals (SIGTERM included).
+func TestAccessLogReopenDoesNotWaitForWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	a, err := newAccessLog(path, "combined", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := &stuckWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	a.bufs[0].mu.Lock()
+	a.out = stuck // before the writer's first write: it reads a.out only in flush
+	a.bufs[0].b = append(a.bufs[0].b, "line 1\n"...)
+	a.bufs[0].mu.Unlock()
+	a.kick <- struct{}{}
+	<-stuck.entered
+	done := make(chan error, 1)
+	go func() { done <- a.Reopen() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Reopen waits for a stuck write")
+	}
+	close(stuck.release)
+	a.bufs[0].mu.Lock()
+	a.bufs[0].b = append(a.bufs[0].b, "line 2\n"...)
+	a.bufs[0].mu.Unlock()
+	a.Close()
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "line 2\n" {
+		t.Fatalf("the reopened file holds %q (%v), want line 2", got, err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write(b []byte) (int, error) { return 3, errors.New("no space left on device") }
+
+// TestAccessLogWriteErrorsCounted: lines a failed write lost count as
+// dropped (before, they were lost silently).
+func TestAccessLogWriteErrorsCounted(t *testing.T) {
+	a := &accessLog{bufs: make([]accessBuf, 1), out: failingWriter{}}
+	a.bufs[0].b = []byte("one\ntwo\nthree\n")
+	var spare []byte
+	a.flush(&spare)
+	if n := a.dropped.Load(); n != 3 {
+		t.Fatalf("dropped %d, want 3", n)
+	}
+}
