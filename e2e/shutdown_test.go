@@ -98,3 +98,58 @@ func TestShutdownStopsAccepting(t *testing.T) {
 
 	waitProxyExit(t, p)
 }
+
+// TestSignalsWhileStopping: while the proxy waits for a response in
+// flight after SIGTERM, a SIGHUP (config management reloading) is logged
+// and ignored, and a second SIGTERM stops it at once, well before
+// shutdown-grace; it exits 0 either way (the cleanup checks). Before, the
+// signals were released when the stop began: the SIGHUP killed it.
+func TestSignalsWhileStopping(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "shutdown-grace = 60\n", catchAll)
+	held := make(chan string, 1)
+	hStartNode(t, p.ZMQ, "n1", func(hn *hNode, n *node.Node, m hMsg) {
+		if m.Type == "uwsgi" && m.Env["PATH_INFO"] == "/slow" {
+			held <- m.SID // never answered
+			return
+		}
+		if m.Type == "uwsgi" {
+			hRespond(n, m.SID, 200, "", "Hello, World!")
+		}
+	})
+	waitRoutable(t, p, "", "/")
+	busy, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	if _, err := io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node never got /slow")
+	}
+	logged := func(what string) {
+		t.Helper()
+		checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+			if !strings.Contains(p.Log(), what) {
+				return fmt.Errorf("no %q in the log", what)
+			}
+			return nil
+		})
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	logged(`msg=stopping signal=terminated`)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	logged(`msg="signal ignored while stopping" signal=hangup`)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitProxyExit(t, p) // within 20 s: shutdown-grace (60 s) was cut
+}

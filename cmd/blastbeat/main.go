@@ -159,11 +159,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		log.Info("SIGUSR1: access log reopened")
 	})
-	signal.Stop(sigs)
 	sup.stopping()
-	if err := srv.Shutdown(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
+	// The signals stay caught while connections drain (shutdown-grace):
+	// uncaught, a SIGHUP from config management would kill the process
+	// with its requests. A second SIGTERM or SIGINT ends the wait.
+	ctx, cancel := context.WithCancel(context.Background())
+	go whileStopping(ctx, sigs, cancel, log)
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("shutdown", "err", err)
 	}
+	cancel()
 	log.Info("blastbeat stopped", statsAttrs(srv.Stats())...)
 	return 0
 }
@@ -196,6 +201,26 @@ func waitForStop(sigs <-chan os.Signal, sup *supervisor, log *slog.Logger, reloa
 				log.Info("stopping", "uwsgi-emperor", c.cmd.String())
 				return
 			}
+		}
+	}
+}
+
+// whileStopping takes the signals that come while the server shuts
+// down: SIGHUP and SIGUSR1 are ignored (logged), a second SIGTERM or
+// SIGINT calls stop, so that the open connections are not waited for
+// any more.
+func whileStopping(ctx context.Context, sigs <-chan os.Signal, stop func(), log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP || sig == syscall.SIGUSR1 {
+				log.Info("signal ignored while stopping", "signal", sig.String())
+				continue
+			}
+			log.Warn("stopping at once: not waiting for the open connections any more", "signal", sig.String())
+			stop()
 		}
 	}
 }
