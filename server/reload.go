@@ -163,6 +163,8 @@ func keyName(field string) string {
 		return "zmq-busy-poll"
 	case "Binds":
 		return "bind"
+	case "MaxWebSocketMessage":
+		return "max-websocket-message"
 	}
 	var b strings.Builder
 	r := []rune(field)

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -14,6 +16,24 @@ func TestKeyName(t *testing.T) {
 		"ZMQQueueBytes": "zmq-queue-bytes", "ZMQRcvHWM": "zmq-rcv-hwm", "ZMQIOThreads": "zmq-io-threads", "ZMQBridges": "zmq-bridges", "ZMQBusyPoll": "zmq-busy-poll"} {
 		if got := keyName(field); got != key {
 			t.Errorf("keyName(%s) = %s, want %s", field, got, key)
+		}
+	}
+}
+
+// TestKeyNamesAreKeys: every [blastbeat] field's key, as the restart
+// warning names it, is a key the config file takes (an unknown key is
+// the only error that names it as unknown).
+func TestKeyNamesAreKeys(t *testing.T) {
+	typ := reflect.TypeOf(config.Options{})
+	for i := range typ.NumField() {
+		field := typ.Field(i).Name
+		if slices.Contains([]string{"VHosts", "File", "Ignored"}, field) {
+			continue
+		}
+		key := keyName(field)
+		_, err := config.Parse("t.ini", []byte("[blastbeat]\n"+key+" = x\n"))
+		if errors.Is(err, config.ErrUnknownKey) {
+			t.Errorf("field %s: %q is not a key: %v", field, key, err)
 		}
 	}
 }
