@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -85,6 +86,12 @@ func FromEnv(getenv func(string) string) (*Vassal, error) {
 // Open takes over fd, a stream socket to the Emperor: it is closed and
 // replaced by a close-on-exec duplicate.
 func Open(fd int) (*Vassal, error) {
+	// Checked before os.NewFile, whose Close (or finalizer) would close
+	// a descriptor that is not the Emperor's socket: a stray
+	// UWSGI_EMPEROR_FD=2 must not close stderr.
+	if _, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TYPE); err != nil {
+		return nil, fmt.Errorf("emperor: %s=%d: not a socket: %w", EnvFD, fd, err)
+	}
 	f := os.NewFile(uintptr(fd), "emperor")
 	if f == nil {
 		return nil, fmt.Errorf("emperor: %s=%d: not a file descriptor", EnvFD, fd)

@@ -119,3 +119,21 @@ func TestCommandString(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenLeavesNonSocketOpen: a descriptor that is not a socket is
+// refused and stays open (before, it was closed: UWSGI_EMPEROR_FD=2
+// closed stderr).
+func TestOpenLeavesNonSocketOpen(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if _, err := Open(int(w.Fd())); err == nil {
+		t.Fatal("Open took a pipe for the Emperor's socket")
+	}
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatalf("the pipe was closed: %v", err)
+	}
+}
