@@ -77,3 +77,26 @@ func TestHeadAnswersHaveNoBody(t *testing.T) {
 		t.Errorf("the HEAD answer lost its Content-Length: %q", parts[0])
 	}
 }
+
+// TestDrainingClosesAfterResponse: a keep-alive response in flight when
+// the shutdown begins closes its connection once it is complete. Before,
+// its head had said keep-alive and the connection idled until
+// shutdown-grace ended.
+func TestDrainingClosesAfterResponse(t *testing.T) {
+	h := newHarness(t, testOptions())
+	h.client("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	h.reply("n1", "headers", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+	h.s.draining.Store(true)
+	h.s.loops[0].closeIdle() // what Shutdown runs on each loop
+	h.settle()
+	if h.fc.closed {
+		t.Fatal("closed with the response in flight")
+	}
+	h.reply("n1", "body", "done")
+	if out := string(h.takeOut()); !strings.HasSuffix(out, "done") {
+		t.Fatalf("client got %q", out)
+	}
+	if !h.fc.closed {
+		t.Fatal("the connection stays open after its response, while draining")
+	}
+}
