@@ -100,3 +100,21 @@ func TestDrainingClosesAfterResponse(t *testing.T) {
 		t.Fatal("the connection stays open after its response, while draining")
 	}
 }
+
+// TestNodeHandshakeEarlyFrames: with websocket-handshake = node, frames
+// the client sent right behind its handshake go to the node once the
+// node's 101 came, as they do when the proxy answers the handshake.
+// Before, they waited for the client's next packet.
+func TestNodeHandshakeEarlyFrames(t *testing.T) {
+	o := testOptions()
+	o.VHosts[0].WebSocketHandshake = "node"
+	h := newHarness(t, o)
+	frame := string([]byte{0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2}) // masked "hi"
+	h.client("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" + frame)
+	sentTypes(h)
+	h.reply("n1", "headers", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	if got := sentTypes(h); strings.Join(got, " ") != "websocket:hi" {
+		t.Fatalf("after the node's 101, the node got %q, want the early frame", got)
+	}
+}

@@ -34,6 +34,11 @@ func (c *conn) nodeAcceptedWebSocket(head []byte) {
 		return
 	}
 	c.startWebSocket(protocol.WebSocketRequest{Key: w.key}, proto)
+	if c.t.InboundBuffered() > 0 {
+		// Frames the client sent before the 101 (read, and left unparsed
+		// while the handshake waited): parsed now, not at its next packet.
+		c.l.resume = append(c.l.resume, c)
+	}
 }
 
 // subprotocol is the one the node's 101 head names ("" for none); ok is
