@@ -103,6 +103,7 @@ func (p *parser) validate() {
 		{"emperor-heartbeat", o.EmperorHeartbeat == 0 || o.EmperorHeartbeat >= minEmperorHeartbeat,
 			fmt.Sprintf("must be 0 (off) or at least %v", minEmperorHeartbeat)},
 		{"max-nodes", o.MaxNodes > 0 && o.MaxNodes <= 1<<20, "must be from 1 to 1048576"},
+		{"websocket-message-timeout", o.WebSocketMessageTimeout > 0, "must be greater than 0"},
 		{"stats-max-connections", o.StatsMaxConnections >= 1, "must be at least 1"},
 		{"stats-idle-timeout", o.StatsIdleTimeout > 0, "must be greater than 0"},
 		{"stats", statsAddrOK(o.Stats, o.StatsPublic), "must be HOST:PORT on a loopback address (127.0.0.1:9090, [::1]:9090; set stats-public = true for another)"},

@@ -69,8 +69,15 @@ func (wsMachine) readWaits(c *conn) bool          { return len(c.outq) > 0 }
 func (wsMachine) outqMoved(*conn, *zmqbridge.Msg) {}
 func (wsMachine) drainIdle(c *conn)               { c.wsClose(ws.StatusGoingAway, "server shutting down") }
 func (wsMachine) timeouts(c *conn, now int64) {
-	if c.node != nil && !c.node.Alive(now, c.srv().deadAfter) {
+	s := c.srv()
+	switch {
+	case c.node != nil && !c.node.Alive(now, s.deadAfter):
 		c.wsClose(ws.StatusGoingAway, "backend node gone")
+	case c.wsHolding() && now-c.lastActive > int64(s.opts.WebSocketMessageTimeout):
+		// A message begun, held in memory, and its client silent:
+		// websocket-message-timeout.
+		s.reject("websocket_message_timeout")
+		c.wsClose(ws.StatusPolicyViolation, "message not completed in time")
 	}
 }
 

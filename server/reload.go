@@ -163,11 +163,9 @@ func keyName(field string) string {
 		return "zmq-busy-poll"
 	case "Binds":
 		return "bind"
-	case "MaxWebSocketMessage":
-		return "max-websocket-message"
 	}
 	var b strings.Builder
-	r := []rune(field)
+	r := []rune(strings.ReplaceAll(field, "WebSocket", "Websocket")) // one word in keys
 	for i, c := range r {
 		upper := unicode.IsUpper(c)
 		if i > 0 && upper && (unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1]) ||

@@ -88,6 +88,13 @@ func (c *conn) wsTraffic() {
 	}
 }
 
+// wsHolding reports whether the client began a message the proxy holds
+// (part of a frame, or fragments) and may complete: not while reading
+// waits for the node (outq), nor after the close handshake began.
+func (c *conn) wsHolding() bool {
+	return !c.closeAfter && len(c.outq) == 0 && (c.t.InboundBuffered() > 0 || c.wsFrags.p != nil)
+}
+
 // unmasked returns a fresh, unmasked copy of a frame payload.
 func unmasked(h *ws.Header, p []byte) []byte {
 	out := append(make([]byte, 0, len(p)), p...)
