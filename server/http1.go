@@ -188,7 +188,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	}
 	msg := buf.B
 	now := s.now()
-	if c.node == nil || c.vhost != vh || !c.node.Alive(now, s.deadAfter) {
+	if c.node == nil || c.vhost != vh || !c.node.Serves(c.nodeEpoch, now, s.deadAfter) {
 		// A new session, or its node died between requests: (re)bind.
 		n := vh.Pick(now, s.deadAfter, nil)
 		if n == nil {
@@ -392,7 +392,7 @@ func (c *conn) httpTimeouts(now int64) {
 			return
 		}
 		c.fail(504, "backend did not answer in time")
-	case c.phase != phIdle && c.node != nil && !c.node.Alive(now, s.deadAfter):
+	case c.phase != phIdle && c.node != nil && !c.node.Serves(c.nodeEpoch, now, s.deadAfter):
 		c.nodeFailed()
 	case c.phase == phIdle && c.parser != nil && c.parser.InHead() && c.headBy > 0 && now > c.headBy:
 		c.fail(408, "request head not received in time")

@@ -520,7 +520,7 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		c.h2Respond(st, 503, "no live backend node")
 		return
 	}
-	st.vhost, st.node = vh, n
+	st.vhost, st.node, st.nodeEpoch = vh, n, n.Epoch()
 	n.Bind()
 	st.reqSeq = 1
 	st.phase = phAwaitHead
@@ -1274,7 +1274,7 @@ func (c *conn) h2Timeouts(now int64) {
 				continue
 			}
 			c.h2Respond(st, 504, "backend did not answer in time")
-		case st.node != nil && st.phase != phIdle && !st.nodeEnded && !st.node.Alive(now, s.deadAfter):
+		case st.node != nil && st.phase != phIdle && !st.nodeEnded && !st.node.Serves(st.nodeEpoch, now, s.deadAfter):
 			switch {
 			case st.phase == phAwaitHead:
 				c.h2Failover(st, "backend node failed")

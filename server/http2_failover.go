@@ -32,7 +32,7 @@ func (c *conn) h2Resend(st *h2Stream) bool {
 	s.stats.Retries.Add(1)
 	c.leaveSession(st.node, st.sid) // the old node drops what it kept of the stream
 	st.node.Unbind()
-	st.node = n
+	st.node, st.nodeEpoch = n, n.Epoch()
 	n.Bind()
 	for i, b := range st.retry {
 		t := "body"

@@ -71,7 +71,7 @@ func (wsMachine) drainIdle(c *conn)               { c.wsClose(ws.StatusGoingAway
 func (wsMachine) timeouts(c *conn, now int64) {
 	s := c.srv()
 	switch {
-	case c.node != nil && !c.node.Alive(now, s.deadAfter):
+	case c.node != nil && !c.node.Serves(c.nodeEpoch, now, s.deadAfter):
 		c.wsClose(ws.StatusGoingAway, "backend node gone")
 	case c.wsHolding() && now-c.lastActive > int64(s.opts.WebSocketMessageTimeout):
 		// A message begun, held in memory, and its client silent:

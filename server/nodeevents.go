@@ -21,7 +21,8 @@ const maxUnknownLogged = 1024
 // process, still connected, gets no more messages. The pongs' instance
 // tokens (PROTOCOL.md) tell the proxy a new process answers for the name:
 // a restart, or such a second process; it is logged, at most every
-// instanceWarnEvery per node.
+// instanceWarnEvery per node, and the sessions bound to the node before
+// are ended (session.Node.NewInstance).
 const instanceWarnEvery = 10 * time.Second
 
 // nodeInstance is what the bridge goroutine knows of a node's process.
@@ -45,7 +46,13 @@ func (s *Server) instanceSeen(n *session.Node, body []byte, now int64) {
 	}
 	prev := st.last
 	st.last = string(inst)
-	if prev == "" || now-st.warned < int64(instanceWarnEvery) {
+	if prev == "" {
+		return // the first token heard: the process the sessions know
+	}
+	// Another process: the sessions bound before are lost to it (the
+	// loops' sweeps fail them over, answer 502, or close them).
+	n.NewInstance()
+	if now-st.warned < int64(instanceWarnEvery) {
 		return
 	}
 	st.warned = now

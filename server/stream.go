@@ -25,6 +25,7 @@ type stream struct {
 	dechunk   bool   // chunk messages are written raw (HTTP/1.0 client)
 	retryLost bool   // the body outgrew the retry buffer
 	creditOn  bool   // the node speaks credits for the response in flight
+	nodeEpoch uint16 // the node's Epoch when the session bound to it
 	reqSeq    uint32 // numbers requests, to tell stale send failures (beside the flags: no padding)
 
 	remaining int64 // modeLength: body bytes still due
@@ -125,7 +126,7 @@ func (c *conn) resend() bool {
 	s.stats.Retries.Add(1)
 	c.leave(c.node) // the old node drops whatever it kept of the session
 	c.node.Unbind()
-	c.node = n
+	c.node, c.nodeEpoch = n, n.Epoch()
 	n.Bind()
 	typ := "uwsgi"
 	if c.vhost.Format == session.FormatHeaders {
@@ -194,7 +195,7 @@ func (c *conn) bind(vh *session.VHost, n *session.Node) {
 		c.leave(c.node)
 		c.node.Unbind()
 	}
-	c.vhost, c.node = vh, n
+	c.vhost, c.node, c.nodeEpoch = vh, n, n.Epoch()
 	n.Bind()
 }
 

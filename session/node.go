@@ -12,9 +12,10 @@ type Node struct {
 	Index int // position in the Registry
 
 	// Shared (atomic): written by the bridge and the event loops.
-	lastSeen atomic.Int64 // unix nanoseconds of the last message; 0: never
-	sessions atomic.Int64 // open sessions bound to this node
-	credits  atomic.Bool  // its last pong said it speaks credits
+	lastSeen atomic.Int64  // unix nanoseconds of the last message; 0: never
+	sessions atomic.Int64  // open sessions bound to this node
+	credits  atomic.Bool   // its last pong said it speaks credits
+	epoch    atomic.Uint32 // counts the processes seen answering for the name (NewInstance)
 
 	// Traffic from the node, counted by the bridge goroutine its
 	// connection is on and read by metrics scrapes.
@@ -124,6 +125,21 @@ func (n *Node) Alive(now int64, deadAfter time.Duration) bool {
 
 // Sessions returns the number of sessions bound to the node.
 func (n *Node) Sessions() int64 { return n.sessions.Load() }
+
+// NewInstance records that another process answers for the name (its
+// pongs' instance token changed: a restart, or a second process taking
+// the name over): the sessions bound to the node before are lost to it.
+func (n *Node) NewInstance() { n.epoch.Add(1) }
+
+// Epoch is the count NewInstance keeps, as a session records it when it
+// binds: 16 bits, since a session outlives fewer restarts than that.
+func (n *Node) Epoch() uint16 { return uint16(n.epoch.Load()) }
+
+// Serves reports whether the node still serves a session bound at epoch:
+// alive, and the same process.
+func (n *Node) Serves(epoch uint16, now int64, deadAfter time.Duration) bool {
+	return n.Alive(now, deadAfter) && n.Epoch() == epoch
+}
 
 // Bind counts one more session on the node; Unbind one fewer.
 func (n *Node) Bind()   { n.sessions.Add(1) }

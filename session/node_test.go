@@ -1,6 +1,9 @@
 package session
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestClaimBridge: a node belongs to the first bridge it is heard
 // through; another bridge hearing it does not move it while its own
@@ -42,5 +45,18 @@ func TestClaimBridge(t *testing.T) {
 		if n.Bridge() != s.bridge {
 			t.Fatalf("step %d: bridge %d, want %d", i, n.Bridge(), s.bridge)
 		}
+	}
+}
+
+func TestNodeServesEpoch(t *testing.T) {
+	n := &Node{Name: "n"}
+	n.Seen(100)
+	e := n.Epoch()
+	if !n.Serves(e, 100, time.Second) {
+		t.Fatal("a live node does not serve its session")
+	}
+	n.NewInstance()
+	if n.Serves(e, 100, time.Second) || !n.Serves(n.Epoch(), 100, time.Second) {
+		t.Fatal("after NewInstance: old sessions served, or new ones not")
 	}
 }
