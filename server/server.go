@@ -171,7 +171,12 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.tick(time.Now())
+	// Each loop's sessions: its share of max-connections, and with
+	// HTTP/2 each connection's streams too (a stream is a session).
 	perLoop := opts.MaxConnections/workers + 1
+	if opts.HTTP2 {
+		perLoop *= 1 + opts.HTTP2MaxStreams
+	}
 	for i := 0; i < workers; i++ {
 		s.loops = append(s.loops, newLoop(s, i, perLoop))
 	}

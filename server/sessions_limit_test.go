@@ -1,0 +1,30 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/net/http2"
+)
+
+// TestH2StreamsLeaveConnectionSlots: HTTP/2 streams are sessions of the
+// loop's table, which is sized for max-connections connections with
+// http2-max-streams streams each: streams do not use up the places of
+// connections. Before, it was sized for connections only: here two
+// streams filled it, the other streams were refused and so was a second
+// connection, with one connection open under max-connections = 2.
+func TestH2StreamsLeaveConnectionSlots(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.MaxConnections, o.HTTP2MaxStreams = 2, 4 })
+	for _, id := range []uint32{1, 3, 5, 7} {
+		q.open(id, "POST", "a", false)
+	}
+	q.readOut(func(f http2.Frame) {
+		if rst, ok := f.(*http2.RSTStreamFrame); ok {
+			t.Errorf("stream %d reset: %v", rst.StreamID, rst.ErrCode)
+		}
+	})
+	fc := &fakeConn{el: &fakeLoop{}}
+	if _, act := (*handler)(q.h.s).OnOpen(fc); act != gnet.None {
+		t.Fatal("a second connection refused under max-connections")
+	}
+}
