@@ -97,6 +97,19 @@ func (c *conn) protocolError(err error) {
 	if !ok {
 		pe = protocol.ErrBadRequestLine
 	}
+	if c.reading && c.phase == phIdle {
+		// The body of a request answered already (its node answered
+		// early, or the proxy did): no second answer, which the client
+		// would take for the next request's. The connection closes
+		// after what it holds; what the client still sends is dropped.
+		c.srv().stats.Rejected.Add(1)
+		c.srv().reject(pe.Metric)
+		c.reading = false
+		c.closeAfter = true
+		c.discard = true
+		c.l.markDirty(c)
+		return
+	}
 	if c.reading && c.phase != phIdle {
 		// Mid-body: the node has the head already; tell it to drop the
 		// session, and answer the client if no response began.

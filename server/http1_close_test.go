@@ -118,3 +118,23 @@ func TestNodeHandshakeEarlyFrames(t *testing.T) {
 		t.Fatalf("after the node's 101, the node got %q, want the early frame", got)
 	}
 }
+
+// TestAnsweredBodyErrorNoSecondAnswer: a request body found malformed
+// (or over max-body) after its response was complete gets no second
+// answer: the connection closes after the first. Before, a 400 followed
+// the node's 200, unasked.
+func TestAnsweredBodyErrorNoSecondAnswer(t *testing.T) {
+	h := newHarness(t, testOptions())
+	h.client("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+	h.reply("n1", "headers", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	if out := string(h.takeOut()); !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+		t.Fatalf("client got %q, want the 200", out)
+	}
+	h.client("zz\r\n")
+	if out := h.takeOut(); len(out) > 0 {
+		t.Fatalf("after the answer, the client got %q", out)
+	}
+	if !h.fc.closed {
+		t.Fatal("the connection stays open after a malformed body")
+	}
+}
