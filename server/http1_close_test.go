@@ -138,3 +138,25 @@ func TestAnsweredBodyErrorNoSecondAnswer(t *testing.T) {
 		t.Fatal("the connection stays open after a malformed body")
 	}
 }
+
+// TestVHostMaxBodyAboveGlobal: a vhost's max-body above the global one
+// holds (before, the parser's global limit answered 413 first), and the
+// global one still holds for a vhost that sets none.
+func TestVHostMaxBodyAboveGlobal(t *testing.T) {
+	o := testOptions()
+	o.MaxBody = 100
+	o.VHosts[0].Name, o.VHosts[0].MaxBody = "big", 1000
+	o.VHosts = append(o.VHosts, o.VHosts[0])
+	o.VHosts[1].Name, o.VHosts[1].MaxBody = "small", 0
+	for _, tt := range []struct {
+		host string
+		ok   bool
+	}{{"big", true}, {"small", false}} {
+		h := newHarness(t, o)
+		h.client("POST / HTTP/1.1\r\nHost: " + tt.host + "\r\nContent-Length: 500\r\n\r\n" + strings.Repeat("x", 500))
+		out := string(h.takeOut())
+		if got := !strings.HasPrefix(out, "HTTP/1.1 413 "); got != tt.ok {
+			t.Errorf("%s: 500 bytes answered %q", tt.host, out)
+		}
+	}
+}

@@ -36,8 +36,8 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 		return nil, fmt.Errorf("reload refused: %w", err)
 	}
 	prev := s.rt.Load()
-	// The global timeout and max-body apply at the next start (the
-	// request parser keeps its limits): vhosts inherit the running ones.
+	// The global timeout and max-body, like every [blastbeat] key, apply
+	// at the next start: vhosts that set none inherit the running ones.
 	ropts := opts
 	ropts.Timeout, ropts.MaxBody = s.opts.Timeout, s.opts.MaxBody
 	rt, added, err := buildRouting(&ropts, next, prev, cur, len(s.loops))

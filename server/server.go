@@ -150,8 +150,11 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:  opts,
 		given: given,
-		limits: protocol.Limits{MaxHeadBytes: opts.MaxHeaderSize, MaxURIBytes: opts.MaxURI,
-			MaxBodyBytes: opts.MaxBody},
+		// No body limit in the parser: each vhost's max-body (the global
+		// one when it sets none) is checked as the head is routed and as
+		// the body comes (onHead, onBody), so that a vhost may allow more
+		// than the global one.
+		limits:    protocol.Limits{MaxHeadBytes: opts.MaxHeaderSize, MaxURIBytes: opts.MaxURI},
 		deadAfter: 3 * opts.PingFreq,
 		booted:    make(chan struct{}),
 		maxNodes:  maxNodes,
