@@ -269,3 +269,39 @@ func TestReloadRefusedKeepsNodeNumbers(t *testing.T) {
 	reload(v3+"[blastbeat:f.test]\nnode = nf\n\n", "more than max-nodes (3)")
 	served("e.test", "ne")
 }
+
+// TestReloadKeepsHTTP2Setting: http2 applies at the next start, also to
+// a bind-ssl listener a reload adds: with http2 = off running, a reload
+// that turns it on and adds a TLS listener still offers http/1.1 alone
+// there. Before, the new listener offered h2 by ALPN.
+func TestReloadKeepsHTTP2Setting(t *testing.T) {
+	t.Parallel()
+	pki := tsNewPKI(t, "")
+	cert, key := pki.issue(t, "secure", tsSecure)
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	v1 := "[blastbeat:a.test]\nnode = na\n\n"
+	p := startProxy(t, "http2 = off\n", v1)
+	hStartNode(t, p.ZMQ, "na", rlHandler())
+	waitRoutable(t, p, "a.test", "/ready")
+	p.main = strings.Replace(p.main, "http2 = off", "http2 = on", 1)
+	p.rewrite(t, v1+fmt.Sprintf("[blastbeat:%s]\nnode = na\nbind-ssl = %s\ncertificate = %s\nkey = %s\n", tsSecure, tlsAddr, cert, key))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(p.Log(), `msg="configuration reloaded"`) {
+			return fmt.Errorf("no reload line in the log:\n%s", p.Log())
+		}
+		return nil
+	})
+	cfg := pki.config(tsSecure)
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	c, err := tls.Dial("tcp", tlsAddr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.ConnectionState().NegotiatedProtocol; got == "h2" {
+		t.Errorf("the listener the reload added negotiated %q with http2 = off running", got)
+	}
+}

@@ -31,7 +31,11 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	cur := s.lns.Load()
-	next, err := newListeners(&opts, cur)
+	// http2, like every [blastbeat] key, applies at the next start: a
+	// bind-ssl listener the reload adds offers what the others do.
+	lopts := opts
+	lopts.HTTP2 = s.opts.HTTP2
+	next, err := newListeners(&lopts, cur)
 	if err != nil {
 		return nil, fmt.Errorf("reload refused: %w", err)
 	}
