@@ -89,8 +89,10 @@ func launchSupervised(t *testing.T, s supervised) *supProxy {
 	}
 	p := &supProxy{proxy: &proxy{Addr: addr, ZMQ: fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)), log: &logBuffer{}},
 		exited: make(chan struct{})}
-	cfg := fmt.Sprintf("[blastbeat]\nbind = %s\nzmq = %s\nping-freq = 1\n%s\n\n%s\n", p.Addr, p.ZMQ, s.extra, s.vhosts)
+	p.main = fmt.Sprintf("[blastbeat]\nbind = %s\nzmq = %s\nping-freq = 1\n%s\n", p.Addr, p.ZMQ, s.extra)
+	cfg := p.main + "\n" + s.vhosts + "\n"
 	file := filepath.Join(t.TempDir(), "blastbeat.ini")
+	p.File = file // for rewrite
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +337,8 @@ func TestSystemdSocketActivation(t *testing.T) {
 			hRespond(n, m.SID, 200, "", "served "+m.Env["PATH_INFO"])
 		}
 	})
-	for _, a := range []string{inherited, p.Addr} {
+	served := func(a string) {
+		t.Helper()
 		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 			resp, err := http.Get("http://" + a + "/x")
 			if err != nil {
@@ -349,6 +352,19 @@ func TestSystemdSocketActivation(t *testing.T) {
 			return nil
 		})
 	}
+	for _, a := range []string{inherited, p.Addr} {
+		served(a)
+	}
+	// A reload that drops the inherited bind is refused (closing the
+	// proxy's copy would leave systemd's socket accepting for nobody),
+	// and the socket goes on serving.
+	p.main = strings.Replace(p.main, "bind = "+inherited+"\n", "", 1)
+	p.rewrite(t, catchAll)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, p.proxy, "reload refused: bind "+inherited+" is a socket systemd passed in")
+	served(inherited)
 }
 
 // TestSystemdSocketActivationUnmatched: an inherited socket whose address

@@ -39,6 +39,13 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("reload refused: %w", err)
 	}
+	for _, ln := range cur.all {
+		if _, ok := s.opts.Inherited[ln.addr]; ok && next.byAddr[ln.addr] == nil {
+			// Closing the proxy's copy would leave systemd's open: clients
+			// would connect, and wait in its backlog for nobody.
+			return nil, fmt.Errorf("reload refused: bind %s is a socket systemd passed in (socket activation): removing it needs a restart", ln.addr)
+		}
+	}
 	prev := s.rt.Load()
 	// The global timeout and max-body, like every [blastbeat] key, apply
 	// at the next start: vhosts that set none inherit the running ones.
