@@ -133,11 +133,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("start", "err", locateListenError(cfg, inherited, err))
 		return 1
 	}
-	if err := ident.apply(); err != nil {
-		log.Error("privileges", "err", err)
-		_ = srv.Shutdown(context.Background())
-		return 1
-	}
+	// The stats listener is bound before the privileges go too, so that
+	// it may take a port below 1024 as the binds may.
 	var stats *metrics.Server
 	if cfg.Stats != "" {
 		if stats, err = metrics.Listen(cfg.Stats, cfg.StatsMaxConnections, cfg.StatsIdleTimeout, srv, log); err != nil {
@@ -146,6 +143,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer stats.Close()
+	}
+	if err := ident.apply(); err != nil {
+		log.Error("privileges", "err", err)
+		_ = srv.Shutdown(context.Background())
+		return 1
 	}
 	procs, restore := setProcs(os.Getenv, srv.Pollers())
 	defer restore()
