@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"strings"
@@ -21,9 +23,22 @@ func TestPrivilegeDrop(t *testing.T) {
 	if err != nil {
 		t.Skip("no user nobody here")
 	}
-	p := startProxy(t, "uid = nobody\n", "[blastbeat:*]\nnode = n1\n")
+	// The stats listener on a port below 1024: bound before the drop.
+	stats := ""
+	for port := 1023; port > 900 && stats == ""; port-- {
+		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			stats = ln.Addr().String()
+			ln.Close()
+		}
+	}
+	p := startProxy(t, "uid = nobody\nstats = "+stats+"\n", "[blastbeat:*]\nnode = n1\n")
 	hStartNode(t, p.ZMQ, "n1", hEcho())
 	waitRoutable(t, p, "", "/ready")
+	resp, err := http.Get("http://" + stats + "/status")
+	if err != nil {
+		t.Fatalf("stats on %s: %v", stats, err)
+	}
+	resp.Body.Close()
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
