@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/blastbeat/blastbeat/internal/bufpool"
@@ -273,11 +274,20 @@ func (c *conn) respond(status int, b []byte) {
 // request in flight gets it: a HEAD request gets the head alone, its
 // Content-Length kept (RFC 9110 §9.3.2); a body would be read as the
 // start of the next response on a kept-alive connection.
+//
+// An HTTP/1.0 client that asked to keep the connection gets
+// Connection: keep-alive when it is kept (HTTP/1.0 closes otherwise).
 func (c *conn) answerBytes(b []byte) []byte {
+	i := bytes.Index(b, []byte("\r\n\r\n"))
+	if i < 0 {
+		return b
+	}
+	if c.minor == 0 && c.keepAlive && !bytes.Contains(b[:i], []byte("\r\nConnection: close")) {
+		b = slices.Concat(b[:i], []byte("\r\nConnection: keep-alive"), b[i:])
+		i += len("\r\nConnection: keep-alive")
+	}
 	if c.headReq {
-		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-			return b[:i+4]
-		}
+		return b[:i+4]
 	}
 	return b
 }

@@ -160,3 +160,21 @@ func TestVHostMaxBodyAboveGlobal(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP10KeepAliveAnswers: the proxy's own answer to an HTTP/1.0
+// client that asked to keep the connection says Connection: keep-alive,
+// and the connection stays (HTTP/1.0 closes without it).
+func TestHTTP10KeepAliveAnswers(t *testing.T) {
+	o := testOptions()
+	o.VHosts[0].Name = "a"
+	h := newHarness(t, o)
+	h.client("GET / HTTP/1.0\r\nHost: zzz\r\nConnection: keep-alive\r\n\r\n")
+	out := string(h.takeOut())
+	if !strings.HasPrefix(out, "HTTP/1.1 404 ") || !strings.Contains(out, "\r\nConnection: keep-alive\r\n") || h.fc.closed {
+		t.Fatalf("got %q (closed %v), want a 404 with Connection: keep-alive", out, h.fc.closed)
+	}
+	h.client("GET / HTTP/1.0\r\nHost: zzz\r\n\r\n")
+	if out := string(h.takeOut()); strings.Contains(out, "keep-alive") || !h.fc.closed {
+		t.Fatalf("without keep-alive: %q (closed %v)", out, h.fc.closed)
+	}
+}
