@@ -806,3 +806,38 @@ func TestWSGITwoProxies(t *testing.T) {
 		t.Errorf("answered through the proxies: %v; want %d in all, through both", served, clients*each)
 	}
 }
+
+// TestWSGIMaxBuffer: a request body the application does not read (here
+// the only worker is busy, so the request waits in the queue) is held
+// up to --max-buffer; past it the session ends (the client gets 502)
+// instead of the node holding the whole body in memory.
+func TestWSGIMaxBuffer(t *testing.T) {
+	t.Parallel()
+	wsgiNeedPython(t, "zmq", "flask")
+	dir := t.TempDir()
+	p := wsgiProxy(t, "", "maxbuf1")
+	n := wsgiStartNode(t, "maxbuf1", []string{p.ZMQ}, "flask_app:app", "--threads", "1", "--max-buffer", "100000")
+	waitRoutable(t, p, wsgiHost, "/hello")
+	key := filepath.Join(dir, "a")
+	defer os.WriteFile(key, nil, 0o644)
+	slow := wsgiGetAsync(p, "/slow?key=a&file="+key)
+	n.waitLog(t, "slow a started", 10*time.Second)
+
+	req, _ := http.NewRequest("POST", p.URL("/upload"), bytes.NewReader(wsgiPattern(1<<20)))
+	req.Host = wsgiHost
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 502 {
+		t.Errorf("a 1 MiB body held unread past --max-buffer: %d, want 502", resp.StatusCode)
+	}
+	n.waitLog(t, "more than 100000 bytes of request body unread", 10*time.Second)
+	if err := os.WriteFile(key, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-slow; r.err != nil || r.code != 200 {
+		t.Errorf("the slow view: %+v", r)
+	}
+}

@@ -89,7 +89,18 @@ class InputStream(object):
                 self._error = error or ClientDisconnected("the client went away before the end of the request body")
             self._cond.notify_all()
 
+    def drop(self):
+        """Free what was received and not read (the session ended)."""
+        with self._cond:
+            del self._buf[:]
+            self._pos = 0
+
     # --- state ------------------------------------------------------------------
+
+    @property
+    def buffered(self):
+        """How many received body bytes wait unread."""
+        return len(self._buf) - self._pos
 
     @property
     def received(self):

@@ -82,6 +82,9 @@ __all__ = ["Server", "FileWrapper", "environ_from_head"]
 log = logging.getLogger("blastbeat")
 access_log = logging.getLogger("blastbeat.access")
 
+# The largest response head the proxy takes (protocol/response.go).
+_MAX_HEAD = 64 << 10
+
 # Body framing of a response.
 _NONE, _LENGTH, _CHUNKED, _CLOSE = range(4)
 
@@ -124,14 +127,22 @@ class FileWrapper(object):
 
 
 def _status_ok(status):
+    """A final status line (200 to 599: a 1xx is no final answer, the
+    proxy would wait on for one), without control characters."""
     return (
         type(status) is str
         and len(status) >= 3
         and status[:3].isdigit()
+        and 200 <= int(status[:3]) <= 599
         and (len(status) == 3 or status[3] == " ")
-        and "\r" not in status
-        and "\n" not in status
+        and not _bad_value_char(status)
     )
+
+
+def _bad_value_char(s):
+    """Whether s has a character the proxy refuses in a field value:
+    a control character other than tab, or DEL."""
+    return any((c < " " and c != "\t") or c == "\x7f" for c in s)
 
 
 def _check_headers(headers):
@@ -145,8 +156,8 @@ def _check_headers(headers):
             raise TypeError("response header name and value must be str: %r" % (h,))
         if not name or not _TOKEN.issuperset(name):
             raise ValueError("invalid response header name %r" % name)
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise ValueError("response header %s has a CR, LF or NUL in its value" % name)
+        if _bad_value_char(value):
+            raise ValueError("response header %s has a control character in its value" % name)
 
 
 def environ_from_head(raw):
@@ -176,8 +187,8 @@ def environ_from_head(raw):
     }
     for line in lines[1:]:
         name, sep, value = line.decode("latin-1").partition(":")
-        if not sep or "_" in name:
-            continue
+        if not sep or "_" in name or name.strip().lower() == "proxy":
+            continue  # "proxy": HTTP_PROXY would pose as the proxy setting (httpoxy)
         name, value = name.strip().upper().replace("-", "_"), value.strip()
         if name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             key = name
@@ -332,6 +343,9 @@ class Request(object):
             self._out(data)
         except _Cancelled:
             self._abort()
+            # As a broken connection does with other servers: the
+            # application learns the client is gone, and stops.
+            raise ClientDisconnected("the client went away")
 
     def _out(self, data):
         """Send one non-empty block of the body (after the head)."""
@@ -349,14 +363,14 @@ class Request(object):
         code = int(status[:3])
         env = self.environ
         lines = ["HTTP/1.1 ", status if len(status) > 3 else status + " ", "\r\n"]
-        cl = None
+        cl = cl_text = None
         for name, value in self.headers:
             lname = name.lower()
             if lname == "content-length":
                 v = value.strip()
-                if not v.isdigit() or (cl is not None and int(v) != cl):
+                if not v.isdigit() or (cl is not None and v != cl_text):
                     raise ValueError("invalid Content-Length %r" % value)
-                cl = int(v)
+                cl, cl_text = int(v), v
             elif lname == "transfer-encoding":
                 continue  # framing is the server's (hop-by-hop, PEP 3333)
             lines += (name, ": ", value, "\r\n")
@@ -371,6 +385,8 @@ class Request(object):
             lines.append("Transfer-Encoding: chunked\r\n")
         lines.append("\r\n")
         head = "".join(lines).encode("latin-1")
+        if len(head) > _MAX_HEAD:
+            raise ValueError("response head of %d bytes, over %d" % (len(head), _MAX_HEAD))
         self.mode = mode
         rest = b""
         if mode == _NONE:
@@ -446,6 +462,8 @@ class Request(object):
         if self.gone or self.aborted:
             return
         if self.head_sent:
+            if self.done and self.mode != _CLOSE:
+                return  # the response is whole: an `end` now would cut the connection
             self._abort()
             return
         body = b"Internal Server Error\n"
@@ -566,6 +584,10 @@ class Server(object):
     ``timeout`` (seconds, or None) bounds each wait of a worker for request
     body or for credit. ``credits`` makes the node speak credits (turn it
     off only for a proxy that predates them: it would never grant any).
+    ``max_buffer`` (bytes, or None for no limit) bounds the request body a
+    request holds unread (the application reads slower than the client
+    sends, or the request still waits for a worker): past it the session
+    ends (the client gets 502 if no response began).
     """
 
     def __init__(
@@ -579,6 +601,7 @@ class Server(object):
         multiprocess=False,
         graceful_timeout=10.0,
         context=None,
+        max_buffer=64 << 20,
     ):
         if isinstance(node, str):
             node = node.encode()
@@ -600,6 +623,7 @@ class Server(object):
         self.credits = credits
         self.multiprocess = multiprocess
         self.graceful_timeout = graceful_timeout
+        self.max_buffer = max_buffer
         self.stats = collections.Counter()
         self._ctx = context or zmq.Context.instance()
         # Pongs name this process (a random token), so the proxy can log
@@ -790,6 +814,8 @@ class Server(object):
             if req is not None:
                 if body:
                     req.input.feed(body)
+                    if self.max_buffer and req.input.buffered > self.max_buffer:
+                        self._overflow(i, sid, req)
                 else:
                     req.input.finish()
         elif typ == _CREDIT:
@@ -810,6 +836,20 @@ class Server(object):
             self.stats["websocket_dropped"] += 1
         else:
             self.stats["unknown_type"] += 1
+
+    def _overflow(self, i, sid, req):
+        """End a session whose unread request body outgrew max_buffer."""
+        log.warning(
+            "%s %s: more than %d bytes of request body unread; ending the session",
+            req.environ.get("REQUEST_METHOD"),
+            req.environ.get("REQUEST_URI"),
+            self.max_buffer,
+        )
+        self.stats["body_overflow"] += 1
+        del self._sessions[(i, sid)]
+        req.cancel()
+        req.input.drop()
+        self._send(i, [sid, _END, b""])
 
     def _on_head(self, i, sid, typ, body):
         key = (i, sid)

@@ -72,6 +72,12 @@ def _parser():
         default=10.0,
         help="on SIGTERM/SIGINT, seconds to let requests in flight finish (default 10)",
     )
+    p.add_argument(
+        "--max-buffer",
+        type=int,
+        default=64 << 20,
+        help="bytes of request body a request may hold unread before its session ends (default 64 MiB; 0: no limit)",
+    )
     p.add_argument("--multiprocess", action="store_true", help="set wsgi.multiprocess (other processes serve the app too)")
     p.add_argument("--chdir", help="change to this folder before importing the application")
     p.add_argument("--access-log", action="store_true", help="log one line per request")
@@ -104,6 +110,7 @@ def main(argv=None):
         credits=not args.no_credits,
         multiprocess=args.multiprocess,
         graceful_timeout=args.graceful_timeout,
+        max_buffer=args.max_buffer or None,
     )
     server.install_signal_handlers()
     server.serve_forever()

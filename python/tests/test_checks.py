@@ -1,0 +1,125 @@
+"""Review mends of blastbeat.server, without ZeroMQ: status and header
+checks as strict as the proxy's, the environ of format = headers,
+write() after the client left, no `end` after a whole response, the
+unread body's count."""
+
+import collections
+import unittest
+
+from blastbeat.input import ClientDisconnected, InputStream
+from blastbeat.server import Request, _check_headers, _status_ok, environ_from_head
+
+
+class FakeServer(object):
+    """What a Request uses of its Server: the posts are recorded."""
+
+    credits = False
+    timeout = None
+    threads = 1
+    multiprocess = False
+    node = b"n1"
+
+    def __init__(self, app=None):
+        self.app = app
+        self.posts = []
+        self.stats = collections.Counter()
+
+    def _post(self, item):
+        self.posts.append(item)
+
+    def types(self):
+        return [typ for _, typ, _ in self.posts if typ is not None]
+
+
+def request(app, method="GET"):
+    srv = FakeServer(app)
+    req = Request(srv, 0, b"0123456789abcdef", {"REQUEST_METHOD": method, "SERVER_PROTOCOL": "HTTP/1.1"})
+    return srv, req
+
+
+class TestChecks(unittest.TestCase):
+    def test_status(self):
+        for ok in ("200 OK", "404 Not Found", "599 X", "204"):
+            self.assertTrue(_status_ok(ok), ok)
+        # A 1xx is no final answer (the proxy would wait on); control
+        # characters are refused by the proxy.
+        for bad in ("100 Continue", "103 Early Hints", "600 X", "20", "200 O\x1bK", "200\tOK", 200):
+            self.assertFalse(_status_ok(bad), repr(bad))
+
+    def test_header_values(self):
+        _check_headers([("X-A", "a\tb"), ("Set-Cookie", "a=b; Path=/")])
+        for bad in ("a\x1bb", "a\x7fb", "a\rb", "a\nb", "a\0b"):
+            with self.assertRaises(ValueError):
+                _check_headers([("Content-Disposition", bad)])
+
+    def test_environ_skips_proxy_header(self):
+        env = environ_from_head(b"GET / HTTP/1.1\r\nHost: x\r\nProxy: http://evil:1\r\n\r\n")
+        self.assertNotIn("HTTP_PROXY", env)
+        self.assertEqual(env["HTTP_HOST"], "x")
+
+
+class TestResponses(unittest.TestCase):
+    def test_write_after_client_gone_raises(self):
+        # write() tells the application the client went away, as a
+        # broken connection does with other servers.
+        raised = []
+
+        def app(environ, start_response):
+            w = start_response("200 OK", [("Content-Type", "text/plain")])
+            w(b"first")
+            req.cancel()  # the proxy's `end`
+            try:
+                w(b"more")
+            except ClientDisconnected:
+                raised.append(True)
+                raise
+            return []
+
+        srv, req = request(app)
+        req.run()
+        self.assertEqual(raised, [True])
+        self.assertEqual(srv.types(), [b"headers", b"chunk"])  # "first" only
+
+    def test_error_after_whole_response_sends_no_end(self):
+        def app(environ, start_response):
+            w = start_response("200 OK", [("Content-Length", "5")])
+            w(b"hello")
+            raise RuntimeError("after the body")
+
+        srv, req = request(app)
+        req.run()
+        self.assertNotIn(b"end", srv.types())
+
+    def test_content_length_compared_as_text(self):
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Length", "5"), ("Content-Length", "05")])
+            return [b"hello"]
+
+        srv, req = request(app)
+        req.run()
+        head = srv.posts[0][2]
+        self.assertTrue(head.startswith(b"HTTP/1.1 500 "), head)
+
+    def test_head_over_64k_is_500(self):
+        def app(environ, start_response):
+            start_response("200 OK", [("X-Big", "a" * (70 << 10))])
+            return [b"x"]
+
+        srv, req = request(app)
+        req.run()
+        head = srv.posts[0][2]
+        self.assertTrue(head.startswith(b"HTTP/1.1 500 "), head[:40])
+
+
+class TestBuffered(unittest.TestCase):
+    def test_buffered_and_drop(self):
+        s = InputStream(None)
+        s.feed(b"abcdef")
+        self.assertEqual(s.read(2), b"ab")
+        self.assertEqual(s.buffered, 4)
+        s.drop()
+        self.assertEqual(s.buffered, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
