@@ -27,7 +27,12 @@ const (
 	DefaultMaxConcurrent   = 256
 	DefaultMaxBuffer       = 16 << 20
 	DefaultShutdownTimeout = 5 * time.Second
+	DefaultIdleTimeout     = 2 * time.Minute
 )
+
+// idleSweepEvery is how often the loop looks for idle sessions
+// (ServeConfig.IdleTimeout).
+const idleSweepEvery = time.Second
 
 // serveSendTimeout bounds how long the loop waits for a proxy that does
 // not take a message (ZeroMQ high-water mark): the message's session
@@ -71,6 +76,16 @@ type ServeConfig struct {
 	// Turn it off only for a proxy that predates credits, which would
 	// never grant any.
 	DisableCredits bool
+	// IdleTimeout ends a session that waits on its proxy for this long:
+	// its handler's response waits for credit, or its handler waits for
+	// request body, and no message of the session came meanwhile
+	// (default DefaultIdleTimeout; negative: never). The proxy then went
+	// away (a restart forgets its sessions, and a lost `end` is never
+	// sent again): the handler's context is cancelled and its reads and
+	// writes fail with ErrSessionEnded, instead of it waiting for good
+	// with its MaxConcurrent slot. A WebSocket session that only waits
+	// for messages is not idle.
+	IdleTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits, once its context is
 	// done, for the handlers to return (default DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
@@ -122,6 +137,9 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.ErrorLog == nil {
 		cfg.ErrorLog = log.Default()
@@ -180,6 +198,8 @@ type server struct {
 	waiting  []*stream          // requests waiting for a handler slot, FIFO
 	stopping bool
 	deadline time.Time // the stop's end, once stopping
+	now      time.Time // when the loop last woke
+	swept    time.Time // the last idle sweep
 }
 
 // open sets the sockets up: timeouts, credits, the wakeup pair, the

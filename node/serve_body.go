@@ -31,6 +31,14 @@ func newBodyReader(ctx context.Context, limit int) *bodyReader {
 	return &bodyReader{ctx: ctx, limit: limit, ready: make(chan struct{}, 1)}
 }
 
+// waiting reports whether a Read would wait: nothing unread, and more
+// of the body to come.
+func (b *bodyReader) waiting() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.size == 0 && !b.eof && b.err == nil && !b.closed
+}
+
 // Read reads what arrived, waiting for more when nothing did. Its last
 // bytes come with io.EOF.
 func (b *bodyReader) Read(p []byte) (int, error) {

@@ -86,14 +86,15 @@ type stream struct {
 	ws     *WebSocket  // non-nil: a WebSocket session
 
 	// loop only.
-	started   bool  // its goroutine was started
-	exited    bool  // and returned
-	dead      bool  // ended: its messages are dropped
-	finalSent bool  // a final response head went out
-	bodyLeft  int64 // request body bytes still to come; -1: until the empty `body`
-	discarded int64 // body bytes dropped after the handler returned
-	window    int64 // the largest credit seen: the proxy's window
-	pending   []*op // sends waiting (for credit), in order
+	started   bool      // its goroutine was started
+	exited    bool      // and returned
+	dead      bool      // ended: its messages are dropped
+	finalSent bool      // a final response head went out
+	bodyLeft  int64     // request body bytes still to come; -1: until the empty `body`
+	discarded int64     // body bytes dropped after the handler returned
+	window    int64     // the largest credit seen: the proxy's window
+	pending   []*op     // sends waiting (for credit), in order
+	heard     time.Time // the session's last message from the proxy (IdleTimeout)
 }
 
 // run is the loop. It returns nil after a stop, or the error that broke
@@ -114,7 +115,11 @@ func (s *server) run() (err error) {
 		if yielder.Due(time.Now()) {
 			runtime.Gosched()
 		}
-		if _, err := s.poller.Poll(-1); err != nil {
+		wait := time.Duration(-1)
+		if s.cfg.IdleTimeout > 0 && len(s.sessions) > 0 {
+			wait = idleSweepEvery // a session may go idle
+		}
+		if _, err := s.poller.Poll(wait); err != nil {
 			if zmq.AsErrno(err) == zmq.Errno(syscall.EINTR) {
 				continue
 			}
@@ -131,11 +136,16 @@ func (s *server) run() (err error) {
 			s.beginStop()
 			timer = time.AfterFunc(s.cfg.ShutdownTimeout, s.wake)
 		}
+		s.now = time.Now()
 		if err := s.receive(); err != nil {
 			return fmt.Errorf("node: serve: receive: %w", err)
 		}
 		for _, o := range s.takeOps() {
 			s.apply(o)
+		}
+		if s.cfg.IdleTimeout > 0 && s.now.Sub(s.swept) >= idleSweepEvery {
+			s.swept = s.now
+			s.sweepIdle()
 		}
 		if s.stopping {
 			if s.running+s.sockets == 0 {
@@ -172,6 +182,9 @@ func (s *server) receive() error {
 }
 
 func (s *server) dispatch(m Message) {
+	if st := s.sessions[string(m.SID)]; st != nil {
+		st.heard = s.now
+	}
 	switch m.Type {
 	case "uwsgi", "headers":
 		s.onHead(m)
@@ -229,7 +242,7 @@ func (s *server) onHead(m Message) {
 	if env != nil {
 		ctx = context.WithValue(ctx, environKey{}, env)
 	}
-	st := &stream{sid: m.SID, key: key, ctx: ctx, cancel: cancel, desc: req.Method + " " + req.URL.Path}
+	st := &stream{sid: m.SID, key: key, ctx: ctx, cancel: cancel, desc: req.Method + " " + req.URL.Path, heard: s.now}
 	st.req = req.WithContext(ctx)
 	s.sessions[key] = st
 	if isWebSocket(req) {
@@ -476,6 +489,19 @@ func (s *server) kill(st *stream) {
 	st.pending = nil
 	if s.sessions[st.key] == st {
 		delete(s.sessions, st.key)
+	}
+}
+
+// sweepIdle ends the sessions that wait on their proxy (for credit, or
+// for request body their handler reads) and heard nothing from it for
+// IdleTimeout: the proxy went away, or forgot them.
+func (s *server) sweepIdle() {
+	for _, st := range s.sessions {
+		waits := len(st.pending) > 0 || st.started && !st.exited && st.body != nil && st.bodyLeft != 0 && st.body.waiting()
+		if waits && s.now.Sub(st.heard) > s.cfg.IdleTimeout {
+			s.logf("node: serve: %s: nothing from the proxy for %v while waiting on it; ending the session", st.desc, s.cfg.IdleTimeout)
+			s.endSession(st)
+		}
 	}
 }
 

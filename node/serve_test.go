@@ -448,3 +448,98 @@ func TestServeWebSocketCredit(t *testing.T) {
 		t.Fatalf("%d bytes", len(f.body))
 	}
 }
+
+// TestServeIdleTimeout: a session that waits on its proxy (its response
+// for credit, its handler for request body) and hears nothing from it for
+// IdleTimeout is ended: `end` goes out, and the handler's Write or Read
+// fails. Before, the handler waited for good (a proxy that restarted
+// forgets its sessions and never sends their `end`).
+func TestServeIdleTimeout(t *testing.T) {
+	results := make(chan error, 2)
+	s := startServe(t, node.ServeConfig{IdleTimeout: 100 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			_, err := io.ReadAll(r.Body)
+			results <- err
+			return
+		}
+		w.WriteHeader(200)
+		_, err := w.Write(make([]byte, 4096)) // more than its credit
+		if err == nil {
+			w.(http.Flusher).Flush()
+			_, err = w.Write(make([]byte, 4096))
+		}
+		results <- err
+	}))
+	s.send(s.id, "s1", "uwsgi", get("/download"))
+	s.send(s.id, "s1", "credit", "100")
+	s.expectFrom("s1", "headers")
+	for f := s.recv(); f.typ != "end"; f = s.recv() {
+		if f.sid != "s1" || f.typ != "chunk" {
+			t.Fatalf("got %s for %q, want s1's chunks within its credit, then end", f.typ, f.sid)
+		}
+	}
+	if err := <-results; !errors.Is(err, node.ErrSessionEnded) {
+		t.Fatalf("Write of a session idle past IdleTimeout: %v, want ErrSessionEnded", err)
+	}
+	s.send(s.id, "s2", "uwsgi", environ("REQUEST_METHOD", "POST", "REQUEST_URI", "/up", "PATH_INFO", "/up",
+		"SERVER_PROTOCOL", "HTTP/1.1", "HTTP_HOST", "example.test", "CONTENT_LENGTH", "10"))
+	s.send(s.id, "s2", "credit", "262144")
+	s.send(s.id, "s2", "body", "abc")
+	s.expectFrom("s2", "end")
+	if err := <-results; !errors.Is(err, node.ErrSessionEnded) {
+		t.Fatalf("Read of a session idle past IdleTimeout: %v, want ErrSessionEnded", err)
+	}
+}
+
+// TestServeCloseNotify: the ResponseWriter is an http.CloseNotifier (gin
+// asserts it unchecked), whose channel fires once the proxy ends the
+// session.
+func TestServeCloseNotify(t *testing.T) {
+	fired := make(chan bool, 1)
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cn, ok := w.(http.CloseNotifier) //nolint:staticcheck // the deprecated interface is the point
+		if !ok {
+			fired <- false
+			return
+		}
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		fired <- <-cn.CloseNotify()
+	}))
+	s.request("s1", get("/sse"))
+	s.expectFrom("s1", "headers")
+	s.send("srv", "s1", "end", "")
+	select {
+	case ok := <-fired:
+		if !ok {
+			t.Fatal("no http.CloseNotifier, or it said false")
+		}
+	case <-time.After(stubTimeout):
+		t.Fatal("CloseNotify did not fire on end")
+	}
+}
+
+// TestServePanicAfterWholeResponse: a handler that panics once its
+// response went whole (Content-Length written and flushed) sends no
+// `end` after it, which would cut the client's kept-alive connection.
+func TestServePanicAfterWholeResponse(t *testing.T) {
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		_, _ = w.Write([]byte("ok"))
+		w.(http.Flusher).Flush()
+		panic("after the response")
+	}))
+	s.request("s1", get("/x"))
+	s.expectFrom("s1", "headers")
+	s.expectFrom("s1", "body")
+	// The handler has returned once its panic is in the log.
+	deadline := time.Now().Add(stubTimeout)
+	for !strings.Contains(s.log.String(), "after the response") {
+		if time.Now().After(deadline) {
+			t.Fatal("no panic in the log")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.send("srv", "", "ping", "")
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature}) // no end before it
+}

@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -177,6 +178,16 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, ErrHijack
 }
 
+// CloseNotify implements the deprecated http.CloseNotifier, which some
+// frameworks assert without checking (gin's Context.Stream): the channel
+// receives true once the session ends (the client went away), as the
+// request's context is done.
+func (w *responseWriter) CloseNotify() <-chan bool {
+	ch := make(chan bool, 1)
+	context.AfterFunc(w.st.ctx, func() { ch <- true })
+	return ch
+}
+
 // EnableFullDuplex is for http.ResponseController: a handler of Serve
 // may always read the request body while it writes the response.
 func (w *responseWriter) EnableFullDuplex() error { return nil }
@@ -249,6 +260,12 @@ func (w *responseWriter) abort(p any, stack []byte) {
 	if !w.headSent && p != http.ErrAbortHandler {
 		w.headSent = true
 		_ = w.send(outMsg{typ: "headers", data: simpleResponse(http.StatusInternalServerError, false)})
+		return
+	}
+	if w.headSent && len(w.buf) == 0 && !w.chunked && (w.noBody() || w.clen >= 0 && w.written >= w.clen) {
+		// The response went whole: an `end` now would cut the
+		// connection the proxy keeps alive (PROTOCOL.md: never after a
+		// complete response).
 		return
 	}
 	w.end()
