@@ -66,7 +66,9 @@ type ServeConfig struct {
 	// response head went out yet, and the session is ended otherwise.
 	MaxBuffer int
 	// WebSocket serves WebSocket sessions (a request with Upgrade:
-	// websocket, which the proxy has already accepted). It runs on a
+	// websocket, which the proxy has already accepted: Serve needs the
+	// proxy's default websocket-handshake = proxy; with = node the proxy
+	// would wait for a 101 that Serve does not send). It runs on a
 	// goroutine of its own for the session's life; when it returns the
 	// session is closed. Nil: every WebSocket session is closed at once.
 	WebSocket func(ws *WebSocket)

@@ -138,6 +138,15 @@ func (b *bodyReader) fail(err error) {
 	b.signal()
 }
 
+// drop frees what was buffered: for a request whose handler never
+// started (it waited for a slot, and its session ended meanwhile).
+func (b *bodyReader) drop() {
+	b.mu.Lock()
+	clear(b.queue)
+	b.queue, b.off, b.size = nil, 0, 0
+	b.mu.Unlock()
+}
+
 func (b *bodyReader) signal() {
 	select {
 	case b.ready <- struct{}{}:

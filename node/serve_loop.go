@@ -479,6 +479,9 @@ func (s *server) kill(st *stream) {
 	st.cancel()
 	if st.body != nil {
 		st.body.fail(ErrSessionEnded)
+		if !st.started {
+			st.body.drop() // it waited for a slot: nobody will read it
+		}
 	}
 	if st.ws != nil {
 		st.ws.fail(ErrSessionEnded)
