@@ -107,3 +107,68 @@ func TestH2SlowUploadNotCut(t *testing.T) {
 		t.Fatalf("a stalled body got %q, want 408", s)
 	}
 }
+
+// TestBodyEndPushesDeadline: the request's last byte counts, also when
+// it carries no data (a chunked body's last chunk, an HTTP/2 END_STREAM
+// on an empty DATA frame): timeout runs from it. Before, the deadline
+// stayed at the last data piece's: a 504 right after the request ended.
+func TestBodyEndPushesDeadline(t *testing.T) {
+	h := newHarness(t, testOptions())
+	t0 := time.Now()
+	h.client("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+	h.node("n1").Seen(t0.Add(50 * time.Second).UnixNano())
+	h.sweep(t0.Add(50 * time.Second))
+	h.client("0\r\n\r\n")
+	h.node("n1").Seen(t0.Add(100 * time.Second).UnixNano())
+	h.sweep(t0.Add(100 * time.Second))
+	if out := h.takeOut(); len(out) > 0 {
+		t.Fatalf("50 s after the request's end: %q", out)
+	}
+	h.node("n1").Seen(t0.Add(200 * time.Second).UnixNano())
+	h.sweep(t0.Add(200 * time.Second))
+	if out := string(h.takeOut()); !strings.HasPrefix(out, "HTTP/1.1 504 ") {
+		t.Fatalf("a whole request unanswered got %q, want a 504", out)
+	}
+
+	q := newH2qHarness(t, nil)
+	t0 = time.Now()
+	q.open(1, "POST", "a", false)
+	q.data(1, 100)
+	q.h.node("n1").Seen(t0.Add(50 * time.Second).UnixNano())
+	q.h.sweep(t0.Add(50 * time.Second))
+	_ = q.fr.WriteData(1, true, nil)
+	q.send()
+	q.h.node("n1").Seen(t0.Add(100 * time.Second).UnixNano())
+	q.h.sweep(t0.Add(100 * time.Second))
+	if s := q.status(1); s != "" {
+		t.Fatalf("HTTP/2, 50 s after END_STREAM: %s", s)
+	}
+	q.h.node("n1").Seen(t0.Add(200 * time.Second).UnixNano())
+	q.h.sweep(t0.Add(200 * time.Second))
+	if s := q.status(1); s != "504" {
+		t.Fatalf("HTTP/2, a whole request unanswered: %q, want 504", s)
+	}
+}
+
+// TestDiscardedBodyBounded: the body of a request the proxy answered
+// itself (here a 404) is read and dropped up to the global max-body;
+// past it the connection closes after the answer. Before, it was read
+// for as long as the client sent.
+func TestDiscardedBodyBounded(t *testing.T) {
+	o := testOptions()
+	o.MaxBody = 100
+	o.VHosts[0].Name = "a"
+	h := newHarness(t, o)
+	h.client("POST / HTTP/1.1\r\nHost: zzz\r\nTransfer-Encoding: chunked\r\n\r\n")
+	if out := string(h.takeOut()); !strings.HasPrefix(out, "HTTP/1.1 404 ") {
+		t.Fatalf("got %q, want the 404", out)
+	}
+	h.client("50\r\n" + strings.Repeat("x", 0x50) + "\r\n")
+	if h.c.closeAfter {
+		t.Fatal("closing under max-body")
+	}
+	h.client("50\r\n" + strings.Repeat("x", 0x50) + "\r\n")
+	if !h.c.closeAfter {
+		t.Fatal("a dropped body past max-body keeps the connection")
+	}
+}

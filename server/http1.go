@@ -354,6 +354,12 @@ func (c *conn) reject(status int, msg string) {
 
 func (c *conn) onBody(data []byte) {
 	if c.discard || c.node == nil {
+		// Dropped (the proxy answered it): at most the global max-body
+		// of it is read, then the connection closes after the answer.
+		if c.bodyBytes += int64(len(data)); c.srv().opts.MaxBody > 0 && c.bodyBytes > c.srv().opts.MaxBody && !c.closeAfter {
+			c.closeAfter = true
+			c.l.markDirty(c)
+		}
 		return
 	}
 	// The vhost's max-body also bounds bodies of unknown length.
@@ -390,6 +396,9 @@ func (c *conn) onEnd() {
 		empty := []byte{}
 		c.keepForRetry(empty, nil)
 		c.send("body", empty)
+		if c.phase == phAwaitHead {
+			c.answerBy = bodyDeadline(c.answerBy, c.srv(), c.vhost.Timeout)
+		}
 	}
 	c.reading = false
 	c.discard = false
@@ -406,14 +415,14 @@ func (c *conn) httpTimeouts(now int64) {
 	s := c.srv()
 	switch {
 	case c.phase == phAwaitHead && now > c.answerBy:
-		s.stats.Timeouts.Add(1)
 		c.sendEnd()
-		if c.reading && len(c.outq) == 0 {
+		if c.reading && len(c.outq) == 0 && !c.readPaused {
 			// The client stopped sending its body (each piece pushes
 			// the deadline on: bodyDeadline), not the node answering.
-			c.fail(408, "request body not received in time")
+			c.failAs("body_timeout", 408, "request body not received in time")
 			return
 		}
+		s.stats.Timeouts.Add(1)
 		c.fail(504, "backend did not answer in time")
 	case c.phase != phIdle && c.node != nil && !c.node.Serves(c.nodeEpoch, now, s.deadAfter):
 		c.nodeFailed()

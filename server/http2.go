@@ -643,6 +643,11 @@ func (c *conn) h2RequestEnd(st *h2Stream) bool {
 		c.h2Send(st, "body", []byte{}) // a body of unknown length ends
 		c.h2Keep(st, []byte{}, nil)
 	}
+	if st.phase == phAwaitHead && st.vhost != nil {
+		// The request's last byte (an empty DATA or trailers may end
+		// it long after the last piece): timeout counts from here.
+		st.answerBy = bodyDeadline(st.answerBy, c.srv(), st.vhost.Timeout)
+	}
 	c.h2EndRecv(st)
 	return true
 }
@@ -1018,8 +1023,13 @@ func (c *conn) h2StreamDone(st *h2Stream) {
 
 // h2Respond answers a stream itself (an error page) and ends it.
 func (c *conn) h2Respond(st *h2Stream, status int, msg string) {
+	c.h2RespondAs(st, statusReason(status), status, msg)
+}
+
+// h2RespondAs is h2Respond counting the rejection under reason.
+func (c *conn) h2RespondAs(st *h2Stream, reason string, status int, msg string) {
 	c.srv().stats.Rejected.Add(1)
-	c.srv().reject(statusReason(status))
+	c.srv().reject(reason)
 	c.h2RespondRaw(st, protocol.AppendErrorDate(nil, status, msg, false, c.srv().date()))
 }
 
@@ -1267,12 +1277,12 @@ func (c *conn) h2Timeouts(now int64) {
 			// not wait for a client that may never end it.
 			c.h2Reset(st.id, protocol.H2NoError)
 		case st.phase == phAwaitHead && now > st.answerBy:
-			s.stats.Timeouts.Add(1)
-			if !st.endRecv && !st.ws && st.waiting == 0 {
+			if !st.endRecv && !st.ws && st.waiting == 0 && !c.readPaused {
 				// Its client stopped sending the body (bodyDeadline).
-				c.h2Respond(st, 408, "request body not received in time")
+				c.h2RespondAs(st, "body_timeout", 408, "request body not received in time")
 				continue
 			}
+			s.stats.Timeouts.Add(1)
 			c.h2Respond(st, 504, "backend did not answer in time")
 		case st.node != nil && st.phase != phIdle && !st.nodeEnded && !st.node.Serves(st.nodeEpoch, now, s.deadAfter):
 			switch {

@@ -116,7 +116,11 @@ func (h *bridgeHandler) nodeSpoke(n *session.Node, typ []byte, body []byte, now 
 			h.opts.Logger.Info("node connected", "node", n.Name)
 		}
 	}
-	if pong {
+	if pong && n.Bridge() == h.k {
+		// Only through the bridge the node's sessions go: with several
+		// bridges, a second process holding the name on another one
+		// (a misconfiguration, which the other bridge's pongs would
+		// show) must not end the sessions at every pong.
 		h.instanceSeen(n, body, now)
 	}
 	if string(typ) == "retry" {

@@ -178,7 +178,7 @@ func New(opts Options) (*Server, error) {
 	// HTTP/2 each connection's streams too (a stream is a session).
 	perLoop := opts.MaxConnections/workers + 1
 	if opts.HTTP2 {
-		perLoop *= 1 + opts.HTTP2MaxStreams
+		perLoop = min(perLoop, session.MaxSlots) * (1 + min(opts.HTTP2MaxStreams, session.MaxSlots)) // no overflow: both under 2^24
 	}
 	for i := 0; i < workers; i++ {
 		s.loops = append(s.loops, newLoop(s, i, perLoop))

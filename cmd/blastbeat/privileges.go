@@ -46,6 +46,9 @@ func resolveIdentity(uid, gid string) (identity, error) {
 	var u *user.User
 	var err error
 	if n, nerr := strconv.Atoi(uid); nerr == nil {
+		if n < 0 {
+			return id, fmt.Errorf("uid %q: negative", uid)
+		}
 		id.uid = n
 		if u, err = user.LookupId(uid); err != nil {
 			if id.gid < 0 {

@@ -15,6 +15,15 @@ func TestResolveIdentity(t *testing.T) {
 	}
 	nuid, _ := strconv.Atoi(nobody.Uid)
 	ngid, _ := strconv.Atoi(nobody.Gid)
+	// nobody's groups as this host has them: its primary first.
+	ngroups := []int{ngid}
+	if ids, err := nobody.GroupIds(); err == nil {
+		for _, s := range ids {
+			if g, err := strconv.Atoi(s); err == nil && g != ngid {
+				ngroups = append(ngroups, g)
+			}
+		}
+	}
 	tests := []struct {
 		uid, gid string
 		want     identity
@@ -23,15 +32,16 @@ func TestResolveIdentity(t *testing.T) {
 		{want: identity{uid: -1, gid: -1}},
 		// uid alone takes the user's primary group and its groups: none
 		// of root's stays (before, the gid stayed 0 and every group).
-		{uid: "nobody", want: identity{uid: nuid, gid: ngid, groups: []int{ngid}}},
-		{uid: nobody.Uid, want: identity{uid: nuid, gid: ngid, groups: []int{ngid}}},
-		{uid: "nobody", gid: "0", want: identity{uid: nuid, gid: 0, groups: []int{0, ngid}}},
+		{uid: "nobody", want: identity{uid: nuid, gid: ngid, groups: ngroups}},
+		{uid: nobody.Uid, want: identity{uid: nuid, gid: ngid, groups: ngroups}},
+		{uid: "nobody", gid: "0", want: identity{uid: nuid, gid: 0, groups: append([]int{0}, ngroups...)}},
 		{gid: nobody.Gid, want: identity{uid: -1, gid: ngid, groups: []int{ngid}}},
 		{uid: "4242424", gid: nobody.Gid, want: identity{uid: 4242424, gid: ngid, groups: []int{ngid}}},
 		{uid: "4242424", err: "set gid as well"},
 		{uid: "no-such-user-here", err: "no-such-user-here"},
 		{gid: "no-such-group-here", err: "no-such-group-here"},
 		{gid: "-3", err: "negative"},
+		{uid: "-1", gid: nobody.Gid, err: "negative"}, // setuid skipped: it stayed root
 	}
 	for _, tt := range tests {
 		got, err := resolveIdentity(tt.uid, tt.gid)
