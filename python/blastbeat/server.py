@@ -771,9 +771,16 @@ class Server(object):
                 return
             except zmq.Again:
                 self._poller.modify(self._socks[i], zmq.POLLIN | zmq.POLLOUT)
-        if len(backlog) >= _MAX_BACKLOG:
-            backlog.popleft()
-            self.stats["dropped_backlog"] += 1
+        if len(backlog) >= _MAX_BACKLOG and frames[1] not in (_END, _PONG, _RETRY):
+            # The proxy takes nothing (its loops lag, or it is gone): a
+            # message dropped from the middle of a response would corrupt
+            # it, so the session this one belongs to ends instead (its
+            # `end` goes past the cap), and what it sends is dropped.
+            self.stats["ended_backlog"] += 1
+            req = self._sessions.pop((i, frames[0]), None)
+            if req is not None:
+                req.cancel()
+            frames = [frames[0], _END, b""]
         backlog.append(frames)
 
     def _flush_backlog(self, i):

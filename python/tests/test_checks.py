@@ -123,3 +123,32 @@ class TestBuffered(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestBacklogCap(unittest.TestCase):
+    def test_full_backlog_ends_the_session(self):
+        # Past the cap, the session of the message ends (its `end` goes
+        # last) instead of a message dropped from the middle of a reply.
+        import zmq
+
+        from blastbeat import server as srvmod
+
+        class Sock(object):
+            def send_multipart(self, *a, **k):
+                raise zmq.Again()
+
+        class Poller(object):
+            def modify(self, *a):
+                pass
+
+        s = srvmod.Server.__new__(srvmod.Server)
+        s._backlog = [collections.deque([[b"old", b"chunk", b"x"]] * srvmod._MAX_BACKLOG)]
+        s._socks = [Sock()]
+        s._poller = Poller()
+        s.stats = collections.Counter()
+        _, req = request(None)
+        s._sessions = {(0, b"sid1"): req}
+        s._send(0, [b"sid1", b"chunk", b"data"])
+        self.assertTrue(req.gone)
+        self.assertEqual(s._backlog[0][-1], [b"sid1", b"end", b""])
+        self.assertEqual(s._backlog[0][0], [b"old", b"chunk", b"x"])  # nothing dropped
