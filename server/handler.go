@@ -125,7 +125,8 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 // handling what one epoll_wait returned: messages for the bridge wait
 // for the turn's end (loop.trySend).
 func (h *handler) OnTurnStart(el gnet.EventLoop) {
-	(*Server)(h).loopOf(el).inTurn = true
+	l := (*Server)(h).loopOf(el)
+	l.inTurn, l.turnClock = true, 0
 }
 
 // OnTurnEnd wakes the bridge once for the messages the turn queued.

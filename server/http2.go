@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/net/http2/hpack"
@@ -457,7 +456,7 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	if r != nil {
 		c.begin(&st.ex, r, "HTTP/2")
 	} else {
-		st.ex = exchange{start: time.Now().UnixNano()}
+		st.ex = exchange{start: c.l.clock()}
 	}
 	if err != nil {
 		pe, ok := err.(*protocol.Error)

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"time"
-
 	"github.com/blastbeat/blastbeat/internal/bufpool"
 )
 
@@ -45,7 +43,7 @@ func (c *conn) h2Resend(st *h2Stream) bool {
 			c.h2StartCredit(st)
 		}
 	}
-	st.answerBy = time.Now().UnixNano() + int64(st.vhost.Timeout)
+	st.answerBy = c.l.clock() + int64(st.vhost.Timeout)
 	return true
 }
 

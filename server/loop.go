@@ -77,6 +77,7 @@ type loop struct {
 	endMsg      zmqbridge.Msg        // OnClose's scratch `end`
 	retrySlices spares[[]retryPiece] // closed conns' retry slices, for new ones
 	inTurn      bool                 // between gnet's OnTurnStart and OnTurnEnd
+	turnClock   int64                // unix ns, read at the turn's first clock(); 0: not yet
 	kick        bool                 // messages queued in this turn: wake the bridge at its end
 	arena       []byte               // output the proxy writes itself (arena.go)
 	arenaFull   [][]byte             // arena chunks filled this turn

@@ -144,7 +144,7 @@ func (c *conn) resend() bool {
 			c.startCredit()
 		}
 	}
-	c.answerBy = time.Now().UnixNano() + int64(c.vhost.Timeout)
+	c.answerBy = c.l.clock() + int64(c.vhost.Timeout)
 	return true
 }
 
@@ -221,7 +221,7 @@ func (c *conn) failAs(reason string, status int, msg string) {
 	if c.ex.start == 0 {
 		// A head too malformed to begin an exchange: counted (no vhost),
 		// not logged (nothing of it is known).
-		c.ex = exchange{start: time.Now().UnixNano()}
+		c.ex = exchange{start: c.l.clock()}
 	}
 	c.queue(c.answerBytes(protocol.AppendError(nil, status, msg, true)))
 	c.closeAfter = true
