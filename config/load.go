@@ -342,6 +342,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"send-timeout":              set(&o.SendTimeout, parseDuration),
 		"zmq-hwm":                   set(&o.ZMQHWM, parseInt),
 		"zmq-rcv-hwm":               set(&o.ZMQRcvHWM, parseInt),
+		"zmq-max-message":           set(&o.ZMQMaxMessage, parseSize),
 		"zmq-queue-bytes":           set(&o.ZMQQueueBytes, parseSize),
 		"zmq-io-threads":            set(&o.ZMQIOThreads, parseInt),
 		"zmq-busy-poll":             set(&o.ZMQBusyPoll, parseDuration),

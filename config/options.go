@@ -235,6 +235,10 @@ type Options struct {
 	// (times the messages' size: 8 MiB per node with 64 KiB messages)
 	// (zmq-rcv-hwm, default 128).
 	ZMQRcvHWM int
+	// ZMQMaxMessage bounds a message from a node, in bytes per frame
+	// (ZMQ_MAXMSGSIZE): libzmq disconnects a peer that sends a bigger one
+	// before holding it (zmq-max-message, default 64 MiB).
+	ZMQMaxMessage int64
 	// ZMQQueueBytes bounds the request body bytes the event loops have
 	// handed the ZeroMQ bridge and libzmq has not taken yet, and the
 	// bytes held for one node at its high-water mark; past it the
@@ -326,6 +330,7 @@ func Defaults() Options {
 		SendTimeout:             5 * time.Second,
 		ZMQHWM:                  256,
 		ZMQRcvHWM:               128,
+		ZMQMaxMessage:           64 << 20,
 		ZMQQueueBytes:           2 << 20,
 		ZMQIOThreads:            1,
 		ZMQBridges:              1,

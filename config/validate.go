@@ -96,6 +96,7 @@ func (p *parser) validate() {
 		{"send-timeout", o.SendTimeout > 0, "must be greater than 0"},
 		{"zmq-hwm", o.ZMQHWM > 0, "must be greater than 0"},
 		{"zmq-rcv-hwm", o.ZMQRcvHWM > 0, "must be greater than 0"},
+		{"zmq-max-message", o.ZMQMaxMessage >= 64<<10, "must be at least 64k"},
 		{"zmq-queue-bytes", o.ZMQQueueBytes >= 64<<10, "must be at least 64k"},
 		{"zmq-io-threads", o.ZMQIOThreads >= 1 && o.ZMQIOThreads <= MaxZMQIOThreads, fmt.Sprintf("must be 1 to %d", MaxZMQIOThreads)},
 		{"zmq-bridges", o.ZMQBridges >= 1 && o.ZMQBridges <= MaxZMQBridges, fmt.Sprintf("must be 1 to %d", MaxZMQBridges)},

@@ -207,6 +207,7 @@ func (s *Server) Start() error {
 		RingSize:       s.opts.RingSize,
 		HWM:            s.opts.ZMQHWM,
 		RcvHWM:         s.opts.ZMQRcvHWM,
+		MaxMessage:     s.opts.ZMQMaxMessage,
 		MaxQueuedBytes: s.opts.ZMQQueueBytes,
 		IOThreads:      s.opts.ZMQIOThreads,
 		BusyPoll:       s.opts.ZMQBusyPoll,

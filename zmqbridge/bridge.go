@@ -35,6 +35,10 @@ const (
 	// messages cost two such round trips, and the stream bench row ran at
 	// half the rate it does at 128.
 	DefaultRcvHWM = 128
+	// DefaultMaxMessage bounds a message from a node, in bytes per frame
+	// (ZMQ_MAXMSGSIZE): libzmq disconnects a peer that sends a bigger one,
+	// before it holds it.
+	DefaultMaxMessage = 64 << 20
 	// DefaultMaxQueuedBytes is the body bytes the loops may queue for the
 	// bridge before they wait (and so stop reading from their clients).
 	DefaultMaxQueuedBytes = 2 << 20
@@ -58,6 +62,10 @@ const (
 	// (a node that takes nothing holds its bodies until it goes).
 	lentWait    = 5 * time.Millisecond
 	lentWaitMax = time.Second
+	// closeLinger is how long libzmq may still deliver what it holds once
+	// the bridge closes its socket (send-timeout, if shorter): the `end`s
+	// of the sessions a shutdown closed.
+	closeLinger = time.Second
 )
 
 // Handler receives what the bridge reads. Its methods run on the bridge
@@ -117,6 +125,10 @@ type Config struct {
 	// IOThreads is the number of libzmq I/O threads of the bridge's own
 	// context (0: 1). Each node's connection is served by one of them.
 	IOThreads int
+	// MaxMessage bounds a message from a node, per frame
+	// (DefaultMaxMessage; ZMQ_MAXMSGSIZE): a peer that sends a bigger one
+	// is disconnected by libzmq, before it holds it.
+	MaxMessage int64
 	// MaxQueuedBytes bounds the body bytes waiting in the ring and the
 	// bridge for libzmq (DefaultMaxQueuedBytes), and the bytes of the
 	// buffers lent to libzmq uncopied (zmqio.SendRef; past it bodies are
@@ -294,6 +306,9 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 	}
 	if cfg.RcvHWM <= 0 {
 		cfg.RcvHWM = DefaultRcvHWM
+	}
+	if cfg.MaxMessage <= 0 {
+		cfg.MaxMessage = DefaultMaxMessage
 	}
 	if cfg.MaxQueuedBytes <= 0 {
 		cfg.MaxQueuedBytes = DefaultMaxQueuedBytes
@@ -493,6 +508,7 @@ func (b *Bridge) open() (fd int, err error) {
 		sock.SetRcvhwm(b.cfg.RcvHWM),
 		sock.SetLinger(0),
 		sock.SetRouterHandover(true),
+		sock.SetMaxmsgsize(b.cfg.MaxMessage),
 	}
 	if err := errors.Join(opts...); err != nil {
 		return -1, fmt.Errorf("zmqbridge: socket options: %w", err)
@@ -537,8 +553,11 @@ func (b *Bridge) run(ready chan<- error) {
 	}
 	defer unix.Close(epfd)
 	defer func() {
-		// The socket first (linger 0): libzmq then drops what it holds,
-		// and gives back the bodies lent to it, which Close waits for.
+		// The socket first: libzmq drops what it still holds after a
+		// short linger (the `end`s of the last sessions, on their way to
+		// their nodes), and gives back the bodies lent to it, which
+		// Close waits for.
+		_ = b.sock.SetLinger(min(b.cfg.SendTimeout, closeLinger))
 		b.sock.Close()
 		if n := b.io.Close(); n > 0 {
 			b.cfg.Logger.Warn("zmqbridge: libzmq still holds request bodies a second after the socket closed; they stay pinned until it lets go", "bodies", n)
@@ -674,7 +693,7 @@ func (b *Bridge) readable() bool { return b.io.Events().Readable() }
 func (b *Bridge) recvBatch() (got, more bool) {
 	total := 0
 	more = true
-	for more && total < 4*zmqio.MaxMessages {
+	for more && total < 4*zmqio.MaxMessages && (total == 0 || !b.h.Paused()) {
 		var n, dropped int
 		n, dropped, more = b.io.RecvPooled(zmqio.MaxMessages, &b.recvBufs, func(f [][]byte, buf *bufpool.Buf) {
 			if string(f[2]) != "pong" {
@@ -713,7 +732,11 @@ func (b *Bridge) sendBatch() bool {
 				b.takeIdentities() // added since this iteration began
 			}
 			if m.Node < 0 || m.Node >= len(b.ids) {
-				m.Node = 0 // never happens: the server only uses its own indexes
+				// Never happens (the server only uses indexes it gave the
+				// bridges): failed, never sent to another node.
+				b.h.Undeliverable(&m, zmq.Errno(unix.EHOSTUNREACH))
+				m.Buf.Release()
+				continue
 			}
 			if len(b.queues[m.Node].msgs) > 0 {
 				b.hold(m, time.Time{})

@@ -3,6 +3,7 @@ package zmqbridge
 import (
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -192,6 +193,39 @@ func TestAddIdentities(t *testing.T) {
 				t.Fatalf("got %q", parts)
 			}
 			return
+		}
+	}
+}
+
+// TestMaxMessage: a message from a node bigger than MaxMessage never
+// reaches the handler (libzmq drops the peer before holding it); what the
+// node sends after, reconnected, does.
+func TestMaxMessage(t *testing.T) {
+	ep := freeEndpoint(t)
+	rec := newRecorder()
+	b, err := Start(Config{Endpoints: []string{ep}, Identities: []string{"n1"}, MaxMessage: 64 << 10}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	dealer := dialNode(t, ep, "n1")
+	if _, err := dealer.SendMessage("", "body", strings.Repeat("x", 100<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dealer.SendMessage("", "pong", "after"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case d := <-rec.msgs:
+			if d.typ == "body" {
+				t.Fatalf("a %d-byte message over MaxMessage was delivered", len(d.body))
+			}
+			if d.typ == "pong" && d.body == "after" {
+				return
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("nothing after the big message")
 		}
 	}
 }

@@ -32,7 +32,9 @@ static int bb_recv(void *sock, bb_batch *b, int nframes, int maxmsgs, size_t max
 	size_t bytes = 0;
 	*dropped = 0;
 	*left = 1;
-	while (nm < maxmsgs && bytes < maxbytes) {
+	// Malformed messages (dropped) count against maxmsgs too: a peer
+	// that sends only those cannot keep the call from returning.
+	while (nm + *dropped < maxmsgs && bytes < maxbytes) {
 		int count = 0, more = 1, flags = ZMQ_DONTWAIT;
 		int base = nm * nframes;
 		while (more) {
