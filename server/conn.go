@@ -373,6 +373,9 @@ func (c *conn) onTraffic() gnet.Action {
 				c.h2ClientDone()
 			}
 		case c.tlsEOF:
+			// What the client sends after its close_notify is dropped
+			// undecrypted (RFC 8446 §6.1), not kept in gnet's buffer.
+			c.dropIn(c.tls.Conn)
 			c.closeAfter = true
 			c.l.markDirty(c) // the flush closes it when no response is due
 		}

@@ -2,6 +2,7 @@ package tlsmem
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -122,7 +123,8 @@ type Conn struct {
 	state atomic.Int32
 
 	// Owned by the event loop.
-	vec [1][]byte // Out's argument, reused so that a flush does not allocate
+	vec       [1][]byte // Out's argument, reused so that a flush does not allocate
+	readEnded bool      // Read saw the client's close_notify (io.EOF)
 }
 
 // Server returns a Conn that will serve TLS with cfg, which must not be
@@ -185,6 +187,13 @@ func (c *Conn) Feed(b []byte) (int, error) {
 	case StateClosed:
 		return 0, net.ErrClosed
 	case StateFailed:
+		return len(b), nil
+	}
+	if c.readEnded {
+		// After the client's close_notify, what it sends is ignored
+		// (RFC 8446 §6.1): taken and dropped, with what was buffered,
+		// rather than kept for a crypto/tls that reads no more.
+		t.dropInLocked()
 		return len(b), nil
 	}
 	n := t.feedLocked(b)
@@ -252,6 +261,9 @@ func (c *Conn) Read(dst []byte) ([]byte, error) {
 		if rerr != nil {
 			if isWouldBlock(rerr) {
 				rerr = nil
+			}
+			if rerr == io.EOF {
+				c.readEnded = true
 			}
 			if ferr := c.flush(); rerr == nil {
 				rerr = ferr

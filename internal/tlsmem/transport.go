@@ -124,6 +124,14 @@ func (t *transport) feedLocked(b []byte) int {
 	return len(b)
 }
 
+// dropInLocked frees the unread ciphertext.
+func (t *transport) dropInLocked() {
+	if t.in != nil {
+		putBuf(t.in)
+		t.in, t.off = nil, 0
+	}
+}
+
 // take hands the pending output to the caller, who must putBuf it, and
 // clears woken so that later output wakes the loop again. It also returns
 // the state read under the same lock: a handshake that ends after take

@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestTLSInputAfterCloseNotify: over HTTPS (HTTP/1.1), what a client
+// sends after its close_notify, while its response is still on its way,
+// is dropped undecrypted (RFC 8446 §6.1), not kept: before, it piled up
+// in the connection's input buffer for as long as the client sent. The
+// HTTP/2 case is TestHTTP2TLSInputAfterCloseNotify.
+func TestTLSInputAfterCloseNotify(t *testing.T) {
+	t.Parallel()
+	s := tsStart(t, "", "", nil)
+	cfg := s.pki.config(tsSecure)
+	cfg.NextProtos = []string{"http/1.1"}
+	c, err := tls.Dial("tcp", s.TLS, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	// A POST whose body is not all sent: the echo node answers its head
+	// and the piece, and the response waits for the rest.
+	if _, err := io.WriteString(c, "POST /open HTTP/1.1\r\nHost: "+tsSecure+"\r\nContent-Length: 100\r\n\r\nabc"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	// The response's body is never read: closing it would wait for the
+	// rest of it (the connection's close at the end ends the test).
+	if _, err := http.ReadResponse(br, nil); err != nil {
+		t.Fatalf("the response head: %v", err)
+	}
+	if err := c.CloseWrite(); err != nil { // close_notify
+		t.Fatal(err)
+	}
+	before, err := hRSS(s.p.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := c.NetConn()
+	_ = raw.SetWriteDeadline(time.Now().Add(20 * time.Second)) // crypto/tls's close_notify set it to now
+	junk := bytes.Repeat([]byte{0x17, 0x03, 0x03, 0x40, 0x00}, 64<<10/5)
+	for sent := 0; sent < 32<<20; sent += len(junk) {
+		if _, err := raw.Write(junk); err != nil {
+			t.Fatalf("the proxy stopped reading after %d MiB: %v", sent>>20, err)
+		}
+	}
+	after, err := hRSS(s.p.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := after - before; grew > 16<<20 {
+		t.Errorf("the proxy grew by %d MiB while the client sent 32 MiB after its close_notify", grew>>20)
+	}
+}
