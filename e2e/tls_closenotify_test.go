@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -58,5 +59,67 @@ func TestTLSInputAfterCloseNotify(t *testing.T) {
 	}
 	if grew := after - before; grew > 16<<20 {
 		t.Errorf("the proxy grew by %d MiB while the client sent 32 MiB after its close_notify", grew>>20)
+	}
+}
+
+// TestTLSHandshakeSlots: max-tls-handshakes counts handshakes under way,
+// from the client's first bytes: sockets that send nothing hold no slot
+// (before, each held one from accept until tls-handshake-timeout, and a
+// few idle sockets locked every real client out); a client whose first
+// bytes find every slot taken waits, unread, and goes on once one frees.
+func TestTLSHandshakeSlots(t *testing.T) {
+	t.Parallel()
+	s := tsStart(t, "max-tls-handshakes = 1\nworkers = 1\ntls-handshake-timeout = 30s\n", "", nil)
+	handshake := func(what string) {
+		t.Helper()
+		cfg := s.pki.config(tsSecure)
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", s.TLS, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		c.Close()
+	}
+	var idle []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", s.TLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	handshake("beside 4 idle sockets") // before: waited 30 s for them, past the dial's 10 s
+
+	// One slot, taken by a handshake under way (half a ClientHello).
+	half, err := net.Dial("tcp", s.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := tsClientHello(t, tsSecure)
+	if _, err := half.Write(hello[:len(hello)/2]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		cfg := s.pki.config(tsSecure)
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 20 * time.Second}, "tcp", s.TLS, cfg)
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	half.Close() // frees the slot: the waiting client goes on
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the client that waited for the slot: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the client that waited for the slot never got it")
 	}
 }

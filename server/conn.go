@@ -340,6 +340,9 @@ func (c *conn) onTraffic() gnet.Action {
 		c.dropIn(c.tls.Conn)
 		return gnet.None
 	}
+	if c.tls != nil && !c.tls.open && !c.tls.counted && (c.tls.queued || !c.l.admitHandshake(c)) {
+		return gnet.None // its first bytes wait, unread, for a handshake slot
+	}
 	if c.tls != nil && !c.tlsTraffic() {
 		return gnet.None
 	}
@@ -594,7 +597,7 @@ func (c *conn) updateReadPause() {
 	o := &c.srv().opts
 	// A closing connection drops what it reads: reading it never waits.
 	want := !c.closingOut() && c.m != (lingering{}) && (c.m.readWaits(c) || c.pendingOut > o.MaxPendingOutput/2 ||
-		c.tls != nil && !c.tls.open && !c.tls.counted || // waits for a handshake slot
+		c.tls != nil && c.tls.queued || // waits for a handshake slot
 		c.m.readAhead(c) && c.t.InboundBuffered() >= o.MaxReadAhead)
 	if want == c.readPaused {
 		return

@@ -54,7 +54,6 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		c.tls = newTLSTransport(gc, l, c.ln.tls)
 		c.t = c.tls
 		c.headBy = now + int64(s.opts.TLSHandshakeTimeout)
-		l.admitHandshake(c)
 	}
 	return nil, gnet.None
 }

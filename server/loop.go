@@ -467,17 +467,22 @@ func (l *loop) retryRoom() {
 }
 
 // admitHandshake lets c's TLS handshake start, or makes it wait (unread)
-// while the loop runs its share of max-tls-handshakes.
-func (l *loop) admitHandshake(c *conn) {
+// while the loop runs its share of max-tls-handshakes; it reports whether
+// it may start. It is asked once the client's first bytes came: a socket
+// that sends nothing holds no slot (idle sockets would lock real clients
+// out), only its place under max-connections until tls-handshake-timeout.
+// An admitted handshake gets the whole tls-handshake-timeout from then.
+func (l *loop) admitHandshake(c *conn) bool {
 	if l.handshakes >= max(1, l.s.opts.MaxTLSHandshakes/len(l.s.loops)) {
-		if c.t.PauseRead() == nil {
-			c.readPaused = true
-		}
+		c.tls.queued = true
 		l.hsWait = append(l.hsWait, c)
-		return
+		c.updateReadPause()
+		return false
 	}
 	l.handshakes++
 	c.tls.counted = true
+	c.headBy = l.s.now() + int64(l.s.opts.TLSHandshakeTimeout)
+	return true
 }
 
 // handshakeOver frees c's handshake slot (done, failed or closed) for the
@@ -492,13 +497,18 @@ func (l *loop) handshakeOver(c *conn) {
 		next := l.hsWait[0]
 		l.hsWait[0] = nil
 		l.hsWait = l.hsWait[1:]
+		next.tls.queued = false
 		if next.closed || next.closing {
 			continue
 		}
 		l.handshakes++
 		next.tls.counted = true
-		if next.t.ResumeRead() == nil {
-			next.readPaused = false
+		next.headBy = l.s.now() + int64(l.s.opts.TLSHandshakeTimeout)
+		next.updateReadPause() // resumes reading
+		if next.tls.Conn.InboundBuffered() > 0 {
+			// Its first bytes wait in gnet's buffer: OnTraffic runs for
+			// them soon, also when this runs from another's OnClose.
+			_ = next.tls.Conn.Wake(nil)
 		}
 		return
 	}

@@ -26,6 +26,7 @@ type tlsTransport struct {
 	inScratch bool // in is (part of) the loop's scratch buffer
 	open      bool // the handshake completed
 	counted   bool // holds one of the loop's handshake slots
+	queued    bool // waits for one (loop.hsWait), unread
 	busy      int  // inside a tlsmem call (re-entrant Close waits)
 	closeIn   bool // Close was asked while busy
 }
