@@ -61,6 +61,14 @@ func newListeners(opts *Options, prev *listeners) (*listeners, error) {
 			return nil, fmt.Errorf("server: listen address %s: %w", addr, err)
 		}
 		ip := net.ParseIP(host)
+		if ip == nil && host != "" {
+			// A host name: the address the bind will take, as net.Listen
+			// resolves it (its first), so that the connections it
+			// accepts are told from another listener's on that port.
+			if ta, err := net.ResolveTCPAddr("tcp", addr); err == nil {
+				ip = ta.IP
+			}
+		}
 		if ip != nil && ip.IsUnspecified() {
 			ip = nil
 		}

@@ -107,3 +107,22 @@ func TestListenerBadPort(t *testing.T) {
 		t.Fatalf("newListeners with port http: %v, want an error naming the address", err)
 	}
 }
+
+// TestListenerByHostName: a bind by host name is the address it resolves
+// to, not a wildcard: beside a 0.0.0.0 bind on the same port, the
+// connections to other addresses are the wildcard's. Before, both were
+// wildcards and the last one took them all.
+func TestListenerByHostName(t *testing.T) {
+	o := Options{Options: config.Defaults()}
+	o.Binds = []config.Bind{{Addr: "0.0.0.0:8080"}, {Addr: "localhost:8080"}}
+	ls, err := newListeners(&o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ls.of(&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 8080}); got.addr != "0.0.0.0:8080" {
+		t.Errorf("a connection to 10.1.2.3:8080 is %s's, want the wildcard's", got.addr)
+	}
+	if got := ls.of(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}); got.addr != "localhost:8080" {
+		t.Errorf("a connection to 127.0.0.1:8080 is %s's, want localhost's", got.addr)
+	}
+}
