@@ -123,3 +123,28 @@ func TestTLSHandshakeSlots(t *testing.T) {
 		t.Fatal("the client that waited for the slot never got it")
 	}
 }
+
+// TestTLSNoPriorKnowledgeH2: over TLS, HTTP/2 is what ALPN chose: a
+// client that negotiated http/1.1 and sends the HTTP/2 preface gets no
+// HTTP/2 (prior knowledge is for cleartext TCP, RFC 9113 §3.3). Before,
+// the proxy answered it with its SETTINGS.
+func TestTLSNoPriorKnowledgeH2(t *testing.T) {
+	t.Parallel()
+	s := tsStart(t, "http2 = on\n", "", nil)
+	cfg := s.pki.config(tsSecure)
+	cfg.NextProtos = []string{"http/1.1"}
+	c, err := tls.Dial("tcp", s.TLS, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 9)
+	n, _ := io.ReadFull(c, b)
+	if n >= 4 && b[3] == 0x04 && string(b[:4]) != "HTTP" {
+		t.Fatalf("got an HTTP/2 frame (%x) on a connection ALPN made http/1.1", b[:n])
+	}
+}

@@ -41,8 +41,9 @@ func (c *conn) httpTraffic() {
 		if len(buf) == 0 && atHead {
 			break
 		}
-		if c.parser == nil && c.reqSeq == 0 && c.srv().opts.HTTP2 {
-			// h2c with prior knowledge (RFC 9113 §3.3): the preface.
+		if c.parser == nil && c.reqSeq == 0 && c.srv().opts.HTTP2 && c.tls == nil {
+			// h2c with prior knowledge (RFC 9113 §3.3), on cleartext
+			// TCP only (over TLS, h2 is what ALPN chose): the preface.
 			if n, err := protocol.MatchH2Preface(buf); err == nil {
 				if n == 0 {
 					break // a prefix of it: wait for more
