@@ -94,7 +94,8 @@ func NewListener(sites []Site, now time.Time) (*Listener, error) {
 	}
 	l := &Listener{exact: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}}
 	loaded := map[[2]string]*tls.Certificate{}
-	for _, s := range sites {
+	certs := make([]*tls.Certificate, len(sites))
+	for i, s := range sites {
 		key := [2]string{s.CertFile, s.KeyFile}
 		cert := loaded[key]
 		if cert == nil {
@@ -107,21 +108,34 @@ func NewListener(sites []Site, now time.Time) (*Listener, error) {
 		if l.def == nil {
 			l.def = cert
 		}
-		// The site's Host names, then the certificate's own DNS names
-		// (so a "*.example.com" certificate serves every such name).
-		for _, n := range append(append([]string(nil), s.Names...), cert.Leaf.DNSNames...) {
-			n = strings.ToLower(n)
-			switch {
-			case n == "*" || n == "":
-			case strings.HasPrefix(n, "*."):
-				if _, dup := l.wildcard[n[2:]]; !dup {
-					l.wildcard[n[2:]] = cert
-				}
-			default:
-				if _, dup := l.exact[n]; !dup {
-					l.exact[n] = cert
-				}
+		certs[i] = cert
+	}
+	add := func(n string, cert *tls.Certificate) {
+		n = strings.ToLower(n)
+		switch {
+		case n == "*" || n == "":
+		case strings.HasPrefix(n, "*."):
+			if _, dup := l.wildcard[n[2:]]; !dup {
+				l.wildcard[n[2:]] = cert
 			}
+		default:
+			if _, dup := l.exact[n]; !dup {
+				l.exact[n] = cert
+			}
+		}
+	}
+	// Every site's own Host names first, then the certificates' DNS
+	// names (so a "*.example.com" certificate serves every such name):
+	// a name a site was configured for gets that site's certificate, even
+	// when an earlier site's certificate also lists it.
+	for i, s := range sites {
+		for _, n := range s.Names {
+			add(n, certs[i])
+		}
+	}
+	for _, cert := range certs {
+		for _, n := range cert.Leaf.DNSNames {
+			add(n, cert)
 		}
 	}
 	return l, nil

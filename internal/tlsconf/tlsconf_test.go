@@ -117,6 +117,27 @@ func TestCertificateBySNI(t *testing.T) {
 	}
 }
 
+// TestCertificateConfiguredNameFirst: a name a site is configured for
+// gets that site's certificate, even when an earlier site's certificate
+// lists it too. Before, the earlier certificate's DNS names were taken
+// first.
+func TestCertificateConfiguredNameFirst(t *testing.T) {
+	ca := newCA(t)
+	multi, multiKey := issue(t, ca, testcert.Leaf{Name: "multi", DNSNames: []string{"a.test", "b.test"}})
+	own, ownKey := issue(t, ca, testcert.Leaf{Name: "b-own", DNSNames: []string{"b.test"}})
+	l, err := NewListener([]Site{
+		{Names: []string{"a.test"}, CertFile: multi, KeyFile: multiKey},
+		{Names: []string{"b.test"}, CertFile: own, KeyFile: ownKey},
+	}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each certificate's common name is its first DNS name.
+	if got := l.Certificate("b.test").Leaf.Subject.CommonName; got != "b.test" {
+		t.Errorf("SNI b.test: the certificate of %q, want b.test's own", got)
+	}
+}
+
 // handshake runs a real TLS handshake over a loopback TCP connection.
 func handshake(t *testing.T, srv *tls.Config, cli *tls.Config) (tls.ConnectionState, error) {
 	t.Helper()
