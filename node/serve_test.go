@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -542,4 +543,15 @@ func TestServePanicAfterWholeResponse(t *testing.T) {
 	}
 	s.send("srv", "", "ping", "")
 	s.expect(frame{"srv", "", "pong", node.CreditsFeature}) // no end before it
+}
+
+// TestServeGoexit: a handler that ends with runtime.Goexit (t.FailNow in
+// a test server, say) ends its session at once; before, nothing was sent
+// and the client waited for the proxy's timeout.
+func TestServeGoexit(t *testing.T) {
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runtime.Goexit()
+	}))
+	s.request("s1", get("/x"))
+	s.expectFrom("s1", "end")
 }

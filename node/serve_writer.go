@@ -27,14 +27,22 @@ const (
 // serveHTTP runs the handler of one request on its own goroutine.
 func (s *server) serveHTTP(st *stream) {
 	w := &responseWriter{s: s, st: st, header: make(http.Header), clen: -1, isHead: st.req.Method == http.MethodHead}
+	returned := false
 	defer func() {
+		if !returned {
+			// runtime.Goexit in the handler (t.FailNow, say): no return,
+			// no panic; the request is aborted as a panic's would be.
+			w.abort(http.ErrAbortHandler, nil)
+		}
 		if st.body != nil {
 			st.body.Close()
 		}
 		st.cancel()
 		s.enqueue(&op{kind: opExit, st: st})
 	}()
-	if p, stack := w.call(); p != nil {
+	p, stack := w.call()
+	returned = true
+	if p != nil {
 		w.abort(p, stack)
 		return
 	}
