@@ -63,7 +63,6 @@ writes is dropped, and its iterable is closed at its next yield (its
 """
 
 import collections
-import errno
 import logging
 import os
 import queue
@@ -634,6 +633,7 @@ class Server(object):
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._wake_pending = False
+        self._wake_lock = threading.Lock()
         self._work = queue.SimpleQueue()
         self._sessions = {}
         self._inflight = 0
@@ -647,13 +647,16 @@ class Server(object):
     # --- thread-safe control ----------------------------------------------------
 
     def _wake(self):
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full: the IO thread will wake anyway
-        except OSError as e:
-            if e.errno != errno.EBADF:
-                raise
+        # Under the lock the stop closes the pipe with: a worker still
+        # running after it must not write into a descriptor number that
+        # something else took since.
+        with self._wake_lock:
+            if self._wake_w < 0:
+                return
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full: the IO thread will wake anyway
 
     def _post(self, item):
         """Queue a message for the IO thread (any thread)."""
@@ -744,7 +747,9 @@ class Server(object):
             for s in socks:
                 s.close(linger=2000 if not self._stop_now else 0)
             os.close(self._wake_r)
-            os.close(self._wake_w)
+            with self._wake_lock:
+                os.close(self._wake_w)
+                self._wake_w = -1
             log.info("node %s stopped; counters: %s", self.node.decode("latin-1"), dict(self.stats) or "none")
 
     def _drain_wake(self):
