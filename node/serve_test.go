@@ -555,3 +555,17 @@ func TestServeGoexit(t *testing.T) {
 	s.request("s1", get("/x"))
 	s.expectFrom("s1", "end")
 }
+
+// TestServeHeadSniffsContentType: HEAD gets the Content-Type the GET
+// would (sniffed from what the handler writes), as with net/http.
+func TestServeHeadSniffsContentType(t *testing.T) {
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "<html><body>hello</body></html>")
+	}))
+	s.request("s1", environ("REQUEST_METHOD", "HEAD", "REQUEST_URI", "/", "PATH_INFO", "/",
+		"SERVER_PROTOCOL", "HTTP/1.1", "HTTP_HOST", "example.test"))
+	f := s.expectFrom("s1", "headers")
+	if !strings.Contains(f.body, "Content-Type: text/html") {
+		t.Fatalf("HEAD head %q, want the sniffed text/html", f.body)
+	}
+}

@@ -22,6 +22,8 @@ const (
 	writeBufSize = 32 << 10
 	// maxPiece bounds one `body` or `chunk` message.
 	maxPiece = 64 << 10
+	// sniffLen is what http.DetectContentType reads.
+	sniffLen = 512
 )
 
 // serveHTTP runs the handler of one request on its own goroutine.
@@ -148,6 +150,11 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	}
 	w.written += int64(n)
 	if w.isHead {
+		// Not sent; its first bytes are kept to sniff the Content-Type
+		// as the GET's (net/http does so for HEAD too).
+		if k := min(n, sniffLen-len(w.buf)); k > 0 && !w.headSent {
+			w.buf = append(w.buf, p[:k]...)
+		}
 		return n, tooLong
 	}
 	if len(w.buf)+n <= writeBufSize {
@@ -365,7 +372,8 @@ func (w *responseWriter) finalHead(whole bool, body []byte) outMsg {
 		w.chunked = true
 		framing = "Transfer-Encoding: chunked\r\n"
 	}
-	if _, typed := h["Content-Type"]; !typed && !w.noBody() && len(body) > 0 && h.Get("Content-Encoding") == "" {
+	sniff := !w.noBody() || w.isHead && bodyAllowedForStatus(w.status)
+	if _, typed := h["Content-Type"]; !typed && sniff && len(body) > 0 && h.Get("Content-Encoding") == "" {
 		h.Set("Content-Type", http.DetectContentType(body))
 	}
 	return outMsg{typ: "headers", data: w.head(w.status, h, framing)}
