@@ -3,26 +3,47 @@
 # the module proxy), build, and run.
 
 GO       ?= go
-DEBS     := libzmq3-dev pkg-config python3-zmq python3-websockets python3-flask python3-django curl openssl nghttp2-client
+DEBS     := gcc libc6-dev libzmq3-dev pkg-config python3-zmq python3-websockets python3-flask python3-django curl openssl nghttp2-client
+# BENCH_DEBS are the load generators and the servers `make bench` compares.
+BENCH_DEBS := wrk nginx-light mongrel2-core nghttp2-client
+# GO_MIN is the Go release go.mod asks for (the toolchain is not fetched).
+GO_MIN   := 1.26
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINDIR   := bin
 export CGO_ENABLED := 1
 
-.PHONY: all deps tools build run test vet fuzz bench clean
+.PHONY: all deps bench-deps apt gocheck tools build run test vet fuzz bench clean
 
 all: build
 
 # deps installs the Debian packages that are missing (nothing else is
 # downloaded from anywhere but Debian and the Go module proxy).
 deps:
-	@missing=""; for p in $(DEBS); do \
+	@$(MAKE) --no-print-directory apt PKGS="$(DEBS)"
+
+bench-deps:
+	@$(MAKE) --no-print-directory apt PKGS="$(BENCH_DEBS)"
+
+# apt installs those of PKGS that are missing.
+apt:
+	@missing=""; for p in $(PKGS); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "apt-get install:$$missing"; \
+		if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
+			echo "make: installing$$missing needs root: run as root, or install sudo" >&2; exit 1; fi; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing </dev/null; \
 	fi
+
+# gocheck stops with a clear message when Go is missing or older than
+# go.mod asks (Debian's golang-go is older: Go comes from go.dev/dl).
+gocheck:
+	@command -v $(GO) >/dev/null || { echo "make: Go $(GO_MIN) or later is needed (https://go.dev/dl/; Debian's golang-go is too old)" >&2; exit 1; }
+	@v=$$($(GO) env GOVERSION | sed 's/^go//'); \
+	if [ "$$(printf '%s\n%s\n' "$(GO_MIN)" "$$v" | sort -V | head -n1)" != "$(GO_MIN)" ]; then \
+		echo "make: Go $$v is older than $(GO_MIN), which go.mod needs (https://go.dev/dl/)" >&2; exit 1; fi
 
 # H2SPEC is the HTTP/2 conformance tester, from the Go module proxy, pinned.
 H2SPEC_VERSION := v2.2.1+incompatible
@@ -31,17 +52,19 @@ H2SPEC_VERSION := v2.2.1+incompatible
 tools:
 	@test -x $(BINDIR)/h2spec || GOBIN=$(CURDIR)/$(BINDIR) GOFLAGS= $(GO) install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
 
-build: deps
+build: deps gocheck
 	$(GO) build -o $(BINDIR)/blastbeat ./cmd/blastbeat
 	$(GO) build -o $(BINDIR)/demo-node ./examples/demo-node
 
-# run starts the demo node and blastbeat on examples/blastbeat.ini;
-# Ctrl-C stops both.
+# run starts the demo node and blastbeat on examples/blastbeat.ini (the
+# node first, so that the first request finds it connected); Ctrl-C, or
+# a SIGTERM to make, stops both (by their PIDs).
 run: build
 	@$(BINDIR)/demo-node -identity demo -connect tcp://127.0.0.1:5000 & node=$$!; \
-	trap 'kill $$node 2>/dev/null' EXIT INT TERM; \
+	$(BINDIR)/blastbeat examples/blastbeat.ini & bb=$$!; \
+	trap 'kill $$node $$bb 2>/dev/null' INT TERM; \
 	echo "blastbeat on http://127.0.0.1:8080 (try: curl localhost:8080)"; \
-	$(BINDIR)/blastbeat examples/blastbeat.ini
+	wait $$bb; status=$$?; kill $$node 2>/dev/null; wait $$node 2>/dev/null; exit $$status
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
@@ -67,7 +90,7 @@ fuzz: deps
 		$(GO) test -run XXX -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./config || exit 1; done
 
 # bench compares blastbeat with nginx and others side by side (bench/).
-bench: build
+bench: build bench-deps
 	$(GO) run ./bench/harness $(BENCHFLAGS)
 
 clean:

@@ -218,12 +218,12 @@ func parseNode(s string) (string, error) {
 	return s, nil
 }
 
-// parseAccessLog parses access-log: "off" (stored as ""), "stderr", or a
-// file path.
+// parseAccessLog parses access-log: "off" (stored as ""), "stderr",
+// "stdout" (a container's log), or a file path.
 func parseAccessLog(s string) (string, error) {
 	switch s {
 	case "":
-		return "", errors.New("want off, stderr or a file path")
+		return "", errors.New("want off, stderr, stdout or a file path")
 	case "off":
 		return "", nil
 	}

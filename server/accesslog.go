@@ -83,9 +83,12 @@ type accessBuf struct {
 func newAccessLog(dest, format string, loops int, stderr io.Writer) (*accessLog, error) {
 	a := &accessLog{json: format == "json", bufs: make([]accessBuf, loops),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	if dest == "stderr" {
+	switch dest {
+	case "stderr":
 		a.out = stderr
-	} else {
+	case "stdout":
+		a.out = os.Stdout
+	default:
 		a.path = dest
 		f, err := a.open()
 		if err != nil {

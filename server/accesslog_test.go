@@ -77,3 +77,20 @@ func TestAccessLogWriteErrorsCounted(t *testing.T) {
 		t.Fatalf("dropped %d, want 3", n)
 	}
 }
+
+// TestAccessLogStdout: access-log = stdout writes to the process's
+// standard output (a container's log), not to a file named "stdout".
+func TestAccessLogStdout(t *testing.T) {
+	t.Chdir(t.TempDir())
+	a, err := newAccessLog("stdout", "combined", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.out != os.Stdout || a.file != nil {
+		t.Fatalf("access-log = stdout writes to %v", a.out)
+	}
+	if _, err := os.Stat("stdout"); err == nil {
+		t.Fatal("a file named stdout was created")
+	}
+}
