@@ -383,3 +383,25 @@ func TestDuplicateNodeName(t *testing.T) {
 		return nil
 	})
 }
+
+// TestUnconnectedNodeWarned: a node a virtual host lists that never
+// connects (a misspelt name, an endpoint it does not reach) is named in a
+// warning once dead-after passed, instead of its requests getting 503
+// with nothing in the log; a node that connected is not.
+func TestUnconnectedNodeWarned(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "", "[blastbeat:a.test]\nnode = here\n\n[blastbeat:b.test]\nnode = ghost\n")
+	hStartNode(t, p.ZMQ, "here", hEcho())
+	waitRoutable(t, p, "a.test", "/ready")
+	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(p.Log(), `has not connected`) || !strings.Contains(p.Log(), "node=ghost") {
+			return fmt.Errorf("no warning naming ghost")
+		}
+		return nil
+	})
+	for _, l := range strings.Split(p.Log(), "\n") {
+		if strings.Contains(l, "has not connected") && strings.Contains(l, "node=here") {
+			t.Errorf("a connected node was warned about: %s", l)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/hex"
+	"strings"
 	"time"
 
 	"github.com/blastbeat/blastbeat/session"
@@ -73,20 +74,34 @@ func featureValue(body []byte, name string) []byte {
 
 // nodeWatch is the ticker goroutine's view of which nodes are up.
 type nodeWatch struct {
-	up []bool
+	up     []bool
+	since  []int64 // when the node was first watched (the start, or the reload that listed it)
+	warned []bool  // "has not connected" was logged
 }
 
 // watchNodes logs the nodes that went down or came up since the last
 // sweep. Runs on the ticker goroutine.
 func (s *Server) watchNodes(w *nodeWatch, now int64) {
-	nodes := s.rt.Load().nodes.Nodes()
+	rt := s.rt.Load()
+	nodes := rt.nodes.Nodes()
 	for len(w.up) < len(nodes) {
 		w.up = append(w.up, false) // nodes a reload added
+		w.since = append(w.since, now)
+		w.warned = append(w.warned, false)
 	}
 	for i, n := range nodes {
 		t := n.Traffic()
 		if t.LastSeen == 0 && !w.up[i] {
-			continue // never spoke (or marked dead and not up before)
+			// Never spoke (or marked dead and not up before). A node
+			// that never spoke is pinged but says nothing: a name that
+			// does not match, or an endpoint it does not reach; said
+			// once, after dead-after, if a vhost lists it.
+			if t.MsgsIn == 0 && !w.warned[i] && now-w.since[i] > int64(s.deadAfter) && rt.lists(n) {
+				w.warned[i] = true
+				s.opts.Logger.Warn("a node the virtual hosts list has not connected: its requests get 503 (check that the node's ZeroMQ identity is this name, and that it connects to a zmq endpoint)",
+					"node", n.Name, "zmq", strings.Join(s.opts.ZMQ, ","), "waited", time.Duration(now-w.since[i]).Round(time.Second))
+			}
+			continue
 		}
 		alive := n.Alive(now, s.deadAfter)
 		if alive == w.up[i] {

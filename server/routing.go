@@ -24,6 +24,16 @@ type routing struct {
 
 // serves reports whether ln serves vh: a vhost with listeners of its own
 // is served only on them, the others on the global binds.
+// lists reports whether a virtual host of rt lists node n.
+func (rt *routing) lists(n *session.Node) bool {
+	for _, vh := range rt.router.VHosts() {
+		if slices.Contains(vh.Nodes, n) {
+			return true
+		}
+	}
+	return false
+}
+
 func (rt *routing) serves(ln *listener, vh *session.VHost) bool {
 	if !rt.own[vh] && rt.global[ln] {
 		return true
