@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -69,5 +70,30 @@ func TestStatsIdleConnClosed(t *testing.T) {
 	// Now idle: the server closes it (EOF), long before the deadline.
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("an idle stats connection: %v, want EOF", err)
+	}
+}
+
+// TestProbes: /healthz is 200; /readyz is 200 once every virtual host
+// has a live node, 503 naming those that have none.
+func TestProbes(t *testing.T) {
+	get := func(src Source, path string) (int, string) {
+		rec := httptest.NewRecorder()
+		Handler(src).ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	down := fixedSource{Nodes: []server.NodeMetrics{
+		{Name: "a1", VHosts: []string{"a.test"}, Up: true},
+		{Name: "b1", VHosts: []string{"b.test"}},
+		{Name: "b2", VHosts: []string{"b.test", "c.test"}, Up: false},
+	}}
+	if code, _ := get(down, "/healthz"); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, body := get(down, "/readyz"); code != 503 || body != "no live node for: b.test, c.test\n" {
+		t.Errorf("/readyz with b.test and c.test down: %d %q", code, body)
+	}
+	up := fixedSource{Nodes: []server.NodeMetrics{{Name: "a1", VHosts: []string{"a.test"}, Up: true}}}
+	if code, _ := get(up, "/readyz"); code != 200 {
+		t.Errorf("/readyz with every vhost live: %d", code)
 	}
 }

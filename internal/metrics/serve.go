@@ -3,12 +3,14 @@ package metrics
 import (
 	"encoding/json"
 	"errors"
-	"golang.org/x/net/netutil"
 	"log/slog"
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -40,7 +42,28 @@ type Status struct {
 	Connections int64        `json:"connections"`
 }
 
-// Handler serves /metrics and /status for src.
+// notReady lists the virtual hosts none of whose nodes is up, sorted.
+func notReady(st Status) []string {
+	live := map[string]bool{}
+	for _, n := range st.Nodes {
+		for _, vh := range n.VHosts {
+			live[vh] = live[vh] || n.Up
+		}
+	}
+	var out []string
+	for vh, ok := range live {
+		if !ok {
+			out = append(out, vh)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Handler serves /metrics and /status for src, and for probes (a
+// container's liveness and readiness): /healthz, 200 while the process
+// serves; /readyz, 200 once every virtual host has a live node, else 503
+// naming those that have none.
 func Handler(src Source) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(src), collectors.NewGoCollector(),
@@ -52,6 +75,19 @@ func Handler(src Source) http.Handler {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(status(src))
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if down := notReady(status(src)); len(down) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("no live node for: " + strings.Join(down, ", ") + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
 }
