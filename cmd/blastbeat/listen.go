@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 
 	"github.com/blastbeat/blastbeat/config"
@@ -61,6 +62,14 @@ func listenAddrs(cfg *config.Options) []listenAddr {
 // still holds it; the addresses after the failing one were never opened.
 // The inherited addresses (socket activation) are not bound again.
 func locateListenError(cfg *config.Options, inherited map[string]int, err error) error {
+	if i := strings.Index(err.Error(), "zmqbridge: bind "); i >= 0 {
+		// A zmq endpoint that cannot be bound: its line in the file.
+		ep, msg, _ := strings.Cut(err.Error()[i+len("zmqbridge: bind "):], ": ")
+		if line := keyLine(cfg.File, "zmq", ep); line > 0 {
+			return fmt.Errorf("%s:%d: [blastbeat] zmq %s: %s", cfg.File, line, ep, msg)
+		}
+		return err
+	}
 	if !strings.HasPrefix(err.Error(), "server: listen:") {
 		return err
 	}
@@ -81,6 +90,26 @@ func locateListenError(cfg *config.Options, inherited map[string]int, err error)
 		found = fmt.Errorf("%s:%d: [%s] %s %s: %w", cfg.File, a.line, a.section, a.key(), a.addr, lerr)
 	}
 	return found
+}
+
+// keyLine returns the line of file where key is set to value (the
+// first), or 0: for errors found after the config was loaded, which
+// keeps no line for such keys.
+func keyLine(file, key, value string) int {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || strings.TrimSpace(k) != key {
+			continue
+		}
+		if v, _, _ = strings.Cut(v, ";"); strings.TrimSpace(v) == value {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // network returns the network gnet binds addr on: "tcp4" for an IPv4

@@ -67,6 +67,15 @@ func TestListenErrorNamesLine(t *testing.T) {
 			want: ":9: [blastbeat:secure.local] bind-ssl " + busy + ": bind: address already in use",
 		},
 	}
+	tests = append(tests, struct {
+		name string
+		src  string
+		want string
+	}{
+		name: "zmq endpoint",
+		src:  "[blastbeat]\nbind = %f\n; the nodes' side\nzmq = tcp://%s\n[blastbeat:*]\nnode = n\n",
+		want: ":4: [blastbeat] zmq tcp://" + busy + ": address already in use",
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := strings.ReplaceAll(tt.src, "%s", busy)
