@@ -292,9 +292,6 @@ type nodeQueue struct {
 	since time.Time // when the node last took a message, or met its HWM
 }
 
-// ErrStopped is returned by Send after Stop.
-var ErrStopped = errors.New("zmqbridge: stopped")
-
 // Start binds the ROUTER on every endpoint and runs the bridge goroutine.
 // It returns once the sockets are bound, or the error binding them.
 func Start(cfg Config, h Handler) (*Bridge, error) {
