@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -22,6 +23,9 @@ type machine struct {
 	Libzmq   string  `json:"libzmq"`
 	Mongrel2 string  `json:"mongrel2"`
 	NoFile   int     `json:"nofile"` // per-process open-file limit
+	// BlastBeat is the source the measured blastbeat was built from:
+	// git describe of the tree, or BUILDINFO's source line (-prebuilt).
+	BlastBeat string `json:"blastbeat"`
 }
 
 func (e *env) machine() machine {
@@ -42,6 +46,15 @@ func (e *env) machine() machine {
 	}
 	if e.opts.prebuilt != "" {
 		m.Go += " (prebuilt)"
+		if b, err := os.ReadFile(filepath.Join(e.opts.prebuilt, "BUILDINFO")); err == nil {
+			for l := range strings.SplitSeq(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "source:"); ok {
+					m.BlastBeat = strings.TrimSpace(v)
+				}
+			}
+		}
+	} else {
+		m.BlastBeat = firstLine(command("git", "describe", "--always", "--dirty"))
 	}
 	m.Libzmq = firstLine(command(e.bins.node, "-version"))
 	if _, err := exec.LookPath("mongrel2"); err == nil {

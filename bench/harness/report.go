@@ -333,7 +333,7 @@ func (r *results) markdown() string {
 	if m.H2load != "" {
 		h2 = " · h2load " + m.H2load
 	}
-	w("- **Software:** %s · nginx %s · wrk %s%s · libzmq %s · mongrel2 %s", m.Go, orDash(m.Nginx), orDash(m.Wrk), h2, orDash(m.Libzmq), orDash(m.Mongrel2))
+	w("- **Software:** BlastBeat %s · %s · nginx %s · wrk %s%s · libzmq %s · mongrel2 %s", orDash(m.BlastBeat), m.Go, orDash(m.Nginx), orDash(m.Wrk), h2, orDash(m.Libzmq), orDash(m.Mongrel2))
 	c := r.Config
 	w("- **Method:** %d round(s); each round runs every scenario on every system in turn (A B A B …), each run on a freshly started system, %.0f s measured after a %.0f s warm-up; the table shows medians. Load generators (wrk, h2load, bench/wsload, bench/tlsload) run on the same cores as the systems.", c.Rounds, c.DurationS, c.WarmupS)
 	w("- **Ratio:** advantage over nginx proxy_pass: this system's rate ÷ nginx proxy_pass's, or, for memory, nginx's bytes per connection ÷ this system's. **> 1 is better.**")
@@ -421,7 +421,7 @@ func (r *results) markdown() string {
 	w("## Notes")
 	w("")
 	w("- nginx return 200 serves `/stream` as a static 16 KiB file (Content-Length, not chunked) and answers `/post` without a backend: it is the ceiling, not a proxy.")
-	w("- nginx is configured for the bench: `worker_processes %d`, `access_log off`, upstream `keepalive 64` (HTTP/2 rows: as many as the requests in flight, 1,000), `keepalive_requests 1000000` on both sides, `client_body_buffer_size 128k` (the 64 KiB POST stays in memory; nginx still buffers the whole body before proxying it).", m.Cores)
+	w("- nginx is configured for the bench: `worker_processes %d`, `listen … reuseport` (each worker its own socket: no uneven accept), `access_log off`, upstream `keepalive 64` (HTTP/2 rows: as many as the requests in flight, 1,000), `keepalive_requests 1000000` on both sides, `client_body_buffer_size 128k` (the 64 KiB POST stays in memory; nginx still buffers the whole body before proxying it).", m.Cores)
 	if c.Nodes > 1 {
 		w("- BlastBeat runs %d bench node processes (bench1 … bench%d) in one virtual host; the backend's CPU is theirs together.", c.Nodes, c.Nodes)
 	}

@@ -361,16 +361,16 @@ func nginxConf(c nginxConfig) string {
 		w("    upstream hello {\n        server 127.0.0.1:%d;\n        keepalive %d;\n        keepalive_requests 1000000;\n    }", c.upstreamPort, max(64, c.keepalive))
 	}
 	w("    server {")
-	w("        listen 127.0.0.1:%d backlog=4096;", c.port)
+	w("        listen 127.0.0.1:%d reuseport backlog=4096;", c.port)
 	if c.h2cPort != 0 {
-		w("        listen 127.0.0.1:%d http2 backlog=4096;", c.h2cPort)
+		w("        listen 127.0.0.1:%d http2 reuseport backlog=4096;", c.h2cPort)
 	}
 	if c.sslPort != 0 {
 		h2 := ""
 		if c.http2 {
 			h2 = " http2"
 		}
-		w("        listen 127.0.0.1:%d ssl%s backlog=4096;", c.sslPort, h2)
+		w("        listen 127.0.0.1:%d ssl%s reuseport backlog=4096;", c.sslPort, h2)
 		w("        ssl_certificate %s;", c.cert)
 		w("        ssl_certificate_key %s;", c.key)
 		w("        ssl_protocols TLSv1.2 TLSv1.3;")

@@ -64,7 +64,7 @@ func TestNginxConfTLS(t *testing.T) {
 	c.sslPort, c.cert, c.key = 20003, "/tmp/pki/bench.pem", "/tmp/pki/bench.key"
 	conf := nginxConf(c)
 	for _, w := range []string{
-		"        listen 127.0.0.1:20001 backlog=4096;\n        listen 127.0.0.1:20003 ssl backlog=4096;\n",
+		"        listen 127.0.0.1:20001 reuseport backlog=4096;\n        listen 127.0.0.1:20003 ssl reuseport backlog=4096;\n",
 		"        ssl_certificate /tmp/pki/bench.pem;\n        ssl_certificate_key /tmp/pki/bench.key;\n        ssl_protocols TLSv1.2 TLSv1.3;\n",
 		"        location = /ws {\n            proxy_pass http://hello;",
 	} {
@@ -83,9 +83,9 @@ func TestNginxConfHTTP2(t *testing.T) {
 	}
 	// The plain port stays HTTP/1.1 (the readiness check); h2c gets one
 	// of its own; the HTTPS one offers h2 by ALPN.
-	want := "        listen 127.0.0.1:20001 backlog=4096;\n" +
-		"        listen 127.0.0.1:20004 http2 backlog=4096;\n" +
-		"        listen 127.0.0.1:20003 ssl http2 backlog=4096;\n"
+	want := "        listen 127.0.0.1:20001 reuseport backlog=4096;\n" +
+		"        listen 127.0.0.1:20004 http2 reuseport backlog=4096;\n" +
+		"        listen 127.0.0.1:20003 ssl http2 reuseport backlog=4096;\n"
 	if !strings.Contains(conf, want) {
 		t.Errorf("config lacks %q:\n%s", want, conf)
 	}
