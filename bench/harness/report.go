@@ -57,8 +57,16 @@ type summary struct {
 	P99Ms    float64 `json:"p99_ms,omitempty"`
 	// Ratio is the advantage over nginx proxy_pass: value/baseline for
 	// rates, baseline/value for memory per connection; > 1 is better. 0
-	// when either side has no number.
-	Ratio         float64  `json:"ratio_vs_nginx_proxy,omitempty"`
+	// when either side has no number. It is the median of the rounds'
+	// own ratios (each round's run against the same round's baseline:
+	// rounds drift together), RatioMin and RatioMax their spread; with
+	// no round in common, the ratio of the medians.
+	Ratio    float64 `json:"ratio_vs_nginx_proxy,omitempty"`
+	RatioMin float64 `json:"ratio_min,omitempty"`
+	RatioMax float64 `json:"ratio_max,omitempty"`
+	// ProxyCPURatio is the proxy's CPU per operation ÷ nginx proxy_pass's,
+	// the median of the rounds' own (< 1: the proxy spends less).
+	ProxyCPURatio float64  `json:"proxy_cpu_ratio_vs_nginx_proxy,omitempty"`
 	ProxyCPUPct   float64  `json:"proxy_cpu_pct,omitempty"`
 	BackendCPUPct float64  `json:"backend_cpu_pct,omitempty"`
 	OtherCPUPct   float64  `json:"other_cpu_pct,omitempty"`
@@ -107,7 +115,11 @@ func summarize(runs []measurement, scenarios, systems []string) []summary {
 	var out []summary
 	for _, sc := range scenarios {
 		row := make([]summary, 0, len(systems))
+		// Each good run's value and proxy CPU per operation, by system
+		// and round, for the rounds' own ratios.
+		perRound := map[string]map[int][2]float64{}
 		for _, sys := range systems {
+			perRound[sys] = map[int][2]float64{}
 			s := summary{Scenario: sc, System: sys}
 			var val, p50, p99, pc, bc, oc, pus, bus, bbpc, projMiB []float64
 			for _, m := range runs {
@@ -129,6 +141,7 @@ func summarize(runs []measurement, scenarios, systems []string) []summary {
 					continue
 				}
 				s.OK++
+				perRound[sys][m.Round] = [2]float64{m.Value, m.ProxyCPUus}
 				val = append(val, m.Value)
 				p50 = append(p50, m.P50Ms)
 				p99 = append(p99, m.P99Ms)
@@ -174,10 +187,30 @@ func summarize(runs []measurement, scenarios, systems []string) []summary {
 			if base == nil || s.OK == 0 || s.Value <= 0 {
 				continue
 			}
-			if lowerIsBetter(s.Unit) {
-				s.Ratio = base.Value / s.Value
-			} else {
-				s.Ratio = s.Value / base.Value
+			ratio := func(v, b float64) float64 {
+				if lowerIsBetter(s.Unit) {
+					return b / v
+				}
+				return v / b
+			}
+			var rs, cpu []float64
+			for r, v := range perRound[s.System] {
+				b, ok := perRound[base.System][r]
+				if !ok || v[0] <= 0 || b[0] <= 0 {
+					continue
+				}
+				rs = append(rs, ratio(v[0], b[0]))
+				if v[1] > 0 && b[1] > 0 {
+					cpu = append(cpu, v[1]/b[1])
+				}
+			}
+			if len(rs) == 0 {
+				s.Ratio = ratio(s.Value, base.Value)
+				continue
+			}
+			s.Ratio, s.RatioMin, s.RatioMax = median(rs), slices.Min(rs), slices.Max(rs)
+			if len(cpu) > 0 {
+				s.ProxyCPURatio = median(cpu)
 			}
 		}
 		out = append(out, row...)
@@ -336,7 +369,7 @@ func (r *results) markdown() string {
 	w("- **Software:** BlastBeat %s · %s · nginx %s · wrk %s%s · libzmq %s · mongrel2 %s", orDash(m.BlastBeat), m.Go, orDash(m.Nginx), orDash(m.Wrk), h2, orDash(m.Libzmq), orDash(m.Mongrel2))
 	c := r.Config
 	w("- **Method:** %d round(s); each round runs every scenario on every system in turn (A B A B …), each run on a freshly started system, %.0f s measured after a %.0f s warm-up; the table shows medians. Load generators (wrk, h2load, bench/wsload, bench/tlsload) run on the same cores as the systems.", c.Rounds, c.DurationS, c.WarmupS)
-	w("- **Ratio:** advantage over nginx proxy_pass: this system's rate ÷ nginx proxy_pass's, or, for memory, nginx's bytes per connection ÷ this system's. **> 1 is better.**")
+	w("- **Ratio:** advantage over nginx proxy_pass: this system's rate ÷ nginx proxy_pass's, or, for memory, nginx's bytes per connection ÷ this system's, taken round by round (each run against the same round's nginx run) and shown as the median of the rounds, with their spread. **> 1 is better.**")
 	w("")
 
 	var fn footnotes
@@ -510,7 +543,11 @@ func cell(s *summary, fn *footnotes, sys string) string {
 		parts = append(parts, "p99 "+formatMs(s.P99Ms))
 	}
 	if s.Ratio > 0 {
-		parts = append(parts, fmt.Sprintf("**×%.2f**", s.Ratio))
+		r := fmt.Sprintf("**×%.2f**", s.Ratio)
+		if s.RatioMax > s.RatioMin {
+			r += fmt.Sprintf(" (rounds ×%.2f–×%.2f)", s.RatioMin, s.RatioMax)
+		}
+		parts = append(parts, r)
 	}
 	if s.System == "blastbeat" && !lowerIsBetter(s.Unit) {
 		parts = append(parts, fmt.Sprintf("CPU proxy %.0f%% · node %.0f%%", s.ProxyCPUPct, s.BackendCPUPct))

@@ -199,3 +199,21 @@ func TestMarkdownHTTP2(t *testing.T) {
 		}
 	}
 }
+
+// TestSummarizePairsRounds: the ratio is the median of each round's own
+// ratio (runs of one round share its drift), with their spread; the CPU
+// ratio the same way.
+func TestSummarizePairsRounds(t *testing.T) {
+	var runs []measurement
+	for r, v := range [][2]float64{{10, 40}, {20, 10}, {30, 20}} {
+		runs = append(runs,
+			measurement{Round: r + 1, Scenario: "get-c64", System: "blastbeat", Unit: "req/s", Value: v[0], ProxyCPUus: 10},
+			measurement{Round: r + 1, Scenario: "get-c64", System: "nginx-proxy", Unit: "req/s", Value: v[1], ProxyCPUus: 20})
+	}
+	ss := summarize(runs, []string{"get-c64"}, []string{"blastbeat", "nginx-proxy"})
+	bb := findSummary(ss, "get-c64", "blastbeat")
+	if bb.Ratio != 1.5 || bb.RatioMin != 0.25 || bb.RatioMax != 2 || bb.ProxyCPURatio != 0.5 {
+		t.Fatalf("ratio %v (%v–%v), CPU ratio %v; want 1.5 (0.25–2), 0.5 (the ratio of the medians is 1)",
+			bb.Ratio, bb.RatioMin, bb.RatioMax, bb.ProxyCPURatio)
+	}
+}
