@@ -6,8 +6,8 @@ GO       ?= go
 DEBS     := gcc libc6-dev libzmq3-dev pkg-config python3-zmq python3-websockets python3-flask python3-django curl openssl nghttp2-client
 # BENCH_DEBS are the load generators and the servers `make bench` compares.
 BENCH_DEBS := wrk nginx-light mongrel2-core nghttp2-client
-# GO_MIN is the Go release go.mod asks for (the toolchain is not fetched).
-GO_MIN   := 1.26
+# GO_MIN is the Go release go.mod asks for.
+GO_MIN   := $(shell sed -n 's/^go //p' go.mod)
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BINDIR   := bin
 export CGO_ENABLED := 1
@@ -41,7 +41,8 @@ apt:
 # go.mod asks (Debian's golang-go is older: Go comes from go.dev/dl).
 gocheck:
 	@command -v $(GO) >/dev/null || { echo "make: Go $(GO_MIN) or later is needed (https://go.dev/dl/; Debian's golang-go is too old)" >&2; exit 1; }
-	@v=$$($(GO) env GOVERSION | sed 's/^go//'); \
+	@v=$$($(GO) env GOVERSION) || { echo "make: $(GO) env failed (go.mod asks for Go $(GO_MIN)): see its message above" >&2; exit 1; }; \
+	v=$${v#go}; \
 	if [ "$$(printf '%s\n%s\n' "$(GO_MIN)" "$$v" | sort -V | head -n1)" != "$(GO_MIN)" ]; then \
 		echo "make: Go $$v is older than $(GO_MIN), which go.mod needs (https://go.dev/dl/)" >&2; exit 1; fi
 
@@ -62,9 +63,11 @@ build: deps gocheck
 run: build
 	@$(BINDIR)/demo-node -identity demo -connect tcp://127.0.0.1:5000 & node=$$!; \
 	$(BINDIR)/blastbeat examples/blastbeat.ini & bb=$$!; \
-	trap 'kill $$node $$bb 2>/dev/null' INT TERM; \
+	trap 'kill $$node $$bb 2>/dev/null' TERM; \
 	echo "blastbeat on http://127.0.0.1:8080 (try: curl localhost:8080)"; \
-	wait $$bb; status=$$?; kill $$node 2>/dev/null; wait $$node 2>/dev/null; exit $$status
+	wait $$bb; status=$$?; \
+	while kill -0 $$bb 2>/dev/null; do wait $$bb; status=$$?; done; \
+	kill $$node 2>/dev/null; wait $$node 2>/dev/null; exit $$status
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }

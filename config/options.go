@@ -190,7 +190,7 @@ type Options struct {
 	// StatsIdleTimeout closes a stats connection idle between requests
 	// this long (stats-idle-timeout, default 30 s).
 	StatsIdleTimeout time.Duration
-	// AccessLog is where request lines go: "stderr", a file path, or ""
+	// AccessLog is where request lines go: "stderr", "stdout", a file path, or ""
 	// for none (access-log, default off: "off").
 	AccessLog string
 	// AccessLogFormat is "combined" (nginx's, with BlastBeat's fields

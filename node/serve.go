@@ -27,7 +27,7 @@ const (
 	DefaultMaxConcurrent   = 256
 	DefaultMaxBuffer       = 16 << 20
 	DefaultShutdownTimeout = 5 * time.Second
-	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultIdleTimeout     = 5 * time.Minute
 )
 
 // idleSweepEvery is how often the loop looks for idle sessions
@@ -86,7 +86,10 @@ type ServeConfig struct {
 	// sent again): the handler's context is cancelled and its reads and
 	// writes fail with ErrSessionEnded, instead of it waiting for good
 	// with its MaxConcurrent slot. A WebSocket session that only waits
-	// for messages is not idle.
+	// for messages is not idle. Keep it above the proxy's timeout and
+	// above what a slow client takes to read half the proxy's
+	// credit-window (credit comes back by halves): 128 KiB at 1 KiB/s is
+	// 2 minutes.
 	IdleTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits, once its context is
 	// done, for the handlers to return (default DefaultShutdownTimeout).

@@ -79,7 +79,7 @@ type accessBuf struct {
 	_       [64]byte
 }
 
-// newAccessLog opens the log: "stderr", or a file appended to.
+// newAccessLog opens the log: "stderr", "stdout", or a file appended to.
 func newAccessLog(dest, format string, loops int, stderr io.Writer) (*accessLog, error) {
 	a := &accessLog{json: format == "json", bufs: make([]accessBuf, loops),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}

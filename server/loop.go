@@ -149,6 +149,7 @@ func (l *loop) wake() {
 // drain applies every queued reply, then flushes each touched connection
 // with one write.
 func (l *loop) drain() {
+	l.turnClock = 0 // replies drained in one turn may come long after its start
 	l.mu.Lock()
 	batch := l.inbox
 	l.inbox, l.spare = l.spare[:0], nil

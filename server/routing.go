@@ -22,8 +22,6 @@ type routing struct {
 	https  map[*session.VHost]string      // a vhost's first bind-ssl port (308)
 }
 
-// serves reports whether ln serves vh: a vhost with listeners of its own
-// is served only on them, the others on the global binds.
 // lists reports whether a virtual host of rt lists node n.
 func (rt *routing) lists(n *session.Node) bool {
 	for _, vh := range rt.router.VHosts() {
@@ -34,6 +32,8 @@ func (rt *routing) lists(n *session.Node) bool {
 	return false
 }
 
+// serves reports whether ln serves vh: a vhost with listeners of its own
+// is served only on them, the others on the global binds.
 func (rt *routing) serves(ln *listener, vh *session.VHost) bool {
 	if !rt.own[vh] && rt.global[ln] {
 		return true

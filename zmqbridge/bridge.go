@@ -65,7 +65,7 @@ const (
 	// closeLinger is how long libzmq may still deliver what it holds once
 	// the bridge closes its socket (send-timeout, if shorter): the `end`s
 	// of the sessions a shutdown closed.
-	closeLinger = time.Second
+	closeLinger = 500 * time.Millisecond // under zmqio's wait for lent bodies (1 s)
 )
 
 // Handler receives what the bridge reads. Its methods run on the bridge

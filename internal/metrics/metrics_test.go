@@ -73,8 +73,8 @@ func TestStatsIdleConnClosed(t *testing.T) {
 	}
 }
 
-// TestProbes: /healthz is 200; /readyz is 200 once every virtual host
-// has a live node, 503 naming those that have none.
+// TestProbes: /healthz is 200; /readyz is 200 unless stopping, and with
+// ?vhosts 503 while a virtual host has no live node, naming them.
 func TestProbes(t *testing.T) {
 	get := func(src Source, path string) (int, string) {
 		rec := httptest.NewRecorder()
@@ -89,11 +89,18 @@ func TestProbes(t *testing.T) {
 	if code, _ := get(down, "/healthz"); code != 200 {
 		t.Errorf("/healthz: %d", code)
 	}
-	if code, body := get(down, "/readyz"); code != 503 || body != "no live node for: b.test, c.test\n" {
-		t.Errorf("/readyz with b.test and c.test down: %d %q", code, body)
+	if code, _ := get(down, "/readyz"); code != 200 {
+		t.Errorf("/readyz (no vhost check) with b.test down: %d", code)
+	}
+	if code, body := get(down, "/readyz?vhosts"); code != 503 || body != "no live node for: b.test, c.test\n" {
+		t.Errorf("/readyz?vhosts with b.test and c.test down: %d %q", code, body)
 	}
 	up := fixedSource{Nodes: []server.NodeMetrics{{Name: "a1", VHosts: []string{"a.test"}, Up: true}}}
-	if code, _ := get(up, "/readyz"); code != 200 {
-		t.Errorf("/readyz with every vhost live: %d", code)
+	if code, _ := get(up, "/readyz?vhosts"); code != 200 {
+		t.Errorf("/readyz?vhosts with every vhost live: %d", code)
+	}
+	stopping := fixedSource{Stopping: true, Nodes: up.Nodes}
+	if code, body := get(stopping, "/readyz"); code != 503 || body != "stopping\n" {
+		t.Errorf("/readyz while stopping: %d %q", code, body)
 	}
 }

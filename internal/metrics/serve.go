@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/blastbeat/blastbeat/server"
 )
 
 // Timeouts of the stats listener: it serves operators and scrapers, never
@@ -62,8 +64,11 @@ func notReady(st Status) []string {
 
 // Handler serves /metrics and /status for src, and for probes (a
 // container's liveness and readiness): /healthz, 200 while the process
-// serves; /readyz, 200 once every virtual host has a live node, else 503
-// naming those that have none.
+// serves; /readyz, 200 unless a graceful stop began (503), and with
+// ?vhosts also 503 while a virtual host has no live node, naming them.
+// The node check is asked for, not the default: one vhost's nodes down
+// would take every replica of a proxy that serves others out of its
+// load balancer.
 func Handler(src Source) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(src), collectors.NewGoCollector(),
@@ -80,20 +85,30 @@ func Handler(src Source) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if down := notReady(status(src)); len(down) > 0 {
+		m := src.Metrics()
+		if m.Stopping {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("no live node for: " + strings.Join(down, ", ") + "\n"))
+			_, _ = w.Write([]byte("stopping\n"))
 			return
+		}
+		if r.URL.Query().Has("vhosts") {
+			if down := notReady(statusOf(m)); len(down) > 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("no live node for: " + strings.Join(down, ", ") + "\n"))
+				return
+			}
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
 }
 
-func status(src Source) Status {
-	m := src.Metrics()
+func status(src Source) Status { return statusOf(src.Metrics()) }
+
+// statusOf is the /status document of m.
+func statusOf(m server.Metrics) Status {
 	now := time.Now()
 	var st Status
 	for _, n := range m.Open {

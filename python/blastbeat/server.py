@@ -96,7 +96,7 @@ _BATCH = 256
 # Body pieces at least this large are sent without a copy.
 _ZEROCOPY = 64 * 1024
 # Messages held for one proxy that does not take them (ZeroMQ's
-# high-water mark reached) before the oldest are dropped.
+# high-water mark reached); past it, the session of a new message ends.
 _MAX_BACKLOG = 1 << 16
 
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -650,13 +650,17 @@ class Server(object):
         # Under the lock the stop closes the pipe with: a worker still
         # running after it must not write into a descriptor number that
         # something else took since.
-        with self._wake_lock:
-            if self._wake_w < 0:
-                return
-            try:
+        # Not blocking: stop() may run in a signal handler on the IO
+        # thread, while it holds the lock to close the pipe.
+        if not self._wake_lock.acquire(blocking=False):
+            return  # the pipe is being closed: nothing to wake
+        try:
+            if self._wake_w >= 0:
                 os.write(self._wake_w, b"\0")
-            except BlockingIOError:
-                pass  # the pipe is full: the IO thread will wake anyway
+        except (BlockingIOError, BrokenPipeError):
+            pass  # full (the IO thread wakes anyway), or its reader closed
+        finally:
+            self._wake_lock.release()
 
     def _post(self, item):
         """Queue a message for the IO thread (any thread)."""
@@ -746,10 +750,10 @@ class Server(object):
             self._flush()
             for s in socks:
                 s.close(linger=2000 if not self._stop_now else 0)
-            os.close(self._wake_r)
             with self._wake_lock:
                 os.close(self._wake_w)
                 self._wake_w = -1
+            os.close(self._wake_r)
             log.info("node %s stopped; counters: %s", self.node.decode("latin-1"), dict(self.stats) or "none")
 
     def _drain_wake(self):

@@ -121,9 +121,6 @@ class TestBuffered(unittest.TestCase):
         self.assertEqual(s.buffered, 0)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class TestBacklogCap(unittest.TestCase):
     def test_full_backlog_ends_the_session(self):
@@ -152,3 +149,7 @@ class TestBacklogCap(unittest.TestCase):
         self.assertTrue(req.gone)
         self.assertEqual(s._backlog[0][-1], [b"sid1", b"end", b""])
         self.assertEqual(s._backlog[0][0], [b"old", b"chunk", b"x"])  # nothing dropped
+
+
+if __name__ == "__main__":
+    unittest.main()
