@@ -390,7 +390,9 @@ func TestDuplicateNodeName(t *testing.T) {
 // with nothing in the log; a node that connected is not.
 func TestUnconnectedNodeWarned(t *testing.T) {
 	t.Parallel()
-	p := startProxy(t, "", "[blastbeat:a.test]\nnode = here\n\n[blastbeat:b.test]\nnode = ghost\n")
+	// ping-freq 2 s: dead-after is 6 s, time enough for "here" to
+	// connect on a loaded machine before the warnings are due.
+	p := startProxy(t, "ping-freq = 2\n", "[blastbeat:a.test]\nnode = here\n\n[blastbeat:b.test]\nnode = ghost\n")
 	hStartNode(t, p.ZMQ, "here", hEcho())
 	waitRoutable(t, p, "a.test", "/ready")
 	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
