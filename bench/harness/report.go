@@ -66,17 +66,20 @@ type summary struct {
 	RatioMax float64 `json:"ratio_max,omitempty"`
 	// ProxyCPURatio is the proxy's CPU per operation ÷ nginx proxy_pass's,
 	// the median of the rounds' own (< 1: the proxy spends less).
-	ProxyCPURatio float64  `json:"proxy_cpu_ratio_vs_nginx_proxy,omitempty"`
-	ProxyCPUPct   float64  `json:"proxy_cpu_pct,omitempty"`
-	BackendCPUPct float64  `json:"backend_cpu_pct,omitempty"`
-	OtherCPUPct   float64  `json:"other_cpu_pct,omitempty"`
-	ProxyCPUus    float64  `json:"proxy_cpu_us_per_op,omitempty"`
-	BackendCPUus  float64  `json:"backend_cpu_us_per_op,omitempty"`
-	BackendBPC    float64  `json:"backend_bytes_per_conn,omitempty"`
-	Conns         int      `json:"conns,omitempty"`
-	ProjConns     int      `json:"projected_conns,omitempty"`
-	ProjProxyMiB  float64  `json:"projected_proxy_rss_mib,omitempty"`
-	Warnings      []string `json:"warnings,omitempty"`
+	ProxyCPURatio float64 `json:"proxy_cpu_ratio_vs_nginx_proxy,omitempty"`
+	ProxyCPUPct   float64 `json:"proxy_cpu_pct,omitempty"`
+	BackendCPUPct float64 `json:"backend_cpu_pct,omitempty"`
+	OtherCPUPct   float64 `json:"other_cpu_pct,omitempty"`
+	// StealMaxPct is the most CPU the hypervisor took from the machine
+	// (steal) in one of the runs: a disturbed run's numbers are low.
+	StealMaxPct  float64  `json:"steal_max_pct,omitempty"`
+	ProxyCPUus   float64  `json:"proxy_cpu_us_per_op,omitempty"`
+	BackendCPUus float64  `json:"backend_cpu_us_per_op,omitempty"`
+	BackendBPC   float64  `json:"backend_bytes_per_conn,omitempty"`
+	Conns        int      `json:"conns,omitempty"`
+	ProjConns    int      `json:"projected_conns,omitempty"`
+	ProjProxyMiB float64  `json:"projected_proxy_rss_mib,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"`
 }
 
 // lowerIsBetter says whether a unit measures a cost.
@@ -148,6 +151,7 @@ func summarize(runs []measurement, scenarios, systems []string) []summary {
 				pc = append(pc, m.ProxyCPUPct)
 				bc = append(bc, m.BackendCPUPct)
 				oc = append(oc, m.OtherCPUPct)
+				s.StealMaxPct = math.Max(s.StealMaxPct, m.StealPct)
 				pus = append(pus, m.ProxyCPUus)
 				bus = append(bus, m.BackendCPUus)
 				bbpc = append(bbpc, m.BackendBytesPerCon)
@@ -247,6 +251,9 @@ func (m measurement) brief() string {
 	if m.OtherCPUPct > busyOtherPct {
 		s += "  ⚠ busy box"
 	}
+	if m.StealPct > busyOtherPct {
+		s += fmt.Sprintf("  ⚠ steal %.0f%%", m.StealPct)
+	}
 	return s
 }
 
@@ -258,10 +265,10 @@ func (r *results) busyRuns() (n, of int, worst float64) {
 			continue
 		}
 		of++
-		if m.OtherCPUPct > busyOtherPct {
+		if m.OtherCPUPct > busyOtherPct || m.StealPct > busyOtherPct {
 			n++
 		}
-		worst = math.Max(worst, m.OtherCPUPct)
+		worst = math.Max(worst, math.Max(m.OtherCPUPct, m.StealPct))
 	}
 	return n, of, worst
 }
@@ -356,7 +363,7 @@ func (r *results) markdown() string {
 		w("")
 	}
 	if n, of, worst := r.busyRuns(); n > 0 {
-		w("> **The machine was not idle:** in %d of %d measured runs, processes outside the bench used more than %d%% of a core (up to %.0f%%). Those numbers are low and noisy; see the \"other\" column under All runs, and rerun on a quiet machine (`-quiet-wait`).", n, of, busyOtherPct, worst)
+		w("> **The machine was not idle:** in %d of %d measured runs, processes outside the bench, or the hypervisor (steal: a virtual machine's CPU given to other guests), took more than %d%% of a core (up to %.0f%%). Those numbers are low and noisy, and a ratio between a disturbed run and a quiet one means little; see the \"other\" and \"steal\" columns under All runs, and rerun on a quiet machine (`-quiet-wait`).", n, of, busyOtherPct, worst)
 		w("")
 	}
 	m := r.Machine
@@ -475,14 +482,14 @@ func (r *results) markdown() string {
 
 	w("## All runs")
 	w("")
-	w("CPU columns: share of one core over the measured window for the proxy, the backend, the load generator, and everything else on the machine (\"other\": another tenant, which makes the run unreliable).")
+	w("CPU columns: share of one core over the measured window for the proxy, the backend, the load generator, everything else on the machine (\"other\": another tenant), and what the hypervisor gave other guests (\"steal\"); either makes the run unreliable.")
 	w("")
-	w("| round | scenario | system | result | p99 | proxy | backend | loadgen | other | note |")
-	w("|---|---|---|---|---|---|---|---|---|---|")
+	w("| round | scenario | system | result | p99 | proxy | backend | loadgen | other | steal | note |")
+	w("|---|---|---|---|---|---|---|---|---|---|---|")
 	pct := func(v float64) string { return fmt.Sprintf("%.0f%%", v) }
 	for _, m := range r.Runs {
 		note := m.Warning
-		res, p99, pc, bc, lc, oc := "–", "–", "–", "–", "–", "–"
+		res, p99, pc, bc, lc, oc, st := "–", "–", "–", "–", "–", "–", "–"
 		if m.NA != "" {
 			res, note = "n/a", m.NA
 		} else {
@@ -491,13 +498,13 @@ func (r *results) markdown() string {
 			}
 			if m.WallSec > 0 {
 				p99 = formatMs(m.P99Ms)
-				pc, bc, lc, oc = pct(m.ProxyCPUPct), pct(m.BackendCPUPct), pct(m.LoadCPUPct), pct(m.OtherCPUPct)
+				pc, bc, lc, oc, st = pct(m.ProxyCPUPct), pct(m.BackendCPUPct), pct(m.LoadCPUPct), pct(m.OtherCPUPct), pct(m.StealPct)
 			}
 			if m.Error != "" {
 				res, note = "**error** "+res, m.Error
 			}
 		}
-		w("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", m.Round, m.Scenario, m.System, res, p99, pc, bc, lc, oc, mdEscape(note))
+		w("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", m.Round, m.Scenario, m.System, res, p99, pc, bc, lc, oc, st, mdEscape(note))
 	}
 	return b.String()
 }
@@ -554,6 +561,9 @@ func cell(s *summary, fn *footnotes, sys string) string {
 	}
 	if s.OtherCPUPct > busyOtherPct {
 		parts = append(parts, fmt.Sprintf("⚠ busy box (other %.0f%%)", s.OtherCPUPct))
+	}
+	if s.StealMaxPct > busyOtherPct {
+		parts = append(parts, fmt.Sprintf("⚠ steal up to %.0f%%", s.StealMaxPct))
 	}
 	if len(s.Warnings) > 0 {
 		parts = append(parts, "⚠ "+fn.ref(sys+": "+mdEscape(strings.Join(s.Warnings, "; "))))

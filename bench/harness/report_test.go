@@ -217,3 +217,17 @@ func TestSummarizePairsRounds(t *testing.T) {
 			bb.Ratio, bb.RatioMin, bb.RatioMax, bb.ProxyCPURatio)
 	}
 }
+
+// TestSummarizeSteal: the most steal (the hypervisor's share) seen in a
+// cell's runs is kept, so that the cell is flagged as disturbed (it was
+// measured and never shown).
+func TestSummarizeSteal(t *testing.T) {
+	runs := []measurement{
+		{Round: 1, Scenario: "h2c", System: "blastbeat", Unit: "req/s", Value: 27000, StealPct: 101},
+		{Round: 2, Scenario: "h2c", System: "blastbeat", Unit: "req/s", Value: 73000, StealPct: 6},
+	}
+	ss := summarize(runs, []string{"h2c"}, []string{"blastbeat"})
+	if s := findSummary(ss, "h2c", "blastbeat"); s.StealMaxPct != 101 {
+		t.Fatalf("steal %v, want 101", s.StealMaxPct)
+	}
+}
