@@ -81,6 +81,11 @@ __all__ = ["Server", "FileWrapper", "environ_from_head"]
 log = logging.getLogger("blastbeat")
 access_log = logging.getLogger("blastbeat.access")
 
+# The largest piece of a body sent in one message, credits or not: the
+# proxy drops a node's connection past zmq-max-message, and closes a
+# client that one message puts past max-pending-output (4 MiB).
+_MAX_PIECE = 1 << 20
+
 # The largest response head the proxy takes (protocol/response.go).
 _MAX_HEAD = 64 << 10
 
@@ -396,7 +401,7 @@ class Request(object):
             if cl == 0:
                 self.done = True
         if first and mode in (_LENGTH, _CLOSE):
-            n = self._take_credit(len(first))
+            n = self._take_credit(min(len(first), _MAX_PIECE))
             head += first[:n]
             rest = first[n:]
             self._count(n)
@@ -427,7 +432,7 @@ class Request(object):
         while off < size:
             if self.gone or self.aborted:
                 raise _Cancelled()
-            n = self._take_credit(size - off)
+            n = self._take_credit(min(size - off, _MAX_PIECE))
             piece = data[off : off + n] if (off or n < size) else data
             self._post(typ, piece)
             self._count(n)

@@ -151,5 +151,22 @@ class TestBacklogCap(unittest.TestCase):
         self.assertEqual(s._backlog[0][0], [b"old", b"chunk", b"x"])  # nothing dropped
 
 
+class TestPieces(unittest.TestCase):
+    def test_big_block_goes_in_pieces_without_credits(self):
+        # Without credits a block went as one message: past
+        # zmq-max-message the proxy drops the node's connection.
+        big = b"x" * (3 << 20)
+
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Length", str(len(big)))])
+            return [big]
+
+        srv, req = request(app)
+        req.run()
+        sizes = [len(body) for _, typ, body in srv.posts if typ is not None]
+        self.assertEqual(sum(sizes) - sizes[0] + len(srv.posts[0][2].split(b"\r\n\r\n", 1)[1]), len(big))
+        self.assertTrue(all(n <= (1 << 20) + 200 for n in sizes), sizes)
+
+
 if __name__ == "__main__":
     unittest.main()
