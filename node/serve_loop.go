@@ -182,16 +182,17 @@ func (s *server) receive() error {
 }
 
 func (s *server) dispatch(m Message) {
-	if st := s.sessions[string(m.SID)]; st != nil {
+	st := s.sessions[string(m.SID)] // one lookup for every type but a head
+	if st != nil {
 		st.heard = s.now
 	}
 	switch m.Type {
 	case "uwsgi", "headers":
 		s.onHead(m)
 	case "body":
-		s.onBody(m)
+		s.onBody(st, m)
 	case "websocket", "websocket-binary":
-		if st := s.sessions[string(m.SID)]; st != nil && st.ws != nil {
+		if st != nil && st.ws != nil {
 			if !st.ws.push(m.Body, m.Type == "websocket-binary") {
 				s.logf("node: serve: WebSocket %s: over MaxBuffer (%d bytes) unreceived; ending it", st.desc, s.cfg.MaxBuffer)
 				st.ws.fail(ErrBufferFull)
@@ -199,12 +200,12 @@ func (s *server) dispatch(m Message) {
 			}
 		}
 	case "credit":
-		if st := s.sessions[string(m.SID)]; st != nil {
+		if st != nil {
 			st.window = max(st.window, s.n.Credit(st.sid))
 			s.pump(st)
 		}
 	case "end":
-		if st := s.sessions[string(m.SID)]; st != nil {
+		if st != nil {
 			if st.ws != nil {
 				st.ws.fail(io.EOF)
 			}
@@ -312,8 +313,7 @@ func (s *server) startWaiting() {
 // returned, the rest of an unread body is dropped; past discardLimit of
 // it, with more to come, the session is ended (the client's connection
 // closed) rather than the whole upload read for nothing.
-func (s *server) onBody(m Message) {
-	st := s.sessions[string(m.SID)]
+func (s *server) onBody(st *stream, m Message) {
 	if st == nil || st.ws != nil || st.bodyLeft == 0 {
 		return
 	}

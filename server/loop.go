@@ -480,10 +480,16 @@ func (l *loop) admitHandshake(c *conn) bool {
 		c.updateReadPause()
 		return false
 	}
+	l.takeHandshakeSlot(c)
+	return true
+}
+
+// takeHandshakeSlot counts c's handshake in the loop's share; it gets the
+// whole tls-handshake-timeout from now.
+func (l *loop) takeHandshakeSlot(c *conn) {
 	l.handshakes++
 	c.tls.counted = true
 	c.headBy = l.s.now() + int64(l.s.opts.TLSHandshakeTimeout)
-	return true
 }
 
 // handshakeOver frees c's handshake slot (done, failed or closed) for the
@@ -502,9 +508,7 @@ func (l *loop) handshakeOver(c *conn) {
 		if next.closed || next.closing {
 			continue
 		}
-		l.handshakes++
-		next.tls.counted = true
-		next.headBy = l.s.now() + int64(l.s.opts.TLSHandshakeTimeout)
+		l.takeHandshakeSlot(next)
 		next.updateReadPause() // resumes reading
 		if next.tls.Conn.InboundBuffered() > 0 {
 			// Its first bytes wait in gnet's buffer: OnTraffic runs for

@@ -105,7 +105,10 @@ func keyLine(file, key, value string) int {
 		if !ok || strings.TrimSpace(k) != key {
 			continue
 		}
-		if v, _, _ = strings.Cut(v, ";"); strings.TrimSpace(v) == value {
+		if i := strings.IndexAny(v, ";#"); i >= 0 {
+			v = v[:i] // an inline comment
+		}
+		if strings.TrimSpace(v) == value {
 			return i + 1
 		}
 	}
