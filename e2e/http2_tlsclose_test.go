@@ -195,26 +195,5 @@ func TestHTTP2TLSInputAfterCloseNotify(t *testing.T) {
 			break
 		}
 	}
-	if err := c.CloseWrite(); err != nil { // close_notify
-		t.Fatal(err)
-	}
-	before, err := hRSS(s.p.Pid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := c.NetConn()
-	_ = raw.SetWriteDeadline(time.Now().Add(20 * time.Second)) // crypto/tls's close_notify set it to now
-	junk := bytes.Repeat([]byte{0x17, 0x03, 0x03, 0x40, 0x00}, 64<<10/5)
-	for sent := 0; sent < 32<<20; sent += len(junk) {
-		if _, err := raw.Write(junk); err != nil {
-			t.Fatalf("the proxy stopped reading after %d MiB: %v", sent>>20, err)
-		}
-	}
-	after, err := hRSS(s.p.Pid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if grew := after - before; grew > 16<<20 {
-		t.Errorf("the proxy grew by %d MiB while the client sent 32 MiB after its close_notify", grew>>20)
-	}
+	tsJunkAfterCloseNotify(t, s, c)
 }

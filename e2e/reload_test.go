@@ -111,16 +111,7 @@ func rlScenario(t *testing.T, extra string) {
 	// secure.test's certificate is swapped.
 	v2 := wsHost + "[blastbeat:a.test]\nnode = nb\n\n[blastbeat:new.test]\nnode = nb\n\n" +
 		fmt.Sprintf("[blastbeat:fresh.test]\nnode = nb\nbind = %s\n\n", newAddr) + secure(certB, keyB)
-	p.rewrite(t, v2)
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if !strings.Contains(p.Log(), `msg="configuration reloaded"`) {
-			return fmt.Errorf("no reload line in the log")
-		}
-		return nil
-	})
+	p.reload(t, v2, `msg="configuration reloaded"`)
 	get := func(host, path string) (int, string) {
 		req, _ := http.NewRequest("GET", p.URL(path), nil)
 		req.Host = host
@@ -178,32 +169,17 @@ func rlScenario(t *testing.T, extra string) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	p.rewrite(t, v2+fmt.Sprintf("\n[blastbeat:busy.test]\nnode = nb\nbind = %s\n", taken.Addr()))
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if !strings.Contains(p.Log(), "reload refused: listen "+taken.Addr().String()) {
-			return fmt.Errorf("no refusal naming %s in the log", taken.Addr())
-		}
-		return nil
-	})
+	p.reload(t, v2+fmt.Sprintf("\n[blastbeat:busy.test]\nnode = nb\nbind = %s\n", taken.Addr()), "reload refused: listen "+taken.Addr().String())
 	if code, body := get("new.test", "/kept"); code != 200 || body != "nb GET /kept" {
 		t.Errorf("after a refused reload: %d %q", code, body)
 	}
 
 	// A broken file is refused, naming the file and line; the config
 	// before it stays.
-	p.rewrite(t, v2+"\n[blastbeat:broken.test]\nnode = nb\nno-such-key = 1\n")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	p.reload(t, v2+"\n[blastbeat:broken.test]\nnode = nb\nno-such-key = 1\n", "reload refused")
+	if !strings.Contains(p.Log(), p.File+":") {
+		t.Errorf("the refusal does not name %s:\n%s", p.File, p.Log())
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if !strings.Contains(p.Log(), "reload refused") || !strings.Contains(p.Log(), p.File+":") {
-			return fmt.Errorf("no refusal naming %s in the log", p.File)
-		}
-		return nil
-	})
 	if code, body := get("new.test", "/still"); code != 200 || body != "nb GET /still" {
 		t.Errorf("after a refused reload: %d %q", code, body)
 	}
@@ -222,27 +198,13 @@ func TestReloadRefusedKeepsNodeNumbers(t *testing.T) {
 		hStartNode(t, p.ZMQ, name, rlHandler())
 	}
 	waitRoutable(t, p, "a.test", "/ready")
-	reload := func(cfg, want string) {
-		t.Helper()
-		before := strings.Count(p.Log(), want)
-		p.rewrite(t, cfg)
-		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-			if strings.Count(p.Log(), want) == before {
-				return fmt.Errorf("no %q in the log", want)
-			}
-			return nil
-		})
-	}
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	reload(v1+fmt.Sprintf("[blastbeat:busy.test]\nnode = nc\nbind = %s\n\n", taken.Addr()), "reload refused: listen")
-	reload(v1+"[blastbeat:d.test]\nnode = nd\n\n", `msg="configuration reloaded"`)
+	p.reload(t, v1+fmt.Sprintf("[blastbeat:busy.test]\nnode = nc\nbind = %s\n\n", taken.Addr()), "reload refused: listen")
+	p.reload(t, v1+"[blastbeat:d.test]\nnode = nd\n\n", `msg="configuration reloaded"`)
 	served := func(host, node string) {
 		t.Helper()
 		waitRoutable(t, p, host, "/ready")
@@ -264,9 +226,9 @@ func TestReloadRefusedKeepsNodeNumbers(t *testing.T) {
 	// The refused reload took no slot of max-nodes (3): a third node
 	// fits, a fourth is refused, and the configuration stays.
 	v3 := v1 + "[blastbeat:d.test]\nnode = nd\n\n[blastbeat:e.test]\nnode = ne\n\n"
-	reload(v3, `msg="configuration reloaded"`)
+	p.reload(t, v3, `msg="configuration reloaded"`)
 	served("e.test", "ne")
-	reload(v3+"[blastbeat:f.test]\nnode = nf\n\n", "more than max-nodes (3)")
+	p.reload(t, v3+"[blastbeat:f.test]\nnode = nf\n\n", "more than max-nodes (3)")
 	served("e.test", "ne")
 }
 
@@ -284,16 +246,7 @@ func TestReloadKeepsHTTP2Setting(t *testing.T) {
 	hStartNode(t, p.ZMQ, "na", rlHandler())
 	waitRoutable(t, p, "a.test", "/ready")
 	p.main = strings.Replace(p.main, "http2 = off", "http2 = on", 1)
-	p.rewrite(t, v1+fmt.Sprintf("[blastbeat:%s]\nnode = na\nbind-ssl = %s\ncertificate = %s\nkey = %s\n", tsSecure, tlsAddr, cert, key))
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if !strings.Contains(p.Log(), `msg="configuration reloaded"`) {
-			return fmt.Errorf("no reload line in the log:\n%s", p.Log())
-		}
-		return nil
-	})
+	p.reload(t, v1+fmt.Sprintf("[blastbeat:%s]\nnode = na\nbind-ssl = %s\ncertificate = %s\nkey = %s\n", tsSecure, tlsAddr, cert, key), `msg="configuration reloaded"`)
 	cfg := pki.config(tsSecure)
 	cfg.NextProtos = []string{"h2", "http/1.1"}
 	c, err := tls.Dial("tcp", tlsAddr, cfg)
@@ -304,4 +257,22 @@ func TestReloadKeepsHTTP2Setting(t *testing.T) {
 	if got := c.ConnectionState().NegotiatedProtocol; got == "h2" {
 		t.Errorf("the listener the reload added negotiated %q with http2 = off running", got)
 	}
+}
+
+// reload writes vhosts (after p.main) as p's file, sends SIGHUP, and
+// waits until want shows once more in the log (the reload's line, or its
+// refusal).
+func (p *proxy) reload(t testing.TB, vhosts, want string) {
+	t.Helper()
+	before := strings.Count(p.Log(), want)
+	p.rewrite(t, vhosts)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if strings.Count(p.Log(), want) == before {
+			return fmt.Errorf("no %q in the log", want)
+		}
+		return nil
+	})
 }

@@ -35,21 +35,7 @@ func TestShutdownStopsAccepting(t *testing.T) {
 		hRespond(n, m.SID, 200, "", "Hello, World!")
 	})
 	waitRoutable(t, p, "", "/")
-
-	busy, err := net.Dial("tcp", p.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	if _, err := io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	var sid string
-	select {
-	case sid = <-held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the node never got /slow")
-	}
+	busy, sid := slowRequest(t, p, held)
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -118,19 +104,7 @@ func TestSignalsWhileStopping(t *testing.T) {
 		}
 	})
 	waitRoutable(t, p, "", "/")
-	busy, err := net.Dial("tcp", p.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	if _, err := io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the node never got /slow")
-	}
+	slowRequest(t, p, held)
 	logged := func(what string) {
 		t.Helper()
 		checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
@@ -152,4 +126,25 @@ func TestSignalsWhileStopping(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitProxyExit(t, p) // within 20 s: shutdown-grace (60 s) was cut
+}
+
+// slowRequest sends GET /slow on a new connection (closed at cleanup)
+// and waits until the node has it: its handler sends the sid on held.
+func slowRequest(t *testing.T, p *proxy, held <-chan string) (net.Conn, string) {
+	t.Helper()
+	busy, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	if _, err := io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case sid := <-held:
+		return busy, sid
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node never got /slow")
+	}
+	return nil, ""
 }

@@ -19,14 +19,7 @@ import (
 func TestTLSInputAfterCloseNotify(t *testing.T) {
 	t.Parallel()
 	s := tsStart(t, "", "", nil)
-	cfg := s.pki.config(tsSecure)
-	cfg.NextProtos = []string{"http/1.1"}
-	c, err := tls.Dial("tcp", s.TLS, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	c := tsDialHTTP11(t, s, 30*time.Second)
 	// A POST whose body is not all sent: the echo node answers its head
 	// and the piece, and the response waits for the rest.
 	if _, err := io.WriteString(c, "POST /open HTTP/1.1\r\nHost: "+tsSecure+"\r\nContent-Length: 100\r\n\r\nabc"); err != nil {
@@ -38,6 +31,30 @@ func TestTLSInputAfterCloseNotify(t *testing.T) {
 	if _, err := http.ReadResponse(br, nil); err != nil {
 		t.Fatalf("the response head: %v", err)
 	}
+	tsJunkAfterCloseNotify(t, s, c)
+}
+
+// tsDialHTTP11 is a TLS connection to s's listener that ALPN made
+// http/1.1, with a deadline of d.
+func tsDialHTTP11(t *testing.T, s *tsSetup, d time.Duration) *tls.Conn {
+	t.Helper()
+	cfg := s.pki.config(tsSecure)
+	cfg.NextProtos = []string{"http/1.1"}
+	c, err := tls.Dial("tcp", s.TLS, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(d))
+	return c
+}
+
+// tsJunkAfterCloseNotify sends c's close_notify, then 32 MiB of record
+// headers on the raw socket, and fails unless the proxy read them all
+// and grew by less than 16 MiB meanwhile (what a client sends after its
+// close_notify is dropped undecrypted).
+func tsJunkAfterCloseNotify(t *testing.T, s *tsSetup, c *tls.Conn) {
+	t.Helper()
 	if err := c.CloseWrite(); err != nil { // close_notify
 		t.Fatal(err)
 	}
@@ -131,14 +148,7 @@ func TestTLSHandshakeSlots(t *testing.T) {
 func TestTLSNoPriorKnowledgeH2(t *testing.T) {
 	t.Parallel()
 	s := tsStart(t, "http2 = on\n", "", nil)
-	cfg := s.pki.config(tsSecure)
-	cfg.NextProtos = []string{"http/1.1"}
-	c, err := tls.Dial("tcp", s.TLS, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := tsDialHTTP11(t, s, 10*time.Second)
 	if _, err := io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
 		t.Fatal(err)
 	}
