@@ -74,7 +74,8 @@
 //	}, mux)
 //
 // Each request runs its handler on a goroutine of its own (at most
-// ServeConfig.MaxConcurrent at once; more wait in order). One goroutine
+// ServeConfig.MaxConcurrent at once; up to ServeConfig.MaxWaiting more
+// wait in order, and beyond those the node answers 503). One goroutine
 // owns the sockets: it answers pings at once whatever the handlers do,
 // and the handlers hand it their output.
 //

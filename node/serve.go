@@ -25,6 +25,7 @@ import (
 // Defaults of ServeConfig.
 const (
 	DefaultMaxConcurrent   = 256
+	DefaultMaxWaiting      = 1024
 	DefaultMaxBuffer       = 16 << 20
 	DefaultShutdownTimeout = 5 * time.Second
 	DefaultIdleTimeout     = 5 * time.Minute
@@ -58,6 +59,12 @@ type ServeConfig struct {
 	// proxy's `timeout` (504) bounds the wait. WebSocket callbacks do not
 	// count: each holds its session for its whole life.
 	MaxConcurrent int
+	// MaxWaiting bounds the requests that wait for a handler slot
+	// (default DefaultMaxWaiting). A request beyond it is answered at
+	// once with 503 Service Unavailable and Retry-After: 1, instead of
+	// the queue, and the bodies it buffers, growing without bound while
+	// the handlers are slow.
+	MaxWaiting int
 	// MaxBuffer bounds what one session holds that its handler has not
 	// taken yet: request body bytes not read, WebSocket messages not
 	// received (default DefaultMaxBuffer). The protocol has no flow
@@ -137,6 +144,9 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
+	if cfg.MaxWaiting <= 0 {
+		cfg.MaxWaiting = DefaultMaxWaiting
+	}
 	if cfg.MaxBuffer <= 0 {
 		cfg.MaxBuffer = DefaultMaxBuffer
 	}
@@ -201,10 +211,15 @@ type server struct {
 	running  int                // HTTP handler goroutines
 	sockets  int                // WebSocket goroutines
 	waiting  []*stream          // requests waiting for a handler slot, FIFO
-	stopping bool
-	deadline time.Time // the stop's end, once stopping
-	now      time.Time // when the loop last woke
-	swept    time.Time // the last idle sweep
+	queued   int                // the live ones among them (MaxWaiting)
+	// refused counts the requests overloaded answered since
+	// refusedLogged, when it last logged.
+	refused       int
+	refusedLogged time.Time
+	stopping      bool
+	deadline      time.Time // the stop's end, once stopping
+	now           time.Time // when the loop last woke
+	swept         time.Time // the last idle sweep
 }
 
 // open sets the sockets up: timeouts, credits, the wakeup pair, the

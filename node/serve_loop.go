@@ -87,7 +87,8 @@ type stream struct {
 
 	// loop only.
 	started   bool      // its goroutine was started
-	exited    bool      // and returned
+	queued    bool      // it waits in server.waiting for a handler slot
+	exited    bool      // its goroutine returned
 	dead      bool      // ended: its messages are dropped
 	finalSent bool      // a final response head went out
 	bodyLeft  int64     // request body bytes still to come; -1: until the empty `body`
@@ -239,6 +240,10 @@ func (s *server) onHead(m Message) {
 		s.send(m.SID, "headers", simpleResponse(http.StatusBadRequest, true))
 		return
 	}
+	if s.running >= s.cfg.MaxConcurrent && s.queued >= s.cfg.MaxWaiting && !isWebSocket(req) {
+		s.overloaded(m.SID, req.ContentLength != 0)
+		return
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	if env != nil {
 		ctx = context.WithValue(ctx, environKey{}, env)
@@ -266,7 +271,22 @@ func (s *server) onHead(m Message) {
 		s.start(st)
 	} else {
 		s.waiting = append(s.waiting, st)
+		st.queued = true
+		s.queued++
 	}
+}
+
+// overloaded answers a request that finds MaxConcurrent handlers running
+// and MaxWaiting requests waiting: 503, and the connection closed when a
+// body follows (the proxy stops the upload rather than send it for
+// nothing). It logs at most once a second how many it refused.
+func (s *server) overloaded(sid []byte, body bool) {
+	s.refused++
+	if s.now.Sub(s.refusedLogged) >= time.Second {
+		s.logf("node: serve: %d handlers running and %d requests waiting (MaxConcurrent, MaxWaiting): %d request(s) answered 503", s.running, s.queued, s.refused)
+		s.refused, s.refusedLogged = 0, s.now
+	}
+	s.send(sid, "headers", overloadResponse(body))
 }
 
 // supersede retires a sid's request when its next request starts: its
@@ -304,6 +324,8 @@ func (s *server) startWaiting() {
 		s.waiting[0] = nil
 		s.waiting = s.waiting[1:]
 		if !st.dead {
+			st.queued = false
+			s.queued--
 			s.start(st)
 		}
 	}
@@ -477,10 +499,14 @@ func (s *server) kill(st *stream) {
 	}
 	st.dead = true
 	st.cancel()
+	if st.queued {
+		st.queued = false
+		s.queued--
+	}
 	if st.body != nil {
 		st.body.fail(ErrSessionEnded)
 		if !st.started {
-			st.body.drop() // it waited for a slot: nobody will read it
+			st.body.drop() // nobody will read it
 		}
 	}
 	if st.ws != nil {
@@ -513,7 +539,7 @@ func (s *server) killAll() {
 	for _, st := range s.sessions {
 		s.kill(st)
 	}
-	s.waiting = nil
+	s.waiting, s.queued = nil, 0
 }
 
 // maybeForget drops a stream that has nothing left to do: its goroutine
@@ -544,16 +570,27 @@ func (s *server) beginStop() {
 		}
 		s.kill(st)
 	}
-	s.waiting = nil
+	s.waiting, s.queued = nil, 0
 }
 
 // simpleResponse is a whole small text/plain response of the node's own.
 func simpleResponse(code int, closeConn bool) []byte {
+	return simpleResponseWith(code, closeConn, "")
+}
+
+// overloadResponse is overloaded's 503.
+func overloadResponse(closeConn bool) []byte {
+	return simpleResponseWith(http.StatusServiceUnavailable, closeConn, "Retry-After: 1\r\n")
+}
+
+// simpleResponseWith is simpleResponse with extra header lines (each
+// ending in CRLF).
+func simpleResponseWith(code int, closeConn bool, extra string) []byte {
 	body := http.StatusText(code) + "\n"
 	conn := ""
 	if closeConn {
 		conn = "Connection: close\r\n"
 	}
-	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\n\r\n%s",
-		code, http.StatusText(code), conn, len(body), body)
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\n%s%sContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\n\r\n%s",
+		code, http.StatusText(code), conn, extra, len(body), body)
 }

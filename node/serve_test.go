@@ -286,6 +286,50 @@ func TestServePanic(t *testing.T) {
 	}
 }
 
+// TestServeMaxWaiting: with MaxConcurrent handlers running and
+// MaxWaiting requests waiting, the next request is answered 503 with
+// Retry-After at once (closing the connection when a body follows); a
+// waiting request the proxy ends gives its place back.
+func TestServeMaxWaiting(t *testing.T) {
+	started := make(chan string, 4)
+	release := make(chan struct{})
+	s := startServe(t, node.ServeConfig{MaxConcurrent: 1, MaxWaiting: 1}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- r.URL.Path
+		if r.URL.Path == "/first" {
+			<-release
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	s.request("s1", get("/first"))
+	if p := <-started; p != "/first" {
+		t.Fatalf("started %s", p)
+	}
+	s.request("s2", get("/second")) // waits
+	s.request("s3", get("/third"))  // one too many
+	f := s.expectFrom("s3", "headers")
+	if !strings.HasPrefix(f.body, "HTTP/1.1 503 ") || !strings.Contains(f.body, "\r\nRetry-After: 1\r\n") || strings.Contains(f.body, "Connection: close") {
+		t.Fatalf("over MaxWaiting: %q, want a 503 with Retry-After, keeping the connection", f.body)
+	}
+	s.request("s4", environ("REQUEST_METHOD", "POST", "REQUEST_URI", "/up", "SERVER_PROTOCOL", "HTTP/1.1", "CONTENT_LENGTH", "10"))
+	if f := s.expectFrom("s4", "headers"); !strings.HasPrefix(f.body, "HTTP/1.1 503 ") || !strings.Contains(f.body, "\r\nConnection: close\r\n") {
+		t.Fatalf("over MaxWaiting with a body: %q, want a 503 closing the connection", f.body)
+	}
+	if !strings.Contains(s.log.String(), "answered 503") {
+		t.Errorf("refusal not logged: %q", s.log.String())
+	}
+
+	s.send("srv", "s2", "end", "") // the waiting one's client went away
+	s.request("s5", get("/fifth"))
+	s.send("srv", "", "ping", "")
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature}) // s5 waits: no 503 came first
+	close(release)
+	s.expectFrom("s1", "headers")
+	if p := <-started; p != "/fifth" {
+		t.Fatalf("started %s after /first, want /fifth (/second was ended)", p)
+	}
+	s.expectFrom("s5", "headers")
+}
+
 // TestServeMaxConcurrent: a request beyond the limit waits for a handler
 // to return; at the stop it goes back to the proxy with `retry`, while
 // the running one gets `end`.
