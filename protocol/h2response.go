@@ -65,20 +65,37 @@ func EncodeH2ResponseHead(enc *hpack.Encoder, raw []byte, head bool, date []byte
 // strs, so that values repeated from response to response are not
 // allocated again; a nil strs allocates each.
 func EncodeH2ResponseHeadWith(enc *hpack.Encoder, strs *StringCache, raw []byte, head bool, date []byte) (H2ResponseHead, error) {
-	// Nodes written for the original put the environ's SERVER_PROTOCOL
-	// in their status line: "HTTP/2 200 OK" is an HTTP/2 stream's
-	// "HTTP/1.1 200 OK" (the version is not sent on HTTP/2).
-	shift := 0
-	switch {
-	case bytes.HasPrefix(raw, []byte("HTTP/2 ")):
-		raw = append([]byte("HTTP/1.1"), raw[len("HTTP/2"):]...)
-		shift = len("HTTP/1.1") - len("HTTP/2")
-	case bytes.HasPrefix(raw, []byte("HTTP/2.0 ")):
-		raw = append([]byte("HTTP/1.1"), raw[len("HTTP/2.0"):]...)
-	}
+	raw, shift := H2StatusLineAsHTTP11(raw)
 	out, err := encodeH2ResponseHead(enc, strs, raw, head, date)
 	out.HeadLen -= shift
 	return out, err
+}
+
+// H2StatusLineAsHTTP11 reads a response head whose status line says
+// "HTTP/2" or "HTTP/2.0" as "HTTP/1.1": nodes written for the original
+// put the environ's SERVER_PROTOCOL in their status line, and "HTTP/2
+// 200 OK" is an HTTP/2 stream's "HTTP/1.1 200 OK" (the version is not
+// sent on HTTP/2). It returns raw itself for any other status line, or a
+// copy of the head alone (up to its blank line: the body bytes after it
+// stay where they are) with the version rewritten, and shift, how many
+// bytes longer the copy's head is than raw's: an offset into the copy's
+// head less shift is the same place in raw.
+func H2StatusLineAsHTTP11(raw []byte) (out []byte, shift int) {
+	var version string
+	switch {
+	case bytes.HasPrefix(raw, []byte("HTTP/2 ")):
+		version = "HTTP/2"
+	case bytes.HasPrefix(raw, []byte("HTTP/2.0 ")):
+		version = "HTTP/2.0"
+	default:
+		return raw, 0
+	}
+	head := raw
+	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
+		head = raw[:i+4]
+	}
+	out = append(append(make([]byte, 0, len(head)+2), "HTTP/1.1"...), head[len(version):]...)
+	return out, len("HTTP/1.1") - len(version)
 }
 
 func encodeH2ResponseHead(enc *hpack.Encoder, strs *StringCache, raw []byte, head bool, date []byte) (H2ResponseHead, error) {
@@ -118,7 +135,7 @@ func encodeH2ResponseHead(enc *hpack.Encoder, strs *StringCache, raw []byte, hea
 		return out, err
 	}
 	var nameBuf [64]byte
-	sawDate := false
+	sawDate, sawLength := false, false
 	_, rest = nextLine(raw)
 	for {
 		var line []byte
@@ -131,8 +148,14 @@ func encodeH2ResponseHead(enc *hpack.Encoder, strs *StringCache, raw []byte, hea
 		switch {
 		case h2HopByHop(name), namedIn(conns, name):
 			continue
-		case noLength && equalFold(name, "content-length"):
-			continue
+		case equalFold(name, "content-length"):
+			if noLength || sawLength {
+				// A repeat is the same value (ParseResponseHead): nghttp2
+				// refuses a second content-length; one is sent (RFC 9110
+				// §8.6).
+				continue
+			}
+			sawLength = true
 		case equalFold(name, "date"):
 			sawDate = true
 		}

@@ -52,6 +52,13 @@ var h2ResponseTests = []struct {
 		info: protocol.H2ResponseHead{Status: 200, HasBody: true, ContentLength: 12},
 	},
 	{
+		// nghttp2 refuses a second content-length, even an equal one.
+		name: "repeated content-length sent once",
+		raw:  "HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n",
+		want: []kv{{":status", "200"}, {"content-length", "5"}},
+		info: protocol.H2ResponseHead{Status: 200, HasBody: true, ContentLength: 5},
+	},
+	{
 		name: "the node's date is kept",
 		raw:  "HTTP/1.1 200 OK\r\nDATE: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Length: 1\r\n\r\n",
 		date: h2Date,
@@ -379,6 +386,15 @@ func TestEncodeH2ResponseHeadHTTP2StatusLine(t *testing.T) {
 		if want := []kv{{":status", "200"}, {"content-type", "text/html"}}; !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: %v, want %v", version, got, want)
 		}
+	}
+	// Only the head is copied to be read as HTTP/1.1; the body stays put.
+	raw := []byte("HTTP/2 200 OK\r\nContent-Length: 4\r\n\r\nbody")
+	h11, shift := protocol.H2StatusLineAsHTTP11(raw)
+	if string(h11) != "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" || shift != 2 {
+		t.Errorf("H2StatusLineAsHTTP11: %q, shift %d", h11, shift)
+	}
+	if h11, shift := protocol.H2StatusLineAsHTTP11([]byte("HTTP/1.0 200 OK\r\n\r\n")); string(h11) != "HTTP/1.0 200 OK\r\n\r\n" || shift != 0 {
+		t.Errorf("H2StatusLineAsHTTP11 of HTTP/1.0: %q, shift %d", h11, shift)
 	}
 	if _, err := protocol.EncodeH2ResponseHead(hpack.NewEncoder(&bytes.Buffer{}), []byte("HTTP/3 200 OK\r\n\r\n"), false, nil); err == nil {
 		t.Errorf("HTTP/3 status line accepted")

@@ -399,7 +399,7 @@ func (p *RequestParser) finishHead(buf []byte, n int) (int, Event, []byte, error
 	if escapesControl(targetPath(r.Path)) {
 		return 0, EvNeedMore, nil, ErrBadPathEscape
 	}
-	var sawTE, sawHost, connUpgrade bool
+	var sawTE, sawHost, badHost, connUpgrade bool
 	var upgrade []byte
 	for _, s := range p.spans {
 		h := Header{Name: buf[s.nameStart:s.nameEnd], Value: buf[s.valStart:s.valEnd]}
@@ -431,9 +431,7 @@ func (p *RequestParser) finishHead(buf []byte, n int) (int, Event, []byte, error
 				return 0, EvNeedMore, nil, ErrDupHost
 			}
 			sawHost = true
-			if !validHost(h.Value) {
-				return 0, EvNeedMore, nil, ErrBadHost
-			}
+			badHost = !validHost(h.Value) // after the target's own check, below
 			r.Host = h.Value
 		case equalFold(h.Name, "connection"):
 			eachToken(h.Value, func(tok []byte) {
@@ -454,7 +452,12 @@ func (p *RequestParser) finishHead(buf []byte, n int) (int, Event, []byte, error
 			}
 			r.Expect100 = p.minor == 1
 		case equalFold(h.Name, "upgrade"):
-			upgrade = h.Value
+			// Repeated fields are one list (RFC 9110 §5.3), as the node
+			// sees them (HTTP_UPGRADE joins them): any that lists
+			// websocket makes it a WebSocket request, here too.
+			if upgrade == nil || HasToken(h.Value, "websocket") {
+				upgrade = h.Value
+			}
 		}
 	}
 	// Connection: close wins over keep-alive whatever their order.
@@ -491,6 +494,9 @@ func (p *RequestParser) finishHead(buf []byte, n int) (int, Event, []byte, error
 			return 0, EvNeedMore, nil, ErrBadHost
 		}
 		r.Host = auth
+	}
+	if badHost {
+		return 0, EvNeedMore, nil, ErrBadHost
 	}
 	if p.minor == 1 && !sawHost {
 		return 0, EvNeedMore, nil, ErrMissingHost
@@ -742,12 +748,16 @@ func (p *RequestParser) chunkExtNext(c byte, afterName bool) bool {
 // http://a/" is an ordinary absolute-form request.
 func validTarget(method, uri []byte) bool {
 	switch {
+	case string(method) == "CONNECT":
+		// Only authority-form is CONNECT's (RFC 9110 §9.3.6), and that is
+		// not proxied. Before, an origin-form CONNECT went to the node, and
+		// its 2xx would turn the client's connection into a tunnel
+		// (RFC 9112 §6.3) that the proxy went on reading as HTTP.
+		return false
 	case uri[0] == '/':
 		return true
 	case len(uri) == 1 && uri[0] == '*':
 		return string(method) == "OPTIONS"
-	case string(method) == "CONNECT":
-		return false // authority-form is not proxied
 	default:
 		return hasPrefixFold(uri, "http://") || hasPrefixFold(uri, "https://")
 	}
@@ -855,17 +865,10 @@ func validAuthority(a []byte) bool {
 	return true
 }
 
-func validHost(h []byte) bool {
-	if len(h) == 0 {
-		return false
-	}
-	for _, c := range h {
-		if c <= ' ' || c == '/' || c == '\\' || c == '@' || c == 0x7f || c == ',' {
-			return false
-		}
-	}
-	return true
-}
+// validHost checks a Host field value: an authority without userinfo,
+// as in the absolute form (RFC 9112 §3.2: anything else gets 400).
+// Before, almost anything passed, and routing cut it at its last ':'.
+func validHost(h []byte) bool { return validAuthority(h) }
 
 // parseContentLength accepts 1*DIGIT, or a list of identical values
 // (RFC 9110 §8.6).

@@ -47,8 +47,15 @@ func RewriteResponseHead(dst, raw []byte, dechunk, closeConn, keepAlive10 bool, 
 	line, raw := nextLine(raw)
 	dst = append(dst, "HTTP/1.1"...)
 	dst = append(dst, line[len("HTTP/1.x"):]...)
+	if len(line) == len("HTTP/1.x 200") {
+		dst = append(dst, ' ') // status-code SP [reason-phrase] (RFC 9112 §4)
+	}
 	dst = append(dst, '\r', '\n')
-	sawDate := false
+	// 1xx and 204 carry no framing fields (RFC 9110 §8.6, RFC 9112 §6.1).
+	noLength := line[9] == '1' || string(line[9:12]) == "204"
+	var connArr [4][]byte // room for a few on the stack; more are rare
+	conns := connectionValues(raw, connArr[:0])
+	sawDate, sawLength := false, false
 	for {
 		line, raw = nextLine(raw)
 		if len(line) == 0 {
@@ -60,8 +67,17 @@ func RewriteResponseHead(dst, raw []byte, dechunk, closeConn, keepAlive10 bool, 
 		case equalFold(name, "connection"), equalFold(name, "keep-alive"),
 			equalFold(name, "proxy-connection"):
 			continue
-		case dechunk && equalFold(name, "transfer-encoding"):
+		case (dechunk || noLength) && equalFold(name, "transfer-encoding"):
 			continue
+		case equalFold(name, "content-length"):
+			if noLength || sawLength {
+				// A repeat is the same value (ParseResponseHead): one
+				// field is sent (RFC 9110 §8.6).
+				continue
+			}
+			sawLength = true
+		case len(conns) > 0 && !equalFold(name, "upgrade") && namedIn(conns, name):
+			continue // hop-by-hop: named by Connection (RFC 9110 §7.6.1)
 		case equalFold(name, "date"):
 			sawDate = true
 		}
@@ -79,6 +95,34 @@ func RewriteResponseHead(dst, raw []byte, dechunk, closeConn, keepAlive10 bool, 
 		dst = append(dst, "Connection: keep-alive\r\n"...)
 	}
 	return append(dst, '\r', '\n')
+}
+
+// connectionValues appends to conns the values of the Connection fields
+// of fields (a head's field lines, up to its empty line) that name more
+// than close, keep-alive and upgrade: the other fields they name are
+// hop-by-hop.
+func connectionValues(fields []byte, conns [][]byte) [][]byte {
+	for {
+		var line []byte
+		line, fields = nextLine(fields)
+		if len(line) == 0 {
+			return conns
+		}
+		c := bytes.IndexByte(line, ':')
+		if c < 0 || !equalFold(line[:c], "connection") {
+			continue
+		}
+		v := line[c+1:]
+		named := false
+		eachToken(v, func(tok []byte) {
+			if !equalFold(tok, "close") && !equalFold(tok, "keep-alive") && !equalFold(tok, "upgrade") {
+				named = true
+			}
+		})
+		if named {
+			conns = append(conns, v)
+		}
+	}
 }
 
 // nextLine splits off one line ending in CRLF or LF (without the ending).

@@ -179,6 +179,39 @@ func TestRewriteResponseHead(t *testing.T) {
 			want: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n",
 		},
 		{
+			// RFC 9110 §7.6.1: the fields Connection names are hop-by-hop.
+			name: "fields named by Connection removed",
+			raw:  "HTTP/1.1 200 OK\r\nConnection: X-Internal, close\r\nX-Internal: secret\r\nx-internal: more\r\nContent-Length: 0\r\n\r\n",
+			want: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		},
+		{
+			name: "Upgrade kept whatever Connection says",
+			raw:  "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+			want: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+		},
+		{
+			// RFC 9110 §8.6: a repeated identical Content-Length is one.
+			name: "repeated Content-Length sent once",
+			raw:  "HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\nhello",
+			want: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+		},
+		{
+			name: "no framing fields on 204",
+			raw:  "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX: y\r\n\r\n",
+			want: "HTTP/1.1 204 No Content\r\nX: y\r\n\r\n",
+		},
+		{
+			name: "no framing fields on 1xx",
+			raw:  "HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\nLink: </a.css>; rel=preload\r\n\r\n",
+			want: "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+		},
+		{
+			// RFC 9112 §4: status-code SP [reason-phrase].
+			name: "no reason phrase keeps its space",
+			raw:  "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+			want: "HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n",
+		},
+		{
 			name:      "Connection: close added",
 			raw:       "HTTP/1.1 404 Not Found\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
 			closeConn: true,
@@ -211,7 +244,7 @@ func TestRewriteResponseHead(t *testing.T) {
 		{
 			name: "bare LF lines written as CRLF",
 			raw:  "HTTP/1.1 204\nX: y\n\n",
-			want: "HTTP/1.1 204\r\nX: y\r\n\r\n",
+			want: "HTTP/1.1 204 \r\nX: y\r\n\r\n", // status-code SP (RFC 9112 §4)
 		},
 		{
 			name:      "frame without the empty line",

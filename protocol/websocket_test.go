@@ -571,6 +571,20 @@ func TestIsWebSocketUpgrade(t *testing.T) {
 			want: true, version: "8",
 		},
 		{
+			// Repeated fields are one list (RFC 9110 §5.3), as the node
+			// sees them joined in HTTP_UPGRADE: before, only the last
+			// counted, so the proxy skipped the handshake's checks of a
+			// request the node took for a WebSocket.
+			name: "websocket in the first of two Upgrade fields",
+			req:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\nUpgrade: x\r\nSec-WebSocket-Version: 13\r\n\r\n",
+			want: true, version: "13",
+		},
+		{
+			name: "websocket in the second of two Upgrade fields",
+			req:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n",
+			want: true, version: "13",
+		},
+		{
 			name: "fields missing: the server answers 400",
 			req:  "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
 			want: true,

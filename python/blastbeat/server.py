@@ -218,13 +218,24 @@ def _body_length(env):
     empty ``body`` message."""
     cl = env.get("CONTENT_LENGTH")
     if cl is not None:
-        cl = cl.strip()
-        if cl.isdigit():
-            return int(cl)
+        # "5, 5" (a repeated field, format = headers): one length, which
+        # the proxy accepted only when every copy agrees (RFC 9110 §8.6).
+        values = {v.strip() for v in cl.split(",")}
+        if len(values) == 1:
+            cl = values.pop()
+            if cl.isdigit():
+                return int(cl)
         return 0
     if "chunked" in env.get("HTTP_TRANSFER_ENCODING", "").lower():
         return None
     return 0
+
+
+def _is_websocket(env):
+    """Whether the request asks for a WebSocket: websocket is one of the
+    tokens of Upgrade (whose repeated fields the environ joins)."""
+    tokens = env.get("HTTP_UPGRADE", "").lower().split(",")
+    return any(t.strip() == "websocket" for t in tokens)
 
 
 class Request(object):
@@ -883,7 +894,7 @@ class Server(object):
             log.warning("bad request head from %s: %s", self.endpoints[i], e)
             self._send(i, [sid, _END, b""])
             return
-        if "websocket" in env.get("HTTP_UPGRADE", "").lower():
+        if _is_websocket(env):
             # WSGI has no WebSocket: the proxy already answered the
             # handshake; `end` closes it (code 1000).
             log.info("closing a WebSocket session (WSGI cannot serve it): %s", env.get("REQUEST_URI"))

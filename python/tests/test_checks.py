@@ -7,7 +7,7 @@ import collections
 import unittest
 
 from blastbeat.input import ClientDisconnected, InputStream
-from blastbeat.server import Request, _check_headers, _status_ok, environ_from_head
+from blastbeat.server import Request, _body_length, _check_headers, _is_websocket, _status_ok, environ_from_head
 
 
 class FakeServer(object):
@@ -51,6 +51,20 @@ class TestChecks(unittest.TestCase):
         for bad in ("a\x1bb", "a\x7fb", "a\rb", "a\nb", "a\0b"):
             with self.assertRaises(ValueError):
                 _check_headers([("Content-Disposition", bad)])
+
+    def test_repeated_content_length(self):
+        # format = headers passes the head as the client sent it: the
+        # proxy accepts repeated Content-Length fields that agree.
+        env = environ_from_head(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")
+        self.assertEqual(_body_length(env), 5)
+        self.assertEqual(_body_length({"CONTENT_LENGTH": "5, 5"}), 5)
+        self.assertEqual(_body_length({"CONTENT_LENGTH": "5, 6"}), 0)
+
+    def test_websocket_token(self):
+        self.assertTrue(_is_websocket({"HTTP_UPGRADE": "websocket"}))
+        self.assertTrue(_is_websocket({"HTTP_UPGRADE": "h2c, WebSocket"}))
+        self.assertFalse(_is_websocket({"HTTP_UPGRADE": "notwebsocket"}))
+        self.assertFalse(_is_websocket({}))
 
     def test_environ_skips_proxy_header(self):
         env = environ_from_head(b"GET / HTTP/1.1\r\nHost: x\r\nProxy: http://evil:1\r\n\r\n")
