@@ -235,6 +235,7 @@ func TestDefaults(t *testing.T) {
 		LingeringTimeout:        2 * time.Second,
 		LingeringTime:           30 * time.Second,
 		SendTimeout:             5 * time.Second,
+		ResponseIdleTimeout:     5 * time.Minute,
 		ZMQHWM:                  256,
 		ZMQRcvHWM:               128,
 		ZMQMaxMessage:           64 << 20,
@@ -282,6 +283,7 @@ log-format = JSON
 log-level = debug
 stats-max-connections = 8
 stats-idle-timeout = 5s
+response-idle-timeout = 0
 
 [blastbeat:Example.COM:8443]
 node = n1
@@ -295,6 +297,7 @@ key = ex.key
 format = headers
 websocket-protocols = chat, superchat,,v2.bb
 timeout = 250ms
+response-idle-timeout = 30m
 max-body = 10M
 
 [blastbeat:*]
@@ -346,6 +349,7 @@ node = fallback
 		LingeringTimeout:        2 * time.Second,
 		LingeringTime:           30 * time.Second,
 		SendTimeout:             5 * time.Second,
+		ResponseIdleTimeout:     0,
 		ZMQHWM:                  256,
 		ZMQRcvHWM:               128,
 		ZMQMaxMessage:           64 << 20,
@@ -354,20 +358,21 @@ node = fallback
 		ZMQBridges:              1,
 		VHosts: []config.VHost{
 			{
-				Name:               "example.com:8443",
-				Nodes:              []string{"n1", "n2"},
-				Binds:              []config.Bind{{Addr: "0.0.0.0:8081", Line: 40}},
-				BindSSL:            []config.Bind{{Addr: "0.0.0.0:8443", Line: 41}, {Addr: "[::]:8443", Line: 42}},
-				Certificate:        "ex.pem",
-				Key:                "ex.key",
-				Format:             "headers",
-				WebSocketProtocols: []string{"chat", "superchat", "v2.bb"},
-				Timeout:            250 * time.Millisecond,
-				MaxBody:            10 << 20,
-				HTTPSRedirect:      true,
-				Line:               36,
+				Name:                "example.com:8443",
+				Nodes:               []string{"n1", "n2"},
+				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 41}},
+				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 42}, {Addr: "[::]:8443", Line: 43}},
+				Certificate:         "ex.pem",
+				Key:                 "ex.key",
+				Format:              "headers",
+				WebSocketProtocols:  []string{"chat", "superchat", "v2.bb"},
+				Timeout:             250 * time.Millisecond,
+				ResponseIdleTimeout: 30 * time.Minute,
+				MaxBody:             10 << 20,
+				HTTPSRedirect:       true,
+				Line:                37,
 			},
-			vhost("*", 50, "fallback"),
+			vhost("*", 52, "fallback"),
 		},
 	}
 	got, err := config.Parse("test.ini", []byte(src))

@@ -46,6 +46,9 @@ type VHost struct {
 	// Timeout bounds the wait for a backend's response head; 0 inherits
 	// Options.Timeout.
 	Timeout time.Duration
+	// ResponseIdleTimeout bounds a node's silence in a response it began
+	// (response-idle-timeout); 0 inherits Options.ResponseIdleTimeout.
+	ResponseIdleTimeout time.Duration
 	// MaxBody is the largest request body accepted in bytes; 0 inherits
 	// Options.MaxBody.
 	MaxBody int64
@@ -90,6 +93,12 @@ type Options struct {
 	// Timeout bounds the wait for a backend's response head (timeout,
 	// default 60s).
 	Timeout time.Duration
+	// ResponseIdleTimeout ends a response whose node, once the head went
+	// out, sends nothing more of it for this long while the client is not
+	// what holds it up (response-idle-timeout, default 5 min; 0: never):
+	// the HTTP/1.x connection closes, the HTTP/2 stream is reset, and the
+	// node gets `end`.
+	ResponseIdleTimeout time.Duration
 	// UID is the user to run as, a name or a number (uid, default none).
 	UID string
 	// GID is the group to run as, a name or a number (gid, default none).
@@ -328,6 +337,7 @@ func Defaults() Options {
 		LingeringTimeout:        2 * time.Second,
 		LingeringTime:           30 * time.Second,
 		SendTimeout:             5 * time.Second,
+		ResponseIdleTimeout:     5 * time.Minute,
 		ZMQHWM:                  256,
 		ZMQRcvHWM:               128,
 		ZMQMaxMessage:           64 << 20,

@@ -69,6 +69,7 @@ func (p *parser) validate() {
 	}{
 		{"ping-freq", o.PingFreq > 0, "must be greater than 0"},
 		{"timeout", o.Timeout > 0, "must be greater than 0"},
+		{"response-idle-timeout", o.ResponseIdleTimeout >= 0, "must not be negative"},
 		{"max-hops", o.MaxHops >= 0, "must not be negative"},
 		{"max-connections", o.MaxConnections > 0, "must be greater than 0"},
 		{"max-header-size", 256 <= o.MaxHeaderSize && o.MaxHeaderSize <= 65535, "must be between 256 and 65535"},

@@ -482,3 +482,51 @@ func TestHTTP2EndCutsShort(t *testing.T) {
 		t.Errorf("end-delimited: %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestEmptyChunkCutsLengthShort: an empty `chunk` (the end of a response)
+// before a Content-Length body is all sent cuts it short: the HTTP/1.1
+// connection closes (it hung, the client waiting for the rest) and the
+// HTTP/2 stream is reset (it ended cleanly, the short body passed off as
+// whole).
+func TestEmptyChunkCutsLengthShort(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, "", "[blastbeat:*]\nnode = n\n")
+	hStartNode(t, p.ZMQ, "n", func(hn *hNode, n *node.Node, m hMsg) {
+		if m.Type != "uwsgi" {
+			return
+		}
+		sid := []byte(m.SID)
+		_ = n.Send(sid, "headers", []byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"))
+		_ = n.Send(sid, "body", []byte("part"))
+		_ = n.Send(sid, "chunk", nil)
+	})
+	waitRoutable(t, p, "", "/")
+
+	conn, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET /cut HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("HTTP/1.1: %v after %q; want the connection closed", err, got)
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(string(got), "\r\n\r\npart") {
+		t.Errorf("HTTP/1.1: %q", got)
+	}
+
+	c := h2cClient(t, p.Addr)
+	resp, err := c.Get("http://x/cut")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Errorf("HTTP/2: the short body read as whole; want a stream error")
+	}
+}

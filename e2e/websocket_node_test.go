@@ -35,6 +35,11 @@ func wnHandler(hn *hNode, n *node.Node, m hMsg) {
 				head += "Sec-WebSocket-Protocol: superchat\r\n"
 			}
 			_ = n.Send(sid, "headers", []byte(head+"\r\n"))
+		case strings.HasPrefix(m.Env["PATH_INFO"], "/h2-version"):
+			// a node that puts SERVER_PROTOCOL in its status line
+			_ = n.Send(sid, "headers", []byte(m.Env["SERVER_PROTOCOL"]+" 101 Switching Protocols\r\n\r\n"))
+		case strings.HasPrefix(m.Env["PATH_INFO"], "/ok200"):
+			_ = n.Send(sid, "headers", []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
 		case strings.HasPrefix(m.Env["PATH_INFO"], "/bad-proto"):
 			_ = n.Send(sid, "headers", []byte("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: unoffered\r\n\r\n"))
 		default:
@@ -121,6 +126,33 @@ func TestWebSocketNodeHandshake(t *testing.T) {
 		r.Body.Close()
 		if r.StatusCode != 403 || string(body) != "no way" {
 			t.Fatalf("h2 refusal: %d %q", r.StatusCode, body)
+		}
+	})
+	t.Run("h2-status-line-and-2xx", func(t *testing.T) {
+		tr := h2cTransport(t, p.Addr)
+		// "HTTP/2 101": the status line of a node that echoes
+		// SERVER_PROTOCOL (PROTOCOL.md) accepts as "HTTP/1.1 101" does.
+		c, resp := h2wsDial(t, tr, "http://x/h2-version", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("h2 accept with an HTTP/2 status line: %d", resp.StatusCode)
+		}
+		if _, err := c.Write(wFrame(0x81, []byte("v2"))); err != nil {
+			t.Fatal(err)
+		}
+		c.expectFrame(t, ws.OpText, []byte("node says: v2"))
+
+		// A 200 is no refusal to an extended CONNECT but its acceptance
+		// (RFC 8441 §5): the client would read "hello" as frames.
+		req, _ := http.NewRequest("CONNECT", "http://x/ok200", io.NopCloser(http.NoBody))
+		req.Header.Set(":protocol", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		r, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != 502 {
+			t.Fatalf("a node's 200 to an HTTP/2 WebSocket handshake: %d, want 502", r.StatusCode)
 		}
 	})
 }

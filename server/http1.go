@@ -68,6 +68,19 @@ func (c *conn) httpTraffic() {
 			}
 		}
 		n, ev, data, err := c.parser.Feed(buf)
+		if ev == protocol.EvBody && err == nil && len(data) < coalesceBelow && !c.discard && c.node != nil {
+			// A small piece (a chunk of a chunked body) joins the pieces
+			// before it: one `body` message per read, not one per chunk
+			// (tiny chunks made a message, and a pooled buffer held for
+			// retry, per byte or two the client sent).
+			c.l.bodyAcc = append(c.l.bodyAcc, data...)
+			_, _ = c.t.Discard(n)
+			if len(c.l.bodyAcc) >= maxCoalesced {
+				c.flushBody()
+			}
+			continue
+		}
+		c.flushBody()
 		if err != nil {
 			c.protocolError(err)
 			if len(buf) > 0 {
@@ -92,6 +105,23 @@ func (c *conn) httpTraffic() {
 			break
 		}
 	}
+	c.flushBody()
+}
+
+// Request body pieces smaller than coalesceBelow are joined, up to
+// maxCoalesced bytes, into one `body` message (httpTraffic).
+const (
+	coalesceBelow = 8 << 10
+	maxCoalesced  = 64 << 10
+)
+
+// flushBody sends the small body pieces httpTraffic joined.
+func (c *conn) flushBody() {
+	if len(c.l.bodyAcc) == 0 {
+		return
+	}
+	c.onBody(c.l.bodyAcc) // copied into a pooled buffer
+	c.l.bodyAcc = c.l.bodyAcc[:0]
 }
 
 func (c *conn) protocolError(err error) {
@@ -149,6 +179,14 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	c.begin(&c.ex, r, httpVersion(c.minor))
 
 	// r.Host is the absolute-form authority when there is one.
+	if r.Expect100 && c.reading {
+		// Until the node has the head, whatever answers is the proxy's
+		// own (404, 405, 308), sent before the client was told to send
+		// its body: the client may send it or not (RFC 9110 §10.1.1),
+		// so the connection cannot go on in step and closes after it.
+		// Keep-alive comes back with the 100 Continue, below.
+		c.keepAlive = false
+	}
 	rt := s.rt.Load()
 	vh := rt.router.Match(r.Host)
 	if vh != nil && !rt.serves(c.ln, vh) {
@@ -241,6 +279,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		return
 	}
 	if r.Expect100 && c.reading {
+		c.keepAlive = r.KeepAlive && !s.draining.Load() // the body is asked for
 		c.queue([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 	}
 }
@@ -427,6 +466,13 @@ func (c *conn) httpTimeouts(now int64) {
 		c.fail(504, "backend did not answer in time")
 	case c.phase != phIdle && c.node != nil && !c.node.Serves(c.nodeEpoch, now, s.deadAfter):
 		c.nodeFailed()
+	case c.phase == phStreaming && responseIdle(s, now, &c.answerBy, c.vhost.ResponseIdleTimeout,
+		c.pendingOut > 0 || c.creditOn && c.credit <= 0, c.node, c.sid):
+		// The client cannot tell a stalled response from a slow one: the
+		// connection closes, so it sees the response cut short.
+		c.sendEnd()
+		c.closeAfter = true
+		c.closeNow()
 	case c.phase == phIdle && c.parser != nil && c.parser.InHead() && c.headBy > 0 && now > c.headBy:
 		c.fail(408, "request head not received in time")
 	case c.phase == phIdle && c.parser == nil && c.reqSeq == 0 && now > c.headBy:

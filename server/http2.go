@@ -737,6 +737,13 @@ func (c *conn) h2Apply(r *reply) {
 	case rBody:
 		c.h2Body(st, r.body, false)
 	case rChunk:
+		if len(r.body) == 0 && st.phase == phStreaming && st.mode == modeLength && st.remaining > 0 {
+			// The node ended a Content-Length body short: END_STREAM
+			// would pass the short body off as whole (RFC 9113 §8.1.1).
+			s.stats.BadResponse.Add(1)
+			c.h2Reset(st.id, protocol.H2InternalError)
+			return
+		}
 		c.h2Body(st, r.body, len(r.body) == 0)
 	case rEnd:
 		switch {
@@ -757,6 +764,10 @@ func (c *conn) h2Apply(r *reply) {
 		c.h2Failover(st, "no backend node could serve the request")
 	default:
 		s.stats.Unexpected.Add(1)
+	}
+	if st.phase == phStreaming {
+		// response-idle-timeout counts from the node's last message.
+		st.answerBy = c.l.clock() + int64(st.vhost.ResponseIdleTimeout)
 	}
 }
 
@@ -999,6 +1010,9 @@ func (c *conn) h2MaybeGrant(st *h2Stream) {
 	g := w - outstanding
 	st.credit += g
 	c.h2Send(st, "credit", strconv.AppendInt(nil, g, 10))
+	if st.phase == phStreaming {
+		st.answerBy = c.l.clock() + int64(st.vhost.ResponseIdleTimeout) // as maybeGrant
+	}
 }
 
 // h2StreamDone: our half is closed; the stream closes with the client's.
@@ -1283,6 +1297,9 @@ func (c *conn) h2Timeouts(now int64) {
 			}
 			s.stats.Timeouts.Add(1)
 			c.h2Respond(st, 504, "backend did not answer in time")
+		case st.phase == phStreaming && !st.ws && !st.nodeEnded && responseIdle(s, now, &st.answerBy, st.vhost.ResponseIdleTimeout,
+			st.pending != nil || st.creditOn && st.credit <= 0, st.node, st.sid):
+			c.h2Reset(st.id, protocol.H2InternalError) // the node gets `end`
 		case st.node != nil && st.phase != phIdle && !st.nodeEnded && !st.node.Serves(st.nodeEpoch, now, s.deadAfter):
 			switch {
 			case st.phase == phAwaitHead:

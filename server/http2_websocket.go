@@ -198,7 +198,8 @@ func (c *conn) h2WebSocketNodeAnswer(st *h2Stream, r *reply) {
 		s.stats.Unexpected.Add(1)
 		return
 	}
-	hr, n, err := protocol.ParseResponseHead(head)
+	h11, _ := protocol.H2StatusLineAsHTTP11(head) // "HTTP/2 101 …" too
+	hr, n, err := protocol.ParseResponseHead(h11)
 	switch {
 	case err != nil:
 		s.stats.BadResponse.Add(1)
@@ -206,7 +207,7 @@ func (c *conn) h2WebSocketNodeAnswer(st *h2Stream, r *reply) {
 	case hr.Status == 101:
 		w := st.wsAwait
 		st.wsAwait = nil
-		proto, ok := w.subprotocol(head[:n])
+		proto, ok := w.subprotocol(h11[:n])
 		if !ok {
 			s.stats.BadResponse.Add(1)
 			c.h2Respond(st, 502, "backend chose a subprotocol the client did not offer")
@@ -215,6 +216,12 @@ func (c *conn) h2WebSocketNodeAnswer(st *h2Stream, r *reply) {
 		c.h2WebSocketAccept(st, proto)
 	case hr.Status < 200:
 		// An interim head before the decision: nothing to pass on.
+	case hr.Status < 300:
+		// To an extended CONNECT a 2xx is the acceptance (RFC 8441 §5):
+		// the client would take this response's body for WebSocket
+		// frames. A node accepts with 101.
+		s.stats.BadResponse.Add(1)
+		c.h2Respond(st, 502, "backend answered the WebSocket handshake with a 2xx status other than 101")
 	default:
 		// Refused: an ordinary response; the stream is no WebSocket, and
 		// what its client still sends (frames sent before it saw the

@@ -84,6 +84,7 @@ type loop struct {
 	arenaFree   [][]byte             // arena chunks to reuse
 	held        []*bufpool.Buf       // receive buffers replies of this turn lie in
 	readBufs    []*bufpool.Buf       // this turn's read targets (readtarget.go)
+	bodyAcc     []byte               // small body pieces httpTraffic joins (flushBody)
 	rbuf        *bufpool.Buf         // the target of the read in progress, for rbufFor
 	rbufFor     *conn
 	outSlices   spares[[][]byte]     // conn.out slices for reuse (outSlice)

@@ -47,10 +47,12 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 		}
 	}
 	prev := s.rt.Load()
-	// The global timeout and max-body, like every [blastbeat] key, apply
-	// at the next start: vhosts that set none inherit the running ones.
+	// The global timeout, response-idle-timeout and max-body, like every
+	// [blastbeat] key, apply at the next start: vhosts that set none
+	// inherit the running ones.
 	ropts := opts
 	ropts.Timeout, ropts.MaxBody = s.opts.Timeout, s.opts.MaxBody
+	ropts.ResponseIdleTimeout = s.opts.ResponseIdleTimeout
 	rt, added, err := buildRouting(&ropts, next, prev, cur, len(s.loops))
 	if err != nil {
 		return nil, fmt.Errorf("reload refused: %w", err)

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"time"
+
 	"github.com/blastbeat/blastbeat/protocol"
+	"github.com/blastbeat/blastbeat/session"
 )
 
 // apply executes one backend message on the session it names. Runs on
@@ -65,6 +68,30 @@ func (c *conn) httpApply(r *reply) {
 		// WebSocket replies to an HTTP session are not valid here.
 		s.stats.Unexpected.Add(1)
 	}
+	if c.phase == phStreaming {
+		// response-idle-timeout counts from the node's last message.
+		c.answerBy = c.l.clock() + int64(c.vhost.ResponseIdleTimeout)
+	}
+}
+
+// responseIdle ends a response whose node has sent nothing of it for
+// response-idle-timeout (answerBy, pushed by each of its messages) while
+// nothing held it up: no output waits for the client, and the node has
+// credit to send with. When something does, the silence is the client's
+// doing (or the proxy's), and the count starts over. It reports whether
+// the response ended.
+func responseIdle(s *Server, now int64, answerBy *int64, limit time.Duration, clientBehind bool, node *session.Node, sid session.SID) bool {
+	if limit <= 0 || now <= *answerBy {
+		return false
+	}
+	if clientBehind {
+		*answerBy = now + int64(limit)
+		return false
+	}
+	s.reject("response_idle_timeout")
+	s.opts.Logger.Info("ending a response its node stopped sending", "limit", "response-idle-timeout",
+		"node", node.Name, "sid", sid.String())
+	return true
 }
 
 // undeliverable handles a message the bridge could not hand to the node.
@@ -216,6 +243,11 @@ func (c *conn) onResponseChunk(b []byte) {
 		c.queueChunk(b)
 	case modeLength:
 		if len(b) == 0 {
+			// The node ended the body short of its Content-Length: the
+			// connection closes, so that the client sees it cut short
+			// rather than waiting for the rest (RFC 9112 §8).
+			c.srv().stats.BadResponse.Add(1)
+			c.onResponseEnd()
 			return
 		}
 		c.onResponseBody(b)

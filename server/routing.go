@@ -100,6 +100,9 @@ func buildRouting(opts *Options, ls *listeners, prev *routing, prevLs *listeners
 		if vh.Timeout <= 0 {
 			vh.Timeout = opts.Timeout
 		}
+		if vh.ResponseIdleTimeout = v.ResponseIdleTimeout; vh.ResponseIdleTimeout <= 0 {
+			vh.ResponseIdleTimeout = opts.ResponseIdleTimeout
+		}
 		if vh.MaxBody <= 0 {
 			vh.MaxBody = opts.MaxBody
 		}

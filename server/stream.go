@@ -29,7 +29,7 @@ type stream struct {
 	reqSeq    uint32 // numbers requests, to tell stale send failures (beside the flags: no padding)
 
 	remaining int64 // modeLength: body bytes still due
-	answerBy  int64 // unix ns: the response head must arrive by then (504; bodyDeadline)
+	answerBy  int64 // unix ns: the response head must arrive by then (504; bodyDeadline); streaming, the node must send again by then (response-idle-timeout)
 	credit    int64 // body bytes the node may still send (creditOn)
 
 	bodyBytes  int64        // request body bytes so far (the vhost's max-body)
@@ -96,6 +96,10 @@ func (c *conn) maybeGrant() {
 	g := w - outstanding
 	c.credit += g
 	c.send("credit", strconv.AppendInt(nil, g, 10))
+	if c.phase == phStreaming {
+		// The node may send again: its silence counts from now.
+		c.answerBy = c.l.clock() + int64(c.vhost.ResponseIdleTimeout)
+	}
 }
 
 // nodeFailed handles the death of the session's node mid-request: fail
@@ -158,7 +162,13 @@ func (s *stream) keep(piece []byte, buf *bufpool.Buf, budget int) {
 	if s.phase != phAwaitHead || s.retryLost {
 		return
 	}
-	if s.retryBytes+len(piece) > budget {
+	// A piece costs the memory it holds: its pooled buffer's (at least
+	// 512 bytes, however small the piece) when it has one.
+	cost := len(piece)
+	if buf != nil {
+		cost = max(cost, cap(buf.B))
+	}
+	if s.retryBytes+cost > budget {
 		s.dropRetry(true)
 		return
 	}
@@ -166,7 +176,7 @@ func (s *stream) keep(piece []byte, buf *bufpool.Buf, budget int) {
 		buf.Retain()
 	}
 	s.retry = append(s.retry, retryPiece{b: piece, buf: buf})
-	s.retryBytes += len(piece)
+	s.retryBytes += cost
 }
 
 // again returns the piece for one more message: a pooled one with a new

@@ -16,17 +16,20 @@ const (
 // VHost is a virtual host: the nodes that serve a set of Host names.
 type VHost struct {
 	// Immutable.
-	Name               string
-	Aliases            []string // more lower-case Host names
-	Nodes              []*Node
-	Format             Format
-	Timeout            time.Duration // response head deadline
-	MaxBody            int64         // 0: no limit
-	AllowTrace         bool          // TRACE goes to the nodes (else 405)
-	HTTPSRedirect      bool          // plain requests for a TLS-only vhost get 308
-	WebSocketProtocols []string      // subprotocols offered to clients
-	NodeHandshake      bool          // the node answers WebSocket handshakes
-	Index              int           // position in the Router's list
+	Name    string
+	Aliases []string // more lower-case Host names
+	Nodes   []*Node
+	Format  Format
+	Timeout time.Duration // response head deadline
+	// ResponseIdleTimeout: a node's longest silence in a response it
+	// began (0: none).
+	ResponseIdleTimeout time.Duration
+	MaxBody             int64    // 0: no limit
+	AllowTrace          bool     // TRACE goes to the nodes (else 405)
+	HTTPSRedirect       bool     // plain requests for a TLS-only vhost get 308
+	WebSocketProtocols  []string // subprotocols offered to clients
+	NodeHandshake       bool     // the node answers WebSocket handshakes
+	Index               int      // position in the Router's list
 	// Stats counts the vhost's requests by status class, per event loop;
 	// a reload hands a vhost of the same name the same Stats.
 	Stats *VHostStats
