@@ -170,14 +170,18 @@ func AppendEnviron(dst []byte, r *Request, ci *ConnInfo) ([]byte, error) {
 	// request and is not passed on as HTTP_UPGRADE. (HTTP_CONNECTION is
 	// passed on as it is.)
 	connUpgrade := false
+	var connArr [4][]byte // Connection values naming more fields (connectionValues)
+	conns := connArr[:0]
 	for _, h := range r.Headers {
-		if equalFold(h.Name, "connection") && HasToken(h.Value, "upgrade") {
-			connUpgrade = true
+		if equalFold(h.Name, "connection") {
+			connUpgrade = connUpgrade || HasToken(h.Value, "upgrade")
+			conns = appendNaming(conns, h.Value)
 		}
 	}
 	for i, h := range r.Headers {
 		if equalFold(h.Name, "content-type") || equalFold(h.Name, "content-length") ||
-			!environSafe(h.Name) || (!connUpgrade && equalFold(h.Name, "upgrade")) {
+			!environSafe(h.Name) || (!connUpgrade && equalFold(h.Name, "upgrade")) ||
+			requestHopByHop(h.Name, conns) {
 			continue
 		}
 		sep := ", "
@@ -187,6 +191,26 @@ func AppendEnviron(dst []byte, r *Request, ci *ConnInfo) ([]byte, error) {
 		dst = appendJoined(dst, "", r.Headers, i, sep)
 	}
 	return FinishUwsgi(dst, start)
+}
+
+// requestHopByHop reports the request fields a proxy does not forward
+// (RFC 9110 §7.6.1): Keep-Alive, TE, Proxy-Connection, and those the
+// Connection values conns name, except the ones the environ needs
+// (Host, the body's framing, Upgrade, and Connection itself, which goes
+// on as HTTP_CONNECTION as it always did) and those a proxy in front
+// adds (Forwarded, X-Forwarded-*, X-Real-IP).
+func requestHopByHop(name []byte, conns [][]byte) bool {
+	switch {
+	case equalFold(name, "keep-alive"), equalFold(name, "te"), equalFold(name, "proxy-connection"):
+		return true
+	case len(conns) == 0, equalFold(name, "host"), equalFold(name, "transfer-encoding"),
+		equalFold(name, "upgrade"), equalFold(name, "connection"),
+		// What a proxy in front adds: a client must not strip it by
+		// naming it (the known hop-by-hop abuse).
+		equalFold(name, "forwarded"), equalFold(name, "x-real-ip"), hasPrefixFold(name, "x-forwarded-"):
+		return false
+	}
+	return namedIn(conns, name)
 }
 
 // environSafe reports whether a header field may become an HTTP_* var.

@@ -425,6 +425,30 @@ func TestAppendEnvironUpgrade(t *testing.T) {
 	}
 }
 
+// TestAppendEnvironHopByHop: Keep-Alive, TE, Proxy-Connection and the
+// fields Connection names are not forwarded (RFC 9110 §7.6.1), but for
+// those the environ needs; Connection itself goes on as it always did.
+func TestAppendEnvironHopByHop(t *testing.T) {
+	env := map[string]string{}
+	head := "POST / HTTP/1.1\r\nHost: h\r\nConnection: X-Secret, keep-alive, Host, Transfer-Encoding, X-Forwarded-For\r\n" +
+		"X-Secret: 1\r\nKeep-Alive: 300\r\nTE: trailers\r\nProxy-Connection: x\r\nX-Other: y\r\nTransfer-Encoding: chunked\r\n" +
+		"X-Forwarded-For: 10.0.0.1\r\n\r\n"
+	for _, v := range environ(t, head, plainConn) {
+		env[v.K] = v.V
+	}
+	for _, k := range []string{"HTTP_X_SECRET", "HTTP_KEEP_ALIVE", "HTTP_TE", "HTTP_PROXY_CONNECTION"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("%s = %q forwarded", k, v)
+		}
+	}
+	for k, want := range map[string]string{"HTTP_X_OTHER": "y", "HTTP_HOST": "h", "HTTP_TRANSFER_ENCODING": "chunked",
+		"HTTP_CONNECTION": "X-Secret, keep-alive, Host, Transfer-Encoding, X-Forwarded-For", "HTTP_X_FORWARDED_FOR": "10.0.0.1"} {
+		if env[k] != want {
+			t.Errorf("%s = %q, want %q", k, env[k], want)
+		}
+	}
+}
+
 func TestAppendEnvironTooLarge(t *testing.T) {
 	build := func(n int) string {
 		return "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("v", n) + "\r\n\r\n"
