@@ -285,6 +285,27 @@ func (c *crNode) waitCredit(t *testing.T, uri string, k int) crReq {
 	}
 }
 
+// waitDone waits until the node has recorded the whole body of the k-th
+// request for uri (from 1) as sent, and returns it: the client can read
+// the last bytes before the node's goroutine counts them.
+func (c *crNode) waitDone(t *testing.T, uri string, k int) crReq {
+	t.Helper()
+	deadline := time.Now().Add(crCreditWait)
+	for {
+		rs := c.requests(uri)
+		if len(rs) >= k && rs[k-1].Done {
+			return rs[k-1]
+		}
+		if time.Now().After(deadline) {
+			if len(rs) < k {
+				t.Fatalf("the node saw %d requests for %s, want %d", len(rs), uri, k)
+			}
+			return rs[k-1] // check reports what it sent
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // check asserts the flow control of one finished request: a credit came
 // first after the head and granted the window, the whole body went, and
 // never more than was granted.
@@ -484,11 +505,11 @@ func TestCreditWebSocket(t *testing.T) {
 			t.Fatalf("message %d: %v of %d bytes, not the one expected (%d bytes of pattern %d)", i, op, len(got), crWSSize, crWSSeed)
 		}
 	}
-	rs := c.requests("/ws-credit")
-	if len(rs) != 1 {
+	done := c.waitDone(t, "/ws-credit", 1)
+	if rs := c.requests("/ws-credit"); len(rs) != 1 {
 		t.Fatalf("the node saw %d handshakes", len(rs))
 	}
-	rs[0].check(t, crWSCount*crWSSize)
+	done.check(t, crWSCount*crWSSize)
 }
 
 // TestCreditKeepAlive: two requests on one keep-alive connection (one
@@ -515,15 +536,15 @@ func TestCreditKeepAlive(t *testing.T) {
 			t.Fatalf("request %d: %v", i+1, err)
 		}
 		resp.Body.Close()
-		rs := c.requests(uri)
-		if len(rs) != 1 {
+		done := c.waitDone(t, uri, 1)
+		if rs := c.requests(uri); len(rs) != 1 {
 			t.Fatalf("request %d: the node saw %d heads", i+1, len(rs))
 		}
-		rs[0].check(t, size)
-		if len(rs[0].Credits) < 2 {
+		done.check(t, size)
+		if len(done.Credits) < 2 {
 			t.Errorf("request %d: one credit for %d bytes over a window of %d", i+1, size, crWindow)
 		}
-		got = append(got, rs[0])
+		got = append(got, done)
 	}
 	if got[0].SID != got[1].SID {
 		t.Errorf("one connection, two sids %x %x", got[0].SID, got[1].SID)

@@ -452,16 +452,17 @@ func TestHTTP2SelfDependentHeaders(t *testing.T) {
 
 // TestHTTP2CreditStreamsWindowClosed: twenty downloads from a node that
 // speaks credits, on one connection whose client keeps every stream's
-// window closed for a while, with max-pending-output 1m: each stream
-// holds its credit window (256 KiB), 5 MiB together, and none is reset
-// for the others' (a credit stream's output is bounded by its window);
-// once the client opens the windows, every byte arrives. (At 73ac6e6 the
-// stream that pushed the connection past max-pending-output was reset,
-// and the credit grant that followed its reset dereferenced its node,
-// gone with it: the proxy crashed.)
+// window closed for a while, with max-pending-output 256k: each stream
+// holds its credit window (an HTTP/2 stream's is max-pending-output ÷
+// http2-max-streams, 16 KiB at least), 320 KiB together, and none is
+// reset for the others' (a credit stream's output is bounded by its
+// window); once the client opens the windows, every byte arrives. (At
+// 73ac6e6 the stream that pushed the connection past max-pending-output
+// was reset, and the credit grant that followed its reset dereferenced
+// its node, gone with it: the proxy crashed.)
 func TestHTTP2CreditStreamsWindowClosed(t *testing.T) {
 	t.Parallel()
-	p, _ := crSetup(t)
+	p, _ := crSetupOn(t, startProxy(t, "credit-window = 256k\nmax-pending-output = 256k\n", crVHosts))
 	h := h2fDial(t, p.Addr, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 	if err := h.fr.WriteWindowUpdate(0, 64<<20); err != nil {
 		t.Fatal(err)

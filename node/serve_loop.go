@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 
@@ -270,10 +271,21 @@ func (s *server) onHead(m Message) {
 	if s.running < s.cfg.MaxConcurrent {
 		s.start(st)
 	} else {
-		s.waiting = append(s.waiting, st)
-		st.queued = true
-		s.queued++
+		s.wait(st)
 	}
+}
+
+// wait makes st wait for a handler slot.
+func (s *server) wait(st *stream) {
+	if len(s.waiting) >= 2*s.queued+64 {
+		// Mostly requests ended while they waited (their clients left,
+		// or the proxy's timeout): drop them, or the queue would grow
+		// while the handlers stay stuck.
+		s.waiting = slices.DeleteFunc(s.waiting, func(w *stream) bool { return w.dead })
+	}
+	s.waiting = append(s.waiting, st)
+	st.queued = true
+	s.queued++
 }
 
 // overloaded answers a request that finds MaxConcurrent handlers running

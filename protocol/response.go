@@ -76,8 +76,11 @@ func RewriteResponseHead(dst, raw []byte, dechunk, closeConn, keepAlive10 bool, 
 				continue
 			}
 			sawLength = true
-		case len(conns) > 0 && !equalFold(name, "upgrade") && namedIn(conns, name):
-			continue // hop-by-hop: named by Connection (RFC 9110 §7.6.1)
+		case len(conns) > 0 && !equalFold(name, "upgrade") && !equalFold(name, "transfer-encoding") &&
+			namedIn(conns, name):
+			// Hop-by-hop: named by Connection (RFC 9110 §7.6.1); never the
+			// framing the proxy writes by (Content-Length was seen above).
+			continue
 		case equalFold(name, "date"):
 			sawDate = true
 		}
@@ -112,17 +115,23 @@ func connectionValues(fields []byte, conns [][]byte) [][]byte {
 		if c < 0 || !equalFold(line[:c], "connection") {
 			continue
 		}
-		v := line[c+1:]
-		named := false
-		eachToken(v, func(tok []byte) {
-			if !equalFold(tok, "close") && !equalFold(tok, "keep-alive") && !equalFold(tok, "upgrade") {
-				named = true
-			}
-		})
-		if named {
-			conns = append(conns, v)
-		}
+		conns = appendNaming(conns, line[c+1:])
 	}
+}
+
+// appendNaming appends the Connection field value v to conns when it
+// names more than close, keep-alive and upgrade.
+func appendNaming(conns [][]byte, v []byte) [][]byte {
+	named := false
+	eachToken(v, func(tok []byte) {
+		if !equalFold(tok, "close") && !equalFold(tok, "keep-alive") && !equalFold(tok, "upgrade") {
+			named = true
+		}
+	})
+	if named {
+		conns = append(conns, v)
+	}
+	return conns
 }
 
 // nextLine splits off one line ending in CRLF or LF (without the ending).

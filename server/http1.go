@@ -117,11 +117,12 @@ const (
 
 // flushBody sends the small body pieces httpTraffic joined.
 func (c *conn) flushBody() {
-	if len(c.l.bodyAcc) == 0 {
+	b := c.l.bodyAcc
+	if len(b) == 0 {
 		return
 	}
-	c.onBody(c.l.bodyAcc) // copied into a pooled buffer
-	c.l.bodyAcc = c.l.bodyAcc[:0]
+	c.l.bodyAcc = b[:0]
+	c.onBody(b) // copied into a pooled buffer
 }
 
 func (c *conn) protocolError(err error) {
@@ -418,8 +419,13 @@ func (c *conn) onBody(data []byte) {
 	c.keepForRetry(data, buf)
 	c.endSent = false
 	c.sendTo(c.node, c.sid, "body", data, buf, c.reqSeq)
-	if c.phase == phAwaitHead {
+	switch c.phase {
+	case phAwaitHead:
 		c.answerBy = bodyDeadline(c.answerBy, c.srv(), c.vhost.Timeout)
+	case phStreaming:
+		// The node may be reading the body before it answers more:
+		// response-idle-timeout counts from the body's last piece too.
+		c.answerBy = c.l.clock() + int64(c.vhost.ResponseIdleTimeout)
 	}
 }
 

@@ -45,19 +45,22 @@ type h2Conn struct {
 	streams map[uint32]*h2Stream
 	bySID   map[session.SID]*h2Stream
 
-	preface  bool   // the client's preface was read
-	settings bool   // and its SETTINGS, the first frame (RFC 9113 §3.4)
-	lastID   uint32 // highest client stream opened
-	goaway   bool   // GOAWAY sent: no new streams
-	maxFrame uint32 // the client's SETTINGS_MAX_FRAME_SIZE
-	initWin  int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
-	sendWin  int64  // connection-level send window
-	resets   int    // RST_STREAMs from the client, and resets its errors caused, since the last sweep
-	control  int    // control frames since the last sweep (floods)
-	unacked  int64  // request DATA bytes not yet given back (WINDOW_UPDATE)
-	held     int64  // response bytes the streams hold (pending), in pendingTotal
-	heldOwn  int64  // of which streams of nodes that speak no credits hold
-	turnOut  int64  // DATA bytes queued since the last flush
+	preface   bool   // the client's preface was read
+	settings  bool   // and its SETTINGS, the first frame (RFC 9113 §3.4)
+	lastID    uint32 // highest client stream opened
+	goaway    bool   // GOAWAY sent: no new streams
+	maxFrame  uint32 // the client's SETTINGS_MAX_FRAME_SIZE
+	initWin   int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	sendWin   int64  // connection-level send window
+	resets    int    // RST_STREAMs from the client, and resets its errors caused, since the last sweep
+	retryHeld int    // what the streams keep for retry (retry-buffer bounds it: h2Keep)
+	abandoned int    // streams the client reset while their node worked on them, less the sweeps' allowance
+	hdrBuf    []byte // a field block's fragments before its last (h2Block)
+	control   int    // control frames since the last sweep (floods)
+	unacked   int64  // request DATA bytes not yet given back (WINDOW_UPDATE)
+	held      int64  // response bytes the streams hold (pending), in pendingTotal
+	heldOwn   int64  // of which streams of nodes that speak no credits hold
+	turnOut   int64  // DATA bytes queued since the last flush
 
 	// unreturned is the connection window the proxy's DATA used that
 	// the client has not given back: a WINDOW_UPDATE that gives back
@@ -243,7 +246,8 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			h.control++
 		}
 	case protocol.H2FrameData:
-		if f.Length == 0 && !f.EndStream() {
+		if len(f.Data) == 0 && !f.EndStream() {
+			// No data, padding or not (a padded empty frame was free).
 			h.control++
 		}
 	}
@@ -315,6 +319,20 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			return
 		}
 		if st := h.streams[f.StreamID]; st != nil {
+			if st.phase == phAwaitHead && st.node != nil && !st.nodeEnded && !h.goaway {
+				// Its node works on it for nobody ("Rapid Reset",
+				// CVE-2023-44487): a connection may abandon a burst of
+				// http2-max-streams such requests, and a quarter of that
+				// a sweep (250 ms) after (h2Timeouts); past it, it gets
+				// GOAWAY, and what it has in flight still completes.
+				// The resets' rate alone (http2-max-resets a sweep) let
+				// one connection keep its nodes busy with 800 abandoned
+				// requests a second, for good.
+				if h.abandoned++; h.abandoned > c.srv().opts.HTTP2MaxStreams {
+					c.srv().reject("h2_abandoned")
+					c.h2GoAway(protocol.H2EnhanceYourCalm, false)
+				}
+			}
 			c.h2Close(st, true)
 		}
 	case protocol.H2FramePriority:
@@ -400,11 +418,30 @@ func (c *conn) h2Headers(f *protocol.H2Frame) {
 // h2Block decodes a field block fragment; at its end the request starts.
 func (c *conn) h2Block(frag []byte, end bool) {
 	h := c.h2
-	if _, err := h.dec.Write(frag); err != nil {
-		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2CompressionError, Reason: "HPACK: " + err.Error()})
+	if !end {
+		// The fragments of a block split over CONTINUATION frames are
+		// decoded together at its end (the reader bounds the block:
+		// http2-max-header-block): fed one by one, hpack copies what it
+		// holds of a field split across them again at each, and a field
+		// split into thousands of tiny fragments cost the square of
+		// their number.
+		// (Fed in pieces of 4 KiB: what a connection holds of an open
+		// block stays small, and the copies few.)
+		if h.hdrBuf = append(h.hdrBuf, frag...); len(h.hdrBuf) < 4<<10 {
+			return
+		}
+		frag, h.hdrBuf = h.hdrBuf, h.hdrBuf[:0]
+		if _, err := h.dec.Write(frag); err != nil {
+			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2CompressionError, Reason: "HPACK: " + err.Error()})
+		}
 		return
 	}
-	if !end {
+	if len(h.hdrBuf) > 0 {
+		frag = append(h.hdrBuf, frag...)
+		h.hdrBuf = nil // an idle connection holds none
+	}
+	if _, err := h.dec.Write(frag); err != nil {
+		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2CompressionError, Reason: "HPACK: " + err.Error()})
 		return
 	}
 	if err := h.dec.Close(); err != nil {
@@ -549,9 +586,21 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 func (c *conn) h2StartCredit(st *h2Stream) {
 	st.creditOn = st.node.Credits()
 	if st.creditOn {
-		st.credit = int64(c.srv().opts.CreditWindow)
+		st.credit = c.h2CreditWindow()
 		c.h2Send(st, "credit", strconv.AppendInt(nil, st.credit, 10))
 	}
+}
+
+// h2CreditWindow is a stream's credit window: credit-window, but no more
+// than the connection's share of max-pending-output among
+// http2-max-streams streams (at least 16 KiB), so that a client that
+// opens every stream and reads none of them makes its nodes send at
+// most about max-pending-output for it, not http2-max-streams windows.
+// Between proxy and node, a credit comes back in far less time than the
+// client takes for half of even the smaller window.
+func (c *conn) h2CreditWindow() int64 {
+	o := &c.srv().opts
+	return int64(min(o.CreditWindow, max(o.MaxPendingOutput/max(o.HTTP2MaxStreams, 1), 16<<10)))
 }
 
 // h2Data forwards request body bytes. The connection's window goes back
@@ -615,8 +664,13 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 		copy(buf.B, f.Data)
 		c.h2Keep(st, buf.B, buf) // before the send: see h2Open
 		c.h2SendBuf(st, "body", buf)
-		if st.phase == phAwaitHead {
+		switch st.phase {
+		case phAwaitHead:
 			st.answerBy = bodyDeadline(st.answerBy, c.srv(), st.vhost.Timeout)
+		case phStreaming:
+			// The node may be reading the body before it answers more:
+			// response-idle-timeout counts from the body's last piece too.
+			st.answerBy = c.l.clock() + int64(st.vhost.ResponseIdleTimeout)
 		}
 	}
 	if f.EndStream() {
@@ -796,7 +850,7 @@ func (c *conn) h2ResponseHead(st *h2Stream, raw []byte) {
 	end := !hr.HasBody
 	c.h2QueueHeaders(st.id, end, block)
 	st.phase = phStreaming
-	st.dropRetry(st.retryLost)
+	c.h2DropRetry(st, st.retryLost)
 	switch {
 	case end:
 		st.mode = modeNone
@@ -935,16 +989,24 @@ func (c *conn) h2SetPending(st *h2Stream, p []byte) {
 // the transport holds, or past its share of max-pending-output-total
 // while that is exceeded. The stream that grew is reset, not the others.
 // A credit-speaking node's stream holds at most its credit window, and
-// is never reset for the others'.
+// is not reset for the others' under max-pending-output; past
+// max-pending-output-total it is, as any stream.
 func (c *conn) h2CheckPending(st *h2Stream) {
 	s := c.srv()
 	limit := int64(s.opts.MaxPendingOutput)
-	held := c.h2.heldOwn + int64(c.t.OutboundBuffered()) // credit streams are bounded by their window
-	if int64(len(st.pending)) > limit || !st.creditOn && (held > limit ||
-		s.pendingTotal.Load() > s.opts.MaxPendingOutputTotal && held > s.fairShare()) {
+	ob := int64(c.t.OutboundBuffered())
+	held := c.h2.heldOwn + ob // credit streams are bounded by their window
+	// Past max-pending-output-total, a connection over its fair share
+	// loses the stream that grew, credit or not: credit streams' windows
+	// (h2CreditWindow) add up too, over many connections.
+	if int64(len(st.pending)) > limit || !st.creditOn && held > limit ||
+		s.pendingTotal.Load() > s.opts.MaxPendingOutputTotal && c.h2.held+ob > s.fairShare() {
 		c.srv().stats.SlowClients.Add(1)
 		c.srv().reject("slow_reader")
-		c.h2Reset(st.id, protocol.H2FlowControlError)
+		// The client's doing (it reads nothing): counted as its errors
+		// are (http2-max-resets), or opening stream after stream that it
+		// never reads would make its nodes work without end.
+		c.h2ResetBad(st.id, protocol.H2FlowControlError)
 	}
 }
 
@@ -1002,8 +1064,11 @@ func (c *conn) h2MaybeGrant(st *h2Stream) {
 	if !st.creditOn || st.endSent || st.node == nil || c.h2.streams[st.id] != st {
 		return // (a stream reset meanwhile, h2CheckPending: no node, no credit)
 	}
-	w := int64(c.srv().opts.CreditWindow)
-	outstanding := max(st.credit, 0) + int64(len(st.pending))
+	w := c.h2CreditWindow()
+	// Not clamped at 0: a node that sent one WebSocket message over its
+	// credit (node/credit.go allows it) is owed the overdraft back, or
+	// it would wait for credit for good.
+	outstanding := st.credit + int64(len(st.pending))
 	if outstanding > w/2 {
 		return
 	}
@@ -1057,8 +1122,8 @@ func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 		c.leaveSession(st.node, st.sid)
 		st.nodeEnded = true
 	}
-	st.dropRetry(false) // no retry after the proxy's own answer: its pieces go back
-	st.wsAwait = nil    // a WebSocket handshake the node was to answer is answered
+	c.h2DropRetry(st, false) // no retry after the proxy's own answer: its pieces go back
+	st.wsAwait = nil         // a WebSocket handshake the node was to answer is answered
 	st.phase = phStreaming
 	st.mode = modeNone
 	h.encBuf.Reset()
@@ -1164,7 +1229,7 @@ func (c *conn) h2Close(st *h2Stream, abort bool) {
 	}
 	c.h2SetPending(st, nil)
 	st.endPending = false
-	st.dropRetry(false) // gives its pooled buffers back
+	c.h2DropRetry(st, false) // gives its pooled buffers back
 	c.l.h2StreamClosed(st)
 	c.h2CloseIfDone()
 }
@@ -1272,6 +1337,7 @@ func (c *conn) h2Timeouts(now int64) {
 		return
 	}
 	h.resets, h.control = 0, 0
+	h.abandoned = max(0, h.abandoned-max(1, s.opts.HTTP2MaxStreams/4))
 	for _, st := range h.streams {
 		switch {
 		case st.pending != nil && s.opts.StallTimeout > 0 && now-st.blockedAt > int64(s.opts.StallTimeout):
@@ -1297,8 +1363,9 @@ func (c *conn) h2Timeouts(now int64) {
 			}
 			s.stats.Timeouts.Add(1)
 			c.h2Respond(st, 504, "backend did not answer in time")
-		case st.phase == phStreaming && !st.ws && !st.nodeEnded && responseIdle(s, now, &st.answerBy, st.vhost.ResponseIdleTimeout,
-			st.pending != nil || st.creditOn && st.credit <= 0, st.node, st.sid):
+		case st.phase == phStreaming && !st.ws && !st.nodeEnded && st.node != nil && st.vhost != nil &&
+			responseIdle(s, now, &st.answerBy, st.vhost.ResponseIdleTimeout,
+				st.pending != nil || st.creditOn && st.credit <= 0, st.node, st.sid):
 			c.h2Reset(st.id, protocol.H2InternalError) // the node gets `end`
 		case st.node != nil && st.phase != phIdle && !st.nodeEnded && !st.node.Serves(st.nodeEpoch, now, s.deadAfter):
 			switch {

@@ -12,7 +12,25 @@ import (
 
 // h2Keep keeps a piece of the stream's request for a retry (stream.keep).
 func (c *conn) h2Keep(st *h2Stream, piece []byte, buf *bufpool.Buf) {
-	st.keep(piece, buf, c.srv().opts.RetryBuffer)
+	// retry-buffer is the connection's, shared by its streams: per
+	// stream, a client's concurrent uploads (each of tiny DATA frames,
+	// a pooled buffer each) would hold http2-max-streams times it.
+	// A request's head is kept whatever the others keep (heads are
+	// bounded by max-header-size): an upload on the connection must not
+	// make its small requests impossible to retry.
+	before := st.retryBytes
+	budget := c.srv().opts.RetryBuffer
+	if len(st.retry) > 0 {
+		budget -= c.h2.retryHeld - before
+	}
+	st.keep(piece, buf, budget)
+	c.h2.retryHeld += st.retryBytes - before
+}
+
+// h2DropRetry is stream.dropRetry, keeping the connection's count.
+func (c *conn) h2DropRetry(st *h2Stream, lost bool) {
+	c.h2.retryHeld -= st.retryBytes
+	st.dropRetry(lost)
 }
 
 // h2Resend sends the stream's kept request to another live node; it

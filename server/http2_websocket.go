@@ -228,6 +228,10 @@ func (c *conn) h2WebSocketNodeAnswer(st *h2Stream, r *reply) {
 		// refusal) is no request body: the node gets none of it.
 		st.wsAwait, st.ws, st.noBody = nil, false, true
 		c.h2ResponseHead(st, head)
+		if st.phase == phStreaming {
+			// (h2Apply's own push skipped this stream: it was a WebSocket)
+			st.answerBy = c.l.clock() + int64(st.vhost.ResponseIdleTimeout)
+		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // response-idle-timeout: a node that began a response and then sends
@@ -80,4 +82,54 @@ func TestH2ResponseIdleTimeout(t *testing.T) {
 	if got := sentFor(h, h.node("n1").Index, sid); !slices.Contains(got, "end") {
 		t.Errorf("node got %v, want an end", got)
 	}
+}
+
+// clientAt sends b from the client in a loop turn whose clock reads at,
+// as gnet's OnTurnStart and OnTurnEnd bracket each OnTraffic.
+func (h *harness) clientAt(at time.Time, b string) {
+	hd := (*handler)(h.s)
+	hd.OnTurnStart(h.fc.el)
+	h.s.loops[0].turnClock = at.UnixNano()
+	h.client(b)
+	hd.OnTurnEnd(h.fc.el)
+}
+
+// TestResponseIdleUploadNotCut: a node that answered early and reads the
+// body before it sends more is not silent while the body comes: each
+// piece pushes response-idle-timeout on. A body that stops coming, with
+// the node silent too, ends it.
+func TestResponseIdleUploadNotCut(t *testing.T) {
+	h := newHarness(t, testOptions())
+	limit := h.s.opts.ResponseIdleTimeout
+	t0 := time.Now()
+	h.clientAt(t0, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+	h.reply("n1", "headers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+	at := func(d time.Duration) {
+		h.node("n1").Seen(t0.Add(d).UnixNano())
+		h.sweep(t0.Add(d))
+	}
+	h.clientAt(t0.Add(limit-time.Minute), "def")
+	at(limit + time.Minute)
+	if h.fc.closed {
+		t.Fatal("cut while the client uploaded the body the node reads")
+	}
+	at(2*limit + time.Second)
+	if !h.fc.closed {
+		t.Fatal("a body and a response both stalled keep the connection past response-idle-timeout")
+	}
+}
+
+// TestH2ResponseIdleProxyAnswer: a stream the proxy answered itself (no
+// vhost, no node) whose answer waits for window is no node's response:
+// the sweep leaves it to stall-timeout. Before the check, the sweep read
+// its nil vhost and the loop panicked.
+func TestH2ResponseIdleProxyAnswer(t *testing.T) {
+	q := newH2qHarness(t, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	h := q.h
+	q.open(1, "GET", "unknown.test", true) // 404, its body held by the window
+	if st := h.c.h2.streams[1]; st == nil || st.phase != phStreaming || st.vhost != nil {
+		t.Fatalf("stream 1: %+v, want the 404 in progress", st)
+	}
+	h.sweep(time.Now().Add(time.Second)) // before stall-timeout resets it
+	h.sweep(time.Now().Add(2 * h.s.opts.ResponseIdleTimeout))
 }

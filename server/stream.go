@@ -89,7 +89,10 @@ func (c *conn) maybeGrant() {
 		return // (after its `end`, a credit would reopen the session for the node)
 	}
 	w := int64(c.srv().opts.CreditWindow)
-	outstanding := max(c.credit, 0) + int64(c.pendingOut)
+	// Not clamped at 0: a node that sent one WebSocket message over its
+	// credit (node/credit.go allows it) is owed the overdraft back, or
+	// it would wait for credit for good.
+	outstanding := c.credit + int64(c.pendingOut)
 	if outstanding > w/2 {
 		return
 	}
