@@ -290,8 +290,10 @@ func (s *server) wait(st *stream) {
 
 // overloaded answers a request that finds MaxConcurrent handlers running
 // and MaxWaiting requests waiting: 503, and the connection closed when a
-// body follows (the proxy stops the upload rather than send it for
-// nothing). It logs at most once a second how many it refused.
+// body follows (over HTTP/1.x the proxy then stops the upload rather
+// than send it for nothing; an HTTP/2 stream takes the rest of its body
+// until its client ends it, dropped here). It logs at most once a second
+// how many it refused.
 func (s *server) overloaded(sid []byte, body bool) {
 	s.refused++
 	if s.now.Sub(s.refusedLogged) >= time.Second {

@@ -68,11 +68,14 @@ func (c *conn) httpTraffic() {
 			}
 		}
 		n, ev, data, err := c.parser.Feed(buf)
-		if ev == protocol.EvBody && err == nil && len(data) < coalesceBelow && !c.discard && c.node != nil {
+		if ev == protocol.EvBody && err == nil && len(data) < coalesceBelow && !c.discard && c.node != nil &&
+			(c.vhost.MaxBody <= 0 || c.bodyBytes+int64(len(c.l.bodyAcc)+len(data)) <= c.vhost.MaxBody) {
 			// A small piece (a chunk of a chunked body) joins the pieces
 			// before it: one `body` message per read, not one per chunk
 			// (tiny chunks made a message, and a pooled buffer held for
-			// retry, per byte or two the client sent).
+			// retry, per byte or two the client sent). A piece that
+			// would take the body past max-body is not joined: the
+			// flush cannot fail a request, only onBody below can.
 			c.l.bodyAcc = append(c.l.bodyAcc, data...)
 			_, _ = c.t.Discard(n)
 			if len(c.l.bodyAcc) >= maxCoalesced {

@@ -79,3 +79,19 @@ func TestExpectContinueEarlyAnswerCloses(t *testing.T) {
 		}
 	}
 }
+
+// TestCoalescedBodyOverMaxBody: small chunks that would take the body
+// past the vhost's max-body are not joined, so the flush of those joined
+// before cannot fail the request: the client gets one answer (413), not
+// a 413 from the flush and then a 400 for the malformed chunk behind it.
+func TestCoalescedBodyOverMaxBody(t *testing.T) {
+	o := testOptions()
+	o.VHosts[0].MaxBody = 100
+	h := newHarness(t, o)
+	h.client("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		strings.Repeat("1\r\nX\r\n", 150) + "zz\r\n")
+	out := string(h.takeOut())
+	if strings.Count(out, "HTTP/1.1 ") != 1 || !strings.HasPrefix(out, "HTTP/1.1 413 ") {
+		t.Fatalf("client got %q, want one 413", out)
+	}
+}

@@ -319,20 +319,7 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			return
 		}
 		if st := h.streams[f.StreamID]; st != nil {
-			if st.phase == phAwaitHead && st.node != nil && !st.nodeEnded && !h.goaway {
-				// Its node works on it for nobody ("Rapid Reset",
-				// CVE-2023-44487): a connection may abandon a burst of
-				// http2-max-streams such requests, and a quarter of that
-				// a sweep (250 ms) after (h2Timeouts); past it, it gets
-				// GOAWAY, and what it has in flight still completes.
-				// The resets' rate alone (http2-max-resets a sweep) let
-				// one connection keep its nodes busy with 800 abandoned
-				// requests a second, for good.
-				if h.abandoned++; h.abandoned > c.srv().opts.HTTP2MaxStreams {
-					c.srv().reject("h2_abandoned")
-					c.h2GoAway(protocol.H2EnhanceYourCalm, false)
-				}
-			}
+			c.h2Abandoned(st)
 			c.h2Close(st, true)
 		}
 	case protocol.H2FramePriority:
@@ -438,8 +425,8 @@ func (c *conn) h2Block(frag []byte, end bool) {
 	}
 	if len(h.hdrBuf) > 0 {
 		frag = append(h.hdrBuf, frag...)
-		h.hdrBuf = nil // an idle connection holds none
 	}
+	h.hdrBuf = nil // an idle connection holds none
 	if _, err := h.dec.Write(frag); err != nil {
 		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2CompressionError, Reason: "HPACK: " + err.Error()})
 		return
@@ -1178,9 +1165,31 @@ func (h *h2Conn) resetByUs(id uint32) bool {
 // each after its request went to a node, gets ENHANCE_YOUR_CALM as one
 // that resets them itself.
 func (c *conn) h2ResetBad(id uint32, code protocol.H2ErrCode) {
+	if st := c.h2.streams[id]; st != nil {
+		c.h2Abandoned(st) // reset for the client's error: as if it reset it
+	}
 	c.h2Reset(id, code)
 	if c.h2.resets++; c.h2.resets > c.srv().opts.HTTP2MaxResets {
 		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2EnhanceYourCalm, Reason: "too many stream errors"})
+	}
+}
+
+// h2Abandoned counts a stream ended by its client (its RST_STREAM, or an
+// error of its that the proxy resets the stream for) while its node
+// works on it for nobody ("Rapid Reset", CVE-2023-44487): a connection
+// may abandon a burst of http2-max-streams such requests, and a quarter
+// of that a sweep (250 ms) after (h2Timeouts); past it, it gets GOAWAY,
+// and what it has in flight still completes. The resets' rate alone
+// (http2-max-resets a sweep) let one connection keep its nodes busy with
+// 800 abandoned requests a second, for good.
+func (c *conn) h2Abandoned(st *h2Stream) {
+	h := c.h2
+	if st.phase != phAwaitHead || st.node == nil || st.nodeEnded || h.goaway {
+		return
+	}
+	if h.abandoned++; h.abandoned > c.srv().opts.HTTP2MaxStreams {
+		c.srv().reject("h2_abandoned")
+		c.h2GoAway(protocol.H2EnhanceYourCalm, false)
 	}
 }
 

@@ -126,6 +126,18 @@ func TestH2AbandonedRequests(t *testing.T) {
 	if code := q.goAwayCode(); code != http2.ErrCodeEnhanceYourCalm {
 		t.Fatalf("one past the allowance: GOAWAY %v, want ENHANCE_YOUR_CALM", code)
 	}
+
+	// Streams the proxy resets for the client's errors count alike (here
+	// a PRIORITY that makes the stream depend on itself).
+	q = newH2qHarness(t, nil)
+	for i := range uint32(max + 1) {
+		q.open(2*i+1, "GET", "a", true)
+		_ = q.fr.WritePriority(2*i+1, http2.PriorityParam{StreamDep: 2*i + 1})
+		q.send()
+	}
+	if code := q.goAwayCode(); code != http2.ErrCodeEnhanceYourCalm {
+		t.Fatalf("%d requests reset for the client's errors: GOAWAY %v, want ENHANCE_YOUR_CALM", max+1, code)
+	}
 }
 
 // TestCreditOverdraftRepaid: a node that sent one WebSocket message over
