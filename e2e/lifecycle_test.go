@@ -19,7 +19,9 @@ import (
 // (with Connection: close), idle keep-alive connections are closed, the
 // node gets `end` for every session, and the proxy exits 0.
 func TestGracefulShutdown(t *testing.T) {
-	p := startProxy(t, "shutdown-grace = 5\n", catchAll)
+	// A long grace: the test never needs it to run out, and a loaded run
+	// may take seconds between the SIGTERM and the late response.
+	p := startProxy(t, "shutdown-grace = 30\n", catchAll)
 	held := make(chan string, 1)
 	ends := make(chan string, 16)
 	hn := hStartNode(t, p.ZMQ, "n1", func(hn *hNode, n *node.Node, m hMsg) {

@@ -261,6 +261,15 @@ func waitRoutable(t testing.TB, p *proxy, host, path string) {
 // closes it or timeout passes, returning what was read.
 func rawExchange(t testing.TB, addr, req string, timeout time.Duration) string {
 	t.Helper()
+	out, _ := rawExchangeErr(t, addr, req, timeout)
+	return out
+}
+
+// rawExchangeErr is rawExchange that also returns the error the reading
+// ended with: io.EOF (or a reset) when the proxy closed the connection,
+// a timeout when it did not within timeout.
+func rawExchangeErr(t testing.TB, addr, req string, timeout time.Duration) (string, error) {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +286,7 @@ func rawExchange(t testing.TB, addr, req string, timeout time.Duration) string {
 		n, err := r.Read(buf)
 		sb.Write(buf[:n])
 		if err != nil {
-			return sb.String()
+			return sb.String(), err
 		}
 	}
 }

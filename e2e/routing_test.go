@@ -164,13 +164,14 @@ func TestRoutingUwsgiResponse(t *testing.T) {
 }
 
 // TestRoutingNoLiveNode: a vhost whose node never connected answers 503
-// at once.
+// at once, not after its timeout (30 s here; the bound of 10 s leaves a
+// loaded, race-built run room and still tells the two apart).
 func TestRoutingNoLiveNode(t *testing.T) {
 	t.Parallel()
-	p := startProxy(t, "", "[blastbeat:*]\nnode = ghost\n")
+	p := startProxy(t, "", "[blastbeat:*]\nnode = ghost\ntimeout = 30\n")
 	start := time.Now()
 	resp, body := hRawGet(t, p, hHostReq("/", "x"))
-	if d := time.Since(start); resp.StatusCode != 503 || d > time.Second {
+	if d := time.Since(start); resp.StatusCode != 503 || d > 10*time.Second {
 		t.Fatalf("got %d %q after %v, want 503 at once", resp.StatusCode, body, d)
 	}
 }
@@ -196,8 +197,8 @@ func TestRoutingTimeout(t *testing.T) {
 	if resp.StatusCode != 504 {
 		t.Fatalf("got %d %q, want 504", resp.StatusCode, body)
 	}
-	if took < 900*time.Millisecond || took > 3*time.Second {
-		t.Errorf("504 after %v, want about 1 s", took)
+	if took < 900*time.Millisecond || took > 15*time.Second {
+		t.Errorf("504 after %v, want about 1 s (at least the timeout)", took)
 	}
 	// The 504 does not order anything at the node: wait for the head.
 	var h hMsg

@@ -124,8 +124,8 @@ const sWSHeaders = "Upgrade: websocket\r\nSec-WebSocket-Key: " + wKey + "\r\nSec
 func TestSemanticsUpgradeWithoutConnection(t *testing.T) {
 	t.Parallel()
 	bNeedPythonZMQ(t)
-	const timeout = 5 * time.Second
-	p := startProxy(t, "timeout = 5\n", "[blastbeat:*]\nnode = pyws\n")
+	const timeout = 15 * time.Second // long enough for a loaded run, short enough to tell a 504 apart
+	p := startProxy(t, "timeout = 15\n", "[blastbeat:*]\nnode = pyws\n")
 	out := sStartPythonSource(t, "readme_ws_node.py", sReadmeWSNode, p.ZMQ, "pyws")
 	waitRoutable(t, p, "", "/ready")
 
