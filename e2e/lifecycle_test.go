@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -226,5 +228,64 @@ func TestVHostMaxBodyChunked(t *testing.T) {
 	raw := rawExchange(t, p.Addr, req, 5*time.Second)
 	if !strings.HasPrefix(raw, "HTTP/1.1 413 ") {
 		t.Fatalf("chunked body over the vhost's max-body: got %q, want 413", raw)
+	}
+}
+
+// TestSignalDuringConfigLoad: a SIGTERM that comes while the config is
+// still being read (here from a FIFO nobody has written yet) is caught
+// and stops the proxy gracefully once it has started. Before, the
+// signals were caught only after the load: the SIGTERM killed the
+// process outright, and as PID 1 in a container, where an uncaught
+// SIGTERM is ignored, it was lost.
+func TestSignalDuringConfigLoad(t *testing.T) {
+	t.Parallel()
+	fifo := filepath.Join(t.TempDir(), "blastbeat.ini")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	log := &logBuffer{}
+	cmd := exec.Command(binary, fifo)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+	}()
+	// Opening the FIFO to write returns once blastbeat has opened it to
+	// read its config: it is in the load.
+	opened := make(chan *os.File, 1)
+	go func() {
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			opened <- w
+		}
+	}()
+	var w *os.File
+	select {
+	case w = <-opened:
+	case err := <-exited:
+		t.Fatalf("blastbeat exited before reading its config: %v\n%s", err, log.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("blastbeat never opened its config\n%s", log.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	zmq := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
+	_, _ = fmt.Fprintf(w, "[blastbeat]\nbind = %s\nzmq = %s\n\n[blastbeat:*]\nnode = n\n", addr, zmq) // EPIPE if it died
+	w.Close()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("blastbeat ended with %v, want a graceful stop (exit 0)\n%s", err, log.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("blastbeat still running 30 s after the SIGTERM\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), "blastbeat stopped") {
+		t.Errorf("no graceful stop in the log:\n%s", log.String())
 	}
 }

@@ -67,6 +67,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	// Catch the signals before anything else can take time: a SIGTERM
+	// that races the start (the config load included: a slow disk, a
+	// FIFO) still stops gracefully, and as PID 1 in a container, where an
+	// uncaught SIGTERM is ignored, it is not lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
 	cfg, err := config.Load(file)
 	if err != nil {
 		printErrors(stderr, err)
@@ -87,11 +94,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	log := newLogger(cfg, stderr)
-	// Catch the signals before the listeners exist, so that a SIGTERM
-	// that races the start still stops gracefully.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
