@@ -414,7 +414,7 @@ func (c *conn) h2Block(frag []byte, end bool) {
 		// their number.
 		// (Fed in pieces of 4 KiB: what a connection holds of an open
 		// block stays small, and the copies few.)
-		if h.hdrBuf = append(h.hdrBuf, frag...); len(h.hdrBuf) < 4<<10 {
+		if h.hdrBuf = append(h.hdrBuf, frag...); len(h.hdrBuf) < h2HeaderFeed {
 			return
 		}
 		frag, h.hdrBuf = h.hdrBuf, h.hdrBuf[:0]
@@ -578,6 +578,14 @@ func (c *conn) h2StartCredit(st *h2Stream) {
 	}
 }
 
+// h2MinCreditWindow is the smallest credit window an HTTP/2 stream gets
+// (h2CreditWindow), however many streams share max-pending-output.
+const h2MinCreditWindow = 16 << 10
+
+// h2HeaderFeed is how much of an open field block h2Block holds before it
+// feeds hpack.
+const h2HeaderFeed = 4 << 10
+
 // h2CreditWindow is a stream's credit window: credit-window, but no more
 // than the connection's share of max-pending-output among
 // http2-max-streams streams (at least 16 KiB), so that a client that
@@ -587,7 +595,7 @@ func (c *conn) h2StartCredit(st *h2Stream) {
 // client takes for half of even the smaller window.
 func (c *conn) h2CreditWindow() int64 {
 	o := &c.srv().opts
-	return int64(min(o.CreditWindow, max(o.MaxPendingOutput/max(o.HTTP2MaxStreams, 1), 16<<10)))
+	return int64(min(o.CreditWindow, max(o.MaxPendingOutput/max(o.HTTP2MaxStreams, 1), h2MinCreditWindow)))
 }
 
 // h2Data forwards request body bytes. The connection's window goes back
