@@ -325,7 +325,7 @@ func setup(ctx context.Context, o options, reg *registry) (*env, error) {
 	default:
 		e.blastbeat = filepath.Join(root, e.blastbeat)
 	}
-	e.nginx = "/usr/sbin/nginx"
+	e.nginx = findNginx(exec.LookPath)
 	if e.wrk, err = exec.LookPath("wrk"); err != nil {
 		return e, errors.New("wrk not found (apt-get install -y wrk)")
 	}
@@ -613,4 +613,15 @@ func systemByName(name string) system {
 		}
 	}
 	panic("unknown system " + name)
+}
+
+// findNginx is nginx on PATH (a build carried to a machine without it),
+// else Debian's /usr/sbin/nginx, which an ordinary user's PATH lacks.
+func findNginx(lookPath func(string) (string, error)) string {
+	if p, err := lookPath("nginx"); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	return "/usr/sbin/nginx"
 }

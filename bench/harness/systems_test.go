@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -141,5 +142,16 @@ func TestBlastBeatININodes(t *testing.T) {
 	}
 	if got := nodeNames(1); !slices.Equal(got, []string{"bench"}) {
 		t.Errorf("nodeNames(1) = %q, want [bench]", got)
+	}
+}
+
+func TestFindNginx(t *testing.T) {
+	onPath := func(string) (string, error) { return "/opt/carried/bin/nginx", nil }
+	if got := findNginx(onPath); got != "/opt/carried/bin/nginx" {
+		t.Errorf("nginx on PATH: got %q", got)
+	}
+	missing := func(string) (string, error) { return "", exec.ErrNotFound }
+	if got := findNginx(missing); got != "/usr/sbin/nginx" {
+		t.Errorf("nginx not on PATH: got %q, want /usr/sbin/nginx", got)
 	}
 }
