@@ -45,22 +45,23 @@ type h2Conn struct {
 	streams map[uint32]*h2Stream
 	bySID   map[session.SID]*h2Stream
 
-	preface   bool   // the client's preface was read
-	settings  bool   // and its SETTINGS, the first frame (RFC 9113 §3.4)
-	lastID    uint32 // highest client stream opened
-	goaway    bool   // GOAWAY sent: no new streams
-	maxFrame  uint32 // the client's SETTINGS_MAX_FRAME_SIZE
-	initWin   int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
-	sendWin   int64  // connection-level send window
-	resets    int    // RST_STREAMs from the client, and resets its errors caused, since the last sweep
-	retryHeld int    // what the streams keep for retry (retry-buffer bounds it: h2Keep)
-	abandoned int    // streams the client reset while their node worked on them, less the sweeps' allowance
-	hdrBuf    []byte // a field block's fragments before its last (h2Block)
-	control   int    // control frames since the last sweep (floods)
-	unacked   int64  // request DATA bytes not yet given back (WINDOW_UPDATE)
-	held      int64  // response bytes the streams hold (pending), in pendingTotal
-	heldOwn   int64  // of which streams of nodes that speak no credits hold
-	turnOut   int64  // DATA bytes queued since the last flush
+	preface   bool      // the client's preface was read
+	settings  bool      // and its SETTINGS, the first frame (RFC 9113 §3.4)
+	lastID    uint32    // highest client stream opened
+	goaway    bool      // GOAWAY sent: no new streams
+	maxFrame  uint32    // the client's SETTINGS_MAX_FRAME_SIZE
+	initWin   int64     // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	sendWin   int64     // connection-level send window
+	resets    int       // RST_STREAMs from the client, and resets its errors caused, since the last sweep
+	retryHeld int       // what the streams keep for retry (retry-buffer bounds it: h2Keep)
+	pendSt    *h2Stream // whose small DATA this read joined in loop.bodyAcc (h2FlushData)
+	abandoned int       // streams the client reset while their node worked on them, less the sweeps' allowance
+	hdrBuf    []byte    // a field block's fragments before its last (h2Block)
+	control   int       // control frames since the last sweep (floods)
+	unacked   int64     // request DATA bytes not yet given back (WINDOW_UPDATE)
+	held      int64     // response bytes the streams hold (pending), in pendingTotal
+	heldOwn   int64     // of which streams of nodes that speak no credits hold
+	turnOut   int64     // DATA bytes queued since the last flush
 
 	// unreturned is the connection window the proxy's DATA used that
 	// the client has not given back: a WINDOW_UPDATE that gives back
@@ -186,6 +187,7 @@ func (c *conn) startH2() {
 // h2Traffic reads the client's preface and frames.
 func (c *conn) h2Traffic() {
 	h := c.h2
+	defer c.h2FlushData()
 	for !c.closeAfter && !c.h2ReadWaits() && c.m == (h2{}) {
 		buf, _ := c.t.Peek(-1)
 		if len(buf) == 0 {
@@ -250,6 +252,9 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 			// No data, padding or not (a padded empty frame was free).
 			h.control++
 		}
+	}
+	if h.pendSt != nil && (f.Type != protocol.H2FrameData || f.StreamID != h.pendSt.id) {
+		c.h2FlushData() // the joined DATA goes before anything else the client sent after it
 	}
 	if h.control > c.srv().opts.HTTP2MaxControlFrames {
 		c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2EnhanceYourCalm, Reason: "control frame flood"})
@@ -655,10 +660,21 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 		return false
 	}
 	if st.takesBody() && len(f.Data) > 0 {
-		buf := c.srv().bufs.Get(len(f.Data))
-		copy(buf.B, f.Data)
-		c.h2Keep(st, buf.B, buf) // before the send: see h2Open
-		c.h2SendBuf(st, "body", buf)
+		if len(f.Data) < coalesceBelow {
+			// A small frame joins the small frames after it in this
+			// read (h2Frame and h2Traffic flush them): one `body`
+			// message, and one pooled buffer kept for retry, per read
+			// rather than per frame (one-byte frames cost the node a
+			// message each, and the proxy a buffer each).
+			c.h2.pendSt = st
+			c.l.bodyAcc = append(c.l.bodyAcc, f.Data...)
+			if len(c.l.bodyAcc) >= maxCoalesced {
+				c.h2FlushData()
+			}
+		} else {
+			c.h2FlushData()
+			c.h2ForwardBody(st, f.Data)
+		}
 		switch st.phase {
 		case phAwaitHead:
 			st.answerBy = bodyDeadline(st.answerBy, c.srv(), st.vhost.Timeout)
@@ -669,9 +685,34 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 		}
 	}
 	if f.EndStream() {
+		c.h2FlushData()
 		return c.h2RequestEnd(st)
 	}
 	return true
+}
+
+// h2ForwardBody sends a piece of the request body to the stream's node,
+// kept for a retry.
+func (c *conn) h2ForwardBody(st *h2Stream, data []byte) {
+	buf := c.srv().bufs.Get(len(data))
+	copy(buf.B, data)
+	c.h2Keep(st, buf.B, buf) // before the send: see h2Open
+	c.h2SendBuf(st, "body", buf)
+}
+
+// h2FlushData sends the small DATA that h2RequestData joined.
+func (c *conn) h2FlushData() {
+	h := c.h2
+	st := h.pendSt
+	if st == nil {
+		return
+	}
+	h.pendSt = nil
+	b := c.l.bodyAcc
+	c.l.bodyAcc = b[:0]
+	if len(b) > 0 && !c.closed && h.streams[st.id] == st && st.takesBody() {
+		c.h2ForwardBody(st, b)
+	}
 }
 
 // takesBody reports whether the stream's node gets what its client
@@ -1212,6 +1253,14 @@ func (c *conn) h2Close(st *h2Stream, abort bool) {
 	h := c.h2
 	if h.streams[st.id] != st {
 		return
+	}
+	if h.pendSt == st {
+		if abort { // reset: its joined DATA is void
+			h.pendSt = nil
+			c.l.bodyAcc = c.l.bodyAcc[:0]
+		} else {
+			c.h2FlushData()
+		}
 	}
 	drop := abort && st.waiting > 0 && st.node != nil
 	// Out of the maps first: the recount and window give-back that the

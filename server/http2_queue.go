@@ -86,6 +86,9 @@ func (c *conn) h2Ack(st *h2Stream) {
 	if st.unacked < h2InitialWindow/2 || st.endRecv || c.h2.streams[st.id] != st {
 		return
 	}
+	if c.h2.pendSt == st {
+		c.h2FlushData() // joined DATA for a stuck node must hold the window back too
+	}
 	if c.h2HeldBack(st, c.h2WSLead()) {
 		c.h2.windowsHeld = true
 		return
