@@ -110,6 +110,8 @@ func (s *server) run() (err error) {
 		if err != nil {
 			s.killAll()
 		}
+		s.now = time.Now()
+		s.logRefused(true)
 		s.close()
 	}()
 	var yielder yield.Yielder // the loop never parks: see internal/yield
@@ -121,6 +123,7 @@ func (s *server) run() (err error) {
 		if s.cfg.IdleTimeout > 0 && len(s.sessions) > 0 {
 			wait = idleSweepEvery // a session may go idle
 		}
+		wait = s.refusedWait(wait)
 		if _, err := s.poller.Poll(wait); err != nil {
 			if zmq.AsErrno(err) == zmq.Errno(syscall.EINTR) {
 				continue
@@ -145,6 +148,7 @@ func (s *server) run() (err error) {
 		for _, o := range s.takeOps() {
 			s.apply(o)
 		}
+		s.logRefused(false)
 		if s.cfg.IdleTimeout > 0 && s.now.Sub(s.swept) >= idleSweepEvery {
 			s.swept = s.now
 			s.sweepIdle()
@@ -296,11 +300,32 @@ func (s *server) wait(st *stream) {
 // how many it refused.
 func (s *server) overloaded(sid []byte, body bool) {
 	s.refused++
-	if s.now.Sub(s.refusedLogged) >= time.Second {
-		s.logf("node: serve: %d handlers running and %d requests waiting (MaxConcurrent, MaxWaiting): %d request(s) answered 503", s.running, s.queued, s.refused)
-		s.refused, s.refusedLogged = 0, s.now
-	}
+	s.logRefused(false)
 	s.send(sid, "headers", overloadResponse(body))
+}
+
+// logRefused reports the requests overloaded answered since the last
+// report, at most once a second; the loop wakes for a count still
+// unreported (refusedWait), and the stop reports it (force).
+func (s *server) logRefused(force bool) {
+	if s.refused == 0 || !force && s.now.Sub(s.refusedLogged) < time.Second {
+		return
+	}
+	s.logf("node: serve: %d handlers running and %d requests waiting (MaxConcurrent, MaxWaiting): %d request(s) answered 503", s.running, s.queued, s.refused)
+	s.refused, s.refusedLogged = 0, s.now
+}
+
+// refusedWait shortens the loop's poll wait to when an unreported count
+// of refusals is due.
+func (s *server) refusedWait(wait time.Duration) time.Duration {
+	if s.refused == 0 {
+		return wait
+	}
+	d := max(time.Second-time.Since(s.refusedLogged), time.Millisecond)
+	if wait < 0 || d < wait {
+		return d
+	}
+	return wait
 }
 
 // supersede retires a sid's request when its next request starts: its

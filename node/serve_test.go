@@ -317,6 +317,14 @@ func TestServeMaxWaiting(t *testing.T) {
 	if !strings.Contains(s.log.String(), "answered 503") {
 		t.Errorf("refusal not logged: %q", s.log.String())
 	}
+	// s4's refusal came within a second of the report of s3's: it is
+	// reported once that second is over, though no refusal follows.
+	// Before, a count was reported only by the next refusal.
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(s.log.String(), "answered 503") < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the last refusal was never reported: %q", s.log.String())
+		}
+	}
 
 	s.send("srv", "s2", "end", "") // the waiting one's client went away
 	s.request("s5", get("/fifth"))
