@@ -330,6 +330,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"access-log":                set(&o.AccessLog, parseAccessLog),
 		"access-log-format":         set(&o.AccessLogFormat, oneOf("combined", "json")),
 		"retry-buffer":              set(&o.RetryBuffer, parseSizeInt),
+		"access-log-buffer":         set(&o.AccessLogBuffer, parseSizeInt),
+		"node-read-ahead":           set(&o.NodeReadAhead, parseSizeInt),
 		"header-timeout":            set(&o.HeaderTimeout, parseDuration),
 		"idle-timeout":              set(&o.IdleTimeout, parseDuration),
 		"shutdown-grace":            set(&o.ShutdownGrace, parseDuration),

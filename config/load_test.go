@@ -215,6 +215,8 @@ func TestDefaults(t *testing.T) {
 		MaxTLSHandshakes:        1024,
 		HTTP2:                   true,
 		AccessLogFormat:         "combined",
+		AccessLogBuffer:         16 << 20,
+		NodeReadAhead:           1 << 20,
 		MaxNodes:                4096,
 		StatsMaxConnections:     64,
 		StatsIdleTimeout:        30 * time.Second,
@@ -283,6 +285,8 @@ log-format = JSON
 log-level = debug
 stats-max-connections = 8
 stats-idle-timeout = 5s
+access-log-buffer = 256k
+node-read-ahead = 4m
 response-idle-timeout = 0
 
 [blastbeat:Example.COM:8443]
@@ -329,6 +333,8 @@ node = fallback
 		MaxTLSHandshakes:        1024,
 		HTTP2:                   true,
 		AccessLogFormat:         "combined",
+		AccessLogBuffer:         256 << 10,
+		NodeReadAhead:           4 << 20,
 		MaxNodes:                4096,
 		StatsMaxConnections:     8,
 		StatsIdleTimeout:        5 * time.Second,
@@ -360,8 +366,8 @@ node = fallback
 			{
 				Name:                "example.com:8443",
 				Nodes:               []string{"n1", "n2"},
-				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 41}},
-				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 42}, {Addr: "[::]:8443", Line: 43}},
+				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 43}},
+				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 44}, {Addr: "[::]:8443", Line: 45}},
 				Certificate:         "ex.pem",
 				Key:                 "ex.key",
 				Format:              "headers",
@@ -370,9 +376,9 @@ node = fallback
 				ResponseIdleTimeout: 30 * time.Minute,
 				MaxBody:             10 << 20,
 				HTTPSRedirect:       true,
-				Line:                37,
+				Line:                39,
 			},
-			vhost("*", 52, "fallback"),
+			vhost("*", 54, "fallback"),
 		},
 	}
 	got, err := config.Parse("test.ini", []byte(src))
@@ -479,6 +485,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "busy poll not a duration", src: head + "zmq-busy-poll = soon\n" + tail, line: 4, key: "zmq-busy-poll", kind: config.ErrBadValue},
 		{name: "no bridge", src: head + "zmq-bridges = 0\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
 		{name: "too many bridges", src: head + "zmq-bridges = 17\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
+		{name: "tiny access-log buffer", src: head + "access-log-buffer = 1k\n" + tail, line: 4, key: "access-log-buffer", kind: config.ErrBadValue},
+		{name: "tiny node read-ahead", src: head + "node-read-ahead = 0\n" + tail, line: 4, key: "node-read-ahead", kind: config.ErrBadValue},
 		{name: "bad access log format", src: head + "access-log-format = common\n" + tail, line: 4, key: "access-log-format", kind: config.ErrBadValue},
 		{name: "bad format", src: head + tail + "format = json\n", line: 6, key: "format", kind: config.ErrBadValue},
 		{name: "bad websocket protocol", src: head + tail + "websocket-protocols = chat, super chat\n", line: 6, key: "websocket-protocols", kind: config.ErrBadValue},

@@ -205,6 +205,16 @@ type Options struct {
 	// AccessLogFormat is "combined" (nginx's, with BlastBeat's fields
 	// after it) or "json" (access-log-format, default combined).
 	AccessLogFormat string
+	// AccessLogBuffer bounds the lines an event loop holds for the access
+	// log's writer; past it (the destination is slower than the traffic)
+	// lines are dropped and counted (access-log-buffer, default 16 MiB
+	// per loop).
+	AccessLogBuffer int
+	// NodeReadAhead bounds the reply bytes the bridges read from the
+	// nodes ahead of the event loops (all loops together); past it the
+	// bridges stop reading until the loops catch up (node-read-ahead,
+	// default 1 MiB).
+	NodeReadAhead int
 	// RetryBuffer is how many bytes of a request body are kept to retry it
 	// on another node (retry-buffer, default 1 MiB).
 	RetryBuffer int
@@ -318,6 +328,8 @@ func Defaults() Options {
 		MaxTLSHandshakes:        1024,
 		HTTP2:                   true,
 		AccessLogFormat:         "combined",
+		AccessLogBuffer:         16 << 20,
+		NodeReadAhead:           1 << 20,
 		MaxNodes:                4096,
 		StatsMaxConnections:     64,
 		StatsIdleTimeout:        30 * time.Second,

@@ -108,6 +108,8 @@ func (p *parser) validate() {
 		{"websocket-message-timeout", o.WebSocketMessageTimeout > 0, "must be greater than 0"},
 		{"stats-max-connections", o.StatsMaxConnections >= 1, "must be at least 1"},
 		{"stats-idle-timeout", o.StatsIdleTimeout > 0, "must be greater than 0"},
+		{"access-log-buffer", o.AccessLogBuffer >= 64<<10, "must be at least 64k"},
+		{"node-read-ahead", o.NodeReadAhead >= 64<<10, "must be at least 64k"},
 		{"stats", statsAddrOK(o.Stats, o.StatsPublic), "must be HOST:PORT on a loopback address (127.0.0.1:9090, [::1]:9090; set stats-public = true for another)"},
 		{"ring-size", o.RingSize >= 1024 && o.RingSize <= maxRingSize && o.RingSize&(o.RingSize-1) == 0,
 			fmt.Sprintf("must be a power of two from 1024 to %d", maxRingSize)},

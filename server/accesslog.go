@@ -28,9 +28,6 @@ const (
 	// accessLogKickBytes wakes the writer early when a loop's buffer
 	// holds this much.
 	accessLogKickBytes = 64 << 10
-	// accessLogMaxBytes bounds a loop's buffer: past it (the file is
-	// slower than the traffic) lines are dropped and counted.
-	accessLogMaxBytes = 16 << 20
 	// accessLogCloseWait bounds how long the shutdown waits for the
 	// writer's last lines.
 	accessLogCloseWait = 5 * time.Second
@@ -56,12 +53,13 @@ func newAccessEntry(r *protocol.Request, proto string, ci *protocol.ConnInfo) *a
 
 // accessLog is the writer.
 type accessLog struct {
-	json bool
-	path string // "" for stderr
-	bufs []accessBuf
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	json     bool
+	maxBytes int    // per loop's buffer (access-log-buffer)
+	path     string // "" for stderr
+	bufs     []accessBuf
+	kick     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
 
 	out     io.Writer     // the writer goroutine's
 	file    *os.File      // out when path is set; the writer goroutine's
@@ -80,8 +78,10 @@ type accessBuf struct {
 }
 
 // newAccessLog opens the log: "stderr", "stdout", or a file appended to.
-func newAccessLog(dest, format string, loops int, stderr io.Writer) (*accessLog, error) {
-	a := &accessLog{json: format == "json", bufs: make([]accessBuf, loops),
+// maxBytes bounds each loop's buffer (access-log-buffer): past it (the
+// file is slower than the traffic) lines are dropped and counted.
+func newAccessLog(dest, format string, loops, maxBytes int, stderr io.Writer) (*accessLog, error) {
+	a := &accessLog{json: format == "json", bufs: make([]accessBuf, loops), maxBytes: maxBytes,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	switch dest {
 	case "stderr":
@@ -161,7 +161,7 @@ func (a *accessLog) write(i int, ex *exchange, node *session.Node, sid session.S
 	hex.Encode(sidHex[:], sid[:])
 	buf := &a.bufs[i]
 	buf.mu.Lock()
-	if len(buf.b) > accessLogMaxBytes {
+	if len(buf.b) > a.maxBytes {
 		buf.dropped++
 		buf.mu.Unlock()
 		return

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/blastbeat/blastbeat/session"
 )
 
 // stuckWriter blocks every Write until release is closed, as a hung
@@ -30,7 +32,7 @@ func (w *stuckWriter) Write(b []byte) (int, error) {
 // the goroutine that reads the signals (SIGTERM included).
 func TestAccessLogReopenDoesNotWaitForWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.log")
-	a, err := newAccessLog(path, "combined", 1, nil)
+	a, err := newAccessLog(path, "combined", 1, 16<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestAccessLogWriteErrorsCounted(t *testing.T) {
 // standard output (a container's log), not to a file named "stdout".
 func TestAccessLogStdout(t *testing.T) {
 	t.Chdir(t.TempDir())
-	a, err := newAccessLog("stdout", "combined", 1, nil)
+	a, err := newAccessLog("stdout", "combined", 1, 16<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,5 +94,22 @@ func TestAccessLogStdout(t *testing.T) {
 	}
 	if _, err := os.Stat("stdout"); err == nil {
 		t.Fatal("a file named stdout was created")
+	}
+}
+
+// TestAccessLogBufferBound: a loop's buffer holds at most
+// access-log-buffer bytes of lines; past it a line is dropped and counted.
+func TestAccessLogBufferBound(t *testing.T) {
+	a := &accessLog{bufs: make([]accessBuf, 1), maxBytes: 100}
+	a.bufs[0].b = make([]byte, 90)
+	ex := &exchange{entry: &accessEntry{remote: "127.0.0.1", method: "GET", uri: "/", proto: "HTTP/1.1"}}
+	a.write(0, ex, nil, session.SID{}, 0) // under the bound: appended
+	n := len(a.bufs[0].b)
+	if n <= 90 || a.bufs[0].dropped != 0 {
+		t.Fatalf("under access-log-buffer: %d bytes, %d dropped; want the line kept", n, a.bufs[0].dropped)
+	}
+	a.write(0, ex, nil, session.SID{}, 0) // past it: dropped
+	if len(a.bufs[0].b) != n || a.bufs[0].dropped != 1 {
+		t.Fatalf("past access-log-buffer: %d bytes (was %d), %d dropped; want the line dropped and counted", len(a.bufs[0].b), n, a.bufs[0].dropped)
 	}
 }

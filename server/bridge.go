@@ -143,12 +143,12 @@ func (h *bridgeHandler) Unreachable(node int) (watch bool) {
 }
 
 // Paused stops reading from nodes while the loops have not applied what
-// was read (maxInboxed): that is the loops' CPU, shared by everyone. A
+// was read (node-read-ahead): that is the loops' CPU, shared by everyone. A
 // client that does not read its output never pauses the bridge: its
 // output is held for it alone (max-pending-output), or its node is paced
 // by credits.
 func (h *bridgeHandler) Paused() bool {
-	return h.inboxed.Load() > maxInboxed
+	return h.inboxed.Load() > int64(h.opts.NodeReadAhead)
 }
 
 // Room asks every loop with connections waiting for the ring to retry.

@@ -107,3 +107,21 @@ func TestOneBridgeUnreachable(t *testing.T) {
 		t.Fatal("n1 alive after Unreachable")
 	}
 }
+
+// TestNodeReadAhead: the bridges stop reading from the nodes once the
+// loops hold node-read-ahead bytes of replies not yet applied.
+func TestNodeReadAhead(t *testing.T) {
+	o := testOptions()
+	o.NodeReadAhead = 64 << 10
+	h := newHarness(t, o)
+	bh := h.s.handlers[0]
+	h.s.inboxed.Store(64 << 10)
+	if bh.Paused() {
+		t.Fatal("paused at node-read-ahead, want reading up to it")
+	}
+	h.s.inboxed.Store(64<<10 + 1)
+	if !bh.Paused() {
+		t.Fatal("still reading past node-read-ahead")
+	}
+	h.s.inboxed.Store(0)
+}

@@ -31,13 +31,8 @@ type Options struct {
 	Stderr io.Writer
 }
 
-// Internal limits, not worth a config key.
+// Internal timing, not a limit.
 const (
-	// maxInboxed bounds the reply bytes the bridge reads ahead of the
-	// loops (every loop's inbox together); beyond it the bridge pauses
-	// reading from nodes until the loops catch up: that is their CPU,
-	// shared by everyone, not one client.
-	maxInboxed = 1 << 20
 	// sweepEvery is the resolution of every timeout.
 	sweepEvery = 250 * time.Millisecond
 )
