@@ -334,6 +334,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"node-read-ahead":           set(&o.NodeReadAhead, parseSizeInt),
 		"header-timeout":            set(&o.HeaderTimeout, parseDuration),
 		"idle-timeout":              set(&o.IdleTimeout, parseDuration),
+		"tcp-keepalive":             set(&o.TCPKeepAlive, parseDuration),
 		"shutdown-grace":            set(&o.ShutdownGrace, parseDuration),
 		"workers":                   set(&o.Workers, parseInt),
 		"ring-size":                 set(&o.RingSize, parseInt),

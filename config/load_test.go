@@ -228,6 +228,7 @@ func TestDefaults(t *testing.T) {
 		RetryBuffer:             1 << 20,
 		HeaderTimeout:           10 * time.Second,
 		IdleTimeout:             120 * time.Second,
+		TCPKeepAlive:            2 * time.Minute,
 		ShutdownGrace:           10 * time.Second,
 		Workers:                 0,
 		RingSize:                65536,
@@ -278,6 +279,7 @@ max-read-ahead = 64k
 retry-buffer = 0
 header-timeout = 2.5
 idle-timeout = 0
+tcp-keepalive = 0
 shutdown-grace = 1m
 workers = 4
 ring-size = 1024
@@ -346,6 +348,7 @@ node = fallback
 		RetryBuffer:             0,
 		HeaderTimeout:           2500 * time.Millisecond,
 		IdleTimeout:             0,
+		TCPKeepAlive:            0,
 		ShutdownGrace:           time.Minute,
 		Workers:                 4,
 		RingSize:                1024,
@@ -366,8 +369,8 @@ node = fallback
 			{
 				Name:                "example.com:8443",
 				Nodes:               []string{"n1", "n2"},
-				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 43}},
-				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 44}, {Addr: "[::]:8443", Line: 45}},
+				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 44}},
+				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 45}, {Addr: "[::]:8443", Line: 46}},
 				Certificate:         "ex.pem",
 				Key:                 "ex.key",
 				Format:              "headers",
@@ -376,9 +379,9 @@ node = fallback
 				ResponseIdleTimeout: 30 * time.Minute,
 				MaxBody:             10 << 20,
 				HTTPSRedirect:       true,
-				Line:                39,
+				Line:                40,
 			},
-			vhost("*", 54, "fallback"),
+			vhost("*", 55, "fallback"),
 		},
 	}
 	got, err := config.Parse("test.ini", []byte(src))
@@ -485,6 +488,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "busy poll not a duration", src: head + "zmq-busy-poll = soon\n" + tail, line: 4, key: "zmq-busy-poll", kind: config.ErrBadValue},
 		{name: "no bridge", src: head + "zmq-bridges = 0\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
 		{name: "too many bridges", src: head + "zmq-bridges = 17\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
+		{name: "keepalive over Linux's most", src: head + "tcp-keepalive = 32768\n" + tail, line: 4, key: "tcp-keepalive", kind: config.ErrBadValue},
+		{name: "keepalive in milliseconds", src: head + "tcp-keepalive = 1500ms\n" + tail, line: 4, key: "tcp-keepalive", kind: config.ErrBadValue},
 		{name: "tiny access-log buffer", src: head + "access-log-buffer = 1k\n" + tail, line: 4, key: "access-log-buffer", kind: config.ErrBadValue},
 		{name: "tiny node read-ahead", src: head + "node-read-ahead = 0\n" + tail, line: 4, key: "node-read-ahead", kind: config.ErrBadValue},
 		{name: "bad access log format", src: head + "access-log-format = common\n" + tail, line: 4, key: "access-log-format", kind: config.ErrBadValue},

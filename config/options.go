@@ -225,6 +225,13 @@ type Options struct {
 	// 120s, 0 for none), counted from the last byte the client sent or
 	// the socket took for it.
 	IdleTimeout time.Duration
+	// TCPKeepAlive turns on TCP keep-alive on client connections: a
+	// connection idle this long gets probes, every fifth of it, and is
+	// closed after five unanswered (tcp-keepalive, default 2 min, 0 for
+	// off). It finds clients gone without a FIN (a host switched off, a
+	// NAT entry dropped) on connections no timeout closes, such as quiet
+	// WebSockets, without closing a live idle one.
+	TCPKeepAlive time.Duration
 	// ShutdownGrace is how long shutdown waits for requests in flight
 	// (shutdown-grace, default 10s).
 	ShutdownGrace time.Duration
@@ -341,6 +348,7 @@ func Defaults() Options {
 		RetryBuffer:             1 << 20,
 		HeaderTimeout:           10 * time.Second,
 		IdleTimeout:             120 * time.Second,
+		TCPKeepAlive:            2 * time.Minute,
 		ShutdownGrace:           10 * time.Second,
 		RingSize:                65536,
 		LogFormat:               "text",

@@ -31,6 +31,10 @@ func statsAddrOK(addr string, public bool) bool {
 // maxRingSize bounds ring-size (16M messages).
 const maxRingSize = 1 << 24
 
+// maxTCPKeepAlive is the most Linux takes for TCP_KEEPIDLE and
+// TCP_KEEPINTVL (32767 s): a longer tcp-keepalive made every listen fail.
+const maxTCPKeepAlive = 32767 * time.Second
+
 // MaxZMQIOThreads bounds zmq-io-threads: more I/O threads than nodes
 // idle, and a machine with more cores than this serves them with fewer.
 const MaxZMQIOThreads = 64
@@ -108,6 +112,8 @@ func (p *parser) validate() {
 		{"websocket-message-timeout", o.WebSocketMessageTimeout > 0, "must be greater than 0"},
 		{"stats-max-connections", o.StatsMaxConnections >= 1, "must be at least 1"},
 		{"stats-idle-timeout", o.StatsIdleTimeout > 0, "must be greater than 0"},
+		{"tcp-keepalive", o.TCPKeepAlive == 0 || o.TCPKeepAlive >= 5*time.Second && o.TCPKeepAlive <= maxTCPKeepAlive && o.TCPKeepAlive%time.Second == 0,
+			fmt.Sprintf("must be 0 (off) or whole seconds from 5 to %d", int(maxTCPKeepAlive/time.Second))},
 		{"access-log-buffer", o.AccessLogBuffer >= 64<<10, "must be at least 64k"},
 		{"node-read-ahead", o.NodeReadAhead >= 64<<10, "must be at least 64k"},
 		{"stats", statsAddrOK(o.Stats, o.StatsPublic), "must be HOST:PORT on a loopback address (127.0.0.1:9090, [::1]:9090; set stats-public = true for another)"},

@@ -64,7 +64,7 @@ type Server struct {
 	draining     atomic.Bool
 	pendingTotal atomic.Int64           // output held for clients that lag, all conns
 	holders      atomic.Int64           // connections holding output (conn.holding)
-	inboxed      atomic.Int64           // reply body bytes posted to loops, not yet applied
+	inboxed      atomic.Int64           // replies posted to loops, not yet applied (inboxCost)
 	bufs         bufpool.Pool           // request heads and bodies on their way to the bridge
 	clock        atomic.Int64           // unix ns, refreshed every sweepEvery: see now
 	httpDate     atomic.Pointer[[]byte] // the Date field value, refreshed each second
@@ -235,6 +235,7 @@ func (s *Server) Start() error {
 			gnet.WithReusePort(s.opts.ReusePort),
 			gnet.WithLoopAccept(loopAccept),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithTCPKeepAlive(s.opts.TCPKeepAlive), // 0: off
 			gnet.WithLogger(gnetLogger{s.opts.Logger}),
 		)
 	}()

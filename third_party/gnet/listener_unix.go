@@ -132,7 +132,10 @@ func initListener(network, addr string, options *Options) (ln *listener, err err
 	ln = &listener{network: network, address: addr, sockOptInts: sockOptInts, sockOptStrs: sockOptStrs}
 	err = ln.open()
 
-	if options.TCPKeepAlive > 0 && ln.network == "tcp" &&
+	// blastbeat patch 15: only on a socket that opened; before, a failed
+	// bind's error was overwritten by this call's on the closed descriptor
+	// (or cleared, had another thread reused it).
+	if err == nil && options.TCPKeepAlive > 0 && ln.network == "tcp" &&
 		(runtime.GOOS == "linux" || runtime.GOOS == "freebsd" || runtime.GOOS == "dragonfly") {
 		// TCP keepalive options will be inherited from the listening socket
 		// only when running on Linux, FreeBSD, or DragonFlyBSD.
