@@ -130,3 +130,16 @@ func TestConnectionAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per connection, want 1 (its conn)", allocs)
 	}
 }
+
+// TestPongFeaturesAllocs: reading a pong's features allocates nothing,
+// whatever its size (a 64 MiB pong of tokens allocated about 1.3 GiB
+// on the bridge goroutine before).
+func TestPongFeaturesAllocs(t *testing.T) {
+	body := []byte(strings.Repeat("a,", 1<<16) + "credits")
+	if n := testing.AllocsPerRun(10, func() {
+		_ = hasFeature(body, "credits")
+		_ = featureValue(body, "instance")
+	}); n != 0 {
+		t.Fatalf("%v allocations per pong, want 0", n)
+	}
+}

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"bytes"
-
 	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
@@ -78,7 +76,7 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Bu
 		s.stats.DroppedNoLoop.Add(1)
 		return
 	}
-	s.inboxed.Add(int64(len(body)))
+	s.inboxed.Add(inboxCost(body))
 	if buf != nil {
 		buf.Retain() // the loop gives it back (loop.hold)
 	}
@@ -116,6 +114,7 @@ func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
 	l := s.loops[id.Loop()]
 	r := reply{typ: rUndeliverable, node: nodes[m.Node], sid: id, tag: m.Tag,
 		headLost: m.Type == "uwsgi" || m.Type == "headers"}
+	s.inboxed.Add(inboxCost(nil)) // the loop takes it off as for any reply
 	h.batches[l.idx] = append(h.batches[l.idx], r)
 	h.Flush()
 }
@@ -161,10 +160,38 @@ func (h *bridgeHandler) Room() {
 // hasFeature reports whether a pong body, a list of feature tokens
 // separated by spaces or commas, names f.
 func hasFeature(body []byte, f string) bool {
-	for _, t := range bytes.FieldsFunc(body, func(r rune) bool { return r == ' ' || r == ',' }) {
-		if string(t) == f {
+	for b := pongScan(body); len(b) > 0; {
+		var t []byte
+		if t, b = nextToken(b); string(t) == f {
 			return true
 		}
 	}
 	return false
+}
+
+// maxPongScan bounds what of a pong body is read for features (a few
+// short tokens): on the bridge goroutine, a node's 64 MiB pong was split
+// into a slice of every token, twice, while every node's traffic waited.
+const maxPongScan = 1024
+
+// pongScan is the part of a pong body read for features: none of a body
+// over maxPongScan (cut, its last token could read as another).
+func pongScan(body []byte) []byte {
+	if len(body) > maxPongScan {
+		return nil
+	}
+	return body
+}
+
+// nextToken splits the first token (separated by spaces or commas) off b.
+func nextToken(b []byte) (tok, rest []byte) {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == ',') {
+		i++
+	}
+	j := i
+	for j < len(b) && b[j] != ' ' && b[j] != ',' {
+		j++
+	}
+	return b[i:j], b[j:]
 }

@@ -125,3 +125,38 @@ func TestNodeReadAhead(t *testing.T) {
 	}
 	h.s.inboxed.Store(0)
 }
+
+// TestNodeReadAheadCountsMessages: empty replies count against
+// node-read-ahead too (each reply waiting for its loop is memory), so a
+// node flooding empty messages pauses the bridges; before, only body
+// bytes counted and such a flood never paused them.
+func TestNodeReadAheadCountsMessages(t *testing.T) {
+	o := testOptions()
+	o.NodeReadAhead = 64 << 10
+	h := newHarness(t, o)
+	h.client("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	bh := h.s.handlers[0]
+	for i := 0; i < 64<<10 && !bh.Paused(); i++ {
+		bh.Deliver([]byte("n1"), h.sid[:], []byte("body"), nil, nil)
+	}
+	if !bh.Paused() {
+		t.Fatal("65,536 empty replies posted and not applied: the bridge still reads")
+	}
+	bh.Flush()
+	h.settle()
+	if bh.Paused() || h.s.inboxed.Load() != 0 {
+		t.Fatalf("after the loop applied them: paused %v, %d counted", bh.Paused(), h.s.inboxed.Load())
+	}
+}
+
+// TestUndeliverableInboxBalanced: a failed send the bridge reports goes
+// through the loop's inbox like a reply, and leaves node-read-ahead's
+// count where it was (it subtracted a reply's cost it never added).
+func TestUndeliverableInboxBalanced(t *testing.T) {
+	h := newHarness(t, testOptions())
+	h.client("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab")
+	h.undeliverable("n1", "body")
+	if n := h.s.inboxed.Load(); n != 0 {
+		t.Fatalf("node-read-ahead counts %d after an undeliverable report, want 0", n)
+	}
+}

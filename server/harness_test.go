@@ -124,6 +124,7 @@ type fakeConn struct {
 	paused   bool
 	pauses   int // PauseRead calls
 	closed   bool
+	linger   *int   // SetLinger's, when called
 	onWritev func() // called before each Writev takes the bytes, when set
 	// inPlace makes Discard reslice what is left, as gnet does with
 	// the bytes of the read in progress, instead of moving and poisoning
@@ -146,8 +147,11 @@ func (f *fakeConn) InboundBuffered() int  { return len(f.in) }
 func (f *fakeConn) OutboundBuffered() int { return f.outbound }
 func (f *fakeConn) ReadPaused() bool      { return f.paused }
 func (f *fakeConn) Close() error          { f.closed = true; return nil }
-func (f *fakeConn) PauseRead() error      { f.paused = true; f.pauses++; return nil }
-func (f *fakeConn) ResumeRead() error     { f.paused = false; return nil }
+
+// SetLinger records the close's linger (0: the close resets).
+func (f *fakeConn) SetLinger(sec int) error { f.linger = &sec; return nil }
+func (f *fakeConn) PauseRead() error        { f.paused = true; f.pauses++; return nil }
+func (f *fakeConn) ResumeRead() error       { f.paused = false; return nil }
 func (f *fakeConn) Writev(bs [][]byte) (int, error) {
 	if f.onWritev != nil {
 		f.onWritev()

@@ -480,8 +480,7 @@ func (c *conn) httpTimeouts(now int64) {
 		// The client cannot tell a stalled response from a slow one: the
 		// connection closes, so it sees the response cut short.
 		c.sendEnd()
-		c.closeAfter = true
-		c.closeNow()
+		c.cutShort()
 	case c.phase == phIdle && c.parser != nil && c.parser.InHead() && c.headBy > 0 && now > c.headBy:
 		c.fail(408, "request head not received in time")
 	case c.phase == phIdle && c.parser == nil && c.reqSeq == 0 && now > c.headBy:

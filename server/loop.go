@@ -61,39 +61,40 @@ type loop struct {
 	scheduled bool // a drain runnable is queued
 
 	// Owned by the loop goroutine.
-	table       *session.Table[*conn]
-	spare       []reply // the drained inbox, reused
-	dirty       []*conn // conns with output queued in this drain
-	spareDirty  []*conn
-	resume      []*conn // conns with pipelined requests to parse after flush
-	parsers     spares[*protocol.RequestParser]
-	roomWait    []*conn              // conns with messages the ring refused
-	tlsScratch  []byte               // plaintext of one OnTraffic (tlsTransport)
-	handshakes  int                  // TLS handshakes running on this loop
-	hsWait      []*conn              // TLS conns waiting for a handshake slot
-	orphans     []zmqbridge.Msg      // `end`s of closed conns the ring refused
-	orphanN     []int32              // orphans by node index (orphanFor)
-	msg         zmqbridge.Msg        // conn.sendTo's scratch message
-	endMsg      zmqbridge.Msg        // OnClose's scratch `end`
-	retrySlices spares[[]retryPiece] // closed conns' retry slices, for new ones
-	inTurn      bool                 // between gnet's OnTurnStart and OnTurnEnd
-	turnClock   int64                // unix ns, read at the turn's first clock(); 0: not yet
-	kick        bool                 // messages queued in this turn: wake the bridge at its end
-	arena       []byte               // output the proxy writes itself (arena.go)
-	arenaFull   [][]byte             // arena chunks filled this turn
-	arenaFree   [][]byte             // arena chunks to reuse
-	held        []*bufpool.Buf       // receive buffers replies of this turn lie in
-	readBufs    []*bufpool.Buf       // this turn's read targets (readtarget.go)
-	bodyAcc     []byte               // small body pieces httpTraffic joins (flushBody)
-	rbuf        *bufpool.Buf         // the target of the read in progress, for rbufFor
-	rbufFor     *conn
-	outSlices   spares[[][]byte]     // conn.out slices for reuse (outSlice)
-	h2Strings   protocol.StringCache // HTTP/2 response field values (HPACK)
-	h2Closed    []*h2Stream          // streams closed this turn (h2pool.go)
-	h2Free      spares[*h2Stream]    // and those reusable
-	flushing    int                  // flush's nesting depth
-	drainFn     gnet.RunnableFunc
-	retryFn     gnet.RunnableFunc
+	table         *session.Table[*conn]
+	spare         []reply // the drained inbox, reused
+	dirty         []*conn // conns with output queued in this drain
+	spareDirty    []*conn
+	resume        []*conn // conns with pipelined requests to parse after flush
+	parsers       spares[*protocol.RequestParser]
+	roomWait      []*conn              // conns with messages the ring refused
+	tlsScratch    []byte               // plaintext of one OnTraffic (tlsTransport)
+	handshakes    int                  // TLS handshakes running on this loop
+	hsWait        []*conn              // TLS conns waiting for a handshake slot
+	orphans       []zmqbridge.Msg      // `end`s of closed conns the ring refused
+	orphanN       []int32              // orphans by node index (orphanFor)
+	msg           zmqbridge.Msg        // conn.sendTo's scratch message
+	endMsg        zmqbridge.Msg        // OnClose's scratch `end`
+	retrySlices   spares[[]retryPiece] // closed conns' retry slices, for new ones
+	inTurn        bool                 // between gnet's OnTurnStart and OnTurnEnd
+	turnClock     int64                // unix ns, read at the turn's first clock(); 0: not yet
+	kick          bool                 // messages queued in this turn: wake the bridge at its end
+	arena         []byte               // output the proxy writes itself (arena.go)
+	arenaFull     [][]byte             // arena chunks filled this turn
+	arenaFree     [][]byte             // arena chunks to reuse
+	held          []*bufpool.Buf       // receive buffers replies of this turn lie in
+	readBufs      []*bufpool.Buf       // this turn's read targets (readtarget.go)
+	bodyAcc       []byte               // small body pieces httpTraffic joins (flushBody)
+	badTextLogged int64                // when a node's invalid UTF-8 text was last logged (badNodeText)
+	rbuf          *bufpool.Buf         // the target of the read in progress, for rbufFor
+	rbufFor       *conn
+	outSlices     spares[[][]byte]     // conn.out slices for reuse (outSlice)
+	h2Strings     protocol.StringCache // HTTP/2 response field values (HPACK)
+	h2Closed      []*h2Stream          // streams closed this turn (h2pool.go)
+	h2Free        spares[*h2Stream]    // and those reusable
+	flushing      int                  // flush's nesting depth
+	drainFn       gnet.RunnableFunc
+	retryFn       gnet.RunnableFunc
 }
 
 func newLoop(s *Server, idx, limit int) *loop {
@@ -137,7 +138,7 @@ func (l *loop) wake() {
 	l.mu.Lock()
 	var bytes int64
 	for i := range l.inbox {
-		bytes += int64(len(l.inbox[i].body))
+		bytes += inboxCost(l.inbox[i].body)
 		l.inbox[i].buf.Release() // the receive buffer's reference (nil-safe)
 	}
 	clear(l.inbox)
@@ -163,7 +164,7 @@ func (l *loop) drain() {
 	l.flushing++
 	for i := range batch {
 		r := &batch[i]
-		bytes += int64(len(r.body))
+		bytes += inboxCost(r.body)
 		if c, ok := l.table.Get(&r.sid); ok {
 			c.apply(r)
 		} else {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -26,6 +25,10 @@ const maxUnknownLogged = 1024
 // are ended (session.Node.NewInstance).
 const instanceWarnEvery = 10 * time.Second
 
+// maxInstanceToken bounds an instance token the proxy keeps and logs (a
+// process's random token is a few dozen bytes).
+const maxInstanceToken = 128
+
 // nodeInstance is what the bridge goroutine knows of a node's process.
 type nodeInstance struct {
 	last   string
@@ -36,8 +39,8 @@ type nodeInstance struct {
 // goroutine (pongs are rare: one lock for all the bridges).
 func (s *Server) instanceSeen(n *session.Node, body []byte, now int64) {
 	inst := featureValue(body, "instance")
-	if len(inst) == 0 || n.Index >= len(s.instances) {
-		return // a node that names no instance (the original's)
+	if len(inst) == 0 || len(inst) > maxInstanceToken || n.Index >= len(s.instances) {
+		return // a node that names no instance (the original's), or one too long to keep and log
 	}
 	s.instMu.Lock()
 	defer s.instMu.Unlock()
@@ -64,7 +67,9 @@ func (s *Server) instanceSeen(n *session.Node, body []byte, now int64) {
 
 // featureValue returns the value of a "name=value" token of a pong body.
 func featureValue(body []byte, name string) []byte {
-	for _, t := range bytes.FieldsFunc(body, func(r rune) bool { return r == ' ' || r == ',' }) {
+	for b := pongScan(body); len(b) > 0; {
+		var t []byte
+		t, b = nextToken(b)
 		if len(t) > len(name) && t[len(name)] == '=' && string(t[:len(name)]) == name {
 			return t[len(name)+1:]
 		}

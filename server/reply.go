@@ -2,10 +2,17 @@ package server
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 )
+
+// inboxCost is what a reply with body counts against node-read-ahead
+// while it waits for its loop: its body and the reply itself, so that a
+// flood of empty messages is bounded too (counting bodies alone, it never
+// paused the bridges).
+func inboxCost(body []byte) int64 { return int64(len(body)) + int64(unsafe.Sizeof(reply{})) }
 
 // apply executes one backend message on the session it names. Runs on
 // the loop.
@@ -118,8 +125,7 @@ func (c *conn) httpUndeliverable(r *reply) {
 		c.sendEnd()
 		c.fail(502, "backend node lost part of the request")
 	default:
-		c.closeAfter = true
-		c.closeNow()
+		c.cutShort()
 	}
 }
 
@@ -284,8 +290,7 @@ func (c *conn) onRetry() {
 func (c *conn) badResponse() {
 	c.srv().stats.BadResponse.Add(1)
 	if c.phase == phStreaming {
-		c.closeAfter = true
-		c.closeNow()
+		c.cutShort()
 		return
 	}
 	c.sendEnd()

@@ -115,6 +115,26 @@ func (c *conn) nodeFailed() {
 		c.fail(502, "backend node failed")
 		return
 	}
+	c.cutShort()
+}
+
+// cutShort closes a connection whose response the node left unfinished
+// (it died, or fell silent). A close-delimited response (no
+// Content-Length, not chunked: a node's bare head, or a chunked one
+// de-chunked for an HTTP/1.0 client) ends with a reset and no TLS
+// close_notify: a FIN, or close_notify, is how such a body ends whole
+// (RFC 9112 §6.3), and the client would take the cut for the end.
+// Other framings show the cut themselves (a short Content-Length body, no
+// last chunk), and close as any connection does.
+func (c *conn) cutShort() {
+	if c.mode == modeClose {
+		if tt, ok := c.t.(*tlsTransport); ok {
+			tt.abort = true
+		}
+		if sl, ok := c.t.(interface{ SetLinger(sec int) error }); ok {
+			_ = sl.SetLinger(0) // close sends RST
+		}
+	}
 	c.closeAfter = true
 	c.closeNow()
 }

@@ -29,6 +29,7 @@ type tlsTransport struct {
 	queued    bool // waits for one (loop.hsWait), unread
 	busy      int  // inside a tlsmem call (re-entrant Close waits)
 	closeIn   bool // Close was asked while busy
+	abort     bool // close without close_notify (conn.cutShort)
 }
 
 func newTLSTransport(gc gnet.Conn, l *loop, cfg *tls.Config) *tlsTransport {
@@ -102,7 +103,7 @@ func (t *tlsTransport) unbusy() {
 	t.busy--
 	if t.busy == 0 && t.closeIn {
 		t.closeIn = false
-		t.tc.Close()
+		t.closeTLS()
 	}
 }
 
@@ -156,6 +157,10 @@ func (t *tlsTransport) Close() error {
 func (t *tlsTransport) closeTLS() {
 	if t.busy > 0 {
 		t.closeIn = true
+		return
+	}
+	if t.abort {
+		t.tc.Abort()
 		return
 	}
 	t.tc.Close()

@@ -366,6 +366,17 @@ func (c *Conn) Close() {
 	t.mu.Unlock()
 }
 
+// Abort ends the connection without close_notify, so that the peer can
+// tell the stream was cut rather than ended (a close-delimited HTTP body
+// cut short); the socket's close does the rest.
+func (c *Conn) Abort() {
+	t := &c.tr
+	t.mu.Lock()
+	c.state.Store(int32(StateClosed))
+	t.closeLocked()
+	t.mu.Unlock()
+}
+
 // writable returns why Write may not run now, or nil.
 func (c *Conn) writable() error {
 	switch c.State() {
