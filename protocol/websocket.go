@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -136,10 +137,24 @@ func CheckCloseBody(p []byte) (ws.StatusCode, error) {
 		return 0, ErrWSCloseBody
 	}
 	code := ws.StatusCode(binary.BigEndian.Uint16(p))
-	if err := ws.CheckCloseFrameData(code, string(p[2:])); err != nil {
+	if !validCloseCode(code) || !utf8.Valid(p[2:]) {
 		return 0, ErrWSCloseBody
 	}
 	return code, nil
+}
+
+// validCloseCode reports whether a peer may send code (RFC 6455 §7.4 and
+// IANA's registry): 1000–1003 and 1007–1014 are defined (1012–1014
+// registered after the RFC), 3000–4999 are for libraries and
+// applications; 1004–1006 and 1015 must never be sent, and the rest is
+// unassigned (gobwas/ws took 5000 and up for valid, 1012–1014 for not).
+func validCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	default:
+		return code >= 3000 && code <= 4999
+	}
 }
 
 // wsGUID is RFC 6455 §1.3's magic string.

@@ -1160,6 +1160,10 @@ func (c *conn) h2RespondRaw(st *h2Stream, head []byte) {
 	}
 	c.h2DropRetry(st, false) // no retry after the proxy's own answer: its pieces go back
 	st.wsAwait = nil         // a WebSocket handshake the node was to answer is answered
+	if st.wsIn != nil {
+		st.wsIn = nil // frames sent before it: no WebSocket follows
+		c.h2WSAccount(st)
+	}
 	st.phase = phStreaming
 	st.mode = modeNone
 	h.encBuf.Reset()

@@ -101,7 +101,9 @@ func (c *conn) h2Ack(st *h2Stream) {
 // message while the connection's WebSocket streams hold too much and
 // another (lead) goes first (http2_websocket.go).
 func (c *conn) h2HeldBack(st, lead *h2Stream) bool {
-	return st.waiting > 0 || lead != nil && st != lead && st.wsHeld > 0
+	// A WebSocket stream awaiting its node's answer holds what its client
+	// sent early (h2WebSocketData) to one window: it cannot be the lead.
+	return st.waiting > 0 || lead != nil && st != lead && st.wsHeld > 0 || st.wsAwait != nil && st.wsHeld > 0
 }
 
 // h2GiveWindows gives back the windows withheld from streams no longer

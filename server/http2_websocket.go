@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/gobwas/ws"
 	"golang.org/x/net/http2/hpack"
+	"unicode/utf8"
 
 	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
@@ -65,6 +66,21 @@ func (c *conn) h2WebSocketAccept(st *h2Stream, proto string) {
 	// The handshake is the exchange; the messages after it are not.
 	c.l.responded(&st.ex, 200)
 	c.l.finish(&st.ex, st.node, st.sid)
+	if held := st.wsIn; len(held) > 0 {
+		// Frames the client sent before the node accepted.
+		st.wsIn = nil
+		c.h2WebSocketData(st, held, false)
+		c.h2WSAccount(st)
+		if c.h2.streams[st.id] != st {
+			return // they failed it, or closed it
+		}
+	}
+	if c.srv().draining.Load() {
+		// Accepted by its node while the server stops: the drain's
+		// close (1001) passed this stream by, still awaiting.
+		c.h2WebSocketClose(st, ws.StatusGoingAway, "server shutting down")
+		return
+	}
 	if st.endRecv {
 		// The client ended its half while the node decided: so do we.
 		c.h2Write(st, nil, true)
@@ -74,15 +90,24 @@ func (c *conn) h2WebSocketAccept(st *h2Stream, proto string) {
 // h2WebSocketData reads the client's frames from a stream's DATA; a
 // frame split across DATA frames waits in wsIn.
 func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
+	opts := &c.srv().opts
 	if st.wsAwait != nil {
-		// Before the node's answer no frame is due (they are dropped);
-		// the client may end its half already (an empty request body).
+		// Before the node's answer the client may send frames already:
+		// they are held, up to a message's worth (more resets the
+		// stream), and read once the node accepts (h2WebSocketAccept),
+		// as HTTP/1.1 keeps them; they were dropped, and a frame split
+		// across the acceptance was read from its middle. The client
+		// may also end its half already.
+		if len(st.wsIn)+len(data) > opts.MaxWebSocketMessage+wsHeaderPeek {
+			c.h2ResetBad(st.id, protocol.H2ProtocolError)
+			return
+		}
+		st.wsIn = append(st.wsIn, data...)
 		if end {
 			st.endRecv = true
 		}
 		return
 	}
-	opts := &c.srv().opts
 	if end {
 		// The client's half is over before anything below ends ours (a
 		// close frame in this DATA, a bad frame): our END_STREAM then
@@ -107,7 +132,8 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 		buf = st.wsIn
 	}
 	for len(buf) >= 2 && c.h2.streams[st.id] == st && !st.endSent && !st.endPending {
-		h, hn, ok, err := protocol.ParseFrameHeader(buf[:min(len(buf), wsHeaderPeek)], int64(opts.MaxWebSocketMessage))
+		head := buf[:min(len(buf), wsHeaderPeek)]
+		h, hn, ok, err := protocol.ParseFrameHeader(head, st.wsFrags.limit(head, int64(opts.MaxWebSocketMessage)))
 		if err != nil {
 			st.wsFail(err)
 			return
@@ -165,6 +191,11 @@ func (c *conn) h2WebSocketApply(st *h2Stream, r *reply) {
 	}
 	switch r.typ {
 	case rWebSocket:
+		if !utf8.Valid(r.body) {
+			c.badNodeText(st.node)
+			c.h2WebSocketClose(st, ws.StatusInternalServerError, badNodeTextReason)
+			return
+		}
 		c.h2WebSocketSend(st, ws.OpText, r.body)
 	case rWebSocketBinary:
 		c.h2WebSocketSend(st, ws.OpBinary, r.body)
@@ -227,6 +258,8 @@ func (c *conn) h2WebSocketNodeAnswer(st *h2Stream, r *reply) {
 		// what its client still sends (frames sent before it saw the
 		// refusal) is no request body: the node gets none of it.
 		st.wsAwait, st.ws, st.noBody = nil, false, true
+		st.wsIn = nil // frames sent before the refusal
+		c.h2WSAccount(st)
 		c.h2ResponseHead(st, head)
 		if st.phase == phStreaming {
 			// (h2Apply's own push skipped this stream: it was a WebSocket)

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
 	"github.com/blastbeat/blastbeat/internal/bufpool"
 	"github.com/blastbeat/blastbeat/protocol"
+	"github.com/blastbeat/blastbeat/session"
 )
 
 // startWebSocket answers the opening handshake and turns the connection
@@ -29,6 +31,11 @@ func (c *conn) startWebSocket(w protocol.WebSocketRequest, proto string) {
 	// least it can (many of them are the proxy's common case).
 	c.l.putRetrySlice(c.retry) // dropped by endRequest
 	c.retry = nil
+	if c.srv().draining.Load() {
+		// Accepted (by its node) while the server stops: the drain's
+		// close (1001) passed this connection by, still awaiting.
+		c.wsClose(ws.StatusGoingAway, "server shutting down")
+	}
 }
 
 // checkWebSocketHandshake validates the opening handshake (RFC 6455
@@ -65,7 +72,7 @@ func (c *conn) wsTraffic() {
 			break
 		}
 		head, _ := c.t.Peek(min(avail, wsHeaderPeek))
-		h, hn, ok, err := protocol.ParseFrameHeader(head, max)
+		h, hn, ok, err := protocol.ParseFrameHeader(head, c.wsFrags.limit(head, max))
 		if err != nil {
 			c.wsFail(err)
 			break
@@ -110,6 +117,19 @@ type wsFrags struct{ p *wsFrag }
 type wsFrag struct {
 	frag []byte
 	op   ws.OpCode
+}
+
+// limit is the most the data frame whose header begins head may carry
+// of a message of at most max bytes, checked on its header before its
+// payload is held: a continuation, what is left of the message (it was
+// checked only once whole, and a client could hold a second message's
+// worth in a frame on top of the fragments); another frame, max (one
+// inside a fragmented message fails as a protocol error, 1002).
+func (fr wsFrags) limit(head []byte, max int64) int64 {
+	if fr.p == nil || len(head) == 0 || ws.OpCode(head[0]&0x0f) != ws.OpContinuation {
+		return max
+	}
+	return max - int64(len(fr.p.frag))
 }
 
 // wsPeer is one WebSocket session's client side: the connection itself
@@ -215,6 +235,11 @@ func (c *conn) wsClose(code ws.StatusCode, reason string) {
 	c.queue(protocol.AppendCloseFrame(nil, code, reason))
 	c.closeAfter = true
 	c.l.markDirty(c)
+	if !c.endSent {
+		// The node hears at once: the connection may linger for the
+		// client's close frame (lingering-time) before OnClose.
+		c.sendEnd()
+	}
 }
 
 // wsReply sends a node's message to the client as one frame.
@@ -233,10 +258,31 @@ func (c *conn) wsReply(op ws.OpCode, body []byte) {
 	c.queue(body)
 }
 
+// badNodeTextReason closes a WebSocket whose node sent a text message
+// that is not UTF-8: sent on, the client would have to fail the
+// connection (RFC 6455 §8.1) and blame the proxy.
+const badNodeTextReason = "backend sent invalid UTF-8 text"
+
+// badNodeText counts a node's text message that is not UTF-8 and logs it
+// at most once a second per loop.
+func (c *conn) badNodeText(n *session.Node) {
+	s := c.srv()
+	s.stats.BadMessage.Add(1)
+	if now := c.l.clock(); now-c.l.badTextLogged >= int64(time.Second) {
+		c.l.badTextLogged = now
+		s.opts.Logger.Warn("a node sent a WebSocket text message that is not UTF-8: the client's WebSocket is closed with 1011", "node", n.Name)
+	}
+}
+
 // wsApply sends a node's reply to the WebSocket client.
 func (c *conn) wsApply(r *reply) {
 	switch r.typ {
 	case rWebSocket:
+		if !utf8.Valid(r.body) {
+			c.badNodeText(c.node)
+			c.wsClose(ws.StatusInternalServerError, badNodeTextReason)
+			return
+		}
 		c.wsReply(ws.OpText, r.body)
 	case rWebSocketBinary:
 		c.wsReply(ws.OpBinary, r.body)
