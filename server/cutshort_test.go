@@ -46,3 +46,32 @@ func TestCutShortCloseDelimitedResets(t *testing.T) {
 		}
 	}
 }
+
+// TestCutShortDechunkedForHTTP10: a chunked response de-chunked for an
+// HTTP/1.0 client (close-delimited on its side) that its node ends with
+// `end` before the last chunk (node.Serve does when a handler panics)
+// ends with a reset; with its last chunk it ends with an ordinary close.
+func TestCutShortDechunkedForHTTP10(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		last  bool
+		reset bool
+	}{{"end before the last chunk", false, true}, {"last chunk, then end", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, testOptions())
+			h.client("GET / HTTP/1.0\r\n\r\n")
+			h.reply("n1", "headers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+			h.reply("n1", "chunk", "started")
+			if tc.last {
+				h.reply("n1", "chunk", "")
+			}
+			h.reply("n1", "end", "")
+			if !h.fc.closed {
+				t.Fatal("the connection stayed open")
+			}
+			if reset := h.fc.linger != nil && *h.fc.linger == 0; reset != tc.reset {
+				t.Fatalf("closed with a reset: %v, want %v", reset, tc.reset)
+			}
+		})
+	}
+}

@@ -100,6 +100,8 @@ func TestH2CoalescedDataDroppedOnReset(t *testing.T) {
 	var sawEnd bool
 	for _, m := range q.h.ring.take() {
 		switch {
+		case m.Type == "body":
+			t.Fatalf("body %q sent for a stream reset in the same read", m.Body)
 		case m.Type == "end":
 			sawEnd = true
 		case sawEnd:

@@ -75,6 +75,11 @@ func (c *conn) h2WebSocketAccept(st *h2Stream, proto string) {
 			return // they failed it, or closed it
 		}
 	}
+	if c.h2.windowsHeld {
+		// No longer awaiting: its window may go back now (h2WSAccount
+		// gives windows back only when what it holds changed).
+		c.h2GiveWindows()
+	}
 	if c.srv().draining.Load() {
 		// Accepted by its node while the server stops: the drain's
 		// close (1001) passed this stream by, still awaiting.

@@ -272,6 +272,12 @@ func (c *conn) onResponseEnd() {
 		c.fail(502, "backend ended the session without a response")
 		return
 	}
+	if c.phase == phStreaming && c.dechunk {
+		// A chunked response, de-chunked for an HTTP/1.0 client, ended
+		// before its last chunk: the close would say it is whole.
+		c.cutShort()
+		return
+	}
 	c.closeAfter = true
 	c.endRequest()
 }

@@ -209,3 +209,32 @@ func TestWebSocketProxyCloseEndsSessionAtOnce(t *testing.T) {
 		t.Fatalf("at the connection's close the node got %q more, want nothing", got)
 	}
 }
+
+// TestH2NodeHandshakeWindowAfterAccept: a stream whose early bytes took
+// its whole window before its node answered (a frame bigger than the
+// window, partly sent) gets its window back once the node accepts, even
+// when what it holds did not change size; it stayed closed, and the frame
+// could never complete.
+func TestH2NodeHandshakeWindowAfterAccept(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.VHosts[0].WebSocketHandshake = "node" })
+	q.openWS(1, "a")
+	q.h.ring.take()
+	q.frames()
+	// A 100,000-byte binary frame (64-bit length, masked, mask 0): its
+	// first 65,535 bytes fill the stream's window.
+	head := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x01, 0x86, 0xA0, 0, 0, 0, 0}
+	early := append(head, make([]byte, 65535-len(head))...)
+	for len(early) > 0 { // in DATA frames of 8 KiB, a read each
+		k := min(len(early), 8192)
+		_ = q.fr.WriteData(1, false, early[:k])
+		q.send()
+		early = early[k:]
+	}
+	if w := windowFor(q.frames(), 1); w != 0 {
+		t.Fatalf("window given back before the node answered: %d", w)
+	}
+	q.deliver("n1", 1, "headers", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	if w := windowFor(q.frames(), 1); w == 0 {
+		t.Fatal("after the node's 101, stream 1's window stayed closed: its frame can never complete")
+	}
+}

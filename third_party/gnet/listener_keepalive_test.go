@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestBlastBeatKeepAliveKeepsListenError: with TCPKeepAlive set, a
@@ -36,5 +38,11 @@ func TestBlastBeatKeepAliveKeepsListenError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln.close()
+	defer ln.close()
+	if on, err := unix.GetsockoptInt(ln.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); err != nil || on != 1 {
+		t.Fatalf("SO_KEEPALIVE on the listener: %d, %v; want 1", on, err)
+	}
+	if idle, err := unix.GetsockoptInt(ln.fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); err != nil || idle != 30 {
+		t.Fatalf("TCP_KEEPIDLE on the listener: %d, %v; want 30", idle, err)
+	}
 }
