@@ -75,6 +75,17 @@ func (ws *WebSocket) Receive(ctx context.Context) (msg []byte, binary bool, err 
 		select {
 		case <-ws.ready:
 		case <-ctx.Done():
+			// The session's end cancels its context (often ctx itself)
+			// just after saying why: what was said wins, as the
+			// messages before it do (select picks at random among
+			// ready cases, and the client's close came back as
+			// "context canceled" instead of io.EOF).
+			ws.mu.Lock()
+			said := len(ws.inbox) > 0 || ws.err != nil || ws.closed
+			ws.mu.Unlock()
+			if said {
+				continue
+			}
 			return nil, false, ctx.Err()
 		case <-ws.st.ctx.Done():
 			// The loop says why before it cancels; this covers a session
