@@ -134,13 +134,7 @@ func TestH2NodeHandshakeEarlyFrames(t *testing.T) {
 	q.h.ring.take()
 	q.frames()
 	q.dataBytes(3, make([]byte, q.h.s.opts.MaxWebSocketMessage+wsHeaderPeek+1))
-	var reset bool
-	for _, f := range q.frames() {
-		if r, ok := f.(*http2.RSTStreamFrame); ok && r.StreamID == 3 {
-			reset = true
-		}
-	}
-	if !reset {
+	if _, reset := q.heads(3); !reset {
 		t.Fatal("more than a message's worth before the node's answer: stream 3 not reset")
 	}
 }
