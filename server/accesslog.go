@@ -61,9 +61,16 @@ type accessLog struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	out     io.Writer     // the writer goroutine's
-	file    *os.File      // out when path is set; the writer goroutine's
-	dropped atomic.Uint64 // lines lost to a full buffer or a failed write
+	out  io.Writer // the writer goroutine's
+	file *os.File  // out when path is set; the writer goroutine's
+	// torn: a failed write stopped inside a line (the writer
+	// goroutine's); the next write starts with a newline, so that the
+	// torn line's head does not swallow the next line.
+	torn bool
+	// dropped counts lines lost to a full buffer (counted by the loop
+	// that drops them, at once: not when the writer, which may be what
+	// is stuck, gets to it) or to a failed write.
+	dropped atomic.Uint64
 
 	mu   sync.Mutex // guards next: no I/O is done under it
 	next *os.File   // Reopen's file, for the writer to switch to
@@ -71,10 +78,9 @@ type accessLog struct {
 
 // accessBuf is one loop's pending lines.
 type accessBuf struct {
-	mu      sync.Mutex
-	b       []byte
-	dropped uint64
-	_       [64]byte
+	mu sync.Mutex
+	b  []byte
+	_  [64]byte
 }
 
 // newAccessLog opens the log: "stderr", "stdout", or a file appended to.
@@ -142,7 +148,7 @@ func (a *accessLog) switchFile() {
 	a.mu.Unlock()
 	if f != nil {
 		old := a.file
-		a.file, a.out = f, f
+		a.file, a.out, a.torn = f, f, false
 		_ = old.Close()
 	}
 }
@@ -162,8 +168,8 @@ func (a *accessLog) write(i int, ex *exchange, node *session.Node, sid session.S
 	buf := &a.bufs[i]
 	buf.mu.Lock()
 	if len(buf.b) > a.maxBytes {
-		buf.dropped++
 		buf.mu.Unlock()
+		a.dropped.Add(1)
 		return
 	}
 	b := buf.b
@@ -277,21 +283,35 @@ func (a *accessLog) flush(spare *[]byte) {
 		buf.mu.Lock()
 		b := buf.b
 		buf.b = (*spare)[:0]
-		a.dropped.Add(buf.dropped)
-		buf.dropped = 0
 		buf.mu.Unlock()
 		if len(b) > 0 {
-			if n, err := a.out.Write(b); err != nil {
-				// A full disk, an I/O error: the lines not written
-				// count as dropped (access_log_dropped_total).
-				a.dropped.Add(uint64(bytes.Count(b[min(n, len(b)):], []byte{'\n'})))
-			}
+			a.writeLines(b)
 		}
 		if cap(b) > accessLogKickBytes*4 {
 			b = nil // a burst's buffer is not kept
 		}
 		*spare = b
 	}
+}
+
+// writeLines writes whole lines. A full disk, an I/O error: the lines
+// not written count as dropped (access_log_dropped_total), and a line
+// the failed write tore is ended before the next write.
+func (a *accessLog) writeLines(b []byte) {
+	if a.torn {
+		if _, err := a.out.Write([]byte{'\n'}); err != nil {
+			a.dropped.Add(uint64(bytes.Count(b, []byte{'\n'})))
+			return
+		}
+		a.torn = false
+	}
+	n, err := a.out.Write(b)
+	if err == nil {
+		return
+	}
+	n = min(max(n, 0), len(b))
+	a.dropped.Add(uint64(bytes.Count(b[n:], []byte{'\n'})))
+	a.torn = n > 0 && b[n-1] != '\n'
 }
 
 // Close writes what is left and closes the file. It waits for the

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -105,11 +106,77 @@ func TestAccessLogBufferBound(t *testing.T) {
 	ex := &exchange{entry: &accessEntry{remote: "127.0.0.1", method: "GET", uri: "/", proto: "HTTP/1.1"}}
 	a.write(0, ex, nil, session.SID{}, 0) // under the bound: appended
 	n := len(a.bufs[0].b)
-	if n <= 90 || a.bufs[0].dropped != 0 {
-		t.Fatalf("under access-log-buffer: %d bytes, %d dropped; want the line kept", n, a.bufs[0].dropped)
+	if n <= 90 || a.dropped.Load() != 0 {
+		t.Fatalf("under access-log-buffer: %d bytes, %d dropped; want the line kept", n, a.dropped.Load())
 	}
 	a.write(0, ex, nil, session.SID{}, 0) // past it: dropped
-	if len(a.bufs[0].b) != n || a.bufs[0].dropped != 1 {
-		t.Fatalf("past access-log-buffer: %d bytes (was %d), %d dropped; want the line dropped and counted", len(a.bufs[0].b), n, a.bufs[0].dropped)
+	if len(a.bufs[0].b) != n || a.dropped.Load() != 1 {
+		t.Fatalf("past access-log-buffer: %d bytes (was %d), %d dropped; want the line dropped and counted", len(a.bufs[0].b), n, a.dropped.Load())
+	}
+}
+
+// TestAccessLogDropsCountedWhileStuck: lines dropped while the writer is
+// stuck in a write (a hung NFS, a stalled pipe) show in
+// access_log_dropped_total at once. Before, a loop counted them in its
+// buffer and only the writer's next flush, the very thing stuck, moved
+// them to the metric.
+func TestAccessLogDropsCountedWhileStuck(t *testing.T) {
+	a, err := newAccessLog(filepath.Join(t.TempDir(), "access.log"), "combined", 1, 200, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := &stuckWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	a.bufs[0].mu.Lock()
+	a.out = stuck // before the writer's first write: it reads a.out only in flush
+	a.bufs[0].b = append(a.bufs[0].b, "line 1\n"...)
+	a.bufs[0].mu.Unlock()
+	a.kick <- struct{}{}
+	<-stuck.entered
+	ex := &exchange{entry: &accessEntry{remote: "127.0.0.1", method: "GET", uri: "/", proto: "HTTP/1.1"}}
+	for range 10 { // 10 lines of about 100 bytes into a 200-byte buffer
+		a.write(0, ex, nil, session.SID{}, 0)
+	}
+	if n := a.dropped.Load(); n == 0 {
+		t.Errorf("%d lines dropped while the writer is stuck; the metric says 0", 10-bytes.Count(a.bufs[0].b, []byte{'\n'}))
+	}
+	close(stuck.release)
+	a.Close()
+}
+
+// tearingWriter fails its first write after n bytes, as a disk that
+// filled up mid-write does, and takes every later write whole.
+type tearingWriter struct {
+	n      int
+	failed bool
+	got    []byte
+}
+
+func (w *tearingWriter) Write(b []byte) (int, error) {
+	if !w.failed {
+		w.failed = true
+		w.got = append(w.got, b[:w.n]...)
+		return w.n, errors.New("no space left on device")
+	}
+	w.got = append(w.got, b...)
+	return len(b), nil
+}
+
+// TestAccessLogTornLineEnded: a write that failed inside a line leaves
+// that line's head in the file; the next write begins on a line of its
+// own. Before, the next line was glued to the torn head, and a log
+// parser lost both.
+func TestAccessLogTornLineEnded(t *testing.T) {
+	w := &tearingWriter{n: len("one\ntw")}
+	a := &accessLog{bufs: make([]accessBuf, 1), out: w}
+	a.bufs[0].b = []byte("one\ntwo\nthree\n")
+	var spare []byte
+	a.flush(&spare)
+	if n := a.dropped.Load(); n != 2 {
+		t.Fatalf("dropped %d, want 2 (two, torn; three)", n)
+	}
+	a.bufs[0].b = append(a.bufs[0].b, "four\n"...)
+	a.flush(&spare)
+	if string(w.got) != "one\ntw\nfour\n" {
+		t.Fatalf("the log holds %q, want the torn line ended before four", w.got)
 	}
 }

@@ -42,7 +42,10 @@ var LatencyBuckets = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5
 // hist is a latency histogram written by one loop.
 type hist struct {
 	counts [len(LatencyBuckets) + 1]atomic.Uint64 // the last: above every bound
-	sumNS  atomic.Int64
+	// sumUS is in microseconds: nanoseconds in an int64 wrap after
+	// 292 years of summed durations, which 50,000 long polls open at
+	// once run up in two days.
+	sumUS atomic.Int64
 }
 
 func (h *hist) observe(d time.Duration) {
@@ -52,21 +55,21 @@ func (h *hist) observe(d time.Duration) {
 		i++
 	}
 	h.counts[i].Add(1)
-	h.sumNS.Add(int64(d))
+	h.sumUS.Add(d.Microseconds())
 }
 
 // Histogram is a snapshot: Counts[i] observations at most Bounds[i]
 // (not cumulative), the last past every bound.
 type Histogram struct {
-	Counts [len(LatencyBuckets) + 1]uint64
-	Sum    time.Duration
+	Counts     [len(LatencyBuckets) + 1]uint64
+	SumSeconds float64
 }
 
 func (h *hist) addTo(out *Histogram) {
 	for i := range h.counts {
 		out.Counts[i] += h.counts[i].Load()
 	}
-	out.Sum += time.Duration(h.sumNS.Load())
+	out.SumSeconds += float64(h.sumUS.Load()) / 1e6
 }
 
 // Status classes of the requests counter: 1xx (a 101 upgrade) … 5xx, and
@@ -182,6 +185,10 @@ func (s *Server) Metrics() Metrics {
 	}
 	m.Rejected = s.rejects.snapshot()
 	m.Stats = s.Stats()
+	if m.Stats.ConnsRefused > 0 {
+		// Counted apart (an atomic: a flood of refusals takes no lock).
+		m.Rejected["max_connections"] += m.Stats.ConnsRefused
+	}
 	now := time.Now().UnixNano()
 	for _, n := range rt.nodes.Nodes() {
 		nm := NodeMetrics{Name: n.Name, Up: n.Alive(now, s.deadAfter), Sessions: n.Sessions(),

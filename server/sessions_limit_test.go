@@ -28,3 +28,22 @@ func TestH2StreamsLeaveConnectionSlots(t *testing.T) {
 		t.Fatal("a second connection refused under max-connections")
 	}
 }
+
+// TestRefusedConnectionsInMetrics: a connection refused at
+// max-connections shows in rejected_total{reason="max_connections"}.
+// Before, it was counted only in the exit log's conns_refused, and the
+// metric that says "requests and connections the proxy refused" never
+// saw the proxy's main capacity signal.
+func TestRefusedConnectionsInMetrics(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.MaxConnections = 2 })
+	h := (*handler)(q.h.s)
+	if _, act := h.OnOpen(&fakeConn{el: &fakeLoop{}}); act != gnet.None {
+		t.Fatal("the second connection refused under max-connections = 2")
+	}
+	if _, act := h.OnOpen(&fakeConn{el: &fakeLoop{}}); act != gnet.Close {
+		t.Fatal("a third connection served over max-connections = 2")
+	}
+	if n := q.h.s.Metrics().Rejected["max_connections"]; n != 1 {
+		t.Fatalf("rejected_total{reason=max_connections} = %d, want 1", n)
+	}
+}

@@ -74,6 +74,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
+	// A write to a closed pipe fails with EPIPE instead of killing the
+	// process: Go raises SIGPIPE for one on stdout or stderr, and a log
+	// shipper that died (blastbeat … | shipper) would take the proxy and
+	// its connections with it. The log and access log lines are then
+	// dropped (access_log_dropped_total counts the latter).
+	signal.Ignore(syscall.SIGPIPE)
 	cfg, err := config.Load(file)
 	if err != nil {
 		printErrors(stderr, err)
@@ -108,7 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 	if *pprofAddr != "" {
-		if err := servePprof(*pprofAddr, log); err != nil {
+		if _, err := servePprof(*pprofAddr, log); err != nil {
 			log.Error("pprof", "err", err)
 			return 1
 		}

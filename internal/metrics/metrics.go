@@ -155,5 +155,5 @@ func histogram(d *prometheus.Desc, h *server.Histogram) prometheus.Metric {
 		buckets[bound] = cum
 	}
 	total := cum + h.Counts[len(server.LatencyBuckets)]
-	return prometheus.MustNewConstHistogram(d, total, h.Sum.Seconds(), buckets)
+	return prometheus.MustNewConstHistogram(d, total, h.SumSeconds, buckets)
 }

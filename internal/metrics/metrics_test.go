@@ -104,3 +104,37 @@ func TestProbes(t *testing.T) {
 		t.Errorf("/readyz while stopping: %d %q", code, body)
 	}
 }
+
+// TestStatsUnsentBodyClosed: a request that declares a body and sends
+// none is answered, then closed within the idle timeout. Before, net/http
+// waited for the body with no deadline after the response: each such
+// connection held one of stats-max-connections for good, and as many
+// shut /healthz out.
+func TestStatsUnsentBodyClosed(t *testing.T) {
+	for _, framing := range []string{"Content-Length: 10", "Transfer-Encoding: chunked"} {
+		s, err := Listen("127.0.0.1:0", 4, 100*time.Millisecond, fixedSource{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n"+framing+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", framing, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("%s and no body: %v, want EOF long before the client's deadline", framing, err)
+		}
+		c.Close()
+		s.Close()
+	}
+}

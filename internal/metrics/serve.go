@@ -142,15 +142,19 @@ type Server struct {
 // At most maxConns connections are served at once (more wait in the
 // listen backlog), and one idle between requests for idleTimeout is
 // closed, so that scrapers that keep connections open cannot pile up
-// goroutines and descriptors the proxy's clients need.
+// goroutines and descriptors the proxy's clients need. A request must
+// also be read whole within idleTimeout: no handler reads a body, and
+// net/http reads an unread one after the response without a deadline
+// of its own (a request that declared a body and sent none kept its
+// connection, and one of the maxConns, for good).
 func Listen(addr string, maxConns int, idleTimeout time.Duration, src Source, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	ln = netutil.LimitListener(ln, max(maxConns, 1))
-	s := &Server{ln: ln, srv: &http.Server{Handler: Handler(src), ReadHeaderTimeout: readHeaderTimeout,
-		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
+	s := &Server{ln: ln, srv: &http.Server{Handler: Handler(src), ReadHeaderTimeout: min(readHeaderTimeout, idleTimeout),
+		ReadTimeout: idleTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("stats listener", "addr", addr, "err", err)
