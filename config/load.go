@@ -365,6 +365,10 @@ func (p *parser) alias(v *VHost, i int) func(string) error {
 		if err != nil {
 			return err
 		}
+		if name == "*" {
+			// It matched no Host (the catch-all is a section's name).
+			return errors.New("alias * is not a catch-all: name a section [blastbeat:*] instead")
+		}
 		if first, dup := p.hosts[name]; dup {
 			if first.vhost == i {
 				return nil

@@ -468,6 +468,14 @@ func TestParseErrors(t *testing.T) {
 		{name: "duplicate vhost", src: head + tail + "[blastbeat:LocalHost]\nnode = y\n", line: 6, section: "blastbeat:LocalHost", kind: config.ErrDuplicate, msg: "line 4"},
 		{name: "duplicate main section", src: head + tail + "[blastbeat]\n", line: 6, section: "blastbeat", kind: config.ErrDuplicate, msg: "line 1"},
 		{name: "repeated key", src: head + "ping-freq = 1\n\nping-freq = 2\n" + tail, line: 6, key: "ping-freq", kind: config.ErrRepeated, msg: "line 4"},
+		// Found by review: each of these was accepted, or blamed on the
+		// key that kept its default, at the section's header.
+		{name: "ping-freq too short", src: head + "ping-freq = 1ms\n" + tail, line: 4, section: "blastbeat", key: "ping-freq", kind: config.ErrBadValue, msg: "at least 100ms"},
+		{name: "lingering-timeout past lingering-time", src: head + "\nlingering-timeout = 60\n" + tail, line: 5, section: "blastbeat", key: "lingering-timeout", kind: config.ErrBadValue, msg: "must not exceed lingering-time"},
+		{name: "lingering-time under lingering-timeout", src: head + "lingering-time = 1\n" + tail, line: 4, section: "blastbeat", key: "lingering-time", kind: config.ErrBadValue, msg: "must not exceed lingering-time"},
+		{name: "max-pending-output past the total", src: head + "\nmax-pending-output = 512m\n" + tail, line: 5, section: "blastbeat", key: "max-pending-output", kind: config.ErrBadValue, msg: "must not exceed max-pending-output-total"},
+		{name: "workers past the loops a sid addresses", src: head + "workers = 65\n" + tail, line: 4, section: "blastbeat", key: "workers", kind: config.ErrBadValue, msg: "to 64"},
+		{name: "alias *", src: head + tail + "alias = *\n", line: 6, section: "blastbeat:localhost", key: "alias", kind: config.ErrBadValue, msg: "[blastbeat:*]"},
 		{name: "repeated vhost key", src: head + tail + "format = uwsgi\nformat = headers\n", line: 7, key: "format", kind: config.ErrRepeated},
 		{name: "empty value", src: head + "bind =\n" + tail, line: 4, key: "bind", kind: config.ErrBadValue, msg: "empty"},
 		{name: "empty quoted value", src: head + "uid = \"\"\n" + tail, line: 4, key: "uid", kind: config.ErrBadValue, msg: "empty"},
@@ -870,10 +878,9 @@ func TestParseDuplicateHosts(t *testing.T) {
 		},
 		{
 			name:    "catch-all twice",
-			vhosts:  "[blastbeat:*]\nnode = n\n[blastbeat:a.test]\nnode = n\nalias = *\n",
+			vhosts:  "[blastbeat:*]\nnode = n\n[blastbeat:a.test]\nnode = n\n[blastbeat:*]\nnode = m\n",
 			line:    8,
-			section: "blastbeat:a.test",
-			key:     "alias",
+			section: "blastbeat:*",
 			msg:     `"*": first defined at line 4`,
 		},
 		{

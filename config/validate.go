@@ -28,6 +28,16 @@ func statsAddrOK(addr string, public bool) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// minPingFreq bounds ping-freq from below: a node is dead after three
+// missed pings, and a shorter period flooded the nodes with pings and
+// took any pong slower than a few milliseconds for a dead node.
+const minPingFreq = 100 * time.Millisecond
+
+// MaxWorkers bounds workers: the event loops a session id can address
+// (session.MaxLoops; the server checks they agree). More were cut to it
+// without a word.
+const MaxWorkers = 64
+
 // maxRingSize bounds ring-size (16M messages).
 const maxRingSize = 1 << 24
 
@@ -62,16 +72,23 @@ func (p *parser) validate() {
 	if checkMissing {
 		p.required()
 	}
-	uriKey := "max-uri"
-	if p.firstLine(p.mainRaw, uriKey) == 0 {
-		uriKey = "max-header-size" // max-uri kept its default
+	// A check between two keys blames the one that was set: the other
+	// kept its default.
+	pairKey := func(key, other string) string {
+		if p.firstLine(p.mainRaw, key) == 0 && p.firstLine(p.mainRaw, other) > 0 {
+			return other
+		}
+		return key
 	}
+	uriKey := pairKey("max-uri", "max-header-size")
+	outKey := pairKey("max-pending-output-total", "max-pending-output")
+	lingerKey := pairKey("lingering-time", "lingering-timeout")
 	checks := []struct {
 		key string
 		ok  bool
 		msg string
 	}{
-		{"ping-freq", o.PingFreq > 0, "must be greater than 0"},
+		{"ping-freq", o.PingFreq >= minPingFreq, fmt.Sprintf("must be at least %v (a node is dead after 3 missed pings)", minPingFreq)},
 		{"timeout", o.Timeout > 0, "must be greater than 0"},
 		{"response-idle-timeout", o.ResponseIdleTimeout >= 0, "must not be negative"},
 		{"max-hops", o.MaxHops >= 0, "must not be negative"},
@@ -82,8 +99,8 @@ func (p *parser) validate() {
 		{"max-body", o.MaxBody > 0, "must be greater than 0"},
 		{"max-websocket-message", o.MaxWebSocketMessage > 0, "must be greater than 0"},
 		{"max-pending-output", o.MaxPendingOutput > 0, "must be greater than 0"},
-		{"max-pending-output-total", o.MaxPendingOutputTotal >= int64(o.MaxPendingOutput),
-			fmt.Sprintf("must be at least max-pending-output (%d)", o.MaxPendingOutput)},
+		{outKey, o.MaxPendingOutputTotal >= int64(o.MaxPendingOutput),
+			fmt.Sprintf("max-pending-output (%d) must not exceed max-pending-output-total (%d)", o.MaxPendingOutput, o.MaxPendingOutputTotal)},
 		{"credit-window", o.CreditWindow >= 1024, "must be at least 1k"},
 		{"max-read-ahead", o.MaxReadAhead >= 4096, "must be at least 4k"},
 		{"tls-handshake-timeout", o.TLSHandshakeTimeout > 0, "must be greater than 0"},
@@ -94,10 +111,10 @@ func (p *parser) validate() {
 		{"http2-header-table-size", o.HTTP2HeaderTableSize >= 0 && o.HTTP2HeaderTableSize <= 1<<20, "must be from 0 to 1M"},
 		{"http2-max-header-block", o.HTTP2MaxHeaderBlock >= 1024 && o.HTTP2MaxHeaderBlock <= 16<<20, "must be from 1K to 16M"},
 		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
-		{"workers", o.Workers >= 0, "must not be negative"},
+		{"workers", o.Workers >= 0 && o.Workers <= MaxWorkers, fmt.Sprintf("must be 0 (one per core) to %d", MaxWorkers)},
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},
 		{"lingering-timeout", o.LingeringTimeout > 0, "must be greater than 0"},
-		{"lingering-time", o.LingeringTime >= o.LingeringTimeout, "must be at least lingering-timeout"},
+		{lingerKey, o.LingeringTime >= o.LingeringTimeout, fmt.Sprintf("lingering-timeout (%v) must not exceed lingering-time (%v)", o.LingeringTimeout, o.LingeringTime)},
 		{"send-timeout", o.SendTimeout > 0, "must be greater than 0"},
 		{"zmq-hwm", o.ZMQHWM > 0, "must be greater than 0"},
 		{"zmq-rcv-hwm", o.ZMQRcvHWM > 0, "must be greater than 0"},

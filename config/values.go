@@ -203,6 +203,11 @@ func parseVHostName(s string) (string, error) {
 	if name != "*" && (!validPort(port) || !ipv6 && (bracketed || !isHostname(host))) {
 		return "", fmt.Errorf("virtual host %q is not HOST, HOST:PORT, [IPV6], [IPV6]:PORT or *", s)
 	}
+	if name != "*" && name != host && !bracketed || bracketed && name != "["+host+"]" {
+		// A port as Host sends it: 08080 never matched Host: x:8080.
+		n, _ := strconv.Atoi(port)
+		name = net.JoinHostPort(host, strconv.Itoa(n))
+	}
 	return name, nil
 }
 
@@ -221,11 +226,15 @@ func parseNode(s string) (string, error) {
 // parseAccessLog parses access-log: "off" (stored as ""), "stderr",
 // "stdout" (a container's log), or a file path.
 func parseAccessLog(s string) (string, error) {
-	switch s {
+	switch strings.ToLower(s) {
 	case "":
 		return "", errors.New("want off, stderr, stdout or a file path")
 	case "off":
 		return "", nil
+	case "stderr", "stdout":
+		// Any case: "Off" or "STDERR" made a file of that name, in the
+		// folder the proxy runs in.
+		return strings.ToLower(s), nil
 	}
 	return s, nil
 }

@@ -181,6 +181,9 @@ func TestParseVHostName(t *testing.T) {
 		{in: "[::1]", want: "[::1]"},
 		{in: "[::1]:8080", want: "[::1]:8080"},
 		{in: "my_host-1.example", want: "my_host-1.example"},
+		// The port as a Host header writes it (08080 never matched).
+		{in: "a.test:08080", want: "a.test:8080"},
+		{in: "[::1]:08080", want: "[::1]:8080"},
 		{in: "", wantErr: true},
 		{in: "host:", wantErr: true},
 		{in: "host:0", wantErr: true},
@@ -251,5 +254,17 @@ func TestPlainValue(t *testing.T) {
 				t.Errorf("plainValue(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseAccessLogKeywords: off, stderr and stdout in any case are the
+// keywords. Before, "Off" or "STDERR" named a file, made in the folder
+// the proxy runs in (/ under systemd), as root.
+func TestParseAccessLogKeywords(t *testing.T) {
+	for in, want := range map[string]string{"off": "", "Off": "", "OFF": "", "stderr": "stderr", "STDERR": "stderr",
+		"Stdout": "stdout", "/var/log/Access.log": "/var/log/Access.log", "Off.log": "Off.log"} {
+		if got, err := parseAccessLog(in); err != nil || got != want {
+			t.Errorf("parseAccessLog(%q) = %q, %v; want %q", in, got, err, want)
+		}
 	}
 }

@@ -47,6 +47,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c.sid = sid
 	gc.SetContext(c)
 	s.conns.Add(1)
+	c.ln.conns.Add(1)
 	c.opened(c.ln.tls != nil)
 	if c.ln.tls != nil {
 		// TLS: the handshake must end by tls-handshake-timeout; at most
@@ -117,6 +118,7 @@ func (h *handler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	c.l.table.Remove(&c.sid)
 	gc.SetContext(nil)
 	s.conns.Add(-1)
+	c.ln.conns.Add(-1)
 	return gnet.None
 }
 

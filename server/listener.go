@@ -11,7 +11,7 @@ import (
 )
 
 // listener is one address the server accepts connections on. Immutable
-// after newListeners.
+// after newListeners, but for its counters.
 type listener struct {
 	addr  string                           // host:port as configured
 	port  string                           // its port, for SERVER_PORT and redirects
@@ -19,6 +19,9 @@ type listener struct {
 	pnum  int                              // port parsed
 	tls   *tls.Config                      // nil: plain HTTP
 	certs atomic.Pointer[tlsconf.Listener] // bind-ssl: swapped by SetCertificates
+	// conns counts the connections it accepted that are open: a reload
+	// that closed it keeps its routing while some are (buildRouting).
+	conns atomic.Int64
 }
 
 // listeners are every address the server accepts connections on; which

@@ -46,8 +46,9 @@ func (rt *routing) serves(ln *listener, vh *session.VHost) bool {
 // appends new ones (added names them), and a vhost keeps the counters of
 // prev's vhost of the same name. Every listen address of opts must be one
 // of ls (newListeners made it from the same opts). The listeners of
-// prevLs that ls drops (a reload closes them) keep serving, on the
-// connections they accepted, the vhosts of the same names they served.
+// prevLs that ls drops (a reload closes them), and those an earlier
+// reload closed, keep serving, on the connections they accepted while
+// any is open, the vhosts of the same names they served.
 func buildRouting(opts *Options, ls *listeners, prev *routing, prevLs *listeners, loops int) (rt *routing, added []string, err error) {
 	var names []string
 	for _, v := range opts.VHosts {
@@ -143,11 +144,30 @@ func buildRouting(opts *Options, ls *listeners, prev *routing, prevLs *listeners
 		for _, vh := range vhosts {
 			byName[vh.Name] = vh
 		}
+		// prev routes prevLs's listeners, and the closed ones it kept.
+		// Before, only prevLs's were looked at: at the second reload
+		// after a listener was closed its connections lost their
+		// routing (404 for every vhost).
+		retired := map[*listener]bool{}
+		for ln := range prev.global {
+			retired[ln] = true
+		}
+		for ln := range prev.serve {
+			retired[ln] = true
+		}
 		for _, ln := range prevLs.all {
+			retired[ln] = true
+		}
+		for ln := range retired {
 			if ls.byAddr[ln.addr] == ln {
 				continue
 			}
-			rt.global[ln] = prev.global[ln]
+			if ln.conns.Load() == 0 && prevLs.byAddr[ln.addr] != ln {
+				continue // closed by an earlier reload, its connections gone
+			}
+			if prev.global[ln] {
+				rt.global[ln] = true
+			}
 			for _, old := range prev.serve[ln] {
 				if vh := byName[old.Name]; vh != nil {
 					rt.serve[ln] = append(rt.serve[ln], vh)

@@ -3,6 +3,9 @@ package server
 import (
 	"testing"
 
+	"github.com/blastbeat/blastbeat/config"
+	"github.com/blastbeat/blastbeat/session"
+
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/net/http2"
 )
@@ -45,5 +48,13 @@ func TestRefusedConnectionsInMetrics(t *testing.T) {
 	}
 	if n := q.h.s.Metrics().Rejected["max_connections"]; n != 1 {
 		t.Fatalf("rejected_total{reason=max_connections} = %d, want 1", n)
+	}
+}
+
+// TestMaxWorkersIsMaxLoops: config's bound on workers is the number of
+// event loops a session id can address.
+func TestMaxWorkersIsMaxLoops(t *testing.T) {
+	if config.MaxWorkers != session.MaxLoops {
+		t.Fatalf("config.MaxWorkers %d, session.MaxLoops %d", config.MaxWorkers, session.MaxLoops)
 	}
 }

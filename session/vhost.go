@@ -111,7 +111,9 @@ func (r *Router) VHosts() []*VHost { return r.all }
 const maxHostBytes = 255 + 6
 
 // Match finds the vhost of a Host value: with its port, then without,
-// case-insensitively, then the catch-all. It returns nil for no match.
+// case-insensitively, then the catch-all. It returns nil for no match. A
+// name's trailing dot (a.test., the fully qualified form) is dropped, as
+// TLS's SNI drops it.
 func (r *Router) Match(host []byte) *VHost {
 	var buf [maxHostBytes]byte
 	if len(host) <= len(buf) {
@@ -121,6 +123,13 @@ func (r *Router) Match(host []byte) *VHost {
 				c += 'a' - 'A'
 			}
 			b[i] = c
+		}
+		end := len(b)
+		if i := hostPortColon(b); i >= 0 {
+			end = i
+		}
+		if end > 1 && b[end-1] == '.' {
+			b = append(b[:end-1], b[end:]...)
 		}
 		if v, ok := r.exact[string(b)]; ok {
 			return v

@@ -28,6 +28,12 @@ func TestRouterMatch(t *testing.T) {
 		{name: "catch-all", r: withCatchAll, host: "c.test", want: all},
 		{name: "ipv6", r: withCatchAll, host: "[::1]:8080", want: v6},
 		{name: "empty", r: without, host: "", want: nil},
+		// The fully qualified form (RFC 1034): before, it missed (a 404,
+		// or the catch-all) while TLS's SNI took it for a.test.
+		{name: "trailing dot", r: without, host: "a.test.", want: a},
+		{name: "trailing dot and port", r: without, host: "B.test.:8000", want: b},
+		{name: "trailing dot, port falls back", r: without, host: "a.test.:9999", want: a},
+		{name: "a dot alone", r: without, host: ".", want: nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

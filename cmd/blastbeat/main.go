@@ -71,8 +71,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// that races the start (the config load included: a slow disk, a
 	// FIFO) still stops gracefully, and as PID 1 in a container, where an
 	// uncaught SIGTERM is ignored, it is not lost.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	// The stops have a channel of their own: signal.Notify drops a
+	// signal whose channel is full, and SIGHUPs that came during a slow
+	// reload could fill a shared one and lose the SIGTERM after them.
+	stops, sigs := make(chan os.Signal, 2), make(chan os.Signal, 4)
+	signal.Notify(stops, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(stops)
 	defer signal.Stop(sigs)
 	// A write to a closed pipe fails with EPIPE instead of killing the
 	// process: Go raises SIGPIPE for one on stdout or stderr, and a log
@@ -162,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log.Info("blastbeat started", append(startAttrs(cfg), "workers", srv.Workers(), "procs", procs)...)
 	warnFileLimit(log, cfg.MaxConnections, cfg.MaxNodes)
 	sup.started()
-	waitForStop(sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, func() {
+	waitForStop(stops, sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, func() {
 		if err := srv.ReopenLogs(); err != nil {
 			log.Error("SIGUSR1: reopening the access log", "err", err)
 			return
@@ -174,7 +179,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// uncaught, a SIGHUP from config management would kill the process
 	// with its requests. A second SIGTERM or SIGINT ends the wait.
 	ctx, cancel := context.WithCancel(context.Background())
-	go whileStopping(ctx, sigs, cancel, log)
+	go whileStopping(ctx, stops, sigs, cancel, log)
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("shutdown", "err", err)
 	}
@@ -186,20 +191,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 // waitForStop returns when a signal (SIGTERM, SIGINT) or the uWSGI
 // Emperor (stop, or its end of the link closed) says to stop. SIGHUP and
 // the Emperor's reload both take sup.reload.
-func waitForStop(sigs <-chan os.Signal, sup *supervisor, log *slog.Logger, reload func(by string), reopen func()) {
+func waitForStop(stops, sigs <-chan os.Signal, sup *supervisor, log *slog.Logger, reload func(by string), reopen func()) {
 	for {
 		select {
-		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGHUP:
-				sup.reload("SIGHUP", reload)
-				continue
-			case syscall.SIGUSR1:
-				reopen()
-				continue
-			}
+		case sig := <-stops:
 			log.Info("stopping", "signal", sig.String())
 			return
+		case sig := <-sigs:
+			select {
+			case stop := <-stops: // a stop waiting goes first
+				log.Info("stopping", "signal", stop.String())
+				return
+			default:
+			}
+			if sig == syscall.SIGHUP {
+				sup.reload("SIGHUP", reload)
+			} else {
+				reopen()
+			}
 		case c := <-sup.commands:
 			switch {
 			case c.err != nil:
@@ -219,16 +228,14 @@ func waitForStop(sigs <-chan os.Signal, sup *supervisor, log *slog.Logger, reloa
 // down: SIGHUP and SIGUSR1 are ignored (logged), a second SIGTERM or
 // SIGINT calls stop, so that the open connections are not waited for
 // any more.
-func whileStopping(ctx context.Context, sigs <-chan os.Signal, stop func(), log *slog.Logger) {
+func whileStopping(ctx context.Context, stops, sigs <-chan os.Signal, stop func(), log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP || sig == syscall.SIGUSR1 {
-				log.Info("signal ignored while stopping", "signal", sig.String())
-				continue
-			}
+			log.Info("signal ignored while stopping", "signal", sig.String())
+		case sig := <-stops:
 			log.Warn("stopping at once: not waiting for the open connections any more", "signal", sig.String())
 			stop()
 		}

@@ -26,8 +26,14 @@ func tlsListeners(cfg *config.Options, now time.Time) (map[string]*tlsconf.Liste
 		if len(v.BindSSL) == 0 {
 			continue
 		}
+		// SNI names a host without a port: an alias's port (alias =
+		// c.test:8443) made a name no handshake matched.
+		names := []string{hostOnly(v.Name)}
+		for _, a := range v.Aliases {
+			names = append(names, hostOnly(a))
+		}
 		site := tlsconf.Site{
-			Names:    append([]string{hostOnly(v.Name)}, v.Aliases...),
+			Names:    names,
 			CertFile: relTo(cfg.File, v.Certificate),
 			KeyFile:  relTo(cfg.File, v.Key),
 		}

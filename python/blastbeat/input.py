@@ -17,7 +17,9 @@ So the stream always ends where the body ends, and the server sets
 When the client goes away (the proxy's ``end``) or no byte comes for
 the server's timeout, a read that would have to wait raises
 :class:`ClientDisconnected` (an ``OSError``); what was already received
-can still be read.
+can still be read, unless it was dropped (:meth:`InputStream.drop`, as
+the server does on ``end``): then a read raises, never taking the
+emptied buffer for the end of the body.
 """
 
 import threading
@@ -90,10 +92,18 @@ class InputStream(object):
             self._cond.notify_all()
 
     def drop(self):
-        """Free what was received and not read (the session ended)."""
+        """Free what was received and not read (the session ended). Unless
+        the whole body was read already, a read then raises (a
+        :class:`ClientDisconnected`, or the error :meth:`cancel` set):
+        never the clean end of a body that was cut."""
         with self._cond:
+            if self._avail() or not self._eof:
+                self._eof = False  # its bytes are not all in _buf any more
+                if self._error is None:
+                    self._error = ClientDisconnected("the request body was dropped before it was read")
             del self._buf[:]
             self._pos = 0
+            self._cond.notify_all()
 
     # --- state ------------------------------------------------------------------
 
@@ -161,6 +171,8 @@ class InputStream(object):
     def read1(self, size=-1):
         """Read what is there, up to ``size`` bytes, waiting only while
         nothing is (``b""`` at the end of the body)."""
+        if size == 0:
+            return b""
         with self._cond:
             while self._avail() == 0 and not self._eof:
                 self._wait()

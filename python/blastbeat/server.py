@@ -37,10 +37,11 @@ adds ``Date`` and ``Connection``). The body is framed as follows:
   the client could not tell the response from a cut one). The first piece
   rides in the ``headers`` message (a PROTOCOL.md extension), so a small
   response is one message;
-- otherwise, HTTP/1.1 and HTTP/2: ``Transfer-Encoding: chunked`` is added
-  and every piece is a ``chunk`` message, the last one empty;
-- otherwise (HTTP/1.0): ``body`` messages, then ``end`` (a response
-  delimited by closing the connection).
+- otherwise: ``Transfer-Encoding: chunked`` is added and every piece is
+  a ``chunk`` message, the last one empty. For an HTTP/1.0 client too:
+  the proxy de-chunks it and closes the connection after the last chunk,
+  and resets it on an ``end`` before it (a body delimited by the close
+  alone would look whole to the client when it is cut short).
 
 As in wsgiref and gunicorn, a response whose iterable is a list or tuple
 of one bytestring, without Content-Length, gets one.
@@ -55,8 +56,9 @@ after ``timeout`` seconds without any.
 
 Cancellation
 ------------
-The proxy's ``end`` (the client went away) cancels the request: a read of
-``wsgi.input`` that would wait raises
+The proxy's ``end`` (the client went away) cancels the request: the
+request body not yet read is freed, a read of ``wsgi.input`` that would
+wait (or wants what was freed) raises
 :class:`~blastbeat.input.ClientDisconnected`, what the application
 writes is dropped, and its iterable is closed at its next yield (its
 ``close()`` is always called, whatever happens).
@@ -90,7 +92,7 @@ _MAX_PIECE = 1 << 20
 _MAX_HEAD = 64 << 10
 
 # Body framing of a response.
-_NONE, _LENGTH, _CHUNKED, _CLOSE = range(4)
+_NONE, _LENGTH, _CHUNKED = range(3)
 
 # Message types.
 _PING, _PONG, _UWSGI, _HEADERS, _BODY = b"ping", b"pong", b"uwsgi", b"headers", b"body"
@@ -184,7 +186,8 @@ def environ_from_head(raw):
     env = {
         "REQUEST_METHOD": method,
         "REQUEST_URI": target,
-        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+        # The path's bytes (a str unquote_to_bytes would encode as UTF-8).
+        "PATH_INFO": unquote_to_bytes(path.encode("latin-1")).decode("latin-1"),
         "QUERY_STRING": query,
         "SERVER_PROTOCOL": proto,
         "SCRIPT_NAME": "",
@@ -202,6 +205,11 @@ def environ_from_head(raw):
             env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
         else:
             env[key] = value
+    # Upgrade without "upgrade" in Connection is a plain request to the
+    # proxy (protocol/request.go), which passes no HTTP_UPGRADE then in
+    # the uwsgi format.
+    if not any(t.strip().lower() == "upgrade" for t in env.get("HTTP_CONNECTION", "").split(",")):
+        env.pop("HTTP_UPGRADE", None)
     host = env.get("HTTP_HOST", "")
     if host.startswith("["):
         name, _, port = host[1:].partition("]")
@@ -215,16 +223,21 @@ def environ_from_head(raw):
 
 def _body_length(env):
     """The request body's length: an int, or None when it ends with an
-    empty ``body`` message."""
+    empty ``body`` message. Raises ValueError on a malformed
+    ``CONTENT_LENGTH``."""
     cl = env.get("CONTENT_LENGTH")
-    if cl is not None:
+    if cl:
         # "5, 5" (a repeated field, format = headers): one length, which
         # the proxy accepted only when every copy agrees (RFC 9110 §8.6).
         values = {v.strip() for v in cl.split(",")}
         if len(values) == 1:
             cl = values.pop()
-            if cl.isdigit():
+            # isascii(): "²" (latin-1 b"\xb2") is a digit to isdigit(),
+            # not to int().
+            if cl.isascii() and cl.isdigit() and len(cl) <= 18:
                 return int(cl)
+        raise ValueError("invalid CONTENT_LENGTH %r" % cl[:40])
+    if cl is not None:
         return 0
     if "chunked" in env.get("HTTP_TRANSFER_ENCODING", "").lower():
         return None
@@ -286,6 +299,9 @@ class Request(object):
             self.gone = True
             self.cond.notify_all()
         self.input.cancel()
+        # Free the unread body now (a request still queued for a worker
+        # would hold it until then); reads of it raise.
+        self.input.drop()
 
     # --- the worker's side --------------------------------------------------------
 
@@ -393,9 +409,8 @@ class Request(object):
             mode = _NONE
         elif cl is not None:
             mode = _LENGTH
-        elif env.get("SERVER_PROTOCOL") == "HTTP/1.0":
-            mode = _CLOSE
         else:
+            # HTTP/1.0 too: the proxy de-chunks for the client (PROTOCOL.md).
             mode = _CHUNKED
             lines.append("Transfer-Encoding: chunked\r\n")
         lines.append("\r\n")
@@ -411,7 +426,7 @@ class Request(object):
             first = first[:cl]
             if cl == 0:
                 self.done = True
-        if first and mode in (_LENGTH, _CLOSE):
+        if first and mode == _LENGTH:
             n = self._take_credit(min(len(first), _MAX_PIECE))
             head += first[:n]
             rest = first[n:]
@@ -463,8 +478,6 @@ class Request(object):
                 self.sent + self.remaining,
             )
             self._abort()
-        elif self.mode == _CLOSE:
-            self._post(_END)
 
     def _error(self, exc_info):
         env = self.environ
@@ -477,7 +490,7 @@ class Request(object):
         if self.gone or self.aborted:
             return
         if self.head_sent:
-            if self.done and self.mode != _CLOSE:
+            if self.done:
                 return  # the response is whole: an `end` now would cut the connection
             self._abort()
             return
@@ -786,7 +799,13 @@ class Server(object):
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self._on_message(i, frames)
+            try:
+                self._on_message(i, frames)
+            except Exception:
+                # One bad message must not stop the IO thread (and with it
+                # every session and the pongs).
+                self.stats["message_error"] += 1
+                log.error("error handling a message from %s", self.endpoints[i], exc_info=True)
 
     def _send(self, i, frames):
         backlog = self._backlog[i]
@@ -879,8 +898,7 @@ class Server(object):
         )
         self.stats["body_overflow"] += 1
         del self._sessions[(i, sid)]
-        req.cancel()
-        req.input.drop()
+        req.cancel()  # drops the body: reads raise, even if it was complete
         self._send(i, [sid, _END, b""])
 
     def _on_head(self, i, sid, typ, body):
@@ -890,6 +908,7 @@ class Server(object):
             old.cancel()  # its reply ended; nothing more of it may go out
         try:
             env = decode_environ(body) if typ == _UWSGI else environ_from_head(body)
+            _body_length(env)  # a malformed CONTENT_LENGTH is a bad head
         except (UwsgiError, ValueError) as e:
             log.warning("bad request head from %s: %s", self.endpoints[i], e)
             self._send(i, [sid, _END, b""])

@@ -8,6 +8,7 @@ import unittest
 
 from blastbeat.input import ClientDisconnected, InputStream
 from blastbeat.server import Request, _body_length, _check_headers, _is_websocket, _status_ok, environ_from_head
+from blastbeat.uwsgi import decode_environ, encode
 
 
 class FakeServer(object):
@@ -58,13 +59,41 @@ class TestChecks(unittest.TestCase):
         env = environ_from_head(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")
         self.assertEqual(_body_length(env), 5)
         self.assertEqual(_body_length({"CONTENT_LENGTH": "5, 5"}), 5)
-        self.assertEqual(_body_length({"CONTENT_LENGTH": "5, 6"}), 0)
+        with self.assertRaises(ValueError):
+            _body_length({"CONTENT_LENGTH": "5, 6"})
+
+    def test_malformed_content_length(self):
+        # latin-1 "\xb2" is "²": isdigit() is true, int() refuses it.
+        self.assertEqual(_body_length({"CONTENT_LENGTH": ""}), 0)
+        for bad in ("\xb2", "1\xb2", "1" * 4301, "1" * 19, "abc", "-1", "+1", "0x10"):
+            with self.assertRaises(ValueError, msg=bad[:10]):
+                _body_length({"CONTENT_LENGTH": bad})
 
     def test_websocket_token(self):
         self.assertTrue(_is_websocket({"HTTP_UPGRADE": "websocket"}))
         self.assertTrue(_is_websocket({"HTTP_UPGRADE": "h2c, WebSocket"}))
         self.assertFalse(_is_websocket({"HTTP_UPGRADE": "notwebsocket"}))
         self.assertFalse(_is_websocket({}))
+
+    def test_upgrade_without_connection_upgrade_is_plain(self):
+        # The proxy forwards it as a plain request and waits for a
+        # response (protocol/request.go); in the uwsgi format it has no
+        # HTTP_UPGRADE.
+        env = environ_from_head(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+        self.assertFalse(_is_websocket(env))
+        self.assertNotIn("HTTP_UPGRADE", env)
+        env = environ_from_head(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        )
+        self.assertTrue(_is_websocket(env))
+
+    def test_raw_non_ascii_path(self):
+        # PATH_INFO holds the path's bytes decoded as latin-1 (PEP 3333),
+        # as the uwsgi format gives it.
+        want = decode_environ(encode([("PATH_INFO", b"/caf\xc3\xa9")]))["PATH_INFO"]
+        for head in (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /caf%C3%A9 HTTP/1.1\r\nHost: x\r\n\r\n"):
+            self.assertEqual(environ_from_head(head)["PATH_INFO"], want)
+        self.assertEqual(want, "/caf\xc3\xa9")
 
     def test_environ_skips_proxy_header(self):
         env = environ_from_head(b"GET / HTTP/1.1\r\nHost: x\r\nProxy: http://evil:1\r\n\r\n")

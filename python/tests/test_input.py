@@ -79,6 +79,14 @@ class TestKnownLength(unittest.TestCase):
         self.assertEqual(s.readinto(buf), 3)
         self.assertEqual(buf, b"wxy")
 
+    def test_zero_size_reads_return_at_once(self):
+        s = InputStream(10, timeout=0.05)
+        self.assertEqual(s.read1(0), b"")
+        self.assertEqual(s.readinto(bytearray(0)), 0)
+        self.assertEqual(s.read(0), b"")
+        s.feed(b"abc")
+        self.assertEqual(s.read1(), b"abc")  # no error left behind
+
     def test_compaction_keeps_data(self):
         data = bytes(range(256)) * 2000  # 512 000 bytes
         s = InputStream(len(data))
@@ -176,6 +184,25 @@ class TestCancel(unittest.TestCase):
         s.feed(b"late")
         with self.assertRaises(ClientDisconnected):
             s.read1()
+
+    def test_drop_of_unread_body_is_no_clean_end(self):
+        # The whole body arrived, then was dropped unread (the session
+        # ended): a read must not take the empty buffer for its end.
+        s = InputStream(5)
+        s.feed(b"abcde")
+        s.cancel()
+        s.drop()
+        self.assertEqual(s.buffered, 0)
+        for read in (s.read, s.read1, s.readline, lambda: s.read(1)):
+            with self.assertRaises(ClientDisconnected):
+                read()
+        # Dropped after it was all read: the end is still clean.
+        s2 = InputStream(3)
+        s2.feed(b"abc")
+        self.assertEqual(s2.read(), b"abc")
+        s2.cancel()
+        s2.drop()
+        self.assertEqual(s2.read(), b"")
 
     def test_timeout(self):
         s = InputStream(10, timeout=0.05)

@@ -2,12 +2,16 @@
 server records the messages a request would send."""
 
 import collections
+import os
 import sys
 import threading
 import time
 import unittest
 
+import zmq
+
 from blastbeat import server as srv
+from blastbeat import uwsgi
 from blastbeat.input import ClientDisconnected
 
 
@@ -92,14 +96,44 @@ class TestFraming(unittest.TestCase):
             ],
         )
 
-    def test_http10_is_close_delimited(self):
+    def test_http10_is_chunked(self):
+        # The proxy de-chunks for an HTTP/1.0 client (PROTOCOL.md): the
+        # client sees a close-delimited body.
         def app(environ, start_response):
             start_response("200 OK", [])
             yield b"a"
             yield b"b"
 
         sent, _ = run(app, env=environ(proto="HTTP/1.0"))
-        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\n\r\na"), (b"body", b"b"), (b"end", b"")])
+        self.assertEqual(
+            sent,
+            [
+                (b"headers", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                (b"chunk", b"a"),
+                (b"chunk", b"b"),
+                (b"chunk", b""),
+            ],
+        )
+
+    def test_http10_cut_body_is_not_a_clean_close(self):
+        # An `end` before the last chunk makes the proxy reset an HTTP/1.0
+        # client's connection; under a close-delimited head it would close
+        # it cleanly, and the client would take the cut body as whole.
+        def app(environ, start_response):
+            start_response("200 OK", [])
+            yield b"a"
+            raise RuntimeError("mid-body")
+
+        with self.assertLogs("blastbeat", "ERROR"):
+            sent, _ = run(app, env=environ(proto="HTTP/1.0"))
+        self.assertEqual(
+            sent,
+            [
+                (b"headers", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                (b"chunk", b"a"),
+                (b"end", b""),
+            ],
+        )
 
     def test_head_and_bodyless_statuses(self):
         for method, status in (("HEAD", "200 OK"), ("GET", "204 No Content"), ("GET", "304 Not Modified")):
@@ -407,6 +441,87 @@ class TestCancelInput(unittest.TestCase):
         t.join(5)
         self.assertEqual(len(errors), 1)
         self.assertEqual(fs.sent, [])
+
+
+def io_server(**kw):
+    """A Server whose IO thread's handlers are called by hand: no socket;
+    what it would send is recorded."""
+    s = srv.Server(None, b"test", ["inproc://unused"], **kw)
+    sent = []
+    s._send = lambda i, frames: sent.append(frames)
+    return s, sent
+
+
+def uwsgi_head(**env):
+    return uwsgi.encode([("REQUEST_METHOD", "POST"), ("SERVER_PROTOCOL", "HTTP/1.1")] + sorted(env.items()))
+
+
+class TestIOThread(unittest.TestCase):
+    def server(self, **kw):
+        s, sent = io_server(**kw)
+        self.addCleanup(os.close, s._wake_r)
+        self.addCleanup(os.close, s._wake_w)
+        return s, sent
+
+    def test_end_frees_a_queued_body(self):
+        # A request still waiting for a worker held its body until then.
+        s, sent = self.server()
+        s._on_message(0, [b"sid1", b"uwsgi", uwsgi_head(CONTENT_LENGTH="100")])
+        req = s._work.get_nowait()
+        s._on_message(0, [b"sid1", b"body", b"x" * 60])
+        self.assertEqual(req.input.buffered, 60)
+        s._on_message(0, [b"sid1", b"end", b""])
+        self.assertEqual(req.input.buffered, 0)
+        with self.assertRaises(ClientDisconnected):
+            req.input.read(10)
+        self.assertEqual(sent, [])
+
+    def test_overflow_on_the_last_piece_is_no_clean_end(self):
+        # The last piece completes the body and puts it over max_buffer:
+        # the body is dropped, and the application must not read b"" as
+        # its whole (empty) rest.
+        s, sent = self.server(max_buffer=50)
+        s._on_message(0, [b"sid1", b"uwsgi", uwsgi_head(CONTENT_LENGTH="100")])
+        req = s._work.get_nowait()
+        s._on_message(0, [b"sid1", b"body", b"x" * 40])
+        with self.assertLogs("blastbeat", "WARNING"):
+            s._on_message(0, [b"sid1", b"body", b"y" * 60])
+        self.assertEqual(sent, [[b"sid1", b"end", b""]])
+        self.assertEqual(req.input.buffered, 0)
+        with self.assertRaises(ClientDisconnected):
+            req.input.read()
+
+    def test_malformed_content_length_ends_the_session(self):
+        # "\xb2" is "²" in latin-1: isdigit() but not int(); 4301 digits
+        # are over int()'s limit. Neither may kill the IO thread.
+        for cl in (b"\xb2", b"1\xb2", b"1" * 4301, b"1" * 19, b"abc", b"-1", b"5, 6"):
+            with self.subTest(cl=cl[:10]):
+                s, sent = self.server()
+                with self.assertLogs("blastbeat", "WARNING"):
+                    s._on_message(0, [b"sid1", b"uwsgi", uwsgi_head(CONTENT_LENGTH=cl)])
+                self.assertEqual(sent, [[b"sid1", b"end", b""]])
+                self.assertTrue(s._work.empty())
+                self.assertEqual(s._sessions, {})
+
+    def test_a_failing_message_does_not_stop_the_io_thread(self):
+        class Sock(object):
+            def __init__(self, msgs):
+                self.msgs = list(msgs)
+
+            def recv_multipart(self, flags=0):
+                if not self.msgs:
+                    raise zmq.Again()
+                return self.msgs.pop(0)
+
+        def boom(*args):
+            raise RuntimeError("boom")
+
+        s, sent = self.server()
+        s._on_head = boom
+        with self.assertLogs("blastbeat", "ERROR"):
+            s._read(0, Sock([[b"sid1", b"uwsgi", b""], [b"", b"ping", b""]]))
+        self.assertEqual(sent, [[b"", b"pong", s._pong]])
+        self.assertEqual(s.stats["message_error"], 1)
 
 
 if __name__ == "__main__":
