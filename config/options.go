@@ -152,6 +152,12 @@ type Options struct {
 	// until a slot frees or tls-handshake-timeout closes them
 	// (max-tls-handshakes, default 1024).
 	MaxTLSHandshakes int
+	// TLSHandshakeIdleTimeout: while connections wait for a handshake
+	// slot, a handshake whose client has sent nothing for this long
+	// gives its slot up and is closed, so that sockets that send a byte
+	// and go quiet cannot hold every slot for tls-handshake-timeout
+	// (tls-handshake-idle-timeout, default 2s).
+	TLSHandshakeIdleTimeout time.Duration
 	// HTTP2 serves HTTP/2: h2 through ALPN on bind-ssl listeners and h2c
 	// with prior knowledge on plain ones (http2, default true).
 	HTTP2 bool
@@ -332,6 +338,7 @@ func Defaults() Options {
 		CreditWindow:            256 << 10,
 		MaxReadAhead:            1 << 20,
 		TLSHandshakeTimeout:     10 * time.Second,
+		TLSHandshakeIdleTimeout: 2 * time.Second,
 		MaxTLSHandshakes:        1024,
 		HTTP2:                   true,
 		AccessLogFormat:         "combined",

@@ -104,6 +104,7 @@ func (p *parser) validate() {
 		{"credit-window", o.CreditWindow >= 1024, "must be at least 1k"},
 		{"max-read-ahead", o.MaxReadAhead >= 4096, "must be at least 4k"},
 		{"tls-handshake-timeout", o.TLSHandshakeTimeout > 0, "must be greater than 0"},
+		{"tls-handshake-idle-timeout", o.TLSHandshakeIdleTimeout > 0, "must be greater than 0"},
 		{"max-tls-handshakes", o.MaxTLSHandshakes > 0, "must be greater than 0"},
 		{"http2-max-streams", o.HTTP2MaxStreams > 0 && o.HTTP2MaxStreams <= 1<<16, "must be from 1 to 65536"},
 		{"http2-max-resets", o.HTTP2MaxResets > 0, "must be greater than 0"},

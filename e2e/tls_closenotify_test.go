@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -20,9 +21,9 @@ func TestTLSInputAfterCloseNotify(t *testing.T) {
 	t.Parallel()
 	s := tsStart(t, "", "", nil)
 	c := tsDialHTTP11(t, s, 30*time.Second)
-	// A POST whose body is not all sent: the echo node answers its head
-	// and the piece, and the response waits for the rest.
-	if _, err := io.WriteString(c, "POST /open HTTP/1.1\r\nHost: "+tsSecure+"\r\nContent-Length: 100\r\n\r\nabc"); err != nil {
+	// A whole request whose response goes on: the connection lives on
+	// after the client's close_notify, for that response.
+	if _, err := io.WriteString(c, "GET /hold HTTP/1.1\r\nHost: "+tsSecure+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(c)
@@ -156,5 +157,79 @@ func TestTLSNoPriorKnowledgeH2(t *testing.T) {
 	n, _ := io.ReadFull(c, b)
 	if n >= 4 && b[3] == 0x04 && string(b[:4]) != "HTTP" {
 		t.Fatalf("got an HTTP/2 frame (%x) on a connection ALPN made http/1.1", b[:n])
+	}
+}
+
+// TestTLSCloseNotifyMidBody: a client's close_notify in the middle of its
+// request body cuts the request: the connection closes at once (as a
+// plain connection's FIN closes it) and the node gets `end`. Before, the
+// connection and the node's session waited for the rest of the body
+// until timeout (60 s).
+func TestTLSCloseNotifyMidBody(t *testing.T) {
+	t.Parallel()
+	s := tsStart(t, "", "", nil)
+	c := tsDialHTTP11(t, s, 30*time.Second)
+	if _, err := io.WriteString(c, "POST /cut HTTP/1.1\r\nHost: "+tsSecure+"\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil) // the echo node answers at the head
+	if err != nil {
+		t.Fatalf("the response head: %v", err)
+	}
+	if err := c.CloseWrite(); err != nil { // close_notify
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = io.Copy(io.Discard, resp.Body)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the connection was still open %v after the client's close_notify mid-body", time.Since(start).Round(time.Second))
+	}
+	head, ok := s.Node.Log.headOf("/cut")
+	if !ok {
+		t.Fatal("the node never got the request")
+	}
+	s.Node.Log.waitType(t, head.SID, "end", 10*time.Second)
+}
+
+// TestTLSHandshakeIdleEvicted: while a client waits for a handshake slot,
+// a handshake whose client went quiet for tls-handshake-idle-timeout
+// gives its slot up (and is closed); without anyone waiting, it keeps it.
+// Before, a socket that sent half a ClientHello and nothing more held its
+// slot for the whole tls-handshake-timeout: a few of them, renewed, kept
+// every real client out.
+func TestTLSHandshakeIdleEvicted(t *testing.T) {
+	t.Parallel()
+	s := tsStart(t, "max-tls-handshakes = 1\nworkers = 1\ntls-handshake-timeout = 30s\ntls-handshake-idle-timeout = 500ms\n", "", nil)
+	hello := tsClientHello(t, tsSecure)
+	quiet := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", s.TLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write(hello[:len(hello)/2]); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// Alone, a quiet handshake keeps its slot past the idle timeout.
+	alone := quiet()
+	_ = alone.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	if _, err := alone.Read(make([]byte, 1)); !isTimeout(err) {
+		t.Fatalf("a quiet handshake with no one waiting: %v, want it still open", err)
+	}
+	// A real client waits for the slot: the quiet one gives it up.
+	cfg := s.pki.config(tsSecure)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", s.TLS, cfg)
+	if err != nil {
+		t.Fatalf("a client behind a quiet handshake: %v (before: it waited for tls-handshake-timeout, 30 s)", err)
+	}
+	c.Close()
+	_ = alone.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(alone); isTimeout(err) {
+		t.Fatal("the quiet handshake that gave its slot up is still open")
 	}
 }

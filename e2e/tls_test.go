@@ -99,6 +99,12 @@ func tsVHost(name, addr, certFile, keyFile, extra string) string {
 func tsHandler() hHandler {
 	echo := hEcho()
 	return func(hn *hNode, n *node.Node, m hMsg) {
+		if m.Type == "uwsgi" && m.Env["PATH_INFO"] == "/hold" {
+			// A response that never ends (until the session does).
+			_ = n.Send([]byte(m.SID), "headers", []byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"))
+			_ = n.Send([]byte(m.SID), "chunk", []byte("held"))
+			return
+		}
 		if m.Type == "uwsgi" && m.Env["PATH_INFO"] == "/env" {
 			_, hasHTTPS := m.Env["HTTPS"]
 			hRespond(n, m.SID, 200, "", fmt.Sprintf("HTTPS=%s(%v) UWSGI_SCHEME=%s SERVER_PORT=%s",

@@ -31,6 +31,8 @@ type allowance struct {
 	// window is the largest allowance since the head: the proxy's window,
 	// reached again only when the client has drained everything.
 	window int64
+	// sock is the socket of the session's proxy (forgetSocket).
+	sock int
 }
 
 // EnableCredits makes the node speak credits: from now on Recv answers
@@ -66,17 +68,18 @@ func (n *Node) Credit(sid []byte) int64 {
 	return 0
 }
 
-// track applies a message from the proxy to the allowances: a request
-// head starts the session at zero (what an earlier response of the sid
-// left is void), `credit` adds to it, `end` forgets it. A `credit` for a
-// sid without a head is ignored, so the map only holds live sessions.
-func (n *Node) track(m Message) error {
+// track applies a message from the proxy on socket from to the
+// allowances: a request head starts the session at zero (what an earlier
+// response of the sid left is void), `credit` adds to it, `end` forgets
+// it. A `credit` for a sid without a head is ignored, so the map only
+// holds live sessions.
+func (n *Node) track(m Message, from int) error {
 	switch m.Type {
 	case "uwsgi", "headers":
 		if a := n.credits[string(m.SID)]; a != nil {
-			*a = allowance{}
+			*a = allowance{sock: from}
 		} else {
-			n.credits[string(m.SID)] = &allowance{}
+			n.credits[string(m.SID)] = &allowance{sock: from}
 		}
 	case "credit":
 		k, ok := ParseCredit(m.Body)
@@ -104,6 +107,26 @@ func (n *Node) charge(sid []byte, typ string, body []byte) {
 		if a := n.credits[string(sid)]; a != nil {
 			a.left -= c
 		}
+	}
+}
+
+// forgetCredit drops sid's allowance: Serve's session of it is over,
+// and the next request of the sid starts a new one (its head).
+func (n *Node) forgetCredit(sid []byte) {
+	delete(n.credits, string(sid))
+}
+
+// forgetSocket drops what the Node keeps for the sessions of socket i,
+// whose proxy is gone (ServeConfig.ProxyTimeout): their allowances and
+// routes. It scans them all: a proxy goes rarely.
+func (n *Node) forgetSocket(i int) {
+	for sid, a := range n.credits {
+		if a.sock == i {
+			delete(n.credits, sid)
+		}
+	}
+	if n.routes != nil {
+		n.routes.removeSocket(i)
 	}
 }
 

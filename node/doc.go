@@ -121,7 +121,16 @@
 //
 // The request's context is cancelled when the client goes away (the
 // proxy's `end`), when Serve stops, and when the handler returns; writes
-// then fail with ErrSessionEnded. A handler that panics is logged to
+// then fail with ErrSessionEnded. Two timeouts end the sessions of a
+// proxy that is gone, which sends no `end`: ServeConfig.IdleTimeout
+// (5 minutes) a session that has waited that long on its proxy (for
+// credit, for request body) and heard nothing from it since the wait
+// began, and ServeConfig.ProxyTimeout (30 s) every session of a proxy
+// that sent nothing, not even a ping, for that long (a proxy pings its
+// nodes every few seconds however idle, so one that only pings keeps its
+// sessions). Either way the handler's context is cancelled, its reads
+// and writes fail with ErrSessionEnded, and nothing of the session stays
+// in the node. A handler that panics is logged to
 // ServeConfig.ErrorLog; its client gets a 500 when no head went out,
 // else the session is ended (with HTTP/1.x the connection closes).
 //
@@ -129,7 +138,10 @@
 // handshake) goes to ServeConfig.WebSocket instead, or is ended at once
 // when that is nil: WebSocket.Receive returns each client message (text
 // or binary) and io.EOF once the client closed the session, Send sends
-// one, Close ends the session with a close frame (1000).
+// one, Close ends the session with a close frame (1000). A Send whose
+// context ends before its message went out drops the message (nothing of
+// it stays queued): a timeout per message is how to drop messages to a
+// client that reads too slowly.
 //
 // When ctx is done, Serve cancels every handler's context, ends the
 // sessions in flight, sends requests whose handler had not started back

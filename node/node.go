@@ -48,6 +48,9 @@ type Node struct {
 	// instance is a random token that tells this process from another
 	// that would use the same identity (its pongs carry it).
 	instance string
+	// recvd counts the messages received on each socket, pings included:
+	// Serve tells a silent proxy by it (ServeConfig.ProxyTimeout).
+	recvd []uint64
 }
 
 // newNode returns a Node with its instance token.
@@ -99,6 +102,14 @@ func Dial(identity string, endpoints ...string) (*Node, error) {
 			}
 		}
 	}
+	n.ready()
+	return n, nil
+}
+
+// ready completes a Node once its sockets are connected: the poller and
+// the table of routes of several sockets, the counts of received messages.
+func (n *Node) ready() {
+	n.recvd = make([]uint64, len(n.socks))
 	if len(n.socks) > 1 {
 		n.poller = zmq.NewPoller()
 		for _, sock := range n.socks {
@@ -106,7 +117,6 @@ func Dial(identity string, endpoints ...string) (*Node, error) {
 		}
 		n.routes = newRoutes(DefaultMaxSessions)
 	}
-	return n, nil
 }
 
 // Close closes every socket.
@@ -160,18 +170,25 @@ func (n *Node) SetSendTimeout(d time.Duration) error {
 // waiting to send can go on; a malformed one comes with ErrBadCredit.
 // ErrBadMessage and ErrBadCredit concern one message only.
 func (n *Node) Recv() (Message, error) {
+	m, _, err := n.recv()
+	return m, err
+}
+
+// recv is Recv that also says which socket the message came from.
+func (n *Node) recv() (Message, int, error) {
 	for {
 		parts, from, err := n.recvParts()
 		if err != nil {
-			return Message{}, err
+			return Message{}, from, err
 		}
+		n.recvd[from]++
 		if len(parts) != 3 {
-			return Message{}, ErrBadMessage
+			return Message{}, from, ErrBadMessage
 		}
 		m := Message{SID: parts[0], Type: string(parts[1]), Body: parts[2]}
 		if m.Type == "ping" {
 			if _, err := n.socks[from].SendMessage(m.SID, "pong", n.PongBody()); err != nil {
-				return Message{}, err
+				return Message{}, from, err
 			}
 			continue
 		}
@@ -183,9 +200,9 @@ func (n *Node) Recv() (Message, error) {
 			}
 		}
 		if n.credits != nil {
-			return m, n.track(m)
+			return m, from, n.track(m, from)
 		}
-		return m, nil
+		return m, from, nil
 	}
 }
 

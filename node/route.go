@@ -1,5 +1,7 @@
 package node
 
+import "maps"
+
 // DefaultMaxSessions bounds the table from sid to socket of a node with
 // several endpoints (see Send): a million sessions open through one node
 // is far above what a node serves, and the table then takes some 64 MiB.
@@ -63,6 +65,13 @@ func (r *routes) get(sid []byte) (int, bool) {
 func (r *routes) remove(sid []byte) {
 	delete(r.cur, string(sid))
 	delete(r.old, string(sid))
+}
+
+// removeSocket forgets every sid of socket i.
+func (r *routes) removeSocket(i int) {
+	for _, m := range []map[string]int{r.cur, r.old} {
+		maps.DeleteFunc(m, func(_ string, j int) bool { return j == i })
+	}
 }
 
 // len is the number of entries.

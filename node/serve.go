@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -29,11 +30,16 @@ const (
 	DefaultMaxBuffer       = 16 << 20
 	DefaultShutdownTimeout = 5 * time.Second
 	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultProxyTimeout    = 30 * time.Second
 )
 
-// idleSweepEvery is how often the loop looks for idle sessions
-// (ServeConfig.IdleTimeout).
-const idleSweepEvery = time.Second
+// The loop looks for sessions to end (ServeConfig.IdleTimeout,
+// ServeConfig.ProxyTimeout) every idleSweepEvery, or every quarter of a
+// shorter timeout, but not more often than every minSweepEvery.
+const (
+	idleSweepEvery = time.Second
+	minSweepEvery  = time.Millisecond
+)
 
 // serveSendTimeout bounds how long the loop waits for a proxy that does
 // not take a message (ZeroMQ high-water mark): the message's session
@@ -86,18 +92,38 @@ type ServeConfig struct {
 	// never grant any.
 	DisableCredits bool
 	// IdleTimeout ends a session that waits on its proxy for this long:
-	// its handler's response waits for credit, or its handler waits for
-	// request body, and no message of the session came meanwhile
+	// its handler's response waits for credit, its handler is blocked
+	// reading request body, or its handler returned before the request
+	// body was all in (the rest is dropped as it comes), and no message
+	// of the session came meanwhile: the time counts from the later of
+	// the wait's start and the session's last message, so a handler that
+	// was busy or quiet for long gets the whole of it once it waits
 	// (default DefaultIdleTimeout; negative: never). The proxy then went
 	// away (a restart forgets its sessions, and a lost `end` is never
 	// sent again): the handler's context is cancelled and its reads and
 	// writes fail with ErrSessionEnded, instead of it waiting for good
 	// with its MaxConcurrent slot. A WebSocket session that only waits
-	// for messages is not idle. Keep it above the proxy's timeout and
-	// above what a slow client takes to read half the proxy's
-	// credit-window (credit comes back by halves): 128 KiB at 1 KiB/s is
-	// 2 minutes.
+	// for messages is not idle (ProxyTimeout ends it if its proxy is
+	// gone). Keep it above the proxy's timeout and above what a slow
+	// client takes to read half the proxy's credit-window (credit comes
+	// back by halves): 128 KiB at 1 KiB/s is 2 minutes.
 	IdleTimeout time.Duration
+	// ProxyTimeout ends the sessions of a proxy that has sent nothing,
+	// not even a ping, for this long (default DefaultProxyTimeout;
+	// negative: never): it died, or the network between lost it. Their
+	// handlers' contexts are cancelled, their body reads,
+	// WebSocket.Receive and sends fail with ErrSessionEnded, and what the
+	// node kept for them (credit, routes) is dropped; nothing is sent to
+	// that proxy for them. The other proxies' sessions go on. A proxy
+	// pings each of its nodes every ping-freq (3 s by default), however
+	// idle (PROTOCOL.md, "Health"): keep ProxyTimeout several times above
+	// the proxies' ping-freq. The default, 10 pings at the default
+	// ping-freq, is long after the proxy took the node for dead (3 ×
+	// ping-freq of silence) and failed its sessions over. A proxy that
+	// restarts and pings again within ProxyTimeout cannot be told from
+	// one that did not: of its old sessions, IdleTimeout ends those that
+	// wait on it.
+	ProxyTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits, once its context is
 	// done, for the handlers to return (default DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
@@ -156,6 +182,9 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.ProxyTimeout == 0 {
+		cfg.ProxyTimeout = DefaultProxyTimeout
+	}
 	if cfg.ErrorLog == nil {
 		cfg.ErrorLog = log.Default()
 	}
@@ -168,7 +197,8 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 		zctx.Term()
 		return err
 	}
-	s := &server{cfg: cfg, h: h, n: n, zctx: zctx, ctx: ctx, sessions: map[string]*stream{}, exclude: headExclude()}
+	s := &server{cfg: cfg, h: h, n: n, zctx: zctx, ctx: ctx, sessions: map[string]*stream{}, exclude: headExclude(),
+		sweepEvery: sweepEvery(cfg), proxies: make([]proxyState, len(cfg.Endpoints))}
 	if err := s.open(); err != nil {
 		s.closeSockets()
 		return err
@@ -217,9 +247,31 @@ type server struct {
 	refused       int
 	refusedLogged time.Time
 	stopping      bool
-	deadline      time.Time // the stop's end, once stopping
-	now           time.Time // when the loop last woke
-	swept         time.Time // the last idle sweep
+	deadline      time.Time     // the stop's end, once stopping
+	now           time.Time     // when the loop last woke
+	swept         time.Time     // the last sweep (sweepIdle, sweepProxies)
+	sweepEvery    time.Duration // how often it sweeps; 0: never (sweepEvery)
+	proxies       []proxyState  // by socket: what the sweeps saw of each proxy
+}
+
+// proxyState is what the sweeps know of one proxy (sweepProxies).
+type proxyState struct {
+	recvd uint64    // the Node's count of messages from it at the last sweep
+	heard time.Time // the sweep that first saw that count
+	gone  bool      // its sessions were ended for its silence, which goes on
+}
+
+// sweepEvery returns how often the loop sweeps for sessions to end:
+// every idleSweepEvery, or a quarter of the shorter timeout where that is
+// less; 0 when both timeouts are off.
+func sweepEvery(cfg ServeConfig) time.Duration {
+	every := time.Duration(0)
+	for _, d := range []time.Duration{cfg.IdleTimeout, cfg.ProxyTimeout} {
+		if d > 0 {
+			every = max(min(cmp.Or(every, idleSweepEvery), d/4), minSweepEvery)
+		}
+	}
+	return every
 }
 
 // open sets the sockets up: timeouts, credits, the wakeup pair, the
@@ -251,6 +303,10 @@ func (s *server) open() error {
 	}
 	s.poller = zmq.NewPoller()
 	s.poller.Add(rx, zmq.POLLIN)
+	now := time.Now()
+	for i := range s.proxies {
+		s.proxies[i].heard = now
+	}
 	pong := s.n.PongBody()
 	for _, sock := range s.n.Sockets() {
 		s.poller.Add(sock, zmq.POLLIN)
@@ -324,13 +380,7 @@ func dialIn(zctx *zmq.Context, identity string, endpoints []string) (*Node, erro
 			return nil, fmt.Errorf("node: connect %s: %w", ep, err)
 		}
 	}
-	if len(n.socks) > 1 {
-		n.poller = zmq.NewPoller()
-		for _, sock := range n.socks {
-			n.poller.Add(sock, zmq.POLLIN)
-		}
-		n.routes = newRoutes(DefaultMaxSessions)
-	}
+	n.ready()
 	return n, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // bodyReader is a request's Body: the loop pushes the `body` pieces as
@@ -25,18 +26,25 @@ type bodyReader struct {
 	eof    bool  // the whole body arrived
 	err    error // the body failed (session ended, buffer full)
 	closed bool
+	// waitStart is when a Read began to wait for more of the body; zero
+	// while none waits (IdleTimeout counts from it).
+	waitStart time.Time
 }
 
 func newBodyReader(ctx context.Context, limit int) *bodyReader {
 	return &bodyReader{ctx: ctx, limit: limit, ready: make(chan struct{}, 1)}
 }
 
-// waiting reports whether a Read would wait: nothing unread, and more
-// of the body to come.
-func (b *bodyReader) waiting() bool {
+// waitingSince returns when the Read that waits for more of the body
+// began to wait; zero when none waits (the handler does something else,
+// or has something to read).
+func (b *bodyReader) waitingSince() time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.size == 0 && !b.eof && b.err == nil && !b.closed
+	if b.size == 0 && !b.eof && b.err == nil && !b.closed {
+		return b.waitStart
+	}
+	return time.Time{}
 }
 
 // Read reads what arrived, waiting for more when nothing did. Its last
@@ -49,6 +57,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			b.mu.Unlock()
 			return 0, http.ErrBodyReadAfterClose
 		case b.size > 0:
+			b.waitStart = time.Time{}
 			n := 0
 			for n < len(p) && len(b.queue) > 0 {
 				k := copy(p[n:], b.queue[0][b.off:])
@@ -75,10 +84,14 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			b.mu.Unlock()
 			return 0, err
 		}
-		b.mu.Unlock()
 		if len(p) == 0 {
+			b.mu.Unlock()
 			return 0, nil
 		}
+		if b.waitStart.IsZero() {
+			b.waitStart = time.Now()
+		}
+		b.mu.Unlock()
 		select {
 		case <-b.ready:
 		case <-b.ctx.Done():

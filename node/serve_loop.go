@@ -34,9 +34,10 @@ const discardLimit = 256 << 10
 type opKind uint8
 
 const (
-	opSend opKind = iota // send msgs in order, each body within credit
-	opEnd                // end the session now (`end`); what waits for credit is dropped
-	opExit               // the session's goroutine returned
+	opSend   opKind = iota // send msgs in order, each body within credit
+	opEnd                  // end the session now (`end`); what waits for credit is dropped
+	opExit                 // the session's goroutine returned
+	opCancel               // drop the send cancels, unless it (partly) went out
 )
 
 // outMsg is one message to the proxy.
@@ -57,6 +58,8 @@ type op struct {
 	st   *stream
 	msgs []outMsg
 	done chan error // capacity 1; nil: nobody waits
+	// cancels is, for opCancel, the send its goroutine gave up on.
+	cancels *op
 
 	next     int  // loop: msgs[:next] went out
 	off      int  // loop: bytes of msgs[next] that went out
@@ -97,6 +100,25 @@ type stream struct {
 	window    int64     // the largest credit seen: the proxy's window
 	pending   []*op     // sends waiting (for credit), in order
 	heard     time.Time // the session's last message from the proxy (IdleTimeout)
+	// waitSince is when it began to wait on its proxy (IdleTimeout): its
+	// first pending send, or its handler's return with request body still
+	// to come.
+	waitSince time.Time
+	sock      int // the socket of its proxy (ProxyTimeout)
+}
+
+// waitingSince says whether st waits on its proxy, and since when: sends
+// pending (for credit), the rest of a body its handler returned without
+// (to drop), or the request body its handler is blocked reading.
+func (st *stream) waitingSince() (time.Time, bool) {
+	switch {
+	case len(st.pending) > 0, st.exited && st.bodyLeft != 0:
+		return st.waitSince, true
+	case st.started && !st.exited && st.body != nil && st.bodyLeft != 0:
+		since := st.body.waitingSince()
+		return since, !since.IsZero()
+	}
+	return time.Time{}, false
 }
 
 // run is the loop. It returns nil after a stop, or the error that broke
@@ -120,8 +142,8 @@ func (s *server) run() (err error) {
 			runtime.Gosched()
 		}
 		wait := time.Duration(-1)
-		if s.cfg.IdleTimeout > 0 && len(s.sessions) > 0 {
-			wait = idleSweepEvery // a session may go idle
+		if s.sweepEvery > 0 && len(s.sessions) > 0 {
+			wait = s.sweepEvery // a session may go idle, a proxy silent
 		}
 		wait = s.refusedWait(wait)
 		if _, err := s.poller.Poll(wait); err != nil {
@@ -149,9 +171,10 @@ func (s *server) run() (err error) {
 			s.apply(o)
 		}
 		s.logRefused(false)
-		if s.cfg.IdleTimeout > 0 && s.now.Sub(s.swept) >= idleSweepEvery {
+		if s.sweepEvery > 0 && s.now.Sub(s.swept) >= s.sweepEvery {
 			s.swept = s.now
 			s.sweepIdle()
+			s.sweepProxies()
 		}
 		if s.stopping {
 			if s.running+s.sockets == 0 {
@@ -168,7 +191,7 @@ func (s *server) run() (err error) {
 // receive takes what the proxies sent, up to recvBatch messages.
 func (s *server) receive() error {
 	for range recvBatch {
-		m, err := s.n.Recv()
+		m, from, err := s.n.recv()
 		if err != nil {
 			switch zmq.AsErrno(err) {
 			case errAgain:
@@ -182,19 +205,20 @@ func (s *server) receive() error {
 			}
 			return err
 		}
-		s.dispatch(m)
+		s.dispatch(m, from)
 	}
 	return nil
 }
 
-func (s *server) dispatch(m Message) {
+// dispatch handles m, from the proxy of socket from.
+func (s *server) dispatch(m Message, from int) {
 	st := s.sessions[string(m.SID)] // one lookup for every type but a head
 	if st != nil {
 		st.heard = s.now
 	}
 	switch m.Type {
 	case "uwsgi", "headers":
-		s.onHead(m)
+		s.onHead(m, from)
 	case "body":
 		s.onBody(st, m)
 	case "websocket", "websocket-binary":
@@ -220,14 +244,16 @@ func (s *server) dispatch(m Message) {
 	}
 }
 
-// onHead starts a request.
-func (s *server) onHead(m Message) {
+// onHead starts a request. A request that gets no stream (refused,
+// retried) leaves no credit behind (forgetCredit): none of it goes on.
+func (s *server) onHead(m Message, from int) {
 	key := string(m.SID)
 	if old := s.sessions[key]; old != nil {
 		s.supersede(old)
 	}
 	if s.stopped() {
 		s.send(m.SID, "retry", nil) // another node, if there is one
+		s.n.forgetCredit(m.SID)
 		return
 	}
 	var req *http.Request
@@ -243,17 +269,19 @@ func (s *server) onHead(m Message) {
 	if err != nil {
 		s.logf("node: serve: bad request head: %v", err)
 		s.send(m.SID, "headers", simpleResponse(http.StatusBadRequest, true))
+		s.n.forgetCredit(m.SID)
 		return
 	}
 	if s.running >= s.cfg.MaxConcurrent && s.queued >= s.cfg.MaxWaiting && !isWebSocket(req) {
 		s.overloaded(m.SID, req.ContentLength != 0)
+		s.n.forgetCredit(m.SID)
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	if env != nil {
 		ctx = context.WithValue(ctx, environKey{}, env)
 	}
-	st := &stream{sid: m.SID, key: key, ctx: ctx, cancel: cancel, desc: req.Method + " " + req.URL.Path, heard: s.now}
+	st := &stream{sid: m.SID, key: key, ctx: ctx, cancel: cancel, desc: req.Method + " " + req.URL.Path, heard: s.now, sock: from}
 	st.req = req.WithContext(ctx)
 	s.sessions[key] = st
 	if isWebSocket(req) {
@@ -335,6 +363,7 @@ func (s *server) refusedWait(wait time.Duration) time.Duration {
 // Its handler's context is left alone (unless it never started): as with
 // net/http, it ends when the handler returns.
 func (s *server) supersede(old *stream) {
+	delete(s.sessions, old.key) // first: the sid's credit is the new request's
 	if !old.started {
 		s.kill(old)
 		return
@@ -347,7 +376,6 @@ func (s *server) supersede(old *stream) {
 		o.finish(ErrSessionEnded)
 	}
 	old.pending = nil
-	delete(s.sessions, old.key)
 }
 
 func (s *server) start(st *stream) {
@@ -420,6 +448,9 @@ func (s *server) apply(o *op) {
 	switch o.kind {
 	case opExit:
 		st.exited = true
+		if len(st.pending) == 0 {
+			st.waitSince = s.now // for the rest of its body, if any
+		}
 		if st.ws != nil {
 			s.sockets--
 		} else {
@@ -437,10 +468,33 @@ func (s *server) apply(o *op) {
 			o.finish(ErrSessionEnded)
 			return
 		}
+		if len(st.pending) == 0 {
+			st.waitSince = s.now
+		}
 		st.pending = append(st.pending, o)
 		if len(st.pending) == 1 {
 			s.pump(st)
 		}
+	case opCancel:
+		s.cancelSend(o.cancels)
+	}
+}
+
+// cancelSend drops a send whose goroutine gave up waiting for it
+// (WebSocket.Send's ctx ended), and tells it so (errSendCancelled).
+// A send that is over (it went out, or failed) or that went out in part
+// is left alone: its goroutine gets its outcome. Every send it is given
+// was applied before it (ops go in order), so it is over or pending.
+func (s *server) cancelSend(o *op) {
+	st := o.st
+	i := slices.Index(st.pending, o)
+	if o.finished || i < 0 || i == 0 && (o.next > 0 || o.off > 0) {
+		return
+	}
+	st.pending = slices.Delete(st.pending, i, i+1)
+	o.finish(errSendCancelled)
+	if i == 0 {
+		s.pump(st) // what follows may go now
 	}
 }
 
@@ -555,21 +609,79 @@ func (s *server) kill(st *stream) {
 		o.finish(ErrSessionEnded)
 	}
 	st.pending = nil
+	s.forget(st)
+}
+
+// forget drops st from the sessions, and the sid's credit with it,
+// unless a newer request of the sid took its place (supersede).
+func (s *server) forget(st *stream) {
 	if s.sessions[st.key] == st {
 		delete(s.sessions, st.key)
+		s.n.forgetCredit(st.sid)
 	}
 }
 
-// sweepIdle ends the sessions that wait on their proxy (for credit, or
-// for request body their handler reads) and heard nothing from it for
-// IdleTimeout: the proxy went away, or forgot them.
+// sweepIdle ends the sessions that have waited on their proxy (see
+// waitingSince) for IdleTimeout, hearing nothing from it meanwhile: the
+// proxy went away, or forgot them. The time counts from the later of the
+// wait's start and the session's last message, so a handler that was
+// busy (or quiet) for long and only now waits gets the whole IdleTimeout.
 func (s *server) sweepIdle() {
+	if s.cfg.IdleTimeout <= 0 {
+		return
+	}
 	for _, st := range s.sessions {
-		waits := len(st.pending) > 0 || st.started && !st.exited && st.body != nil && st.bodyLeft != 0 && st.body.waiting()
-		if waits && s.now.Sub(st.heard) > s.cfg.IdleTimeout {
-			s.logf("node: serve: %s: nothing from the proxy for %v while waiting on it; ending the session", st.desc, s.cfg.IdleTimeout)
+		since, waits := st.waitingSince()
+		if waits && s.now.Sub(later(since, st.heard)) > s.cfg.IdleTimeout {
+			s.logf("node: serve: %s: waited %v on the proxy, which sent nothing for it meanwhile (IdleTimeout); ending the session", st.desc, s.cfg.IdleTimeout)
 			s.endSession(st)
 		}
+	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// sweepProxies ends the sessions of each proxy that has sent nothing,
+// not even a ping, for ProxyTimeout (proxyGone). The Node counts what
+// each socket received; a sweep that finds a count moved takes the proxy
+// as heard then, which is never before it spoke: a proxy that pings is
+// never taken for gone, however idle.
+func (s *server) sweepProxies() {
+	if s.cfg.ProxyTimeout <= 0 {
+		return
+	}
+	for i := range s.proxies {
+		p := &s.proxies[i]
+		if c := s.n.recvd[i]; c != p.recvd {
+			p.recvd, p.heard, p.gone = c, s.now, false
+		} else if !p.gone && s.now.Sub(p.heard) > s.cfg.ProxyTimeout {
+			p.gone = true
+			s.proxyGone(i)
+		}
+	}
+}
+
+// proxyGone ends the sessions of the proxy of socket i, silent for
+// ProxyTimeout, without a message (it would not take one, or would not
+// know them): their handlers' contexts are cancelled, their reads and
+// sends fail, and the Node forgets their credit and routes.
+func (s *server) proxyGone(i int) {
+	ended := 0
+	for _, st := range s.sessions {
+		if st.sock == i {
+			s.kill(st)
+			ended++
+		}
+	}
+	s.n.forgetSocket(i)
+	if ended > 0 {
+		s.logf("node: serve: proxy %s sent nothing, not even a ping, for %v (ProxyTimeout): ending its %d session(s)", s.cfg.Endpoints[i], s.cfg.ProxyTimeout, ended)
 	}
 }
 
@@ -585,8 +697,8 @@ func (s *server) killAll() {
 // returned, its response went out and its request body is all in. The
 // next request of its sid (keep-alive) starts afresh.
 func (s *server) maybeForget(st *stream) {
-	if st.exited && len(st.pending) == 0 && st.bodyLeft == 0 && s.sessions[st.key] == st {
-		delete(s.sessions, st.key)
+	if st.exited && len(st.pending) == 0 && st.bodyLeft == 0 {
+		s.forget(st)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 // stays bounded however many come and go. Before, each stayed in it,
 // with its request, until a handler returned.
 func TestWaitingCompacted(t *testing.T) {
-	s := &server{cfg: ServeConfig{MaxConcurrent: 1, MaxWaiting: 1}, sessions: map[string]*stream{}}
+	s := &server{cfg: ServeConfig{MaxConcurrent: 1, MaxWaiting: 1}, n: newNode(), sessions: map[string]*stream{}}
 	for i := range 10000 {
 		st := &stream{key: strconv.Itoa(i), cancel: func() {}}
 		s.sessions[st.key] = st

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -99,8 +100,15 @@ func (ws *WebSocket) Receive(ctx context.Context) (msg []byte, binary bool, err 
 // UTF-8), or a binary one. It waits until the message went out to the
 // proxy (with credits, until the client has read enough of what came
 // before). It fails with ErrSessionEnded once the session is over and
-// net.ErrClosed after Close; when ctx is done first it returns ctx's
-// error, and the message may still go out later, in its order.
+// net.ErrClosed after Close. When ctx is done before the message went
+// out, Send returns ctx's error and the message is dropped: it never goes
+// out, and nothing of it stays queued, so a short timeout per message
+// drops messages to a client that reads too slowly instead of piling
+// them up. If it went out meanwhile (the node's loop sent it as ctx
+// ended), Send returns nil. Either way it returns once the node's loop
+// has taken the message back: at once, unless the loop is held up
+// sending to a proxy that takes nothing. Only the messages of Sends still
+// waiting are queued: what a session holds is bounded by its callers.
 func (ws *WebSocket) Send(ctx context.Context, msg []byte, binary bool) error {
 	ws.mu.Lock()
 	closed := ws.closed
@@ -124,7 +132,7 @@ func (ws *WebSocket) Send(ctx context.Context, msg []byte, binary bool) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return ws.withdraw(ctx, o)
 	case <-ws.st.ctx.Done():
 		select {
 		case err := <-done:
@@ -133,6 +141,38 @@ func (ws *WebSocket) Send(ctx context.Context, msg []byte, binary bool) error {
 			return ErrSessionEnded
 		}
 	}
+}
+
+// errSendCancelled is what the loop tells a send it dropped (cancelSend);
+// Send returns its ctx's error instead.
+var errSendCancelled = errors.New("node: send cancelled")
+
+// withdraw takes back the send o, whose ctx ended before it went out: the
+// loop drops it, unless it went out meanwhile (then Send succeeded).
+func (ws *WebSocket) withdraw(ctx context.Context, o *op) error {
+	var err error
+	if !ws.s.enqueue(&op{kind: opCancel, st: ws.st, cancels: o}) {
+		// The loop is gone, and failed what it had.
+		select {
+		case err = <-o.done:
+		default:
+			err = ErrSessionEnded
+		}
+	} else {
+		select {
+		case err = <-o.done:
+		case <-ws.st.ctx.Done():
+			select {
+			case err = <-o.done:
+			default:
+				err = ErrSessionEnded
+			}
+		}
+	}
+	if err == errSendCancelled {
+		return ctx.Err()
+	}
+	return err
 }
 
 // Close ends the session: the proxy sends the client a close frame (1000)

@@ -375,6 +375,13 @@ func (c *conn) onTraffic() gnet.Action {
 			if !c.h2ReadWaits() || c.t.InboundBuffered() == 0 {
 				c.h2ClientDone()
 			}
+		case c.tlsEOF && (c.m != (http1{}) || c.reading || c.parser != nil && !c.parser.Idle()):
+			// A request (or a WebSocket's messages) cut by the client's
+			// close_notify can never complete: closed at once, as a
+			// plain connection's FIN closes it, and its node gets `end`.
+			// Before, the node waited for the rest of the body until
+			// timeout, and the connection with it.
+			c.closeNow()
 		case c.tlsEOF:
 			// What the client sends after its close_notify is dropped
 			// undecrypted (RFC 8446 §6.1), not kept in gnet's buffer.
@@ -384,6 +391,14 @@ func (c *conn) onTraffic() gnet.Action {
 		}
 	}
 	c.l.rbuf, c.l.rbufFor = nil, nil // the read target served this OnTraffic
+	if c.t.OutboundBuffered() != c.pendingOut {
+		// Output the transport wrote while it read: TLS 1.3 answers a
+		// client's KeyUpdate so, with no response queued. A client that
+		// asks for them and never reads is bounded by max-pending-output
+		// and stall-timeout like any other; before, nothing counted
+		// that output, and it grew without bound.
+		c.accountOutput()
+	}
 	c.updateReadPause()
 	c.l.flush()
 	return gnet.None
@@ -624,9 +639,16 @@ func (c *conn) checkTimeouts(now int64) {
 	switch {
 	case c.closed:
 	case c.tls != nil && !c.tls.open:
-		if now > c.headBy {
+		switch {
+		case now > c.headBy:
 			s.stats.TLSFailures.Add(1)
 			s.opts.Logger.Debug("TLS handshake timed out", "remote", c.t.RemoteAddr().String())
+			c.closeNow()
+		case c.tls.counted && len(c.l.hsWait) > 0 && now-max(c.lastActive, c.tls.slotAt) > int64(s.opts.TLSHandshakeIdleTimeout):
+			// Others wait for its slot while its client says nothing.
+			s.stats.TLSFailures.Add(1)
+			s.reject("tls_handshake_idle")
+			s.opts.Logger.Debug("TLS handshake closed: its client silent while others wait", "remote", c.t.RemoteAddr().String())
 			c.closeNow()
 		}
 	case c.pendingOut > 0 && now-c.progressAt > int64(s.opts.StallTimeout):

@@ -491,7 +491,8 @@ func (l *loop) admitHandshake(c *conn) bool {
 func (l *loop) takeHandshakeSlot(c *conn) {
 	l.handshakes++
 	c.tls.counted = true
-	c.headBy = l.s.now() + int64(l.s.opts.TLSHandshakeTimeout)
+	c.tls.slotAt = l.s.now()
+	c.headBy = c.tls.slotAt + int64(l.s.opts.TLSHandshakeTimeout)
 }
 
 // handshakeOver frees c's handshake slot (done, failed or closed) for the

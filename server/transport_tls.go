@@ -23,13 +23,14 @@ type tlsTransport struct {
 	// in is the plaintext not yet consumed: during one OnTraffic it may
 	// be the loop's scratch buffer; settle copies what is left of it.
 	in        []byte
-	inScratch bool // in is (part of) the loop's scratch buffer
-	open      bool // the handshake completed
-	counted   bool // holds one of the loop's handshake slots
-	queued    bool // waits for one (loop.hsWait), unread
-	busy      int  // inside a tlsmem call (re-entrant Close waits)
-	closeIn   bool // Close was asked while busy
-	abort     bool // close without close_notify (conn.cutShort)
+	inScratch bool  // in is (part of) the loop's scratch buffer
+	open      bool  // the handshake completed
+	counted   bool  // holds one of the loop's handshake slots
+	queued    bool  // waits for one (loop.hsWait), unread
+	slotAt    int64 // when it got its slot (counted)
+	busy      int   // inside a tlsmem call (re-entrant Close waits)
+	closeIn   bool  // Close was asked while busy
+	abort     bool  // close without close_notify (conn.cutShort)
 }
 
 func newTLSTransport(gc gnet.Conn, l *loop, cfg *tls.Config) *tlsTransport {

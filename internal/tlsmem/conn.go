@@ -20,6 +20,13 @@ const (
 	// goroutine has not read yet. Two of gnet's default 64 KiB reads.
 	DefaultMaxBuffered = 128 << 10
 
+	// DefaultMaxClientHello caps the ClientHello's length. crypto/tls
+	// takes one of up to 64 KiB, and the buffer it gathers it in keeps
+	// that size for the connection's life: a client could pin 64 KiB
+	// per idle connection. Browsers' are under 2 KiB, post-quantum key
+	// shares and resumption tickets included.
+	DefaultMaxClientHello = 16 << 10
+
 	// flushAt bounds the pending output: a large Write is encrypted and
 	// handed to Out in batches of about this size, so the pooled output
 	// buffer stays small.
@@ -103,6 +110,11 @@ type Options struct {
 	// MaxBuffered caps unread ciphertext (see DefaultMaxBuffered and
 	// Feed); 0 means DefaultMaxBuffered.
 	MaxBuffered int
+
+	// MaxClientHello caps the ClientHello's length (see
+	// DefaultMaxClientHello): a longer one fails the handshake with
+	// ErrClientHelloTooLarge. 0 means DefaultMaxClientHello.
+	MaxClientHello int
 }
 
 // Conn is one TLS server connection fed by an event loop.
@@ -148,6 +160,10 @@ func Server(cfg *tls.Config, o Options) *Conn {
 	t.maxBuffered = o.MaxBuffered
 	if t.maxBuffered <= 0 {
 		t.maxBuffered = DefaultMaxBuffered
+	}
+	t.maxHello = o.MaxClientHello
+	if t.maxHello <= 0 {
+		t.maxHello = DefaultMaxClientHello
 	}
 	t.cond.L = &t.mu
 	t.blocking = true

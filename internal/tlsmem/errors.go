@@ -19,6 +19,10 @@ var (
 	// has completed. It is a caller bug: a server has nothing to say before
 	// the client has spoken over an established connection.
 	ErrHandshaking = &Error{"write before the handshake completed", "tls_write_early"}
+
+	// ErrClientHelloTooLarge ends a handshake whose ClientHello is longer
+	// than Options.MaxClientHello (wrapped in a HandshakeError).
+	ErrClientHelloTooLarge = &Error{"ClientHello longer than the limit", "tls_client_hello_too_large"}
 )
 
 // HandshakeError wraps the error that ended a failed handshake (a bad

@@ -23,6 +23,7 @@ type transport struct {
 	local, remote net.Addr
 	wake          func()
 	maxBuffered   int
+	maxHello      int
 
 	// Shared between the event loop and the handshake goroutine; guarded
 	// by mu.
@@ -37,6 +38,13 @@ type transport struct {
 	starved   bool  // a Feed took less than offered; the loop has more to give
 	hsErr     error // *HandshakeError once the handshake failed; never changes after
 	goroutine bool  // the handshake goroutine was started
+	// first holds the stream's first bytes (a record header and a
+	// handshake message's header), to check the ClientHello's length
+	// before crypto/tls gathers it; readErr, once set, is what every
+	// Read returns.
+	first   [9]byte
+	firstN  int
+	readErr error
 }
 
 // Read implements net.Conn for crypto/tls. It copies unread ciphertext into
@@ -45,7 +53,7 @@ type transport struct {
 func (t *transport) Read(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for t.in == nil && !t.closed {
+	for t.in == nil && !t.closed && t.readErr == nil {
 		if !t.blocking {
 			return 0, errWouldBlock
 		}
@@ -53,6 +61,9 @@ func (t *transport) Read(p []byte) (int, error) {
 	}
 	if t.closed {
 		return 0, net.ErrClosed
+	}
+	if t.readErr != nil {
+		return 0, t.readErr
 	}
 	n := copy(p, (*t.in)[t.off:])
 	t.off += n
@@ -120,8 +131,28 @@ func (t *transport) feedLocked(b []byte) int {
 		t.off = 0
 	}
 	*t.in = append(*t.in, b...)
+	if t.firstN < len(t.first) {
+		t.firstN += copy(t.first[t.firstN:], b)
+		if t.firstN == len(t.first) {
+			t.checkHelloLocked()
+		}
+	}
 	t.cond.Signal()
 	return len(b)
+}
+
+// checkHelloLocked fails the reads when the stream begins with a
+// ClientHello longer than maxHello: a handshake record (22) whose first
+// message is a ClientHello (1), whose 24-bit length follows. Other
+// beginnings are crypto/tls's to refuse. mu is held.
+func (t *transport) checkHelloLocked() {
+	f := &t.first
+	if f[0] != 22 || f[5] != 1 {
+		return
+	}
+	if n := int(f[6])<<16 | int(f[7])<<8 | int(f[8]); n > t.maxHello {
+		t.readErr = ErrClientHelloTooLarge
+	}
 }
 
 // dropInLocked frees the unread ciphertext.
