@@ -341,6 +341,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"ring-size":                  set(&o.RingSize, parseInt),
 		"log-format":                 set(&o.LogFormat, oneOf("text", "json")),
 		"log-level":                  set(&o.LogLevel, oneOf("debug", "info", "warn", "error")),
+		"log-buffer":                 set(&o.LogBuffer, parseSizeInt),
 		"stall-timeout":              set(&o.StallTimeout, parseDuration),
 		"lingering-timeout":          set(&o.LingeringTimeout, parseDuration),
 		"lingering-time":             set(&o.LingeringTime, parseDuration),

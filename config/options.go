@@ -254,6 +254,11 @@ type Options struct {
 	// LogLevel is "debug", "info" (the default), "warn" or "error"
 	// (log-level).
 	LogLevel string
+	// LogBuffer bounds the log lines waiting for stderr: the event loops
+	// never wait for it (a stalled journald or container log pipe);
+	// past it lines are dropped, and their count logged once stderr
+	// takes lines again (log-buffer, default 1 MiB, at least 64 KiB).
+	LogBuffer int
 	// SendTimeout is how long a message may wait for a node stuck at its
 	// ZeroMQ high-water mark before it is given up (send-timeout, default
 	// 5s).
@@ -360,6 +365,7 @@ func Defaults() Options {
 		RingSize:                65536,
 		LogFormat:               "text",
 		LogLevel:                "info",
+		LogBuffer:               1 << 20,
 		StallTimeout:            60 * time.Second,
 		LingeringTimeout:        2 * time.Second,
 		LingeringTime:           30 * time.Second,

@@ -133,6 +133,7 @@ func (p *parser) validate() {
 		{"tcp-keepalive", o.TCPKeepAlive == 0 || o.TCPKeepAlive >= 5*time.Second && o.TCPKeepAlive <= maxTCPKeepAlive && o.TCPKeepAlive%time.Second == 0,
 			fmt.Sprintf("must be 0 (off) or whole seconds from 5 to %d", int(maxTCPKeepAlive/time.Second))},
 		{"access-log-buffer", o.AccessLogBuffer >= 64<<10, "must be at least 64k"},
+		{"log-buffer", o.LogBuffer >= 64<<10, "must be at least 64k"},
 		{"node-read-ahead", o.NodeReadAhead >= 64<<10, "must be at least 64k"},
 		{"stats", statsAddrOK(o.Stats, o.StatsPublic), "must be HOST:PORT on a loopback address (127.0.0.1:9090, [::1]:9090; set stats-public = true for another)"},
 		{"ring-size", o.RingSize >= 1024 && o.RingSize <= maxRingSize && o.RingSize&(o.RingSize-1) == 0,

@@ -18,11 +18,15 @@ import (
 
 	"github.com/blastbeat/blastbeat/config"
 	"github.com/blastbeat/blastbeat/internal/emperor"
+	"github.com/blastbeat/blastbeat/internal/logbuf"
 	"github.com/blastbeat/blastbeat/internal/metrics"
 	"github.com/blastbeat/blastbeat/server"
 )
 
 const version = "0.1.0"
+
+// logCloseWait bounds the wait at exit for a stderr that takes nothing.
+const logCloseWait = 5 * time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -104,7 +108,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "blastbeat: %s: configuration ok\n", cfg.File)
 		return 0
 	}
-	log := newLogger(cfg, stderr)
+	// The log goes through a bounded buffer: the event loops log, and
+	// must never wait for a stderr nobody reads.
+	logOut := logbuf.New(stderr, cfg.LogBuffer)
+	log := newLogger(cfg, logOut)
+	logOut.OnDropped = func(n uint64) {
+		log.Warn("log lines dropped: stderr was slower than the log (log-buffer)", "lines", n)
+	}
+	defer logOut.Close(logCloseWait)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
