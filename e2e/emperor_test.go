@@ -136,6 +136,19 @@ func TestEmperorLoyalThenStop(t *testing.T) {
 	}
 }
 
+// TestEmperorGracefulStop: the Emperor's 2 (its --emperor-graceful-shutdown
+// sends it instead of 0) stops the vassal gracefully too. Before, it was
+// logged as an unknown command and ignored, and the Emperor SIGKILLed the
+// vassal 30 s later, its connections cut.
+func TestEmperorGracefulStop(t *testing.T) {
+	t.Parallel()
+	var link *emperorLink
+	p := startSupervised(t, supervised{vhosts: catchAll, setup: emperorPair(t, &link), ready: emperorReady(&link)})
+	link.send(t, 2)
+	waitProxyExit(t, p.proxy)
+	waitLog(t, p.proxy, `msg=stopping uwsgi-emperor=graceful-stop`)
+}
+
 // TestEmperorHeartbeatThenEOF: with emperor-heartbeat the vassal sends a
 // heartbeat (26) at that pace; when the Emperor goes away (EOF) it stops
 // gracefully.

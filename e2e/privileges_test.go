@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -59,5 +62,34 @@ func TestPrivilegeDrop(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("not in /proc/PID/status: %v", want)
+	}
+}
+
+// TestPrivilegeDropIPCSocket: an ipc:// endpoint's socket file, made while
+// the proxy is root, belongs to the uid (and gid) it drops to, so that
+// nodes running as that user can connect. Before, it stayed root's (mode
+// 0755 under the usual umask): only root's nodes could.
+func TestPrivilegeDropIPCSocket(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody here")
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "bb.sock")
+	startProxy(t, "uid = nobody\nzmq = ipc://"+sock+"\n", "[blastbeat:*]\nnode = n1\n")
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if got := strconv.Itoa(int(st.Uid)); got != nobody.Uid {
+		t.Errorf("%s belongs to uid %s, want nobody's %s", sock, got, nobody.Uid)
+	}
+	if got := strconv.Itoa(int(st.Gid)); got != nobody.Gid {
+		t.Errorf("%s belongs to gid %s, want nobody's %s", sock, got, nobody.Gid)
 	}
 }

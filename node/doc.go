@@ -40,7 +40,9 @@
 // Send for the table that remembers which socket a session belongs to and
 // how it stays bounded. Adding a proxy means restarting its nodes with
 // one more endpoint; a proxy that is down only costs its own sessions
-// (ZeroMQ reconnects in the background; the other proxies go on).
+// (ZeroMQ reconnects in the background; the other proxies go on). With
+// Dial and Recv that holds while the caller never waits on one socket
+// (SetSendTimeout); Serve sees to it itself (below).
 //
 // # One name per process
 //
@@ -76,8 +78,23 @@
 // Each request runs its handler on a goroutine of its own (at most
 // ServeConfig.MaxConcurrent at once; up to ServeConfig.MaxWaiting more
 // wait in order, and beyond those the node answers 503). One goroutine
-// owns the sockets: it answers pings at once whatever the handlers do,
-// and the handlers hand it their output.
+// owns the sockets: it answers pings at once whatever the handlers and
+// the proxies do, and the handlers hand it their output.
+//
+// That goroutine never waits on a socket. A proxy that is stuck, or dead
+// or partitioned without the node knowing yet, takes what ZeroMQ's pipe
+// to it holds (1000 messages) and then nothing; from then on what the
+// node has for that proxy waits in the node, and the node goes on
+// answering the other proxies' pings and serving their sessions: a proxy
+// that takes nothing only costs its own sessions. Their writes wait (as
+// for credit) and resume, in order, as soon as the proxy takes messages
+// again; a session whose proxy took none of its messages for
+// ServeConfig.SendTimeout (5 s) is ended, its writes failing with
+// ErrSessionEnded. The node's messages outside a session (`end`,
+// `retry`, its own 400 and 503 answers) wait for such a proxy too, in
+// order, at most ServeConfig.SendBacklog (256) of them and for
+// SendTimeout at most, and are then dropped (the count is logged); a
+// pong it does not take at once is dropped (the proxy pings again).
 //
 // The *http.Request is what net/http's server would make of the same
 // request, built from the uwsgi environ (or the raw head of a `format =
@@ -121,8 +138,9 @@
 //
 // The request's context is cancelled when the client goes away (the
 // proxy's `end`), when Serve stops, and when the handler returns; writes
-// then fail with ErrSessionEnded. Two timeouts end the sessions of a
-// proxy that is gone, which sends no `end`: ServeConfig.IdleTimeout
+// then fail with ErrSessionEnded. Besides SendTimeout (above), two
+// timeouts end the sessions of a proxy that is gone, which sends no
+// `end`: ServeConfig.IdleTimeout
 // (5 minutes) a session that has waited that long on its proxy (for
 // credit, for request body) and heard nothing from it since the wait
 // began, and ServeConfig.ProxyTimeout (30 s) every session of a proxy

@@ -51,6 +51,12 @@ type Node struct {
 	// recvd counts the messages received on each socket, pings included:
 	// Serve tells a silent proxy by it (ServeConfig.ProxyTimeout).
 	recvd []uint64
+	// sent counts the messages each socket took (Send): Serve tells a
+	// session that moved on from one that did not by it.
+	sent []uint64
+	// pongsDropped counts, by socket, the pongs Serve's receive dropped
+	// because the socket took nothing at once (recv).
+	pongsDropped []uint64
 }
 
 // newNode returns a Node with its instance token.
@@ -110,6 +116,8 @@ func Dial(identity string, endpoints ...string) (*Node, error) {
 // the table of routes of several sockets, the counts of received messages.
 func (n *Node) ready() {
 	n.recvd = make([]uint64, len(n.socks))
+	n.sent = make([]uint64, len(n.socks))
+	n.pongsDropped = make([]uint64, len(n.socks))
 	if len(n.socks) > 1 {
 		n.poller = zmq.NewPoller()
 		for _, sock := range n.socks {
@@ -170,12 +178,16 @@ func (n *Node) SetSendTimeout(d time.Duration) error {
 // waiting to send can go on; a malformed one comes with ErrBadCredit.
 // ErrBadMessage and ErrBadCredit concern one message only.
 func (n *Node) Recv() (Message, error) {
-	m, _, err := n.recv()
+	m, _, err := n.recv(false)
 	return m, err
 }
 
-// recv is Recv that also says which socket the message came from.
-func (n *Node) recv() (Message, int, error) {
+// recv is Recv that also says which socket the message came from. With
+// dropPongs (Serve's receive, whose loop never waits on a socket) a pong
+// goes only if its socket takes it at once, else it is dropped and
+// counted (pongsDropped): the proxy pings again. Without, a pong that
+// fails fails recv, as Recv documents.
+func (n *Node) recv(dropPongs bool) (Message, int, error) {
 	for {
 		parts, from, err := n.recvParts()
 		if err != nil {
@@ -187,7 +199,7 @@ func (n *Node) recv() (Message, int, error) {
 		}
 		m := Message{SID: parts[0], Type: string(parts[1]), Body: parts[2]}
 		if m.Type == "ping" {
-			if _, err := n.socks[from].SendMessage(m.SID, "pong", n.PongBody()); err != nil {
+			if err := n.pong(from, m.SID, dropPongs); err != nil {
 				return Message{}, from, err
 			}
 			continue
@@ -206,8 +218,30 @@ func (n *Node) recv() (Message, int, error) {
 	}
 }
 
-// errAgain is what a receive that timed out returns, as zmq's own.
+// pong answers a ping on socket i. With dropIfFull it does not wait: a
+// pong the socket does not take at once is dropped and counted.
+func (n *Node) pong(i int, sid []byte, dropIfFull bool) error {
+	if !dropIfFull {
+		_, err := n.socks[i].SendMessage(sid, "pong", n.PongBody())
+		return err
+	}
+	_, err := n.socks[i].SendMessageDontwait(sid, "pong", n.PongBody())
+	if isAgain(err) {
+		n.pongsDropped[i]++
+		return nil
+	}
+	return err
+}
+
+// errAgain is what a receive that timed out returns, as zmq's own, and
+// what a send returns that the socket did not take in time (its pipe to
+// the proxy holds its high-water mark of messages).
 var errAgain = zmq.Errno(syscall.EAGAIN)
+
+// isAgain reports whether err is zmq's EAGAIN.
+func isAgain(err error) bool {
+	return err != nil && zmq.AsErrno(err) == errAgain
+}
 
 // recvParts receives one message and says which socket it came from.
 // With one socket it blocks in libzmq under the socket's receive
@@ -273,16 +307,14 @@ func (n *Node) recvParts() (parts [][]byte, from int, err error) {
 // even beyond its allowance (Credit goes negative; SendBody is the send
 // that keeps within it), and the node's own `end` forgets the session.
 func (n *Node) Send(sid []byte, typ string, body []byte) error {
-	from := 0
-	if n.routes != nil {
-		var ok bool
-		if from, ok = n.routes.get(sid); !ok {
-			return ErrUnknownSession
-		}
+	from, ok := n.route(sid)
+	if !ok {
+		return ErrUnknownSession
 	}
 	if _, err := n.socks[from].SendMessage(sid, typ, body); err != nil {
 		return err
 	}
+	n.sent[from]++
 	if n.routes != nil && typ == "end" {
 		n.routes.remove(sid)
 	}
@@ -290,6 +322,16 @@ func (n *Node) Send(sid []byte, typ string, body []byte) error {
 		n.charge(sid, typ, body)
 	}
 	return nil
+}
+
+// route returns the socket that Send puts sid's messages on (a use of
+// its entry in the table, as Send); false when Send would fail with
+// ErrUnknownSession.
+func (n *Node) route(sid []byte) (int, bool) {
+	if n.routes == nil {
+		return 0, true
+	}
+	return n.routes.get(sid)
 }
 
 // RoutedSessions returns how many sessions Send's table holds (see

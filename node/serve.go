@@ -31,20 +31,18 @@ const (
 	DefaultShutdownTimeout = 5 * time.Second
 	DefaultIdleTimeout     = 5 * time.Minute
 	DefaultProxyTimeout    = 30 * time.Second
+	DefaultSendTimeout     = 5 * time.Second
+	DefaultSendBacklog     = 256
 )
 
 // The loop looks for sessions to end (ServeConfig.IdleTimeout,
-// ServeConfig.ProxyTimeout) every idleSweepEvery, or every quarter of a
-// shorter timeout, but not more often than every minSweepEvery.
+// ServeConfig.ProxyTimeout, ServeConfig.SendTimeout) every
+// idleSweepEvery, or every quarter of a shorter timeout, but not more
+// often than every minSweepEvery.
 const (
 	idleSweepEvery = time.Second
 	minSweepEvery  = time.Millisecond
 )
-
-// serveSendTimeout bounds how long the loop waits for a proxy that does
-// not take a message (ZeroMQ high-water mark): the message's session
-// fails instead of the node stalling for ever.
-const serveSendTimeout = 5 * time.Second
 
 // serveLinger is how long the sockets keep trying to deliver what was
 // sent last (the `end` and `retry` messages of a stop) once closed.
@@ -124,6 +122,23 @@ type ServeConfig struct {
 	// one that did not: of its old sessions, IdleTimeout ends those that
 	// wait on it.
 	ProxyTimeout time.Duration
+	// SendTimeout ends a session whose proxy took none of its messages
+	// for this long (default DefaultSendTimeout; negative: never). A
+	// proxy that is stuck, or dead or unreachable without the node
+	// knowing yet, takes what ZeroMQ's pipe to it holds (its high-water
+	// mark, 1000 messages) and then nothing: the node never waits for it
+	// (it goes on answering the other proxies' pings and serving their
+	// sessions); the session's sends wait instead, and past SendTimeout
+	// the session is ended as for IdleTimeout, its handler's writes
+	// failing with ErrSessionEnded. The node's messages outside a
+	// session (`end`, `retry`, its own 400 and 503 answers) wait for
+	// such a proxy for SendTimeout too, and are then dropped.
+	SendTimeout time.Duration
+	// SendBacklog bounds, per proxy, the node's messages outside a
+	// session that wait for a proxy that takes nothing (see SendTimeout;
+	// default DefaultSendBacklog). Beyond it they are dropped, and the
+	// count is logged.
+	SendBacklog int
 	// ShutdownTimeout bounds how long Serve waits, once its context is
 	// done, for the handlers to return (default DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
@@ -185,6 +200,12 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 	if cfg.ProxyTimeout == 0 {
 		cfg.ProxyTimeout = DefaultProxyTimeout
 	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = DefaultSendTimeout
+	}
+	if cfg.SendBacklog <= 0 {
+		cfg.SendBacklog = DefaultSendBacklog
+	}
 	if cfg.ErrorLog == nil {
 		cfg.ErrorLog = log.Default()
 	}
@@ -198,7 +219,7 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 		return err
 	}
 	s := &server{cfg: cfg, h: h, n: n, zctx: zctx, ctx: ctx, sessions: map[string]*stream{}, exclude: headExclude(),
-		sweepEvery: sweepEvery(cfg), proxies: make([]proxyState, len(cfg.Endpoints))}
+		sweepEvery: sweepEvery(cfg), proxies: make([]proxyState, len(cfg.Endpoints)), out: make([]outQueue, len(cfg.Endpoints))}
 	if err := s.open(); err != nil {
 		s.closeSockets()
 		return err
@@ -249,9 +270,10 @@ type server struct {
 	stopping      bool
 	deadline      time.Time     // the stop's end, once stopping
 	now           time.Time     // when the loop last woke
-	swept         time.Time     // the last sweep (sweepIdle, sweepProxies)
+	swept         time.Time     // the last sweep (sweepIdle, sweepProxies, sweepOut)
 	sweepEvery    time.Duration // how often it sweeps; 0: never (sweepEvery)
 	proxies       []proxyState  // by socket: what the sweeps saw of each proxy
+	out           []outQueue    // by socket: what waits for room (serve_out.go)
 }
 
 // proxyState is what the sweeps know of one proxy (sweepProxies).
@@ -262,11 +284,11 @@ type proxyState struct {
 }
 
 // sweepEvery returns how often the loop sweeps for sessions to end:
-// every idleSweepEvery, or a quarter of the shorter timeout where that is
-// less; 0 when both timeouts are off.
+// every idleSweepEvery, or a quarter of the shortest timeout where that
+// is less; 0 when the timeouts are all off.
 func sweepEvery(cfg ServeConfig) time.Duration {
 	every := time.Duration(0)
-	for _, d := range []time.Duration{cfg.IdleTimeout, cfg.ProxyTimeout} {
+	for _, d := range []time.Duration{cfg.IdleTimeout, cfg.ProxyTimeout, cfg.SendTimeout} {
 		if d > 0 {
 			every = max(min(cmp.Or(every, idleSweepEvery), d/4), minSweepEvery)
 		}
@@ -274,15 +296,16 @@ func sweepEvery(cfg ServeConfig) time.Duration {
 	return every
 }
 
-// open sets the sockets up: timeouts, credits, the wakeup pair, the
-// poller; and tells each proxy at once that the node is there (and
-// speaks credits) with an unsolicited pong, so that no session reaches it
-// while the proxy still takes it for a node without credits.
+// open sets the sockets up: timeouts (a send never waits: see
+// serve_out.go), credits, the wakeup pair, the poller; and tells each
+// proxy at once that the node is there (and speaks credits) with an
+// unsolicited pong, so that no session reaches it while the proxy still
+// takes it for a node without credits.
 func (s *server) open() error {
 	if !s.cfg.DisableCredits {
 		s.n.EnableCredits()
 	}
-	if err := errors.Join(s.n.SetRecvTimeout(0), s.n.SetSendTimeout(serveSendTimeout)); err != nil {
+	if err := errors.Join(s.n.SetRecvTimeout(0), s.n.SetSendTimeout(0)); err != nil {
 		return err
 	}
 	var id [8]byte
@@ -308,8 +331,8 @@ func (s *server) open() error {
 		s.proxies[i].heard = now
 	}
 	pong := s.n.PongBody()
-	for _, sock := range s.n.Sockets() {
-		s.poller.Add(sock, zmq.POLLIN)
+	for i, sock := range s.n.Sockets() {
+		s.out[i].pollID = s.poller.Add(sock, zmq.POLLIN)
 		// A DEALER queues it until its connection is up.
 		if _, err := sock.SendMessage("", "pong", pong); err != nil {
 			s.logf("node: serve: announcing to a proxy: %v", err)

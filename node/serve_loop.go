@@ -20,7 +20,8 @@ import (
 // and the sessions' state. It sleeps in zmq_poll on the node's sockets
 // and an inproc PAIR that handler goroutines ring (enqueue) when they
 // hand it an operation, so it answers pings and takes every proxy's
-// messages at once, whatever the handlers do.
+// messages at once, whatever the handlers do. It never waits in a send
+// either: what a proxy does not take waits in the loop (serve_out.go).
 
 // recvBatch bounds the messages taken per wakeup before the handlers'
 // operations get their turn.
@@ -105,6 +106,10 @@ type stream struct {
 	// to come.
 	waitSince time.Time
 	sock      int // the socket of its proxy (ProxyTimeout)
+	// blocked: its socket refused its next message, and it waits in the
+	// socket's outQueue for room, since blockedSince (SendTimeout).
+	blocked      bool
+	blockedSince time.Time
 }
 
 // waitingSince says whether st waits on its proxy, and since when: sends
@@ -134,6 +139,7 @@ func (s *server) run() (err error) {
 		}
 		s.now = time.Now()
 		s.logRefused(true)
+		s.flushAll()
 		s.close()
 	}()
 	var yielder yield.Yielder // the loop never parks: see internal/yield
@@ -142,11 +148,13 @@ func (s *server) run() (err error) {
 			runtime.Gosched()
 		}
 		wait := time.Duration(-1)
-		if s.sweepEvery > 0 && len(s.sessions) > 0 {
-			wait = s.sweepEvery // a session may go idle, a proxy silent
+		if s.sweepEvery > 0 && (len(s.sessions) > 0 || s.outFull()) {
+			// A session may go idle, a proxy silent or stuck.
+			wait = s.sweepEvery
 		}
 		wait = s.refusedWait(wait)
-		if _, err := s.poller.Poll(wait); err != nil {
+		polled, err := s.poller.Poll(wait)
+		if err != nil {
 			if zmq.AsErrno(err) == zmq.Errno(syscall.EINTR) {
 				continue
 			}
@@ -157,13 +165,14 @@ func (s *server) run() (err error) {
 				break
 			}
 		}
+		s.now = time.Now()
 		if !s.stopping && s.ctx.Err() != nil {
 			// Before the operations: handlers may have seen the stop
 			// first, and what they send now is for sessions it ends.
 			s.beginStop()
 			timer = time.AfterFunc(s.cfg.ShutdownTimeout, s.wake)
 		}
-		s.now = time.Now()
+		s.flushReady(polled)
 		if err := s.receive(); err != nil {
 			return fmt.Errorf("node: serve: receive: %w", err)
 		}
@@ -175,6 +184,7 @@ func (s *server) run() (err error) {
 			s.swept = s.now
 			s.sweepIdle()
 			s.sweepProxies()
+			s.sweepOut()
 		}
 		if s.stopping {
 			if s.running+s.sockets == 0 {
@@ -191,7 +201,7 @@ func (s *server) run() (err error) {
 // receive takes what the proxies sent, up to recvBatch messages.
 func (s *server) receive() error {
 	for range recvBatch {
-		m, from, err := s.n.recv()
+		m, from, err := s.n.recv(true) // a pong never waits
 		if err != nil {
 			switch zmq.AsErrno(err) {
 			case errAgain:
@@ -499,16 +509,32 @@ func (s *server) cancelSend(o *op) {
 }
 
 // pump sends what a stream has pending, in order, as far as its credit
-// goes; a `credit` message calls it again.
+// and its proxy go; a `credit` message calls it again, and so does room
+// on its socket for a stream that waits for it (flushBlocked).
 func (s *server) pump(st *stream) {
+	if st.blocked {
+		return // its turn comes with room on its socket
+	}
+	s.pumpNow(st)
+}
+
+// pumpNow is pump for a stream that is not, or no longer, blocked: what
+// its socket refuses, or would (it is full), makes it wait (block).
+func (s *server) pumpNow(st *stream) {
 	for len(st.pending) > 0 {
+		if s.out[st.sock].full {
+			s.block(st) // behind what waits for the socket already
+			return
+		}
 		o := st.pending[0]
 		for o.next < len(o.msgs) {
 			sent, err := s.sendMsg(st, &o.msgs[o.next], &o.off)
+			if isAgain(err) {
+				s.block(st)
+				return
+			}
 			if err != nil {
-				if !errors.Is(err, ErrUnknownSession) {
-					s.logf("node: serve: sending %s: %v", o.msgs[o.next].typ, err)
-				}
+				s.sendFailed(o.msgs[o.next].typ, err)
 				s.kill(st)
 				return
 			}
@@ -566,13 +592,6 @@ func (s *server) sendMsg(st *stream, m *outMsg, off *int) (sent bool, err error)
 		return true, nil
 	}
 	return true, s.n.Send(st.sid, m.typ, m.data)
-}
-
-// send sends a message outside any stream's order (errors are logged).
-func (s *server) send(sid []byte, typ string, body []byte) {
-	if err := s.n.Send(sid, typ, body); err != nil && !errors.Is(err, ErrUnknownSession) {
-		s.logf("node: serve: sending %s: %v", typ, err)
-	}
 }
 
 // endSession sends `end` for st and drops it.
@@ -680,6 +699,7 @@ func (s *server) proxyGone(i int) {
 		}
 	}
 	s.n.forgetSocket(i)
+	s.forgetOut(i)
 	if ended > 0 {
 		s.logf("node: serve: proxy %s sent nothing, not even a ping, for %v (ProxyTimeout): ending its %d session(s)", s.cfg.Endpoints[i], s.cfg.ProxyTimeout, ended)
 	}

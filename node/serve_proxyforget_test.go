@@ -23,7 +23,7 @@ func TestProxyGoneForgets(t *testing.T) {
 	var logs strings.Builder
 	cfg := ServeConfig{ProxyTimeout: time.Second, Endpoints: []string{"tcp://a:1", "tcp://b:1"}, ErrorLog: log.New(&logs, "", 0)}
 	s := &server{cfg: cfg, n: n, sessions: map[string]*stream{},
-		proxies: []proxyState{{heard: t0}, {heard: t0}}}
+		proxies: []proxyState{{heard: t0}, {heard: t0}}, out: make([]outQueue, 2)}
 	add := func(sid string, sock int) *stream {
 		st := &stream{sid: []byte(sid), key: sid, sock: sock, cancel: func() {}, started: true, exited: true, bodyLeft: 5}
 		s.sessions[sid] = st

@@ -106,9 +106,9 @@ func (ws *WebSocket) Receive(ctx context.Context) (msg []byte, binary bool, err 
 // drops messages to a client that reads too slowly instead of piling
 // them up. If it went out meanwhile (the node's loop sent it as ctx
 // ended), Send returns nil. Either way it returns once the node's loop
-// has taken the message back: at once, unless the loop is held up
-// sending to a proxy that takes nothing. Only the messages of Sends still
-// waiting are queued: what a session holds is bounded by its callers.
+// has taken the message back, at once (the loop never waits on a
+// proxy). Only the messages of Sends still waiting are queued: what a
+// session holds is bounded by its callers.
 func (ws *WebSocket) Send(ctx context.Context, msg []byte, binary bool) error {
 	ws.mu.Lock()
 	closed := ws.closed

@@ -168,6 +168,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stats.Close()
 	}
+	if err := ident.chownIPC(cfg.ZMQ); err != nil {
+		log.Error("privileges", "err", fmt.Errorf("%s: %w", cfg.File, err))
+		_ = srv.Shutdown(context.Background())
+		return 1
+	}
 	if err := ident.apply(); err != nil {
 		log.Error("privileges", "err", err)
 		_ = srv.Shutdown(context.Background())

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -116,4 +117,26 @@ func lookupID(s string, byName func(string) (string, error)) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(v)
+}
+
+// chownIPC gives the ipc:// endpoints' socket files, which the bridges
+// made as root, to the identity the proxy drops to: nodes that run as
+// that user can then connect (a Unix socket takes a connect only from
+// who may write it). Before, they were root's, mode 0755: only root's
+// nodes could connect. Nothing to do unless the proxy runs as root and
+// drops to someone.
+func (id identity) chownIPC(endpoints []string) error {
+	if os.Geteuid() != 0 || id.uid < 0 && id.gid < 0 {
+		return nil
+	}
+	for _, ep := range endpoints {
+		path, ok := strings.CutPrefix(ep, "ipc://")
+		if !ok || path == "" || path[0] == '@' { // '@': abstract, no file
+			continue
+		}
+		if err := os.Lchown(path, id.uid, id.gid); err != nil {
+			return fmt.Errorf("zmq %s: giving the socket file to uid %d gid %d: %w", ep, id.uid, id.gid, err)
+		}
+	}
+	return nil
 }

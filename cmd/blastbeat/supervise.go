@@ -94,7 +94,7 @@ func (s *supervisor) readEmperor() {
 	for {
 		cmd, err := s.vassal.Next()
 		switch {
-		case err == nil && cmd != emperor.Stop && cmd != emperor.Reload:
+		case err == nil && cmd != emperor.Stop && cmd != emperor.Reload && cmd != emperor.GracefulStop:
 			s.log.Warn("uWSGI Emperor sent an unknown command; ignored", "command", cmd.String())
 			continue
 		case err != nil && !errors.Is(err, io.EOF):

@@ -14,6 +14,9 @@
 //	                      emperor-required-heartbeat (30 s by default)
 //	Emperor → vassal   0  stop (the vassal file was removed; Emperor stop)
 //	                   1  reload (the vassal file was touched)
+//	                   2  stop gracefully (the same, with the Emperor's
+//	                      --emperor-graceful-shutdown); BlastBeat's stop
+//	                      is always graceful
 //	                 EOF  the Emperor is gone
 package emperor
 
@@ -46,8 +49,9 @@ type Command byte
 
 // The commands of the Emperor.
 const (
-	Stop   Command = 0
-	Reload Command = 1
+	Stop         Command = 0
+	Reload       Command = 1
+	GracefulStop Command = 2
 )
 
 func (c Command) String() string {
@@ -56,6 +60,8 @@ func (c Command) String() string {
 		return "stop"
 	case Reload:
 		return "reload"
+	case GracefulStop:
+		return "graceful-stop"
 	}
 	return "byte " + strconv.Itoa(int(c))
 }

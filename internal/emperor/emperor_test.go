@@ -113,7 +113,7 @@ func TestNext(t *testing.T) {
 }
 
 func TestCommandString(t *testing.T) {
-	for c, want := range map[Command]string{Stop: "stop", Reload: "reload", 7: "byte 7"} {
+	for c, want := range map[Command]string{Stop: "stop", Reload: "reload", GracefulStop: "graceful-stop", 7: "byte 7"} {
 		if c.String() != want {
 			t.Errorf("%d.String() = %q, want %q", byte(c), c.String(), want)
 		}
