@@ -80,3 +80,36 @@ func TestTCPKeepAlive(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeTCPKeepAlive: the nodes' connections to the proxy's ZeroMQ
+// endpoint run the kernel's keep-alive timer on the proxy's side too
+// (tcp-keepalive), so that a node whose host vanished without a FIN is
+// dropped, and what libzmq held for it given back, within minutes.
+// Before, such a connection stayed for the kernel's retransmission
+// timeout (about 15 minutes), holding the bodies lent to it.
+func TestNodeTCPKeepAlive(t *testing.T) {
+	p := startProxy(t, "tcp-keepalive = 30\n", "[blastbeat:a.test]\nnode = n1\n")
+	hStartNode(t, p.ZMQ, "n1", hEcho())
+	waitRoutable(t, p, "a.test", "/ready")
+	_, zport, _ := net.SplitHostPort(strings.TrimPrefix(p.ZMQ, "tcp://"))
+	zp, _ := strconv.Atoi(zport)
+	local := fmt.Sprintf("0100007F:%04X", zp)
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		b, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			t.Skipf("no /proc/net/tcp: %v", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			fs := strings.Fields(line)
+			// The node's connection, accepted on the endpoint: established (01).
+			if len(fs) < 6 || fs[1] != local || fs[3] != "01" {
+				continue
+			}
+			if tr, _, _ := strings.Cut(fs[5], ":"); tr == "02" {
+				return nil
+			}
+			return fmt.Errorf("the node's connection runs timer %s, want 2 (keep-alive)", fs[5])
+		}
+		return fmt.Errorf("no established connection on %s in /proc/net/tcp", p.ZMQ)
+	})
+}

@@ -54,6 +54,9 @@ type loop struct {
 
 	el       atomic.Pointer[gnet.EventLoop] // set when the loop's first conn opens
 	wantRoom atomic.Bool                    // conns of this loop wait for ring room
+	// swept is the coarse clock at the loop's last sweep (or when it got
+	// its event loop): Server.Stalled reads it.
+	swept atomic.Int64
 
 	// Shared with the bridge goroutine, guarded by mu (a leaf lock).
 	mu        sync.Mutex
@@ -105,7 +108,10 @@ func newLoop(s *Server, idx, limit int) *loop {
 	return l
 }
 
-func (l *loop) setEventLoop(el gnet.EventLoop) { l.el.Store(&el) }
+func (l *loop) setEventLoop(el gnet.EventLoop) {
+	l.swept.Store(l.s.now())
+	l.el.Store(&el)
+}
 
 // execute runs fn on the loop. Safe from any goroutine.
 func (l *loop) execute(fn func()) {
@@ -318,6 +324,7 @@ func (l *loop) releaseParser(p *protocol.RequestParser) {
 // sweep enforces the timeouts of every connection of the loop.
 func (l *loop) sweep() {
 	now := l.s.now()
+	l.swept.Store(now)
 	l.table.Range(func(sid *session.SID, c *conn) bool {
 		if *sid == c.sid { // once per conn, not per HTTP/2 stream
 			c.checkTimeouts(now)

@@ -212,6 +212,7 @@ func (s *Server) Start() error {
 		IOThreads:      s.opts.ZMQIOThreads,
 		BusyPoll:       s.opts.ZMQBusyPoll,
 		SendTimeout:    s.opts.SendTimeout,
+		TCPKeepAlive:   s.opts.TCPKeepAlive,
 		Logger:         s.opts.Logger,
 	}, n, func(k int) zmqbridge.Handler { return s.handlers[k] })
 	if err != nil {
@@ -299,6 +300,25 @@ func (s *Server) ticker() {
 			}
 		}
 	}
+}
+
+// Stalled reports whether an event loop has not run its sweep (every
+// sweepEvery) for longer than limit: it is stuck, and with it every
+// connection it serves. An event loop never blocks, so this is a bug's
+// doing, or a machine starved of CPU; a supervisor's liveness signal
+// (the uWSGI Emperor's heartbeat) stops while it lasts, so that the
+// supervisor restarts the proxy instead of taking it for alive.
+func (s *Server) Stalled(limit time.Duration) bool {
+	now := s.now()
+	for _, l := range s.loops {
+		if l.el.Load() == nil {
+			continue // no connection yet: nothing to sweep
+		}
+		if now-l.swept.Load() > int64(limit) {
+			return true
+		}
+	}
+	return false
 }
 
 // tick refreshes the coarse clock and, when the second changed, the Date

@@ -28,6 +28,10 @@ const version = "0.1.0"
 // logCloseWait bounds the wait at exit for a stderr that takes nothing.
 const logCloseWait = 5 * time.Second
 
+// stalledAfter: an event loop that has not run its sweep (every 250 ms)
+// for this long is stuck, and the Emperor's heartbeats stop.
+const stalledAfter = 5 * time.Second
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -182,7 +186,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer restore()
 	log.Info("blastbeat started", append(startAttrs(cfg), "workers", srv.Workers(), "procs", procs)...)
 	warnFileLimit(log, cfg.MaxConnections, cfg.MaxNodes)
-	sup.started()
+	sup.started(func() bool {
+		if srv.Stalled(stalledAfter) {
+			log.Warn("an event loop is stuck: no heartbeat to the uWSGI Emperor", "stuck-for-more-than", stalledAfter)
+			return false
+		}
+		return true
+	})
 	waitForStop(stops, sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, func() {
 		if err := srv.ReopenLogs(); err != nil {
 			log.Error("SIGUSR1: reopening the access log", "err", err)

@@ -70,7 +70,7 @@ func (s *supervisor) firstRequest() func() {
 
 // started tells the supervisors that the server listens (and its ZeroMQ
 // bridge is up), then starts the Emperor's heartbeats and reader.
-func (s *supervisor) started() {
+func (s *supervisor) started(alive func() bool) {
 	s.warn("systemd", s.notify.Ready())
 	if s.vassal == nil {
 		return
@@ -83,7 +83,7 @@ func (s *supervisor) started() {
 			default:
 				s.log.Warn("uWSGI Emperor heartbeat failed; no more heartbeats", "err", err)
 			}
-		})
+		}, alive)
 	}
 	go s.readEmperor()
 }

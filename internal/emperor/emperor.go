@@ -143,16 +143,20 @@ func (v *Vassal) Heartbeat() error { return v.send(msgHeartbeat) }
 
 // Heartbeats sends a heartbeat at once, then every interval until stop is
 // closed or a write fails (the Emperor is gone): that error goes to fail
-// (which may be nil).
-func (v *Vassal) Heartbeats(every time.Duration, stop <-chan struct{}, fail func(error)) {
+// (which may be nil). A beat is skipped while alive (which may be nil)
+// says no: a vassal that is stuck must not tell the Emperor it is well,
+// or the Emperor never restarts it.
+func (v *Vassal) Heartbeats(every time.Duration, stop <-chan struct{}, fail func(error), alive func() bool) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := v.Heartbeat(); err != nil {
-			if fail != nil {
-				fail(err)
+		if alive == nil || alive() {
+			if err := v.Heartbeat(); err != nil {
+				if fail != nil {
+					fail(err)
+				}
+				return
 			}
-			return
 		}
 		select {
 		case <-stop:

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -76,7 +77,7 @@ func TestHeartbeats(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		v.Heartbeats(time.Millisecond, stop, func(err error) { t.Error(err) })
+		v.Heartbeats(time.Millisecond, stop, func(err error) { t.Error(err) }, nil)
 	}()
 	if got := readN(t, emp, 3); !bytes.Equal(got, []byte{26, 26, 26}) {
 		t.Fatalf("heartbeats: %v", got)
@@ -87,9 +88,38 @@ func TestHeartbeats(t *testing.T) {
 	// A failed write ends the heartbeats.
 	emp.Close()
 	failed := 0
-	v.Heartbeats(time.Millisecond, make(chan struct{}), func(error) { failed++ })
+	v.Heartbeats(time.Millisecond, make(chan struct{}), func(error) { failed++ }, nil)
 	if failed != 1 {
 		t.Errorf("heartbeats to a closed Emperor failed %d times, want 1 then an end", failed)
+	}
+}
+
+// TestHeartbeatsSkippedWhileNotAlive: no heartbeat while alive says no
+// (a stuck proxy must not look well to the Emperor), and they resume when
+// it says yes again.
+func TestHeartbeatsSkippedWhileNotAlive(t *testing.T) {
+	v, emp := emperorPair(t)
+	var calls atomic.Int32
+	alive := func() bool { return calls.Add(1) > 5 } // not alive for 5 beats
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v.Heartbeats(time.Millisecond, stop, func(err error) { t.Error(err) }, alive)
+	}()
+	if got := readN(t, emp, 2); !bytes.Equal(got, []byte{26, 26}) {
+		t.Fatalf("heartbeats once alive: %v", got)
+	}
+	close(stop)
+	<-done
+	v.Close()
+	rest, err := io.ReadAll(emp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every look at alive past the fifth sent one.
+	if sent, looks := 2+len(rest), int(calls.Load()); sent != looks-5 {
+		t.Fatalf("%d heartbeats for %d looks at alive, want %d: the 5 that said no were not skipped", sent, looks, looks-5)
 	}
 }
 
