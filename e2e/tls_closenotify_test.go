@@ -233,3 +233,27 @@ func TestTLSHandshakeIdleEvicted(t *testing.T) {
 		t.Fatal("the quiet handshake that gave its slot up is still open")
 	}
 }
+
+// TestTLSCloseNotifyAfterRefusal: a request the proxy answers itself and
+// closes after (HTTP/1.0, Host of no virtual host: 404), followed at once
+// by the client's close_notify, gets its answer before the close. A first
+// version of the close-at-once on close_notify mid-request cut it: the
+// parser, stopped after the refusal, still looked mid-request.
+func TestTLSCloseNotifyAfterRefusal(t *testing.T) {
+	t.Parallel()
+	s := tsStart(t, "", "", nil)
+	for i := range 20 { // the two records come in one read now and then
+		c := tsDialHTTP11(t, s, 20*time.Second)
+		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: nowhere.test\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(c)
+		if !bytes.HasPrefix(got, []byte("HTTP/1.1 404")) {
+			t.Fatalf("try %d: %q, want the proxy's 404 before the close", i, got)
+		}
+		c.Close()
+	}
+}

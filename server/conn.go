@@ -375,12 +375,15 @@ func (c *conn) onTraffic() gnet.Action {
 			if !c.h2ReadWaits() || c.t.InboundBuffered() == 0 {
 				c.h2ClientDone()
 			}
-		case c.tlsEOF && (c.m != (http1{}) || c.reading || c.parser != nil && !c.parser.Idle()):
-			// A request (or a WebSocket's messages) cut by the client's
-			// close_notify can never complete: closed at once, as a
-			// plain connection's FIN closes it, and its node gets `end`.
-			// Before, the node waited for the rest of the body until
-			// timeout, and the connection with it.
+		case c.tlsEOF && c.m == (http1{}) && c.reading && !c.closeAfter && !c.m.readWaits(c) && len(c.tls.in) == 0:
+			// A request body cut by the client's close_notify can never
+			// complete: closed at once, as a plain connection's FIN
+			// closes it, and its node gets `end`. Before, the node
+			// waited for the rest of the body until timeout, and the
+			// connection with it. Not when the proxy already answered
+			// (closeAfter: its answer goes out first), nor while body
+			// already read waits for the ring (it may be the whole
+			// body: it goes on, and the request is answered).
 			c.closeNow()
 		case c.tlsEOF:
 			// What the client sends after its close_notify is dropped
@@ -644,8 +647,10 @@ func (c *conn) checkTimeouts(now int64) {
 			s.stats.TLSFailures.Add(1)
 			s.opts.Logger.Debug("TLS handshake timed out", "remote", c.t.RemoteAddr().String())
 			c.closeNow()
-		case c.tls.counted && len(c.l.hsWait) > 0 && now-max(c.lastActive, c.tls.slotAt) > int64(s.opts.TLSHandshakeIdleTimeout):
-			// Others wait for its slot while its client says nothing.
+		case c.tls.counted && c.l.hsEvict > 0 && now-max(c.lastActive, c.tls.slotAt) > int64(s.opts.TLSHandshakeIdleTimeout):
+			// Others wait for its slot while its client says nothing:
+			// as many go as wait.
+			c.l.hsEvict--
 			s.stats.TLSFailures.Add(1)
 			s.reject("tls_handshake_idle")
 			s.opts.Logger.Debug("TLS handshake closed: its client silent while others wait", "remote", c.t.RemoteAddr().String())

@@ -74,6 +74,7 @@ type loop struct {
 	tlsScratch    []byte               // plaintext of one OnTraffic (tlsTransport)
 	handshakes    int                  // TLS handshakes running on this loop
 	hsWait        []*conn              // TLS conns waiting for a handshake slot
+	hsEvict       int                  // silent handshakes this sweep may close: one per live waiter
 	orphans       []zmqbridge.Msg      // `end`s of closed conns the ring refused
 	orphanN       []int32              // orphans by node index (orphanFor)
 	msg           zmqbridge.Msg        // conn.sendTo's scratch message
@@ -325,6 +326,7 @@ func (l *loop) releaseParser(p *protocol.RequestParser) {
 func (l *loop) sweep() {
 	now := l.s.now()
 	l.swept.Store(now)
+	l.hsEvict = l.liveHandshakeWaiters()
 	l.table.Range(func(sid *session.SID, c *conn) bool {
 		if *sid == c.sid { // once per conn, not per HTTP/2 stream
 			c.checkTimeouts(now)
@@ -491,6 +493,18 @@ func (l *loop) admitHandshake(c *conn) bool {
 	}
 	l.takeHandshakeSlot(c)
 	return true
+}
+
+// liveHandshakeWaiters counts the connections of hsWait that are still
+// open (a closed one stays there until a slot frees).
+func (l *loop) liveHandshakeWaiters() int {
+	n := 0
+	for _, c := range l.hsWait {
+		if !c.closed && !c.closing {
+			n++
+		}
+	}
+	return n
 }
 
 // takeHandshakeSlot counts c's handshake in the loop's share; it gets the

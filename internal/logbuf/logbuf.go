@@ -85,6 +85,7 @@ func (w *Writer) run() {
 		case <-w.kick:
 		case <-w.stop:
 			w.flush(&spare)
+			w.flush(&spare) // what OnDropped logged, if it was called
 			return
 		}
 		w.flush(&spare)

@@ -97,3 +97,24 @@ func TestCloseBounded(t *testing.T) {
 	}
 	close(g.open)
 }
+
+// TestDropReportAtClose: drops reported at the stop itself are written
+// too (Close's last flush). Before, the report was appended after the
+// last write and lost.
+func TestDropReportAtClose(t *testing.T) {
+	g := newGate()
+	w := New(g, 20)
+	w.OnDropped = func(n uint64) { fmt.Fprintf(w, "dropped %d\n", n) }
+	fmt.Fprintf(w, "first\n")
+	<-g.entered
+	for i := range 10 {
+		fmt.Fprintf(w, "line %02d\n", i)
+	}
+	close(g.open)
+	if !w.Close(10 * time.Second) {
+		t.Fatal("Close timed out")
+	}
+	if got := g.String(); !bytes.Contains([]byte(got), []byte("dropped ")) {
+		t.Fatalf("written:\n%s\nno drop report", got)
+	}
+}

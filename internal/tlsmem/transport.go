@@ -147,7 +147,11 @@ func (t *transport) feedLocked(b []byte) int {
 // beginnings are crypto/tls's to refuse. mu is held.
 func (t *transport) checkHelloLocked() {
 	f := &t.first
-	if f[0] != 22 || f[5] != 1 {
+	if f[0] != 22 || f[5] != 1 || int(f[3])<<8|int(f[4]) < 4 {
+		// Not a handshake record, not a ClientHello, or a first record
+		// too short to hold the message's header (legal: crypto/tls
+		// joins the fragments; bytes 6-8 would then be the next
+		// record's header).
 		return
 	}
 	if n := int(f[6])<<16 | int(f[7])<<8 | int(f[8]); n > t.maxHello {
