@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log"
@@ -35,7 +36,7 @@ func startServeOn(t *testing.T, cfg node.ServeConfig, h http.Handler, stubs ...*
 			cancel()
 			select {
 			case serveErr = <-errc:
-			case <-time.After(stubTimeout + node.DefaultShutdownTimeout):
+			case <-time.After(stubTimeout + cmp.Or(cfg.ShutdownTimeout, node.DefaultShutdownTimeout)):
 				serveErr = errors.New("Serve did not return")
 			}
 		})
@@ -49,9 +50,13 @@ func startServeOn(t *testing.T, cfg node.ServeConfig, h http.Handler, stubs ...*
 			t.Logf("node log:\n%s", logs.String())
 		}
 	})
+	pong := node.CreditsFeature
+	if cfg.DisableCredits {
+		pong = ""
+	}
 	var out []*served
 	for _, s := range stubs {
-		s.expect(frame{"srv", "", "pong", node.CreditsFeature})
+		s.expect(frame{"srv", "", "pong", pong})
 		out = append(out, &served{stub: s, id: "srv", log: logs, stop: stop})
 	}
 	return out

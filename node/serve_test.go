@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -52,41 +51,7 @@ type served struct {
 // the node's announcement (an unsolicited pong).
 func startServe(t *testing.T, cfg node.ServeConfig, h http.Handler) *served {
 	t.Helper()
-	s := startStub(t)
-	cfg.Identity = "srv"
-	cfg.Endpoints = []string{s.ep}
-	logs := &syncBuf{}
-	cfg.ErrorLog = log.New(logs, "", 0)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- node.Serve(ctx, cfg, h) }()
-	var once sync.Once
-	var serveErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case serveErr = <-errc:
-			case <-time.After(stubTimeout + cfg.ShutdownTimeout):
-				serveErr = errors.New("Serve did not return")
-			}
-		})
-		return serveErr
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("node log:\n%s", logs.String())
-		}
-	})
-	pong := node.CreditsFeature
-	if cfg.DisableCredits {
-		pong = ""
-	}
-	s.expect(frame{"srv", "", "pong", pong})
-	return &served{stub: s, id: "srv", log: logs, stop: stop}
+	return startServeOn(t, cfg, h, startStub(t))[0]
 }
 
 // environ encodes a uwsgi packet of the key/value pairs.
