@@ -290,12 +290,14 @@ type Options struct {
 	// and does nothing for a single node.
 	ZMQIOThreads int
 	// ZMQBridges is the number of ZeroMQ bridges (zmq-bridges, default 1,
-	// at most MaxZMQBridges): each a goroutine with its own ROUTER and
-	// libzmq context behind the same endpoints. The kernel spreads the
-	// nodes' connections over them (SO_REUSEPORT on each tcp:// endpoint;
-	// an ipc:// one is the first bridge's), and each node's messages go
-	// through the bridge its connection is on. More than one lifts the
-	// one-bridge ceiling on many cores with several nodes.
+	// at most MaxZMQBridges): each a goroutine with its own ROUTER behind
+	// the same endpoints, all in one libzmq context of ZMQBridges ×
+	// ZMQIOThreads I/O threads. The kernel spreads the nodes' connections
+	// over the ROUTERs (SO_REUSEPORT on each tcp:// endpoint; an ipc://
+	// one is the first bridge's), libzmq over the I/O threads (the least
+	// loaded), and each node's messages go through the bridge its
+	// connection is on. More than one lifts the one-bridge ceiling on
+	// many cores with several nodes.
 	ZMQBridges int
 	// ZMQBusyPoll is how long each bridge, its work done, keeps polling
 	// for more before it sleeps (zmq-busy-poll, default 0: off; at most

@@ -143,6 +143,10 @@ type Config struct {
 	// copied).
 	MaxQueuedBytes int64
 	Logger         *slog.Logger
+
+	// shared, set by StartShared, is the context of several bridges
+	// (IOThreads I/O threads for each); nil: the bridge makes its own.
+	shared *sharedContext
 }
 
 // Stats are the bridge's counters; read them with Bridge.Stats.
@@ -343,6 +347,7 @@ func Start(cfg Config, h Handler) (*Bridge, error) {
 		nodeHeld: make([]nodeCount, cfg.MaxNodes), nodeOut: make([]nodeSent, cfg.MaxNodes)}
 	b.known.Store(int64(len(cfg.Identities)))
 	ready := make(chan error, 1)
+	b.cfg.shared.acquire() // run gives it back
 	go b.run(ready)
 	if err := <-ready; err != nil {
 		unix.Close(efd)
@@ -494,14 +499,13 @@ func (b *Bridge) open() (fd int, err error) {
 			closeFDs(b.cfg.UseFDs[min(next, len(b.cfg.UseFDs)):])
 		}
 	}()
-	zctx, err := zmq.NewContext()
-	if err != nil {
-		return -1, fmt.Errorf("zmqbridge: context: %w", err)
+	zctx := b.cfg.shared.context()
+	if zctx == nil {
+		if zctx, err = newContext(b.cfg.IOThreads); err != nil {
+			return -1, err
+		}
 	}
 	b.zctx = zctx
-	if err := zctx.SetIoThreads(max(1, b.cfg.IOThreads)); err != nil {
-		return -1, fmt.Errorf("zmqbridge: %d I/O threads: %w", b.cfg.IOThreads, err)
-	}
 	sock, err := zctx.NewSocket(zmq.ROUTER)
 	if err != nil {
 		return -1, fmt.Errorf("zmqbridge: socket: %w", err)
@@ -535,6 +539,31 @@ func (b *Bridge) open() (fd int, err error) {
 	return sock.GetFd()
 }
 
+// newContext makes a libzmq context with ioThreads I/O threads (at
+// least one).
+func newContext(ioThreads int) (*zmq.Context, error) {
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		return nil, fmt.Errorf("zmqbridge: context: %w", err)
+	}
+	if err := zctx.SetIoThreads(max(1, ioThreads)); err != nil {
+		_ = zctx.Term()
+		return nil, fmt.Errorf("zmqbridge: %d I/O threads: %w", ioThreads, err)
+	}
+	return zctx, nil
+}
+
+// termContext ends the bridge's context (its I/O threads), or its hold
+// on the shared one, which the last of the bridges ends. The socket must
+// be closed.
+func (b *Bridge) termContext() {
+	if b.cfg.shared != nil {
+		b.cfg.shared.release()
+		return
+	}
+	_ = b.zctx.Term()
+}
+
 func (b *Bridge) run(ready chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -555,7 +584,9 @@ func (b *Bridge) run(ready chan<- error) {
 			b.sock.Close()
 		}
 		if b.zctx != nil {
-			_ = b.zctx.Term()
+			b.termContext()
+		} else {
+			b.cfg.shared.release()
 		}
 		ready <- err
 		return
@@ -570,10 +601,10 @@ func (b *Bridge) run(ready chan<- error) {
 		b.sock.Close()
 		if n := b.io.Close(); n > 0 {
 			b.cfg.Logger.Warn("zmqbridge: libzmq still holds request bodies a second after the socket closed; they stay pinned until it lets go", "bodies", n)
-			go b.zctx.Term() // returns once libzmq has let go of them
+			go b.termContext() // returns once libzmq has let go of them
 			return
 		}
-		_ = b.zctx.Term() // its I/O threads end
+		b.termContext() // its I/O threads end
 	}()
 	defer unix.Close(b.efd)
 	b.ids = make([][]byte, len(b.cfg.Identities))

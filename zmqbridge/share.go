@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
+	zmq "github.com/pebbe/zmq4"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,6 +73,14 @@ func ShareEndpoints(endpoints []string, n int) (eps [][]string, fds [][]int, err
 			port = "0"
 		}
 		addr := net.JoinHostPort(host, port)
+		if port != "0" {
+			// Something listening there already with SO_REUSEPORT (another
+			// proxy of this user) would silently share the nodes with
+			// this one: refuse, as one bridge does.
+			if err := probeFree(addr); err != nil {
+				return eps, fds, fmt.Errorf("zmqbridge: %s: %w", ep, err)
+			}
+		}
 		for k := range n {
 			fd, bound, err := reusePortListen(addr)
 			if err != nil {
@@ -82,6 +92,16 @@ func ShareEndpoints(endpoints []string, n int) (eps [][]string, fds [][]int, err
 		}
 	}
 	return eps, fds, nil
+}
+
+// probeFree reports an error when addr cannot be listened on without
+// SO_REUSEPORT: something listens there already.
+func probeFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
 }
 
 // reusePortListen opens a non-blocking listening TCP socket on addr with
@@ -122,8 +142,12 @@ func reusePortListen(addr string) (int, string, error) {
 }
 
 // StartShared starts n bridges behind cfg.Endpoints (ShareEndpoints), the
-// k-th with handler(k); n == 1 is Start. On error none runs and every
-// listening socket is closed.
+// k-th with handler(k); n == 1 is Start. They share one libzmq context of
+// n × cfg.IOThreads I/O threads, and libzmq serves each new connection on
+// its least loaded I/O thread: the kernel's SO_REUSEPORT hash picks a
+// node's bridge (with as many nodes as bridges, some get two and some
+// none), but no I/O thread serves two nodes while another serves none.
+// On error none runs and every listening socket is closed.
 func StartShared(cfg Config, n int, handler func(k int) Handler) ([]*Bridge, error) {
 	if n <= 1 {
 		b, err := Start(cfg, handler(0))
@@ -136,10 +160,21 @@ func StartShared(cfg Config, n int, handler func(k int) Handler) ([]*Bridge, err
 	if err != nil {
 		return nil, err
 	}
+	zctx, err := newContext(n * max(1, cfg.IOThreads))
+	if err != nil {
+		for _, f := range fds {
+			closeFDs(f)
+		}
+		return nil, err
+	}
+	shared := &sharedContext{ctx: zctx}
+	shared.acquire()
+	defer shared.release() // the bridges hold it from here on
 	var started []*Bridge
 	for k := range n {
 		c := cfg
 		c.Endpoints, c.UseFDs = eps[k], fds[k]
+		c.shared = shared
 		b, err := Start(c, handler(k)) // closes c.UseFDs on error
 		if err != nil {
 			for _, b := range started {
@@ -161,5 +196,33 @@ func closeFDs(fds []int) {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
+	}
+}
+
+// sharedContext is the libzmq context of several bridges, ended by the
+// last one to let go of it. A nil one is none (each bridge has its own).
+type sharedContext struct {
+	ctx  *zmq.Context
+	refs atomic.Int32
+}
+
+func (c *sharedContext) context() *zmq.Context {
+	if c == nil {
+		return nil
+	}
+	return c.ctx
+}
+
+func (c *sharedContext) acquire() {
+	if c != nil {
+		c.refs.Add(1)
+	}
+}
+
+// release lets go of the context; the last hold ends it (once every
+// socket in it is closed: libzmq waits for them).
+func (c *sharedContext) release() {
+	if c != nil && c.refs.Add(-1) == 0 {
+		_ = c.ctx.Term()
 	}
 }
