@@ -353,6 +353,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"zmq-io-threads":             set(&o.ZMQIOThreads, parseInt),
 		"zmq-busy-poll":              set(&o.ZMQBusyPoll, parseDuration),
 		"zmq-bridges":                set(&o.ZMQBridges, parseInt),
+		"zmq-rebalance":              set(&o.ZMQRebalance, parseInt),
 		"emperor-heartbeat":          set(&o.EmperorHeartbeat, parseDuration),
 		"sessions":                   p.ignore("sessions"),
 	}

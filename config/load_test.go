@@ -247,6 +247,7 @@ func TestDefaults(t *testing.T) {
 		ZMQQueueBytes:           2 << 20,
 		ZMQIOThreads:            1,
 		ZMQBridges:              1,
+		ZMQRebalance:            32,
 	}
 	if got := config.Defaults(); !reflect.DeepEqual(got, wantDefaults) {
 		t.Errorf("Defaults:\n got %+v\nwant %+v", got, wantDefaults)
@@ -369,6 +370,7 @@ node = fallback
 		ZMQQueueBytes:           2 << 20,
 		ZMQIOThreads:            1,
 		ZMQBridges:              1,
+		ZMQRebalance:            32,
 		VHosts: []config.VHost{
 			{
 				Name:                "example.com:8443",
@@ -500,6 +502,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "busy poll not a duration", src: head + "zmq-busy-poll = soon\n" + tail, line: 4, key: "zmq-busy-poll", kind: config.ErrBadValue},
 		{name: "no bridge", src: head + "zmq-bridges = 0\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
 		{name: "too many bridges", src: head + "zmq-bridges = 17\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
+		{name: "rebalance negative", src: head + "zmq-rebalance = -1\n" + tail, line: 4, key: "zmq-rebalance", kind: config.ErrBadValue},
+		{name: "rebalance too many", src: head + "zmq-rebalance = 1001\n" + tail, line: 4, key: "zmq-rebalance", kind: config.ErrBadValue},
 		{name: "keepalive over Linux's most", src: head + "tcp-keepalive = 32768\n" + tail, line: 4, key: "tcp-keepalive", kind: config.ErrBadValue},
 		{name: "keepalive in milliseconds", src: head + "tcp-keepalive = 1500ms\n" + tail, line: 4, key: "tcp-keepalive", kind: config.ErrBadValue},
 		{name: "tiny access-log buffer", src: head + "access-log-buffer = 1k\n" + tail, line: 4, key: "access-log-buffer", kind: config.ErrBadValue},
@@ -688,12 +692,12 @@ func TestOriginalLaterKeys(t *testing.T) {
 
 func TestBridgeKeys(t *testing.T) {
 	base := "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n"
-	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\nzmq-rcv-hwm = 32\nzmq-io-threads = 4\nzmq-bridges = 2\nzmq-busy-poll = 100us\n\n[blastbeat:*]\nnode = a\n"))
+	o, err := config.Parse("b.ini", []byte(base+"send-timeout = 1.5\nzmq-hwm = 64\nzmq-rcv-hwm = 32\nzmq-io-threads = 4\nzmq-bridges = 2\nzmq-busy-poll = 100us\nzmq-rebalance = 0\n\n[blastbeat:*]\nnode = a\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 || o.ZMQRcvHWM != 32 || o.ZMQIOThreads != 4 || o.ZMQBridges != 2 || o.ZMQBusyPoll != 100*time.Microsecond {
-		t.Fatalf("send-timeout %v zmq-hwm %d zmq-rcv-hwm %d zmq-io-threads %d zmq-bridges %d zmq-busy-poll %v", o.SendTimeout, o.ZMQHWM, o.ZMQRcvHWM, o.ZMQIOThreads, o.ZMQBridges, o.ZMQBusyPoll)
+	if o.SendTimeout != 1500*time.Millisecond || o.ZMQHWM != 64 || o.ZMQRcvHWM != 32 || o.ZMQIOThreads != 4 || o.ZMQBridges != 2 || o.ZMQBusyPoll != 100*time.Microsecond || o.ZMQRebalance != 0 {
+		t.Fatalf("send-timeout %v zmq-hwm %d zmq-rcv-hwm %d zmq-io-threads %d zmq-bridges %d zmq-busy-poll %v zmq-rebalance %d", o.SendTimeout, o.ZMQHWM, o.ZMQRcvHWM, o.ZMQIOThreads, o.ZMQBridges, o.ZMQBusyPoll, o.ZMQRebalance)
 	}
 	_, err = config.Parse("b.ini", []byte(base+"zmq-hwm = 0\n\n[blastbeat:*]\nnode = a\n"))
 	if err == nil || !strings.Contains(err.Error(), "b.ini:4") || !strings.Contains(err.Error(), "zmq-hwm") {

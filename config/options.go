@@ -299,6 +299,15 @@ type Options struct {
 	// connection is on. More than one lifts the one-bridge ceiling on
 	// many cores with several nodes.
 	ZMQBridges int
+	// ZMQRebalance, with ZMQBridges above 1, is how many nodes'
+	// connections in a row may be shut during their handshake for landing
+	// on a bridge with more connections than another, so that the node
+	// reconnects and the kernel places it anew (zmq-rebalance, default
+	// 32, at most MaxZMQRebalance; 0: off, the kernel's hash alone places
+	// them). Nodes on libzmq before 4.0 (ZMTP 1.0, 2.0) need 0: libzmq
+	// takes none of them on a socket that asks its ZAP handler, which the
+	// rebalancing needs.
+	ZMQRebalance int
 	// ZMQBusyPoll is how long each bridge, its work done, keeps polling
 	// for more before it sleeps (zmq-busy-poll, default 0: off; at most
 	// MaxZMQBusyPoll). Waking a sleeping thread costs tens of microseconds
@@ -379,5 +388,6 @@ func Defaults() Options {
 		ZMQQueueBytes:           2 << 20,
 		ZMQIOThreads:            1,
 		ZMQBridges:              1,
+		ZMQRebalance:            32,
 	}
 }

@@ -53,6 +53,10 @@ const MaxZMQIOThreads = 64
 // beside the event loops.
 const MaxZMQBridges = 16
 
+// MaxZMQRebalance bounds zmq-rebalance: each connection shut costs its
+// node a reconnect interval (100 ms by default) before it serves.
+const MaxZMQRebalance = 1000
+
 // MaxZMQBusyPoll bounds zmq-busy-poll: a request that takes longer to
 // come back than a scheduler tick gains nothing from a thread kept awake.
 const MaxZMQBusyPoll = 10 * time.Millisecond
@@ -123,6 +127,7 @@ func (p *parser) validate() {
 		{"zmq-queue-bytes", o.ZMQQueueBytes >= 64<<10, "must be at least 64k"},
 		{"zmq-io-threads", o.ZMQIOThreads >= 1 && o.ZMQIOThreads <= MaxZMQIOThreads, fmt.Sprintf("must be 1 to %d", MaxZMQIOThreads)},
 		{"zmq-bridges", o.ZMQBridges >= 1 && o.ZMQBridges <= MaxZMQBridges, fmt.Sprintf("must be 1 to %d", MaxZMQBridges)},
+		{"zmq-rebalance", o.ZMQRebalance >= 0 && o.ZMQRebalance <= MaxZMQRebalance, fmt.Sprintf("must be from 0 (off) to %d", MaxZMQRebalance)},
 		{"zmq-busy-poll", o.ZMQBusyPoll >= 0 && o.ZMQBusyPoll <= MaxZMQBusyPoll, fmt.Sprintf("must be from 0 (off) to %v", MaxZMQBusyPoll)},
 		{"emperor-heartbeat", o.EmperorHeartbeat == 0 || o.EmperorHeartbeat >= minEmperorHeartbeat,
 			fmt.Sprintf("must be 0 (off) or at least %v", minEmperorHeartbeat)},

@@ -130,6 +130,9 @@ type Metrics struct {
 	Stats    StatsSnapshot
 	// RingLen and RingCap: messages waiting for the bridge, and room.
 	RingLen, RingCap int
+	// BridgeConns are the nodes' connections open on each bridge; nil
+	// with one bridge (not counted).
+	BridgeConns []int
 	// PendingOutput is the output held for clients that have not read
 	// it yet (max-pending-output-total counts it); OutputHolders the
 	// connections holding some.
@@ -203,6 +206,12 @@ func (s *Server) Metrics() Metrics {
 		m.Nodes = append(m.Nodes, nm)
 	}
 	m.RingLen, m.RingCap = ringLen(s.bridges)
+	if len(s.bridges) > 1 {
+		m.BridgeConns = make([]int, len(s.bridges))
+		for k, b := range s.bridges {
+			m.BridgeConns[k] = b.Conns()
+		}
+	}
 	m.PendingOutput, m.OutputHolders = s.pendingTotal.Load(), s.holders.Load()
 	if s.alog != nil {
 		m.AccessLogDropped = s.alog.dropped.Load()

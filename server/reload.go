@@ -174,6 +174,8 @@ func keyName(field string) string {
 		return "zmq-bridges"
 	case "ZMQBusyPoll":
 		return "zmq-busy-poll"
+	case "ZMQRebalance":
+		return "zmq-rebalance"
 	case "TCPKeepAlive":
 		return "tcp-keepalive"
 	case "Binds":

@@ -13,7 +13,7 @@ func TestKeyName(t *testing.T) {
 	for field, key := range map[string]string{"HTTP2MaxStreams": "http2-max-streams", "PingFreq": "ping-freq",
 		"TLSHandshakeTimeout": "tls-handshake-timeout", "ZMQHWM": "zmq-hwm", "ZMQ": "zmq", "MaxURI": "max-uri",
 		"HTTP2": "http2", "UID": "uid", "MaxPendingOutputTotal": "max-pending-output-total", "Binds": "bind",
-		"ZMQQueueBytes": "zmq-queue-bytes", "ZMQRcvHWM": "zmq-rcv-hwm", "ZMQIOThreads": "zmq-io-threads", "ZMQBridges": "zmq-bridges", "ZMQBusyPoll": "zmq-busy-poll"} {
+		"ZMQQueueBytes": "zmq-queue-bytes", "ZMQRcvHWM": "zmq-rcv-hwm", "ZMQIOThreads": "zmq-io-threads", "ZMQBridges": "zmq-bridges", "ZMQBusyPoll": "zmq-busy-poll", "ZMQRebalance": "zmq-rebalance"} {
 		if got := keyName(field); got != key {
 			t.Errorf("keyName(%s) = %s, want %s", field, got, key)
 		}

@@ -211,6 +211,7 @@ func (s *Server) Start() error {
 		MaxQueuedBytes: s.opts.ZMQQueueBytes,
 		IOThreads:      s.opts.ZMQIOThreads,
 		BusyPoll:       s.opts.ZMQBusyPoll,
+		Rebalance:      s.opts.ZMQRebalance,
 		SendTimeout:    s.opts.SendTimeout,
 		TCPKeepAlive:   s.opts.TCPKeepAlive,
 		Logger:         s.opts.Logger,

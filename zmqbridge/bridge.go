@@ -144,9 +144,19 @@ type Config struct {
 	MaxQueuedBytes int64
 	Logger         *slog.Logger
 
+	// Rebalance, with several bridges (StartShared), is how many nodes'
+	// connections in a row may be turned down during their handshake for
+	// landing on a bridge that has more than another (placement.go); 0:
+	// none, the kernel's hash alone places them.
+	Rebalance int
+
 	// shared, set by StartShared, is the context of several bridges
 	// (IOThreads I/O threads for each); nil: the bridge makes its own.
 	shared *sharedContext
+	// place, set by StartShared, counts the bridges' connections and
+	// evens them out; this bridge is its placeIndex-th.
+	place      *placement
+	placeIndex int
 }
 
 // Stats are the bridge's counters; read them with Bridge.Stats.
@@ -161,6 +171,9 @@ type Stats struct {
 	// (Config.BusyPoll) that found some, BusyPollIdle those that ran out
 	// and slept. Each is counted once its poll ends: both only grow.
 	BusyPollWork, BusyPollIdle uint64
+	// Rebalanced counts the nodes' connections this bridge turned down
+	// for landing on it while another bridge had fewer (Config.Rebalance).
+	Rebalanced uint64
 }
 
 // Add adds o's counters to s (several bridges' totals).
@@ -176,6 +189,7 @@ func (s *Stats) Add(o Stats) {
 	s.Held += o.Held
 	s.BusyPollWork += o.BusyPollWork
 	s.BusyPollIdle += o.BusyPollIdle
+	s.Rebalanced += o.Rebalanced
 }
 
 // Bridge is the ZeroMQ side of the proxy.
@@ -483,7 +497,11 @@ func (b *Bridge) Stop() {
 // Stats returns a snapshot of the counters. Safe from any goroutine.
 func (b *Bridge) Stats() Stats {
 	s := &b.stats
-	return Stats{
+	var rebalanced uint64
+	if b.cfg.place != nil {
+		rebalanced = b.cfg.place.deniedBy(b.cfg.placeIndex)
+	}
+	return Stats{Rebalanced: rebalanced,
 		Sent: s.sent.Load(), Received: s.received.Load(), Pings: s.pings.Load(),
 		DroppedFrames: s.dropped.Load(), Unroutable: s.unroutable.Load(),
 		HWMTimeouts: s.hwm.Load(), RingFull: s.ringFull.Load(),
@@ -525,6 +543,11 @@ func (b *Bridge) open() (fd int, err error) {
 	}
 	if err := errors.Join(opts...); err != nil {
 		return -1, fmt.Errorf("zmqbridge: socket options: %w", err)
+	}
+	if b.cfg.place != nil {
+		if err := b.joinPlacement(); err != nil {
+			return -1, err
+		}
 	}
 	for i, ep := range b.cfg.Endpoints {
 		next = i + 1

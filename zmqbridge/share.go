@@ -143,10 +143,13 @@ func reusePortListen(addr string) (int, string, error) {
 
 // StartShared starts n bridges behind cfg.Endpoints (ShareEndpoints), the
 // k-th with handler(k); n == 1 is Start. They share one libzmq context of
-// n × cfg.IOThreads I/O threads, and libzmq serves each new connection on
-// its least loaded I/O thread: the kernel's SO_REUSEPORT hash picks a
+// n × cfg.IOThreads I/O threads. The kernel's SO_REUSEPORT hash picks a
 // node's bridge (with as many nodes as bridges, some get two and some
-// none), but no I/O thread serves two nodes while another serves none.
+// none); with cfg.Rebalance the placement evens the bridges out
+// (placement.go) and each bridge's connections are served by IOThreads
+// threads of its own; without, libzmq serves each new connection on the
+// least loaded thread of them all, so that no I/O thread serves two
+// nodes while another serves none.
 // On error none runs and every listening socket is closed.
 func StartShared(cfg Config, n int, handler func(k int) Handler) ([]*Bridge, error) {
 	if n <= 1 {
@@ -168,6 +171,14 @@ func StartShared(cfg Config, n int, handler func(k int) Handler) ([]*Bridge, err
 		return nil, err
 	}
 	shared := &sharedContext{ctx: zctx}
+	place := newPlacement(n, cfg.Rebalance, cfg.Logger)
+	if err := place.start(zctx); err != nil {
+		for _, f := range fds {
+			closeFDs(f)
+		}
+		_ = zctx.Term()
+		return nil, err
+	}
 	shared.acquire()
 	defer shared.release() // the bridges hold it from here on
 	var started []*Bridge
@@ -175,6 +186,7 @@ func StartShared(cfg Config, n int, handler func(k int) Handler) ([]*Bridge, err
 		c := cfg
 		c.Endpoints, c.UseFDs = eps[k], fds[k]
 		c.shared = shared
+		c.place, c.placeIndex = place, k
 		b, err := Start(c, handler(k)) // closes c.UseFDs on error
 		if err != nil {
 			for _, b := range started {

@@ -48,6 +48,8 @@ var (
 	dOutputHolders  = desc("output_holders", "Client connections holding output they have not read yet.")
 	dRefusals       = desc("bridge_refusals_total", "Messages the bridges refused for a while, by reason: node_full (their node at its high-water mark: only its sessions wait), ring_full (the bridge behind: their client waits).", "reason")
 	dBusyPolls      = desc("bridge_busy_polls_total", "The bridges' polls for work before sleeping (zmq-busy-poll), by whether they found some.", "result")
+	dBridgeConns    = desc("bridge_node_connections", "Connections open on each ZeroMQ bridge's endpoints, those in their handshake included (zmq-bridges above 1).", "bridge")
+	dRebalanced     = desc("bridge_rebalanced_total", "Nodes' connections shut during their handshake for landing on a bridge with more than another (zmq-rebalance); the nodes reconnect.")
 	dTLSHandshakes  = desc("tls_handshakes_total", "TLS handshakes completed.")
 	dTLSFailures    = desc("tls_handshake_failures_total", "TLS handshakes failed or timed out.")
 	dStale          = desc("stale_replies_total", "Node replies for sessions already gone.")
@@ -65,7 +67,7 @@ func NewCollector(src Source) prometheus.Collector { return collector{src} }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dConnsOpen, dConnsAccepted, dUpgrades, dRequests, dRequestSeconds,
 		dHeadSeconds, dRejected, dNodeUp, dNodeSessions, dNodeMsgs, dNodeBytes, dNodeFailures, dNodeRetries,
-		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dPendingOutput, dOutputHolders, dRefusals, dBusyPolls, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dEndsDropped, dAccessDropped} {
+		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dPendingOutput, dOutputHolders, dRefusals, dBusyPolls, dRebalanced, dBridgeConns, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dEndsDropped, dAccessDropped} {
 		ch <- d
 	}
 }
@@ -137,6 +139,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRefusals, m.Stats.Bridge.RingFull, "ring_full")
 	counter(dBusyPolls, m.Stats.Bridge.BusyPollWork, "work")
 	counter(dBusyPolls, m.Stats.Bridge.BusyPollIdle, "idle")
+	counter(dRebalanced, m.Stats.Bridge.Rebalanced)
+	for k, n := range m.BridgeConns {
+		gauge(dBridgeConns, float64(n), strconv.Itoa(k))
+	}
 	counter(dTLSHandshakes, m.Stats.TLSHandshakes)
 	counter(dTLSFailures, m.Stats.TLSFailures)
 	counter(dStale, m.Stats.Stale)
