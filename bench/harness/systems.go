@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -228,10 +229,14 @@ func nodeNames(n int) []string {
 // blastbeatINI is the bench's BlastBeat config, with the catch-all
 // virtual host served by nodes; extra lines go to the [blastbeat] section. With t.port, the catch-all virtual host is also
 // served on a bind-ssl listener; a virtual host with listeners of its own
-// is served only on them, so it names the plain one too.
-func blastbeatINI(port, zmqPort int, extra []string, t bbTLS, nodes []string) string {
+// is served only on them, so it names the plain one too. With statsPort
+// the stats listener (/metrics) is on it.
+func blastbeatINI(port, zmqPort, statsPort int, extra []string, t bbTLS, nodes []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[blastbeat]\nbind = 127.0.0.1:%d\nzmq = tcp://127.0.0.1:%d\nping-freq = 3\n", port, zmqPort)
+	if statsPort != 0 {
+		fmt.Fprintf(&b, "stats = 127.0.0.1:%d\n", statsPort)
+	}
 	for _, l := range extra {
 		b.WriteString(l + "\n")
 	}
@@ -261,8 +266,15 @@ func startBlastBeat(ctx context.Context, e *env, dir string, l launch) (*instanc
 		}
 		t.cert, t.key = e.pki.cert, e.pki.key
 	}
+	// With several nodes, the stats listener tells when all are up.
+	sport := 0
+	if e.opts.nodes > 1 {
+		if sport, err = e.freePort(); err != nil {
+			return nil, err
+		}
+	}
 	ini := filepath.Join(dir, "blastbeat.ini")
-	if err := os.WriteFile(ini, []byte(blastbeatINI(port, zport, e.opts.bbSet, t, nodeNames(e.opts.nodes))), 0o644); err != nil {
+	if err := os.WriteFile(ini, []byte(blastbeatINI(port, zport, sport, e.opts.bbSet, t, nodeNames(e.opts.nodes))), 0o644); err != nil {
 		return nil, err
 	}
 	argv := []string{e.blastbeat}
@@ -299,7 +311,64 @@ func startBlastBeat(ctx context.Context, e *env, dir string, l launch) (*instanc
 		in.stop(e)
 		return nil, err
 	}
+	if sport != 0 {
+		// One answer says one node is up; the run waits for them all
+		// (with zmq-bridges, zmq-rebalance may have a node reconnect a
+		// few times first), or it would measure fewer nodes than asked.
+		metrics := fmt.Sprintf("http://127.0.0.1:%d/metrics", sport)
+		if err := waitNodesUp(ctx, metrics, nodeNames(e.opts.nodes), 15*time.Second, in.procs...); err != nil {
+			in.stop(e)
+			return nil, err
+		}
+	}
 	return in, nil
+}
+
+// waitNodesUp polls BlastBeat's /metrics at url until blastbeat_node_up
+// is 1 for every one of names, a watched process exits, or timeout
+// passes.
+func waitNodesUp(ctx context.Context, url string, names []string, timeout time.Duration, watch ...*proc) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, p := range watch {
+			if p.exited() {
+				return fmt.Errorf("%s exited (%v): %s", p.name, p.err, strings.TrimSpace(p.logTail(600)))
+			}
+		}
+		var down []string
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			down = nodesDown(string(body), names)
+			if len(down) == 0 {
+				return nil
+			}
+		} else {
+			down = names
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nodes %s not up after %s (%s)", strings.Join(down, ", "), timeout, url)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// nodesDown returns those of names whose blastbeat_node_up is not 1 in
+// the /metrics text m.
+func nodesDown(m string, names []string) []string {
+	var down []string
+	for _, n := range names {
+		if !strings.Contains(m, "\nblastbeat_node_up{node=\""+n+"\"} 1\n") {
+			down = append(down, n)
+		}
+	}
+	return down
 }
 
 // nginxConfig is what nginxConf needs.

@@ -31,7 +31,7 @@ func TestBlastBeatINI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ini := blastbeatINI(20001, 20002, []string{"max-connections = 20000"}, tt.tls, nodeNames(1))
+			ini := blastbeatINI(20001, 20002, 0, []string{"max-connections = 20000"}, tt.tls, nodeNames(1))
 			for _, w := range tt.want {
 				if !strings.Contains(ini, w) {
 					t.Errorf("config lacks %q:\n%s", w, ini)
@@ -131,14 +131,19 @@ func TestSkipHTTP2(t *testing.T) {
 // TestBlastBeatININodes: with several bench nodes the catch-all lists
 // them all, and BlastBeat's loader takes them as that vhost's nodes.
 func TestBlastBeatININodes(t *testing.T) {
-	ini := blastbeatINI(20001, 20002, []string{"zmq-io-threads = 3"}, bbTLS{}, nodeNames(3))
+	ini := blastbeatINI(20001, 20002, 20004, []string{"zmq-io-threads = 3"}, bbTLS{}, nodeNames(3))
 	o, err := config.Parse("blastbeat.ini", []byte(ini))
 	if err != nil {
 		t.Fatalf("config.Parse: %v\n%s", err, ini)
 	}
 	want := []string{"bench1", "bench2", "bench3"}
-	if len(o.VHosts) != 1 || !slices.Equal(o.VHosts[0].Nodes, want) || o.ZMQIOThreads != 3 {
-		t.Errorf("vhosts %+v, zmq-io-threads %d; want one with nodes %q, 3", o.VHosts, o.ZMQIOThreads, want)
+	if len(o.VHosts) != 1 || !slices.Equal(o.VHosts[0].Nodes, want) || o.ZMQIOThreads != 3 || o.Stats != "127.0.0.1:20004" {
+		t.Errorf("vhosts %+v, zmq-io-threads %d, stats %q; want one with nodes %q, 3, 127.0.0.1:20004", o.VHosts, o.ZMQIOThreads, o.Stats, want)
+	}
+	// The run waits for every node up in /metrics.
+	m := "# HELP …\nblastbeat_node_up{node=\"bench1\"} 1\nblastbeat_node_up{node=\"bench2\"} 0\nblastbeat_node_up{node=\"bench3\"} 1\n"
+	if down := nodesDown(m, want); !slices.Equal(down, []string{"bench2"}) {
+		t.Errorf("nodesDown = %q, want [bench2]", down)
 	}
 	if got := nodeNames(1); !slices.Equal(got, []string{"bench"}) {
 		t.Errorf("nodeNames(1) = %q, want [bench]", got)
