@@ -125,20 +125,28 @@ func (h *bridgeHandler) Undeliverable(m *zmqbridge.Msg, _ error) {
 // through. (A node not heard yet is not alive: nothing to mark.) It
 // returns false for a node on another bridge: this one need not look for
 // it at the fast ping period.
+//
+// A node that no virtual host lists any more (a reload removed it) is not
+// watched either: its name stays known (its sessions finish), and it is
+// pinged every second or so, not every fastPing for the process's life.
 func (h *bridgeHandler) Unreachable(node int) (watch bool) {
-	nodes := h.rt.Load().nodes.Nodes()
+	rt := h.rt.Load()
+	nodes := rt.nodes.Nodes()
 	if node < 0 || node >= len(nodes) {
 		return true
 	}
-	if h.opts.ZMQBridges <= 1 {
-		nodes[node].MarkDead()
-		return true
+	n := nodes[node]
+	switch {
+	case h.opts.ZMQBridges <= 1:
+		n.MarkDead()
+		watch = true
+	case n.LeaveBridge(h.k):
+		n.MarkDead()
+		watch = true
+	default:
+		watch = n.Bridge() < 0 // on another bridge: not news here
 	}
-	if nodes[node].LeaveBridge(h.k) {
-		nodes[node].MarkDead()
-		return true
-	}
-	return nodes[node].Bridge() < 0 // on another bridge: not news here
+	return watch && rt.lists(n)
 }
 
 // Paused stops reading from nodes while the loops have not applied what

@@ -3,6 +3,7 @@ package server
 import (
 	"testing"
 
+	"github.com/blastbeat/blastbeat/config"
 	"github.com/blastbeat/blastbeat/session"
 )
 
@@ -158,5 +159,39 @@ func TestUndeliverableInboxBalanced(t *testing.T) {
 	h.undeliverable("n1", "body")
 	if n := h.s.inboxed.Load(); n != 0 {
 		t.Fatalf("node-read-ahead counts %d after an undeliverable report, want 0", n)
+	}
+}
+
+// TestRetiredNodeNotWatched: a node that a reload took out of every
+// virtual host is not watched when unreachable (its pings go every
+// second or so, not every 100 ms for the process's life), with one bridge
+// or several; one still listed is.
+func TestRetiredNodeNotWatched(t *testing.T) {
+	for _, bridges := range []int{1, 2} {
+		opts := testOptions()
+		opts.ZMQBridges = bridges
+		h := newHarness(t, opts)
+		n1, n2 := h.node("n1"), h.node("n2")
+		if !h.s.handlers[0].Unreachable(n2.Index) {
+			t.Fatalf("%d bridges: listed n2 unreachable, not watched", bridges)
+		}
+		// A reload whose only vhost lists n1 alone.
+		next := opts
+		next.VHosts = []config.VHost{{Name: "*", Nodes: []string{"n1"}, Format: "headers"}}
+		rt, _, err := buildRouting(&next, h.s.lns.Load(), h.s.rt.Load(), h.s.lns.Load(), len(h.s.loops))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.s.rt.Store(rt)
+		if rt.lists(n2) || !rt.lists(n1) {
+			t.Fatalf("%d bridges: lists n1 %v, n2 %v; want true, false", bridges, rt.lists(n1), rt.lists(n2))
+		}
+		if h.s.handlers[0].Unreachable(n2.Index) {
+			t.Fatalf("%d bridges: retired n2 still watched", bridges)
+		}
+		n1.Seen(h.s.now())
+		if bridges == 1 && !h.s.handlers[0].Unreachable(n1.Index) {
+			t.Fatal("listed n1 not watched")
+		}
 	}
 }

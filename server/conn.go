@@ -320,6 +320,18 @@ func (c *conn) onDrained() {
 }
 
 // closeNow closes the connection; OnClose does the cleanup.
+// tlsFailed counts the connection's failed TLS handshake, once (a read
+// that fails after a timeout closed it is the same failure); it reports
+// whether this was the first.
+func (c *conn) tlsFailed() bool {
+	if c.tls.failed {
+		return false
+	}
+	c.tls.failed = true
+	c.srv().stats.TLSFailures.Add(1)
+	return true
+}
+
 func (c *conn) closeNow() {
 	if !c.closed && !c.closing {
 		c.closing = true
@@ -429,8 +441,7 @@ func (c *conn) tlsTraffic() bool {
 		return true
 	}
 	if err != nil {
-		if !c.tls.open {
-			s.stats.TLSFailures.Add(1)
+		if !c.tls.open && c.tlsFailed() {
 			s.opts.Logger.Debug("TLS handshake failed", "remote", c.t.RemoteAddr().String(), "err", err)
 		}
 		c.closeNow()
@@ -644,14 +655,14 @@ func (c *conn) checkTimeouts(now int64) {
 	case c.tls != nil && !c.tls.open:
 		switch {
 		case now > c.headBy:
-			s.stats.TLSFailures.Add(1)
+			c.tlsFailed()
 			s.opts.Logger.Debug("TLS handshake timed out", "remote", c.t.RemoteAddr().String())
 			c.closeNow()
 		case c.tls.counted && c.l.hsEvict > 0 && now-max(c.lastActive, c.tls.slotAt) > int64(s.opts.TLSHandshakeIdleTimeout):
 			// Others wait for its slot while its client says nothing:
 			// as many go as wait.
 			c.l.hsEvict--
-			s.stats.TLSFailures.Add(1)
+			c.tlsFailed()
 			s.reject("tls_handshake_idle")
 			s.opts.Logger.Debug("TLS handshake closed: its client silent while others wait", "remote", c.t.RemoteAddr().String())
 			c.closeNow()

@@ -18,18 +18,14 @@ type routing struct {
 	nodes  *session.Registry
 	global map[*listener]bool             // [blastbeat] binds: the vhosts without listeners of their own
 	serve  map[*listener][]*session.VHost // the vhosts that name a listener in bind or bind-ssl
+	listed []bool                         // by node index: a vhost lists it (a reload may have removed it)
 	own    map[*session.VHost]bool        // vhosts with listeners of their own
 	https  map[*session.VHost]string      // a vhost's first bind-ssl port (308)
 }
 
 // lists reports whether a virtual host of rt lists node n.
 func (rt *routing) lists(n *session.Node) bool {
-	for _, vh := range rt.router.VHosts() {
-		if slices.Contains(vh.Nodes, n) {
-			return true
-		}
-	}
-	return false
+	return n.Index >= 0 && n.Index < len(rt.listed) && rt.listed[n.Index]
 }
 
 // serves reports whether ln serves vh: a vhost with listeners of its own
@@ -116,6 +112,12 @@ func buildRouting(opts *Options, ls *listeners, prev *routing, prevLs *listeners
 		}
 		for _, n := range v.Nodes {
 			vh.Nodes = append(vh.Nodes, nodes.Lookup([]byte(n)))
+		}
+		if rt.listed == nil {
+			rt.listed = make([]bool, len(nodes.Nodes()))
+		}
+		for _, n := range vh.Nodes {
+			rt.listed[n.Index] = true
 		}
 		for _, b := range v.Binds {
 			ln, err := listen(b.Addr, false)

@@ -25,6 +25,7 @@ type tlsTransport struct {
 	in        []byte
 	inScratch bool  // in is (part of) the loop's scratch buffer
 	open      bool  // the handshake completed
+	failed    bool  // the handshake's failure was counted (TLSFailures)
 	counted   bool  // holds one of the loop's handshake slots
 	queued    bool  // waits for one (loop.hsWait), unread
 	slotAt    int64 // when it got its slot (counted)
