@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/blastbeat/blastbeat/internal/bufpool"
+	"github.com/blastbeat/blastbeat/internal/tlsmem"
 	"github.com/blastbeat/blastbeat/protocol"
 	"github.com/blastbeat/blastbeat/session"
 	"github.com/blastbeat/blastbeat/zmqbridge"
@@ -319,7 +320,6 @@ func (c *conn) onDrained() {
 	c.l.flush() // credit messages, or a close
 }
 
-// closeNow closes the connection; OnClose does the cleanup.
 // tlsFailed counts the connection's failed TLS handshake, once (a read
 // that fails after a timeout closed it is the same failure); it reports
 // whether this was the first.
@@ -332,6 +332,7 @@ func (c *conn) tlsFailed() bool {
 	return true
 }
 
+// closeNow closes the connection; OnClose does the cleanup.
 func (c *conn) closeNow() {
 	if !c.closed && !c.closing {
 		c.closing = true
@@ -654,6 +655,13 @@ func (c *conn) checkTimeouts(now int64) {
 	case c.closed:
 	case c.tls != nil && !c.tls.open:
 		switch {
+		case now > c.headBy && c.tls.tc.State() == tlsmem.StateNew && !c.tls.queued && c.t.InboundBuffered() == 0:
+			// Not a byte since accept (none fed, none waiting for a
+			// handshake slot): no handshake failed, the socket was
+			// silent, as a plain listener counts it.
+			s.stats.SilentClosed.Add(1)
+			s.reject("silent_connection")
+			c.closeNow()
 		case now > c.headBy:
 			c.tlsFailed()
 			s.opts.Logger.Debug("TLS handshake timed out", "remote", c.t.RemoteAddr().String())

@@ -624,6 +624,9 @@ func (b *Bridge) run(ready chan<- error) {
 		b.sock.Close()
 		if n := b.io.Close(); n > 0 {
 			b.cfg.Logger.Warn("zmqbridge: libzmq still holds request bodies a second after the socket closed; they stay pinned until it lets go", "bodies", n)
+			if b.cfg.shared != nil {
+				b.cfg.shared.lent.Store(true)
+			}
 			go b.termContext() // returns once libzmq has let go of them
 			return
 		}

@@ -216,6 +216,10 @@ func closeFDs(fds []int) {
 type sharedContext struct {
 	ctx  *zmq.Context
 	refs atomic.Int32
+	// lent: a bridge let go while libzmq still held bodies lent to it;
+	// the last release then ends the context in a goroutine of its own,
+	// since Term waits for those bodies, and a bridge's Stop must not.
+	lent atomic.Bool
 }
 
 func (c *sharedContext) context() *zmq.Context {
@@ -235,6 +239,10 @@ func (c *sharedContext) acquire() {
 // socket in it is closed: libzmq waits for them).
 func (c *sharedContext) release() {
 	if c != nil && c.refs.Add(-1) == 0 {
+		if c.lent.Load() {
+			go c.ctx.Term()
+			return
+		}
 		_ = c.ctx.Term()
 	}
 }
