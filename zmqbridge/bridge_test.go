@@ -58,6 +58,13 @@ func freeEndpoint(t *testing.T) string {
 // is closed when the test ends.
 func dialNode(t *testing.T, ep, name string) *zmq.Socket {
 	t.Helper()
+	return dialNodeWith(t, ep, name, nil)
+}
+
+// dialNodeWith is dialNode with set applied to the DEALER before it
+// connects.
+func dialNodeWith(t *testing.T, ep, name string, set func(*zmq.Socket)) *zmq.Socket {
+	t.Helper()
 	dealer, err := zmq.NewSocket(zmq.DEALER)
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +73,9 @@ func dialNode(t *testing.T, ep, name string) *zmq.Socket {
 	dealer.SetIdentity(name)
 	dealer.SetLinger(0)
 	dealer.SetRcvtimeo(5 * time.Second)
+	if set != nil {
+		set(dealer)
+	}
 	if err := dealer.Connect(ep); err != nil {
 		t.Fatal(err)
 	}

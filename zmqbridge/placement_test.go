@@ -38,22 +38,14 @@ func conns(t *testing.T, bs []*Bridge, want int) []int {
 }
 
 // quickNode is dialNode with a 10 ms reconnect interval (libzmq's default
-// is 100 ms), so that refused connections come back quickly.
+// is 100 ms), so that connections shut in their handshake come back
+// quickly.
 func quickNode(t *testing.T, ep, name string) *zmq.Socket {
 	t.Helper()
-	dealer, err := zmq.NewSocket(zmq.DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dealer.Close() })
-	dealer.SetIdentity(name)
-	dealer.SetLinger(0)
-	dealer.SetRcvtimeo(20 * time.Second)
-	dealer.SetReconnectIvl(10 * time.Millisecond)
-	if err := dealer.Connect(ep); err != nil {
-		t.Fatal(err)
-	}
-	return dealer
+	return dialNodeWith(t, ep, name, func(d *zmq.Socket) {
+		d.SetRcvtimeo(20 * time.Second)
+		d.SetReconnectIvl(10 * time.Millisecond)
+	})
 }
 
 func startPlaced(t *testing.T, eps []string, n, rebalance int, ids []string) []*Bridge {
