@@ -148,7 +148,8 @@ type Options struct {
 	// default 10s).
 	TLSHandshakeTimeout time.Duration
 	// MaxTLSHandshakes bounds the TLS handshakes in flight (each loop
-	// runs its share); more connections are accepted and wait unread
+	// runs its share, one at least: below the number of loops, that
+	// number is the bound); more connections are accepted and wait unread
 	// until a slot frees or tls-handshake-timeout closes them
 	// (max-tls-handshakes, default 1024).
 	MaxTLSHandshakes int
