@@ -66,7 +66,7 @@ func buildRouting(opts *Options, ls *listeners, prev *routing, prevLs *listeners
 		}
 	}
 	rt = &routing{nodes: nodes, global: map[*listener]bool{}, serve: map[*listener][]*session.VHost{},
-		own: map[*session.VHost]bool{}, https: map[*session.VHost]string{}}
+		own: map[*session.VHost]bool{}, https: map[*session.VHost]string{}, listed: make([]bool, len(nodes.Nodes()))}
 	listen := func(addr string, secure bool) (*listener, error) {
 		ln := ls.byAddr[addr]
 		if ln == nil || (ln.tls != nil) != secure {
@@ -112,9 +112,6 @@ func buildRouting(opts *Options, ls *listeners, prev *routing, prevLs *listeners
 		}
 		for _, n := range v.Nodes {
 			vh.Nodes = append(vh.Nodes, nodes.Lookup([]byte(n)))
-		}
-		if rt.listed == nil {
-			rt.listed = make([]bool, len(nodes.Nodes()))
 		}
 		for _, n := range vh.Nodes {
 			rt.listed[n.Index] = true

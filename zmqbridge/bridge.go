@@ -576,15 +576,16 @@ func newContext(ioThreads int) (*zmq.Context, error) {
 	return zctx, nil
 }
 
-// termContext ends the bridge's context (its I/O threads), or its hold
-// on the shared one, which the last of the bridges ends. The socket must
-// be closed.
+// termContext ends the bridge's context (its I/O threads), if it made
+// one, or its hold on the shared one, which the last of the bridges
+// ends. The socket must be closed.
 func (b *Bridge) termContext() {
-	if b.cfg.shared != nil {
+	switch {
+	case b.cfg.shared != nil:
 		b.cfg.shared.release()
-		return
+	case b.zctx != nil:
+		_ = b.zctx.Term()
 	}
-	_ = b.zctx.Term()
 }
 
 func (b *Bridge) run(ready chan<- error) {
@@ -606,11 +607,7 @@ func (b *Bridge) run(ready chan<- error) {
 		if b.sock != nil {
 			b.sock.Close()
 		}
-		if b.zctx != nil {
-			b.termContext()
-		} else {
-			b.cfg.shared.release()
-		}
+		b.termContext()
 		ready <- err
 		return
 	}

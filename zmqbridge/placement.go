@@ -509,15 +509,14 @@ const acceptWait = 50 * time.Millisecond
 // connection instead (see above). settle waits up to its argument for
 // the monitors' next events and counts them.
 func (p *placement) answer(req []string, settle func(time.Duration)) []any {
-	if len(req) < 6 || req[0] != "1.0" {
-		id := ""
-		if len(req) >= 2 {
-			id = req[1]
-		}
-		// A refusal would stop the peer's libzmq from reconnecting.
-		return []any{"1.0", id, "200", "OK", "", ""}
+	id := ""
+	if len(req) >= 2 {
+		id = req[1]
 	}
-	ok := []any{"1.0", req[1], "200", "OK", "", ""}
+	ok := []any{"1.0", id, "200", "OK", "", ""}
+	if len(req) < 6 || req[0] != "1.0" {
+		return ok // malformed: a refusal would stop the peer's libzmq from reconnecting
+	}
 	k, address := p.bridgeOf(req[2]), req[3]
 	if k < 0 || p.max <= 0 || !ipOnly(address) {
 		return ok

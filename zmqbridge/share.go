@@ -163,19 +163,20 @@ func StartShared(cfg Config, n int, handler func(k int) Handler) ([]*Bridge, err
 	if err != nil {
 		return nil, err
 	}
-	zctx, err := newContext(n * max(1, cfg.IOThreads))
-	if err != nil {
-		for _, f := range fds {
+	closeFrom := func(k int) { // the listening sockets not handed to bridges
+		for _, f := range fds[k:] {
 			closeFDs(f)
 		}
+	}
+	zctx, err := newContext(n * max(1, cfg.IOThreads))
+	if err != nil {
+		closeFrom(0)
 		return nil, err
 	}
 	shared := &sharedContext{ctx: zctx}
 	place := newPlacement(n, cfg.Rebalance, cfg.Logger)
 	if err := place.start(zctx); err != nil {
-		for _, f := range fds {
-			closeFDs(f)
-		}
+		closeFrom(0)
 		_ = zctx.Term()
 		return nil, err
 	}
@@ -192,9 +193,7 @@ func StartShared(cfg Config, n int, handler func(k int) Handler) ([]*Bridge, err
 			for _, b := range started {
 				b.Stop()
 			}
-			for _, f := range fds[k+1:] {
-				closeFDs(f)
-			}
+			closeFrom(k + 1)
 			return nil, fmt.Errorf("zmqbridge: bridge %d of %d: %w", k+1, n, err)
 		}
 		started = append(started, b)

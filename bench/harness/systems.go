@@ -175,6 +175,18 @@ func nginxSkip(e *env, sc scenario) string {
 // waitReady polls GET url until it answers 200, a watched process exits,
 // or timeout passes.
 func waitReady(ctx context.Context, url string, timeout time.Duration, watch ...*proc) error {
+	return pollGET(ctx, url, timeout, 50*time.Millisecond, watch, func(status int, _ []byte) string {
+		if status == 200 {
+			return ""
+		}
+		return fmt.Sprintf("%d %s", status, http.StatusText(status))
+	}, "not ready")
+}
+
+// pollGET polls GET url every interval until done finds the answer good
+// (returns ""), a watched process exits, or timeout passes; the error
+// then says what, and done's last word on why not.
+func pollGET(ctx context.Context, url string, timeout, interval time.Duration, watch []*proc, done func(status int, body []byte) (why string), what string) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
 	last := "no answer"
@@ -187,11 +199,11 @@ func waitReady(ctx context.Context, url string, timeout time.Duration, watch ...
 		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 		resp, err := client.Do(req)
 		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if last = done(resp.StatusCode, body); last == "" {
 				return nil
 			}
-			last = resp.Status
 		} else {
 			last = err.Error()
 		}
@@ -199,9 +211,9 @@ func waitReady(ctx context.Context, url string, timeout time.Duration, watch ...
 			return ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s: %s", url, timeout, last)
+			return fmt.Errorf("%s %s after %s: %s", url, what, timeout, last)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
@@ -328,35 +340,12 @@ func startBlastBeat(ctx context.Context, e *env, dir string, l launch) (*instanc
 // is 1 for every one of names, a watched process exits, or timeout
 // passes.
 func waitNodesUp(ctx context.Context, url string, names []string, timeout time.Duration, watch ...*proc) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
-		for _, p := range watch {
-			if p.exited() {
-				return fmt.Errorf("%s exited (%v): %s", p.name, p.err, strings.TrimSpace(p.logTail(600)))
-			}
+	return pollGET(ctx, url, timeout, 20*time.Millisecond, watch, func(_ int, body []byte) string {
+		if down := nodesDown(string(body), names); len(down) > 0 {
+			return "nodes " + strings.Join(down, ", ") + " not up"
 		}
-		var down []string
-		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			down = nodesDown(string(body), names)
-			if len(down) == 0 {
-				return nil
-			}
-		} else {
-			down = names
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nodes %s not up after %s (%s)", strings.Join(down, ", "), timeout, url)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ""
+	}, "shows not every node up")
 }
 
 // nodesDown returns those of names whose blastbeat_node_up is not 1 in
