@@ -79,8 +79,8 @@ func (l *emperorLink) send(t *testing.T, b byte) {
 	}
 }
 
-// emperorReady waits until the vassal listens, then for its "ready"
-// byte (5). A vassal that could not bind (another test's process took
+// emperorReady waits until the vassal listens, then for its "spawned"
+// and "ready to accept requests" bytes (1, 5). A vassal that could not bind (another test's process took
 // the free port first, and its listening fooled waitListening) ends the
 // link with EOF: that is returned, not fatal, so that startSupervised
 // starts it again on another port.
@@ -89,12 +89,14 @@ func emperorReady(link **emperorLink) func(*supProxy) error {
 		if err := waitListening(p); err != nil {
 			return err
 		}
-		b, err := (*link).tryRead()
-		if err != nil {
-			return fmt.Errorf("reading the vassal's ready byte: %w", err)
-		}
-		if b != 5 {
-			return fmt.Errorf("the vassal's first byte is %d, want 5 (ready)", b)
+		for _, want := range []byte{1, 5} {
+			b, err := (*link).tryRead()
+			if err != nil {
+				return fmt.Errorf("reading the vassal's ready bytes: %w", err)
+			}
+			if b != want {
+				return fmt.Errorf("the vassal sent %d, want %d (1 spawned, then 5 accepting)", b, want)
+			}
 		}
 		return nil
 	}
@@ -167,14 +169,21 @@ func TestEmperorHeartbeatThenEOF(t *testing.T) {
 	waitLog(t, p.proxy, `msg=stopping uwsgi-emperor=gone err=EOF`)
 }
 
-// TestEmperorReload: the Emperor's 1 takes the reload path of SIGHUP
-// (which only logs, for now); the vassal goes on serving.
+// TestEmperorReload: the Emperor's 1 takes the reload path of SIGHUP;
+// the vassal goes on serving, and says again that it is up and accepts
+// requests (1, 5): the Emperor cleared both marks when it asked (its
+// stats showed the vassal neither ready nor accepting after a reload).
 func TestEmperorReload(t *testing.T) {
 	t.Parallel()
 	var link *emperorLink
 	p := startSupervised(t, supervised{vhosts: catchAll, setup: emperorPair(t, &link), ready: emperorReady(&link)})
 	link.send(t, 1)
 	waitLog(t, p.proxy, `msg="configuration reloaded" by="uWSGI Emperor"`)
+	for _, want := range []byte{1, 5} {
+		if b := link.read(t, p); b != want {
+			t.Fatalf("after the Emperor's reload the vassal sent %d, want %d (1 spawned, then 5 accepting)", b, want)
+		}
+	}
 	c, err := net.Dial("tcp", p.Addr)
 	if err != nil {
 		t.Fatalf("not serving after the Emperor's reload: %v", err)

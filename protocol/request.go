@@ -368,7 +368,12 @@ func (p *RequestParser) checkVersion(v []byte) error {
 	case '1':
 		p.minor = 1
 	default:
-		return ErrBadVersion
+		// HTTP/1.2 to 1.9: served as 1.1, the highest minor version the
+		// proxy implements (RFC 9112 §2.3), as nginx does.
+		if !isDigit(v[7]) {
+			return ErrBadVersion
+		}
+		p.minor = 1
 	}
 	return nil
 }

@@ -78,6 +78,16 @@ func TestRequestValid(t *testing.T) {
 			}},
 		},
 		{
+			// RFC 9112 §2.3: a higher minor version of a major version the
+			// server implements is served as the highest it implements.
+			name: "HTTP/1.2 is served as HTTP/1.1",
+			in:   "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+			want: []parsedReq{{
+				Method: "GET", URI: "/", Path: "/", Host: "a", Minor: 1, ContentLength: -1, KeepAlive: true,
+				Headers: []string{"Host: a"}, HeadLen: 27, Ended: true,
+			}},
+		},
+		{
 			name: "Connection: close",
 			in:   "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
 			want: []parsedReq{{
@@ -445,7 +455,6 @@ func TestRequestErrors(t *testing.T) {
 
 		// Request line.
 		{name: "505 HTTP/2.0", in: "GET / HTTP/2.0\r\nHost: a\r\n\r\n", err: protocol.ErrBadVersion, status: 505},
-		{name: "505 HTTP/1.2", in: "GET / HTTP/1.2\r\nHost: a\r\n\r\n", err: protocol.ErrBadVersion, status: 505},
 		{name: "505 HTTP/0.9", in: "GET / HTTP/0.9\r\n\r\n", err: protocol.ErrBadVersion, status: 505},
 		{name: "lower-case version", in: "GET / http/1.1\r\nHost: a\r\n\r\n", err: protocol.ErrBadRequestLine, status: 400},
 		{name: "not HTTP (h2spec's invalid preface)", in: "INVALID CONNECTION PREFACE\r\n\r\n", err: protocol.ErrNotHTTP, status: 0},

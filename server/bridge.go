@@ -46,6 +46,9 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Bu
 	s := h.Server
 	n := s.rt.Load().nodes.Lookup(identity)
 	if n == nil {
+		n = s.addedNode(identity)
+	}
+	if n == nil {
 		s.stats.UnknownNode.Add(1)
 		h.unknownIdentity(identity)
 		return
@@ -81,6 +84,18 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Bu
 		buf.Retain() // the loop gives it back (loop.hold)
 	}
 	h.batches[l.idx] = append(h.batches[l.idx], reply{typ: t, node: n, sid: id, body: body, buf: buf})
+}
+
+// addedNode finds identity among the nodes a Reload is adding (the
+// bridges know them, and ping them, before the routing that lists them
+// is published), or in the routing published since the caller's miss.
+func (s *Server) addedNode(identity []byte) *session.Node {
+	if rt := s.adding.Load(); rt != nil {
+		return rt.nodes.Lookup(identity)
+	}
+	// Reload publishes its routing before it clears adding: no reload
+	// in progress, or this one is there now.
+	return s.rt.Load().nodes.Lookup(identity)
 }
 
 // Flush hands each loop the replies of this batch (one lock per loop and

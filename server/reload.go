@@ -91,6 +91,12 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 		}
 		opened = append(opened, ln)
 	}
+	// The bridges ping the new nodes as soon as they know them: a pong
+	// that comes before the routing is published must still count (it
+	// was dropped as a stranger's, and the node served nobody until the
+	// next ping, ping-freq later). Deliver looks here on a miss.
+	s.adding.Store(rt)
+	defer s.adding.Store(nil)
 	for _, b := range s.bridges {
 		if len(added) == 0 {
 			break

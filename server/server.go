@@ -46,6 +46,7 @@ type Server struct {
 
 	lns      atomic.Pointer[listeners] // the listen addresses: swapped by Reload
 	rt       atomic.Pointer[routing]   // vhosts, nodes, listener use: swapped by Reload
+	adding   atomic.Pointer[routing]   // the routing a Reload is publishing, from the bridges' AddIdentities to its Store
 	reloadMu sync.Mutex                // one Reload at a time
 
 	// Set once in Start/OnBoot.

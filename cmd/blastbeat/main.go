@@ -241,7 +241,7 @@ func waitForStop(stops, sigs <-chan os.Signal, sup *supervisor, log *slog.Logger
 				log.Info("stopping", "uwsgi-emperor", "gone", "err", c.err)
 				return
 			case c.cmd == emperor.Reload:
-				sup.reload("uWSGI Emperor", reload)
+				sup.reload(byEmperor, reload)
 			default:
 				log.Info("stopping", "uwsgi-emperor", c.cmd.String())
 				return

@@ -121,7 +121,15 @@ func (s *supervisor) reload(by string, do func(by string)) {
 	s.warn("systemd", s.notify.Reloading())
 	do(by)
 	s.warn("systemd", s.notify.Ready())
+	if by == byEmperor && s.vassal != nil {
+		// Applied or refused, the vassal serves: the Emperor, which
+		// cleared its ready and accepting marks when it asked, is told.
+		s.warn("uWSGI Emperor", s.vassal.Reloaded())
+	}
 }
+
+// byEmperor names the Emperor's reload (and what the log says did it).
+const byEmperor = "uWSGI Emperor"
 
 // stopping tells systemd that the server stops.
 func (s *supervisor) stopping() { s.warn("systemd", s.notify.Stopping()) }

@@ -5,7 +5,12 @@
 // The bytes, as checked against uWSGI 2.0.21's Emperor (its log names
 // each one it understands):
 //
-//	vassal → Emperor   5  ready ("vassal NAME is ready to accept requests")
+//	vassal → Emperor   1  spawned ("vassal NAME has been spawned"): its
+//	                      stats' `ready`
+//	                   5  accepting ("vassal NAME is ready to accept
+//	                      requests"): its stats' `accepting`; its reload
+//	                      (1, below) clears both, and a uWSGI vassal says
+//	                      both again as it comes back
 //	                  17  loyal ("vassal NAME is now loyal"): it served a
 //	                      request; the Emperor throttles the respawn of
 //	                      vassals that die before they are loyal
@@ -39,7 +44,8 @@ const EnvFD = "UWSGI_EMPEROR_FD"
 
 // The bytes a vassal sends.
 const (
-	msgReady     = 5
+	msgSpawned   = 1
+	msgAccepting = 5
 	msgLoyal     = 17
 	msgHeartbeat = 26
 )
@@ -110,24 +116,29 @@ func Open(fd int) (*Vassal, error) {
 	return &Vassal{conn: c}, nil
 }
 
-// send writes one byte to the Emperor.
-func (v *Vassal) send(b byte) error {
+// send writes bytes to the Emperor.
+func (v *Vassal) send(b ...byte) error {
 	v.wmu.Lock()
 	defer v.wmu.Unlock()
-	if _, err := v.conn.Write([]byte{b}); err != nil {
+	if _, err := v.conn.Write(b); err != nil {
 		return fmt.Errorf("emperor: write: %w", err)
 	}
 	return nil
 }
 
-// Ready tells the Emperor that the vassal accepts requests, once: the
-// calls after the first send nothing.
+// Ready tells the Emperor that the vassal is up and accepts requests (1
+// and 5), once: the calls after the first send nothing.
 func (v *Vassal) Ready() error {
 	if v.ready.Swap(true) {
 		return nil
 	}
-	return v.send(msgReady)
+	return v.send(msgSpawned, msgAccepting)
 }
+
+// Reloaded says 1 and 5 again after the Emperor's reload: the Emperor
+// cleared both in its records when it sent it (its stats showed the
+// vassal neither ready nor accepting for the rest of its life).
+func (v *Vassal) Reloaded() error { return v.send(msgSpawned, msgAccepting) }
 
 // Loyal tells the Emperor that the vassal served its first request, once:
 // the calls after the first send nothing.

@@ -60,13 +60,14 @@ func TestFromEnvUnset(t *testing.T) {
 
 func TestMessages(t *testing.T) {
 	v, emp := emperorPair(t)
-	for _, step := range []func() error{v.Ready, v.Ready, v.Loyal, v.Heartbeat, v.Loyal, v.Heartbeat} {
+	for _, step := range []func() error{v.Ready, v.Ready, v.Loyal, v.Heartbeat, v.Loyal, v.Heartbeat, v.Reloaded} {
 		if err := step(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// Ready and Loyal are sent once.
-	if got, want := readN(t, emp, 4), []byte{5, 17, 26, 26}; !bytes.Equal(got, want) {
+	// Ready and Loyal are sent once; Reloaded says spawned and accepting
+	// again.
+	if got, want := readN(t, emp, 7), []byte{1, 5, 17, 26, 26, 1, 5}; !bytes.Equal(got, want) {
 		t.Fatalf("the Emperor read %v, want %v", got, want)
 	}
 }
