@@ -123,10 +123,11 @@ type Options struct {
 	// MaxWebSocketMessage bounds a WebSocket message in bytes
 	// (max-websocket-message, default 1 MiB).
 	MaxWebSocketMessage int
-	// WebSocketMessageTimeout closes a WebSocket connection whose client
-	// began a message (a frame, or a fragmented message) and then sent
-	// nothing for this long: what it began is held in memory meanwhile
-	// (websocket-message-timeout, default 60 s).
+	// WebSocketMessageTimeout closes a WebSocket (1008) whose client
+	// began a message (a frame, or a fragmented message) and did not
+	// complete it this long after, whatever it sent meanwhile: what it
+	// began is held in memory until then (websocket-message-timeout,
+	// default 60 s).
 	WebSocketMessageTimeout time.Duration
 	// MaxPendingOutput bounds the output held for one client that reads
 	// slower than its node writes; over it the client is closed as a slow

@@ -122,6 +122,7 @@ type h2Stream struct {
 	wsIn      []byte  // client WebSocket bytes short of a whole frame
 	wsFrags   wsFrags // a fragmented message being joined
 	wsHeld    int     // their capacity, as counted in h2Conn.wsHeld
+	wsBy      int64   // unix ns: the message begun must be complete by then (wsMessageBy); 0: none held
 	noBody    bool    // a refused WebSocket: what the client sends is dropped
 }
 
@@ -1408,7 +1409,11 @@ func (c *conn) h2Timeouts(now int64) {
 	}
 	h.resets, h.control = 0, 0
 	h.abandoned = max(0, h.abandoned-max(1, s.opts.HTTP2MaxStreams/4))
+	lead := c.h2WSLead()
 	for _, st := range h.streams {
+		if st.wsBy > 0 && c.h2WebSocketMessageTimeout(st, lead, now) {
+			continue
+		}
 		switch {
 		case st.pending != nil && s.opts.StallTimeout > 0 && now-st.blockedAt > int64(s.opts.StallTimeout):
 			// Its output has not moved for stall-timeout: the client

@@ -136,6 +136,7 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 		st.wsIn = append(st.wsIn, data...)
 		buf = st.wsIn
 	}
+	completed := false
 	for len(buf) >= 2 && c.h2.streams[st.id] == st && !st.endSent && !st.endPending {
 		head := buf[:min(len(buf), wsHeaderPeek)]
 		h, hn, ok, err := protocol.ParseFrameHeader(head, st.wsFrags.limit(head, int64(opts.MaxWebSocketMessage)))
@@ -156,10 +157,12 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 		}
 		wsFrame(st, &st.wsFrags, &c.srv().bufs, opts.MaxWebSocketMessage, &h, buf[hn:total])
 		buf = buf[total:]
+		completed = completed || h.Fin && !h.OpCode.IsControl()
 	}
 	if c.h2.streams[st.id] != st {
 		return
 	}
+	defer func() { c.srv().wsMessageBy(&st.wsBy, len(st.wsIn) > 0 || st.wsFrags.p != nil, completed) }()
 	// What is left is short of a frame: keep it (copied out of the
 	// connection's buffer, or moved to the front of wsIn).
 	switch {
@@ -171,6 +174,9 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 		if end {
 			st.wsFrags = wsFrags{}
 		}
+	case len(st.wsIn) > 0 && len(buf) == len(st.wsIn):
+		// Nothing consumed: it is wsIn already (a big frame arriving in
+		// DATA frames was copied onto itself at each one).
 	case cap(st.wsIn) > 2*len(buf)+wsInSlack:
 		// A big frame's buffer, holding a small rest: it would count
 		// (and be held) as the big one.
@@ -295,6 +301,28 @@ func (c *conn) h2WebSocketClose(st *h2Stream, code ws.StatusCode, reason string)
 	st.wsIn, st.wsFrags = nil, wsFrags{}
 	c.h2WSAccount(st)
 	c.h2Write(st, protocol.AppendCloseFrame(nil, code, reason), true)
+}
+
+// h2WebSocketMessageTimeout closes a WebSocket stream whose client began
+// a message and did not complete it by st.wsBy (websocket-message-timeout,
+// as over HTTP/1.1), and reports whether it did. A stream whose window
+// is withheld (another stream goes first, or its messages wait for a
+// stuck node) cannot complete it: its time counts from when it can.
+func (c *conn) h2WebSocketMessageTimeout(st, lead *h2Stream, now int64) bool {
+	s := c.srv()
+	switch {
+	case st.endSent || st.endPending || len(st.wsIn) == 0 && st.wsFrags.p == nil:
+		st.wsBy = 0
+		return false
+	case c.h2HeldBack(st, lead):
+		st.wsBy = now + int64(s.opts.WebSocketMessageTimeout)
+		return false
+	case now <= st.wsBy:
+		return false
+	}
+	s.reject("websocket_message_timeout")
+	c.h2WebSocketClose(st, ws.StatusPolicyViolation, "message not completed in time")
+	return true
 }
 
 // An HTTP/2 WebSocket stream is a wsPeer.

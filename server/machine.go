@@ -73,9 +73,13 @@ func (wsMachine) timeouts(c *conn, now int64) {
 	switch {
 	case c.node != nil && !c.node.Serves(c.nodeEpoch, now, s.deadAfter):
 		c.wsClose(ws.StatusGoingAway, "backend node gone")
-	case c.wsHolding() && now-c.lastActive > int64(s.opts.WebSocketMessageTimeout):
-		// A message begun, held in memory, and its client silent:
-		// websocket-message-timeout.
+	case c.wsHolding() && c.headBy == 0:
+		// Held since reading waited for the node (wsTraffic had no
+		// deadline to keep then): counted from now.
+		c.headBy = now + int64(s.opts.WebSocketMessageTimeout)
+	case c.wsHolding() && now > c.headBy:
+		// A message begun, held in memory, and not completed in
+		// websocket-message-timeout (wsMessageBy).
 		s.reject("websocket_message_timeout")
 		c.wsClose(ws.StatusPolicyViolation, "message not completed in time")
 	}

@@ -21,6 +21,7 @@ func (c *conn) startWebSocket(w protocol.WebSocketRequest, proto string) {
 	c.l.finish(&c.ex, c.node, c.sid)
 	c.switchProto(ProtoWebSocket)
 	c.m = wsMachine{}
+	c.headBy = 0 // from now on the deadline of a message begun (wsMessageBy)
 	if c.parser != nil {
 		// The handshake has no body: the parser is done for good.
 		c.l.releaseParser(c.parser)
@@ -66,6 +67,8 @@ const wsHeaderPeek = 14
 // stays in gnet's inbound buffer until the rest arrives.
 func (c *conn) wsTraffic() {
 	max := int64(c.srv().opts.MaxWebSocketMessage)
+	completed := false
+	defer func() { c.srv().wsMessageBy(&c.headBy, c.wsHolding(), completed) }()
 	for !c.closeAfter && len(c.outq) == 0 {
 		avail := c.t.InboundBuffered()
 		if avail < 2 {
@@ -92,6 +95,23 @@ func (c *conn) wsTraffic() {
 		frame, _ := c.t.Peek(total)
 		wsFrame(c, &c.wsFrags, &c.srv().bufs, c.srv().opts.MaxWebSocketMessage, &h, frame[hn:])
 		_, _ = c.t.Discard(total)
+		completed = completed || h.Fin && !h.OpCode.IsControl()
+	}
+}
+
+// wsMessageBy keeps in *by the time by which the message its client is
+// sending must be complete (websocket-message-timeout): set when the
+// proxy begins to hold part of one (a frame short of its end, or
+// fragments), moved on when a message completes, cleared when nothing
+// is held. Neither silence nor control frames move it: a client that
+// began a message and then sends a ping a minute, or a byte, holds it
+// no longer than one that sends nothing.
+func (s *Server) wsMessageBy(by *int64, holding, completed bool) {
+	switch {
+	case !holding:
+		*by = 0
+	case completed || *by == 0:
+		*by = s.now() + int64(s.opts.WebSocketMessageTimeout)
 	}
 }
 

@@ -61,3 +61,59 @@ func TestWebSocketHeldMessageTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestWebSocketMessageTimeoutIsADeadline: websocket-message-timeout
+// bounds the time to complete a message begun, not the client's silence:
+// a client that began a message and then sends a ping (or a byte of it)
+// now and then is closed all the same (before, each ping moved the
+// deadline on, and the message was held for good). One that keeps
+// completing messages is not, however long it sends.
+func TestWebSocketMessageTimeoutIsADeadline(t *testing.T) {
+	frame := func(fin bool, op byte, payload string, total int) string {
+		b0 := op
+		if fin {
+			b0 |= 0x80
+		}
+		return string([]byte{b0, 0x80 | byte(total), 0, 0, 0, 0}) + payload
+	}
+	ping := frame(true, 9, "", 0)
+	step := testOptions().WebSocketMessageTimeout / 3
+
+	t.Run("pings while a message is held", func(t *testing.T) {
+		h := wsUpgraded(t)
+		now := time.Unix(0, h.s.now())
+		h.client(frame(false, 2, "abc", 3)) // the first fragment of a message
+		for i := 0; i < 4; i++ {
+			now = now.Add(step)
+			h.node("n1").Seen(now.UnixNano())
+			h.sweep(now)
+			h.client(ping)
+			h.sweep(now)
+		}
+		out := h.takeOut()
+		if i := strings.Index(string(out), "\x88"); i < 0 || len(out) < i+4 || out[i+2] != 0x03 || out[i+3] != 0xF0 {
+			t.Fatalf("client got %q, want its pongs and a close frame with 1008", out)
+		}
+	})
+
+	t.Run("messages completed", func(t *testing.T) {
+		h := wsUpgraded(t)
+		now := time.Unix(0, h.s.now())
+		// Each turn completes the message begun in the one before and
+		// begins another: something is always held, never for long.
+		h.client(frame(true, 2, "ab", 4))
+		for i := 0; i < 6; i++ {
+			now = now.Add(step)
+			h.node("n1").Seen(now.UnixNano())
+			h.s.tick(now)
+			h.client("cd" + frame(true, 2, "ab", 4))
+			h.sweep(now)
+		}
+		if out := h.takeOut(); h.fc.closed || len(out) > 0 {
+			t.Fatalf("a client completing its messages was closed: %q", out)
+		}
+		if got := len(h.ring.take()); got != 6 {
+			t.Fatalf("the node got %d messages, want 6", got)
+		}
+	})
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// wsCloseOn returns the close code of the WebSocket close frame the proxy
+// sent on stream id since the last read (0: none).
+func (q *h2qClient) wsCloseOn(id uint32) (code int) {
+	q.readOut(func(f http2.Frame) {
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamID == id {
+			b := d.Data()
+			if i := bytes.IndexByte(b, 0x88); i >= 0 && len(b) >= i+4 {
+				code = int(b[i+2])<<8 | int(b[i+3])
+			}
+		}
+	})
+	return code
+}
+
+// TestH2WebSocketMessageTimeout: over HTTP/2 too, a client that began a
+// WebSocket message and did not complete it in websocket-message-timeout
+// is closed with 1008, pings meanwhile or not. Before, nothing bounded
+// it over HTTP/2: what the stream held stayed for the connection's life.
+func TestH2WebSocketMessageTimeout(t *testing.T) {
+	q := newH2qHarness(t, nil)
+	h := q.h
+	q.openWS(1, "a")
+	q.frames()
+	h.ring.take()
+	q.dataBytes(1, []byte{0x02, 0x83, 0, 0, 0, 0, 'a', 'b', 'c'}) // a first fragment
+	ping := []byte{0x89, 0x80, 0, 0, 0, 0}
+	now := time.Unix(0, h.s.now())
+	step := h.s.opts.WebSocketMessageTimeout / 3
+	for i := 0; i < 4; i++ {
+		now = now.Add(step)
+		h.node("n1").Seen(now.UnixNano())
+		h.sweep(now)
+		q.dataBytes(1, ping)
+	}
+	if code := q.wsCloseOn(1); code != 1008 {
+		t.Fatalf("close code %d, want 1008 (message not completed in time)", code)
+	}
+}
+
+// TestH2WebSocketMessageTimeoutHeldBack: a stream whose window is held
+// back (another stream of the connection goes first, past
+// max-read-ahead) cannot complete its message: its time counts from when
+// it can, so the lead's silence does not close it too.
+func TestH2WebSocketMessageTimeoutHeldBack(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.MaxReadAhead = 4096 })
+	h := q.h
+	q.openWS(1, "a")
+	q.openWS(3, "a")
+	q.frames()
+	h.ring.take()
+	q.dataBytes(1, wsBinaryFrame(100000)[:40000]) // the lead
+	q.dataBytes(3, wsBinaryFrame(100000)[:33000]) // held back behind it
+	if w := windowFor(q.frames(), 3); w != 0 {
+		t.Fatalf("stream 3 got %d bytes of window: not held back", w)
+	}
+	timeout := h.s.opts.WebSocketMessageTimeout
+	now := time.Unix(0, h.s.now())
+	for _, d := range []time.Duration{timeout / 2, timeout / 2, time.Second} {
+		now = now.Add(d)
+		h.node("n1").Seen(now.UnixNano())
+		h.sweep(now)
+	}
+	fs := q.frames()
+	if h.c.h2.streams[1] != nil && !h.c.h2.streams[1].endSent {
+		t.Fatal("the silent lead, past its deadline, was not closed")
+	}
+	if w := windowFor(fs, 3); w == 0 {
+		t.Fatal("stream 3 did not get its window once the lead closed")
+	}
+	if st := h.c.h2.streams[3]; st == nil || st.endSent || st.endPending {
+		t.Fatal("stream 3, held back until now, was closed with the lead")
+	}
+	// Now it may send: silent for the timeout, it goes too.
+	now = now.Add(timeout + time.Second)
+	h.node("n1").Seen(now.UnixNano())
+	h.sweep(now)
+	if code := q.wsCloseOn(3); code != 1008 {
+		t.Fatalf("stream 3: close code %d, want 1008 once it could have completed its message", code)
+	}
+}
