@@ -322,6 +322,8 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"http2-max-control-frames":   set(&o.HTTP2MaxControlFrames, parseInt),
 		"http2-header-table-size":    set(&o.HTTP2HeaderTableSize, parseSizeInt),
 		"http2-max-header-block":     set(&o.HTTP2MaxHeaderBlock, parseSizeInt),
+		"http2-stream-window":        set(&o.HTTP2StreamWindow, parseSizeInt),
+		"http2-connection-window":    set(&o.HTTP2ConnectionWindow, parseSizeInt),
 		"max-nodes":                  set(&o.MaxNodes, parseInt),
 		"reuse-port":                 set(&o.ReusePort, parseBool),
 		"stats":                      set(&o.Stats, parseString),

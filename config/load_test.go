@@ -226,6 +226,8 @@ func TestDefaults(t *testing.T) {
 		HTTP2MaxControlFrames:   2000,
 		HTTP2HeaderTableSize:    4096,
 		HTTP2MaxHeaderBlock:     64 << 10,
+		HTTP2StreamWindow:       512 << 10,
+		HTTP2ConnectionWindow:   4 << 20,
 		RetryBuffer:             1 << 20,
 		HeaderTimeout:           10 * time.Second,
 		IdleTimeout:             120 * time.Second,
@@ -279,6 +281,8 @@ max-pending-output = 8m
 max-pending-output-total = 64m
 credit-window = 128k
 max-read-ahead = 64k
+http2-stream-window = 65535
+http2-connection-window = 2m
 retry-buffer = 0
 header-timeout = 2.5
 idle-timeout = 0
@@ -349,6 +353,8 @@ node = fallback
 		HTTP2MaxControlFrames:   2000,
 		HTTP2HeaderTableSize:    4096,
 		HTTP2MaxHeaderBlock:     64 << 10,
+		HTTP2StreamWindow:       65535,
+		HTTP2ConnectionWindow:   2 << 20,
 		RetryBuffer:             0,
 		HeaderTimeout:           2500 * time.Millisecond,
 		IdleTimeout:             0,
@@ -375,8 +381,8 @@ node = fallback
 			{
 				Name:                "example.com:8443",
 				Nodes:               []string{"n1", "n2"},
-				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 44}},
-				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 45}, {Addr: "[::]:8443", Line: 46}},
+				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 46}},
+				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 47}, {Addr: "[::]:8443", Line: 48}},
 				Certificate:         "ex.pem",
 				Key:                 "ex.key",
 				Format:              "headers",
@@ -385,9 +391,9 @@ node = fallback
 				ResponseIdleTimeout: 30 * time.Minute,
 				MaxBody:             10 << 20,
 				HTTPSRedirect:       true,
-				Line:                40,
+				Line:                42,
 			},
-			vhost("*", 55, "fallback"),
+			vhost("*", 57, "fallback"),
 		},
 	}
 	got, err := config.Parse("test.ini", []byte(src))
@@ -479,6 +485,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "ping-freq too short", src: head + "ping-freq = 1ms\n" + tail, line: 4, section: "blastbeat", key: "ping-freq", kind: config.ErrBadValue, msg: "at least 100ms"},
 		{name: "lingering-timeout past lingering-time", src: head + "\nlingering-timeout = 60\n" + tail, line: 5, section: "blastbeat", key: "lingering-timeout", kind: config.ErrBadValue, msg: "must not exceed lingering-time"},
 		{name: "lingering-time under lingering-timeout", src: head + "lingering-time = 1\n" + tail, line: 4, section: "blastbeat", key: "lingering-time", kind: config.ErrBadValue, msg: "must not exceed lingering-time"},
+		{name: "http2-stream-window past half of max-read-ahead", src: head + "max-read-ahead = 1m\nhttp2-stream-window = 768k\n" + tail, line: 5, section: "blastbeat", key: "http2-stream-window", kind: config.ErrBadValue, msg: "must not exceed half of max-read-ahead"},
+		{name: "http2-stream-window under 65535", src: head + "http2-stream-window = 16k\n" + tail, line: 4, section: "blastbeat", key: "http2-stream-window", kind: config.ErrBadValue, msg: "must be from 65535"},
+		{name: "http2-connection-window past 2^31-1", src: head + "http2-connection-window = 2g\n" + tail, line: 4, section: "blastbeat", key: "http2-connection-window", kind: config.ErrBadValue, msg: "must be from 65535"},
 		{name: "max-pending-output past the total", src: head + "\nmax-pending-output = 512m\n" + tail, line: 5, section: "blastbeat", key: "max-pending-output", kind: config.ErrBadValue, msg: "must not exceed max-pending-output-total"},
 		{name: "workers past the loops a sid addresses", src: head + "workers = 65\n" + tail, line: 4, section: "blastbeat", key: "workers", kind: config.ErrBadValue, msg: "to 64"},
 		{name: "alias *", src: head + tail + "alias = *\n", line: 6, section: "blastbeat:localhost", key: "alias", kind: config.ErrBadValue, msg: "[blastbeat:*]"},
@@ -923,5 +932,24 @@ func TestParseDuplicateHosts(t *testing.T) {
 				t.Errorf("message %q, want dup.ini:%d: [%s] … %s", err, tt.line, tt.section, tt.msg)
 			}
 		})
+	}
+}
+
+// TestHTTP2StreamWindowDefault: unset, http2-stream-window keeps within
+// half of max-read-ahead (and at least HTTP/2's 65535), so that a config
+// that lowered max-read-ahead before the key existed stays valid.
+func TestHTTP2StreamWindowDefault(t *testing.T) {
+	for readAhead, want := range map[string]int{"": 512 << 10, "64k": 65535, "512k": 256 << 10, "4m": 512 << 10} {
+		src := "[blastbeat]\nbind = 0.0.0.0:8080\nzmq = tcp://0.0.0.0:5000\n"
+		if readAhead != "" {
+			src += "max-read-ahead = " + readAhead + "\n"
+		}
+		o, err := config.Parse("t.ini", []byte(src+"[blastbeat:*]\nnode = n\n"))
+		if err != nil {
+			t.Fatalf("max-read-ahead %q: %v", readAhead, err)
+		}
+		if o.HTTP2StreamWindow != want {
+			t.Errorf("max-read-ahead %q: http2-stream-window %d, want %d", readAhead, o.HTTP2StreamWindow, want)
+		}
 	}
 }

@@ -184,6 +184,18 @@ type Options struct {
 	// CONTINUATION flood, CVE-2024-27316; http2-max-header-block, default
 	// 64 KiB). The decoded list is bounded by max-header-size.
 	HTTP2MaxHeaderBlock int
+	// HTTP2StreamWindow is the window each HTTP/2 stream's client may
+	// send ahead of what the proxy gave back (SETTINGS_INITIAL_WINDOW_SIZE;
+	// http2-stream-window, default 512 KiB, at least 65535, at most half
+	// of max-read-ahead): an upload runs at most one window per round
+	// trip. The proxy gives it back as it forwards the body, so it holds
+	// up to a window only for a stuck node; what waits so is bounded per
+	// connection by max-read-ahead, past which the connection is not
+	// read (so one stream alone never stops its connection's others).
+	HTTP2StreamWindow int
+	// HTTP2ConnectionWindow is the same for all of a connection's streams
+	// together (http2-connection-window, default 4 MiB, at least 65535).
+	HTTP2ConnectionWindow int
 	// ReusePort gives every event loop a listening socket of its own
 	// (SO_REUSEPORT): the kernel spreads new connections over the loops,
 	// and no loop hands them on (reuse-port, default false: with it, a
@@ -370,6 +382,8 @@ func Defaults() Options {
 		HTTP2MaxControlFrames:   2000,
 		HTTP2HeaderTableSize:    4096,
 		HTTP2MaxHeaderBlock:     64 << 10,
+		HTTP2StreamWindow:       512 << 10,
+		HTTP2ConnectionWindow:   4 << 20,
 		RetryBuffer:             1 << 20,
 		HeaderTimeout:           10 * time.Second,
 		IdleTimeout:             120 * time.Second,

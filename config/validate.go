@@ -87,6 +87,12 @@ func (p *parser) validate() {
 	uriKey := pairKey("max-uri", "max-header-size")
 	outKey := pairKey("max-pending-output-total", "max-pending-output")
 	lingerKey := pairKey("lingering-time", "lingering-timeout")
+	windowKey := pairKey("http2-stream-window", "max-read-ahead")
+	if p.firstLine(p.mainRaw, "http2-stream-window") == 0 {
+		// The default keeps within the bound below of a max-read-ahead
+		// set lower (a config written before the key stays valid).
+		o.HTTP2StreamWindow = max(65535, min(o.HTTP2StreamWindow, o.MaxReadAhead/2))
+	}
 	checks := []struct {
 		key string
 		ok  bool
@@ -115,6 +121,15 @@ func (p *parser) validate() {
 		{"http2-max-control-frames", o.HTTP2MaxControlFrames > 0, "must be greater than 0"},
 		{"http2-header-table-size", o.HTTP2HeaderTableSize >= 0 && o.HTTP2HeaderTableSize <= 1<<20, "must be from 0 to 1M"},
 		{"http2-max-header-block", o.HTTP2MaxHeaderBlock >= 1024 && o.HTTP2MaxHeaderBlock <= 16<<20, "must be from 1K to 16M"},
+		// Below HTTP/2's 65535 a client could pass it before it reads the
+		// SETTINGS that say so; above 2^31-1 is no window.
+		{"http2-stream-window", o.HTTP2StreamWindow >= 65535 && o.HTTP2StreamWindow <= 1<<31-1, "must be from 65535 to 2147483647"},
+		{"http2-connection-window", o.HTTP2ConnectionWindow >= 65535 && o.HTTP2ConnectionWindow <= 1<<31-1, "must be from 65535 to 2147483647"},
+		// A stream whose node is stuck holds up to its window, and the
+		// connection stops being read past max-read-ahead held: one stream
+		// alone must not stop its connection's others.
+		{windowKey, o.HTTP2StreamWindow <= max(65535, o.MaxReadAhead/2),
+			fmt.Sprintf("http2-stream-window (%d) must not exceed half of max-read-ahead (%d): one stream waiting for a stuck node would stop its connection's others", o.HTTP2StreamWindow, o.MaxReadAhead)},
 		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
 		{"workers", o.Workers >= 0 && o.Workers <= MaxWorkers, fmt.Sprintf("must be 0 (one per core) to %d", MaxWorkers)},
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},

@@ -31,6 +31,7 @@ type h2fConn struct {
 	wmu    sync.Mutex
 	woke   *sync.Cond
 	win    map[uint32]int64 // send windows by stream; 0: the connection's
+	init   int64            // the proxy's SETTINGS_INITIAL_WINDOW_SIZE (65535 until it says)
 	got    map[uint32]int64 // DATA bytes received by stream
 	ended  map[uint32]bool  // END_STREAM received
 	dead   error
@@ -41,7 +42,10 @@ type h2fConn struct {
 func h2fDial(t *testing.T, addr string, slow func(net.Conn) io.Reader, settings ...http2.Setting) *h2fConn {
 	t.Helper()
 	h := &h2fConn{h2lConn: h2lDial(t, addr, settings...), frames: make(chan http2.Frame, 1024),
-		win: map[uint32]int64{0: 65535}, got: map[uint32]int64{}, ended: map[uint32]bool{}}
+		win: map[uint32]int64{0: 65535}, init: 65535, got: map[uint32]int64{}, ended: map[uint32]bool{}}
+	if v, ok := h.settings[http2.SettingInitialWindowSize]; ok { // the proxy's first SETTINGS (h2lDial read it)
+		h.init = int64(v)
+	}
 	h.woke = sync.NewCond(&h.wmu)
 	_ = h.c.SetDeadline(time.Now().Add(60 * time.Second))
 	if slow != nil {
@@ -75,6 +79,19 @@ func h2fDial(t *testing.T, addr string, slow func(net.Conn) io.Reader, settings 
 				h.wmu.Unlock()
 				continue
 			case *http2.SettingsFrame:
+				// RFC 9113 §6.9.2: a new initial window moves every open
+				// stream's window by the difference (http2-stream-window).
+				if v, ok := f.Value(http2.SettingInitialWindowSize); ok && !f.IsAck() {
+					h.wmu.Lock()
+					for id := range h.win {
+						if id != 0 {
+							h.win[id] += int64(v) - h.init
+						}
+					}
+					h.init = int64(v)
+					h.woke.Broadcast()
+					h.wmu.Unlock()
+				}
 				continue
 			case *http2.HeadersFrame:
 				// Decoded here: its payload is gone at the next read,
@@ -111,10 +128,10 @@ type h2fHeaders struct {
 	status string
 }
 
-// open declares a stream's send window (the proxy's initial 65535).
+// open declares a stream's send window (the proxy's initial one).
 func (h *h2fConn) open(id uint32) {
 	h.wmu.Lock()
-	h.win[id] = 65535
+	h.win[id] = h.init
 	h.wmu.Unlock()
 }
 

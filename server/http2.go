@@ -182,7 +182,14 @@ func (c *conn) startH2() {
 		protocol.H2Setting{ID: protocol.H2SettingMaxHeaderListSize, Val: uint32(s.opts.MaxHeaderSize)},
 		protocol.H2Setting{ID: protocol.H2SettingHeaderTableSize, Val: uint32(s.opts.HTTP2HeaderTableSize)},
 		protocol.H2Setting{ID: protocol.H2SettingEnableConnectProtocol, Val: 1},
+		protocol.H2Setting{ID: protocol.H2SettingInitialWindowSize, Val: uint32(s.opts.HTTP2StreamWindow)},
 	))
+	if more := s.opts.HTTP2ConnectionWindow - h2InitialWindow; more > 0 {
+		// The connection's window starts at 65535 whatever SETTINGS say
+		// (RFC 9113 §6.9.2): the rest is given at once. Uploads run at
+		// one window per round trip: 64 KiB per 50 ms is 1.3 MB/s.
+		c.queue(protocol.AppendH2WindowUpdate(nil, 0, uint32(more)))
+	}
 }
 
 // h2Traffic reads the client's preface and frames.
@@ -633,7 +640,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 		}
 		return
 	}
-	if int64(f.Length) > h2InitialWindow-st.unacked {
+	if int64(f.Length) > int64(c.srv().opts.HTTP2StreamWindow)-st.unacked {
 		// §6.9.1: past the window it was given (possible only while
 		// the stream's is withheld; the connection's always goes back
 		// long before a 16 KiB frame could pass it).
@@ -745,7 +752,7 @@ func (c *conn) h2RequestEnd(st *h2Stream) bool {
 // h2GiveBack returns n bytes of connection window once half is used.
 func (c *conn) h2GiveBack(n int64) {
 	h := c.h2
-	if h.unacked += n; h.unacked >= h2InitialWindow/2 {
+	if h.unacked += n; h.unacked >= int64(c.srv().opts.HTTP2ConnectionWindow/2) {
 		c.queueOwn(c.l.used(protocol.AppendH2WindowUpdate(c.l.arenaRoom(h2WindowUpdateLen), 0, uint32(h.unacked))))
 		h.unacked = 0
 	}

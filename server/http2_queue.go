@@ -83,7 +83,7 @@ func (c *conn) h2CountQueued(m *zmqbridge.Msg) {
 // h2Ack gives a stream's window back once half of it is used, unless it
 // is held back (h2HeldBack; h2GiveWindows gives it once it is not).
 func (c *conn) h2Ack(st *h2Stream) {
-	if st.unacked < h2InitialWindow/2 || st.endRecv || c.h2.streams[st.id] != st {
+	if st.unacked < int64(c.srv().opts.HTTP2StreamWindow/2) || st.endRecv || c.h2.streams[st.id] != st {
 		return
 	}
 	if c.h2.pendSt == st {
@@ -113,7 +113,7 @@ func (c *conn) h2GiveWindows() {
 	h.windowsHeld = false
 	lead := c.h2WSLead()
 	for _, st := range h.streams {
-		if st.unacked < h2InitialWindow/2 || st.endRecv {
+		if st.unacked < int64(c.srv().opts.HTTP2StreamWindow/2) || st.endRecv {
 			continue
 		}
 		if c.h2HeldBack(st, lead) {

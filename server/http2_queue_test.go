@@ -21,10 +21,12 @@ type h2qClient struct {
 
 // newH2qHarness is a harness with vhost a on node n1 and vhost b on node
 // n2, both alive, and an HTTP/2 client past its preface, which sent
-// settings.
+// settings. Its windows are HTTP/2's own, 65535 bytes (the tests' window
+// arithmetic counts in those), unless tune says otherwise.
 func newH2qHarness(t *testing.T, tune func(*Options), settings ...http2.Setting) *h2qClient {
 	o := testOptions()
 	o.VHosts = []config.VHost{{Name: "a", Nodes: []string{"n1"}}, {Name: "b", Nodes: []string{"n2"}}}
+	o.HTTP2StreamWindow, o.HTTP2ConnectionWindow = 65535, 65535
 	if tune != nil {
 		tune(&o)
 	}
