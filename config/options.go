@@ -184,14 +184,15 @@ type Options struct {
 	// CONTINUATION flood, CVE-2024-27316; http2-max-header-block, default
 	// 64 KiB). The decoded list is bounded by max-header-size.
 	HTTP2MaxHeaderBlock int
-	// HTTP2StreamWindow is the window each HTTP/2 stream's client may
-	// send ahead of what the proxy gave back (SETTINGS_INITIAL_WINDOW_SIZE;
+	// HTTP2StreamWindow is what an HTTP/2 client may send of a request
+	// body ahead of what the proxy gave back (a WINDOW_UPDATE after the
+	// request's HEADERS; WebSocket streams keep HTTP/2's 65535;
 	// http2-stream-window, default 512 KiB, at least 65535, at most half
 	// of max-read-ahead): an upload runs at most one window per round
 	// trip. The proxy gives it back as it forwards the body, so it holds
 	// up to a window only for a stuck node; what waits so is bounded per
 	// connection by max-read-ahead, past which the connection is not
-	// read (so one stream alone never stops its connection's others).
+	// read (so one body alone does not stop its connection's others).
 	HTTP2StreamWindow int
 	// HTTP2ConnectionWindow is the same for all of a connection's streams
 	// together (http2-connection-window, default 4 MiB, at least 65535).

@@ -126,10 +126,10 @@ func (p *parser) validate() {
 		{"http2-stream-window", o.HTTP2StreamWindow >= 65535 && o.HTTP2StreamWindow <= 1<<31-1, "must be from 65535 to 2147483647"},
 		{"http2-connection-window", o.HTTP2ConnectionWindow >= 65535 && o.HTTP2ConnectionWindow <= 1<<31-1, "must be from 65535 to 2147483647"},
 		// A stream whose node is stuck holds up to its window, and the
-		// connection stops being read past max-read-ahead held: one stream
-		// alone must not stop its connection's others.
+		// connection stops being read past max-read-ahead held: one
+		// request body alone must not stop its connection's others.
 		{windowKey, o.HTTP2StreamWindow <= max(65535, o.MaxReadAhead/2),
-			fmt.Sprintf("http2-stream-window (%d) must not exceed half of max-read-ahead (%d): one stream waiting for a stuck node would stop its connection's others", o.HTTP2StreamWindow, o.MaxReadAhead)},
+			fmt.Sprintf("http2-stream-window (%d) must not exceed half of max-read-ahead (%d): one request body waiting for a stuck node would stop its connection's other streams", o.HTTP2StreamWindow, o.MaxReadAhead)},
 		{"header-timeout", o.HeaderTimeout > 0, "must be greater than 0"},
 		{"workers", o.Workers >= 0 && o.Workers <= MaxWorkers, fmt.Sprintf("must be 0 (one per core) to %d", MaxWorkers)},
 		{"stall-timeout", o.StallTimeout > 0, "must be greater than 0"},

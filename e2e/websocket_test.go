@@ -65,8 +65,9 @@ type wEcho struct {
 }
 
 // wStartEcho runs the echo node: `websocket` and `websocket-binary` come
-// back as they are; the text "node-end" makes it send `end`, "node-junk"
-// makes it send HTTP replies first (the proxy must drop them). A handshake
+// back as they are; the text "node-end" makes it send `end`, "node-retry"
+// `retry`, "node-junk" makes it send HTTP replies first (the proxy must
+// drop them). A handshake
 // whose path starts with /junk gets HTTP replies too, one starting with
 // /greet a "welcome" text at once. Plain HTTP requests get 200 "ok".
 func wStartEcho(t testing.TB, endpoint string) (*wEcho, *goNode) {
@@ -115,6 +116,9 @@ func (e *wEcho) handle(n *node.Node, m node.Message) {
 			return
 		case "node-junk":
 			wSendJunk(n, m.SID)
+		case "node-retry":
+			_ = n.Send(m.SID, "retry", nil) // the node will not serve it (node.Serve while it stops)
+			return
 		}
 		_ = n.Send(m.SID, m.Type, m.Body)
 	case "end":
@@ -132,7 +136,6 @@ func wSendJunk(n *node.Node, sid []byte) {
 	_ = n.Send(sid, "body", []byte("JUNK-BODY"))
 	_ = n.Send(sid, "chunk", []byte("JUNK-CHUNK"))
 	_ = n.Send(sid, "chunk", nil)
-	_ = n.Send(sid, "retry", nil)
 }
 
 // get returns a copy of the session whose handshake had path.
@@ -906,6 +909,23 @@ func TestWebSocketViolations(t *testing.T) {
 				t.Errorf("node got %d messages from a violating session: %s %q", len(s.Msgs), s.Msgs[0].Type, s.Msgs[0].Body)
 			}
 		})
+	}
+}
+
+// TestWebSocketNodeRetry: a node's `retry` to an accepted WebSocket
+// closes it with 1013 (try again later: the client reconnects, to another
+// node) and the node gets `end`. It was dropped as an HTTP reply, and the
+// client's messages went to a node that had forgotten the session.
+func TestWebSocketNodeRetry(t *testing.T) {
+	t.Parallel()
+	p, e, _ := wEchoProxy(t, "")
+	c := wRawUpgrade(t, p, "/retry", nil)
+	if _, err := c.Write(wFrame(0x81, []byte("node-retry"))); err != nil {
+		t.Fatal(err)
+	}
+	c.expectClose(t, 1013)
+	if s := e.waitEnd(t, "/retry"); s.Ends == 0 {
+		t.Fatal("the node got no end")
 	}
 }
 

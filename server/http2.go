@@ -114,11 +114,14 @@ type h2Stream struct {
 	reqCL      int64  // the request's content-length; -1: none
 	recvd      int64
 	unacked    int64 // DATA bytes of this stream not yet given back
+	window     int64 // its receive window: HTTP/2's 65535, http2-stream-window once its body goes to a node
 
 	ws      bool       // an RFC 8441 WebSocket: DATA carries its frames
 	wsAwait *wsPending // its handshake waits for the node's answer
-	// nodeEnded: its node got `end` already (the proxy answered it).
+	// nodeEnded: its node got `end` already (the proxy answered it), or
+	// has it queued behind the stream's messages that wait (endQueued).
 	nodeEnded bool
+	endQueued bool
 	wsIn      []byte  // client WebSocket bytes short of a whole frame
 	wsFrags   wsFrags // a fragmented message being joined
 	wsHeld    int     // their capacity, as counted in h2Conn.wsHeld
@@ -182,13 +185,25 @@ func (c *conn) startH2() {
 		protocol.H2Setting{ID: protocol.H2SettingMaxHeaderListSize, Val: uint32(s.opts.MaxHeaderSize)},
 		protocol.H2Setting{ID: protocol.H2SettingHeaderTableSize, Val: uint32(s.opts.HTTP2HeaderTableSize)},
 		protocol.H2Setting{ID: protocol.H2SettingEnableConnectProtocol, Val: 1},
-		protocol.H2Setting{ID: protocol.H2SettingInitialWindowSize, Val: uint32(s.opts.HTTP2StreamWindow)},
 	))
 	if more := s.opts.HTTP2ConnectionWindow - h2InitialWindow; more > 0 {
 		// The connection's window starts at 65535 whatever SETTINGS say
 		// (RFC 9113 §6.9.2): the rest is given at once. Uploads run at
 		// one window per round trip: 64 KiB per 50 ms is 1.3 MB/s.
 		c.queue(protocol.AppendH2WindowUpdate(nil, 0, uint32(more)))
+	}
+}
+
+// h2OpenWindow gives a stream whose request body goes to its node the
+// rest of http2-stream-window (a WINDOW_UPDATE after its HEADERS). The
+// streams start at HTTP/2's 65535 (the proxy's SETTINGS leave it): a
+// WebSocket stream keeps that, since what it holds of unfinished frames
+// is bounded by its window (times http2-max-streams per connection), and
+// so does one the proxy answers itself.
+func (c *conn) h2OpenWindow(st *h2Stream) {
+	if more := int64(c.srv().opts.HTTP2StreamWindow) - st.window; more > 0 {
+		c.queueOwn(c.l.used(protocol.AppendH2WindowUpdate(c.l.arenaRoom(h2WindowUpdateLen), st.id, uint32(more))))
+		st.window += more
 	}
 }
 
@@ -488,6 +503,7 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	st := c.l.newH2Stream()
 	st.lastIn = s.now()
 	st.c, st.id, st.sid, st.sendWin, st.reqCL, st.endRecv = c, id, sid, h.initWin, -1, h.hdrEnd
+	st.window = h2InitialWindow
 	h.streams[id] = st
 	h.bySID[sid] = st
 	if r != nil {
@@ -570,6 +586,9 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	}
 	c.h2SendBuf(st, "uwsgi", buf)
 	c.h2StartCredit(st)
+	if !st.ws && !st.endRecv {
+		c.h2OpenWindow(st)
+	}
 	if st.ws {
 		w, _ := protocol.IsWebSocketUpgrade(r)
 		if vh.NodeHandshake {
@@ -640,7 +659,7 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 		}
 		return
 	}
-	if int64(f.Length) > int64(c.srv().opts.HTTP2StreamWindow)-st.unacked {
+	if int64(f.Length) > st.window-st.unacked {
 		// §6.9.1: past the window it was given (possible only while
 		// the stream's is withheld; the connection's always goes back
 		// long before a 16 KiB frame could pass it).
@@ -1018,7 +1037,10 @@ func (c *conn) h2SetPending(st *h2Stream, p []byte) {
 	if d := int64(len(p) - len(st.pending)); d != 0 {
 		was := c.holding()
 		c.h2.held += d
-		if !st.creditOn {
+		if !st.creditOn || st.ws {
+			// What credit does not bound: a node's output without it,
+			// and a WebSocket's whatever its node speaks (the proxy's
+			// own pongs go there too, one per client ping).
 			c.h2.heldOwn += d
 		}
 		c.srv().pendingTotal.Add(d)
@@ -1043,7 +1065,7 @@ func (c *conn) h2CheckPending(st *h2Stream) {
 	// Past max-pending-output-total, a connection over its fair share
 	// loses the stream that grew, credit or not: credit streams' windows
 	// (h2CreditWindow) add up too, over many connections.
-	if int64(len(st.pending)) > limit || !st.creditOn && held > limit ||
+	if int64(len(st.pending)) > limit || (!st.creditOn || st.ws) && held > limit ||
 		s.pendingTotal.Load() > s.opts.MaxPendingOutputTotal && c.h2.held+ob > s.fairShare() {
 		c.srv().stats.SlowClients.Add(1)
 		c.srv().reject("slow_reader")
@@ -1281,6 +1303,10 @@ func (c *conn) h2Close(st *h2Stream, abort bool) {
 	delete(h.bySID, st.sid)
 	if drop {
 		c.dropQueued(st.node, st.sid)
+		if st.endQueued {
+			// Its `end` (h2WebSocketClose) was among them: it goes now.
+			c.endNow(st.node, st.sid)
+		}
 		st.waiting = 0 // out of bySID, the recount passed it by
 		c.updateReadPause()
 	}

@@ -16,7 +16,9 @@ import (
 // bounded twice:
 //   - per stream, by its flow-control window: a stream whose messages
 //     wait gets no WINDOW_UPDATE until they go, so its client can send
-//     it at most one window (64 KiB) more;
+//     it at most one window more (a request body's stream:
+//     http2-stream-window, at most half of max-read-ahead; a WebSocket
+//     stream's: HTTP/2's 64 KiB);
 //   - per connection, by max-read-ahead: past that many bytes waiting
 //     (pooled buffers and message headers counted: a small message holds
 //     at least a 512-byte buffer, so one window of tiny WebSocket
@@ -83,7 +85,7 @@ func (c *conn) h2CountQueued(m *zmqbridge.Msg) {
 // h2Ack gives a stream's window back once half of it is used, unless it
 // is held back (h2HeldBack; h2GiveWindows gives it once it is not).
 func (c *conn) h2Ack(st *h2Stream) {
-	if st.unacked < int64(c.srv().opts.HTTP2StreamWindow/2) || st.endRecv || c.h2.streams[st.id] != st {
+	if st.unacked < st.window/2 || st.endRecv || c.h2.streams[st.id] != st {
 		return
 	}
 	if c.h2.pendSt == st {
@@ -113,7 +115,7 @@ func (c *conn) h2GiveWindows() {
 	h.windowsHeld = false
 	lead := c.h2WSLead()
 	for _, st := range h.streams {
-		if st.unacked < int64(c.srv().opts.HTTP2StreamWindow/2) || st.endRecv {
+		if st.unacked < st.window/2 || st.endRecv {
 			continue
 		}
 		if c.h2HeldBack(st, lead) {

@@ -212,6 +212,8 @@ func (c *conn) h2WebSocketApply(st *h2Stream, r *reply) {
 		c.h2WebSocketSend(st, ws.OpBinary, r.body)
 	case rEnd:
 		c.h2WebSocketClose(st, ws.StatusNormalClosure, "")
+	case rRetry:
+		c.h2WebSocketClose(st, wsTryAgainLater, "backend asked to retry") // as over HTTP/1.1 (wsApply)
 	default:
 		// HTTP replies to the handshake's environ: the proxy answered it.
 		c.srv().stats.Unexpected.Add(1)
@@ -235,6 +237,13 @@ func (c *conn) h2WebSocketNodeAnswer(st *h2Stream, r *reply) {
 		}
 	case rEnd:
 		c.h2Respond(st, 502, "backend ended the session without a response")
+		return
+	case rRetry:
+		// WebSocket streams keep no head to send another node (over
+		// HTTP/1.1 the handshake fails over): the client gets the 502
+		// HTTP/1.1 gives once no node would serve. (It waited for the
+		// vhost's timeout, then 504.)
+		c.h2Respond(st, 502, "no backend node could serve the request")
 		return
 	default:
 		s.stats.Unexpected.Add(1)
@@ -301,6 +310,18 @@ func (c *conn) h2WebSocketClose(st *h2Stream, code ws.StatusCode, reason string)
 	st.wsIn, st.wsFrags = nil, wsFrags{}
 	c.h2WSAccount(st)
 	c.h2Write(st, protocol.AppendCloseFrame(nil, code, reason), true)
+	if c.h2.streams[st.id] == st && st.node != nil && !st.nodeEnded {
+		// The node hears at once, as over HTTP/1.1: the close frame may
+		// wait for the client's window (up to stall-timeout) before the
+		// stream closes. After what waits for it of the stream's.
+		if st.waiting > 0 {
+			c.h2Send(st, "end", nil)
+			st.endQueued = true // h2Close sends it anew if a reset drops it
+		} else {
+			c.endNow(st.node, st.sid)
+		}
+		st.nodeEnded = true
+	}
 }
 
 // h2WebSocketMessageTimeout closes a WebSocket stream whose client began
@@ -314,7 +335,9 @@ func (c *conn) h2WebSocketMessageTimeout(st, lead *h2Stream, now int64) bool {
 	case st.endSent || st.endPending || len(st.wsIn) == 0 && st.wsFrags.p == nil:
 		st.wsBy = 0
 		return false
-	case c.h2HeldBack(st, lead):
+	case c.h2HeldBack(st, lead) || c.readPaused:
+		// Its window withheld, or the connection not read (what waits
+		// for stuck nodes reached max-read-ahead): it cannot send.
 		st.wsBy = now + int64(s.opts.WebSocketMessageTimeout)
 		return false
 	case now <= st.wsBy:

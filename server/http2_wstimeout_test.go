@@ -88,3 +88,62 @@ func TestH2WebSocketMessageTimeoutHeldBack(t *testing.T) {
 		t.Fatalf("stream 3: close code %d, want 1008 once it could have completed its message", code)
 	}
 }
+
+// TestH2WebSocketMessageTimeoutWhilePaused: while the connection is not
+// read (what waits for a stuck node reached max-read-ahead), a stream
+// holding part of a message cannot complete it: its time counts from
+// when reading resumes (found by a review of the deadline).
+func TestH2WebSocketMessageTimeoutWhilePaused(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.MaxReadAhead = 4096 })
+	h := q.h
+	q.openWS(3, "b")
+	q.frames()
+	h.ring.take()
+	q.dataBytes(3, []byte{0x02, 0x83, 0, 0, 0, 0, 'a', 'b', 'c'}) // a first fragment
+	h.ring.full[h.node("n1").Index] = true
+	q.open(5, "POST", "a", false)
+	q.data(5, 16384)
+	if !h.fc.paused {
+		t.Fatalf("reading did not pause: %d bytes wait, outq %d", h.c.h2.queued, len(h.c.outq))
+	}
+	now := time.Unix(0, h.s.now()).Add(2 * h.s.opts.WebSocketMessageTimeout)
+	h.node("n1").Seen(now.UnixNano())
+	h.node("n2").Seen(now.UnixNano())
+	h.sweep(now)
+	if code := q.wsCloseOn(3); code != 0 {
+		t.Fatalf("stream 3 closed with %d while its connection was not read", code)
+	}
+}
+
+// TestH2WebSocketEndSurvivesReset: the `end` a WebSocket stream's close
+// queued behind its messages for a stuck node still reaches the node
+// when the client then resets the stream (the reset drops what waits).
+// Found by a review: it was dropped with them, and the node kept the
+// session for good.
+func TestH2WebSocketEndSurvivesReset(t *testing.T) {
+	// Its window closed: the proxy's close frame waits, and the stream
+	// stays open for the client's reset.
+	q := newH2qHarness(t, nil, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	h := q.h
+	q.openWS(1, "a")
+	q.frames()
+	h.ring.take()
+	n1 := h.node("n1").Index
+	h.ring.full[n1] = true
+	q.dataBytes(1, []byte{0x81, 0x82, 0, 0, 0, 0, 'h', 'i'})   // waits for n1
+	q.dataBytes(1, []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8}) // close: `end` queued behind
+	_ = q.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	q.send()
+	h.ring.full[n1] = false
+	h.s.loops[0].retryRoom()
+	var got []string
+	for _, m := range h.ring.take() {
+		if m.Node == n1 {
+			got = append(got, m.Type)
+		}
+	}
+	if len(got) == 0 || got[len(got)-1] != "end" {
+		t.Fatalf("node n1 got %v after the reset, want its end", got)
+	}
+
+}

@@ -17,9 +17,14 @@ func inboxCost(body []byte) int64 { return int64(len(body)) + int64(unsafe.Sizeo
 // apply executes one backend message on the session it names. Runs on
 // the loop.
 func (c *conn) apply(r *reply) {
-	if !c.closed {
-		c.m.apply(c, r)
+	if c.closed || c.closing {
+		// Closing (gnet closes it at its next turn): what would be
+		// written would go past the checks that closed it (a slow
+		// reader's cap), and nobody reads it.
+		c.srv().stats.Stale.Add(1)
+		return
 	}
+	c.m.apply(c, r)
 }
 
 // applyOwn is apply for the machines with one session per connection
@@ -268,6 +273,9 @@ func (c *conn) onResponseChunk(b []byte) {
 
 // onResponseEnd: flush, then close the connection (PROTOCOL.md `end`).
 func (c *conn) onResponseEnd() {
+	// The node's `end` ends its credit (PROTOCOL.md): no grant may
+	// follow it while the client drains what is left.
+	c.creditOn = false
 	if c.phase == phAwaitHead {
 		c.fail(502, "backend ended the session without a response")
 		return

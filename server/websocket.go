@@ -235,6 +235,12 @@ func (c *conn) wsClosing(code ws.StatusCode) {
 	c.queue(protocol.AppendCloseFrame(nil, code, ""))
 	c.closeAfter = true
 	c.l.markDirty(c)
+	if !c.endSent {
+		// The node hears at once, as in wsClose: a client that does
+		// not read our close frame keeps the connection up to
+		// stall-timeout and lingering-time before OnClose.
+		c.sendEnd()
+	}
 }
 
 // wsFail closes the session for a protocol violation with its code.
@@ -308,9 +314,20 @@ func (c *conn) wsApply(r *reply) {
 		c.wsReply(ws.OpBinary, r.body)
 	case rEnd:
 		c.wsClose(ws.StatusNormalClosure, "")
+	case rRetry:
+		// The node will not serve this session (node.Serve says so
+		// while it stops, and forgets it): left open, the client's
+		// messages would go nowhere. 1013 (try again later) sends the
+		// client back, to another node.
+		c.wsClose(wsTryAgainLater, "backend asked to retry")
 	default:
 		// HTTP replies to the handshake's uwsgi message: the proxy
-		// already answered it.
+		// already answered it (nodes written for the original answer
+		// every `uwsgi` message with a response).
 		c.srv().stats.Unexpected.Add(1)
 	}
 }
+
+// wsTryAgainLater is RFC 6455's 1013 (IANA registry): the server is
+// overloaded or cannot serve the session now; the client may reconnect.
+const wsTryAgainLater ws.StatusCode = 1013

@@ -202,7 +202,9 @@ type Bridge struct {
 
 	// Shared.
 	sleeping   atomic.Bool
-	kickWanted atomic.Bool // MarkKick since the last KickMarked
+	efdClosed  atomic.Bool  // closeEventfd began: no wake writes it any more
+	wakers     atomic.Int32 // wakes between their check of efdClosed and their write
+	kickWanted atomic.Bool  // MarkKick since the last KickMarked
 	stopping   atomic.Bool
 	wantRing   atomic.Bool  // a TrySend found the ring full since the last Room
 	wantNode   atomic.Bool  // a TrySend found its node's queue full since then
@@ -479,9 +481,26 @@ func (b *Bridge) hasRoom() bool {
 
 func (b *Bridge) wake() {
 	if b.sleeping.Load() && b.sleeping.CompareAndSwap(true, false) {
-		var one = [8]byte{1}
-		_, _ = unix.Write(b.efd, one[:])
+		b.wakers.Add(1)
+		if !b.efdClosed.Load() {
+			var one = [8]byte{1}
+			_, _ = unix.Write(b.efd, one[:])
+		}
+		b.wakers.Add(-1)
 	}
+}
+
+// closeEventfd closes the eventfd once no wake can write it: a wake from
+// a producer (or Stop) racing the bridge's exit wrote 8 bytes into
+// whatever took the number next, a client's socket maybe. A wake counts
+// itself before it reads efdClosed, and this sets efdClosed before it
+// reads the count: one of the two sees the other.
+func (b *Bridge) closeEventfd() {
+	b.efdClosed.Store(true)
+	for b.wakers.Load() > 0 {
+		runtime.Gosched()
+	}
+	_ = unix.Close(b.efd)
 }
 
 // Stop ends the bridge goroutine after it has sent what the ring holds,
@@ -629,7 +648,7 @@ func (b *Bridge) run(ready chan<- error) {
 		}
 		b.termContext() // its I/O threads end
 	}()
-	defer unix.Close(b.efd)
+	defer b.closeEventfd()
 	b.ids = make([][]byte, len(b.cfg.Identities))
 	b.nextPing = make([]time.Time, len(b.cfg.Identities))
 	b.queues = make([]nodeQueue, len(b.cfg.Identities))

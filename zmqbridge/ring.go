@@ -37,9 +37,11 @@ type Ring struct {
 	head  uint64 // owned by the consumer
 }
 
-// NewRing returns a ring of size slots, rounded up to a power of two.
+// NewRing returns a ring of size slots, rounded up to a power of two,
+// and at least 2 (with one, an empty slot's sequence would read as
+// published to the next producer).
 func NewRing(size int) *Ring {
-	n := 1
+	n := 2
 	for n < size {
 		n <<= 1
 	}

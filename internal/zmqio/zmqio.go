@@ -75,7 +75,11 @@ func New(s *zmq.Socket, frames int) (*Batcher, error) {
 	if frames < 1 || frames > maxFrames {
 		return nil, errors.New("zmqio: frames must be 1..4")
 	}
-	return &Batcher{sock: h, frames: frames, b: C.bb_batch_new(),
+	bb := C.bb_batch_new()
+	if bb == nil {
+		return nil, errors.New("zmqio: out of memory for the batch buffers")
+	}
+	return &Batcher{sock: h, frames: frames, b: bb,
 		refs: refs{maxLent: DefaultMaxLent, closeWait: defaultCloseWait}}, nil
 }
 
