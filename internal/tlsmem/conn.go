@@ -112,8 +112,11 @@ type Options struct {
 	MaxBuffered int
 
 	// MaxClientHello caps the ClientHello's length (see
-	// DefaultMaxClientHello): a longer one fails the handshake with
-	// ErrClientHelloTooLarge. 0 means DefaultMaxClientHello.
+	// DefaultMaxClientHello), and the client's plaintext handshake
+	// records together at two of them and a little more (after a
+	// HelloRetryRequest the client sends a second ClientHello, which
+	// crypto/tls would take up to 64 KiB of): past either, the handshake
+	// fails with ErrClientHelloTooLarge. 0 means DefaultMaxClientHello.
 	MaxClientHello int
 }
 

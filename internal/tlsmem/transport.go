@@ -45,7 +45,21 @@ type transport struct {
 	first   [9]byte
 	firstN  int
 	readErr error
+	// The records fed during the handshake are walked (their headers
+	// read, their bodies skipped) to bound the plaintext handshake
+	// records the client sends: a HelloRetryRequest's second ClientHello
+	// is one, and checkHelloLocked sees only the first (walkLocked).
+	rec     [5]byte // a record header being read
+	recN    uint8   // its bytes read so far
+	recLeft uint16  // body bytes of the current record not fed yet
+	hsBytes int32   // bytes of handshake records (22) fed so far
 }
+
+// hsSlack is what the client's plaintext handshake records may hold
+// beyond two ClientHellos (the first and, after a HelloRetryRequest, the
+// second): TLS 1.2's ClientKeyExchange and Finished (the proxy asks for
+// no client certificate), and the records' own headers.
+const hsSlack = 4 << 10
 
 // Read implements net.Conn for crypto/tls. It copies unread ciphertext into
 // p. With nothing buffered it waits while blocking is set, and otherwise
@@ -137,6 +151,9 @@ func (t *transport) feedLocked(b []byte) int {
 			t.checkHelloLocked()
 		}
 	}
+	if t.blocking && t.readErr == nil {
+		t.walkLocked(b)
+	}
 	t.cond.Signal()
 	return len(b)
 }
@@ -156,6 +173,40 @@ func (t *transport) checkHelloLocked() {
 	}
 	if n := int(f[6])<<16 | int(f[7])<<8 | int(f[8]); n > t.maxHello {
 		t.readErr = ErrClientHelloTooLarge
+	}
+}
+
+// walkLocked follows the record boundaries through b, fed during the
+// handshake, and fails the reads once the handshake records (type 22,
+// plaintext until the keys change: the ClientHellos) add up to more than
+// two ClientHellos of maxHello and hsSlack. crypto/tls bounds the second
+// ClientHello only by its own 64 KiB; what a client sends of it is
+// gathered before it is parsed. mu is held.
+func (t *transport) walkLocked(b []byte) {
+	for len(b) > 0 {
+		if t.recLeft > 0 {
+			// The body as it comes (a record longer than TLS allows is
+			// crypto/tls's to refuse, with its alert, from its header).
+			n := min(int(t.recLeft), len(b))
+			t.recLeft -= uint16(n)
+			b = b[n:]
+			if t.rec[0] == 22 {
+				t.hsBytes += int32(n)
+				if int(t.hsBytes) > 2*t.maxHello+hsSlack {
+					t.readErr = ErrClientHelloTooLarge
+					return
+				}
+			}
+			continue
+		}
+		n := copy(t.rec[t.recN:], b)
+		t.recN += uint8(n)
+		b = b[n:]
+		if int(t.recN) < len(t.rec) {
+			return
+		}
+		t.recN = 0
+		t.recLeft = uint16(t.rec[3])<<8 | uint16(t.rec[4])
 	}
 }
 
