@@ -124,6 +124,7 @@ type fakeConn struct {
 	paused   bool
 	pauses   int // PauseRead calls
 	closed   bool
+	fd       int    // what Fd reports when above 0 (a real socket a test made), else -1
 	linger   *int   // SetLinger's, when called
 	onWritev func() // called before each Writev takes the bytes, when set
 	// inPlace makes Discard reslice what is left, as gnet does with
@@ -133,7 +134,12 @@ type fakeConn struct {
 }
 
 // Fd is no descriptor: the server skips socket options on it.
-func (f *fakeConn) Fd() int { return -1 }
+func (f *fakeConn) Fd() int {
+	if f.fd > 0 {
+		return f.fd
+	}
+	return -1
+}
 
 func (f *fakeConn) Context() any              { return f.ctx }
 func (f *fakeConn) SetContext(ctx any)        { f.ctx = ctx }

@@ -145,6 +145,7 @@ func (c *conn) unsent() int {
 // shutWrite ends the output of a lingering connection once it is all
 // written (the client then sees EOF after the last frame).
 func (c *conn) shutWrite() {
+	c.settleOutput()
 	if c.shut || c.closing || c.closed || c.t.OutboundBuffered() > 0 {
 		return
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestNoCreditAfterNodeEnd: a node's `end` ends its session's credit
@@ -42,5 +44,41 @@ func TestNoReplyToClosingConn(t *testing.T) {
 	h.reply("n1", "headers", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
 	if out := h.takeOut(); len(out) > 0 {
 		t.Fatalf("a closing connection was written %q", out)
+	}
+}
+
+// TestLingeringOutputSettled: a connection that lingers after a fatal
+// HTTP/2 error (its GOAWAY must reach the client, which may still be
+// sending) settles what it counts of its output as the client reads it:
+// before, what it held when it began to linger stayed counted in
+// max-pending-output-total (and as a holder) until it closed, up to
+// lingering-time (found by a review).
+func TestLingeringOutputSettled(t *testing.T) {
+	q := newH2qHarness(t, nil)
+	h := q.h
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sp[0])
+	defer unix.Close(sp[1])
+	h.fc.fd = sp[0] // a socket to shut, so that the connection lingers
+	q.open(1, "GET", "a", true)
+	h.fc.outbound = 50000 // the client reads nothing for now
+	q.deliver("n1", 1, "headers", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	if h.s.pendingTotal.Load() == 0 {
+		t.Fatal("the output held was not counted")
+	}
+	q.fr.AllowIllegalWrites = true
+	_ = q.fr.WriteData(0, false, []byte("x")) // DATA on stream 0: a connection error
+	q.send()
+	if h.c.m != (lingering{}) || h.fc.closed {
+		t.Fatalf("not lingering after the GOAWAY (closed %v)", h.fc.closed)
+	}
+	h.fc.outbound = 0 // it read everything
+	(*handler)(h.s).OnOutboundDrained(h.fc, 0)
+	h.settle()
+	if got, holders := h.s.pendingTotal.Load(), h.s.holders.Load(); got != 0 || holders != 0 {
+		t.Fatalf("lingering with nothing held: %d bytes and %d holders counted", got, holders)
 	}
 }
