@@ -264,15 +264,14 @@ func (c *conn) accountOutput() {
 	}
 }
 
-// holding reports whether the connection holds output for its client:
-// in its transport, or (HTTP/2) in its streams' pending bytes. Those that
-// do are counted in Server.holders, which fairShare divides by.
 // settleOutput brings pendingOut, and the totals it is part of, to what
 // the transport holds, without accountOutput's limits: a lingering
 // connection (its output bounded by lingering-time) drains without
 // accountOutput, and the output it had held stayed counted in
 // max-pending-output-total's fair share until it closed (found by a
-// review).
+// review). Output that begins to be held, or that the client took some
+// of, moves progressAt, as accountOutput and onDrained do: stall-timeout
+// must not end a linger for a stall that is not one.
 func (c *conn) settleOutput() {
 	if c.closing || c.closed {
 		return
@@ -281,12 +280,18 @@ func (c *conn) settleOutput() {
 	if ob == c.pendingOut {
 		return
 	}
+	if c.pendingOut == 0 || ob < c.pendingOut {
+		c.progressAt = c.srv().now()
+	}
 	was := c.holding()
 	c.srv().pendingTotal.Add(int64(ob - c.pendingOut))
 	c.pendingOut = ob
 	c.countHolder(was)
 }
 
+// holding reports whether the connection holds output for its client:
+// in its transport, or (HTTP/2) in its streams' pending bytes. Those that
+// do are counted in Server.holders, which fairShare divides by.
 func (c *conn) holding() bool { return c.pendingOut > 0 || c.h2 != nil && c.h2.held > 0 }
 
 // countHolder counts the connection in or out of Server.holders when

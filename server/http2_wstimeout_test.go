@@ -92,9 +92,15 @@ func TestH2WebSocketMessageTimeoutHeldBack(t *testing.T) {
 // TestH2WebSocketMessageTimeoutWhilePaused: while the connection is not
 // read (what waits for a stuck node reached max-read-ahead), a stream
 // holding part of a message cannot complete it: its time counts from
-// when reading resumes (found by a review of the deadline).
+// when reading resumes (found by a review of the deadline). The sweeps
+// come as the loop runs them, every second here, for three times the
+// timeout and well within the stuck request's own (the vhost's 60 s,
+// whose 504 would end the pause).
 func TestH2WebSocketMessageTimeoutWhilePaused(t *testing.T) {
-	q := newH2qHarness(t, func(o *Options) { o.MaxReadAhead = 4096 })
+	q := newH2qHarness(t, func(o *Options) {
+		o.MaxReadAhead = 4096
+		o.WebSocketMessageTimeout = 10 * time.Second
+	})
 	h := q.h
 	q.openWS(3, "b")
 	q.frames()
@@ -106,10 +112,16 @@ func TestH2WebSocketMessageTimeoutWhilePaused(t *testing.T) {
 	if !h.fc.paused {
 		t.Fatalf("reading did not pause: %d bytes wait, outq %d", h.c.h2.queued, len(h.c.outq))
 	}
-	now := time.Unix(0, h.s.now()).Add(2 * h.s.opts.WebSocketMessageTimeout)
-	h.node("n1").Seen(now.UnixNano())
-	h.node("n2").Seen(now.UnixNano())
-	h.sweep(now)
+	now := time.Unix(0, h.s.now())
+	for range 30 {
+		now = now.Add(time.Second)
+		h.node("n1").Seen(now.UnixNano())
+		h.node("n2").Seen(now.UnixNano())
+		h.sweep(now)
+	}
+	if !h.fc.paused {
+		t.Fatal("the pause ended: the test no longer tests it")
+	}
 	if code := q.wsCloseOn(3); code != 0 {
 		t.Fatalf("stream 3 closed with %d while its connection was not read", code)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,5 +81,40 @@ func TestLingeringOutputSettled(t *testing.T) {
 	h.settle()
 	if got, holders := h.s.pendingTotal.Load(), h.s.holders.Load(); got != 0 || holders != 0 {
 		t.Fatalf("lingering with nothing held: %d bytes and %d holders counted", got, holders)
+	}
+}
+
+// TestLingerNotAStall: output that a lingering connection begins to hold
+// (its GOAWAY, which the kernel could not take at once) starts
+// stall-timeout's count then, not at the connection's last progress
+// minutes before: the next sweep must not close the linger as a slow
+// reader, dropping the output it lingers to deliver. (A review found
+// settleOutput could count it from a stale progressAt; on this path
+// accountOutput moved it already, so the test guards the behaviour
+// rather than failing before the fix.)
+func TestLingerNotAStall(t *testing.T) {
+	q := newH2qHarness(t, nil)
+	h := q.h
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sp[0])
+	defer unix.Close(sp[1])
+	h.fc.fd = sp[0]
+	now := time.Unix(0, h.s.now()).Add(2 * h.s.opts.StallTimeout) // idle this long, holding nothing
+	h.node("n1").Seen(now.UnixNano())
+	h.s.tick(now)
+	h.fc.outbound = 100 // the GOAWAY's last bytes stay in gnet
+	q.fr.AllowIllegalWrites = true
+	_ = q.fr.WriteData(0, false, []byte("x")) // DATA on stream 0: a connection error
+	q.send()
+	if h.c.m != (lingering{}) || h.fc.closed {
+		t.Fatalf("not lingering after the GOAWAY (closed %v)", h.fc.closed)
+	}
+	slow := h.s.stats.SlowClients.Load()
+	h.sweep(now.Add(time.Second))
+	if h.fc.closed || h.s.stats.SlowClients.Load() != slow {
+		t.Fatal("a linger whose output began to be held a second ago was closed as a slow reader")
 	}
 }

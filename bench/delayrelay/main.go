@@ -9,7 +9,8 @@
 //	    -w '%{speed_upload}\n' http://127.0.0.1:19901/post
 //
 // It listens on 127.0.0.1 unless told otherwise, relays until killed,
-// and holds in memory what is in flight (bytes per second × d).
+// and holds in memory what is in flight (up to a 64 KiB buffer per read
+// made during the last d).
 package main
 
 import (
@@ -81,7 +82,12 @@ func relay(dst, src net.Conn, d time.Duration) {
 	for p := range pieces {
 		time.Sleep(time.Until(p.at))
 		if _, err := dst.Write(p.b); err != nil {
-			break
+			// dst is gone: so is this direction. Closing src ends the
+			// reader, and what it queued meanwhile is dropped.
+			_ = src.Close()
+			for range pieces {
+			}
+			return
 		}
 	}
 	if tc, ok := dst.(*net.TCPConn); ok {
