@@ -499,8 +499,12 @@ func (p *placement) run() {
 // acceptWait bounds how long a ZAP request waits for the accept of its
 // connection to be counted: libzmq reports the accept only after it
 // handed the connection to an I/O thread, which may be through the
-// greeting by then.
-const acceptWait = 50 * time.Millisecond
+// greeting by then. Only a request whose accept has not been seen waits
+// (usually none: the event comes within microseconds); 50 ms was too
+// short on a loaded machine (the full -race suite on 2 cores once let a
+// connection through uncounted: TestPlacementEvensConcurrentNodes saw
+// [1 2 1 0]).
+const acceptWait = 250 * time.Millisecond
 
 // answer decides a ZAP request (RFC 27: version, request id, domain,
 // address, identity, mechanism, credentials…) and returns the reply's
