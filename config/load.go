@@ -316,6 +316,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"tls-handshake-timeout":      set(&o.TLSHandshakeTimeout, parseDuration),
 		"tls-handshake-idle-timeout": set(&o.TLSHandshakeIdleTimeout, parseDuration),
 		"max-tls-handshakes":         set(&o.MaxTLSHandshakes, parseInt),
+		"max-client-hello":           set(&o.MaxClientHello, parseSizeInt),
 		"http2":                      set(&o.HTTP2, parseBool),
 		"http2-max-streams":          set(&o.HTTP2MaxStreams, parseInt),
 		"http2-max-resets":           set(&o.HTTP2MaxResets, parseInt),

@@ -214,6 +214,7 @@ func TestDefaults(t *testing.T) {
 		TLSHandshakeTimeout:     10 * time.Second,
 		TLSHandshakeIdleTimeout: 2 * time.Second,
 		MaxTLSHandshakes:        1024,
+		MaxClientHello:          16 << 10,
 		HTTP2:                   true,
 		AccessLogFormat:         "combined",
 		AccessLogBuffer:         16 << 20,
@@ -282,6 +283,7 @@ max-pending-output-total = 64m
 credit-window = 128k
 max-read-ahead = 64k
 http2-stream-window = 65535
+max-client-hello = 8k
 http2-connection-window = 2m
 retry-buffer = 0
 header-timeout = 2.5
@@ -341,6 +343,7 @@ node = fallback
 		TLSHandshakeTimeout:     10 * time.Second,
 		TLSHandshakeIdleTimeout: 2 * time.Second,
 		MaxTLSHandshakes:        1024,
+		MaxClientHello:          8 << 10,
 		HTTP2:                   true,
 		AccessLogFormat:         "combined",
 		AccessLogBuffer:         256 << 10,
@@ -381,8 +384,8 @@ node = fallback
 			{
 				Name:                "example.com:8443",
 				Nodes:               []string{"n1", "n2"},
-				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 46}},
-				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 47}, {Addr: "[::]:8443", Line: 48}},
+				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 47}},
+				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 48}, {Addr: "[::]:8443", Line: 49}},
 				Certificate:         "ex.pem",
 				Key:                 "ex.key",
 				Format:              "headers",
@@ -391,9 +394,9 @@ node = fallback
 				ResponseIdleTimeout: 30 * time.Minute,
 				MaxBody:             10 << 20,
 				HTTPSRedirect:       true,
-				Line:                42,
+				Line:                43,
 			},
-			vhost("*", 57, "fallback"),
+			vhost("*", 58, "fallback"),
 		},
 	}
 	got, err := config.Parse("test.ini", []byte(src))
@@ -486,6 +489,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "lingering-timeout past lingering-time", src: head + "\nlingering-timeout = 60\n" + tail, line: 5, section: "blastbeat", key: "lingering-timeout", kind: config.ErrBadValue, msg: "must not exceed lingering-time"},
 		{name: "lingering-time under lingering-timeout", src: head + "lingering-time = 1\n" + tail, line: 4, section: "blastbeat", key: "lingering-time", kind: config.ErrBadValue, msg: "must not exceed lingering-time"},
 		{name: "http2-stream-window past half of max-read-ahead", src: head + "max-read-ahead = 1m\nhttp2-stream-window = 768k\n" + tail, line: 5, section: "blastbeat", key: "http2-stream-window", kind: config.ErrBadValue, msg: "must not exceed half of max-read-ahead"},
+		{name: "max-client-hello past 64k", src: head + "max-client-hello = 128k\n" + tail, line: 4, section: "blastbeat", key: "max-client-hello", kind: config.ErrBadValue, msg: "must be from 1K to 64K"},
 		{name: "http2-stream-window under 65535", src: head + "http2-stream-window = 16k\n" + tail, line: 4, section: "blastbeat", key: "http2-stream-window", kind: config.ErrBadValue, msg: "must be from 65535"},
 		{name: "http2-connection-window past 2^31-1", src: head + "http2-connection-window = 2g\n" + tail, line: 4, section: "blastbeat", key: "http2-connection-window", kind: config.ErrBadValue, msg: "must be from 65535"},
 		{name: "max-pending-output past the total", src: head + "\nmax-pending-output = 512m\n" + tail, line: 5, section: "blastbeat", key: "max-pending-output", kind: config.ErrBadValue, msg: "must not exceed max-pending-output-total"},

@@ -160,6 +160,12 @@ type Options struct {
 	// and go quiet cannot hold every slot for tls-handshake-timeout
 	// (tls-handshake-idle-timeout, default 2s).
 	TLSHandshakeIdleTimeout time.Duration
+	// MaxClientHello caps a TLS ClientHello's length (max-client-hello,
+	// default 16 KiB): crypto/tls takes one of up to 64 KiB and keeps the
+	// buffer it gathered it in for the connection's life. Browsers' are
+	// under 2 KiB, post-quantum key shares included. A HelloRetryRequest's
+	// second hello shares a bound of two of these and 4 KiB with the first.
+	MaxClientHello int
 	// HTTP2 serves HTTP/2: h2 through ALPN on bind-ssl listeners and h2c
 	// with prior knowledge on plain ones (http2, default true).
 	HTTP2 bool
@@ -371,6 +377,7 @@ func Defaults() Options {
 		TLSHandshakeTimeout:     10 * time.Second,
 		TLSHandshakeIdleTimeout: 2 * time.Second,
 		MaxTLSHandshakes:        1024,
+		MaxClientHello:          16 << 10,
 		HTTP2:                   true,
 		AccessLogFormat:         "combined",
 		AccessLogBuffer:         16 << 20,

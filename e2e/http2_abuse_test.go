@@ -80,7 +80,9 @@ func h2fDial(t *testing.T, addr string, slow func(net.Conn) io.Reader, settings 
 				continue
 			case *http2.SettingsFrame:
 				// RFC 9113 §6.9.2: a new initial window moves every open
-				// stream's window by the difference (http2-stream-window).
+				// stream's window by the difference. The proxy keeps the
+				// default 65535 (http2-stream-window comes by WINDOW_UPDATE
+				// to body streams), so this runs only if that changes.
 				if v, ok := f.Value(http2.SettingInitialWindowSize); ok && !f.IsAck() {
 					h.wmu.Lock()
 					for id := range h.win {

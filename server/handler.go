@@ -52,7 +52,7 @@ func (h *handler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if c.ln.tls != nil {
 		// TLS: the handshake must end by tls-handshake-timeout; at most
 		// max-tls-handshakes run at once, the others wait unread.
-		c.tls = newTLSTransport(gc, l, c.ln.tls)
+		c.tls = newTLSTransport(gc, l, c.ln.tls, s.opts.MaxClientHello)
 		c.t = c.tls
 		c.headBy = now + int64(s.opts.TLSHandshakeTimeout)
 	}

@@ -57,13 +57,7 @@ func TestNoReplyToClosingConn(t *testing.T) {
 func TestLingeringOutputSettled(t *testing.T) {
 	q := newH2qHarness(t, nil)
 	h := q.h
-	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(sp[0])
-	defer unix.Close(sp[1])
-	h.fc.fd = sp[0] // a socket to shut, so that the connection lingers
+	giveSocket(t, h.fc) // a socket to shut, so that the connection lingers
 	q.open(1, "GET", "a", true)
 	h.fc.outbound = 50000 // the client reads nothing for now
 	q.deliver("n1", 1, "headers", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -95,13 +89,7 @@ func TestLingeringOutputSettled(t *testing.T) {
 func TestLingerNotAStall(t *testing.T) {
 	q := newH2qHarness(t, nil)
 	h := q.h
-	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(sp[0])
-	defer unix.Close(sp[1])
-	h.fc.fd = sp[0]
+	giveSocket(t, h.fc)
 	now := time.Unix(0, h.s.now()).Add(2 * h.s.opts.StallTimeout) // idle this long, holding nothing
 	h.node("n1").Seen(now.UnixNano())
 	h.s.tick(now)
@@ -117,4 +105,16 @@ func TestLingerNotAStall(t *testing.T) {
 	if h.fc.closed || h.s.stats.SlowClients.Load() != slow {
 		t.Fatal("a linger whose output began to be held a second ago was closed as a slow reader")
 	}
+}
+
+// giveSocket gives the fake connection one end of a real socket pair, so
+// that shutWrite has a descriptor to shut and the connection lingers.
+func giveSocket(t *testing.T, fc *fakeConn) {
+	t.Helper()
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(sp[0]); unix.Close(sp[1]) })
+	fc.fd = sp[0]
 }

@@ -251,7 +251,7 @@ func newTRPeer(t *testing.T, pki trPKI, l *loop, version uint16) *trPeer {
 	notify := make(chan struct{}, 1)
 	p := &trPeer{t: t, l: l, notify: notify, sock: newTRSock(notify),
 		toSrv: newTRPipe(notify), toCli: newTRPipe(nil)}
-	p.tr = newTLSTransport(p.sock, l, pki.cfg)
+	p.tr = newTLSTransport(p.sock, l, pki.cfg, 0)
 	p.client = tls.Client(trClientConn{toSrv: p.toSrv, toCli: p.toCli}, &tls.Config{
 		RootCAs:    pki.ca.Pool(),
 		ServerName: "example.test",

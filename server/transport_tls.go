@@ -34,16 +34,18 @@ type tlsTransport struct {
 	abort     bool  // close without close_notify (conn.cutShort)
 }
 
-func newTLSTransport(gc gnet.Conn, l *loop, cfg *tls.Config) *tlsTransport {
+// newTLSTransport: maxHello is max-client-hello (0: tlsmem's default).
+func newTLSTransport(gc gnet.Conn, l *loop, cfg *tls.Config, maxHello int) *tlsTransport {
 	t := &tlsTransport{Conn: gc, l: l}
 	t.tc = tlsmem.Server(cfg, tlsmem.Options{
 		Out: func(b [][]byte) error {
 			_, err := gc.Writev(b)
 			return err
 		},
-		Wake:       func() { _ = gc.Wake(nil) }, // OnTraffic runs the pump
-		LocalAddr:  gc.LocalAddr(),
-		RemoteAddr: gc.RemoteAddr(),
+		Wake:           func() { _ = gc.Wake(nil) }, // OnTraffic runs the pump
+		LocalAddr:      gc.LocalAddr(),
+		RemoteAddr:     gc.RemoteAddr(),
+		MaxClientHello: maxHello,
 	})
 	return t
 }
