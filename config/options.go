@@ -163,7 +163,7 @@ type Options struct {
 	// MaxClientHello caps a TLS ClientHello's length (max-client-hello,
 	// default 16 KiB): crypto/tls takes one of up to 64 KiB and keeps the
 	// buffer it gathered it in for the connection's life. Browsers' are
-	// under 2 KiB, post-quantum key shares included. A HelloRetryRequest's
+	// about 2 KiB, post-quantum key shares included (from 4 KiB). A HelloRetryRequest's
 	// second hello shares a bound of two of these and 4 KiB with the first.
 	MaxClientHello int
 	// HTTP2 serves HTTP/2: h2 through ALPN on bind-ssl listeners and h2c

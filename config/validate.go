@@ -116,7 +116,7 @@ func (p *parser) validate() {
 		{"tls-handshake-timeout", o.TLSHandshakeTimeout > 0, "must be greater than 0"},
 		{"tls-handshake-idle-timeout", o.TLSHandshakeIdleTimeout > 0, "must be greater than 0"},
 		{"max-tls-handshakes", o.MaxTLSHandshakes > 0, "must be greater than 0"},
-		{"max-client-hello", o.MaxClientHello >= 1024 && o.MaxClientHello <= 64<<10, "must be from 1K to 64K"},
+		{"max-client-hello", o.MaxClientHello >= 4<<10 && o.MaxClientHello <= 64<<10, "must be from 4K to 64K"},
 		{"http2-max-streams", o.HTTP2MaxStreams > 0 && o.HTTP2MaxStreams <= 1<<16, "must be from 1 to 65536"},
 		{"http2-max-resets", o.HTTP2MaxResets > 0, "must be greater than 0"},
 		{"http2-max-control-frames", o.HTTP2MaxControlFrames > 0, "must be greater than 0"},

@@ -452,7 +452,7 @@ func gaRequest(method, url string, body io.Reader) *http.Request {
 
 // TestGoAdapterWebSocket: the WebSocket callback echoes; the client's
 // close is io.EOF for it; the node's Close is a close frame for the
-// client.
+// client, CloseWith one with its code.
 func TestGoAdapterWebSocket(t *testing.T) {
 	t.Parallel()
 	p := startProxy(t, "", "[blastbeat:*]\nnode = ga\n")
@@ -467,6 +467,14 @@ func TestGoAdapterWebSocket(t *testing.T) {
 			}
 			if string(msg) == "bye" {
 				s.Close()
+				ended <- s.Request().URL.Path + ": closed"
+				return
+			}
+			if string(msg) == "deny" {
+				if err := s.CloseWith(4001, "unauthorized"); err != nil {
+					ended <- s.Request().URL.Path + ": CloseWith: " + err.Error()
+					return
+				}
 				ended <- s.Request().URL.Path + ": closed"
 				return
 			}
@@ -506,6 +514,23 @@ func TestGoAdapterWebSocket(t *testing.T) {
 	}
 	c2.expectClose(t, ws.StatusNormalClosure)
 	if got := <-ended; got != "/ws/bye: closed" {
+		t.Fatalf("callback: %q", got)
+	}
+
+	// CloseWith: the node's code reaches the client.
+	c3, _ := wDial(t, p, "/ws/deny", ws.Dialer{})
+	_ = c3.SetDeadline(time.Now().Add(gaWait))
+	if err := wsutil.WriteClientMessage(c3, ws.OpText, []byte("deny")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c3.frame(gaWait)
+	if err != nil || f.Header.OpCode != ws.OpClose {
+		t.Fatalf("CloseWith: %v frame, %v; want a close frame", f.Header.OpCode, err)
+	}
+	if code, reason := ws.ParseCloseFrameData(f.Payload); code != 4001 || reason != "unauthorized" {
+		t.Fatalf("CloseWith: close %d %q, want 4001 \"unauthorized\"", code, reason)
+	}
+	if got := <-ended; got != "/ws/deny: closed" {
 		t.Fatalf("callback: %q", got)
 	}
 }

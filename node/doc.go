@@ -156,7 +156,8 @@
 // handshake) goes to ServeConfig.WebSocket instead, or is ended at once
 // when that is nil: WebSocket.Receive returns each client message (text
 // or binary) and io.EOF once the client closed the session, Send sends
-// one, Close ends the session with a close frame (1000). A Send whose
+// one, Close ends the session with a close frame (1000), CloseWith with
+// a code and reason of the node's (4001 "unauthorized"). A Send whose
 // context ends before its message went out drops the message (nothing of
 // it stays queued): a timeout per message is how to drop messages to a
 // client that reads too slowly.

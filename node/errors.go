@@ -28,4 +28,9 @@ var (
 	// through Recv, or it ended (an `end` either way) or was dropped from
 	// the table (see Send). Nothing was sent: no proxy would know it.
 	ErrUnknownSession = errors.New("node: session not known to any proxy")
+
+	// ErrCloseCode is returned by WebSocket.CloseWith for a close code a
+	// peer may not send or a reason that is not at most 123 bytes of
+	// UTF-8.
+	ErrCloseCode = errors.New("node: invalid WebSocket close code or reason")
 )

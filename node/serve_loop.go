@@ -61,6 +61,8 @@ type op struct {
 	done chan error // capacity 1; nil: nobody waits
 	// cancels is, for opCancel, the send its goroutine gave up on.
 	cancels *op
+	// endBody is, for opEnd, `end`'s body (a WebSocket's close code).
+	endBody []byte
 
 	next     int  // loop: msgs[:next] went out
 	off      int  // loop: bytes of msgs[next] that went out
@@ -236,7 +238,7 @@ func (s *server) dispatch(m Message, from int) {
 			if !st.ws.push(m.Body, m.Type == "websocket-binary") {
 				s.logf("node: serve: WebSocket %s: over MaxBuffer (%d bytes) unreceived; ending it", st.desc, s.cfg.MaxBuffer)
 				st.ws.fail(ErrBufferFull)
-				s.endSession(st)
+				s.endSession(st, nil)
 			}
 		}
 	case "credit":
@@ -296,7 +298,7 @@ func (s *server) onHead(m Message, from int) {
 	s.sessions[key] = st
 	if isWebSocket(req) {
 		if s.cfg.WebSocket == nil {
-			s.endSession(st)
+			s.endSession(st, nil)
 			return
 		}
 		st.ws = newWebSocket(s, st)
@@ -435,7 +437,7 @@ func (s *server) onBody(st *stream, m Message) {
 		if eof {
 			s.maybeForget(st)
 		} else if st.discarded > discardLimit && (st.bodyLeft < 0 || st.bodyLeft > discardLimit) {
-			s.endSession(st)
+			s.endSession(st, nil)
 		}
 		return
 	}
@@ -447,7 +449,7 @@ func (s *server) onBody(st *stream, m Message) {
 			s.send(st.sid, "headers", simpleResponse(http.StatusRequestEntityTooLarge, true))
 			s.kill(st)
 		} else {
-			s.endSession(st)
+			s.endSession(st, nil)
 		}
 	}
 }
@@ -470,7 +472,7 @@ func (s *server) apply(o *op) {
 		s.maybeForget(st)
 	case opEnd:
 		if !st.dead {
-			s.endSession(st)
+			s.endSession(st, o.endBody)
 		}
 		o.finish(nil)
 	case opSend:
@@ -594,10 +596,11 @@ func (s *server) sendMsg(st *stream, m *outMsg, off *int) (sent bool, err error)
 	return true, s.n.Send(st.sid, m.typ, m.data)
 }
 
-// endSession sends `end` for st and drops it.
-func (s *server) endSession(st *stream) {
+// endSession sends `end` for st (with body: a WebSocket's close code) and
+// drops it.
+func (s *server) endSession(st *stream, body []byte) {
 	if !st.dead {
-		s.send(st.sid, "end", nil)
+		s.send(st.sid, "end", body)
 	}
 	s.kill(st)
 }
@@ -653,7 +656,7 @@ func (s *server) sweepIdle() {
 		since, waits := st.waitingSince()
 		if waits && s.now.Sub(later(since, st.heard)) > s.cfg.IdleTimeout {
 			s.logf("node: serve: %s: waited %v on the proxy, which sent nothing for it meanwhile (IdleTimeout); ending the session", st.desc, s.cfg.IdleTimeout)
-			s.endSession(st)
+			s.endSession(st, nil)
 		}
 	}
 }

@@ -219,7 +219,7 @@ func (s *server) expireBlocked(q *outQueue) {
 		return true
 	})
 	for _, st := range expired {
-		s.endSession(st)
+		s.endSession(st, nil)
 	}
 	q.ended += len(expired)
 }

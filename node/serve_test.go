@@ -405,6 +405,21 @@ func TestServeWebSocket(t *testing.T) {
 	}
 }
 
+// TestServeWebSocketCloseWith: CloseWith's code and reason are `end`'s
+// body; a code a peer may not send is refused, and nothing is sent.
+func TestServeWebSocketCloseWith(t *testing.T) {
+	refused := make(chan error, 1)
+	s := startServe(t, node.ServeConfig{WebSocket: func(ws *node.WebSocket) {
+		refused <- ws.CloseWith(1005, "")
+		_ = ws.CloseWith(4001, "unauthorized")
+	}}, http.NotFoundHandler())
+	s.request("w1", get("/chat", "HTTP_CONNECTION", "Upgrade", "HTTP_UPGRADE", "websocket"))
+	if err := <-refused; !errors.Is(err, node.ErrCloseCode) {
+		t.Fatalf("CloseWith(1005): %v, want ErrCloseCode", err)
+	}
+	s.expect(frame{"srv", "w1", "end", "\x0f\xa1unauthorized"})
+}
+
 // TestServeWebSocketRefused: without a WebSocket callback the session is
 // ended at once.
 func TestServeWebSocketRefused(t *testing.T) {

@@ -2,11 +2,14 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
+
+	"github.com/blastbeat/blastbeat/protocol"
 )
 
 // WebSocket is one WebSocket session of Serve, handed to
@@ -178,7 +181,23 @@ func (ws *WebSocket) withdraw(ctx context.Context, o *op) error {
 // Close ends the session: the proxy sends the client a close frame (1000)
 // and closes the connection. Messages not received yet are dropped.
 // Closing again does nothing. The callback's return closes it too.
-func (ws *WebSocket) Close() error {
+func (ws *WebSocket) Close() error { return ws.close(nil) }
+
+// CloseWith is Close with the close frame's code and reason: a code a
+// peer may send (1000–1003, 1007–1014 or 3000–4999, RFC 6455 §7.4) and at
+// most 123 bytes of UTF-8, or it returns ErrCloseCode and does nothing.
+// It needs a proxy that reads `end`'s body (BlastBeat since 2026-11);
+// an older one closes with 1000.
+func (ws *WebSocket) CloseWith(code uint16, reason string) error {
+	body := append(binary.BigEndian.AppendUint16(nil, code), reason...)
+	if _, err := protocol.CheckCloseBody(body); err != nil || len(reason) > 123 {
+		return ErrCloseCode
+	}
+	return ws.close(body)
+}
+
+// close ends the session with endBody as `end`'s body.
+func (ws *WebSocket) close(endBody []byte) error {
 	ws.mu.Lock()
 	if ws.closed {
 		ws.mu.Unlock()
@@ -188,7 +207,7 @@ func (ws *WebSocket) Close() error {
 	ws.inbox, ws.size = nil, 0
 	ws.mu.Unlock()
 	ws.signal()
-	ws.s.enqueue(&op{kind: opEnd, st: ws.st})
+	ws.s.enqueue(&op{kind: opEnd, st: ws.st, endBody: endBody})
 	return nil
 }
 

@@ -1480,7 +1480,9 @@ func (c *conn) h2Timeouts(now int64) {
 			case st.phase == phAwaitHead:
 				c.h2Failover(st, "backend node failed")
 			case st.ws:
-				c.h2WebSocketClose(st, 1011, "backend node failed")
+				// 1001 as over HTTP/1.1 (wsMachine.timeouts): the
+				// client should come back, to another node.
+				c.h2WebSocketClose(st, ws.StatusGoingAway, "backend node gone")
 			default:
 				c.h2Reset(st.id, protocol.H2InternalError)
 			}

@@ -211,7 +211,8 @@ func (c *conn) h2WebSocketApply(st *h2Stream, r *reply) {
 	case rWebSocketBinary:
 		c.h2WebSocketSend(st, ws.OpBinary, r.body)
 	case rEnd:
-		c.h2WebSocketClose(st, ws.StatusNormalClosure, "")
+		code, reason := nodeEndClose(r.body)
+		c.h2WebSocketClose(st, code, reason)
 	case rRetry:
 		c.h2WebSocketClose(st, wsTryAgainLater, "backend asked to retry") // as over HTTP/1.1 (wsApply)
 	default:

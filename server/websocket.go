@@ -289,6 +289,35 @@ func (c *conn) wsReply(op ws.OpCode, body []byte) {
 // connection (RFC 6455 §8.1) and blame the proxy.
 const badNodeTextReason = "backend sent invalid UTF-8 text"
 
+// nodeEndClose is the close frame a node's `end` to a WebSocket asks for:
+// its body, when it is a valid close frame's payload (a code a peer may
+// send, then UTF-8; RFC 6455 §5.5.1, §7.4), its reason cut to the 123
+// bytes a close frame holds at a character's start; or 1000 without a
+// reason (an empty body, as nodes written for the original send, or any
+// other).
+func nodeEndClose(body []byte) (ws.StatusCode, string) {
+	if len(body) < 2 {
+		return ws.StatusNormalClosure, ""
+	}
+	code, err := protocol.CheckCloseBody(body)
+	if err != nil {
+		return ws.StatusNormalClosure, ""
+	}
+	reason := body[2:]
+	if len(reason) > maxCloseReason {
+		n := maxCloseReason
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
+	}
+	return code, string(reason)
+}
+
+// maxCloseReason is what a close frame holds of a reason: 125 bytes of
+// control frame payload less the code's 2.
+const maxCloseReason = 123
+
 // badNodeText counts a node's text message that is not UTF-8 and logs it
 // at most once a second per loop.
 func (c *conn) badNodeText(n *session.Node) {
@@ -313,7 +342,7 @@ func (c *conn) wsApply(r *reply) {
 	case rWebSocketBinary:
 		c.wsReply(ws.OpBinary, r.body)
 	case rEnd:
-		c.wsClose(ws.StatusNormalClosure, "")
+		c.wsClose(nodeEndClose(r.body))
 	case rRetry:
 		// The node will not serve this session (node.Serve says so
 		// while it stops, and forgets it): left open, the client's

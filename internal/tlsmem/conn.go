@@ -23,7 +23,7 @@ const (
 	// DefaultMaxClientHello caps the ClientHello's length. crypto/tls
 	// takes one of up to 64 KiB, and the buffer it gathers it in keeps
 	// that size for the connection's life: a client could pin 64 KiB
-	// per idle connection. Browsers' are under 2 KiB, post-quantum key
+	// per idle connection. Browsers' are about 2 KiB, post-quantum key
 	// shares and resumption tickets included.
 	DefaultMaxClientHello = 16 << 10
 
