@@ -54,13 +54,15 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Bu
 		return
 	}
 	now := s.now()
+	heard := s.heardAt(now) // deaf.go
 	// Before Seen: see Unreachable. now is the coarse clock: a sweep
 	// period more, so that it never moves a node that spoke in time.
-	if n.ClaimBridge(h.k, now, int64(s.deadAfter+sweepEvery)) {
+	// On the heard clock, as its silence is judged.
+	if n.ClaimBridge(h.k, heard, int64(s.deadAfter+sweepEvery)) {
 		s.opts.Logger.Warn("node moved to another bridge: its old connection was silent for the dead-after time (gone without a close)",
 			"node", n.Name, "bridge", h.k, "dead-after", s.deadAfter)
 	}
-	n.Seen(now)
+	n.Heard(now, heard)
 	h.nodeSpoke(n, typ, body, now)
 	if string(typ) == "pong" {
 		// A node that speaks credits says so in every pong (PROTOCOL.md).
@@ -168,9 +170,13 @@ func (h *bridgeHandler) Unreachable(node int) (watch bool) {
 // was read (node-read-ahead): that is the loops' CPU, shared by everyone. A
 // client that does not read its output never pauses the bridge: its
 // output is held for it alone (max-pending-output), or its node is paced
-// by credits.
+// by credits. Meanwhile nodes' silence is not counted (deaf.go).
 func (h *bridgeHandler) Paused() bool {
-	return h.inboxed.Load() > int64(h.opts.NodeReadAhead)
+	p := h.inboxed.Load() > int64(h.opts.NodeReadAhead)
+	if p != (h.heard.Load().since != 0) {
+		h.deafEdge(p)
+	}
+	return p
 }
 
 // Room asks every loop with connections waiting for the ring to retry.

@@ -245,9 +245,9 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	}
 	msg := buf.B
 	now := s.now()
-	if c.node == nil || c.vhost != vh || !c.node.Serves(c.nodeEpoch, now, s.deadAfter) {
+	if c.node == nil || c.vhost != vh || !c.node.Serves(c.nodeEpoch, s.heardAt(now), s.deadAfter) {
 		// A new session, or its node died between requests: (re)bind.
-		n := vh.Pick(now, s.deadAfter, nil)
+		n := vh.Pick(s.heardAt(now), s.deadAfter, nil)
 		if n == nil {
 			buf.Release()
 			c.reject(503, "no live backend node")
@@ -473,7 +473,7 @@ func (c *conn) httpTimeouts(now int64) {
 		}
 		s.stats.Timeouts.Add(1)
 		c.fail(504, "backend did not answer in time")
-	case c.phase != phIdle && c.node != nil && !c.node.Serves(c.nodeEpoch, now, s.deadAfter):
+	case c.phase != phIdle && c.node != nil && !c.node.Serves(c.nodeEpoch, s.heardAt(now), s.deadAfter):
 		c.nodeFailed()
 	case c.phase == phStreaming && responseIdle(s, now, &c.answerBy, c.vhost.ResponseIdleTimeout,
 		c.pendingOut > 0 || c.creditOn && c.credit <= 0, c.node, c.sid):

@@ -566,7 +566,7 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		c.h2Respond(st, 431, protocol.ErrUwsgiTooLarge.Msg)
 		return
 	}
-	n := vh.Pick(s.now(), s.deadAfter, nil)
+	n := vh.Pick(s.heardAt(s.now()), s.deadAfter, nil)
 	if n == nil {
 		buf.Release()
 		c.h2Respond(st, 503, "no live backend node")
@@ -1475,7 +1475,7 @@ func (c *conn) h2Timeouts(now int64) {
 			responseIdle(s, now, &st.answerBy, st.vhost.ResponseIdleTimeout,
 				st.pending != nil || st.creditOn && st.credit <= 0, st.node, st.sid):
 			c.h2Reset(st.id, protocol.H2InternalError) // the node gets `end`
-		case st.node != nil && st.phase != phIdle && !st.nodeEnded && !st.node.Serves(st.nodeEpoch, now, s.deadAfter):
+		case st.node != nil && st.phase != phIdle && !st.nodeEnded && !st.node.Serves(st.nodeEpoch, s.heardAt(now), s.deadAfter):
 			switch {
 			case st.phase == phAwaitHead:
 				c.h2Failover(st, "backend node failed")

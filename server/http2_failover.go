@@ -40,7 +40,7 @@ func (c *conn) h2Resend(st *h2Stream) bool {
 	if st.retryLost || len(st.retry) == 0 || int(st.hops) >= s.opts.MaxHops || st.vhost == nil {
 		return false
 	}
-	n := st.vhost.Pick(s.now(), s.deadAfter, st.node)
+	n := st.vhost.Pick(s.heardAt(s.now()), s.deadAfter, st.node)
 	if n == nil {
 		return false
 	}

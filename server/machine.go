@@ -71,7 +71,7 @@ func (wsMachine) drainIdle(c *conn)               { c.wsClose(ws.StatusGoingAway
 func (wsMachine) timeouts(c *conn, now int64) {
 	s := c.srv()
 	switch {
-	case c.node != nil && !c.node.Serves(c.nodeEpoch, now, s.deadAfter):
+	case c.node != nil && !c.node.Serves(c.nodeEpoch, s.heardAt(now), s.deadAfter):
 		c.wsClose(ws.StatusGoingAway, "backend node gone")
 	case c.wsHolding() && c.headBy == 0:
 		// Held since reading waited for the node (wsTraffic had no

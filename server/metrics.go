@@ -194,7 +194,7 @@ func (s *Server) Metrics() Metrics {
 	}
 	now := time.Now().UnixNano()
 	for _, n := range rt.nodes.Nodes() {
-		nm := NodeMetrics{Name: n.Name, Up: n.Alive(now, s.deadAfter), Sessions: n.Sessions(),
+		nm := NodeMetrics{Name: n.Name, Up: n.Alive(s.heardAt(now), s.deadAfter), Sessions: n.Sessions(),
 			NodeTraffic: n.Traffic()}
 		for _, vh := range vhosts {
 			if vh.Allows(n) {

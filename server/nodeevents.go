@@ -80,18 +80,21 @@ func featureValue(body []byte, name string) []byte {
 // nodeWatch is the ticker goroutine's view of which nodes are up.
 type nodeWatch struct {
 	up     []bool
-	since  []int64 // when the node was first watched (the start, or the reload that listed it)
+	since  []int64 // when the node was first watched (the start, or the reload that listed it), on the heard clock
 	warned []bool  // "has not connected" was logged
+	deaf   deafPause
 }
 
 // watchNodes logs the nodes that went down or came up since the last
 // sweep. Runs on the ticker goroutine.
 func (s *Server) watchNodes(w *nodeWatch, now int64) {
+	s.watchDeaf(&w.deaf, now)
+	heard := s.heardAt(now)
 	rt := s.rt.Load()
 	nodes := rt.nodes.Nodes()
 	for len(w.up) < len(nodes) {
 		w.up = append(w.up, false) // nodes a reload added
-		w.since = append(w.since, now)
+		w.since = append(w.since, heard)
 		w.warned = append(w.warned, false)
 	}
 	for i, n := range nodes {
@@ -101,14 +104,14 @@ func (s *Server) watchNodes(w *nodeWatch, now int64) {
 			// that never spoke is pinged but says nothing: a name that
 			// does not match, or an endpoint it does not reach; said
 			// once, after dead-after, if a vhost lists it.
-			if t.MsgsIn == 0 && !w.warned[i] && now-w.since[i] > int64(s.deadAfter) && rt.lists(n) {
+			if t.MsgsIn == 0 && !w.warned[i] && heard-w.since[i] > int64(s.deadAfter) && rt.lists(n) {
 				w.warned[i] = true
 				s.opts.Logger.Warn("a node the virtual hosts list has not connected: its requests get 503 (check that the node's ZeroMQ identity is this name, and that it connects to a zmq endpoint)",
-					"node", n.Name, "zmq", strings.Join(s.opts.ZMQ, ","), "waited", time.Duration(now-w.since[i]).Round(time.Second))
+					"node", n.Name, "zmq", strings.Join(s.opts.ZMQ, ","), "waited", time.Duration(heard-w.since[i]).Round(time.Second))
 			}
 			continue
 		}
-		alive := n.Alive(now, s.deadAfter)
+		alive := n.Alive(heard, s.deadAfter)
 		if alive == w.up[i] {
 			continue
 		}

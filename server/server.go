@@ -63,13 +63,15 @@ type Server struct {
 
 	// Shared (atomic).
 	draining     atomic.Bool
-	pendingTotal atomic.Int64           // output held for clients that lag, all conns
-	holders      atomic.Int64           // connections holding output (conn.holding)
-	inboxed      atomic.Int64           // replies posted to loops, not yet applied (inboxCost)
-	bufs         bufpool.Pool           // request heads and bodies on their way to the bridge
-	clock        atomic.Int64           // unix ns, refreshed every sweepEvery: see now
-	httpDate     atomic.Pointer[[]byte] // the Date field value, refreshed each second
-	dateSec      atomic.Int64           // the second httpDate names
+	pendingTotal atomic.Int64               // output held for clients that lag, all conns
+	holders      atomic.Int64               // connections holding output (conn.holding)
+	inboxed      atomic.Int64               // replies posted to loops, not yet applied (inboxCost)
+	bufs         bufpool.Pool               // request heads and bodies on their way to the bridge
+	clock        atomic.Int64               // unix ns, refreshed every sweepEvery: see now
+	heard        atomic.Pointer[heardClock] // nodes' silence is judged on it (deaf.go)
+	deafMu       sync.Mutex                 // one heard-clock edge at a time
+	httpDate     atomic.Pointer[[]byte]     // the Date field value, refreshed each second
+	dateSec      atomic.Int64               // the second httpDate names
 	conns        atomic.Int64
 	stats        Stats
 	rejects      rejections
@@ -175,6 +177,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.tick(time.Now())
+	s.heard.Store(&heardClock{})
 	// Each loop's sessions: its share of max-connections, and with
 	// HTTP/2 each connection's streams too (a stream is a session).
 	perLoop := opts.MaxConnections/workers + 1

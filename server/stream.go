@@ -145,7 +145,7 @@ func (c *conn) resend() bool {
 	if c.retryLost || len(c.retry) == 0 || int(c.hops) >= s.opts.MaxHops {
 		return false
 	}
-	n := c.vhost.Pick(s.now(), s.deadAfter, c.node)
+	n := c.vhost.Pick(s.heardAt(s.now()), s.deadAfter, c.node)
 	if n == nil {
 		return false
 	}

@@ -12,10 +12,13 @@ type Node struct {
 	Index int // position in the Registry
 
 	// Shared (atomic): written by the bridge and the event loops.
-	lastSeen atomic.Int64  // unix nanoseconds of the last message; 0: never
-	sessions atomic.Int64  // open sessions bound to this node
-	credits  atomic.Bool   // its last pong said it speaks credits
-	epoch    atomic.Uint32 // counts the processes seen answering for the name (NewInstance)
+	lastSeen atomic.Int64 // unix nanoseconds of the last message; 0: never
+	// lastHeard is lastSeen on the proxy's heard clock (see Heard), by
+	// which its silence is judged; 0: never, or marked dead.
+	lastHeard atomic.Int64
+	sessions  atomic.Int64  // open sessions bound to this node
+	credits   atomic.Bool   // its last pong said it speaks credits
+	epoch     atomic.Uint32 // counts the processes seen answering for the name (NewInstance)
 
 	// Traffic from the node, counted by the bridge goroutine its
 	// connection is on and read by metrics scrapes.
@@ -110,16 +113,30 @@ func (n *Node) SetCredits(on bool) { n.credits.Store(on) }
 // Credits reports whether the node speaks credits.
 func (n *Node) Credits() bool { return n.credits.Load() }
 
-// Seen records that the node spoke at now (unix nanoseconds).
-func (n *Node) Seen(now int64) { n.lastSeen.Store(now) }
+// Seen records that the node spoke at now (unix nanoseconds), on a proxy
+// whose heard clock is the wall clock (Heard).
+func (n *Node) Seen(now int64) { n.Heard(now, now) }
+
+// Heard records that the node spoke at now (unix nanoseconds), heard at
+// heard on the proxy's heard clock: a clock that stands still while the
+// proxy does not read from nodes, so that silence it could not hear is
+// not the node's (Alive and Serves take their time on it).
+func (n *Node) Heard(now, heard int64) {
+	n.lastHeard.Store(heard)
+	n.lastSeen.Store(now)
+}
 
 // MarkDead makes the node dead until it speaks again (e.g. the ROUTER
 // found its identity unroutable).
-func (n *Node) MarkDead() { n.lastSeen.Store(0) }
+func (n *Node) MarkDead() {
+	n.lastHeard.Store(0)
+	n.lastSeen.Store(0)
+}
 
-// Alive reports whether the node spoke within deadAfter of now.
+// Alive reports whether the node spoke within deadAfter of now, on the
+// heard clock.
 func (n *Node) Alive(now int64, deadAfter time.Duration) bool {
-	ls := n.lastSeen.Load()
+	ls := n.lastHeard.Load()
 	return ls != 0 && now-ls < int64(deadAfter)
 }
 
