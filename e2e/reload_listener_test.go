@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,4 +51,29 @@ func TestReloadClosedListenerKeepsRoutingAtNextReload(t *testing.T) {
 	ask("after a second reload", "/s2")
 	p.reload(t, v2+"\n[blastbeat:other.test]\nnode = na\n", `msg="configuration reloaded"`)
 	ask("after a third reload", "/s3")
+}
+
+// TestReloadOverlappingBindNamesRestart: moving a bind to an address
+// that overlaps the one it replaces (127.0.0.1:P to 0.0.0.0:P) cannot be
+// done by a reload (the new socket is bound while the proxy's own old
+// one still listens): the refusal says why and what to do, and the
+// running listener stays.
+func TestReloadOverlappingBindNamesRestart(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	vh := func(addr string) string {
+		return fmt.Sprintf("[blastbeat:a.test]\nnode = na\n\n[blastbeat:side.test]\nnode = na\nbind = %s\n", addr)
+	}
+	p := startProxy(t, "", vh(fmt.Sprintf("127.0.0.1:%d", port)))
+	hStartNode(t, p.ZMQ, "na", hEcho())
+	waitRoutable(t, p, "a.test", "/ready")
+	p.reload(t, vh(fmt.Sprintf("0.0.0.0:%d", port)), "needs a restart")
+	if !strings.Contains(p.Log(), fmt.Sprintf("the proxy's own listener 127.0.0.1:%d", port)) {
+		t.Fatalf("the refusal does not name the listener that holds the port:\n%s", p.Log())
+	}
+	c := hDial(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	c.write("GET /s HTTP/1.1\r\nHost: side.test\r\n\r\n")
+	if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "na GET /s" {
+		t.Fatalf("the running listener after the refusal: %d %q", resp.StatusCode, body)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -170,6 +171,10 @@ func rlScenario(t *testing.T, extra string) {
 	}
 	defer taken.Close()
 	p.reload(t, v2+fmt.Sprintf("\n[blastbeat:busy.test]\nnode = nb\nbind = %s\n", taken.Addr()), "reload refused: listen "+taken.Addr().String())
+	// … naming the file and line of the bind, as the start does.
+	if !regexp.MustCompile(regexp.QuoteMeta(p.File) + `:\d+: \[blastbeat:busy\.test\] bind ` + regexp.QuoteMeta(taken.Addr().String())).MatchString(p.Log()) {
+		t.Errorf("the refused bind is not named with its file and line:\n%s", p.Log())
+	}
 	if code, body := get("new.test", "/kept"); code != 200 || body != "nb GET /kept" {
 		t.Errorf("after a refused reload: %d %q", code, body)
 	}

@@ -194,6 +194,13 @@ func (s *Server) Metrics() Metrics {
 	}
 	now := time.Now().UnixNano()
 	for _, n := range rt.nodes.Nodes() {
+		if !rt.lists(n) && n.Sessions() == 0 {
+			// A reload removed it and its last session ended: not
+			// reported (a node_up 0 for good would alert on a node
+			// taken out on purpose). Its name stays known until a
+			// restart (max-nodes).
+			continue
+		}
 		nm := NodeMetrics{Name: n.Name, Up: n.Alive(s.heardAt(now), s.deadAfter), Sessions: n.Sessions(),
 			NodeTraffic: n.Traffic()}
 		for _, vh := range vhosts {

@@ -116,6 +116,9 @@ func (s *Server) watchNodes(w *nodeWatch, now int64) {
 			continue
 		}
 		w.up[i] = alive
+		if !rt.lists(n) && n.Sessions() == 0 {
+			continue // a reload removed it: its going is no news
+		}
 		if alive {
 			s.opts.Logger.Info("node up", "node", n.Name, "sessions", n.Sessions())
 			continue

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 	"unicode"
 
 	"github.com/blastbeat/blastbeat/config"
@@ -63,7 +66,7 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 	// indexes the running configuration does not have, or the next
 	// reload's new nodes would be numbered apart from the bridges'.
 	if n := len(rt.nodes.Nodes()); n > s.maxNodes {
-		return nil, fmt.Errorf("reload refused: %d nodes, more than max-nodes (%d)", n, s.maxNodes)
+		return nil, fmt.Errorf("reload refused: %d nodes, more than max-nodes (%d): the names of nodes a reload removed count until a restart, which also applies a new max-nodes", n, s.maxNodes)
 	}
 	// While listeners open and close, connections are accepted on both
 	// sets: publish their union first, the new routing (which serves
@@ -83,11 +86,8 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 			continue
 		}
 		if err := s.eng.AddListener("tcp://" + ln.addr); err != nil {
-			for _, o := range opened {
-				_ = s.eng.CloseListener(s.protoAddr(o))
-			}
-			s.lns.Store(cur)
-			return nil, fmt.Errorf("reload refused: listen %s: %w", ln.addr, err)
+			s.closeOpened(opened, cur)
+			return nil, fmt.Errorf("reload refused: listen %s: %w%s", ln.addr, err, s.portHeld(ln, cur, next, err))
 		}
 		opened = append(opened, ln)
 	}
@@ -105,10 +105,7 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 		// identities, in the same order, and the same max-nodes (checked
 		// above, so this cannot fail but for a bug).
 		if err := b.AddIdentities(added); err != nil {
-			for _, o := range opened {
-				_ = s.eng.CloseListener(s.protoAddr(o))
-			}
-			s.lns.Store(cur)
+			s.closeOpened(opened, cur)
 			return nil, fmt.Errorf("reload refused: %w (max-nodes)", err)
 		}
 	}
@@ -118,15 +115,75 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 		}
 	}
 	s.rt.Store(rt)
+	closed := false
 	for _, ln := range cur.all {
 		if next.byAddr[ln.addr] == nil {
 			if err := s.eng.CloseListener(s.protoAddr(ln)); err != nil {
 				s.opts.Logger.Warn("reload: closing a listener", "addr", ln.addr, "err", err)
 			}
+			closed = true
 		}
+	}
+	if closed {
+		s.loopsSettled()
 	}
 	s.lns.Store(next)
 	return changedKeys(&s.given, &opts.Options), nil
+}
+
+// closeOpened closes the listeners a refused reload opened and publishes
+// cur again, once connections they accepted have reached OnOpen.
+func (s *Server) closeOpened(opened []*listener, cur *listeners) {
+	for _, o := range opened {
+		_ = s.eng.CloseListener(s.protoAddr(o))
+	}
+	if len(opened) > 0 {
+		s.loopsSettled()
+	}
+	s.lns.Store(cur)
+}
+
+// loopsSettled waits (up to loopsSettleWait) until every loop has run
+// what was queued to it before: with several loops the main reactor
+// accepts and queues each connection's registration to a loop, whose
+// OnOpen looks its listener up in the published set. A connection a
+// listener accepted just before a reload closed it must still find it
+// there: published without it, the connection would be taken for
+// another listener's (TLS for plain, another vhost set).
+func (s *Server) loopsSettled() {
+	done := make(chan struct{}, len(s.loops))
+	for _, l := range s.loops {
+		l.execute(func() { done <- struct{}{} })
+	}
+	t := time.NewTimer(loopsSettleWait)
+	defer t.Stop()
+	for range s.loops {
+		select {
+		case <-done:
+		case <-t.C:
+			s.opts.Logger.Warn("reload: an event loop did not run a task in time; published the new listeners without it", "waited", loopsSettleWait)
+			return
+		}
+	}
+}
+
+// loopsSettleWait bounds loopsSettled: a loop runs its queued tasks
+// within microseconds unless it is stuck.
+const loopsSettleWait = 5 * time.Second
+
+// portHeld explains an address a reload could not bind because a
+// listener it removes holds the port (127.0.0.1:8080 moved to
+// 0.0.0.0:8080: the new socket is bound while the old still listens).
+func (s *Server) portHeld(ln *listener, cur, next *listeners, err error) string {
+	if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
+		return ""
+	}
+	for _, o := range cur.all {
+		if o.pnum == ln.pnum && next.byAddr[o.addr] == nil {
+			return fmt.Sprintf(" (the proxy's own listener %s, which this reload removes, holds the port: moving a bind to an overlapping address needs a restart)", o.addr)
+		}
+	}
+	return ""
 }
 
 // protoAddr is how the engine names ln: fd://N for an inherited socket.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/blastbeat/blastbeat/config"
@@ -26,11 +28,24 @@ func reloadConfig(file string, srv *server.Server, log *slog.Logger, by string) 
 	}
 	restart, err := srv.Reload(server.Options{Options: *cfg, TLS: tlsCerts})
 	if err != nil {
-		log.Error("reload refused: the running configuration stays", "by", by, "file", file, "err", err)
+		log.Error("reload refused: the running configuration stays", "by", by, "file", file, "err", locateReloadError(cfg, err))
 		return
 	}
+	warnIgnored(cfg, log)
 	log.Info("configuration reloaded", "by", by, "file", file, "vhosts", len(cfg.VHosts))
 	if len(restart) > 0 {
 		log.Warn("changed keys that apply at the next start, not now", "keys", restart)
 	}
+}
+
+// locateReloadError names the config line of the address a refused
+// reload could not listen on ("FILE:LINE: [SECTION] bind ADDR: …"), as
+// the start does; other errors are returned as they are.
+func locateReloadError(cfg *config.Options, err error) error {
+	for _, a := range listenAddrs(cfg) {
+		if strings.Contains(err.Error(), "listen "+a.addr+":") {
+			return fmt.Errorf("%s:%d: [%s] %s %s: %w", cfg.File, a.line, a.section, a.key(), a.addr, err)
+		}
+	}
+	return err
 }

@@ -1,0 +1,23 @@
+package server
+
+import "testing"
+
+// TestReloadRemovedNodeNotReported: a node a reload takes out of every
+// virtual host, with no session left, is no longer in the metrics (its
+// node_up 0 stayed for good, and alerts fired for a node removed on
+// purpose); one still listed is.
+func TestReloadRemovedNodeNotReported(t *testing.T) {
+	h := newHarness(t, testOptions())
+	o := testOptions()
+	o.VHosts[0].Nodes = []string{"n1"} // n2 removed
+	if _, err := h.s.Reload(o); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range h.s.Metrics().Nodes {
+		names = append(names, n.Name)
+	}
+	if len(names) != 1 || names[0] != "n1" {
+		t.Fatalf("nodes reported after n2 was removed: %v, want [n1]", names)
+	}
+}
