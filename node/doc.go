@@ -157,7 +157,11 @@
 // when that is nil: WebSocket.Receive returns each client message (text
 // or binary) and io.EOF once the client closed the session, Send sends
 // one, Close ends the session with a close frame (1000), CloseWith with
-// a code and reason of the node's (4001 "unauthorized"). A Send whose
+// a code and reason of the node's (4001 "unauthorized"). Serve's own
+// endings say why: its stop closes running WebSockets with 1001 (come
+// back, to another node), a panicking callback with 1011, messages past
+// MaxBuffer unreceived with 1009, a WebSocket without a callback with
+// 1011. A Send whose
 // context ends before its message went out drops the message (nothing of
 // it stays queued): a timeout per message is how to drop messages to a
 // client that reads too slowly.

@@ -238,7 +238,7 @@ func (s *server) dispatch(m Message, from int) {
 			if !st.ws.push(m.Body, m.Type == "websocket-binary") {
 				s.logf("node: serve: WebSocket %s: over MaxBuffer (%d bytes) unreceived; ending it", st.desc, s.cfg.MaxBuffer)
 				st.ws.fail(ErrBufferFull)
-				s.endSession(st, nil)
+				s.endSession(st, wsCloseBody(1009, "messages over the node's buffer"))
 			}
 		}
 	case "credit":
@@ -298,7 +298,7 @@ func (s *server) onHead(m Message, from int) {
 	s.sessions[key] = st
 	if isWebSocket(req) {
 		if s.cfg.WebSocket == nil {
-			s.endSession(st, nil)
+			s.endSession(st, wsCloseBody(1011, "no WebSocket handler"))
 			return
 		}
 		st.ws = newWebSocket(s, st)
@@ -739,6 +739,10 @@ func (s *server) beginStop() {
 		switch {
 		case !st.started:
 			s.send(st.sid, "retry", nil)
+		case st.ws != nil && !st.exited:
+			// 1001: the client should come back (to another node),
+			// as when the proxy stops; 1000 told it all was done.
+			s.send(st.sid, "end", wsCloseBody(1001, "node shutting down"))
 		case !st.exited || len(st.pending) > 0:
 			s.send(st.sid, "end", nil)
 		}

@@ -425,7 +425,29 @@ func TestServeWebSocketCloseWith(t *testing.T) {
 func TestServeWebSocketRefused(t *testing.T) {
 	s := startServe(t, node.ServeConfig{}, http.NotFoundHandler())
 	s.request("w1", get("/chat", "HTTP_CONNECTION", "Upgrade", "HTTP_UPGRADE", "websocket"))
-	s.expect(frame{"srv", "w1", "end", ""})
+	s.expect(frame{"srv", "w1", "end", "\x03\xf3no WebSocket handler"}) // 1011
+}
+
+// TestServeWebSocketCloseCodes: how the node's own endings of a WebSocket
+// close it for the client (`end`'s body): its stop with 1001 (the client
+// should come back, to another node; it said 1000, all done), a panic in
+// the callback with 1011.
+func TestServeWebSocketCloseCodes(t *testing.T) {
+	s := startServe(t, node.ServeConfig{WebSocket: func(ws *node.WebSocket) {
+		if ws.Request().URL.Path == "/panic" {
+			panic("boom")
+		}
+		<-ws.Context().Done()
+	}}, http.NotFoundHandler())
+	s.request("p1", get("/panic", "HTTP_CONNECTION", "Upgrade", "HTTP_UPGRADE", "websocket"))
+	s.expect(frame{"srv", "p1", "end", "\x03\xf3internal error"}) // 1011
+	s.request("w1", get("/chat", "HTTP_CONNECTION", "Upgrade", "HTTP_UPGRADE", "websocket"))
+	s.send("srv", "", "ping", "")
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature}) // w1 runs
+	if err := s.stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	s.expect(frame{"srv", "w1", "end", "\x03\xe9node shutting down"}) // 1001
 }
 
 // TestServeConfigErrors: what Serve refuses before it starts.
@@ -535,6 +557,9 @@ func TestServeCloseNotify(t *testing.T) {
 			fired <- false
 			return
 		}
+		if cn.CloseNotify() != cn.CloseNotify() {
+			t.Error("CloseNotify made a new channel per call")
+		}
 		w.WriteHeader(200)
 		w.(http.Flusher).Flush()
 		fired <- <-cn.CloseNotify()
@@ -600,4 +625,31 @@ func TestServeHeadSniffsContentType(t *testing.T) {
 	if !strings.Contains(f.body, "Content-Type: text/html") {
 		t.Fatalf("HEAD head %q, want the sniffed text/html", f.body)
 	}
+}
+
+// TestServeTrailerPrefixNotInHead: a header key with http.TrailerPrefix
+// announces a trailer (net/http sends it after the body); it is not a
+// field of the head ("Trailer:X-Sum: v" read as a Trailer field).
+// http.Header.WriteSubset drops names that are not tokens: this guards
+// that.
+func TestServeTrailerPrefixNotInHead(t *testing.T) {
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set(http.TrailerPrefix+"X-Sum", "v")
+		io.WriteString(w, "ok")
+	}))
+	s.request("s1", get("/"))
+	s.expect(frame{"srv", "s1", "headers", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"})
+}
+
+// TestServeWebSocketOverBuffer: messages the callback does not receive,
+// past MaxBuffer, end the session with 1009 (too big), not 1000.
+func TestServeWebSocketOverBuffer(t *testing.T) {
+	s := startServe(t, node.ServeConfig{MaxBuffer: 10, WebSocket: func(ws *node.WebSocket) {
+		<-ws.Context().Done()
+	}}, http.NotFoundHandler())
+	s.request("w1", get("/chat", "HTTP_CONNECTION", "Upgrade", "HTTP_UPGRADE", "websocket"))
+	s.send("srv", "w1", "websocket", "0123456789")
+	s.send("srv", "w1", "websocket", "more")
+	s.expect(frame{"srv", "w1", "end", "\x03\xf1messages over the node's buffer"}) // 1009
 }

@@ -189,11 +189,17 @@ func (ws *WebSocket) Close() error { return ws.close(nil) }
 // It needs a proxy that reads `end`'s body (BlastBeat since 2026-11);
 // an older one closes with 1000.
 func (ws *WebSocket) CloseWith(code uint16, reason string) error {
-	body := append(binary.BigEndian.AppendUint16(nil, code), reason...)
+	body := wsCloseBody(code, reason)
 	if _, err := protocol.CheckCloseBody(body); err != nil || len(reason) > 123 {
 		return ErrCloseCode
 	}
 	return ws.close(body)
+}
+
+// wsCloseBody is `end`'s body that closes a WebSocket with code and
+// reason (PROTOCOL.md; a proxy that does not read it closes with 1000).
+func wsCloseBody(code uint16, reason string) []byte {
+	return append(binary.BigEndian.AppendUint16(nil, code), reason...)
 }
 
 // close ends the session with endBody as `end`'s body.
@@ -250,8 +256,11 @@ func (ws *WebSocket) signal() {
 func (s *server) serveWebSocket(st *stream) {
 	ws := st.ws
 	defer func() {
-		if p := recover(); p != nil && p != http.ErrAbortHandler {
-			s.logf("node: serve: panic serving WebSocket %s for %s: %v\n%s", st.req.URL, st.req.RemoteAddr, p, debug.Stack())
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				s.logf("node: serve: panic serving WebSocket %s for %s: %v\n%s", st.req.URL, st.req.RemoteAddr, p, debug.Stack())
+			}
+			_ = ws.close(wsCloseBody(1011, "internal error"))
 		}
 		ws.Close()
 		st.cancel()

@@ -88,6 +88,7 @@ type responseWriter struct {
 	buf      []byte      // body bytes not sent yet
 	err      error       // the session is over: every send fails with it
 	ended    bool        // end was called
+	closeCh  chan bool   // CloseNotify's
 }
 
 func (w *responseWriter) Header() http.Header { return w.header }
@@ -197,10 +198,15 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // frameworks assert without checking (gin's Context.Stream): the channel
 // receives true once the session ends (the client went away), as the
 // request's context is done.
+// Every call returns the same channel, as net/http's (a loop that asks
+// at each turn made one, and an AfterFunc, per call).
 func (w *responseWriter) CloseNotify() <-chan bool {
-	ch := make(chan bool, 1)
-	context.AfterFunc(w.st.ctx, func() { ch <- true })
-	return ch
+	if w.closeCh == nil {
+		w.closeCh = make(chan bool, 1)
+		ch := w.closeCh
+		context.AfterFunc(w.st.ctx, func() { ch <- true })
+	}
+	return w.closeCh
 }
 
 // EnableFullDuplex is for http.ResponseController: a handler of Serve
