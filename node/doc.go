@@ -166,9 +166,11 @@
 // it stays queued): a timeout per message is how to drop messages to a
 // client that reads too slowly.
 //
-// When ctx is done, Serve cancels every handler's context, ends the
-// sessions in flight, sends requests whose handler had not started back
-// to the proxy with `retry` (another node of the virtual host serves
-// them), waits up to ServeConfig.ShutdownTimeout for the handlers to
-// return, closes its sockets and returns nil.
+// When ctx is done, Serve drains as net/http's Shutdown does: requests in
+// flight finish (their contexts are not cancelled by the stop), requests
+// whose handler had not started and new ones go back to the proxy with
+// `retry` (another node of the virtual host serves them), WebSockets are
+// closed with 1001; after ServeConfig.ShutdownTimeout what is left is cut
+// (contexts cancelled, sessions ended). Then Serve closes its sockets and
+// returns nil.
 package node

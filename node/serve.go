@@ -139,8 +139,10 @@ type ServeConfig struct {
 	// default DefaultSendBacklog). Beyond it they are dropped, and the
 	// count is logged.
 	SendBacklog int
-	// ShutdownTimeout bounds how long Serve waits, once its context is
-	// done, for the handlers to return (default DefaultShutdownTimeout).
+	// ShutdownTimeout bounds how long Serve lets requests in flight
+	// finish once its context is done; what is left then is cut (default
+	// DefaultShutdownTimeout). A handler that waits on its request's
+	// context (a long poll) is cut at this deadline, not at the stop.
 	ShutdownTimeout time.Duration
 	// ErrorLog receives handler panics and the node's errors; nil means
 	// the log package's standard logger.
@@ -168,13 +170,14 @@ var (
 
 // Serve connects to cfg.Endpoints as cfg.Identity and serves every
 // request the proxies route to it with h, each on a goroutine of its own
-// whose request context derives from ctx, until ctx is done. Then it
-// stops: every handler's context is cancelled, sessions in flight are
-// ended (requests whose handler had not started yet go back to the proxy
-// with `retry`, for another node), new ones are retried, and Serve waits
-// up to cfg.ShutdownTimeout for the handlers to return before it closes
-// the sockets. It returns nil after a stop, or the error that ended it
-// (a bad config, a socket that failed).
+// whose request context carries ctx's values, until ctx is done. Then it
+// stops as net/http's Shutdown does: requests in flight finish (their
+// contexts stay, their responses and bodies go on), requests whose
+// handler had not started and new ones go back to the proxy with `retry`
+// (for another node), WebSockets are closed with 1001; what is left after
+// cfg.ShutdownTimeout is cut (its context cancelled, its session ended).
+// Then Serve closes the sockets. It returns nil after a stop, or the
+// error that ended it (a bad config, a socket that failed).
 func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 	if h == nil {
 		return errors.New("node: Serve with a nil Handler")

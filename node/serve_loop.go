@@ -189,11 +189,15 @@ func (s *server) run() (err error) {
 			s.sweepOut()
 		}
 		if s.stopping {
-			if s.running+s.sockets == 0 {
+			if s.running+s.sockets == 0 && len(s.sessions) == 0 {
 				return nil
 			}
 			if !time.Now().Before(s.deadline) {
-				s.logf("node: serve: stopping with %d handlers still running after %v", s.running+s.sockets, s.cfg.ShutdownTimeout)
+				left := len(s.sessions)
+				s.endAll()
+				if s.running+s.sockets > 0 || left > 0 {
+					s.logf("node: serve: stopping after %v with %d sessions cut, %d handlers still running", s.cfg.ShutdownTimeout, left, s.running+s.sockets)
+				}
 				return nil
 			}
 		}
@@ -289,7 +293,9 @@ func (s *server) onHead(m Message, from int) {
 		s.n.forgetCredit(m.SID)
 		return
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
+	// Not cancelled by Serve's: at the stop, requests in flight finish
+	// (beginStop), and only what is left at the deadline is cut.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(s.ctx))
 	if env != nil {
 		ctx = context.WithValue(ctx, environKey{}, env)
 	}
@@ -730,8 +736,12 @@ func (s *server) maybeForget(st *stream) {
 func (s *server) stopped() bool { return s.stopping || s.ctx.Err() != nil }
 
 // beginStop starts the stop: requests not started yet go back to the
-// proxy (`retry`: another node serves them), sessions in flight are
-// ended, every handler's context is cancelled (Serve's was).
+// proxy (`retry`: another node serves them), as new ones will; WebSockets
+// are closed with 1001 (the client should come back, to another node, as
+// when the proxy stops; 1000 told it all was done). Requests in flight
+// finish, as with net/http's Shutdown: their handlers keep their
+// contexts, their responses and bodies go on, until ShutdownTimeout
+// (endAll).
 func (s *server) beginStop() {
 	s.stopping = true
 	s.deadline = time.Now().Add(s.cfg.ShutdownTimeout)
@@ -739,16 +749,27 @@ func (s *server) beginStop() {
 		switch {
 		case !st.started:
 			s.send(st.sid, "retry", nil)
-		case st.ws != nil && !st.exited:
-			// 1001: the client should come back (to another node),
-			// as when the proxy stops; 1000 told it all was done.
-			s.send(st.sid, "end", wsCloseBody(1001, "node shutting down"))
-		case !st.exited || len(st.pending) > 0:
+			s.kill(st)
+		case st.ws != nil:
+			if !st.exited {
+				s.send(st.sid, "end", wsCloseBody(1001, "node shutting down"))
+			}
+			s.kill(st)
+		}
+	}
+	s.waiting, s.queued = nil, 0
+}
+
+// endAll ends, at the stop's deadline, the sessions the drain left: a
+// handler still running, a response still waiting for credit. Their
+// handlers' contexts are cancelled.
+func (s *server) endAll() {
+	for _, st := range s.sessions {
+		if !st.exited || len(st.pending) > 0 {
 			s.send(st.sid, "end", nil)
 		}
 		s.kill(st)
 	}
-	s.waiting, s.queued = nil, 0
 }
 
 // simpleResponse is a whole small text/plain response of the node's own.

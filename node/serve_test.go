@@ -309,7 +309,9 @@ func TestServeMaxWaiting(t *testing.T) {
 func TestServeMaxConcurrent(t *testing.T) {
 	started := make(chan string, 4)
 	release := make(chan struct{})
-	s := startServe(t, node.ServeConfig{MaxConcurrent: 1}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// /stuck waits for its context: the stop's drain cuts it at
+	// ShutdownTimeout.
+	s := startServe(t, node.ServeConfig{MaxConcurrent: 1, ShutdownTimeout: 100 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started <- r.URL.Path
 		if r.URL.Path == "/first" {
 			<-release
@@ -652,4 +654,54 @@ func TestServeWebSocketOverBuffer(t *testing.T) {
 	s.send("srv", "w1", "websocket", "0123456789")
 	s.send("srv", "w1", "websocket", "more")
 	s.expect(frame{"srv", "w1", "end", "\x03\xf1messages over the node's buffer"}) // 1009
+}
+
+// TestServeStopDrains: at the stop a request in flight finishes, as with
+// net/http's Shutdown: its handler keeps its context and its response
+// goes whole (before, the stop cancelled it and sent `end`: every
+// request in flight during a deploy was cut); new requests go back to
+// the proxy (`retry`), and Serve returns once the handler did.
+func TestServeStopDrains(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	s := startServe(t, node.ServeConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			io.WriteString(w, "new") // answered until the stop begins
+			return
+		}
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "done")
+	}))
+	s.request("s1", get("/slow"))
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	// The stop has begun once a new request goes back.
+	for i := 0; ; i++ {
+		s.request(fmt.Sprintf("n%d", i), get("/new"))
+		if f := s.recv(); f.typ == "retry" {
+			break
+		} else if f.sid == "s1" {
+			t.Fatalf("s1 got %s before its handler returned", f.typ)
+		}
+	}
+	close(release)
+	for {
+		f := s.recv()
+		if f.sid != "s1" {
+			continue // another n's answer
+		}
+		if f.typ != "headers" || !strings.HasSuffix(f.body, "\r\n\r\ndone") {
+			t.Fatalf("s1 at the stop: %s %q, want its whole response", f.typ, f.body)
+		}
+		break
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
 }
