@@ -108,7 +108,9 @@
 // streams as the proxy's `body` messages come (http.NoBody without a
 // body); it holds at most ServeConfig.MaxBuffer unread bytes, since
 // nothing in the protocol slows a proxy down: past that the request
-// fails (ErrBufferFull; 413 if no response went out). A body the handler
+// fails (ErrBufferFull; 413 if no response went out); past
+// ServeConfig.MaxBufferTotal for all sessions together, the session
+// holding the most fails so, and what it held is freed. A body the handler
 // leaves unread is dropped as it arrives (past 256 KiB more of it the
 // session is ended, closing the client's connection).
 //
@@ -137,7 +139,9 @@
 // not supported (use the request's context).
 //
 // The request's context is cancelled when the client goes away (the
-// proxy's `end`), when Serve stops, and when the handler returns; writes
+// proxy's `end`), when Serve's stop reaches ServeConfig.ShutdownTimeout
+// (it lets requests in flight finish: watch the context given to Serve
+// to see the stop begin), and when the handler returns; writes
 // then fail with ErrSessionEnded. Besides SendTimeout (above), two
 // timeouts end the sessions of a proxy that is gone, which sends no
 // `end`: ServeConfig.IdleTimeout

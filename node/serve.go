@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -28,6 +29,7 @@ const (
 	DefaultMaxConcurrent   = 256
 	DefaultMaxWaiting      = 1024
 	DefaultMaxBuffer       = 16 << 20
+	DefaultMaxBufferTotal  = 256 << 20
 	DefaultShutdownTimeout = 5 * time.Second
 	DefaultIdleTimeout     = 5 * time.Minute
 	DefaultProxyTimeout    = 30 * time.Second
@@ -76,6 +78,12 @@ type ServeConfig struct {
 	// request body reads ErrBufferFull, the client gets 413 when no
 	// response head went out yet, and the session is ended otherwise.
 	MaxBuffer int
+	// MaxBufferTotal bounds what all sessions hold together (default
+	// DefaultMaxBufferTotal, at least MaxBuffer): MaxBuffer alone lets
+	// MaxConcurrent + MaxWaiting uploads to handlers that do not read
+	// hold gigabytes. Past it, the session holding the most fails as one
+	// over MaxBuffer does, and what it held is freed.
+	MaxBufferTotal int
 	// WebSocket serves WebSocket sessions (a request with Upgrade:
 	// websocket, which the proxy has already accepted: Serve needs the
 	// proxy's default websocket-handshake = proxy; with = node the proxy
@@ -157,9 +165,11 @@ var (
 	ErrSessionEnded = errors.New("node: session ended")
 
 	// ErrBufferFull is what a request body read returns when more of the
-	// body arrived than MaxBuffer while the handler did not read it; the
-	// session has failed. WebSocket.Receive returns it the same way.
-	ErrBufferFull = errors.New("node: session buffer full (ServeConfig.MaxBuffer)")
+	// body arrived than MaxBuffer while the handler did not read it, or
+	// the session held the most when all of them went over
+	// MaxBufferTotal; the session has failed. WebSocket.Receive returns
+	// it the same way.
+	ErrBufferFull = errors.New("node: session buffer full (ServeConfig.MaxBuffer, MaxBufferTotal)")
 
 	// ErrHijack is what Hijack returns: the proxy owns the client's
 	// connection, a node only has its session. WebSocket sessions are
@@ -194,6 +204,10 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 	if cfg.MaxBuffer <= 0 {
 		cfg.MaxBuffer = DefaultMaxBuffer
 	}
+	if cfg.MaxBufferTotal <= 0 {
+		cfg.MaxBufferTotal = DefaultMaxBufferTotal
+	}
+	cfg.MaxBufferTotal = max(cfg.MaxBufferTotal, cfg.MaxBuffer)
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -221,7 +235,7 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 		zctx.Term()
 		return err
 	}
-	s := &server{cfg: cfg, h: h, n: n, zctx: zctx, ctx: ctx, sessions: map[string]*stream{}, exclude: headExclude(),
+	s := &server{cfg: cfg, h: h, n: n, zctx: zctx, ctx: ctx, sessions: map[string]*stream{}, live: map[*stream]struct{}{}, exclude: headExclude(),
 		sweepEvery: sweepEvery(cfg), proxies: make([]proxyState, len(cfg.Endpoints)), out: make([]outQueue, len(cfg.Endpoints))}
 	if err := s.open(); err != nil {
 		s.closeSockets()
@@ -247,6 +261,11 @@ type server struct {
 	// starts the stop.
 	ctx context.Context
 
+	// held counts the bytes every session's body and WebSocket hold
+	// unread (MaxBufferTotal); changed with each size, by the loop and
+	// the handlers.
+	held atomic.Int64
+
 	// mu guards the queue of operations from handler goroutines.
 	mu        sync.Mutex
 	ops       []*op
@@ -261,11 +280,12 @@ type server struct {
 	// loop only.
 	wakeRx   *zmq.Socket
 	poller   *zmq.Poller
-	sessions map[string]*stream // by sid: each session's current request
-	running  int                // HTTP handler goroutines
-	sockets  int                // WebSocket goroutines
-	waiting  []*stream          // requests waiting for a handler slot, FIFO
-	queued   int                // the live ones among them (MaxWaiting)
+	sessions map[string]*stream   // by sid: each session's current request
+	live     map[*stream]struct{} // handlers running, superseded ones too (cancelLive)
+	running  int                  // HTTP handler goroutines
+	sockets  int                  // WebSocket goroutines
+	waiting  []*stream            // requests waiting for a handler slot, FIFO
+	queued   int                  // the live ones among them (MaxWaiting)
 	// refused counts the requests overloaded answered since
 	// refusedLogged, when it last logged.
 	refused       int

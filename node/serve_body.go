@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,7 @@ import (
 type bodyReader struct {
 	ctx   context.Context // the request's: a Read waiting for data gives up with it
 	limit int
+	held  *atomic.Int64 // the server's count of what every session holds
 	ready chan struct{} // capacity 1: something changed
 
 	mu     sync.Mutex
@@ -31,8 +33,8 @@ type bodyReader struct {
 	waitStart time.Time
 }
 
-func newBodyReader(ctx context.Context, limit int) *bodyReader {
-	return &bodyReader{ctx: ctx, limit: limit, ready: make(chan struct{}, 1)}
+func newBodyReader(ctx context.Context, limit int, held *atomic.Int64) *bodyReader {
+	return &bodyReader{ctx: ctx, limit: limit, held: held, ready: make(chan struct{}, 1)}
 }
 
 // waitingSince returns when the Read that waits for more of the body
@@ -70,6 +72,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 				}
 			}
 			b.size -= n
+			b.held.Add(int64(-n))
 			var err error
 			if b.size == 0 && b.eof {
 				err = io.EOF
@@ -111,6 +114,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 func (b *bodyReader) Close() error {
 	b.mu.Lock()
 	b.closed = true
+	b.held.Add(int64(-b.size))
 	b.queue, b.off, b.size = nil, 0, 0
 	b.mu.Unlock()
 	b.signal()
@@ -133,6 +137,7 @@ func (b *bodyReader) push(data []byte, eof bool) bool {
 		}
 		b.queue = append(b.queue, data)
 		b.size += len(data)
+		b.held.Add(int64(len(data)))
 	}
 	if eof {
 		b.eof = true
@@ -151,11 +156,39 @@ func (b *bodyReader) fail(err error) {
 	b.signal()
 }
 
+// dropFail fails the body with err (unless a failure said why first) and
+// frees what it holds unread: for a session that failed or ended, whose
+// handler must not read on. whole: a body that had all arrived too (it
+// reads err now, not a short io.EOF); else such a body stays readable.
+func (b *bodyReader) dropFail(err error, whole bool) {
+	b.mu.Lock()
+	if b.size > 0 && (whole || !b.eof) {
+		b.held.Add(int64(-b.size))
+		clear(b.queue)
+		b.queue, b.off, b.size = nil, 0, 0
+		b.eof = false
+	}
+	if !b.eof && b.err == nil {
+		b.err = err
+	}
+	b.mu.Unlock()
+	b.signal()
+}
+
+// unread returns the bytes held unread.
+func (b *bodyReader) unread() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.size
+}
+
 // drop frees what was buffered: for a request whose handler never
-// started (it waited for a slot, and its session ended meanwhile).
+// started (it waited for a slot, and its session ended meanwhile), or
+// one failed to keep the node's total (MaxBufferTotal).
 func (b *bodyReader) drop() {
 	b.mu.Lock()
 	clear(b.queue)
+	b.held.Add(int64(-b.size))
 	b.queue, b.off, b.size = nil, 0, 0
 	b.mu.Unlock()
 }

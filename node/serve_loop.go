@@ -86,7 +86,7 @@ type stream struct {
 	// req is the handler's from its start on: the loop does not read it.
 	req *http.Request
 	// ctx is the request's context; cancel ends it (the client went
-	// away, Serve stops, or the handler returned).
+	// away, the stop's ShutdownTimeout, or the handler returned).
 	ctx    context.Context
 	cancel context.CancelFunc
 	body   *bodyReader // nil: the request has no body
@@ -112,6 +112,18 @@ type stream struct {
 	// socket's outQueue for room, since blockedSince (SendTimeout).
 	blocked      bool
 	blockedSince time.Time
+}
+
+// unread is what st holds that its handler has not taken: request body
+// bytes not read, WebSocket messages not received.
+func (st *stream) unread() int {
+	switch {
+	case st.ws != nil:
+		return st.ws.unread()
+	case st.body != nil:
+		return st.body.unread()
+	}
+	return 0
 }
 
 // waitingSince says whether st waits on its proxy, and since when: sends
@@ -189,7 +201,7 @@ func (s *server) run() (err error) {
 			s.sweepOut()
 		}
 		if s.stopping {
-			if s.running+s.sockets == 0 && len(s.sessions) == 0 {
+			if s.drained() {
 				return nil
 			}
 			if !time.Now().Before(s.deadline) {
@@ -238,11 +250,9 @@ func (s *server) dispatch(m Message, from int) {
 	case "body":
 		s.onBody(st, m)
 	case "websocket", "websocket-binary":
-		if st != nil && st.ws != nil {
+		if st != nil && st.ws != nil && s.keepTotal(st, len(m.Body)) {
 			if !st.ws.push(m.Body, m.Type == "websocket-binary") {
-				s.logf("node: serve: WebSocket %s: over MaxBuffer (%d bytes) unreceived; ending it", st.desc, s.cfg.MaxBuffer)
-				st.ws.fail(ErrBufferFull)
-				s.endSession(st, wsCloseBody(1009, "messages over the node's buffer"))
+				s.overBuffer(st, fmt.Sprintf("over MaxBuffer (%d bytes) unreceived", s.cfg.MaxBuffer))
 			}
 		}
 	case "credit":
@@ -310,12 +320,13 @@ func (s *server) onHead(m Message, from int) {
 		st.ws = newWebSocket(s, st)
 		st.started = true
 		s.sockets++
+		s.live[st] = struct{}{}
 		go s.serveWebSocket(st)
 		return
 	}
 	if req.ContentLength != 0 {
 		st.bodyLeft = req.ContentLength // -1: chunked
-		st.body = newBodyReader(ctx, s.cfg.MaxBuffer)
+		st.body = newBodyReader(ctx, s.cfg.MaxBuffer, &s.held)
 		st.req.Body = st.body
 	}
 	if s.running < s.cfg.MaxConcurrent {
@@ -388,7 +399,7 @@ func (s *server) supersede(old *stream) {
 	}
 	old.dead = true
 	if old.body != nil {
-		old.body.fail(ErrSessionEnded)
+		old.body.dropFail(ErrSessionEnded, false)
 	}
 	for _, o := range old.pending {
 		o.finish(ErrSessionEnded)
@@ -399,6 +410,7 @@ func (s *server) supersede(old *stream) {
 func (s *server) start(st *stream) {
 	st.started = true
 	s.running++
+	s.live[st] = struct{}{}
 	go s.serveHTTP(st)
 }
 
@@ -447,17 +459,56 @@ func (s *server) onBody(st *stream, m Message) {
 		}
 		return
 	}
+	if !s.keepTotal(st, len(data)) {
+		return
+	}
 	if !st.body.push(data, eof) {
-		s.logf("node: serve: %s: request body over MaxBuffer (%d bytes) unread; failing the request", st.desc, s.cfg.MaxBuffer)
-		st.body.fail(ErrBufferFull)
-		if !st.finalSent {
-			// Connection: close, so that the proxy stops the upload.
-			s.send(st.sid, "headers", simpleResponse(http.StatusRequestEntityTooLarge, true))
-			s.kill(st)
-		} else {
-			s.endSession(st, nil)
+		s.overBuffer(st, fmt.Sprintf("request body over MaxBuffer (%d bytes) unread", s.cfg.MaxBuffer))
+	}
+}
+
+// overBuffer fails st, a session holding too much unread: what it holds
+// is freed, its request body reads ErrBufferFull and the client gets 413
+// (with Connection: close, so that the proxy stops the upload) when no
+// response head went out, else the session is ended; a WebSocket is
+// closed with 1009.
+func (s *server) overBuffer(st *stream, why string) {
+	if st.ws != nil {
+		s.logf("node: serve: WebSocket %s: %s; ending it", st.desc, why)
+		st.ws.fail(ErrBufferFull)
+		st.ws.drop()
+		s.endSession(st, wsCloseBody(1009, "messages over the node's buffer"))
+		return
+	}
+	s.logf("node: serve: %s: %s; failing the request", st.desc, why)
+	st.body.dropFail(ErrBufferFull, true)
+	if !st.finalSent {
+		s.send(st.sid, "headers", simpleResponse(http.StatusRequestEntityTooLarge, true))
+		s.kill(st)
+	} else {
+		s.endSession(st, nil)
+	}
+}
+
+// keepTotal makes room for n more bytes for st under MaxBufferTotal:
+// past it, the session holding the most unread fails and what it holds
+// is freed. It reports whether st may take them (false: st was that
+// session).
+func (s *server) keepTotal(st *stream, n int) bool {
+	if n == 0 || s.held.Load()+int64(n) <= int64(s.cfg.MaxBufferTotal) {
+		return true
+	}
+	most, mostN := st, st.unread()+n // st as it would be
+	for _, x := range s.sessions {
+		if k := x.unread(); k > mostN {
+			most, mostN = x, k
 		}
 	}
+	if mostN == 0 {
+		return true // nobody holds anything: nothing to free
+	}
+	s.overBuffer(most, fmt.Sprintf("the sessions' unread bytes over MaxBufferTotal (%d), this one holding the most (%d)", s.cfg.MaxBufferTotal, mostN))
+	return most != st
 }
 
 // apply carries out an operation of a handler goroutine.
@@ -466,6 +517,7 @@ func (s *server) apply(o *op) {
 	switch o.kind {
 	case opExit:
 		st.exited = true
+		delete(s.live, st)
 		if len(st.pending) == 0 {
 			st.waitSince = s.now // for the rest of its body, if any
 		}
@@ -625,13 +677,13 @@ func (s *server) kill(st *stream) {
 		s.queued--
 	}
 	if st.body != nil {
-		st.body.fail(ErrSessionEnded)
-		if !st.started {
-			st.body.drop() // nobody will read it
-		}
+		// A body cut short is freed (MaxBufferTotal: it counts until
+		// the handler returns otherwise); a whole one stays readable,
+		// unless no handler will ever read it.
+		st.body.dropFail(ErrSessionEnded, !st.started)
 	}
 	if st.ws != nil {
-		st.ws.fail(ErrSessionEnded)
+		st.ws.fail(ErrSessionEnded) // what came before stays receivable
 	}
 	for _, o := range st.pending {
 		o.finish(ErrSessionEnded)
@@ -719,7 +771,17 @@ func (s *server) killAll() {
 	for _, st := range s.sessions {
 		s.kill(st)
 	}
+	s.cancelLive()
 	s.waiting, s.queued = nil, 0
+}
+
+// cancelLive cancels the context of every handler still running, those
+// of sessions a newer request of their sid superseded included (they
+// are in no session any more).
+func (s *server) cancelLive() {
+	for st := range s.live {
+		st.cancel()
+	}
 }
 
 // maybeForget drops a stream that has nothing left to do: its goroutine
@@ -770,6 +832,23 @@ func (s *server) endAll() {
 		}
 		s.kill(st)
 	}
+	s.cancelLive()
+}
+
+// drained reports whether the stop's drain is done: no handler runs and
+// no response waits to go out (a session whose handler returned and that
+// only waits for the rest of a body it left unread does not count; nor
+// does a socket's backlog, which a stuck proxy may never take).
+func (s *server) drained() bool {
+	if s.running+s.sockets > 0 {
+		return false
+	}
+	for _, st := range s.sessions {
+		if len(st.pending) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // simpleResponse is a whole small text/plain response of the node's own.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 )
 
@@ -209,7 +210,7 @@ func TestBodyReader(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("pieces then EOF", func(t *testing.T) {
-		b := newBodyReader(ctx, 100)
+		b := newBodyReader(ctx, 100, new(atomic.Int64))
 		b.push([]byte("abc"), false)
 		b.push([]byte("def"), true)
 		if got, err := read(b, 4); got != "abcd" || err != nil {
@@ -224,7 +225,7 @@ func TestBodyReader(t *testing.T) {
 	})
 
 	t.Run("blocks until data", func(t *testing.T) {
-		b := newBodyReader(ctx, 100)
+		b := newBodyReader(ctx, 100, new(atomic.Int64))
 		got := make(chan string)
 		go func() {
 			data, err := io.ReadAll(b)
@@ -242,7 +243,7 @@ func TestBodyReader(t *testing.T) {
 	})
 
 	t.Run("limit", func(t *testing.T) {
-		b := newBodyReader(ctx, 4)
+		b := newBodyReader(ctx, 4, new(atomic.Int64))
 		if !b.push([]byte("0123456789"), false) {
 			t.Fatal("one piece alone must fit")
 		}
@@ -256,7 +257,7 @@ func TestBodyReader(t *testing.T) {
 	})
 
 	t.Run("fail after data", func(t *testing.T) {
-		b := newBodyReader(ctx, 100)
+		b := newBodyReader(ctx, 100, new(atomic.Int64))
 		b.push([]byte("part"), false)
 		b.fail(ErrSessionEnded)
 		b.fail(ErrBufferFull) // the first reason stays
@@ -269,7 +270,7 @@ func TestBodyReader(t *testing.T) {
 	})
 
 	t.Run("fail after the end", func(t *testing.T) {
-		b := newBodyReader(ctx, 100)
+		b := newBodyReader(ctx, 100, new(atomic.Int64))
 		b.push([]byte("all"), true)
 		b.fail(ErrSessionEnded) // a body that all arrived stays whole
 		if data, err := io.ReadAll(b); string(data) != "all" || err != nil {
@@ -278,7 +279,7 @@ func TestBodyReader(t *testing.T) {
 	})
 
 	t.Run("close", func(t *testing.T) {
-		b := newBodyReader(ctx, 100)
+		b := newBodyReader(ctx, 100, new(atomic.Int64))
 		b.push([]byte("data"), false)
 		b.Close()
 		if _, err := read(b, 10); err != http.ErrBodyReadAfterClose {
@@ -291,7 +292,7 @@ func TestBodyReader(t *testing.T) {
 
 	t.Run("context", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
-		b := newBodyReader(cctx, 100)
+		b := newBodyReader(cctx, 100, new(atomic.Int64))
 		cancel()
 		if _, err := read(b, 10); !errors.Is(err, ErrSessionEnded) {
 			t.Fatalf("%v, want ErrSessionEnded", err)

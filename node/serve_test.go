@@ -705,3 +705,103 @@ func TestServeStopDrains(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// TestServeBufferTotal: past MaxBufferTotal, the session holding the most
+// unread fails (413) and what it held is freed; the others go on (before,
+// MaxBuffer alone bounded each session: MaxConcurrent + MaxWaiting
+// uploads to handlers that do not read held up to gigabytes).
+func TestServeBufferTotal(t *testing.T) {
+	read := make(chan string, 2)
+	release := make(chan struct{})
+	s := startServe(t, node.ServeConfig{MaxBuffer: 100, MaxBufferTotal: 150}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/reader" {
+			<-r.Context().Done() // reads nothing until the session ends
+		} else {
+			<-release // reads once the hog failed
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			read <- r.URL.Path + " " + err.Error()
+		} else {
+			read <- r.URL.Path + " " + string(b)
+		}
+		io.WriteString(w, "ok")
+	}))
+	put := func(sid, path string, n int) {
+		s.request(sid, environ("REQUEST_METHOD", "PUT", "REQUEST_URI", path, "PATH_INFO", path, "SERVER_PROTOCOL", "HTTP/1.1", "CONTENT_LENGTH", strconv.Itoa(n)))
+	}
+	put("hog", "/reader", 95)
+	s.send("srv", "hog", "body", strings.Repeat("h", 90))
+	s.send("srv", "hog", "body", strings.Repeat("h", 5)) // 95 held: the whole body
+	// Another upload: 95 + 40 + 20 > 150.
+	put("small", "/small", 60)
+	s.send("srv", "small", "body", strings.Repeat("s", 40))
+	s.send("srv", "small", "body", strings.Repeat("s", 20))
+	f := s.expectFrom("hog", "headers")
+	if !strings.HasPrefix(f.body, "HTTP/1.1 413 ") {
+		t.Fatalf("the session holding the most: %q, want 413", f.body)
+	}
+	// Its whole body was freed: it reads the failure, not a short EOF.
+	if got := <-read; got != "/reader "+node.ErrBufferFull.Error() {
+		t.Fatalf("the failed session's body read: %q", got)
+	}
+	close(release)
+	if got := <-read; got != "/small "+strings.Repeat("s", 60) {
+		t.Fatalf("the other session's body: %q", got)
+	}
+	if f := s.expectFrom("small", "headers"); !strings.HasPrefix(f.body, "HTTP/1.1 200 ") {
+		t.Fatalf("the other session: %q", f.body)
+	}
+}
+
+// TestServeStopCancelsSuperseded: a handler still running after its
+// response went whole, whose sid a newer request took (keep-alive), is in
+// no session any more; the stop's deadline cancels its context all the
+// same (it ran on for good once the stop stopped cancelling Serve's).
+func TestServeStopCancelsSuperseded(t *testing.T) {
+	cancelled := make(chan struct{})
+	s := startServe(t, node.ServeConfig{ShutdownTimeout: 50 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+		if r.URL.Path == "/bg" {
+			w.(http.Flusher).Flush() // whole: the sid may take its next request
+			<-r.Context().Done()     // work after the response
+			close(cancelled)
+		}
+	}))
+	s.request("s1", get("/bg"))
+	s.expectFrom("s1", "headers")
+	s.expectFrom("s1", "body")
+	s.request("s1", get("/next")) // supersedes /bg's session
+	s.expectFrom("s1", "headers")
+	if err := s.stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(stubTimeout):
+		t.Fatal("the superseded handler's context was not cancelled at the stop's deadline")
+	}
+}
+
+// TestServeStopNotHeldByUnreadBody: a handler that returned without its
+// body, whose rest never comes, does not hold the stop until
+// ShutdownTimeout: nothing of it waits to go out.
+func TestServeStopNotHeldByUnreadBody(t *testing.T) {
+	s := startServe(t, node.ServeConfig{ShutdownTimeout: time.Minute}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok") // the body is not read
+	}))
+	s.request("s1", environ("REQUEST_METHOD", "PUT", "REQUEST_URI", "/", "SERVER_PROTOCOL", "HTTP/1.1", "CONTENT_LENGTH", "100"))
+	s.send("srv", "s1", "body", "part")
+	s.expectFrom("s1", "headers")
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(stubTimeout):
+		t.Fatal("the stop waited for the rest of a body nobody reads")
+	}
+}

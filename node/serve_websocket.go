@@ -68,6 +68,7 @@ func (ws *WebSocket) Receive(ctx context.Context) (msg []byte, binary bool, err 
 			ws.inbox[0] = wsMessage{}
 			ws.inbox = ws.inbox[1:]
 			ws.size -= len(m.data)
+			ws.s.held.Add(int64(-len(m.data)))
 			ws.mu.Unlock()
 			return m.data, m.binary, nil
 		case ws.err != nil:
@@ -210,6 +211,7 @@ func (ws *WebSocket) close(endBody []byte) error {
 		return nil
 	}
 	ws.closed = true
+	ws.s.held.Add(int64(-ws.size))
 	ws.inbox, ws.size = nil, 0
 	ws.mu.Unlock()
 	ws.signal()
@@ -231,7 +233,23 @@ func (ws *WebSocket) push(data []byte, binary bool) bool {
 	}
 	ws.inbox = append(ws.inbox, wsMessage{data: data, binary: binary})
 	ws.size += len(data)
+	ws.s.held.Add(int64(len(data)))
 	return true
+}
+
+// unread returns the bytes of messages not received yet.
+func (ws *WebSocket) unread() int {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.size
+}
+
+// drop frees the messages not received yet (MaxBufferTotal).
+func (ws *WebSocket) drop() {
+	ws.mu.Lock()
+	ws.s.held.Add(int64(-ws.size))
+	ws.inbox, ws.size = nil, 0
+	ws.mu.Unlock()
 }
 
 // fail ends the session's receiving with err; the first reason stays.

@@ -129,7 +129,7 @@ func (w *responseWriter) WriteHeader(code int) {
 // writeBufSize, waiting for credit. It fails with http.ErrBodyNotAllowed
 // for a status without a body, with http.ErrContentLength past the
 // handler's Content-Length, and with ErrSessionEnded once the client went
-// away or Serve stopped. Bytes written to a HEAD request are counted,
+// away or the stop's ShutdownTimeout passed. Bytes written to a HEAD request are counted,
 // not sent.
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
