@@ -113,6 +113,11 @@ func rlScenario(t *testing.T, extra string) {
 	v2 := wsHost + "[blastbeat:a.test]\nnode = nb\n\n[blastbeat:new.test]\nnode = nb\n\n" +
 		fmt.Sprintf("[blastbeat:fresh.test]\nnode = nb\nbind = %s\n\n", newAddr) + secure(certB, keyB)
 	p.reload(t, v2, `msg="configuration reloaded"`)
+	// What it bound, closed and added is said.
+	changed := regexp.MustCompile(`msg="reload: listeners and nodes".*`).FindString(p.Log())
+	if !strings.Contains(changed, newAddr) || !strings.Contains(changed, sideAddr) || !strings.Contains(changed, "nb") {
+		t.Errorf("the reload's changes (bound %s, closed %s, node nb) are not logged: %q", newAddr, sideAddr, changed)
+	}
 	get := func(host, path string) (int, string) {
 		req, _ := http.NewRequest("GET", p.URL(path), nil)
 		req.Host = host

@@ -44,6 +44,12 @@ func (s *server) serveHTTP(st *stream) {
 	}()
 	p, stack := w.call()
 	returned = true
+	if st.body != nil {
+		// What the handler left unread goes now, as net/http drops it:
+		// not held (MaxBufferTotal) while the response waits for
+		// credit, and not over MaxBuffer then, which cut the response.
+		st.body.Close()
+	}
 	if p != nil {
 		w.abort(p, stack)
 		return

@@ -33,6 +33,9 @@ import (
 func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if s.draining.Load() {
+		return nil, errors.New("reload refused: the server is stopping")
+	}
 	cur := s.lns.Load()
 	// http2, like every [blastbeat] key, applies at the next start: a
 	// bind-ssl listener the reload adds offers what the others do.
@@ -128,7 +131,27 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 		s.loopsSettled()
 	}
 	s.lns.Store(next)
+	s.logReloaded(cur, next, added)
 	return changedKeys(&s.given, &opts.Options), nil
+}
+
+// logReloaded says what a reload changed besides the routing: the
+// addresses it bound and closed, the node names it added.
+func (s *Server) logReloaded(cur, next *listeners, added []string) {
+	var bound, closed []string
+	for _, ln := range next.all {
+		if cur.byAddr[ln.addr] == nil {
+			bound = append(bound, ln.addr)
+		}
+	}
+	for _, ln := range cur.all {
+		if next.byAddr[ln.addr] == nil {
+			closed = append(closed, ln.addr)
+		}
+	}
+	if len(bound)+len(closed)+len(added) > 0 {
+		s.opts.Logger.Info("reload: listeners and nodes", "bound", bound, "closed", closed, "new_nodes", added)
+	}
 }
 
 // closeOpened closes the listeners a refused reload opened and publishes

@@ -1,6 +1,9 @@
 package server
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestReloadRemovedNodeNotReported: a node a reload takes out of every
 // virtual host, with no session left, is no longer in the metrics (its
@@ -19,5 +22,15 @@ func TestReloadRemovedNodeNotReported(t *testing.T) {
 	}
 	if len(names) != 1 || names[0] != "n1" {
 		t.Fatalf("nodes reported after n2 was removed: %v, want [n1]", names)
+	}
+}
+
+// TestReloadWhileStopping: a reload during the stop is refused (it could
+// bind a listener that accepts while the server drains).
+func TestReloadWhileStopping(t *testing.T) {
+	h := newHarness(t, testOptions())
+	h.s.draining.Store(true)
+	if _, err := h.s.Reload(testOptions()); err == nil || !strings.Contains(err.Error(), "stopping") {
+		t.Fatalf("Reload while stopping: %v, want a refusal", err)
 	}
 }
