@@ -154,7 +154,7 @@ func (a *accessLog) switchFile() {
 }
 
 // write formats one line into loop i's buffer. Runs on the loop.
-func (a *accessLog) write(i int, ex *exchange, node *session.Node, sid session.SID, d time.Duration) {
+func (a *accessLog) write(i int, ex *exchange, node *session.Node, sid session.SID, d time.Duration, t time.Time) {
 	e := ex.entry
 	vhost, nodeName := "-", "-"
 	if ex.vhost != nil {
@@ -173,7 +173,6 @@ func (a *accessLog) write(i int, ex *exchange, node *session.Node, sid session.S
 		return
 	}
 	b := buf.b
-	t := time.Unix(0, ex.start)
 	if a.json {
 		line, _ := json.Marshal(accessJSON{Time: t.UTC().Format(time.RFC3339Nano), Remote: e.remote,
 			Method: e.method, URI: e.uri, Proto: e.proto, Status: ex.status, Bytes: ex.bytes,

@@ -104,12 +104,12 @@ func TestAccessLogBufferBound(t *testing.T) {
 	a := &accessLog{bufs: make([]accessBuf, 1), maxBytes: 100}
 	a.bufs[0].b = make([]byte, 90)
 	ex := &exchange{entry: &accessEntry{remote: "127.0.0.1", method: "GET", uri: "/", proto: "HTTP/1.1"}}
-	a.write(0, ex, nil, session.SID{}, 0) // under the bound: appended
+	a.write(0, ex, nil, session.SID{}, 0, time.Now()) // under the bound: appended
 	n := len(a.bufs[0].b)
 	if n <= 90 || a.dropped.Load() != 0 {
 		t.Fatalf("under access-log-buffer: %d bytes, %d dropped; want the line kept", n, a.dropped.Load())
 	}
-	a.write(0, ex, nil, session.SID{}, 0) // past it: dropped
+	a.write(0, ex, nil, session.SID{}, 0, time.Now()) // past it: dropped
 	if len(a.bufs[0].b) != n || a.dropped.Load() != 1 {
 		t.Fatalf("past access-log-buffer: %d bytes (was %d), %d dropped; want the line dropped and counted", len(a.bufs[0].b), n, a.dropped.Load())
 	}
@@ -134,7 +134,7 @@ func TestAccessLogDropsCountedWhileStuck(t *testing.T) {
 	<-stuck.entered
 	ex := &exchange{entry: &accessEntry{remote: "127.0.0.1", method: "GET", uri: "/", proto: "HTTP/1.1"}}
 	for range 10 { // 10 lines of about 100 bytes into a 200-byte buffer
-		a.write(0, ex, nil, session.SID{}, 0)
+		a.write(0, ex, nil, session.SID{}, 0, time.Now())
 	}
 	if n := a.dropped.Load(); n == 0 {
 		t.Errorf("%d lines dropped while the writer is stuck; the metric says 0", 10-bytes.Count(a.bufs[0].b, []byte{'\n'}))

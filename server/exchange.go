@@ -69,7 +69,8 @@ func (l *loop) finish(ex *exchange, node *session.Node, sid session.SID) {
 		l.s.firstServed()
 	}
 	if ex.entry != nil && l.s.alog != nil {
-		l.s.alog.write(l.idx, ex, node, sid, d)
+		// The line's time is the wall clock's (ex.start is on stamp's).
+		l.s.alog.write(l.idx, ex, node, sid, d, time.Now().Add(-d))
 	}
 	ex.start, ex.entry = 0, nil
 }
@@ -81,10 +82,10 @@ func (l *loop) finish(ex *exchange, node *session.Node, sid session.SID) {
 // costs no clock reads but its turn's share.
 func (l *loop) clock() int64 {
 	if !l.inTurn {
-		return time.Now().UnixNano()
+		return l.s.stamp(time.Now())
 	}
 	if l.turnClock == 0 {
-		l.turnClock = time.Now().UnixNano()
+		l.turnClock = l.s.stamp(time.Now())
 	}
 	return l.turnClock
 }

@@ -128,6 +128,10 @@ type Metrics struct {
 	Rejected map[string]uint64
 	Nodes    []NodeMetrics
 	Stats    StatsSnapshot
+	// Now is when the snapshot was taken, on the clock of the node
+	// fields' times (LastPong, LastSeen: Server's stamp, which a wall
+	// clock step does not move): ages are Now less them.
+	Now int64
 	// RingLen and RingCap: messages waiting for the bridge, and room.
 	RingLen, RingCap int
 	// BridgeConns are the nodes' connections open on each bridge; nil
@@ -192,7 +196,8 @@ func (s *Server) Metrics() Metrics {
 		// Counted apart (an atomic: a flood of refusals takes no lock).
 		m.Rejected["max_connections"] += m.Stats.ConnsRefused
 	}
-	now := time.Now().UnixNano()
+	now := s.stamp(time.Now())
+	m.Now = now
 	for _, n := range rt.nodes.Nodes() {
 		if !rt.lists(n) && n.Sessions() == 0 {
 			// A reload removed it and its last session ended: not

@@ -38,6 +38,10 @@ import (
 // Server is one running proxy.
 type Server struct {
 	// Immutable after New.
+	// epoch is when New ran, with the monotonic reading: stamp counts
+	// from it.
+	epoch     time.Time
+	epochNS   int64 // epoch's unix ns
 	opts      Options
 	given     config.Options  // the configuration as given (Reload compares)
 	limits    protocol.Limits // the request parser's
@@ -164,7 +168,9 @@ func New(opts Options) (*Server, error) {
 		instances: make([]nodeInstance, maxNodes),
 		ran:       make(chan error, 1),
 		done:      make(chan struct{}),
+		epoch:     time.Now(),
 	}
+	s.epochNS = s.epoch.UnixNano()
 	s.rt.Store(rt)
 	s.lns.Store(lns)
 	if opts.AccessLog != "" {
@@ -307,6 +313,11 @@ func (s *Server) ticker() {
 	}
 }
 
+// StalledAfter is how long an event loop may go without its sweep before
+// the supervisors' liveness signals (the Emperor's heartbeat, /healthz)
+// call it stuck.
+const StalledAfter = 5 * time.Second
+
 // Stalled reports whether an event loop has not run its sweep (every
 // sweepEvery) for longer than limit: it is stuck, and with it every
 // connection it serves. An event loop never blocks, so this is a bug's
@@ -329,7 +340,7 @@ func (s *Server) Stalled(limit time.Duration) bool {
 // tick refreshes the coarse clock and, when the second changed, the Date
 // value added to responses that lack one (RFC 9110 §6.6.1).
 func (s *Server) tick(t time.Time) {
-	s.clock.Store(t.UnixNano())
+	s.clock.Store(s.stamp(t))
 	if d := s.httpDate.Load(); d == nil || t.Unix() != s.dateSec.Load() {
 		b := protocol.AppendHTTPDate(make([]byte, 0, 29), t)
 		s.httpDate.Store(&b)
@@ -340,6 +351,15 @@ func (s *Server) tick(t time.Time) {
 // date returns the Date field value of this second. The slice is never
 // changed after it is published.
 func (s *Server) date() []byte { return *s.httpDate.Load() }
+
+// stamp is t in the proxy's unix ns: the wall clock at New, then the
+// monotonic clock's time since (t.Sub reads the monotonic clock when t
+// has it, as time.Now's has). Every deadline, timeout, node liveness and
+// latency counts on it, so that a step of the wall clock (NTP's makestep,
+// a virtual machine resumed) neither fires every timeout at once, nor
+// makes every node look dead, nor puts a negative latency in the
+// histograms; the Date field and the access log's time are wall times.
+func (s *Server) stamp(t time.Time) int64 { return s.epochNS + int64(t.Sub(s.epoch)) }
 
 // now is a coarse clock (refreshed every sweepEvery) for the hot path:
 // liveness, idle and response deadlines are all checked at that

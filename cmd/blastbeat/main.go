@@ -29,8 +29,9 @@ const version = "0.1.0"
 const logCloseWait = 5 * time.Second
 
 // stalledAfter: an event loop that has not run its sweep (every 250 ms)
-// for this long is stuck, and the Emperor's heartbeats stop.
-const stalledAfter = 5 * time.Second
+// for this long is stuck, and the Emperor's heartbeats stop (as /healthz
+// answers 503).
+const stalledAfter = server.StalledAfter
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

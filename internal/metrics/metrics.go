@@ -112,7 +112,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range m.Rejected {
 		counter(dRejected, n, reason)
 	}
-	now := time.Now().UnixNano()
+	now := m.Now // the node times' clock
+	if now == 0 {
+		now = time.Now().UnixNano()
+	}
 	for _, n := range m.Nodes {
 		up := 0.0
 		if n.Up {

@@ -103,7 +103,16 @@ func TestProbes(t *testing.T) {
 	if code, body := get(stopping, "/readyz"); code != 503 || body != "stopping\n" {
 		t.Errorf("/readyz while stopping: %d %q", code, body)
 	}
+	// A stuck event loop is no liveness: /healthz 503 (it said ok).
+	if code, body := get(stalledSource{up}, "/healthz"); code != 503 || body != "an event loop is stuck\n" {
+		t.Errorf("/healthz with a loop stuck: %d %q", code, body)
+	}
 }
+
+// stalledSource is a server whose event loop is stuck (Server.Stalled).
+type stalledSource struct{ fixedSource }
+
+func (stalledSource) Stalled(time.Duration) bool { return true }
 
 // TestStatsUnsentBodyClosed: a request that declares a body and sends
 // none is answered, then closed within the idle timeout. Before, net/http

@@ -83,6 +83,13 @@ func Handler(src Source) http.Handler {
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		// Served off the event loops: a stuck loop (every connection on
+		// it hangs) must not read as alive to a liveness probe.
+		if st, ok := src.(interface{ Stalled(time.Duration) bool }); ok && st.Stalled(server.StalledAfter) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("an event loop is stuck\n"))
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -121,9 +128,12 @@ func statusOf(m server.Metrics) Status {
 			ns.VHosts = []string{}
 		}
 		if n.LastPong != 0 {
-			t := time.Unix(0, n.LastPong)
-			ns.LastPong = t.UTC().Format(time.RFC3339Nano)
-			ns.LastPongAge = now.Sub(t).Seconds()
+			age := now.Sub(time.Unix(0, n.LastPong))
+			if m.Now != 0 {
+				age = time.Duration(m.Now - n.LastPong) // on the node times' clock
+			}
+			ns.LastPong = now.Add(-age).UTC().Format(time.RFC3339Nano)
+			ns.LastPongAge = age.Seconds()
 		}
 		st.Nodes = append(st.Nodes, ns)
 	}
