@@ -125,7 +125,7 @@ func launchSupervised(t *testing.T, s supervised) *supProxy {
 
 // supervisorEnv are the variables through which a supervisor talks to
 // blastbeat; the test's own (when it runs under one) are not passed on.
-var supervisorEnv = []string{"NOTIFY_SOCKET=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "UWSGI_EMPEROR_FD="}
+var supervisorEnv = []string{"NOTIFY_SOCKET=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "UWSGI_EMPEROR_FD=", "WATCHDOG_USEC=", "WATCHDOG_PID="}
 
 // cleanEnv returns the test's environment without supervisorEnv.
 func cleanEnv() []string {
@@ -302,6 +302,30 @@ func TestSystemdNotify(t *testing.T) {
 			waitProxyExit(t, p.proxy)
 		})
 	}
+}
+
+// TestSystemdWatchdog: under WatchdogSec= (WATCHDOG_USEC) the proxy sends
+// WATCHDOG=1 at half that interval once it is ready (it sent none:
+// systemd killed a healthy proxy every interval).
+func TestSystemdWatchdog(t *testing.T) {
+	t.Parallel()
+	addr := filepath.Join(t.TempDir(), "notify")
+	ns := listenNotify(t, addr)
+	p := startSupervised(t, supervised{
+		vhosts: catchAll,
+		setup: func() ([]string, []*os.File) {
+			return []string{"NOTIFY_SOCKET=" + addr, "WATCHDOG_USEC=200000"}, nil
+		},
+		ready: func(p *supProxy) error {
+			got, err := ns.next(p)
+			if err == nil && got != "READY=1\n" {
+				err = fmt.Errorf("first notification %q, want READY=1", got)
+			}
+			return err
+		},
+	})
+	ns.expect(t, p, "WATCHDOG=1\n")
+	ns.expect(t, p, "WATCHDOG=1\n")
 }
 
 // TestSystemdSocketActivation: a socket passed as systemd passes it

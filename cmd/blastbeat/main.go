@@ -189,7 +189,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	warnFileLimit(log, cfg.MaxConnections, cfg.MaxNodes)
 	sup.started(func() bool {
 		if srv.Stalled(stalledAfter) {
-			log.Warn("an event loop is stuck: no heartbeat to the uWSGI Emperor", "stuck-for-more-than", stalledAfter)
+			log.Warn("an event loop is stuck: no heartbeat to the supervisor (uWSGI Emperor, systemd's watchdog)", "stuck-for-more-than", stalledAfter)
 			return false
 		}
 		return true

@@ -10,7 +10,8 @@ import (
 
 // statsAttrs turns the counters into log attributes, snake_case keys
 // (bad_message=3), the bridge's prefixed with bridge_; zero counters are
-// left out. (/metrics has them all, live.)
+// left out. (/metrics has most of them live; the bridge's traffic counts
+// only per node there.)
 func statsAttrs(st server.StatsSnapshot) []any {
 	var out []any
 	add := func(prefix string, v reflect.Value) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/blastbeat/blastbeat/internal/emperor"
@@ -20,6 +21,9 @@ type supervisor struct {
 	vassal *emperor.Vassal
 	// heartbeat is the emperor-heartbeat interval; 0 for none.
 	heartbeat time.Duration
+	// watchdog is how often systemd's watchdog wants WATCHDOG=1
+	// (WatchdogSec=); 0 for none.
+	watchdog time.Duration
 	// commands are the Emperor's stop and reload; never closed, nil
 	// without an Emperor (a nil channel never delivers).
 	commands chan emperorCommand
@@ -43,6 +47,9 @@ func openSupervisor(getenv func(string) string, heartbeat time.Duration, log *sl
 		log.Warn("systemd notification socket unusable; not notifying", "err", err)
 	}
 	s.notify = n
+	if n != nil {
+		s.watchdog = sdnotify.WatchdogInterval(getenv, os.Getpid())
+	}
 	if s.vassal, err = emperor.FromEnv(getenv); err != nil {
 		s.notify.Close()
 		return nil, err
@@ -72,6 +79,9 @@ func (s *supervisor) firstRequest() func() {
 // bridge is up), then starts the Emperor's heartbeats and reader.
 func (s *supervisor) started(alive func() bool) {
 	s.warn("systemd", s.notify.Ready())
+	if s.watchdog > 0 {
+		go s.watchdogs(alive)
+	}
 	if s.vassal == nil {
 		return
 	}
@@ -86,6 +96,24 @@ func (s *supervisor) started(alive func() bool) {
 		}, alive)
 	}
 	go s.readEmperor()
+}
+
+// watchdogs sends systemd's WATCHDOG=1 every s.watchdog while alive says
+// the event loops run: a stuck loop stops them, and systemd restarts the
+// proxy (WatchdogSec=, Restart=on-watchdog or on-failure).
+func (s *supervisor) watchdogs(alive func() bool) {
+	t := time.NewTicker(s.watchdog)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			if alive() {
+				s.warn("systemd", s.notify.Watchdog())
+			}
+		}
+	}
 }
 
 // readEmperor passes the Emperor's stop and reload to commands until the

@@ -54,6 +54,7 @@ var (
 	dTLSFailures    = desc("tls_handshake_failures_total", "TLS handshakes failed or timed out.")
 	dStale          = desc("stale_replies_total", "Node replies for sessions already gone.")
 	dUnknownNode    = desc("unknown_node_messages_total", "Messages from identities no virtual host lists.")
+	dNodeErrors     = desc("node_protocol_errors_total", "Node messages the proxy refused, by kind: unauthorized (a reply for a session the node is not bound to), bad_message (a bad sid or an unknown type), unexpected (not valid in the session's state), bad_response (a malformed response head: 502), no_loop (for an event loop that never had a connection), bad_frames (not [sid, type, body]).", "kind")
 	dEndsDropped    = desc("ends_dropped_total", "`end`s of closed sessions given up for a node stuck long (past ring-size per event loop).")
 	dAccessDropped  = desc("access_log_dropped_total", "Access log lines lost: a loop's buffer full (the file slower than the traffic), or a write that failed (a full disk, an I/O error).")
 )
@@ -67,7 +68,7 @@ func NewCollector(src Source) prometheus.Collector { return collector{src} }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dConnsOpen, dConnsAccepted, dUpgrades, dRequests, dRequestSeconds,
 		dHeadSeconds, dRejected, dNodeUp, dNodeSessions, dNodeMsgs, dNodeBytes, dNodeFailures, dNodeRetries,
-		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dPendingOutput, dOutputHolders, dRefusals, dBusyPolls, dRebalanced, dBridgeConns, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dEndsDropped, dAccessDropped} {
+		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dPendingOutput, dOutputHolders, dRefusals, dBusyPolls, dRebalanced, dBridgeConns, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dNodeErrors, dEndsDropped, dAccessDropped} {
 		ch <- d
 	}
 }
@@ -150,6 +151,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dTLSFailures, m.Stats.TLSFailures)
 	counter(dStale, m.Stats.Stale)
 	counter(dUnknownNode, m.Stats.UnknownNode)
+	counter(dNodeErrors, m.Stats.Unauthorized, "unauthorized")
+	counter(dNodeErrors, m.Stats.BadMessage, "bad_message")
+	counter(dNodeErrors, m.Stats.Unexpected, "unexpected")
+	counter(dNodeErrors, m.Stats.BadResponse, "bad_response")
+	counter(dNodeErrors, m.Stats.DroppedNoLoop, "no_loop")
+	counter(dNodeErrors, m.Stats.Bridge.DroppedFrames, "bad_frames")
 	counter(dEndsDropped, m.Stats.EndsDropped)
 	counter(dAccessDropped, m.AccessLogDropped)
 }

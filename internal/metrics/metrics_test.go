@@ -147,3 +147,36 @@ func TestStatsUnsentBodyClosed(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestNodeProtocolErrors: the node-side error counters are exported by
+// kind (they were only in the stop's log line: a misbehaving or spoofing
+// node could not be alerted on).
+func TestNodeProtocolErrors(t *testing.T) {
+	var src fixedSource
+	src.Stats.Unauthorized, src.Stats.BadMessage, src.Stats.Unexpected = 1, 2, 3
+	src.Stats.BadResponse, src.Stats.DroppedNoLoop, src.Stats.Bridge.DroppedFrames = 4, 5, 6
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewCollector(src))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "blastbeat_node_protocol_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"unauthorized": 1, "bad_message": 2, "unexpected": 3, "bad_response": 4, "no_loop": 5, "bad_frames": 6}
+	if len(got) != len(want) {
+		t.Fatalf("node_protocol_errors_total: %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("node_protocol_errors_total: %v, want %v", got, want)
+		}
+	}
+}

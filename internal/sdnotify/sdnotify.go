@@ -8,6 +8,7 @@ package sdnotify
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,6 +75,30 @@ func (n *Notifier) Reloading() error {
 		return fmt.Errorf("sdnotify: clock_gettime: %w", err)
 	}
 	return n.Notify("RELOADING=1", fmt.Sprintf("MONOTONIC_USEC=%d", ts.Nano()/1000))
+}
+
+// Watchdog is systemd's keep-alive (WatchdogSec=): without one every
+// WATCHDOG_USEC, systemd takes the service for hung.
+func (n *Notifier) Watchdog() error { return n.Notify("WATCHDOG=1") }
+
+// Environment variables of systemd's watchdog.
+const (
+	EnvWatchdogUSec = "WATCHDOG_USEC"
+	EnvWatchdogPID  = "WATCHDOG_PID"
+)
+
+// WatchdogInterval returns how often to send Watchdog: half of
+// WATCHDOG_USEC, as sd_watchdog_enabled(3) advises; 0 when it is unset or
+// not a positive number, or when WATCHDOG_PID names another process.
+func WatchdogInterval(getenv func(string) string, pid int) time.Duration {
+	usec, err := strconv.ParseInt(getenv(EnvWatchdogUSec), 10, 64)
+	if err != nil || usec <= 0 {
+		return 0
+	}
+	if p := getenv(EnvWatchdogPID); p != "" && p != strconv.Itoa(pid) {
+		return 0
+	}
+	return time.Duration(usec) * time.Microsecond / 2
 }
 
 // Stopping says that the service is shutting down.

@@ -98,3 +98,24 @@ func TestFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchdogInterval: half of WATCHDOG_USEC, for this process only.
+func TestWatchdogInterval(t *testing.T) {
+	for _, tt := range []struct {
+		usec, pid string
+		want      time.Duration
+	}{
+		{"", "", 0},
+		{"30000000", "", 15 * time.Second},
+		{"30000000", "42", 15 * time.Second},
+		{"30000000", "43", 0}, // another process's
+		{"0", "", 0},
+		{"-5", "", 0},
+		{"x", "", 0},
+	} {
+		env := map[string]string{EnvWatchdogUSec: tt.usec, EnvWatchdogPID: tt.pid}
+		if got := WatchdogInterval(func(k string) string { return env[k] }, 42); got != tt.want {
+			t.Errorf("WATCHDOG_USEC=%q WATCHDOG_PID=%q: %v, want %v", tt.usec, tt.pid, got, tt.want)
+		}
+	}
+}
