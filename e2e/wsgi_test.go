@@ -68,8 +68,9 @@ const wsgiHashSeed = "PYTHONHASHSEED=0"
 
 // wsgiNode is a running `python3 -m blastbeat.wsgi`.
 type wsgiNode struct {
-	log *logBuffer
-	cmd *exec.Cmd
+	log    *logBuffer
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once the process is gone
 }
 
 // count returns how many times s occurs in the node's log.
@@ -107,6 +108,7 @@ func wsgiStartNode(t *testing.T, name string, endpoints []string, app string, ar
 	}
 	pid := n.cmd.Process.Pid
 	exited := make(chan struct{})
+	n.exited = exited
 	go func() { _ = n.cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = n.cmd.Process.Signal(syscall.SIGTERM) // by its pid
@@ -685,6 +687,53 @@ func TestWSGISlowView(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("%s: no answer", name)
 		}
+	}
+}
+
+// TestWSGIStopSendsQueuedBack: at a graceful stop (SIGTERM) a request
+// still waiting for a worker goes back to the proxy with `retry`, and
+// another node answers it at once, while the stopping node still lets its
+// running view finish. Before, it stayed queued: it ran after the sockets
+// closed, or the proxy failed it over only once it found the node dead.
+func TestWSGIStopSendsQueuedBack(t *testing.T) {
+	t.Parallel()
+	wsgiNeedPython(t, "zmq", "flask")
+	dir := t.TempDir()
+	p := startProxy(t, "", "[blastbeat:*]\nnode = q1\nnode = q2\n")
+	n1 := wsgiStartNode(t, "q1", []string{p.ZMQ}, "flask_app:app", "--threads", "1", "--graceful-timeout", "10")
+	waitRoutable(t, p, wsgiHost, "/hello")
+	file := filepath.Join(dir, "a")
+	defer os.WriteFile(file, nil, 0o644)
+	slow := wsgiGetAsync(p, "/slow?key=a&file="+file)
+	n1.waitLog(t, "slow a started", 10*time.Second) // q1's one worker is busy
+	queued := wsgiGetAsync(p, "/hello?queued=1")
+	n1.waitLog(t, "request GET /hello?queued=1", 10*time.Second) // queued on q1 (q2 not up)
+	n2 := wsgiStartNode(t, "q2", []string{p.ZMQ}, "flask_app:app")
+	waitLog(t, p, `msg="node up" node=q2`)
+	if err := n1.cmd.Process.Signal(syscall.SIGTERM); err != nil { // by its pid
+		t.Fatal(err)
+	}
+	select {
+	case r := <-queued:
+		if r.err != nil || r.code != 200 || r.body != "hello" {
+			t.Fatalf("the queued request: %d %q %v", r.code, r.body, r.err)
+		}
+	case <-n1.exited:
+		t.Fatalf("q1 exited before the queued request was answered; q1 log:\n%s", bTail(n1.log.String(), 3000))
+	case <-time.After(20 * time.Second):
+		t.Fatal("the queued request: no answer")
+	}
+	select {
+	case <-n1.exited:
+		t.Fatal("q1 exited before its running view was released")
+	default:
+	}
+	if !strings.Contains(n2.log.String(), "GET /hello?queued=1") {
+		t.Errorf("q2 did not serve the queued request; q2 log:\n%s", bTail(n2.log.String(), 3000))
+	}
+	_ = os.WriteFile(file, nil, 0o644)
+	if r := <-slow; r.err != nil || r.code != 200 {
+		t.Errorf("the running view during the stop: %d %q %v", r.code, r.body, r.err)
 	}
 }
 

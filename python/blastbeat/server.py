@@ -96,6 +96,11 @@ _NONE, _LENGTH, _CHUNKED = range(3)
 
 # Message types.
 _PING, _PONG, _UWSGI, _HEADERS, _BODY = b"ping", b"pong", b"uwsgi", b"headers", b"body"
+# Response fields an application may not set (PEP 3333: hop-by-hop):
+# dropped. Connection stays: "close" asks the proxy to close the client's
+# connection after the response.
+_HOP_BY_HOP = frozenset(("transfer-encoding", "upgrade", "te", "trailer", "keep-alive", "proxy-connection"))
+
 _CHUNK, _END, _CREDIT, _RETRY = b"chunk", b"end", b"credit", b"retry"
 
 # Messages read from one socket before the others get their turn.
@@ -279,6 +284,7 @@ class Request(object):
         self.mode = _NONE
         self.remaining = 0  # body bytes left under Content-Length
         self.done = False  # every byte of the body went; nothing more to send
+        self.started = False  # a worker took it (under cond): the stop lets it finish
         self.sent = 0  # body bytes sent
 
     # --- the IO thread's side -------------------------------------------------
@@ -339,8 +345,10 @@ class Request(object):
             return n
 
     def _abort(self):
-        """End the session (the response cannot be completed)."""
-        if not self.aborted and not self.gone:
+        """End the session (the response cannot be completed). Never after
+        a complete response: on a kept-alive connection that `end` would
+        apply to the client's next request (PROTOCOL.md)."""
+        if not self.aborted and not self.gone and not self.done:
             self.aborted = True
             self._post(_END)
 
@@ -402,8 +410,8 @@ class Request(object):
                 if not v.isdigit() or (cl is not None and v != cl_text):
                     raise ValueError("invalid Content-Length %r" % value)
                 cl, cl_text = int(v), v
-            elif lname == "transfer-encoding":
-                continue  # framing is the server's (hop-by-hop, PEP 3333)
+            elif lname in _HOP_BY_HOP:
+                continue  # framing and the connection are the server's (hop-by-hop, PEP 3333), as gunicorn drops them
             lines += (name, ": ", value, "\r\n")
         if env.get("REQUEST_METHOD") == "HEAD" or code < 200 or code in (204, 304):
             mode = _NONE
@@ -531,8 +539,10 @@ class Request(object):
 
     def run(self):
         """Run the application and send its reply."""
-        if self.gone:
-            return
+        with self.cond:
+            if self.gone:
+                return
+            self.started = True
         self._complete_environ()
         result = None
         try:
@@ -544,9 +554,12 @@ class Request(object):
                 and self.status is not None
                 and not self.head_sent
                 and not (self.status < "200" or self.status[:3] in ("204", "304"))
+                and self.environ.get("REQUEST_METHOD") != "HEAD"
                 and not any(n.lower() in ("content-length", "transfer-encoding") for n, _ in self.headers)
             ):
-                # As wsgiref and gunicorn: the whole body is known.
+                # As wsgiref and gunicorn: the whole body is known. Not
+                # for HEAD: an app that strips the body there returns
+                # [b""], and its length is not the GET's.
                 self.headers = self.headers + [("Content-Length", str(len(result[0])))]
             for data in result:
                 if data:
@@ -667,6 +680,7 @@ class Server(object):
         self._sessions = {}
         self._inflight = 0
         self._draining = None  # deadline once stop() was called
+        self._drain_begun = False  # the IO thread sent the queued requests back
         self._stop_now = False
         self._socks = []
         self._backlog = []
@@ -759,7 +773,13 @@ class Server(object):
             while not self._stop_now:
                 timeout = 1000
                 if self._draining is not None:
-                    if self._inflight == 0 or time.monotonic() >= self._draining:
+                    if not self._drain_begun:
+                        self._drain_begun = True
+                        self._send_back_queued()
+                    if self._inflight == 0:
+                        break
+                    if time.monotonic() >= self._draining:
+                        self._end_running()
                         break
                     timeout = 100
                 events = poller.poll(timeout)
@@ -784,6 +804,41 @@ class Server(object):
                 self._wake_w = -1
             os.close(self._wake_r)
             log.info("node %s stopped; counters: %s", self.node.decode("latin-1"), dict(self.stats) or "none")
+
+    def _send_back_queued(self):
+        """At the graceful stop: requests still waiting for a worker go back
+        to the proxy (``retry``: another node of the virtual host serves
+        them, with the body the proxy kept); only those a worker started
+        finish here. Left queued, they ran after the sockets closed, or
+        not at all, and the proxy failed them over only once it found the
+        node dead (a POST could run twice)."""
+        n = 0
+        for key, req in list(self._sessions.items()):
+            with req.cond:
+                if req.started or req.gone:
+                    continue
+                req.gone = True
+                req.cond.notify_all()
+            req.input.cancel()
+            req.input.drop()
+            del self._sessions[key]
+            self._send(req.sock, [req.sid, _RETRY, b""])
+            n += 1
+        if n:
+            self.stats["retried_at_stop"] += n
+            log.info("stopping: %d queued request(s) sent back to the proxy (retry)", n)
+
+    def _end_running(self):
+        """At the graceful stop's deadline: the requests still running are
+        ended (``end``), so that their clients are not left waiting; never
+        one whose response went whole (PROTOCOL.md: `end` would apply to the
+        client's next request)."""
+        for key, req in list(self._sessions.items()):
+            whole = req.done
+            req.cancel()
+            del self._sessions[key]
+            if not whole:
+                self._send(req.sock, [req.sid, _END, b""])
 
     def _drain_wake(self):
         try:

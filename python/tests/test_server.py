@@ -78,6 +78,13 @@ class TestFraming(unittest.TestCase):
         sent, _ = run(simple())
         self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")])
 
+    def test_head_stripped_body_gets_no_content_length(self):
+        # A framework that strips HEAD's body returns [b""]: a
+        # Content-Length: 0 would be a false length of the GET's body.
+        sent, _ = run(simple(body=(b"",)), env=environ(method="HEAD"))
+        self.assertEqual(len(sent), 1, sent)
+        self.assertNotIn(b"Content-Length", sent[0][1])
+
     def test_generator_is_chunked(self):
         def app(environ, start_response):
             start_response("200 OK", [("Content-Type", "text/plain")])
@@ -189,6 +196,26 @@ class TestFraming(unittest.TestCase):
     def test_app_transfer_encoding_dropped(self):
         sent, _ = run(simple(headers=[("Transfer-Encoding", "chunked"), ("Content-Length", "5")]))
         self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")])
+
+    def test_no_end_after_a_whole_response(self):
+        # A write()-style app sends its whole Content-Length body, then
+        # reading its input finds the client gone: no `end` (on a kept-alive
+        # connection it would apply to the client's next request).
+        def app(environ, start_response):
+            write = start_response("200 OK", [("Content-Length", "2")])
+            write(b"ok")
+            raise ClientDisconnected("client gone while reading the body")
+
+        with self.assertLogs("blastbeat", "INFO"):
+            sent, _ = run(app)
+        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")])
+
+    def test_app_hop_by_hop_dropped(self):
+        # An app's Upgrade: h2c (or TE, Trailer, Keep-Alive) would reach
+        # the client; Connection: close stays (it asks for a close).
+        hop = [("Upgrade", "h2c"), ("TE", "trailers"), ("Trailer", "X"), ("Keep-Alive", "5"), ("Proxy-Connection", "x")]
+        sent, _ = run(simple(headers=hop + [("Connection", "close"), ("Content-Length", "5")]))
+        self.assertEqual(sent, [(b"headers", b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello")])
 
     def test_repeated_headers_kept(self):
         sent, _ = run(simple(headers=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Length", "5")]))
