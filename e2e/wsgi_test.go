@@ -708,8 +708,17 @@ func TestWSGIStopSendsQueuedBack(t *testing.T) {
 	n1.waitLog(t, "slow a started", 10*time.Second) // q1's one worker is busy
 	queued := wsgiGetAsync(p, "/hello?queued=1")
 	n1.waitLog(t, "request GET /hello?queued=1", 10*time.Second) // queued on q1 (q2 not up)
-	n2 := wsgiStartNode(t, "q2", []string{p.ZMQ}, "flask_app:app")
+	n2 := wsgiStartNode(t, "q2", []string{p.ZMQ}, "flask_app:app", "--threads", "4")
 	waitLog(t, p, `msg="node up" node=q2`)
+	// Two slow views on q2 (q1 holds two sessions: fewer go to it): after
+	// q1's queued request leaves, q1 has the fewest sessions.
+	var slowQ2 []chan wsgiResult
+	for _, key := range []string{"b", "c"} {
+		f := filepath.Join(dir, key)
+		defer os.WriteFile(f, nil, 0o644)
+		slowQ2 = append(slowQ2, wsgiGetAsync(p, "/slow?key="+key+"&file="+f))
+		n2.waitLog(t, "slow "+key+" started", 10*time.Second)
+	}
 	if err := n1.cmd.Process.Signal(syscall.SIGTERM); err != nil { // by its pid
 		t.Fatal(err)
 	}
@@ -731,9 +740,27 @@ func TestWSGIStopSendsQueuedBack(t *testing.T) {
 	if !strings.Contains(n2.log.String(), "GET /hello?queued=1") {
 		t.Errorf("q2 did not serve the queued request; q2 log:\n%s", bTail(n2.log.String(), 3000))
 	}
+	// q1's pongs say it drains (sent before the retry, on the same
+	// socket): a new request goes to q2 alone, though q1 has the fewest
+	// sessions (one, against q2's two); before, q1 got it and sent it
+	// back.
+	if code, body, err := wsgiGet(p, "/hello?after=1"); err != nil || code != 200 || body != "hello" {
+		t.Fatalf("a request during q1's drain: %d %q %v", code, body, err)
+	}
+	if strings.Contains(n1.log.String(), "request GET /hello?after=1 sent back") {
+		t.Errorf("the draining q1 was given a new request; q1 log:\n%s", bTail(n1.log.String(), 3000))
+	}
 	_ = os.WriteFile(file, nil, 0o644)
 	if r := <-slow; r.err != nil || r.code != 200 {
 		t.Errorf("the running view during the stop: %d %q %v", r.code, r.body, r.err)
+	}
+	for _, key := range []string{"b", "c"} {
+		_ = os.WriteFile(filepath.Join(dir, key), nil, 0o644)
+	}
+	for _, ch := range slowQ2 {
+		if r := <-ch; r.err != nil || r.code != 200 {
+			t.Errorf("a slow view on q2: %d %q %v", r.code, r.body, r.err)
+		}
 	}
 }
 

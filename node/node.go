@@ -48,6 +48,8 @@ type Node struct {
 	// instance is a random token that tells this process from another
 	// that would use the same identity (its pongs carry it).
 	instance string
+	// draining: the pongs say DrainingFeature (SetDraining).
+	draining bool
 	// recvd counts the messages received on each socket, pings included:
 	// Serve tells a silent proxy by it (ServeConfig.ProxyTimeout).
 	recvd []uint64
@@ -70,12 +72,23 @@ func newNode() *Node {
 // after EnableCredits, and "instance=TOKEN", a token of this process that
 // lets the proxy log two processes sharing one node name.
 func (n *Node) PongBody() []byte {
-	b := make([]byte, 0, 40)
+	b := make([]byte, 0, 50)
 	if n.credits != nil {
 		b = append(b, CreditsFeature+" "...)
 	}
+	if n.draining {
+		b = append(b, DrainingFeature+" "...)
+	}
 	return append(append(b, "instance="...), n.instance...)
 }
+
+// DrainingFeature is the token a stopping node lists in its pongs: it
+// finishes its sessions but should get no new ones (PROTOCOL.md, pong).
+const DrainingFeature = "draining"
+
+// SetDraining makes every later pong say DrainingFeature: the proxy then
+// routes new sessions to the virtual host's other live nodes.
+func (n *Node) SetDraining() { n.draining = true }
 
 // Dial connects to BlastBeat with the given identity (the node name that
 // virtual hosts list): one DEALER socket per endpoint, each endpoint

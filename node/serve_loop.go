@@ -807,6 +807,15 @@ func (s *server) stopped() bool { return s.stopping || s.ctx.Err() != nil }
 func (s *server) beginStop() {
 	s.stopping = true
 	s.deadline = time.Now().Add(s.cfg.ShutdownTimeout)
+	// Tell every proxy first (a pong saying draining): while the drain
+	// lasts, it would otherwise prefer this node, the one with the fewest
+	// sessions, for every new session, and each would come back (retry).
+	s.n.SetDraining()
+	for i := range s.n.Sockets() {
+		if err := s.n.pong(i, nil, true); err != nil {
+			s.logf("node: serve: telling a proxy that the node drains: %v", err)
+		}
+	}
 	for _, st := range s.sessions {
 		switch {
 		case !st.started:

@@ -348,6 +348,9 @@ func TestServeMaxConcurrent(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
+	// The stop says draining first (a pong), then s4 goes back and s3,
+	// stuck, is cut at ShutdownTimeout.
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature + " " + node.DrainingFeature})
 	got := map[string]string{}
 	for range 2 {
 		f := s.recv()
@@ -449,7 +452,8 @@ func TestServeWebSocketCloseCodes(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	s.expect(frame{"srv", "w1", "end", "\x03\xe9node shutting down"}) // 1001
+	s.expect(frame{"srv", "", "pong", node.CreditsFeature + " " + node.DrainingFeature}) // first: no new sessions
+	s.expect(frame{"srv", "w1", "end", "\x03\xe9node shutting down"})                    // 1001
 }
 
 // TestServeConfigErrors: what Serve refuses before it starts.

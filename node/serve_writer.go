@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 )
 
 // The ResponseWriter of Serve's handlers, and the goroutine that runs
@@ -95,6 +96,8 @@ type responseWriter struct {
 	err      error       // the session is over: every send fails with it
 	ended    bool        // end was called
 	closeCh  chan bool   // CloseNotify's
+	// closeOnce makes closeCh once, whichever goroutine asks first.
+	closeOnce sync.Once
 }
 
 func (w *responseWriter) Header() http.Header { return w.header }
@@ -207,11 +210,11 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Every call returns the same channel, as net/http's (a loop that asks
 // at each turn made one, and an AfterFunc, per call).
 func (w *responseWriter) CloseNotify() <-chan bool {
-	if w.closeCh == nil {
-		w.closeCh = make(chan bool, 1)
-		ch := w.closeCh
+	w.closeOnce.Do(func() {
+		ch := make(chan bool, 1)
 		context.AfterFunc(w.st.ctx, func() { ch <- true })
-	}
+		w.closeCh = ch
+	})
 	return w.closeCh
 }
 

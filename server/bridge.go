@@ -65,8 +65,10 @@ func (h *bridgeHandler) Deliver(identity, sid, typ, body []byte, buf *bufpool.Bu
 	n.Heard(now, heard)
 	h.nodeSpoke(n, typ, body, now)
 	if string(typ) == "pong" {
-		// A node that speaks credits says so in every pong (PROTOCOL.md).
+		// A node that speaks credits says so in every pong (PROTOCOL.md),
+		// and one that stops says draining.
 		n.SetCredits(hasFeature(body, "credits"))
+		n.SetDraining(hasFeature(body, "draining"))
 		return
 	}
 	t := parseReplyType(typ)

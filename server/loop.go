@@ -115,13 +115,14 @@ func (l *loop) setEventLoop(el gnet.EventLoop) {
 }
 
 // execute runs fn on the loop. Safe from any goroutine.
-func (l *loop) execute(fn func()) {
+func (l *loop) execute(fn func()) (queued bool) {
 	if el := l.el.Load(); el != nil {
-		_ = (*el).Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		return (*el).Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 			fn()
 			return nil
-		}))
+		})) == nil
 	}
+	return false
 }
 
 // postBatch appends a batch of replies under one lock; it reports

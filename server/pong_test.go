@@ -45,3 +45,25 @@ func TestPongLongInstanceIgnored(t *testing.T) {
 		t.Fatalf("instance kept %.40q, want first (the long token ignored)", got)
 	}
 }
+
+// TestPongDraining: a pong saying "draining" keeps the node's new
+// sessions away while another node is live (it would answer each with
+// retry); its next pong without it brings them back.
+func TestPongDraining(t *testing.T) {
+	h := newHarness(t, testOptions())
+	n1, n2 := h.node("n1"), h.node("n2")
+	n2.Seen(h.s.now())
+	n2.Bind() // n1 has the fewest sessions
+	h.reply("n1", "pong", "credits draining instance=a1")
+	if !n1.Draining() {
+		t.Fatal("a pong saying draining was not recorded")
+	}
+	vh := h.s.rt.Load().router.VHosts()[0]
+	if n := vh.Pick(h.s.now(), h.s.deadAfter, nil); n != n2 {
+		t.Fatalf("picked %v, want n2 (n1 drains)", n.Name)
+	}
+	h.reply("n1", "pong", "credits instance=a2")
+	if n1.Draining() {
+		t.Fatal("a pong without draining left the node draining")
+	}
+}

@@ -175,12 +175,17 @@ func (s *Server) closeOpened(opened []*listener, cur *listeners) {
 // another listener's (TLS for plain, another vhost set).
 func (s *Server) loopsSettled() {
 	done := make(chan struct{}, len(s.loops))
+	queued := 0
 	for _, l := range s.loops {
-		l.execute(func() { done <- struct{}{} })
+		// A loop that never had a connection has no gnet loop known
+		// yet, and nothing queued that its OnOpen could mistake.
+		if l.execute(func() { done <- struct{}{} }) {
+			queued++
+		}
 	}
 	t := time.NewTimer(loopsSettleWait)
 	defer t.Stop()
-	for range s.loops {
+	for range queued {
 		select {
 		case <-done:
 		case <-t.C:
@@ -202,7 +207,10 @@ func (s *Server) portHeld(ln *listener, cur, next *listeners, err error) string 
 		return ""
 	}
 	for _, o := range cur.all {
-		if o.pnum == ln.pnum && next.byAddr[o.addr] == nil {
+		// The same port, and addresses that overlap (one unspecified,
+		// or equal): another process may hold an unrelated address.
+		overlap := o.ip == nil || ln.ip == nil || o.ip.Equal(ln.ip)
+		if o.pnum == ln.pnum && overlap && next.byAddr[o.addr] == nil {
 			return fmt.Sprintf(" (the proxy's own listener %s, which this reload removes, holds the port: moving a bind to an overlapping address needs a restart)", o.addr)
 		}
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -32,5 +33,24 @@ func TestReloadWhileStopping(t *testing.T) {
 	h.s.draining.Store(true)
 	if _, err := h.s.Reload(testOptions()); err == nil || !strings.Contains(err.Error(), "stopping") {
 		t.Fatalf("Reload while stopping: %v, want a refusal", err)
+	}
+}
+
+// TestLoopsSettledSkipsIdleLoops: a loop that never had a connection has
+// nothing queued that its OnOpen could mistake: a reload does not wait
+// for it (it waited loopsSettleWait, 5 s, and warned of a stuck loop, on
+// any proxy with more loops than connections so far).
+func TestLoopsSettledSkipsIdleLoops(t *testing.T) {
+	var logs strings.Builder
+	o := testOptions()
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	o.Workers = 2
+	s, err := New(o) // no connection yet: no loop has a gnet loop
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.loopsSettled()
+	if strings.Contains(logs.String(), "did not run a task") {
+		t.Fatalf("waited for a loop without connections: %s", logs.String())
 	}
 }

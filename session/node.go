@@ -18,6 +18,7 @@ type Node struct {
 	lastHeard atomic.Int64
 	sessions  atomic.Int64  // open sessions bound to this node
 	credits   atomic.Bool   // its last pong said it speaks credits
+	draining  atomic.Bool   // its last pong said it is stopping: no new sessions
 	epoch     atomic.Uint32 // counts the processes seen answering for the name (NewInstance)
 
 	// Traffic from the node, counted by the bridge goroutine its
@@ -98,7 +99,7 @@ func (n *Node) Retried() { n.retries.Add(1) }
 // NodeTraffic is a snapshot of what a node sent.
 type NodeTraffic struct {
 	MsgsIn, BytesIn, Retries uint64
-	LastPong, LastSeen       int64 // unix ns; 0: never
+	LastPong, LastSeen       int64 // unix ns on the server's clock (its stamp: monotonic since its start); 0: never
 }
 
 // Traffic returns the node's counters.
@@ -112,6 +113,14 @@ func (n *Node) SetCredits(on bool) { n.credits.Store(on) }
 
 // Credits reports whether the node speaks credits.
 func (n *Node) Credits() bool { return n.credits.Load() }
+
+// SetDraining records whether the node's last pong said it is stopping
+// (the feature token "draining"): it finishes its sessions, and Pick
+// gives it no new one while another node is live.
+func (n *Node) SetDraining(on bool) { n.draining.Store(on) }
+
+// Draining reports whether the node said it is stopping.
+func (n *Node) Draining() bool { return n.draining.Load() }
 
 // Seen records that the node spoke at now (unix nanoseconds), on a proxy
 // whose heard clock is the wall clock (Heard).

@@ -59,13 +59,17 @@ func (v *VHost) Pick(now int64, deadAfter time.Duration, except *Node) *Node {
 	start := int(v.rr.Add(1))
 	var best *Node
 	var bestN int64
+	bestDraining := false
 	for i := 0; i < k; i++ {
 		n := v.Nodes[(start+i)%k]
 		if n == except || !n.Alive(now, deadAfter) {
 			continue
 		}
-		if s := n.Sessions(); best == nil || s < bestN {
-			best, bestN = n, s
+		// A draining node (its pongs say it stops) only when no other is
+		// live: it would have the fewest sessions, and answer retry.
+		d := n.Draining()
+		if s := n.Sessions(); best == nil || bestDraining && !d || d == bestDraining && s < bestN {
+			best, bestN, bestDraining = n, s, d
 		}
 	}
 	return best

@@ -93,3 +93,32 @@ func TestRouterAliases(t *testing.T) {
 		t.Fatal("an alias took another vhost's own name")
 	}
 }
+
+// TestPickSkipsDraining: a node whose pongs say it drains gets no new
+// session while another is live, though it has the fewest sessions (it
+// would answer each with retry); when it is the only one live, it does.
+func TestPickSkipsDraining(t *testing.T) {
+	reg := NewRegistry([]string{"a", "b"}, time.Second)
+	now := time.Now().UnixNano()
+	a, b := reg.Lookup([]byte("a")), reg.Lookup([]byte("b"))
+	a.Seen(now)
+	b.Seen(now)
+	b.Bind()
+	b.Bind()
+	a.SetDraining(true)
+	v := &VHost{Name: "x", Nodes: reg.Nodes()}
+	for i := 0; i < 10; i++ {
+		if n := v.Pick(now, time.Second, nil); n != b {
+			t.Fatalf("picked %v, want b (a drains)", n.Name)
+		}
+	}
+	b.MarkDead()
+	if n := v.Pick(now, time.Second, nil); n != a {
+		t.Fatalf("picked %v with only the draining a live, want a", n)
+	}
+	a.SetDraining(false)
+	b.Seen(now)
+	if n := v.Pick(now, time.Second, nil); n != a {
+		t.Fatalf("picked %v, want a (no longer draining, fewest sessions)", n.Name)
+	}
+}

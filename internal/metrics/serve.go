@@ -64,7 +64,8 @@ func notReady(st Status) []string {
 
 // Handler serves /metrics and /status for src, and for probes (a
 // container's liveness and readiness): /healthz, 200 while the process
-// serves; /readyz, 200 unless a graceful stop began (503), and with
+// serves (503 while an event loop is stuck: server.StalledAfter without a
+// sweep); /readyz, 200 unless a graceful stop began (503), and with
 // ?vhosts also 503 while a virtual host has no live node, naming them.
 // The node check is asked for, not the default: one vhost's nodes down
 // would take every replica of a proxy that serves others out of its

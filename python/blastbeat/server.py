@@ -811,7 +811,13 @@ class Server(object):
         them, with the body the proxy kept); only those a worker started
         finish here. Left queued, they ran after the sockets closed, or
         not at all, and the proxy failed them over only once it found the
-        node dead (a POST could run twice)."""
+        node dead (a POST could run twice). First every proxy hears that
+        the node drains (a pong with "draining", as every later one): it
+        would otherwise prefer this node, the one with the fewest
+        sessions, for each new session, and each would come back."""
+        self._pong += b" draining"
+        for i in range(len(self._socks)):
+            self._send(i, [b"", _PONG, self._pong])
         n = 0
         for key, req in list(self._sessions.items()):
             with req.cond:
@@ -832,13 +838,15 @@ class Server(object):
         """At the graceful stop's deadline: the requests still running are
         ended (``end``), so that their clients are not left waiting; never
         one whose response went whole (PROTOCOL.md: `end` would apply to the
-        client's next request)."""
+        client's next request), nor one whose last pieces wait in the
+        outgoing queue (sent first)."""
+        self._flush()
         for key, req in list(self._sessions.items()):
-            whole = req.done
+            if req.done:
+                continue  # whole: what it posted goes out with the last flush
             req.cancel()
             del self._sessions[key]
-            if not whole:
-                self._send(req.sock, [req.sid, _END, b""])
+            self._send(req.sock, [req.sid, _END, b""])
 
     def _drain_wake(self):
         try:
@@ -976,6 +984,8 @@ class Server(object):
             return
         if self._draining is not None:
             self._send(i, [sid, _RETRY, b""])
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("request %s %s sent back (retry): the node stops", env.get("REQUEST_METHOD"), env.get("REQUEST_URI"))
             return
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
