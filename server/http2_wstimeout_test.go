@@ -8,6 +8,16 @@ import (
 	"golang.org/x/net/http2"
 )
 
+// dataOn returns the DATA the proxy sent on stream id since the last read.
+func (q *h2qClient) dataOn(id uint32) (data []byte) {
+	q.readOut(func(f http2.Frame) {
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamID == id {
+			data = append(data, d.Data()...)
+		}
+	})
+	return data
+}
+
 // wsCloseOn returns the close code of the WebSocket close frame the proxy
 // sent on stream id since the last read (0: none).
 func (q *h2qClient) wsCloseOn(id uint32) (code int) {

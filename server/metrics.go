@@ -199,11 +199,7 @@ func (s *Server) Metrics() Metrics {
 	now := s.stamp(time.Now())
 	m.Now = now
 	for _, n := range rt.nodes.Nodes() {
-		if !rt.lists(n) && n.Sessions() == 0 {
-			// A reload removed it and its last session ended: not
-			// reported (a node_up 0 for good would alert on a node
-			// taken out on purpose). Its name stays known until a
-			// restart (max-nodes).
+		if rt.retired(n) {
 			continue
 		}
 		nm := NodeMetrics{Name: n.Name, Up: n.Alive(s.heardAt(now), s.deadAfter), Sessions: n.Sessions(),

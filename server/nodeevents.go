@@ -116,7 +116,7 @@ func (s *Server) watchNodes(w *nodeWatch, now int64) {
 			continue
 		}
 		w.up[i] = alive
-		if !rt.lists(n) && n.Sessions() == 0 {
+		if rt.retired(n) {
 			continue // a reload removed it: its going is no news
 		}
 		if alive {

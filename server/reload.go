@@ -90,7 +90,7 @@ func (s *Server) Reload(opts Options) (restartKeys []string, err error) {
 		}
 		if err := s.eng.AddListener("tcp://" + ln.addr); err != nil {
 			s.closeOpened(opened, cur)
-			return nil, fmt.Errorf("reload refused: listen %s: %w%s", ln.addr, err, s.portHeld(ln, cur, next, err))
+			return nil, fmt.Errorf("reload refused: listen %s: %w%s", ln.addr, err, portHeld(ln, cur, next, err))
 		}
 		opened = append(opened, ln)
 	}
@@ -202,7 +202,7 @@ const loopsSettleWait = 5 * time.Second
 // portHeld explains an address a reload could not bind because a
 // listener it removes holds the port (127.0.0.1:8080 moved to
 // 0.0.0.0:8080: the new socket is bound while the old still listens).
-func (s *Server) portHeld(ln *listener, cur, next *listeners, err error) string {
+func portHeld(ln *listener, cur, next *listeners, err error) string {
 	if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
 		return ""
 	}

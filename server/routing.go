@@ -23,6 +23,12 @@ type routing struct {
 	https  map[*session.VHost]string      // a vhost's first bind-ssl port (308)
 }
 
+// retired reports whether node n is one a reload took out of every
+// virtual host and whose last session ended: no longer reported (a
+// node_up 0 for good would alert on a node removed on purpose), though
+// its name stays known until a restart (max-nodes).
+func (rt *routing) retired(n *session.Node) bool { return !rt.lists(n) && n.Sessions() == 0 }
+
 // lists reports whether a virtual host of rt lists node n.
 func (rt *routing) lists(n *session.Node) bool {
 	return n.Index >= 0 && n.Index < len(rt.listed) && rt.listed[n.Index]

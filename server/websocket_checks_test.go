@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // TestWebSocketNodeTextNotUTF8: a node's text message that is not UTF-8
@@ -43,12 +41,7 @@ func TestH2WebSocketNodeTextNotUTF8(t *testing.T) {
 	q.openWS(1, "a")
 	q.frames()
 	q.deliver("n1", 1, "websocket", "ok \xff\xfe")
-	var data []byte
-	q.readOut(func(f http2.Frame) {
-		if f, ok := f.(*http2.DataFrame); ok && f.StreamID == 1 {
-			data = append(data, f.Data()...)
-		}
-	})
+	data := q.dataOn(1)
 	if len(data) < 4 || data[0] != 0x88 || data[2] != 0x03 || data[3] != 0xF3 {
 		t.Fatalf("invalid UTF-8 text: stream 1 got %q, want a close frame with 1011", data)
 	}

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // TestWebSocketNodeEndCode: a node's `end` to a WebSocket closes it with
@@ -43,12 +41,7 @@ func TestH2WebSocketNodeEndCode(t *testing.T) {
 	q.openWS(1, "a")
 	q.frames()
 	q.deliver("n1", 1, "end", "\x0f\xa1bye")
-	var data []byte
-	q.readOut(func(f http2.Frame) {
-		if f, ok := f.(*http2.DataFrame); ok && f.StreamID == 1 {
-			data = append(data, f.Data()...)
-		}
-	})
+	data := q.dataOn(1)
 	if want := []byte{0x88, 5, 0x0f, 0xa1, 'b', 'y', 'e'}; !bytes.Equal(data, want) {
 		t.Fatalf("stream 1 got %q, want %q", data, want)
 	}

@@ -20,6 +20,11 @@ type listenAddr struct {
 	line    int
 }
 
+// locate names a's config line in err: "FILE:LINE: [SECTION] bind ADDR: err".
+func (a listenAddr) locate(file string, err error) error {
+	return fmt.Errorf("%s:%d: [%s] %s %s: %w", file, a.line, a.section, a.key(), a.addr, err)
+}
+
 // key returns the config key that names a.
 func (a listenAddr) key() string {
 	if a.tls {
@@ -87,7 +92,7 @@ func locateListenError(cfg *config.Options, inherited map[string]int, err error)
 		if errors.As(lerr, &op) { // "listen tcp ADDR: " says nothing more
 			lerr = op.Err
 		}
-		found = fmt.Errorf("%s:%d: [%s] %s %s: %w", cfg.File, a.line, a.section, a.key(), a.addr, lerr)
+		found = a.locate(cfg.File, lerr)
 	}
 	return found
 }

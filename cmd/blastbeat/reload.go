@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -44,7 +43,7 @@ func reloadConfig(file string, srv *server.Server, log *slog.Logger, by string) 
 func locateReloadError(cfg *config.Options, err error) error {
 	for _, a := range listenAddrs(cfg) {
 		if strings.Contains(err.Error(), "listen "+a.addr+":") {
-			return fmt.Errorf("%s:%d: [%s] %s %s: %w", cfg.File, a.line, a.section, a.key(), a.addr, err)
+			return a.locate(cfg.File, err)
 		}
 	}
 	return err
