@@ -109,8 +109,10 @@ class InputStream(object):
 
     @property
     def buffered(self):
-        """How many received body bytes wait unread."""
-        return len(self._buf) - self._pos
+        """How many received body bytes wait unread (under the lock: a
+        reader compacting the buffer moves both)."""
+        with self._cond:
+            return len(self._buf) - self._pos
 
     @property
     def received(self):

@@ -111,6 +111,10 @@ _ZEROCOPY = 64 * 1024
 # high-water mark reached); past it, the session of a new message ends.
 _MAX_BACKLOG = 1 << 16
 
+# Send errors after which the socket takes nothing more (the context
+# terminated, the socket closed).
+_SOCKET_GONE = frozenset((zmq.ETERM, zmq.ENOTSOCK))
+
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -628,7 +632,11 @@ class Server(object):
     ``max_buffer`` (bytes, or None for no limit) bounds the request body a
     request holds unread (the application reads slower than the client
     sends, or the request still waits for a worker): past it the session
-    ends (the client gets 502 if no response began).
+    ends (the client gets 502 if no response began). ``max_buffer_total``
+    (bytes, or None) bounds what all requests together hold unread: past
+    it the session holding the most ends, until the rest fits (without it,
+    ``threads`` slow readers and every queued upload could each hold
+    ``max_buffer``).
     """
 
     def __init__(
@@ -643,6 +651,7 @@ class Server(object):
         graceful_timeout=10.0,
         context=None,
         max_buffer=64 << 20,
+        max_buffer_total=256 << 20,
     ):
         if isinstance(node, str):
             node = node.encode()
@@ -656,6 +665,9 @@ class Server(object):
                 raise ValueError("endpoint %s given twice" % ep)
         if threads < 1:
             raise ValueError("threads must be at least 1")
+        for name, v in (("max_buffer", max_buffer), ("max_buffer_total", max_buffer_total)):
+            if v is not None and v < 0:
+                raise ValueError("%s must be None or 0 or more, not %r" % (name, v))
         self.app = app
         self.node = node
         self.endpoints = endpoints
@@ -665,6 +677,11 @@ class Server(object):
         self.multiprocess = multiprocess
         self.graceful_timeout = graceful_timeout
         self.max_buffer = max_buffer
+        self.max_buffer_total = max_buffer_total
+        # An upper bound of the body bytes all sessions hold unread: what
+        # was fed, less what the last count found read (workers read
+        # without telling the IO thread; counted again only past the cap).
+        self._held = 0
         self.stats = collections.Counter()
         self._ctx = context or zmq.Context.instance()
         # Pongs name this process (a random token), so the proxy can log
@@ -878,6 +895,11 @@ class Server(object):
                 return
             except zmq.Again:
                 self._poller.modify(self._socks[i], zmq.POLLIN | zmq.POLLOUT)
+            except zmq.ZMQError as e:
+                if e.errno in _SOCKET_GONE:
+                    raise  # every later send fails too: the node stops, its supervisor restarts it
+                self._send_failed(i, frames, e)
+                return
         if len(backlog) >= _MAX_BACKLOG and frames[1] not in (_END, _PONG, _RETRY):
             # The proxy takes nothing (its loops lag, or it is gone): a
             # message dropped from the middle of a response would corrupt
@@ -890,6 +912,30 @@ class Server(object):
             frames = [frames[0], _END, b""]
         backlog.append(frames)
 
+    def _send_failed(self, i, frames, err):
+        """One message could not be sent (not a full queue, not a socket
+        gone: those raise): it is lost, so the session it belongs to
+        cannot go on (a piece missing from the middle of a response would
+        corrupt it). Its messages still queued are dropped, it is
+        cancelled (its worker stops at its next write) and ended. The IO
+        thread, every other session and the pongs go on."""
+        self.stats["send_error"] += 1
+        n = self.stats["send_error"]
+        if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th…: a run of them cannot flood the log
+            log.error("sending %s to %s failed (%d so far): %s", frames[1].decode("latin-1"), self.endpoints[i], n, err)
+        sid, typ = frames[0], frames[1]
+        if typ in (_PONG, _END, _RETRY):
+            return  # no session goes on after it
+        req = self._sessions.pop((i, sid), None)
+        if req is not None:
+            req.cancel()
+        backlog = self._backlog[i]
+        keep = [f for f in backlog if f[0] != sid]
+        if len(keep) != len(backlog):
+            backlog.clear()
+            backlog.extend(keep)
+        self._send(i, [sid, _END, b""])
+
     def _flush_backlog(self, i):
         backlog = self._backlog[i]
         sock = self._socks[i]
@@ -899,6 +945,12 @@ class Server(object):
                 sock.send_multipart(frames, zmq.NOBLOCK, copy=len(frames[2]) < _ZEROCOPY)
             except zmq.Again:
                 return
+            except zmq.ZMQError as e:
+                if e.errno in _SOCKET_GONE:
+                    raise
+                backlog.popleft()
+                self._send_failed(i, frames, e)
+                continue
             backlog.popleft()
         self._poller.modify(sock, zmq.POLLIN)
 
@@ -930,6 +982,10 @@ class Server(object):
                     req.input.feed(body)
                     if self.max_buffer and req.input.buffered > self.max_buffer:
                         self._overflow(i, sid, req)
+                    elif self.max_buffer_total:
+                        self._held += len(body)
+                        if self._held > self.max_buffer_total:
+                            self._keep_total()
                 else:
                     req.input.finish()
         elif typ == _CREDIT:
@@ -960,9 +1016,52 @@ class Server(object):
             self.max_buffer,
         )
         self.stats["body_overflow"] += 1
-        del self._sessions[(i, sid)]
-        req.cancel()  # drops the body: reads raise, even if it was complete
-        self._send(i, [sid, _END, b""])
+        self._shed((i, sid), req)
+
+    def _shed(self, key, req):
+        """Free the request body req holds unread (reads of it raise, even
+        if it was complete), and end its session, unless its response went
+        whole: an `end` then would apply to the client's next request
+        (PROTOCOL.md); the body still arriving is dropped instead."""
+        if req.done:
+            req.input.cancel()
+            req.input.drop()
+            return
+        del self._sessions[key]
+        req.cancel()
+        self._send(req.sock, [req.sid, _END, b""])
+
+    def _keep_total(self):
+        """All sessions together hold more unread request body than
+        max_buffer_total: count it, and shed what the sessions holding the
+        most hold until the rest fits (the Go library's MaxBufferTotal
+        rule; a request answered already first: its body is dropped, and
+        no session ends). An ended session's client gets 502 if no
+        response began (the worker, not this thread, owns the response)."""
+        holders = [(req.input.buffered, key, req) for key, req in self._sessions.items()]
+        total = sum(h[0] for h in holders)
+        if total > self.max_buffer_total:
+            holders.sort(key=lambda h: (h[2].done, h[0]), reverse=True)
+            for held, key, req in holders:
+                if total <= self.max_buffer_total or held == 0:
+                    continue
+                if req.done:
+                    self._shed(key, req)
+                    total -= held
+                    continue
+                log.warning(
+                    "%s %s: %d bytes of request body unread across requests, over max_buffer_total %d;"
+                    " ending the session holding the most (%d)",
+                    req.environ.get("REQUEST_METHOD"),
+                    req.environ.get("REQUEST_URI"),
+                    total,
+                    self.max_buffer_total,
+                    held,
+                )
+                self.stats["body_overflow_total"] += 1
+                self._shed(key, req)
+                total -= held
+        self._held = total
 
     def _on_head(self, i, sid, typ, body):
         key = (i, sid)

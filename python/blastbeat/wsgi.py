@@ -41,6 +41,17 @@ def load_app(spec):
     return obj
 
 
+def _size(text):
+    """A byte count: a whole number, 0 or more."""
+    n = int(text)
+    if n < 0:
+        raise ValueError(text)
+    return n
+
+
+_size.__name__ = "byte count"  # argparse's "invalid byte count value: '-1'"
+
+
 def _parser():
     p = argparse.ArgumentParser(
         prog="python3 -m blastbeat.wsgi",
@@ -74,9 +85,15 @@ def _parser():
     )
     p.add_argument(
         "--max-buffer",
-        type=int,
+        type=_size,
         default=64 << 20,
         help="bytes of request body a request may hold unread before its session ends (default 64 MiB; 0: no limit)",
+    )
+    p.add_argument(
+        "--max-buffer-total",
+        type=_size,
+        default=256 << 20,
+        help="bytes of request body all requests together may hold unread; past it the session holding the most ends (default 256 MiB; 0: no limit)",
     )
     p.add_argument("--multiprocess", action="store_true", help="set wsgi.multiprocess (other processes serve the app too)")
     p.add_argument("--chdir", help="change to this folder before importing the application")
@@ -111,6 +128,7 @@ def main(argv=None):
         multiprocess=args.multiprocess,
         graceful_timeout=args.graceful_timeout,
         max_buffer=args.max_buffer or None,
+        max_buffer_total=args.max_buffer_total or None,
     )
     server.install_signal_handlers()
     server.serve_forever()

@@ -518,6 +518,116 @@ class TestIOThread(unittest.TestCase):
         with self.assertRaises(ClientDisconnected):
             req.input.read()
 
+    def test_total_buffer_ends_the_largest_holder(self):
+        # Three requests within max_buffer each; together past
+        # max_buffer_total: the one holding the most ends, the others go on.
+        s, sent = self.server(max_buffer=1000, max_buffer_total=250)
+        reqs = {}
+        for sid in (b"a", b"b", b"c"):
+            s._on_message(0, [sid, b"uwsgi", uwsgi_head(CONTENT_LENGTH="500")])
+            reqs[sid] = s._work.get_nowait()
+        s._on_message(0, [b"a", b"body", b"x" * 100])
+        s._on_message(0, [b"b", b"body", b"x" * 120])
+        self.assertEqual(sent, [])
+        with self.assertLogs("blastbeat", "WARNING") as logs:
+            s._on_message(0, [b"c", b"body", b"x" * 40])
+        self.assertIn("max_buffer_total 250", logs.output[0])
+        self.assertEqual(sent, [[b"b", b"end", b""]])
+        self.assertEqual(reqs[b"b"].input.buffered, 0)
+        with self.assertRaises(ClientDisconnected):
+            reqs[b"b"].input.read()
+        self.assertEqual(sorted(k[1] for k in s._sessions), [b"a", b"c"])
+        self.assertEqual(s.stats["body_overflow_total"], 1)
+        # What a worker read no longer counts: a's 100 bytes read, then
+        # 200 more fit (140 held in all before the recount, 240 after).
+        self.assertEqual(reqs[b"a"].input.read(100), b"x" * 100)
+        s._on_message(0, [b"a", b"body", b"y" * 200])
+        self.assertEqual(sent, [[b"b", b"end", b""]])
+        self.assertEqual(s._held, 240)
+
+    def test_total_buffer_spares_a_whole_response(self):
+        # The largest holder's response went whole (the app answered
+        # without reading the upload): its body is dropped, and no `end`
+        # goes out, which would apply to the client's next request.
+        s, sent = self.server(max_buffer=1000, max_buffer_total=250)
+        s._on_message(0, [b"a", b"uwsgi", uwsgi_head(CONTENT_LENGTH="500")])
+        done = s._work.get_nowait()
+        s._on_message(0, [b"b", b"uwsgi", uwsgi_head(CONTENT_LENGTH="500")])
+        live = s._work.get_nowait()
+        s._on_message(0, [b"a", b"body", b"x" * 200])
+        done.done = True
+        s._on_message(0, [b"b", b"body", b"x" * 100])
+        self.assertEqual(sent, [])
+        self.assertEqual(done.input.buffered, 0)
+        self.assertEqual(live.input.buffered, 100)
+        self.assertEqual(sorted(k[1] for k in s._sessions), [b"a", b"b"])
+        s._on_message(0, [b"a", b"body", b"x" * 200])  # dropped on arrival
+        self.assertEqual(done.input.buffered, 0)
+        # The same for max_buffer.
+        s._on_message(0, [b"c", b"uwsgi", uwsgi_head(CONTENT_LENGTH="5000")])
+        big = s._work.get_nowait()
+        big.done = True
+        with self.assertLogs("blastbeat", "WARNING"):
+            s._on_message(0, [b"c", b"body", b"x" * 1001])
+        self.assertEqual(sent, [])
+        self.assertEqual(big.input.buffered, 0)
+
+    def test_total_buffer_off(self):
+        s, sent = self.server(max_buffer=None, max_buffer_total=None)
+        s._on_message(0, [b"a", b"uwsgi", uwsgi_head(CONTENT_LENGTH="1000")])
+        s._on_message(0, [b"a", b"body", b"x" * 1000])
+        self.assertEqual(sent, [])
+
+    def test_a_failed_send_cancels_its_session_only(self):
+        # A ZeroMQ error other than EAGAIN used to escape the IO thread and
+        # stop the node: now the message's session is cancelled and ended,
+        # its queued messages dropped, and the rest goes on.
+        class Sock(object):
+            def __init__(self):
+                self.sent = []
+                self.errno = zmq.EFAULT
+
+            def send_multipart(self, frames, flags=0, copy=True):
+                if frames[1] == b"body":
+                    raise zmq.ZMQError(self.errno)
+                self.sent.append(frames)
+
+        class Poller(object):
+            def modify(self, sock, flags):
+                pass
+
+        s = srv.Server(None, b"test", ["inproc://unused"])
+        self.addCleanup(os.close, s._wake_r)
+        self.addCleanup(os.close, s._wake_w)
+        sock = Sock()
+        s._socks = [sock]
+        s._backlog = [collections.deque()]
+        s._on_message(0, [b"sid1", b"uwsgi", uwsgi_head()])
+        req = s._work.get_nowait()
+        with self.assertLogs("blastbeat", "ERROR"):
+            s._send(0, [b"sid1", b"body", b"piece"])
+        self.assertTrue(req.gone)
+        self.assertEqual(s._sessions, {})
+        self.assertEqual(s.stats["send_error"], 1)
+        s._send(0, [b"", b"pong", b"x"])
+        self.assertEqual(sock.sent, [[b"sid1", b"end", b""], [b"", b"pong", b"x"]])
+        # From the backlog: the failed piece's session loses its later
+        # messages (a gap inside a response) and gets its end; another's
+        # go out.
+        s._poller = Poller()
+        s._on_message(0, [b"sid2", b"uwsgi", uwsgi_head()])
+        sock.sent = []
+        s._backlog[0].extend([[b"sid2", b"body", b"a"], [b"sid3", b"chunk", b"c"], [b"sid2", b"chunk", b"b"]])
+        with self.assertLogs("blastbeat", "ERROR"):
+            s._flush_backlog(0)
+        self.assertEqual(sock.sent, [[b"sid3", b"chunk", b"c"], [b"sid2", b"end", b""]])
+        self.assertEqual(s.stats["send_error"], 2)
+        # A socket gone (the context terminated) stops the IO thread as
+        # before: every later send would fail too.
+        sock.errno = zmq.ETERM
+        with self.assertRaises(zmq.ZMQError):
+            s._send(0, [b"sid4", b"body", b"x"])
+
     def test_malformed_content_length_ends_the_session(self):
         # "\xb2" is "²" in latin-1: isdigit() but not int(); 4301 digits
         # are over int()'s limit. Neither may kill the IO thread.
