@@ -814,8 +814,6 @@ func TestWebSocketHandshakeRefused(t *testing.T) {
 			"Sec-WebSocket-Key: " + wKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", status: 400},
 		{name: "with a body", req: "GET /refused/body HTTP/1.1\r\nHost: a\r\n" + std +
 			"Sec-WebSocket-Key: " + wKey + "\r\nSec-WebSocket-Version: 13\r\nContent-Length: 3\r\n\r\nabc", status: 400},
-		{name: "HTTP/1.0", req: "GET /refused/http10 HTTP/1.0\r\nHost: a\r\n" + std +
-			"Sec-WebSocket-Key: " + wKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", status: 400},
 		{name: "two keys", req: "GET /refused/twokeys HTTP/1.1\r\nHost: a\r\n" + std +
 			"Sec-WebSocket-Key: " + wKey + "\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n", status: 400},
 	} {
@@ -845,6 +843,22 @@ func TestWebSocketHandshakeRefused(t *testing.T) {
 			}
 		})
 	}
+	// RFC 9110 §7.8: Upgrade in an HTTP/1.0 request is ignored: a plain
+	// request, which the node answers (it was a 400), without
+	// HTTP_UPGRADE in its environ (the echo node would have taken it for
+	// a WebSocket: the check below).
+	t.Run("HTTP/1.0 is a plain request", func(t *testing.T) {
+		raw := rawExchange(t, p.Addr, "GET /plain/http10 HTTP/1.0\r\nHost: a\r\n"+std+
+			"Sec-WebSocket-Key: "+wKey+"\r\nSec-WebSocket-Version: 13\r\n\r\n", 10*time.Second)
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
+		if err != nil {
+			t.Fatalf("reading %q: %v", raw, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "ok" {
+			t.Fatalf("HTTP/1.0 with Upgrade: %q, want the node's 200 ok", raw)
+		}
+	})
 	// A good handshake after the refused ones: once the node has it, the
 	// refused ones, sent earlier, would have arrived too.
 	c, _ := wDial(t, p, "/refused/control", ws.Dialer{})

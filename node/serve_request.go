@@ -172,9 +172,10 @@ func parseProto(p string) (proto string, major, minor int, ok bool) {
 }
 
 // isWebSocket reports whether r opens a WebSocket session (the proxy
-// passes Upgrade only when Connection lists it).
+// passes Upgrade only when Connection lists it, in HTTP/1.1; a
+// format = headers head comes as the client sent it).
 func isWebSocket(r *http.Request) bool {
-	return hasToken(r.Header, "Upgrade", "websocket") && hasToken(r.Header, "Connection", "upgrade")
+	return r.ProtoAtLeast(1, 1) && hasToken(r.Header, "Upgrade", "websocket") && hasToken(r.Header, "Connection", "upgrade")
 }
 
 // hasToken reports whether a comma-separated field of h lists tok.

@@ -181,20 +181,22 @@ func TestRequestFromHead(t *testing.T) {
 func TestIsWebSocket(t *testing.T) {
 	for _, tc := range []struct {
 		upgrade, connection string
+		minor               int
 		want                bool
 	}{
-		{"websocket", "Upgrade", true},
-		{"WebSocket", "keep-alive, upgrade", true},
-		{"websocket", "", false}, // Upgrade alone is a plain request
-		{"h2c", "Upgrade", false},
+		{"websocket", "Upgrade", 1, true},
+		{"WebSocket", "keep-alive, upgrade", 1, true},
+		{"websocket", "", 1, false}, // Upgrade alone is a plain request
+		{"h2c", "Upgrade", 1, false},
+		{"websocket", "Upgrade", 0, false}, // RFC 9110 §7.8: ignored in HTTP/1.0 (a format = headers head)
 	} {
 		h := http.Header{}
 		h.Set("Upgrade", tc.upgrade)
 		if tc.connection != "" {
 			h.Set("Connection", tc.connection)
 		}
-		if got := isWebSocket(&http.Request{Header: h}); got != tc.want {
-			t.Errorf("Upgrade %q Connection %q: %v, want %v", tc.upgrade, tc.connection, got, tc.want)
+		if got := isWebSocket(&http.Request{Header: h, ProtoMajor: 1, ProtoMinor: tc.minor}); got != tc.want {
+			t.Errorf("Upgrade %q Connection %q HTTP/1.%d: %v, want %v", tc.upgrade, tc.connection, tc.minor, got, tc.want)
 		}
 	}
 }

@@ -477,7 +477,10 @@ func (p *RequestParser) finishHead(buf []byte, n int) (int, Event, []byte, error
 	}
 	r.Headers = hdrs
 	p.spans = p.spans[:0]
-	if connUpgrade {
+	// RFC 9110 §7.8: a server MUST ignore Upgrade in an HTTP/1.0
+	// request (an HTTP/1.0 proxy may have forwarded it, hop-by-hop as
+	// it is): a plain request, not a WebSocket (nor a 400).
+	if connUpgrade && p.minor > 0 {
 		r.Upgrade = upgrade
 	}
 	if sawTE {

@@ -266,6 +266,14 @@ func TestRequestValid(t *testing.T) {
 			}},
 		},
 		{
+			name: "Upgrade in HTTP/1.0 is ignored (RFC 9110 §7.8)",
+			in:   "GET /ws HTTP/1.0\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+			want: []parsedReq{{
+				Method: "GET", URI: "/ws", Path: "/ws", Host: "a", Minor: 0, ContentLength: -1, KeepAlive: false,
+				Headers: []string{"Host: a", "Upgrade: websocket", "Connection: Upgrade"}, HeadLen: 70, Ended: true,
+			}},
+		},
+		{
 			name: "identical Content-Lengths, as fields and as a list",
 			in:   "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3 , 3\r\n\r\nabc",
 			want: []parsedReq{{

@@ -166,15 +166,15 @@ func AppendEnviron(dst []byte, r *Request, ci *ConnInfo) ([]byte, error) {
 		}
 	}
 	// RFC 9110 §7.8: Upgrade is hop-by-hop, meaningful only when
-	// Connection lists it; without that it is a stray field of a plain
-	// request and is not passed on as HTTP_UPGRADE. (HTTP_CONNECTION is
-	// passed on as it is.)
+	// Connection lists it, and never in HTTP/1.0; otherwise it is a stray
+	// field of a plain request and is not passed on as HTTP_UPGRADE.
+	// (HTTP_CONNECTION is passed on as it is.)
 	connUpgrade := false
 	var connArr [4][]byte // Connection values naming more fields (connectionValues)
 	conns := connArr[:0]
 	for _, h := range r.Headers {
 		if equalFold(h.Name, "connection") {
-			connUpgrade = connUpgrade || HasToken(h.Value, "upgrade")
+			connUpgrade = connUpgrade || (r.Minor > 0 && HasToken(h.Value, "upgrade"))
 			conns = appendNaming(conns, h.Value)
 		}
 	}

@@ -425,6 +425,22 @@ func TestAppendEnvironUpgrade(t *testing.T) {
 	}
 }
 
+// TestAppendEnvironUpgradeHTTP10: an HTTP/1.0 request's Upgrade is
+// ignored (RFC 9110 §7.8) whatever Connection says: no HTTP_UPGRADE, so
+// a node does not take the plain request it is for a WebSocket.
+func TestAppendEnvironUpgradeHTTP10(t *testing.T) {
+	env := map[string]string{}
+	for _, v := range environ(t, "GET / HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", plainConn) {
+		env[v.K] = v.V
+	}
+	if got, ok := env["HTTP_UPGRADE"]; ok {
+		t.Fatalf("HTTP_UPGRADE %q in an HTTP/1.0 request's environ", got)
+	}
+	if env["HTTP_CONNECTION"] != "Upgrade" || env["SERVER_PROTOCOL"] != "HTTP/1.0" {
+		t.Fatalf("environ %v", env)
+	}
+}
+
 // TestAppendEnvironHopByHop: Keep-Alive, TE, Proxy-Connection and the
 // fields Connection names are not forwarded (RFC 9110 §7.6.1), but for
 // those the environ needs; Connection itself goes on as it always did.

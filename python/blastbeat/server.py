@@ -214,10 +214,10 @@ def environ_from_head(raw):
             env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
         else:
             env[key] = value
-    # Upgrade without "upgrade" in Connection is a plain request to the
-    # proxy (protocol/request.go), which passes no HTTP_UPGRADE then in
-    # the uwsgi format.
-    if not any(t.strip().lower() == "upgrade" for t in env.get("HTTP_CONNECTION", "").split(",")):
+    # Upgrade without "upgrade" in Connection, or in HTTP/1.0, is a plain
+    # request to the proxy (protocol/request.go), which passes no
+    # HTTP_UPGRADE then in the uwsgi format.
+    if proto == "HTTP/1.0" or not any(t.strip().lower() == "upgrade" for t in env.get("HTTP_CONNECTION", "").split(",")):
         env.pop("HTTP_UPGRADE", None)
     host = env.get("HTTP_HOST", "")
     if host.startswith("["):

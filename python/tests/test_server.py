@@ -364,6 +364,14 @@ class TestEnviron(unittest.TestCase):
         self.assertEqual((env["SERVER_NAME"], env["SERVER_PORT"]), ("h.test", "81"))
         self.assertNotIn("HTTP_X_BAD", env)
 
+    def test_headers_format_upgrade(self):
+        # Upgrade counts only when Connection lists it, and never in
+        # HTTP/1.0 (RFC 9110 §7.8), as the proxy's uwsgi environ has it.
+        head = b"GET / HTTP/1.%d\r\nHost: h\r\nUpgrade: websocket\r\nConnection: %s\r\n\r\n"
+        self.assertEqual(srv.environ_from_head(head % (1, b"Upgrade"))["HTTP_UPGRADE"], "websocket")
+        self.assertNotIn("HTTP_UPGRADE", srv.environ_from_head(head % (1, b"keep-alive")))
+        self.assertNotIn("HTTP_UPGRADE", srv.environ_from_head(head % (0, b"Upgrade")))
+
 
 class TestCredits(unittest.TestCase):
     def test_never_more_than_granted(self):
