@@ -340,6 +340,7 @@ func (p *parser) mainKeys() map[string]func(string) error {
 		"idle-timeout":               set(&o.IdleTimeout, parseDuration),
 		"tcp-keepalive":              set(&o.TCPKeepAlive, parseDuration),
 		"shutdown-grace":             set(&o.ShutdownGrace, parseDuration),
+		"shutdown-delay":             set(&o.ShutdownDelay, parseDuration),
 		"workers":                    set(&o.Workers, parseInt),
 		"ring-size":                  set(&o.RingSize, parseInt),
 		"log-format":                 set(&o.LogFormat, oneOf("text", "json")),

@@ -290,6 +290,7 @@ header-timeout = 2.5
 idle-timeout = 0
 tcp-keepalive = 0
 shutdown-grace = 1m
+shutdown-delay = 5s
 workers = 4
 ring-size = 1024
 log-format = JSON
@@ -363,6 +364,7 @@ node = fallback
 		IdleTimeout:             0,
 		TCPKeepAlive:            0,
 		ShutdownGrace:           time.Minute,
+		ShutdownDelay:           5 * time.Second,
 		Workers:                 4,
 		RingSize:                1024,
 		LogFormat:               "json",
@@ -384,8 +386,8 @@ node = fallback
 			{
 				Name:                "example.com:8443",
 				Nodes:               []string{"n1", "n2"},
-				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 47}},
-				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 48}, {Addr: "[::]:8443", Line: 49}},
+				Binds:               []config.Bind{{Addr: "0.0.0.0:8081", Line: 48}},
+				BindSSL:             []config.Bind{{Addr: "0.0.0.0:8443", Line: 49}, {Addr: "[::]:8443", Line: 50}},
 				Certificate:         "ex.pem",
 				Key:                 "ex.key",
 				Format:              "headers",
@@ -394,9 +396,9 @@ node = fallback
 				ResponseIdleTimeout: 30 * time.Minute,
 				MaxBody:             10 << 20,
 				HTTPSRedirect:       true,
-				Line:                43,
+				Line:                44,
 			},
-			vhost("*", 58, "fallback"),
+			vhost("*", 59, "fallback"),
 		},
 	}
 	got, err := config.Parse("test.ini", []byte(src))
@@ -513,6 +515,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "no libzmq I/O thread", src: head + "zmq-io-threads = 0\n" + tail, line: 4, key: "zmq-io-threads", kind: config.ErrBadValue},
 		{name: "too many libzmq I/O threads", src: head + "zmq-io-threads = 65\n" + tail, line: 4, key: "zmq-io-threads", kind: config.ErrBadValue},
 		{name: "busy poll too long", src: head + "zmq-busy-poll = 20ms\n" + tail, line: 4, key: "zmq-busy-poll", kind: config.ErrBadValue},
+		{name: "shutdown delay too long", src: head + "shutdown-delay = 11m\n" + tail, line: 4, key: "shutdown-delay", kind: config.ErrBadValue},
+		{name: "shutdown delay negative", src: head + "shutdown-delay = -1s\n" + tail, line: 4, key: "shutdown-delay", kind: config.ErrBadValue},
 		{name: "busy poll not a duration", src: head + "zmq-busy-poll = soon\n" + tail, line: 4, key: "zmq-busy-poll", kind: config.ErrBadValue},
 		{name: "no bridge", src: head + "zmq-bridges = 0\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},
 		{name: "too many bridges", src: head + "zmq-bridges = 17\n" + tail, line: 4, key: "zmq-bridges", kind: config.ErrBadValue},

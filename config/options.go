@@ -262,6 +262,13 @@ type Options struct {
 	// ShutdownGrace is how long shutdown waits for requests in flight
 	// (shutdown-grace, default 10s).
 	ShutdownGrace time.Duration
+	// ShutdownDelay is how long the proxy goes on serving, new
+	// connections included, once a signal (SIGTERM, SIGINT; not the
+	// Emperor's stop) told it to stop, with /readyz answering 503, before
+	// its graceful stop begins: the time a load balancer takes to stop
+	// sending it traffic (shutdown-delay, default 0: none). A second
+	// SIGTERM or SIGINT ends it early.
+	ShutdownDelay time.Duration
 	// Workers is the number of event loops (workers, default 0: one per
 	// CPU but one, at least 1; the CPUs are GOMAXPROCS, which follows a
 	// container's CPU limit).

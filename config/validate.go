@@ -41,6 +41,10 @@ const MaxWorkers = 64
 // maxRingSize bounds ring-size (16M messages).
 const maxRingSize = 1 << 24
 
+// maxShutdownDelay bounds shutdown-delay: a load balancer takes seconds
+// to drop a replica, and a supervisor kills one that takes too long.
+const maxShutdownDelay = 10 * time.Minute
+
 // maxTCPKeepAlive is the most Linux takes for TCP_KEEPIDLE and
 // TCP_KEEPINTVL (32767 s): a longer tcp-keepalive made every listen fail.
 const maxTCPKeepAlive = 32767 * time.Second
@@ -151,6 +155,7 @@ func (p *parser) validate() {
 		{"websocket-message-timeout", o.WebSocketMessageTimeout > 0, "must be greater than 0"},
 		{"stats-max-connections", o.StatsMaxConnections >= 1, "must be at least 1"},
 		{"stats-idle-timeout", o.StatsIdleTimeout > 0, "must be greater than 0"},
+		{"shutdown-delay", o.ShutdownDelay >= 0 && o.ShutdownDelay <= maxShutdownDelay, fmt.Sprintf("must be from 0 (none) to %v", maxShutdownDelay)},
 		{"tcp-keepalive", o.TCPKeepAlive == 0 || o.TCPKeepAlive >= 5*time.Second && o.TCPKeepAlive <= maxTCPKeepAlive && o.TCPKeepAlive%time.Second == 0,
 			fmt.Sprintf("must be 0 (off) or whole seconds from 5 to %d", int(maxTCPKeepAlive/time.Second))},
 		{"access-log-buffer", o.AccessLogBuffer >= 64<<10, "must be at least 64k"},

@@ -144,7 +144,8 @@ type Metrics struct {
 	// AccessLogDropped counts access log lines lost to a file slower
 	// than the traffic.
 	AccessLogDropped uint64
-	// Stopping: a graceful stop began (connections drain; no new ones).
+	// Stopping: a graceful stop began (connections drain; no new ones),
+	// or the shutdown-delay before it (Leaving).
 	Stopping bool
 }
 
@@ -168,7 +169,7 @@ type NodeMetrics struct {
 // Metrics sums every loop's counters with the server's and the bridge's.
 // Safe from any goroutine; it allocates, so it is for scrapes only.
 func (s *Server) Metrics() Metrics {
-	m := Metrics{Stopping: s.draining.Load()}
+	m := Metrics{Stopping: s.Stopping()}
 	rt := s.rt.Load()
 	vhosts := rt.router.VHosts()
 	m.VHosts = make([]VHostMetrics, len(vhosts)+1)

@@ -67,6 +67,7 @@ type Server struct {
 
 	// Shared (atomic).
 	draining     atomic.Bool
+	leaving      atomic.Bool                // told to stop, serving on for shutdown-delay
 	pendingTotal atomic.Int64               // output held for clients that lag, all conns
 	holders      atomic.Int64               // connections holding output (conn.holding)
 	inboxed      atomic.Int64               // replies posted to loops, not yet applied (inboxCost)
@@ -263,6 +264,16 @@ func (s *Server) Start() error {
 	go s.ticker()
 	return nil
 }
+
+// Leaving says the server is about to stop while it still serves
+// everything: Metrics().Stopping (/readyz answers 503), so that load
+// balancers stop sending it traffic before Shutdown closes the
+// listeners (shutdown-delay).
+func (s *Server) Leaving() { s.leaving.Store(true) }
+
+// Stopping reports whether a graceful stop, or the shutdown-delay before
+// it, began (Metrics().Stopping, without the snapshot's cost).
+func (s *Server) Stopping() bool { return s.draining.Load() || s.leaving.Load() }
 
 // Shutdown stops accepting work, lets in-flight responses finish for up
 // to the grace period (or until ctx ends), sends `end` for every open

@@ -194,14 +194,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return true
 	})
-	waitForStop(stops, sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, func() {
+	reopen := func() {
 		if err := srv.ReopenLogs(); err != nil {
 			log.Error("SIGUSR1: reopening the access log", "err", err)
 			return
 		}
 		log.Info("SIGUSR1: access log reopened")
-	})
+	}
+	bySignal := waitForStop(stops, sigs, sup, log, func(by string) { reloadConfig(file, srv, log, by) }, reopen)
 	sup.stopping()
+	// The delay is for load balancers that watch /readyz; the uWSGI
+	// Emperor stops a vassal itself, and curses one that takes long.
+	if cfg.ShutdownDelay > 0 && bySignal {
+		srv.Leaving()
+		log.Info("shutdown-delay: serving on before the graceful stop; /readyz answers 503", "shutdown-delay", cfg.ShutdownDelay)
+		delayStop(cfg.ShutdownDelay, stops, sigs, log, reopen)
+	}
 	// The signals stay caught while connections drain (shutdown-grace):
 	// uncaught, a SIGHUP from config management would kill the process
 	// with its requests. A second SIGTERM or SIGINT ends the wait.
@@ -215,20 +223,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// waitForStop returns when a signal (SIGTERM, SIGINT) or the uWSGI
-// Emperor (stop, or its end of the link closed) says to stop. SIGHUP and
-// the Emperor's reload both take sup.reload.
-func waitForStop(stops, sigs <-chan os.Signal, sup *supervisor, log *slog.Logger, reload func(by string), reopen func()) {
+// waitForStop returns when a signal (SIGTERM, SIGINT: bySignal) or the
+// uWSGI Emperor (stop, or its end of the link closed) says to stop.
+// SIGHUP and the Emperor's reload both take sup.reload.
+func waitForStop(stops, sigs <-chan os.Signal, sup *supervisor, log *slog.Logger, reload func(by string), reopen func()) (bySignal bool) {
 	for {
 		select {
 		case sig := <-stops:
 			log.Info("stopping", "signal", sig.String())
-			return
+			return true
 		case sig := <-sigs:
 			select {
 			case stop := <-stops: // a stop waiting goes first
 				log.Info("stopping", "signal", stop.String())
-				return
+				return true
 			default:
 			}
 			if sig == syscall.SIGHUP {
@@ -240,13 +248,38 @@ func waitForStop(stops, sigs <-chan os.Signal, sup *supervisor, log *slog.Logger
 			switch {
 			case c.err != nil:
 				log.Info("stopping", "uwsgi-emperor", "gone", "err", c.err)
-				return
+				return false
 			case c.cmd == emperor.Reload:
 				sup.reload(byEmperor, reload)
 			default:
 				log.Info("stopping", "uwsgi-emperor", c.cmd.String())
-				return
+				return false
 			}
+		}
+	}
+}
+
+// delayStop waits out shutdown-delay: the proxy serves as before while
+// load balancers, seeing /readyz fail, stop sending it traffic. A second
+// SIGTERM or SIGINT ends the wait (and a third the graceful stop's);
+// SIGUSR1 still reopens the access log (logrotate does not wait), SIGHUP
+// is ignored, as during the stop.
+func delayStop(d time.Duration, stops, sigs <-chan os.Signal, log *slog.Logger, reopen func()) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return
+		case sig := <-sigs:
+			if sig == syscall.SIGUSR1 {
+				reopen()
+				continue
+			}
+			log.Info("signal ignored while stopping", "signal", sig.String())
+		case sig := <-stops:
+			log.Info("shutdown-delay cut short", "signal", sig.String())
+			return
 		}
 	}
 }

@@ -52,3 +52,36 @@ func TestStopNotLostBehindReloads(t *testing.T) {
 		t.Errorf("%d reloads ran before the stop, want 1 (the one running when SIGTERM came)", reloads)
 	}
 }
+
+// TestDelayStop: during shutdown-delay SIGUSR1 still reopens the access
+// log, SIGHUP is ignored, and a second SIGTERM ends the wait; without one
+// the delay ends by itself.
+func TestDelayStop(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	stops, sigs := make(chan os.Signal, 2), make(chan os.Signal, 4)
+	reopened := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		delayStop(time.Hour, stops, sigs, log, func() { reopened <- struct{}{} })
+		close(done)
+	}()
+	sigs <- syscall.SIGHUP
+	sigs <- syscall.SIGUSR1
+	select {
+	case <-reopened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGUSR1 during shutdown-delay did not reopen the access log")
+	}
+	select {
+	case <-done:
+		t.Fatal("shutdown-delay ended without a stop signal")
+	default:
+	}
+	stops <- syscall.SIGTERM
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second SIGTERM did not cut shutdown-delay short")
+	}
+	delayStop(time.Millisecond, stops, sigs, log, func() {}) // returns by itself
+}

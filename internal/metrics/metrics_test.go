@@ -109,6 +109,36 @@ func TestProbes(t *testing.T) {
 	}
 }
 
+// TestReadyzCheap: /readyz asks a server that says whether it stops
+// (Server.Stopping) that alone, not for the whole snapshot; ?vhosts
+// still needs the node table.
+func TestReadyzCheap(t *testing.T) {
+	for _, stop := range []bool{false, true} {
+		src := &flagSource{stop: stop}
+		rec := httptest.NewRecorder()
+		Handler(src).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if want := map[bool]int{false: 200, true: 503}[stop]; rec.Code != want || src.snapshots != 0 {
+			t.Errorf("stopping %v: /readyz %d (want %d), %d snapshots (want 0)", stop, rec.Code, want, src.snapshots)
+		}
+	}
+	src := &flagSource{}
+	rec := httptest.NewRecorder()
+	Handler(src).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz?vhosts", nil))
+	if rec.Code != 200 || src.snapshots != 1 {
+		t.Errorf("/readyz?vhosts: %d, %d snapshots", rec.Code, src.snapshots)
+	}
+}
+
+// flagSource is a server that says whether it stops, and counts its
+// snapshots.
+type flagSource struct {
+	stop      bool
+	snapshots int
+}
+
+func (f *flagSource) Metrics() server.Metrics { f.snapshots++; return server.Metrics{Stopping: f.stop} }
+func (f *flagSource) Stopping() bool          { return f.stop }
+
 // stalledSource is a server whose event loop is stuck (Server.Stalled).
 type stalledSource struct{ fixedSource }
 

@@ -65,7 +65,7 @@ func notReady(st Status) []string {
 // Handler serves /metrics and /status for src, and for probes (a
 // container's liveness and readiness): /healthz, 200 while the process
 // serves (503 while an event loop is stuck: server.StalledAfter without a
-// sweep); /readyz, 200 unless a graceful stop began (503), and with
+// sweep); /readyz, 200 unless a graceful stop or its shutdown-delay began (503), and with
 // ?vhosts also 503 while a virtual host has no live node, naming them.
 // The node check is asked for, not the default: one vhost's nodes down
 // would take every replica of a proxy that serves others out of its
@@ -95,13 +95,23 @@ func Handler(src Source) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		m := src.Metrics()
-		if m.Stopping {
+		// A probe every few seconds from every kubelet and balancer: the
+		// plain check reads one flag, not the whole snapshot.
+		var m server.Metrics
+		stopping := false
+		vhosts := r.URL.Query().Has("vhosts")
+		if st, ok := src.(interface{ Stopping() bool }); ok && !vhosts {
+			stopping = st.Stopping()
+		} else {
+			m = src.Metrics()
+			stopping = m.Stopping
+		}
+		if stopping {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("stopping\n"))
 			return
 		}
-		if r.URL.Query().Has("vhosts") {
+		if vhosts {
 			if down := notReady(statusOf(m)); len(down) > 0 {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				_, _ = w.Write([]byte("no live node for: " + strings.Join(down, ", ") + "\n"))
