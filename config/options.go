@@ -220,7 +220,9 @@ type Options struct {
 	// (stats-public, default false).
 	StatsPublic bool
 	// StatsMaxConnections bounds the stats listener's connections open at
-	// once; more wait in its listen backlog (stats-max-connections,
+	// once, an eighth of them kept for probes (/healthz, /readyz: a
+	// connection taken while only those are free gets 503 on any other
+	// path); more wait in its listen backlog (stats-max-connections,
 	// default 64).
 	StatsMaxConnections int
 	// StatsIdleTimeout closes a stats connection idle between requests

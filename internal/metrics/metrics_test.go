@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,4 +210,101 @@ func TestNodeProtocolErrors(t *testing.T) {
 			t.Fatalf("node_protocol_errors_total: %v, want %v", got, want)
 		}
 	}
+}
+
+// TestStatsProbesNotShutOut: with every general slot of the stats
+// listener held by keep-alive scrapers, a scrape more gets 503 at once
+// (not a wait in the backlog) and /healthz and /readyz are still
+// answered. Before, probes queued behind the scrapers until one left
+// (stats-idle-timeout), and a liveness probe's timeout restarted a
+// healthy proxy.
+func TestStatsProbesNotShutOut(t *testing.T) {
+	const maxConns = 16 // 14 general, 2 kept for probes
+	s, err := Listen("127.0.0.1:0", maxConns, time.Minute, fixedSource{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	exchange := func(c net.Conn, path string) (*http.Response, string) {
+		t.Helper()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(body)
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Scrapers take every general slot and keep their connections.
+	for i := 0; i < maxConns-probeReserve(maxConns); i++ {
+		if resp, _ := exchange(dial(), "/status"); resp.StatusCode != 200 {
+			t.Fatalf("scrape %d: %d", i, resp.StatusCode)
+		}
+	}
+	// One more scrape is refused on a reserved slot, and closed.
+	resp, body := exchange(dial(), "/metrics")
+	if resp.StatusCode != 503 || !resp.Close || !strings.Contains(body, "stats-max-connections") {
+		t.Fatalf("a scrape past the general slots: %d close=%v %.200q", resp.StatusCode, resp.Close, body)
+	}
+	// Probes, more of them than the reserve, one after another: each
+	// answered and closed.
+	for i := 0; i < 2*probeReserve(maxConns)+1; i++ {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			resp, body := exchange(dial(), path)
+			if resp.StatusCode != 200 || body != "ok\n" || !resp.Close {
+				t.Fatalf("probe %s %d: %d close=%v %q", path, i, resp.StatusCode, resp.Close, body)
+			}
+		}
+	}
+}
+
+// TestStatsProbeSlotDeadline: a connection on a reserved slot that
+// sends nothing is closed at its deadline (here 100 ms), while a general
+// one accepted before it is still served (both waited
+// readHeaderTimeout, 5 s, for a request before: the general one was
+// closed first).
+func TestStatsProbeSlotDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := newSlotListener(ln, 2)
+	sl.limit = 100 * time.Millisecond
+	srv := &http.Server{Handler: Handler(fixedSource{}), ConnContext: connContext, ReadHeaderTimeout: readHeaderTimeout}
+	go srv.Serve(sl)
+	defer srv.Close()
+	var conns []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		conns = append(conns, c)
+	}
+	if _, err := conns[1].Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("an idle connection on a probe slot: %v, want EOF", err)
+	}
+	if _, err := io.WriteString(conns[0], "GET /status HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conns[0]), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the general connection after the probe slot's closed: %v", err)
+	}
+	resp.Body.Close()
 }

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -120,7 +118,27 @@ func Handler(src Source) http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	return mux
+	return probeSlots(mux)
+}
+
+// probeSlots serves a request that came on a probe connection (the
+// stats listener's reserved slots, slotListener) only if it is a probe,
+// and closes the connection after it either way.
+func probeSlots(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Context().Value(probeConnKey{}) == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Connection", "close")
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("stats listener busy: every connection but those kept for /healthz and /readyz is in use (stats-max-connections)\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func status(src Source) Status { return statusOf(src.Metrics()) }
@@ -161,7 +179,8 @@ type Server struct {
 // Listen binds addr and serves src's /metrics and /status on it until
 // Close.
 // At most maxConns connections are served at once (more wait in the
-// listen backlog), and one idle between requests for idleTimeout is
+// listen backlog), an eighth of them kept for probes (slotListener), and
+// one idle between requests for idleTimeout is
 // closed, so that scrapers that keep connections open cannot pile up
 // goroutines and descriptors the proxy's clients need. A request must
 // also be read whole within idleTimeout: no handler reads a body, and
@@ -173,8 +192,8 @@ func Listen(addr string, maxConns int, idleTimeout time.Duration, src Source, lo
 	if err != nil {
 		return nil, err
 	}
-	ln = netutil.LimitListener(ln, max(maxConns, 1))
-	s := &Server{ln: ln, srv: &http.Server{Handler: Handler(src), ReadHeaderTimeout: min(readHeaderTimeout, idleTimeout),
+	ln = newSlotListener(ln, maxConns)
+	s := &Server{ln: ln, srv: &http.Server{Handler: Handler(src), ConnContext: connContext, ReadHeaderTimeout: min(readHeaderTimeout, idleTimeout),
 		ReadTimeout: idleTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
