@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -74,7 +75,21 @@ type accessLog struct {
 
 	mu   sync.Mutex // guards next: no I/O is done under it
 	next *os.File   // Reopen's file, for the writer to switch to
+
+	// Failed writes are logged (the writer goroutine's fields): the
+	// first at once, then one line per accessLogErrorEvery with the
+	// lines lost since, and the recovery. Without it a full disk only
+	// showed as access_log_dropped_total.
+	dest     string
+	log      *slog.Logger // nil: not logged
+	failing  bool
+	failedAt time.Time
+	lost     uint64 // lines lost since the last line logged
 }
+
+// accessLogErrorEvery bounds how often failed access log writes are
+// logged while they go on failing.
+const accessLogErrorEvery = time.Minute
 
 // accessBuf is one loop's pending lines.
 type accessBuf struct {
@@ -86,8 +101,8 @@ type accessBuf struct {
 // newAccessLog opens the log: "stderr", "stdout", or a file appended to.
 // maxBytes bounds each loop's buffer (access-log-buffer): past it (the
 // file is slower than the traffic) lines are dropped and counted.
-func newAccessLog(dest, format string, loops, maxBytes int, stderr io.Writer) (*accessLog, error) {
-	a := &accessLog{json: format == "json", bufs: make([]accessBuf, loops), maxBytes: maxBytes,
+func newAccessLog(dest, format string, loops, maxBytes int, stderr io.Writer, log *slog.Logger) (*accessLog, error) {
+	a := &accessLog{json: format == "json", bufs: make([]accessBuf, loops), maxBytes: maxBytes, dest: dest, log: log,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	switch dest {
 	case "stderr":
@@ -297,20 +312,51 @@ func (a *accessLog) flush(spare *[]byte) {
 // not written count as dropped (access_log_dropped_total), and a line
 // the failed write tore is ended before the next write.
 func (a *accessLog) writeLines(b []byte) {
+	lost, err := a.writeOut(b)
+	a.report(lost, err, time.Now())
+}
+
+// writeOut writes b and returns the lines it lost.
+func (a *accessLog) writeOut(b []byte) (lost uint64, err error) {
 	if a.torn {
 		if _, err := a.out.Write([]byte{'\n'}); err != nil {
-			a.dropped.Add(uint64(bytes.Count(b, []byte{'\n'})))
-			return
+			lost = uint64(bytes.Count(b, []byte{'\n'}))
+			a.dropped.Add(lost)
+			return lost, err
 		}
 		a.torn = false
 	}
 	n, err := a.out.Write(b)
 	if err == nil {
-		return
+		return 0, nil
 	}
 	n = min(max(n, 0), len(b))
-	a.dropped.Add(uint64(bytes.Count(b[n:], []byte{'\n'})))
+	lost = uint64(bytes.Count(b[n:], []byte{'\n'}))
+	a.dropped.Add(lost)
 	a.torn = n > 0 && b[n-1] != '\n'
+	return lost, err
+}
+
+// report logs a failed write (the first of a run at once, then at most
+// one line per accessLogErrorEvery, with the lines lost since) and the
+// first write that works again.
+func (a *accessLog) report(lost uint64, err error, now time.Time) {
+	if a.log == nil {
+		return
+	}
+	if err == nil {
+		if a.failing {
+			a.log.Info("access log: writing again", "access-log", a.dest, "lines-lost", a.lost)
+			a.failing, a.lost = false, 0
+		}
+		return
+	}
+	a.lost += lost
+	if a.failing && now.Sub(a.failedAt) < accessLogErrorEvery {
+		return
+	}
+	a.log.Error("access log: write failed, lines dropped (access_log_dropped_total)", "access-log", a.dest, "err", err, "lines-lost", a.lost)
+	a.failing, a.failedAt, a.lost = true, now, 0
 }
 
 // Close writes what is left and closes the file. It waits for the

@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +35,7 @@ func (w *stuckWriter) Write(b []byte) (int, error) {
 // the goroutine that reads the signals (SIGTERM included).
 func TestAccessLogReopenDoesNotWaitForWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.log")
-	a, err := newAccessLog(path, "combined", 1, 16<<20, nil)
+	a, err := newAccessLog(path, "combined", 1, 16<<20, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ func TestAccessLogWriteErrorsCounted(t *testing.T) {
 // standard output (a container's log), not to a file named "stdout".
 func TestAccessLogStdout(t *testing.T) {
 	t.Chdir(t.TempDir())
-	a, err := newAccessLog("stdout", "combined", 1, 16<<20, nil)
+	a, err := newAccessLog("stdout", "combined", 1, 16<<20, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +123,7 @@ func TestAccessLogBufferBound(t *testing.T) {
 // buffer and only the writer's next flush, the very thing stuck, moved
 // them to the metric.
 func TestAccessLogDropsCountedWhileStuck(t *testing.T) {
-	a, err := newAccessLog(filepath.Join(t.TempDir(), "access.log"), "combined", 1, 200, nil)
+	a, err := newAccessLog(filepath.Join(t.TempDir(), "access.log"), "combined", 1, 200, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,5 +180,32 @@ func TestAccessLogTornLineEnded(t *testing.T) {
 	a.flush(&spare)
 	if string(w.got) != "one\ntw\nfour\n" {
 		t.Fatalf("the log holds %q, want the torn line ended before four", w.got)
+	}
+}
+
+// TestAccessLogWriteErrorsLogged: a failed write is logged at once with
+// the lines it lost; while writes go on failing, one line per
+// accessLogErrorEvery sums the lines lost since; the first write that
+// works again is logged. Before, a full disk showed only in
+// access_log_dropped_total.
+func TestAccessLogWriteErrorsLogged(t *testing.T) {
+	var out bytes.Buffer
+	a := &accessLog{dest: "/var/log/bb.log", log: slog.New(slog.NewTextHandler(&out, nil))}
+	t0 := time.Unix(1000, 0)
+	full := errors.New("no space left on device")
+	a.report(3, full, t0)
+	a.report(2, full, t0.Add(time.Second))
+	a.report(4, full, t0.Add(accessLogErrorEvery-time.Second))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], "lines-lost=3") ||
+		!strings.Contains(lines[0], "no space left on device") || !strings.Contains(lines[0], "/var/log/bb.log") {
+		t.Fatalf("after three failures within a minute:\n%s", out.String())
+	}
+	a.report(1, full, t0.Add(accessLogErrorEvery))
+	a.report(0, nil, t0.Add(accessLogErrorEvery+time.Second))
+	a.report(0, nil, t0.Add(accessLogErrorEvery+2*time.Second))
+	lines = strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "lines-lost=7") || !strings.Contains(lines[2], "writing again") || !strings.Contains(lines[2], "lines-lost=0") {
+		t.Fatalf("a minute on, then a write that works:\n%s", out.String())
 	}
 }

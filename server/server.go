@@ -179,7 +179,7 @@ func New(opts Options) (*Server, error) {
 		if stderr == nil {
 			stderr = os.Stderr
 		}
-		if s.alog, err = newAccessLog(opts.AccessLog, opts.AccessLogFormat, workers, opts.AccessLogBuffer, stderr); err != nil {
+		if s.alog, err = newAccessLog(opts.AccessLog, opts.AccessLogFormat, workers, opts.AccessLogBuffer, stderr, opts.Logger); err != nil {
 			return nil, err
 		}
 	}

@@ -166,7 +166,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// it may take a port below 1024 as the binds may.
 	var stats *metrics.Server
 	if cfg.Stats != "" {
-		if stats, err = metrics.Listen(cfg.Stats, cfg.StatsMaxConnections, cfg.StatsIdleTimeout, srv, log); err != nil {
+		if stats, err = metrics.Listen(cfg.Stats, cfg.StatsMaxConnections, cfg.StatsIdleTimeout, statsSource{srv, logOut}, log); err != nil {
 			log.Error("start", "err", fmt.Errorf("%s: stats %s: %w", cfg.File, cfg.Stats, err))
 			_ = srv.Shutdown(context.Background())
 			return 1

@@ -5,8 +5,18 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/blastbeat/blastbeat/internal/logbuf"
 	"github.com/blastbeat/blastbeat/server"
 )
+
+// statsSource is what /metrics reads: the server, and the log's buffer
+// for the log lines it dropped (log_lines_dropped_total).
+type statsSource struct {
+	*server.Server
+	logs *logbuf.Writer
+}
+
+func (s statsSource) LogDropped() uint64 { return s.logs.Dropped() }
 
 // statsAttrs turns the counters into log attributes, snake_case keys
 // (bad_message=3), the bridge's prefixed with bridge_; zero counters are

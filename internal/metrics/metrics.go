@@ -57,7 +57,15 @@ var (
 	dNodeErrors     = desc("node_protocol_errors_total", "Node messages the proxy refused, by kind: unauthorized (a reply for a session the node is not bound to), bad_message (a bad sid or an unknown type), unexpected (not valid in the session's state), bad_response (a malformed response head: 502), no_loop (for an event loop that never had a connection), bad_frames (not [sid, type, body]).", "kind")
 	dEndsDropped    = desc("ends_dropped_total", "`end`s of closed sessions given up for a node stuck long (past ring-size per event loop).")
 	dAccessDropped  = desc("access_log_dropped_total", "Access log lines lost: a loop's buffer full (the file slower than the traffic), or a write that failed (a full disk, an I/O error).")
+	dLogDropped     = desc("log_lines_dropped_total", "Log lines (not the access log) lost: stderr slower than the log (log-buffer).")
 )
+
+// LogSource is a Source that also counts the proxy's own log lines
+// dropped (its log goes through a bounded buffer, internal/logbuf).
+type LogSource interface {
+	Source
+	LogDropped() uint64
+}
 
 // collector turns one snapshot into the metrics.
 type collector struct{ src Source }
@@ -68,7 +76,7 @@ func NewCollector(src Source) prometheus.Collector { return collector{src} }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dConnsOpen, dConnsAccepted, dUpgrades, dRequests, dRequestSeconds,
 		dHeadSeconds, dRejected, dNodeUp, dNodeSessions, dNodeMsgs, dNodeBytes, dNodeFailures, dNodeRetries,
-		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dPendingOutput, dOutputHolders, dRefusals, dBusyPolls, dRebalanced, dBridgeConns, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dNodeErrors, dEndsDropped, dAccessDropped} {
+		dNodePongAge, dNodeQueued, dRingLen, dRingCap, dPendingOutput, dOutputHolders, dRefusals, dBusyPolls, dRebalanced, dBridgeConns, dTLSHandshakes, dTLSFailures, dStale, dUnknownNode, dNodeErrors, dEndsDropped, dAccessDropped, dLogDropped} {
 		ch <- d
 	}
 }
@@ -159,6 +167,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dNodeErrors, m.Stats.Bridge.DroppedFrames, "bad_frames")
 	counter(dEndsDropped, m.Stats.EndsDropped)
 	counter(dAccessDropped, m.AccessLogDropped)
+	if ls, ok := c.src.(LogSource); ok {
+		counter(dLogDropped, ls.LogDropped())
+	}
 }
 
 // histogram converts a snapshot to a Prometheus histogram (cumulative
