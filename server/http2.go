@@ -122,6 +122,11 @@ type h2Stream struct {
 	// has it queued behind the stream's messages that wait (endQueued).
 	nodeEnded bool
 	endQueued bool
+	// nodeSpoke: a message of its node was applied to it. A WebSocket
+	// the proxy accepted that the client closes before that is abandoned
+	// as a request reset before its answer is (h2Abandoned).
+	nodeSpoke bool
+	abandoned bool    // counted in h2Conn.abandoned already
 	wsIn      []byte  // client WebSocket bytes short of a whole frame
 	wsFrags   wsFrags // a fragmented message being joined
 	wsHeld    int     // their capacity, as counted in h2Conn.wsHeld
@@ -169,7 +174,11 @@ func (c *conn) startH2() {
 	// idle connection, for a few bytes saved per response. The first
 	// field block says so (a size update to 0).
 	h.enc.SetMaxDynamicTableSize(0)
-	h.dec = hpack.NewDecoder(uint32(s.opts.HTTP2HeaderTableSize), func(f hpack.HeaderField) { _ = h.bld.Add(f.Name, f.Value) })
+	// Until the client acknowledges the proxy's SETTINGS it may encode
+	// with HPACK's default table, 4096 bytes (RFC 9113 §6.5.3): a smaller
+	// http2-header-table-size applies from its SETTINGS ACK on (before,
+	// the client's first requests failed with COMPRESSION_ERROR).
+	h.dec = hpack.NewDecoder(uint32(max(s.opts.HTTP2HeaderTableSize, h2DefaultTableSize)), func(f hpack.HeaderField) { _ = h.bld.Add(f.Name, f.Value) })
 	h.dec.SetMaxStringLength(s.opts.MaxHeaderSize)
 	h.ci = c.connInfo()
 	h.ci.Proto = "HTTP/2"
@@ -286,6 +295,12 @@ func (c *conn) h2Frame(f *protocol.H2Frame) {
 	switch f.Type {
 	case protocol.H2FrameSettings:
 		if f.Ack() {
+			if t := c.srv().opts.HTTP2HeaderTableSize; t < h2DefaultTableSize {
+				// The client must now update its table to at most t
+				// (RFC 7541 §4.2); one that does not still gets no more.
+				h.dec.SetAllowedMaxDynamicTableSize(uint32(t))
+				h.dec.SetMaxDynamicTableSize(uint32(t))
+			}
 			return
 		}
 		initWin := h.initWin
@@ -413,9 +428,25 @@ func (c *conn) h2Headers(f *protocol.H2Frame) {
 			// Trailers (or a request) in flight when the proxy reset the
 			// stream: ignored, the block decoded for HPACK's sake.
 			h.hdrDrop = true
-		} else if st == nil || st.endRecv || !f.EndStream() {
+		} else if st == nil {
 			c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2StreamClosed, Reason: "HEADERS on a closed stream"})
 			return
+		} else if st.endRecv || !f.EndStream() {
+			// One stream's error, not the connection's: HEADERS after the
+			// client's END_STREAM (half-closed, §5.1: STREAM_CLOSED), or
+			// a second field section that does not end the request
+			// (malformed, §8.1: PROTOCOL_ERROR). Before, either ended
+			// every stream of the connection. The block is still
+			// decoded, for HPACK's table.
+			h.hdrDrop = true
+			code := protocol.H2ProtocolError
+			if st.endRecv {
+				code = protocol.H2StreamClosed
+			}
+			c.h2ResetBad(id, code)
+			if c.m != (h2{}) {
+				return // that reset was one too many
+			}
 		} else {
 			h.hdrDrop = true // trailers: decoded and dropped (nodes get no trailers)
 		}
@@ -588,6 +619,15 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	c.h2StartCredit(st)
 	if !st.ws && !st.endRecv {
 		c.h2OpenWindow(st)
+		if r.Expect100 {
+			// As on HTTP/1.1, the proxy answers 100-continue once the
+			// head went to a node (PROTOCOL.md): an interim HEADERS.
+			// Before, nothing did, and a client waiting for it (Go's
+			// ExpectContinueTimeout) waited out its timeout each time.
+			h.encBuf.Reset()
+			_ = h.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "100"})
+			c.h2QueueHeaders(st.id, false, h.encBuf.Bytes())
+		}
 	}
 	if st.ws {
 		w, _ := protocol.IsWebSocketUpgrade(r)
@@ -613,6 +653,10 @@ func (c *conn) h2StartCredit(st *h2Stream) {
 // h2MinCreditWindow is the smallest credit window an HTTP/2 stream gets
 // (h2CreditWindow), however many streams share max-pending-output.
 const h2MinCreditWindow = 16 << 10
+
+// h2DefaultTableSize is HPACK's dynamic table size before SETTINGS
+// change it (RFC 9113 §6.5.2).
+const h2DefaultTableSize = 4096
 
 // h2HeaderFeed is how much of an open field block h2Block holds before it
 // feeds hpack.
@@ -682,8 +726,32 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 // the stream was reset for it.
 func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 	st.recvd += int64(len(f.Data))
-	if st.reqCL >= 0 && st.recvd > st.reqCL || st.vhost != nil && st.vhost.MaxBody > 0 && st.recvd > st.vhost.MaxBody {
-		c.h2ResetBad(st.id, protocol.H2ProtocolError)
+	if st.reqCL >= 0 && st.recvd > st.reqCL {
+		c.h2ResetBad(st.id, protocol.H2ProtocolError) // malformed (§8.1.1)
+		return false
+	}
+	if st.vhost != nil && st.vhost.MaxBody > 0 && st.recvd > st.vhost.MaxBody {
+		// A body of unknown length past max-body breaks no HTTP/2 rule:
+		// 413, as over HTTP/1.1, while no response began (it was a
+		// PROTOCOL_ERROR reset, counted against the client's resets);
+		// the node had the request: abandoned, as for a reset (the
+		// Rapid Reset budget). Once a response went whole, RST_STREAM
+		// NO_ERROR tells the client to stop sending (§8.1); while the
+		// proxy's own answer still waits for window, the DATA is
+		// dropped; CANCEL while a node's response streams.
+		switch {
+		case st.phase == phAwaitHead:
+			c.h2Abandoned(st)
+			if f.EndStream() {
+				st.endRecv = true // the 413 then closes the stream
+			}
+			c.h2Respond(st, 413, protocol.ErrBodyTooLarge.Msg)
+		case st.endSent:
+			c.h2Reset(st.id, protocol.H2NoError)
+		case st.endPending:
+		default:
+			c.h2Reset(st.id, protocol.H2Cancel)
+		}
 		return false
 	}
 	if st.takesBody() && len(f.Data) > 0 {
@@ -826,6 +894,7 @@ func (c *conn) h2Apply(r *reply) {
 		s.stats.Stale.Add(1)
 		return
 	}
+	st.nodeSpoke = true
 	if st.creditOn {
 		switch r.typ {
 		case rBody, rChunk, rWebSocket, rWebSocketBinary:
@@ -1265,11 +1334,17 @@ func (c *conn) h2ResetBad(id uint32, code protocol.H2ErrCode) {
 // and what it has in flight still completes. The resets' rate alone
 // (http2-max-resets a sweep) let one connection keep its nodes busy with
 // 800 abandoned requests a second, for good.
+//
+// A WebSocket the proxy accepted (websocket-handshake = proxy) is
+// streaming from its first frame: one the client closes (RST_STREAM, or
+// END_STREAM) before its node sent anything counts too, or a client could
+// open and close node sessions, a few dozen bytes each, at its line rate.
 func (c *conn) h2Abandoned(st *h2Stream) {
 	h := c.h2
-	if st.phase != phAwaitHead || st.node == nil || st.nodeEnded || h.goaway {
+	if st.phase != phAwaitHead && !(st.ws && !st.nodeSpoke) || st.node == nil || st.nodeEnded || h.goaway || st.abandoned {
 		return
 	}
+	st.abandoned = true
 	if h.abandoned++; h.abandoned > c.srv().opts.HTTP2MaxStreams {
 		c.srv().reject("h2_abandoned")
 		c.h2GoAway(protocol.H2EnhanceYourCalm, false)

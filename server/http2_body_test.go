@@ -87,8 +87,8 @@ func TestH2SmallDataCoalesced(t *testing.T) {
 }
 
 // TestH2CoalescedDataDroppedOnReset: small DATA joined in a read whose
-// later frame makes the proxy reset the stream (here: past max-body) is
-// not sent after the stream's `end`.
+// later frame makes the proxy answer the stream itself (here: past
+// max-body, a 413) is not sent after the stream's `end`.
 func TestH2CoalescedDataDroppedOnReset(t *testing.T) {
 	q := newH2qHarness(t, func(o *Options) { o.VHosts[0].MaxBody = 4 })
 	q.open(1, "POST", "a", false)
@@ -111,8 +111,29 @@ func TestH2CoalescedDataDroppedOnReset(t *testing.T) {
 	if !sawEnd {
 		t.Fatal("the node got no end for the reset stream")
 	}
-	if _, reset := q.heads(1); !reset {
-		t.Fatal("stream 1 past max-body was not reset")
+	if status := q.status(1); status != "413" {
+		t.Fatalf("stream 1 past max-body: status %q, want 413", status)
+	}
+}
+
+// TestH2MaxBodyEndStream: the DATA frame that takes a body of unknown
+// length past max-body, carrying END_STREAM (curl's and nghttp2's way
+// with small bodies), gets the 413 and its stream closes: it held a
+// stream slot, half-closed, until idle-timeout. The node got the request
+// and then end: counted as abandoned, not as the client's reset.
+func TestH2MaxBodyEndStream(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.VHosts[0].MaxBody = 4 })
+	q.open(1, "POST", "a", false)
+	_ = q.fr.WriteData(1, true, []byte("hello"))
+	q.send()
+	if status := q.status(1); status != "413" {
+		t.Fatalf("status %q, want 413", status)
+	}
+	if st := q.h.c.h2.streams[1]; st != nil {
+		t.Fatalf("stream 1 still open after its 413 (phase %v, endRecv %v)", st.phase, st.endRecv)
+	}
+	if q.h.c.h2.resets != 0 || q.h.c.h2.abandoned != 1 {
+		t.Fatalf("resets %d, abandoned %d: want 0 and 1", q.h.c.h2.resets, q.h.c.h2.abandoned)
 	}
 }
 

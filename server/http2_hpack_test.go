@@ -53,3 +53,48 @@ func TestH2ResponsesNotIndexed(t *testing.T) {
 		}
 	}
 }
+
+// TestH2SmallHeaderTableBeforeAck: with http2-header-table-size under
+// HPACK's default 4096, a client's first requests, encoded before it
+// read the proxy's SETTINGS (RFC 9113 §6.5.3 lets it), may use the
+// default table: a field indexed in the second request that the first
+// added decodes. Before, the decoder used the small table from the
+// start, dropped the entry, and the connection got COMPRESSION_ERROR.
+// Once the client acknowledges, the small table holds: the client's size
+// update to it is taken.
+func TestH2SmallHeaderTableBeforeAck(t *testing.T) {
+	q := newH2qHarness(t, func(o *Options) { o.HTTP2HeaderTableSize = 0 })
+	request := func(id uint32) {
+		q.hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "a"}, {"x-trace", "abcdef"}} {
+			_ = q.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		_ = q.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: q.hb.Bytes(), EndStream: true, EndHeaders: true})
+		q.send()
+	}
+	request(1)
+	request(3) // x-trace indexed: the entry request 1 added
+	if code := q.goAwayCode(); code != 1<<32-1 {
+		t.Fatalf("GOAWAY %v for requests encoded with the default table", code)
+	}
+	heads := 0
+	for _, m := range q.h.ring.take() {
+		if m.Type == "uwsgi" {
+			heads++
+		}
+	}
+	if heads != 2 {
+		t.Fatalf("%d request heads reached the node, want 2", heads)
+	}
+	_ = q.fr.WriteSettingsAck()
+	q.enc.SetMaxDynamicTableSize(0)
+	request(5)
+	if code := q.goAwayCode(); code != 1<<32-1 {
+		t.Fatalf("GOAWAY %v after the ACK and the client's size update to 0", code)
+	}
+	q.enc.SetMaxDynamicTableSize(4096) // past what the proxy allows now
+	request(7)
+	if code := q.goAwayCode(); code != http2.ErrCodeCompression {
+		t.Fatalf("a size update past http2-header-table-size after the ACK: GOAWAY %v, want COMPRESSION_ERROR", code)
+	}
+}

@@ -179,3 +179,44 @@ func TestCreditOverdraftRepaid(t *testing.T) {
 		t.Fatalf("HTTP/2: grant %q after an overdraft of 16000, want %s", got, want)
 	}
 }
+
+// TestH2AbandonedWebSockets: WebSocket streams the proxy accepts
+// (websocket-handshake = proxy) that the client closes before their node
+// sent anything, by END_STREAM or RST_STREAM, count as abandoned
+// requests do: past the budget the connection gets ENHANCE_YOUR_CALM.
+// Before, the 200 put them past phAwaitHead and neither way counted: a
+// client opened and closed node sessions at its line rate. One the node
+// answered is not abandoned.
+func TestH2AbandonedWebSockets(t *testing.T) {
+	for _, how := range []string{"END_STREAM", "RST_STREAM"} {
+		t.Run(how, func(t *testing.T) {
+			q := newH2qHarness(t, nil)
+			max := q.h.s.opts.HTTP2MaxStreams
+			for i := range uint32(max + 1) {
+				id := 2*i + 1
+				q.openWS(id, "a")
+				if how == "END_STREAM" {
+					_ = q.fr.WriteData(id, true, nil)
+				} else {
+					_ = q.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+				}
+				q.send()
+			}
+			if code := q.goAwayCode(); code != http2.ErrCodeEnhanceYourCalm {
+				t.Fatalf("%d WebSockets closed before their node spoke: GOAWAY %v, want ENHANCE_YOUR_CALM", max+1, code)
+			}
+		})
+	}
+	q := newH2qHarness(t, nil)
+	max := q.h.s.opts.HTTP2MaxStreams
+	for i := range uint32(max + 1) {
+		id := 2*i + 1
+		q.openWS(id, "a")
+		q.deliver("n1", id, "websocket", "hello")
+		_ = q.fr.WriteData(id, true, nil)
+		q.send()
+	}
+	if code := q.goAwayCode(); code != 1<<32-1 {
+		t.Fatalf("WebSockets their node answered: GOAWAY %v", code)
+	}
+}

@@ -187,6 +187,7 @@ func (c *conn) h2WebSocketData(st *h2Stream, data []byte, end bool) {
 	if end {
 		// The client's FIN: our side ends too (nothing more can be
 		// answered), and the node gets `end` as the stream closes.
+		c.h2Abandoned(st)
 		if !st.endSent && !st.endPending {
 			c.h2Write(st, nil, true)
 		}
