@@ -172,7 +172,7 @@ func (c *conn) protocolError(err error) {
 func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	s := c.srv()
 	c.minor = uint8(r.Minor)
-	c.keepAlive = r.KeepAlive && !s.draining.Load()
+	c.keepAlive = r.KeepAlive && !s.Stopping()
 	c.headReq = string(r.Method) == "HEAD"
 	c.reading = r.HasBody()
 	c.discard = false
@@ -283,7 +283,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		return
 	}
 	if r.Expect100 && c.reading {
-		c.keepAlive = r.KeepAlive && !s.draining.Load() // the body is asked for
+		c.keepAlive = r.KeepAlive && !s.Stopping() // the body is asked for
 		c.queue([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 	}
 }

@@ -349,6 +349,18 @@ func (l *loop) closeIdle() {
 	})
 }
 
+// leaveH2 sends every HTTP/2 connection of the loop a graceful GOAWAY
+// (shutdown-delay: Server.Leaving).
+func (l *loop) leaveH2() {
+	defer l.flush()
+	l.table.Range(func(sid *session.SID, c *conn) bool {
+		if *sid == c.sid && c.m == (h2{}) && !c.closed {
+			c.h2GoAway(protocol.H2NoError, false)
+		}
+		return true
+	})
+}
+
 // waitRoom registers c, whose message m was refused, to be retried when
 // there is room for it.
 func (l *loop) waitRoom(c *conn, m *zmqbridge.Msg) {

@@ -317,10 +317,10 @@ func (c *conn) responseDone() {
 	c.creditOn = false
 	c.l.finish(&c.ex, c.node, c.sid)
 	c.endRequest()
-	if c.srv().draining.Load() {
-		// A shutdown began while the response was on its way (its head
-		// said keep-alive): the connection closes after it, rather than
-		// idling until shutdown-grace ends.
+	if c.srv().Stopping() {
+		// A shutdown (or its shutdown-delay) began while the response
+		// was on its way (its head said keep-alive): the connection
+		// closes after it, rather than idling until shutdown-grace ends.
 		c.closeAfter = true
 	}
 	if c.closeAfter {

@@ -269,7 +269,18 @@ func (s *Server) Start() error {
 // everything: Metrics().Stopping (/readyz answers 503), so that load
 // balancers stop sending it traffic before Shutdown closes the
 // listeners (shutdown-delay).
-func (s *Server) Leaving() { s.leaving.Store(true) }
+//
+// Meanwhile clients are moved off their connections without an error:
+// HTTP/1.x responses say Connection: close, and HTTP/2 connections open
+// now get GOAWAY (NO_ERROR, their streams finish; WebSocket streams stay
+// until the stop). New connections are served as before: a balancer
+// that has not dropped the proxy yet may still send them.
+func (s *Server) Leaving() {
+	s.leaving.Store(true)
+	for _, l := range s.loops {
+		l.execute(l.leaveH2)
+	}
+}
 
 // Stopping reports whether a graceful stop, or the shutdown-delay before
 // it, began (Metrics().Stopping, without the snapshot's cost).
