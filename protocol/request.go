@@ -178,6 +178,11 @@ func (p *RequestParser) BodyLeft() int64 {
 	return 0
 }
 
+// EndDue reports whether Feed has the request's EvEnd to give without
+// another byte: the head or the last body piece was taken, and the end
+// was not asked for yet.
+func (p *RequestParser) EndDue() bool { return p.state == stBodyDone }
+
 // Pending reports how many head bytes have been scanned but not consumed.
 func (p *RequestParser) Pending() int {
 	if p.InHead() {

@@ -315,15 +315,16 @@ func (s *Server) fairShare() int64 {
 	return min(int64(s.opts.MaxPendingOutput/2), s.opts.MaxPendingOutputTotal/max(1, s.holders.Load()))
 }
 
-// slowReader closes a client that does not read its output.
+// slowReader closes a client that does not read its output. The
+// response it was getting is cut: one delimited by the close ends with a
+// reset (cutShort), or the client would take what it got for the whole.
 func (c *conn) slowReader(limit string, held int) {
 	s := c.srv()
 	s.stats.SlowClients.Add(1)
 	s.reject("slow_reader")
 	s.opts.Logger.Info("closing a slow reader", "limit", limit, "held", held,
 		"remote", c.t.RemoteAddr().String(), "sid", c.sid.String())
-	c.closeAfter = true
-	c.closeNow()
+	c.cutShort()
 }
 
 // onDrained runs when gnet wrote some of the held output to the client.
@@ -668,9 +669,18 @@ func (c *conn) updateReadPause() {
 		return
 	}
 	c.readPaused = want
-	if !want && (c.t.InboundBuffered() > 0 || c.tls != nil && c.tls.Conn.InboundBuffered() > 0) {
+	if !want && (c.inputDue() || c.tls != nil && c.tls.Conn.InboundBuffered() > 0) {
 		c.l.resume = append(c.l.resume, c) // bytes read before the pause
 	}
+}
+
+// inputDue reports whether onTraffic has work without a new read: bytes
+// read before, or the end of a request whose last message waited for
+// room in the ring (the client sent everything: no read comes to
+// finish it, and the request stayed open for good, its connection never
+// idle).
+func (c *conn) inputDue() bool {
+	return c.t.InboundBuffered() > 0 || c.parser != nil && c.parser.EndDue()
 }
 
 // checkTimeouts enforces the stall timeout, then the machine's own.

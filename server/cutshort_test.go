@@ -75,3 +75,48 @@ func TestCutShortDechunkedForHTTP10(t *testing.T) {
 		})
 	}
 }
+
+// TestCutShortSlowReaderResets: a client closed for not reading (past
+// max-pending-output, or stall-timeout) in the middle of a
+// close-delimited response gets a reset, as does one whose upload goes
+// wrong while that response streams; a FIN would tell it the truncated
+// body is whole. A response with a Content-Length closes as before.
+func TestCutShortSlowReaderResets(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		head  string
+		reset bool
+	}{
+		{"close-delimited", "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", true},
+		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", false},
+	} {
+		for _, how := range []string{"max-pending-output", "stall-timeout", "bad upload"} {
+			t.Run(tc.name+"/"+how, func(t *testing.T) {
+				h := newHarness(t, testOptions())
+				if how == "bad upload" {
+					h.client("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+				} else {
+					h.client("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+				}
+				h.reply("n1", "headers", tc.head+"part of the body")
+				switch how {
+				case "max-pending-output":
+					h.fc.outbound = h.s.opts.MaxPendingOutput + 1
+					h.reply("n1", "body", "more")
+				case "stall-timeout":
+					h.fc.outbound = 100
+					h.reply("n1", "body", "more")
+					h.sweep(time.Now().Add(h.s.opts.StallTimeout + time.Minute))
+				default:
+					h.client("zz\r\n") // not a chunk size
+				}
+				if !h.fc.closed {
+					t.Fatal("the connection stayed open")
+				}
+				if reset := h.fc.linger != nil && *h.fc.linger == 0; reset != tc.reset {
+					t.Fatalf("closed with a reset: %v, want %v", reset, tc.reset)
+				}
+			})
+		}
+	}
+}

@@ -151,8 +151,7 @@ func (c *conn) protocolError(err error) {
 		// session, and answer the client if no response began.
 		c.sendEnd()
 		if c.phase == phStreaming {
-			c.closeAfter = true
-			c.closeNow()
+			c.cutShort() // the response is cut too: a reset if the close delimits it
 			return
 		}
 	}
@@ -325,6 +324,13 @@ func (c *conn) answerBytes(b []byte) []byte {
 	i := bytes.Index(b, []byte("\r\n\r\n"))
 	if i < 0 {
 		return b
+	}
+	if line := bytes.Index(b, []byte("\r\n")); !bytes.Contains(b[:i], []byte("\r\nDate: ")) {
+		// RFC 9110 §6.6.1: an origin with a clock sends Date; for these
+		// answers the proxy is the origin.
+		date := c.srv().date()
+		b = slices.Concat(b[:line], []byte("\r\nDate: "), date, b[line:])
+		i += len("\r\nDate: ") + len(date)
 	}
 	if c.minor == 0 && c.keepAlive && !bytes.Contains(b[:i], []byte("\r\nConnection: close")) {
 		b = slices.Concat(b[:i], []byte("\r\nConnection: keep-alive"), b[i:])

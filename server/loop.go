@@ -470,7 +470,7 @@ func (l *loop) retryRoom() {
 		}
 		// All went, or what stays waits only for stuck nodes (HTTP/2).
 		c.updateReadPause()
-		if c.t.InboundBuffered() > 0 {
+		if c.inputDue() {
 			l.resume = append(l.resume, c)
 		}
 	}

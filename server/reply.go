@@ -174,10 +174,19 @@ func (c *conn) onResponseHead(raw []byte) {
 		c.mode = modeClose
 		c.dechunk = h.Chunked
 	}
-	if !c.keepAlive || h.Close || c.mode == modeClose || s.draining.Load() {
+	// Body bytes for a response that has none (HEAD, 204, 304): dropped,
+	// and the connection ends with this response (its head says so). A
+	// node that over-sends may send more, and nothing tells the next
+	// request's messages on this session from stray ones.
+	overSent := c.mode == modeNone && n < len(raw)
+	if overSent {
+		s.stats.Unexpected.Add(1)
+	}
+	if !c.keepAlive || h.Close || c.mode == modeClose || overSent || s.Stopping() {
 		c.closeAfter = true
 	}
-	out := c.l.used(protocol.RewriteResponseHead(c.l.arenaRoom(n+72), raw[:n], c.dechunk, c.closeAfter, client10 && !c.closeAfter, c.srv().date()))
+	// HTTP/1.0 gets no Transfer-Encoding (RFC 9112 §6.1), HEAD and 304 answers included.
+	out := c.l.used(protocol.RewriteResponseHead(c.l.arenaRoom(n+72), raw[:n], c.dechunk || client10 && h.Chunked, c.closeAfter, client10 && !c.closeAfter, c.srv().date()))
 	c.l.responded(&c.ex, h.Status)
 	c.queueOwn(out)
 	c.dropRetry(false)
@@ -202,7 +211,11 @@ func (c *conn) onResponseBody(b []byte) {
 	switch c.mode {
 	case modeLength:
 		if int64(len(b)) > c.remaining {
-			c.srv().stats.Unexpected.Add(1) // excess bytes are dropped
+			// Past its Content-Length: the excess is dropped, and the
+			// connection ends with this response (as for a body after a
+			// HEAD answer: the next request could get the rest).
+			c.srv().stats.Unexpected.Add(1)
+			c.closeAfter = true
 			b = b[:c.remaining]
 		}
 		c.remaining -= int64(len(b))
