@@ -220,10 +220,10 @@ type Options struct {
 	// (stats-public, default false).
 	StatsPublic bool
 	// StatsMaxConnections bounds the stats listener's connections open at
-	// once, an eighth of them kept for probes (/healthz, /readyz: a
-	// connection taken while only those are free gets 503 on any other
-	// path); more wait in its listen backlog (stats-max-connections,
-	// default 64).
+	// once, an eighth of them (at least one from 2 up) kept for probes
+	// (/healthz, /readyz: a connection taken while only those are free is
+	// served within 2 s and gets 503 on any other path); more wait in its
+	// listen backlog (stats-max-connections, default 64).
 	StatsMaxConnections int
 	// StatsIdleTimeout closes a stats connection idle between requests
 	// this long (stats-idle-timeout, default 30 s).
@@ -268,8 +268,8 @@ type Options struct {
 	// connections included, once a signal (SIGTERM, SIGINT; not the
 	// Emperor's stop) told it to stop, with /readyz answering 503, before
 	// its graceful stop begins: the time a load balancer takes to stop
-	// sending it traffic (shutdown-delay, default 0: none). A second
-	// SIGTERM or SIGINT ends it early.
+	// sending it traffic (shutdown-delay, default 0: none, at most 10
+	// min). A second SIGTERM or SIGINT ends it early.
 	ShutdownDelay time.Duration
 	// Workers is the number of event loops (workers, default 0: one per
 	// CPU but one, at least 1; the CPUs are GOMAXPROCS, which follows a

@@ -78,8 +78,7 @@ type accessLog struct {
 
 	// Failed writes are logged (the writer goroutine's fields): the
 	// first at once, then one line per accessLogErrorEvery with the
-	// lines lost since, and the recovery. Without it a full disk only
-	// showed as access_log_dropped_total.
+	// lines lost since, and the recovery.
 	dest     string
 	log      *slog.Logger // nil: not logged
 	failing  bool

@@ -677,8 +677,7 @@ func (c *conn) updateReadPause() {
 // inputDue reports whether onTraffic has work without a new read: bytes
 // read before, or the end of a request whose last message waited for
 // room in the ring (the client sent everything: no read comes to
-// finish it, and the request stayed open for good, its connection never
-// idle).
+// finish it).
 func (c *conn) inputDue() bool {
 	return c.t.InboundBuffered() > 0 || c.parser != nil && c.parser.EndDue()
 }

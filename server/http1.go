@@ -314,7 +314,7 @@ func (c *conn) respond(status int, b []byte) {
 }
 
 // answerBytes is a response of the proxy's own (head and body) as the
-// request in flight gets it: a HEAD request gets the head alone, its
+// request in flight gets it, with a Date field: a HEAD request gets the head alone, its
 // Content-Length kept (RFC 9110 §9.3.2); a body would be read as the
 // start of the next response on a kept-alive connection.
 //

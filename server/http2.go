@@ -176,8 +176,7 @@ func (c *conn) startH2() {
 	h.enc.SetMaxDynamicTableSize(0)
 	// Until the client acknowledges the proxy's SETTINGS it may encode
 	// with HPACK's default table, 4096 bytes (RFC 9113 §6.5.3): a smaller
-	// http2-header-table-size applies from its SETTINGS ACK on (before,
-	// the client's first requests failed with COMPRESSION_ERROR).
+	// http2-header-table-size applies from its SETTINGS ACK on.
 	h.dec = hpack.NewDecoder(uint32(max(s.opts.HTTP2HeaderTableSize, h2DefaultTableSize)), func(f hpack.HeaderField) { _ = h.bld.Add(f.Name, f.Value) })
 	h.dec.SetMaxStringLength(s.opts.MaxHeaderSize)
 	h.ci = c.connInfo()
@@ -435,9 +434,9 @@ func (c *conn) h2Headers(f *protocol.H2Frame) {
 			// One stream's error, not the connection's: HEADERS after the
 			// client's END_STREAM (half-closed, §5.1: STREAM_CLOSED), or
 			// a second field section that does not end the request
-			// (malformed, §8.1: PROTOCOL_ERROR). Before, either ended
-			// every stream of the connection. The block is still
-			// decoded, for HPACK's table.
+			// (malformed, §8.1: PROTOCOL_ERROR): not the whole
+			// connection's. The block is still decoded, for HPACK's
+			// table.
 			h.hdrDrop = true
 			code := protocol.H2ProtocolError
 			if st.endRecv {
@@ -537,6 +536,12 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 	st.window = h2InitialWindow
 	h.streams[id] = st
 	h.bySID[sid] = st
+	if s.leaving.Load() && !h.goaway {
+		// shutdown-delay (Server.Leaving): a connection opened since
+		// serves this stream, and the client takes its next ones to a
+		// new connection.
+		c.h2GoAway(protocol.H2NoError, false)
+	}
 	if r != nil {
 		c.begin(&st.ex, r, "HTTP/2")
 	} else {
@@ -621,9 +626,8 @@ func (c *conn) h2Open(id uint32, r *protocol.Request, err error) {
 		c.h2OpenWindow(st)
 		if r.Expect100 {
 			// As on HTTP/1.1, the proxy answers 100-continue once the
-			// head went to a node (PROTOCOL.md): an interim HEADERS.
-			// Before, nothing did, and a client waiting for it (Go's
-			// ExpectContinueTimeout) waited out its timeout each time.
+			// head went to a node (PROTOCOL.md): an interim HEADERS, for
+			// clients that wait for it (Go's ExpectContinueTimeout).
 			h.encBuf.Reset()
 			_ = h.enc.WriteField(hpack.HeaderField{Name: ":status", Value: "100"})
 			c.h2QueueHeaders(st.id, false, h.encBuf.Bytes())
@@ -723,7 +727,8 @@ func (c *conn) h2Data(f *protocol.H2Frame) {
 }
 
 // h2RequestData forwards a request's DATA to the stream's node; false:
-// the stream was reset for it.
+// it went nowhere (the stream was reset or answered for it, or the DATA
+// dropped behind the proxy's own answer).
 func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 	st.recvd += int64(len(f.Data))
 	if st.reqCL >= 0 && st.recvd > st.reqCL {
@@ -732,9 +737,8 @@ func (c *conn) h2RequestData(st *h2Stream, f *protocol.H2Frame) bool {
 	}
 	if st.vhost != nil && st.vhost.MaxBody > 0 && st.recvd > st.vhost.MaxBody {
 		// A body of unknown length past max-body breaks no HTTP/2 rule:
-		// 413, as over HTTP/1.1, while no response began (it was a
-		// PROTOCOL_ERROR reset, counted against the client's resets);
-		// the node had the request: abandoned, as for a reset (the
+		// 413, as over HTTP/1.1, while no response began (not a reset
+		// counted against the client's); the node had the request: abandoned, as for a reset (the
 		// Rapid Reset budget). Once a response went whole, RST_STREAM
 		// NO_ERROR tells the client to stop sending (§8.1); while the
 		// proxy's own answer still waits for window, the DATA is

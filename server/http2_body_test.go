@@ -86,10 +86,10 @@ func TestH2SmallDataCoalesced(t *testing.T) {
 	}
 }
 
-// TestH2CoalescedDataDroppedOnReset: small DATA joined in a read whose
+// TestH2CoalescedDataDroppedOnAnswer: small DATA joined in a read whose
 // later frame makes the proxy answer the stream itself (here: past
 // max-body, a 413) is not sent after the stream's `end`.
-func TestH2CoalescedDataDroppedOnReset(t *testing.T) {
+func TestH2CoalescedDataDroppedOnAnswer(t *testing.T) {
 	q := newH2qHarness(t, func(o *Options) { o.VHosts[0].MaxBody = 4 })
 	q.open(1, "POST", "a", false)
 	q.h.ring.take()

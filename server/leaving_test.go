@@ -5,12 +5,14 @@ import (
 	"testing"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // TestLeavingMovesClientsOff: during shutdown-delay (Server.Leaving) an
 // HTTP/1.1 response says Connection: close and its connection closes
 // after it, and an HTTP/2 connection gets GOAWAY NO_ERROR, its open
-// stream still answered: clients move to new connections, which a
+// stream still answered (one opened during the delay gets it with its
+// first stream): clients move to new connections, which a
 // balancer that dropped the proxy sends elsewhere, instead of keeping
 // ones the stop will close under them.
 func TestLeavingMovesClientsOff(t *testing.T) {
@@ -33,5 +35,32 @@ func TestLeavingMovesClientsOff(t *testing.T) {
 	q.deliver("n1", 1, "headers", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	if s := q.status(1); s != "200" {
 		t.Fatalf("the stream open at the GOAWAY: status %q, want 200", s)
+	}
+
+	// A connection opened during the delay: GOAWAY with its first
+	// stream, which is served.
+	h = newHarness(t, testOptions())
+	h.s.Leaving()
+	h.settle()
+	q = &h2qClient{h: h}
+	q.fr = http2.NewFramer(&q.buf, nil)
+	q.enc = hpack.NewEncoder(&q.hb)
+	q.buf.WriteString(http2.ClientPreface)
+	_ = q.fr.WriteSettings()
+	q.send() // the preface: an HTTP/2 connection from now on
+	q.open(1, "GET", "x", true)
+	var last uint32
+	var code http2.ErrCode = 1<<32 - 1
+	q.readOut(func(f http2.Frame) {
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			last, code = g.LastStreamID, g.ErrCode
+		}
+	})
+	if code != http2.ErrCodeNo || last != 1 {
+		t.Fatalf("a connection opened during shutdown-delay: GOAWAY %v (last stream %d), want NO_ERROR with 1", code, last)
+	}
+	q.deliver("n1", 1, "headers", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	if s := q.status(1); s != "200" {
+		t.Fatalf("its first stream: status %q, want 200", s)
 	}
 }

@@ -271,10 +271,11 @@ func (s *Server) Start() error {
 // listeners (shutdown-delay).
 //
 // Meanwhile clients are moved off their connections without an error:
-// HTTP/1.x responses say Connection: close, and HTTP/2 connections open
-// now get GOAWAY (NO_ERROR, their streams finish; WebSocket streams stay
-// until the stop). New connections are served as before: a balancer
-// that has not dropped the proxy yet may still send them.
+// HTTP/1.x responses say Connection: close, HTTP/2 connections open now
+// get GOAWAY (NO_ERROR: their streams finish; WebSocket streams stay
+// until the stop), and one opened later gets it with its first stream.
+// New connections are served: a balancer that has not dropped the proxy
+// yet may still send them.
 func (s *Server) Leaving() {
 	s.leaving.Store(true)
 	for _, l := range s.loops {

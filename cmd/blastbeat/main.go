@@ -212,7 +212,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	// The signals stay caught while connections drain (shutdown-grace):
 	// uncaught, a SIGHUP from config management would kill the process
-	// with its requests. A second SIGTERM or SIGINT ends the wait.
+	// with its requests. Another SIGTERM or SIGINT (the second, or the
+	// third after a shutdown-delay) ends the wait.
 	ctx, cancel := context.WithCancel(context.Background())
 	go whileStopping(ctx, stops, sigs, cancel, log)
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -285,7 +286,7 @@ func delayStop(d time.Duration, stops, sigs <-chan os.Signal, log *slog.Logger, 
 }
 
 // whileStopping takes the signals that come while the server shuts
-// down: SIGHUP and SIGUSR1 are ignored (logged), a second SIGTERM or
+// down: SIGHUP and SIGUSR1 are ignored (logged), another SIGTERM or
 // SIGINT calls stop, so that the open connections are not waited for
 // any more.
 func whileStopping(ctx context.Context, stops, sigs <-chan os.Signal, stop func(), log *slog.Logger) {

@@ -30,18 +30,18 @@ func probeReserve(maxConns int) int {
 // closed after one response, and any path but a probe's gets 503.
 type slotListener struct {
 	net.Listener
-	slots   chan struct{} // one per open connection
-	general int           // slots any request may use
-	used    atomic.Int64  // general slots in use
-	limit   time.Duration // a probe connection's life (probeDeadline)
-	done    chan struct{}
-	once    sync.Once
+	slots     chan struct{} // one per open connection
+	general   int           // slots any request may use
+	used      atomic.Int64  // general slots in use
+	probeLife time.Duration // a probe connection's life (probeDeadline)
+	done      chan struct{}
+	once      sync.Once
 }
 
 func newSlotListener(ln net.Listener, maxConns int) *slotListener {
 	maxConns = max(maxConns, 1)
 	return &slotListener{Listener: ln, slots: make(chan struct{}, maxConns),
-		general: maxConns - probeReserve(maxConns), limit: probeDeadline, done: make(chan struct{})}
+		general: maxConns - probeReserve(maxConns), probeLife: probeDeadline, done: make(chan struct{})}
 }
 
 func (l *slotListener) Accept() (net.Conn, error) {
@@ -59,7 +59,7 @@ func (l *slotListener) Accept() (net.Conn, error) {
 		return &slotConn{Conn: c, release: func() { l.used.Add(-1); <-l.slots }}, nil
 	}
 	l.used.Add(-1)
-	until := time.Now().Add(l.limit)
+	until := time.Now().Add(l.probeLife)
 	_ = c.SetDeadline(until)
 	return &slotConn{Conn: c, probe: true, until: until, release: func() { <-l.slots }}, nil
 }

@@ -54,7 +54,7 @@ var (
 	dTLSFailures    = desc("tls_handshake_failures_total", "TLS handshakes failed or timed out.")
 	dStale          = desc("stale_replies_total", "Node replies for sessions already gone.")
 	dUnknownNode    = desc("unknown_node_messages_total", "Messages from identities no virtual host lists.")
-	dNodeErrors     = desc("node_protocol_errors_total", "Node messages the proxy refused, by kind: unauthorized (a reply for a session the node is not bound to), bad_message (a bad sid or an unknown type), unexpected (not valid in the session's state), bad_response (a malformed response head: 502), no_loop (for an event loop that never had a connection), bad_frames (not [sid, type, body]).", "kind")
+	dNodeErrors     = desc("node_protocol_errors_total", "Node messages the proxy refused, by kind: unauthorized (a reply for a session the node is not bound to), bad_message (a bad sid or an unknown type), unexpected (not valid in the session's state, or body bytes past the response's framing), bad_response (a malformed response head: 502), no_loop (for an event loop that never had a connection), bad_frames (not [sid, type, body]).", "kind")
 	dEndsDropped    = desc("ends_dropped_total", "`end`s of closed sessions given up for a node stuck long (past ring-size per event loop).")
 	dAccessDropped  = desc("access_log_dropped_total", "Access log lines lost: a loop's buffer full (the file slower than the traffic), or a write that failed (a full disk, an I/O error).")
 	dLogDropped     = desc("log_lines_dropped_total", "Log lines (not the access log) lost: stderr slower than the log (log-buffer).")

@@ -272,17 +272,17 @@ func TestStatsProbesNotShutOut(t *testing.T) {
 }
 
 // TestStatsProbeSlotDeadline: a connection on a reserved slot that
-// sends nothing is closed at its deadline (here 100 ms), while a general
-// one accepted before it is still served (both waited
-// readHeaderTimeout, 5 s, for a request before: the general one was
-// closed first).
+// sends nothing is closed by its own deadline (here 100 ms), not by the
+// header timeout (5 s): a general one accepted before it, which that
+// timeout would close first, is still served after it (before, both
+// waited the header timeout, and the general one was closed first).
 func TestStatsProbeSlotDeadline(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sl := newSlotListener(ln, 2)
-	sl.limit = 100 * time.Millisecond
+	sl.probeLife = 100 * time.Millisecond
 	srv := &http.Server{Handler: Handler(fixedSource{}), ConnContext: connContext, ReadHeaderTimeout: readHeaderTimeout}
 	go srv.Serve(sl)
 	defer srv.Close()

@@ -111,6 +111,9 @@ _ZEROCOPY = 64 * 1024
 # high-water mark reached); past it, the session of a new message ends.
 _MAX_BACKLOG = 1 << 16
 
+# At most one log line per this many seconds for failed sends.
+_SEND_ERROR_LOG_EVERY = 60.0
+
 # Send errors after which the socket takes nothing more (the context
 # terminated, the socket closed).
 _SOCKET_GONE = frozenset((zmq.ETERM, zmq.ENOTSOCK))
@@ -682,6 +685,7 @@ class Server(object):
         # was fed, less what the last count found read (workers read
         # without telling the IO thread; counted again only past the cap).
         self._held = 0
+        self._send_error_logged = -_SEND_ERROR_LOG_EVERY  # monotonic time of the last send-error line
         self.stats = collections.Counter()
         self._ctx = context or zmq.Context.instance()
         # Pongs name this process (a random token), so the proxy can log
@@ -920,9 +924,18 @@ class Server(object):
         cancelled (its worker stops at its next write) and ended. The IO
         thread, every other session and the pongs go on."""
         self.stats["send_error"] += 1
-        n = self.stats["send_error"]
-        if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th…: a run of them cannot flood the log
-            log.error("sending %s to %s failed (%d so far): %s", frames[1].decode("latin-1"), self.endpoints[i], n, err)
+        now = time.monotonic()
+        if now - self._send_error_logged >= _SEND_ERROR_LOG_EVERY:
+            # The first of a run at once, then one line per interval: a
+            # run of them cannot flood the log.
+            self._send_error_logged = now
+            log.error(
+                "sending %s to %s failed (%d so far): %s",
+                frames[1].decode("latin-1"),
+                self.endpoints[i],
+                self.stats["send_error"],
+                err,
+            )
         sid, typ = frames[0], frames[1]
         if typ in (_PONG, _END, _RETRY):
             return  # no session goes on after it
@@ -1008,12 +1021,13 @@ class Server(object):
             self.stats["unknown_type"] += 1
 
     def _overflow(self, i, sid, req):
-        """End a session whose unread request body outgrew max_buffer."""
+        """Shed a request whose unread body outgrew max_buffer (_shed)."""
         log.warning(
-            "%s %s: more than %d bytes of request body unread; ending the session",
+            "%s %s: more than %d bytes of request body unread; %s",
             req.environ.get("REQUEST_METHOD"),
             req.environ.get("REQUEST_URI"),
             self.max_buffer,
+            "dropping the rest (the response went whole)" if req.done else "ending the session",
         )
         self.stats["body_overflow"] += 1
         self._shed((i, sid), req)
@@ -1034,9 +1048,11 @@ class Server(object):
     def _keep_total(self):
         """All sessions together hold more unread request body than
         max_buffer_total: count it, and shed what the sessions holding the
-        most hold until the rest fits (the Go library's MaxBufferTotal
-        rule; a request answered already first: its body is dropped, and
-        no session ends). An ended session's client gets 502 if no
+        most hold until the rest fits (like the Go library's
+        MaxBufferTotal; a request answered already first: its body is
+        dropped, and no session ends). While the true total stays near the
+        cap, each body message recounts every session: bounded by the
+        sessions, and only under that pressure. An ended session's client gets 502 if no
         response began (the worker, not this thread, owns the response)."""
         holders = [(req.input.buffered, key, req) for key, req in self._sessions.items()]
         total = sum(h[0] for h in holders)
