@@ -249,10 +249,13 @@ func TestStatsProbesNotShutOut(t *testing.T) {
 		return c
 	}
 	// Scrapers take every general slot and keep their connections.
+	var scraper net.Conn
 	for i := 0; i < maxConns-probeReserve(maxConns); i++ {
-		if resp, _ := exchange(dial(), "/status"); resp.StatusCode != 200 {
+		c := dial()
+		if resp, _ := exchange(c, "/status"); resp.StatusCode != 200 {
 			t.Fatalf("scrape %d: %d", i, resp.StatusCode)
 		}
+		scraper = c
 	}
 	// One more scrape is refused on a reserved slot, and closed.
 	resp, body := exchange(dial(), "/metrics")
@@ -268,6 +271,10 @@ func TestStatsProbesNotShutOut(t *testing.T) {
 				t.Fatalf("probe %s %d: %d close=%v %q", path, i, resp.StatusCode, resp.Close, body)
 			}
 		}
+	}
+	// The refused scrape is counted, for whoever scrapes next.
+	if _, body := exchange(scraper, "/metrics"); !strings.Contains(body, "\nblastbeat_stats_busy_total 1\n") {
+		t.Fatalf("no blastbeat_stats_busy_total 1 in /metrics")
 	}
 }
 

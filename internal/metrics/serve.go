@@ -70,7 +70,9 @@ func notReady(st Status) []string {
 // load balancer.
 func Handler(src Source) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(src), collectors.NewGoCollector(),
+	busy := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "stats_busy_total",
+		Help: "Stats requests other than probes answered 503: every connection of the stats listener but those kept for probes was in use (stats-max-connections)."})
+	reg.MustRegister(NewCollector(src), busy, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -118,13 +120,13 @@ func Handler(src Source) http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	return probeSlots(mux)
+	return probeSlots(mux, busy)
 }
 
 // probeSlots serves a request that came on a probe connection (the
 // stats listener's reserved slots, slotListener) only if it is a probe,
-// and closes the connection after it either way.
-func probeSlots(next http.Handler) http.Handler {
+// and closes the connection after it either way; busy counts the others.
+func probeSlots(next http.Handler, busy prometheus.Counter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Value(probeConnKey{}) == nil {
 			next.ServeHTTP(w, r)
@@ -132,6 +134,7 @@ func probeSlots(next http.Handler) http.Handler {
 		}
 		w.Header().Set("Connection", "close")
 		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+			busy.Inc()
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("stats listener busy: every connection but those kept for /healthz and /readyz is in use (stats-max-connections)\n"))
