@@ -240,7 +240,13 @@ func (c *conn) h2Traffic() {
 		n, f, err := h.rd.Feed(buf)
 		if err != nil {
 			var se *protocol.H2StreamError
-			if errors.As(err, &se) {
+			if errors.As(err, &se) && se.StreamID > h.lastID && errors.Is(err, protocol.ErrH2WindowUpdateZero) {
+				// §5.1: WINDOW_UPDATE on an idle stream is a connection
+				// error, whatever its increment (as one that is not 0).
+				c.h2ConnError(&protocol.H2ConnError{Code: protocol.H2ProtocolError, Reason: "WINDOW_UPDATE on an idle stream"})
+				return
+			}
+			if se != nil {
 				c.h2ResetBad(se.StreamID, se.Code)
 				if n > 0 {
 					_, _ = c.t.Discard(n)

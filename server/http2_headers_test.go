@@ -97,3 +97,25 @@ func TestH2ExpectContinue(t *testing.T) {
 		}
 	}
 }
+
+// TestH2ZeroWindowUpdateOnIdleStream: WINDOW_UPDATE on an idle stream is
+// a connection error (RFC 9113 §5.1) with an increment of 0 too, as with
+// any other; it got RST_STREAM (the reader's stream error for a zero
+// increment, §6.9, which holds on an open stream).
+func TestH2ZeroWindowUpdateOnIdleStream(t *testing.T) {
+	q := newH2qHarness(t, nil)
+	q.fr.AllowIllegalWrites = true // a zero increment
+	_ = q.fr.WriteWindowUpdate(9, 0)
+	q.send()
+	if code, reset, goaway := q.rstCode(9); !goaway || reset {
+		t.Fatalf("WINDOW_UPDATE 0 on idle stream 9: RST_STREAM %v (sent %v), GOAWAY %v; want GOAWAY PROTOCOL_ERROR", code, reset, goaway)
+	}
+	q = newH2qHarness(t, nil)
+	q.fr.AllowIllegalWrites = true
+	q.open(1, "POST", "a", false)
+	_ = q.fr.WriteWindowUpdate(1, 0)
+	q.send()
+	if code, reset, goaway := q.rstCode(1); goaway || !reset || code != http2.ErrCodeProtocol {
+		t.Fatalf("WINDOW_UPDATE 0 on open stream 1: RST_STREAM %v (sent %v), GOAWAY %v; want RST_STREAM PROTOCOL_ERROR", code, reset, goaway)
+	}
+}
