@@ -198,7 +198,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		if port, ok := rt.https[vh]; ok && c.ln.tls == nil && vh.HTTPSRedirect {
 			c.srv().stats.Redirected.Add(1)
 			c.ex.vhost = vh
-			c.respond(308, appendHTTPSRedirect(nil, r, port, !c.keepAlive))
+			c.respond(308, appendHTTPSRedirect(nil, r, port, !c.keepAlive, s.date()))
 			return
 		}
 		vh = nil
@@ -213,7 +213,7 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 		// tracing): refused unless the vhost says allow-trace.
 		c.srv().stats.Rejected.Add(1)
 		s.reject("trace_not_allowed")
-		c.respond(405, appendMethodNotAllowed(!c.keepAlive))
+		c.respond(405, appendMethodNotAllowed(!c.keepAlive, s.date()))
 		return
 	}
 	if vh.MaxBody > 0 && r.ContentLength > vh.MaxBody {
@@ -287,11 +287,20 @@ func (c *conn) onHead(r *protocol.Request, raw []byte) {
 	}
 }
 
+// appendDated appends a status line of the proxy's own answer and its
+// Date field (RFC 9110 §6.6.1: an origin with a clock sends Date; for
+// these answers the proxy is the origin), without the line's CRLF.
+func appendDated(dst []byte, statusLine string, date []byte) []byte {
+	dst = append(dst, statusLine...)
+	return append(append(dst, "\r\nDate: "...), date...)
+}
+
 // appendMethodNotAllowed is the proxy's 405 for TRACE (RFC 9110 §15.5.6:
 // with Allow).
-func appendMethodNotAllowed(closeConn bool) []byte {
+func appendMethodNotAllowed(closeConn bool, date []byte) []byte {
 	const body = "TRACE is not allowed\r\n"
-	b := []byte("HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+	b := appendDated(nil, "HTTP/1.1 405 Method Not Allowed", date)
+	b = append(b, "\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	if closeConn {
 		b = append(b, "\r\nConnection: close"...)
@@ -313,8 +322,9 @@ func (c *conn) respond(status int, b []byte) {
 	c.l.finish(&c.ex, nil, c.sid)
 }
 
-// answerBytes is a response of the proxy's own (head and body) as the
-// request in flight gets it, with a Date field: a HEAD request gets the head alone, its
+// answerBytes is a response of the proxy's own (head and body, its Date
+// written in: appendDated, AppendErrorDate) as the request in flight gets
+// it: a HEAD request gets the head alone, its
 // Content-Length kept (RFC 9110 §9.3.2); a body would be read as the
 // start of the next response on a kept-alive connection.
 //
@@ -324,13 +334,6 @@ func (c *conn) answerBytes(b []byte) []byte {
 	i := bytes.Index(b, []byte("\r\n\r\n"))
 	if i < 0 {
 		return b
-	}
-	if line := bytes.Index(b, []byte("\r\n")); !bytes.Contains(b[:i], []byte("\r\nDate: ")) {
-		// RFC 9110 §6.6.1: an origin with a clock sends Date; for these
-		// answers the proxy is the origin.
-		date := c.srv().date()
-		b = slices.Concat(b[:line], []byte("\r\nDate: "), date, b[line:])
-		i += len("\r\nDate: ") + len(date)
 	}
 	if c.minor == 0 && c.keepAlive && !bytes.Contains(b[:i], []byte("\r\nConnection: close")) {
 		b = slices.Concat(b[:i], []byte("\r\nConnection: keep-alive"), b[i:])
@@ -352,7 +355,7 @@ func httpVersion(minor uint8) string {
 
 // appendHTTPSRedirect is a 308 to the https:// form of r's URL on the TLS
 // port (RFC 9110 §15.4.9: method and body are kept by the client).
-func appendHTTPSRedirect(dst []byte, r *protocol.Request, port string, closeConn bool) []byte {
+func appendHTTPSRedirect(dst []byte, r *protocol.Request, port string, closeConn bool, date []byte) []byte {
 	host, _ := protocol.SplitHostPort(r.Host)
 	loc := append([]byte("https://"), host...)
 	if port != "443" {
@@ -368,7 +371,8 @@ func appendHTTPSRedirect(dst []byte, r *protocol.Request, port string, closeConn
 		}
 	}
 	const body = "use https\r\n"
-	dst = append(dst, "HTTP/1.1 308 Permanent Redirect\r\nLocation: "...)
+	dst = appendDated(dst, "HTTP/1.1 308 Permanent Redirect", date)
+	dst = append(dst, "\r\nLocation: "...)
 	dst = append(dst, loc...)
 	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
@@ -394,7 +398,7 @@ func (c *conn) reject(status int, msg string) {
 	c.srv().reject(statusReason(status))
 	c.discard = true
 	close := !c.keepAlive
-	c.queue(c.answerBytes(protocol.AppendError(nil, status, msg, close)))
+	c.queue(c.answerBytes(protocol.AppendErrorDate(nil, status, msg, close, c.srv().date())))
 	if close {
 		c.closeAfter = true
 	}

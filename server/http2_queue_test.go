@@ -32,14 +32,21 @@ func newH2qHarness(t *testing.T, tune func(*Options), settings ...http2.Setting)
 	}
 	h := newHarness(t, o)
 	h.node("n2").Seen(h.s.now())
+	q := newH2qClient(h, settings...)
+	h.ring.take()
+	h.takeOut()
+	return q
+}
+
+// newH2qClient makes h's connection an HTTP/2 one: the client's preface
+// and settings, sent.
+func newH2qClient(h *harness, settings ...http2.Setting) *h2qClient {
 	q := &h2qClient{h: h}
 	q.fr = http2.NewFramer(&q.buf, nil)
 	q.enc = hpack.NewEncoder(&q.hb)
 	q.buf.WriteString(http2.ClientPreface)
 	_ = q.fr.WriteSettings(settings...)
 	q.send()
-	h.ring.take()
-	h.takeOut()
 	return q
 }
 

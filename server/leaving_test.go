@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // TestLeavingMovesClientsOff: during shutdown-delay (Server.Leaving) an
@@ -42,12 +41,7 @@ func TestLeavingMovesClientsOff(t *testing.T) {
 	h = newHarness(t, testOptions())
 	h.s.Leaving()
 	h.settle()
-	q = &h2qClient{h: h}
-	q.fr = http2.NewFramer(&q.buf, nil)
-	q.enc = hpack.NewEncoder(&q.hb)
-	q.buf.WriteString(http2.ClientPreface)
-	_ = q.fr.WriteSettings()
-	q.send() // the preface: an HTTP/2 connection from now on
+	q = newH2qClient(h) // an HTTP/2 connection from now on
 	q.open(1, "GET", "x", true)
 	var last uint32
 	var code http2.ErrCode = 1<<32 - 1

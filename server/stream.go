@@ -256,7 +256,7 @@ func (c *conn) failAs(reason string, status int, msg string) {
 		// not logged (nothing of it is known).
 		c.ex = exchange{start: c.l.clock()}
 	}
-	c.queue(c.answerBytes(protocol.AppendError(nil, status, msg, true)))
+	c.queue(c.answerBytes(protocol.AppendErrorDate(nil, status, msg, true, c.srv().date())))
 	c.closeAfter = true
 	c.discard = true
 	c.l.responded(&c.ex, status)

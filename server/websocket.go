@@ -50,7 +50,8 @@ func (c *conn) checkWebSocketHandshake(r *protocol.Request, w protocol.WebSocket
 		// §4.4: answer 426 naming the version we speak.
 		c.srv().stats.Rejected.Add(1)
 		// RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
-		c.queue(c.answerBytes([]byte("HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 33\r\nConnection: Upgrade, close\r\n\r\nunsupported WebSocket version\r\n\r\n")))
+		c.queue(c.answerBytes(append(appendDated(nil, "HTTP/1.1 426 Upgrade Required", c.srv().date()),
+			"\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 33\r\nConnection: Upgrade, close\r\n\r\nunsupported WebSocket version\r\n\r\n"...)))
 		c.closeAfter = true
 		c.discard = true
 		c.srv().reject("websocket_version")
